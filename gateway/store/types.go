@@ -1,0 +1,94 @@
+package store
+
+// Credential types.
+const (
+	TypeAPIKey = "api_key"
+	TypeToken  = "token"
+	TypeOAuth  = "oauth"
+)
+
+// Credential is one stored secret with its metadata (DESIGN §2).
+// The secret is in Key (api_key), Token (token) or Access/Refresh (oauth).
+type Credential struct {
+	Type     string `json:"type"`
+	Provider string `json:"provider"`
+	Key      string `json:"key,omitempty"`
+	Token    string `json:"token,omitempty"`
+	Access   string `json:"access,omitempty"`
+	Refresh  string `json:"refresh,omitempty"`
+	Expires  int64  `json:"expires,omitempty"` // epoch ms; 0 means none
+	Email    string `json:"email,omitempty"`
+	Label    string `json:"label,omitempty"`
+}
+
+// Secret is the value presented upstream for this credential.
+func (c Credential) Secret() string {
+	switch c.Type {
+	case TypeAPIKey:
+		return c.Key
+	case TypeToken:
+		return c.Token
+	case TypeOAuth:
+		return c.Access
+	}
+	return ""
+}
+
+// Profiles is the content of auth-profiles.json.
+type Profiles struct {
+	Version  int                   `json:"version"`
+	Profiles map[string]Credential `json:"profiles"`
+	Order    map[string][]string   `json:"order,omitempty"`
+}
+
+func newProfiles() *Profiles {
+	return &Profiles{Version: 1, Profiles: map[string]Credential{}, Order: map[string][]string{}}
+}
+
+// UsageStats is what the gateway learned about one profile (epoch ms).
+type UsageStats struct {
+	LastUsed       int64          `json:"lastUsed,omitempty"`
+	CooldownUntil  int64          `json:"cooldownUntil,omitempty"`
+	CooldownModel  string         `json:"cooldownModel,omitempty"`
+	DisabledUntil  int64          `json:"disabledUntil,omitempty"`
+	DisabledReason string         `json:"disabledReason,omitempty"`
+	ErrorCount     int            `json:"errorCount,omitempty"`
+	FailureCounts  map[string]int `json:"failureCounts,omitempty"`
+	LastFailureAt  int64          `json:"lastFailureAt,omitempty"`
+}
+
+// State is the content of auth-state.json.
+type State struct {
+	Version    int                    `json:"version"`
+	LastGood   map[string]string      `json:"lastGood"`
+	UsageStats map[string]*UsageStats `json:"usageStats"`
+}
+
+func newState() *State {
+	return &State{Version: 1, LastGood: map[string]string{}, UsageStats: map[string]*UsageStats{}}
+}
+
+// Session pin sources.
+const (
+	PinUser = "user"
+	PinAuto = "auto"
+)
+
+// Session is one chat session's overrides.
+type Session struct {
+	ModelOverride             string `json:"modelOverride,omitempty"`
+	AuthProfileOverride       string `json:"authProfileOverride,omitempty"`
+	AuthProfileOverrideSource string `json:"authProfileOverrideSource,omitempty"` // user | auto
+	CreatedAt                 int64  `json:"createdAt,omitempty"`
+	UpdatedAt                 int64  `json:"updatedAt,omitempty"`
+}
+
+// Sessions is the content of sessions.json.
+type Sessions struct {
+	Version  int                 `json:"version"`
+	Sessions map[string]*Session `json:"sessions"`
+}
+
+func newSessions() *Sessions {
+	return &Sessions{Version: 1, Sessions: map[string]*Session{}}
+}

@@ -1,0 +1,3 @@
+module github.com/opensoul/opensoul
+
+go 1.26.8
