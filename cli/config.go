@@ -1,0 +1,235 @@
+package cli
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Config is OpenSoul's typed configuration. koanf merges defaults,
+// opensoul.yaml, .env files, the process environment and flags into it;
+// everything below cli/ receives plain values taken from it.
+type Config struct {
+	Gateway   GatewayConfig             `koanf:"gateway"`
+	Agents    AgentsConfig              `koanf:"agents"`
+	Auth      AuthConfig                `koanf:"auth"`
+	Providers map[string]ProviderConfig `koanf:"providers"`
+	Policy    PolicyConfig              `koanf:"policy"`
+	Env       EnvConfig                 `koanf:"env"`
+	Log       LogConfig                 `koanf:"log"`
+}
+
+// GatewayConfig configures `opensoul gateway`.
+type GatewayConfig struct {
+	Listen       string            `koanf:"listen"`
+	Auth         GatewayAuthConfig `koanf:"auth"`
+	MaxBodyBytes int64             `koanf:"maxBodyBytes"`
+	Timeouts     TimeoutsConfig    `koanf:"timeouts"`
+}
+
+// GatewayAuthConfig holds the tokens callers present. Token opens every
+// agent; Agents[id] opens only agent id.
+type GatewayAuthConfig struct {
+	Token  string            `koanf:"token"`
+	Agents map[string]string `koanf:"agents"`
+}
+
+// TimeoutsConfig bounds upstream calls and shutdown, in milliseconds.
+type TimeoutsConfig struct {
+	ConnectMs        int `koanf:"connectMs"`
+	ResponseHeaderMs int `koanf:"responseHeaderMs"`
+	IdleConnMs       int `koanf:"idleConnMs"`
+	DrainMs          int `koanf:"drainMs"`
+}
+
+// AgentsConfig holds defaults shared by agents.
+type AgentsConfig struct {
+	Default  string        `koanf:"default"`
+	Defaults AgentDefaults `koanf:"defaults"`
+}
+
+// AgentDefaults are the model settings every agent starts from.
+type AgentDefaults struct {
+	Model  ModelConfig           `koanf:"model"`
+	Models map[string]ModelEntry `koanf:"models"`
+}
+
+// ModelConfig names the primary model and its fallbacks as provider/model.
+type ModelConfig struct {
+	Primary   string   `koanf:"primary"`
+	Fallbacks []string `koanf:"fallbacks"`
+}
+
+// ModelEntry is one allowed model; Alias is a short name for /model.
+type ModelEntry struct {
+	Alias string `koanf:"alias"`
+}
+
+// AuthConfig holds profile metadata (never secrets), orders and cooldowns.
+type AuthConfig struct {
+	Profiles  map[string]ProfileMeta `koanf:"profiles"`
+	Order     map[string][]string    `koanf:"order"`
+	Cooldowns CooldownConfig         `koanf:"cooldowns"`
+}
+
+// ProfileMeta records that a profile exists and how it authenticates.
+type ProfileMeta struct {
+	Provider string `koanf:"provider"`
+	Mode     string `koanf:"mode"` // api_key | token | oauth
+}
+
+// CooldownConfig tunes the cooldown math of DESIGN §4.
+type CooldownConfig struct {
+	FailureWindowHours  float64 `koanf:"failureWindowHours"`
+	BillingBackoffHours float64 `koanf:"billingBackoffHours"`
+	BillingMaxHours     float64 `koanf:"billingMaxHours"`
+}
+
+// ProviderConfig overrides or adds a provider.
+type ProviderConfig struct {
+	BaseURL string `koanf:"baseUrl"`
+	APIKey  string `koanf:"apiKey"`
+	Module  string `koanf:"module"`
+}
+
+// PolicyConfig lists directories of user Rego policies.
+type PolicyConfig struct {
+	Dirs []string `koanf:"dirs"`
+}
+
+// EnvConfig adds environment values and the opt-in login-shell import.
+type EnvConfig struct {
+	Vars     map[string]string `koanf:"vars"`
+	ShellEnv ShellEnvConfig    `koanf:"shellEnv"`
+}
+
+// ShellEnvConfig imports known provider keys from a login shell.
+type ShellEnvConfig struct {
+	Enabled   bool `koanf:"enabled"`
+	TimeoutMs int  `koanf:"timeoutMs"`
+}
+
+// LogConfig sets the gateway's log level and format (text or json).
+type LogConfig struct {
+	Level  string `koanf:"level"`
+	Format string `koanf:"format"`
+}
+
+// Default provider base URLs (DESIGN §7).
+var defaultBaseURLs = map[string]string{
+	"anthropic":  "https://api.anthropic.com",
+	"openai":     "https://api.openai.com",
+	"openrouter": "https://openrouter.ai/api",
+	"google":     "https://generativelanguage.googleapis.com",
+}
+
+// DefaultConfig is the embedded default every source is merged over.
+func DefaultConfig() Config {
+	providers := map[string]ProviderConfig{}
+	for name, u := range defaultBaseURLs {
+		providers[name] = ProviderConfig{BaseURL: u}
+	}
+	return Config{
+		Gateway: GatewayConfig{
+			Listen:       "127.0.0.1:18789",
+			MaxBodyBytes: 32 << 20,
+			Timeouts:     TimeoutsConfig{ConnectMs: 10_000, ResponseHeaderMs: 120_000, IdleConnMs: 90_000, DrainMs: 30_000},
+		},
+		Agents: AgentsConfig{
+			Default:  "main",
+			Defaults: AgentDefaults{Model: ModelConfig{Primary: "anthropic/claude-sonnet-5"}},
+		},
+		Auth: AuthConfig{
+			Cooldowns: CooldownConfig{FailureWindowHours: 24, BillingBackoffHours: 5, BillingMaxHours: 24},
+		},
+		Providers: providers,
+		Env:       EnvConfig{ShellEnv: ShellEnvConfig{TimeoutMs: 15_000}},
+		Log:       LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// FieldError names the config key that is wrong and why.
+type FieldError struct {
+	Key string
+	Msg string
+}
+
+func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
+
+// Validate checks the merged config once; every problem names its key.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, (&FieldError{Key: key, Msg: fmt.Sprintf(format, args...)}).Error())
+	}
+	if _, _, err := net.SplitHostPort(c.Gateway.Listen); err != nil {
+		bad("gateway.listen", "want host:port, got %q", c.Gateway.Listen)
+	}
+	if c.Gateway.MaxBodyBytes <= 0 {
+		bad("gateway.maxBodyBytes", "must be positive, got %d", c.Gateway.MaxBodyBytes)
+	}
+	for k, v := range map[string]int{"connectMs": c.Gateway.Timeouts.ConnectMs, "responseHeaderMs": c.Gateway.Timeouts.ResponseHeaderMs, "idleConnMs": c.Gateway.Timeouts.IdleConnMs, "drainMs": c.Gateway.Timeouts.DrainMs} {
+		if v <= 0 {
+			bad("gateway.timeouts."+k, "must be a positive number of milliseconds, got %d", v)
+		}
+	}
+	for _, ref := range append([]string{c.Agents.Defaults.Model.Primary}, c.Agents.Defaults.Model.Fallbacks...) {
+		if _, _, ok := SplitModelRef(ref); !ok {
+			bad("agents.defaults.model", "want provider/model, got %q", ref)
+		}
+	}
+	for ref := range c.Agents.Defaults.Models {
+		if _, _, ok := SplitModelRef(ref); !ok {
+			bad("agents.defaults.models."+ref, "want provider/model as the key")
+		}
+	}
+	for id, m := range c.Auth.Profiles {
+		if !strings.HasPrefix(id, m.Provider+":") {
+			bad("auth.profiles."+id+".provider", "profile id must start with %q", m.Provider+":")
+		}
+		switch m.Mode {
+		case "api_key", "token", "oauth":
+		default:
+			bad("auth.profiles."+id+".mode", "want api_key, token or oauth, got %q", m.Mode)
+		}
+	}
+	cd := c.Auth.Cooldowns
+	if cd.FailureWindowHours <= 0 || cd.BillingBackoffHours <= 0 || cd.BillingMaxHours < cd.BillingBackoffHours {
+		bad("auth.cooldowns", "hours must be positive and billingMaxHours ≥ billingBackoffHours")
+	}
+	for name, p := range c.Providers {
+		if p.BaseURL == "" {
+			bad("providers."+name+".baseUrl", "required for a provider without a default")
+		} else if !strings.HasPrefix(p.BaseURL, "http://") && !strings.HasPrefix(p.BaseURL, "https://") {
+			bad("providers."+name+".baseUrl", "want an http:// or https:// URL, got %q", p.BaseURL)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "want text or json, got %q", c.Log.Format)
+	}
+	if c.Env.ShellEnv.TimeoutMs <= 0 {
+		bad("env.shellEnv.timeoutMs", "must be positive")
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	sort.Strings(errs)
+	return fmt.Errorf("invalid config:\n  %s", strings.Join(errs, "\n  "))
+}
+
+// SplitModelRef splits "provider/model" (the model part may itself contain '/').
+func SplitModelRef(ref string) (provider, model string, ok bool) {
+	provider, model, ok = strings.Cut(ref, "/")
+	return provider, model, ok && provider != "" && model != ""
+}
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }

@@ -1,0 +1,265 @@
+package gateway
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/policy"
+)
+
+// ExpiringWithin is how close to expiry a token counts as "expiring".
+const ExpiringWithin = 24 * time.Hour
+
+// Profile statuses shown by `models status` and given to policies.
+const (
+	StatusOK       = "ok"       // a token or OAuth login with time left
+	StatusStatic   = "static"   // an API key, or a token without expiry
+	StatusExpiring = "expiring" // expires within ExpiringWithin
+	StatusExpired  = "expired"
+	StatusMissing  = "missing" // the profile holds no secret
+	StatusInvalid  = "invalid" // the provider module rejected the secret
+)
+
+// Snapshot is one agent's view of its credentials and what the gateway has
+// learned about them, read from the store at one moment.
+type Snapshot struct {
+	Agent    string
+	Profiles map[string]store.Credential
+	Owner    map[string]string   // profile id → agent whose store holds it
+	Order    map[string][]string // the agent's effective store order
+	Stats    map[string]store.UsageStats
+	LastGood map[string]string // provider → profile id, for this agent
+	Paths    []string          // the files this snapshot was read from
+}
+
+// LoadSnapshot reads an agent's effective profiles (main's as the base) and
+// the usage state of each profile from the store of the agent that owns it.
+func LoadSnapshot(s *store.Store, agent string) (*Snapshot, error) {
+	eff, err := s.LoadEffective(agent)
+	if err != nil {
+		return nil, err
+	}
+	snap := &Snapshot{
+		Agent:    agent,
+		Profiles: eff.Profiles,
+		Owner:    eff.Owner,
+		Order:    eff.Order,
+		Stats:    map[string]store.UsageStats{},
+		LastGood: map[string]string{},
+		Paths:    []string{s.ProfilesPath(agent), s.StatePath(agent)},
+	}
+	states := map[string]*store.State{}
+	stateOf := func(a string) (*store.State, error) {
+		if st, ok := states[a]; ok {
+			return st, nil
+		}
+		st, err := s.LoadState(a)
+		if err != nil {
+			return nil, err
+		}
+		states[a] = st
+		return st, nil
+	}
+	own, err := stateOf(agent)
+	if err != nil {
+		return nil, err
+	}
+	snap.LastGood = own.LastGood
+	if agent != store.DefaultAgent {
+		snap.Paths = append(snap.Paths, s.ProfilesPath(store.DefaultAgent), s.StatePath(store.DefaultAgent))
+	}
+	for id, owner := range eff.Owner {
+		st, err := stateOf(owner)
+		if err != nil {
+			return nil, err
+		}
+		if u := st.UsageStats[id]; u != nil {
+			snap.Stats[id] = *u
+		}
+	}
+	return snap, nil
+}
+
+// ProfileStatus is a credential's status from its shape and expiry alone.
+// A provider module's verdict (StatusInvalid) is layered on by callers.
+func ProfileStatus(c store.Credential, now time.Time) string {
+	if c.Secret() == "" && !(c.Type == store.TypeOAuth && c.Refresh != "") {
+		return StatusMissing
+	}
+	if c.Type == store.TypeAPIKey || c.Expires == 0 {
+		return StatusStatic
+	}
+	left := time.UnixMilli(c.Expires).Sub(now)
+	switch {
+	case left <= 0 && c.Type == store.TypeOAuth && c.Refresh != "":
+		return StatusExpiring // refreshable: not dead yet
+	case left <= 0:
+		return StatusExpired
+	case left <= ExpiringWithin:
+		return StatusExpiring
+	}
+	return StatusOK
+}
+
+// FactsRequest is what BuildInput needs to know about one request.
+type FactsRequest struct {
+	Agent      string
+	Session    string
+	SessionNew bool
+	Pin        *policy.Pin
+	Provider   string
+	Model      string
+	API        string
+	Stream     bool
+	// Verdict, when set, refines a profile's status and kind with a
+	// provider module's check (status "invalid", kind "setup_token", …).
+	Verdict func(id string, c store.Credential) (status, kind string)
+}
+
+// BuildInput turns a snapshot into the policy input for one request
+// (DESIGN §5). Only metadata is copied: no secret reaches the input.
+func BuildInput(snap *Snapshot, env Env, configOrder map[string][]string, req FactsRequest, now time.Time) *policy.Input {
+	in := &policy.Input{
+		Now:     now.UnixMilli(),
+		Agent:   policy.AgentFacts{ID: req.Agent},
+		Session: policy.SessionFacts{ID: req.Session, New: req.SessionNew, Pin: req.Pin},
+		Request: policy.RequestFacts{Provider: req.Provider, Model: req.Model, API: req.API, Stream: req.Stream},
+		Order: policy.OrderFacts{
+			Store:  nonNil(snap.Order[req.Provider]),
+			Config: nonNil(configOrder[req.Provider]),
+		},
+		Profiles: []policy.ProfileFacts{},
+		Env:      []policy.EnvFacts{},
+	}
+	ids := make([]string, 0, len(snap.Profiles))
+	for id, c := range snap.Profiles {
+		if c.Provider == req.Provider {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		c := snap.Profiles[id]
+		st := snap.Stats[id]
+		pf := policy.ProfileFacts{
+			ID:            id,
+			Provider:      c.Provider,
+			Type:          c.Type,
+			Status:        ProfileStatus(c, now),
+			Kind:          defaultKind(c),
+			LastUsed:      st.LastUsed,
+			CooldownUntil: st.CooldownUntil,
+			DisabledUntil: st.DisabledUntil,
+			ErrorCount:    st.ErrorCount,
+		}
+		if st.CooldownModel != "" && req.Model != "" && st.CooldownModel != req.Model {
+			pf.CooldownUntil = 0 // a rate limit is scoped to profile + model
+		}
+		if req.Verdict != nil {
+			if status, kind := req.Verdict(id, c); status != "" {
+				pf.Status, pf.Kind = status, kind
+			}
+		}
+		if c.Expires != 0 {
+			e := c.Expires
+			pf.ExpiresAt = &e
+		}
+		if c.Email != "" {
+			e := c.Email
+			pf.Email = &e
+		}
+		if st.DisabledReason != "" {
+			r := st.DisabledReason
+			pf.DisabledReason = &r
+		}
+		in.Profiles = append(in.Profiles, pf)
+	}
+	for _, ev := range EnvVarsFor(req.Provider) {
+		if v, ok := env[ev.Var]; ok && v.Value != "" {
+			in.Env = append(in.Env, policy.EnvFacts{Var: ev.Var, Type: ev.Type})
+		}
+	}
+	return in
+}
+
+func defaultKind(c store.Credential) string {
+	switch c.Type {
+	case store.TypeAPIKey:
+		return "api_key"
+	case store.TypeOAuth:
+		return "oauth_access"
+	}
+	return "unknown"
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// EnvVar is one environment value and where it was read from
+// ("process", "./.env", "~/.opensoul/.env", "config env.vars", "login shell").
+type EnvVar struct {
+	Name   string
+	Value  string
+	Source string
+}
+
+// Env holds the environment values OpenSoul may use, by variable name.
+type Env map[string]EnvVar
+
+// EnvCandidate names a variable that can hold a provider credential.
+type EnvCandidate struct {
+	Var  string
+	Type string // store credential type
+}
+
+// EnvVarsFor lists, in priority order, the variables that can serve a
+// provider (DESIGN §3).
+func EnvVarsFor(provider string) []EnvCandidate {
+	switch provider {
+	case "anthropic":
+		return []EnvCandidate{{"ANTHROPIC_OAUTH_TOKEN", store.TypeToken}, {"ANTHROPIC_API_KEY", store.TypeAPIKey}}
+	case "google":
+		return []EnvCandidate{{"GEMINI_API_KEY", store.TypeAPIKey}}
+	}
+	name := strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(provider))
+	return []EnvCandidate{{name + "_API_KEY", store.TypeAPIKey}}
+}
+
+// KnownProviderVars lists every variable a login-shell import may take.
+func KnownProviderVars(providers []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range append([]string{"anthropic", "openai", "openrouter", "google"}, providers...) {
+		for _, c := range EnvVarsFor(p) {
+			if !seen[c.Var] {
+				seen[c.Var] = true
+				out = append(out, c.Var)
+			}
+		}
+	}
+	return out
+}
+
+// Credential returns the first environment credential for provider.
+func (e Env) Credential(provider string) (store.Credential, EnvVar, bool) {
+	for _, c := range EnvVarsFor(provider) {
+		v, ok := e[c.Var]
+		if !ok || v.Value == "" {
+			continue
+		}
+		cred := store.Credential{Type: c.Type, Provider: provider}
+		if c.Type == store.TypeAPIKey {
+			cred.Key = v.Value
+		} else {
+			cred.Token = v.Value
+		}
+		return cred, v, true
+	}
+	return store.Credential{}, EnvVar{}, false
+}
