@@ -59,6 +59,7 @@ type ProfileFacts struct {
 	Email          *string `json:"email"`
 	LastUsed       int64   `json:"lastUsed"`
 	CooldownUntil  int64   `json:"cooldownUntil"`
+	CooldownModel  *string `json:"cooldownModel"` // cooldown applies to this model only; nil or "" means every model
 	DisabledUntil  int64   `json:"disabledUntil"`
 	DisabledReason *string `json:"disabledReason"`
 	ErrorCount     int     `json:"errorCount"`

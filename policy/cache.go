@@ -1,0 +1,179 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/maphash"
+	"math"
+	"sync"
+)
+
+// defaultCacheSize bounds the decision cache when Options.CacheSize is 0.
+const defaultCacheSize = 4096
+
+// decisionCache maps every input fact except the clock to a decision and
+// the clock interval [lo, hi) over which that decision holds.
+//
+// Correctness rests on two things. The key is the exact encoding of the
+// facts (an entry stores it and a hit compares it byte for byte, so a hash
+// collision is a miss, never a wrong answer). And the built-in policy
+// depends on input.now only through comparisons with cooldownUntil,
+// disabledUntil and expiresAt, so its answer is constant while now stays
+// between the largest such time at or before now and the smallest after it.
+// Policies that read the clock any other way are not cached at all (see
+// volatileRef). Entries carry the policy generation; a reload bumps it.
+type decisionCache struct {
+	seed maphash.Seed
+	max  int
+
+	mu      sync.RWMutex // guards the field below
+	entries map[uint64]*cacheEntry
+}
+
+// cacheEntry never changes after it is stored.
+type cacheEntry struct {
+	gen    uint64
+	key    []byte
+	lo, hi int64 // valid while lo <= now < hi
+	d      Decision
+}
+
+func newDecisionCache(max int) *decisionCache {
+	return &decisionCache{seed: maphash.MakeSeed(), max: max, entries: make(map[uint64]*cacheEntry)}
+}
+
+func (c *decisionCache) get(gen uint64, key []byte, now int64) (Decision, bool) {
+	h := maphash.Bytes(c.seed, key)
+	c.mu.RLock()
+	e := c.entries[h]
+	c.mu.RUnlock()
+	if e == nil || e.gen != gen || now < e.lo || now >= e.hi || !bytes.Equal(e.key, key) {
+		return Decision{}, false
+	}
+	return e.d, true
+}
+
+func (c *decisionCache) put(gen uint64, key []byte, lo, hi int64, d Decision) {
+	e := &cacheEntry{gen: gen, key: bytes.Clone(key), lo: lo, hi: hi, d: d}
+	h := maphash.Bytes(c.seed, key)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		// Drop about a quarter, in map order (effectively random).
+		n := c.max/4 + 1
+		for k := range c.entries {
+			delete(c.entries, k)
+			if n--; n == 0 {
+				break
+			}
+		}
+	}
+	c.entries[h] = e
+}
+
+func (c *decisionCache) reset() {
+	c.mu.Lock()
+	clear(c.entries)
+	c.mu.Unlock()
+}
+
+// validity returns the clock interval [lo, hi) around in.Now over which no
+// time boundary in the input is crossed.
+func validity(in *Input) (lo, hi int64) {
+	lo, hi = math.MinInt64, math.MaxInt64
+	note := func(t int64) {
+		if t <= in.Now {
+			lo = max(lo, t)
+		} else {
+			hi = min(hi, t)
+		}
+	}
+	for i := range in.Profiles {
+		p := &in.Profiles[i]
+		note(p.CooldownUntil)
+		note(p.DisabledUntil)
+		if p.ExpiresAt != nil {
+			note(*p.ExpiresAt)
+		}
+	}
+	return lo, hi
+}
+
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// appendKey appends an unambiguous encoding of every fact in in except Now.
+func appendKey(b []byte, in *Input) []byte {
+	b = appendString(b, in.Agent.ID)
+	b = appendString(b, in.Session.ID)
+	b = appendBool(b, in.Session.New)
+	if p := in.Session.Pin; p != nil {
+		b = append(b, 1)
+		b = appendString(b, p.Profile)
+		b = appendString(b, p.Source)
+	} else {
+		b = append(b, 0)
+	}
+	b = appendString(b, in.Request.Provider)
+	b = appendString(b, in.Request.Model)
+	b = appendString(b, in.Request.API)
+	b = appendBool(b, in.Request.Stream)
+	b = appendStrings(b, in.Order.Store)
+	b = appendStrings(b, in.Order.Config)
+	b = binary.AppendUvarint(b, uint64(len(in.Profiles)))
+	for i := range in.Profiles {
+		p := &in.Profiles[i]
+		b = appendString(b, p.ID)
+		b = appendString(b, p.Provider)
+		b = appendString(b, p.Type)
+		b = appendString(b, p.Status)
+		b = appendString(b, p.Kind)
+		b = appendOptInt(b, p.ExpiresAt)
+		b = appendOptString(b, p.Email)
+		b = binary.AppendVarint(b, p.LastUsed)
+		b = binary.AppendVarint(b, p.CooldownUntil)
+		b = appendOptString(b, p.CooldownModel)
+		b = binary.AppendVarint(b, p.DisabledUntil)
+		b = appendOptString(b, p.DisabledReason)
+		b = binary.AppendVarint(b, int64(p.ErrorCount))
+	}
+	b = binary.AppendUvarint(b, uint64(len(in.Env)))
+	for _, e := range in.Env {
+		b = appendString(b, e.Var)
+		b = appendString(b, e.Type)
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendStrings(b []byte, ss []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ss)))
+	for _, s := range ss {
+		b = appendString(b, s)
+	}
+	return b
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+func appendOptInt(b []byte, n *int64) []byte {
+	if n == nil {
+		return append(b, 0)
+	}
+	return binary.AppendVarint(append(b, 1), *n)
+}
+
+func appendOptString(b []byte, s *string) []byte {
+	if s == nil {
+		return append(b, 0)
+	}
+	return appendString(append(b, 1), *s)
+}

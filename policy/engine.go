@@ -1,0 +1,223 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Dirs are the user policy directories (config policy.dirs, default
+	// <state>/policies). Every *.rego file under them is loaded; *_test.rego
+	// files only by Test and Check. A directory that does not exist is empty.
+	Dirs []string
+	// Logger receives reload outcomes. Nil discards.
+	Logger *slog.Logger
+	// CacheSize bounds the decision cache: 0 means 4096 entries, a negative
+	// value turns caching off.
+	CacheSize int
+}
+
+// Engine evaluates the selection policy. It is safe for concurrent use.
+type Engine struct {
+	dirs  []string
+	log   *slog.Logger
+	cache *decisionCache // nil when caching is off
+
+	set atomic.Pointer[policySet] // the set in force
+
+	reloadMu  sync.Mutex // serializes Reload; guards the fields below
+	failedSum [sha256.Size]byte
+	failedErr error
+}
+
+// policySet is one compiled, prepared generation of the policies. It never
+// changes after construction.
+type policySet struct {
+	gen      uint64
+	sum      [sha256.Size]byte // fingerprint of the user files
+	query    rego.PreparedEvalQuery
+	files    []string
+	volatile []string // user files that read the clock: no caching
+}
+
+// New loads the built-in policies and the files under opts.Dirs, compiles
+// them and prepares the decision query. It fails with [CompileErrors] when
+// a policy does not compile.
+func New(ctx context.Context, opts Options) (*Engine, error) {
+	e := &Engine{dirs: opts.Dirs, log: opts.Logger}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case opts.CacheSize == 0:
+		e.cache = newDecisionCache(defaultCacheSize)
+	case opts.CacheSize > 0:
+		e.cache = newDecisionCache(opts.CacheSize)
+	}
+	srcs, err := dirSources(e.dirs)
+	if err != nil {
+		return nil, err
+	}
+	set, err := build(ctx, srcs, 1)
+	if err != nil {
+		return nil, err
+	}
+	e.noteVolatile(set)
+	e.set.Store(set)
+	return e, nil
+}
+
+// build compiles the built-in policies plus srcs (test files left out) and
+// prepares the decision query.
+func build(ctx context.Context, srcs []source, gen uint64) (*policySet, error) {
+	builtin, err := builtinSources()
+	if err != nil {
+		return nil, fmt.Errorf("read built-in policies: %w", err)
+	}
+	set := &policySet{gen: gen, sum: fingerprint(srcs)}
+	var all []source
+	for _, s := range append(builtin, srcs...) {
+		if !s.isTest() {
+			all = append(all, s)
+			set.files = append(set.files, s.name)
+		}
+	}
+	caps := capabilities()
+	compiler, mods, err := compile(all, caps, false)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range all {
+		if s.builtin {
+			continue
+		}
+		if what, loc := volatileRef(mods[s.name]); what != "" {
+			set.volatile = append(set.volatile, fmt.Sprintf("%s (reads %s)", locString(s.name, loc), what))
+		}
+	}
+	set.query, err = rego.New(
+		rego.Query(DecisionRule),
+		rego.Compiler(compiler),
+		rego.Capabilities(caps),
+		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", DecisionRule, err)
+	}
+	return set, nil
+}
+
+func locString(file string, loc *ast.Location) string {
+	if loc == nil {
+		return file
+	}
+	return fmt.Sprintf("%s:%d:%d", file, loc.Row, loc.Col)
+}
+
+func (e *Engine) noteVolatile(set *policySet) {
+	if len(set.volatile) > 0 && e.cache != nil {
+		e.log.Info("a policy reads the clock; decisions are not cached", "where", set.volatile)
+	}
+}
+
+// Files lists the policy files in force: built-in ones as builtin/<name>,
+// then user files by path.
+func (e *Engine) Files() []string {
+	return append([]string(nil), e.set.Load().files...)
+}
+
+// Decide evaluates data.opensoul.select.decision for in. An error (always a
+// *DecisionError) means no decision for this input: the caller fails closed
+// for this request. The returned Decision may be shared with other callers
+// through the cache and must be treated as read-only.
+func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
+	if in == nil {
+		return Decision{}, decisionErr("no input")
+	}
+	set := e.set.Load()
+	if e.cache == nil || len(set.volatile) > 0 {
+		return set.eval(ctx, in)
+	}
+	bp := keyBufs.Get().(*[]byte)
+	defer keyBufs.Put(bp)
+	key := appendKey((*bp)[:0], in)
+	*bp = key
+	if d, ok := e.cache.get(set.gen, key, in.Now); ok {
+		return d, nil
+	}
+	d, err := set.eval(ctx, in)
+	if err != nil {
+		return Decision{}, err
+	}
+	lo, hi := validity(in)
+	e.cache.put(set.gen, key, lo, hi, d)
+	return d, nil
+}
+
+func (s *policySet) eval(ctx context.Context, in *Input) (d Decision, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			d, err = Decision{}, decisionErr("evaluation panicked: %v", r)
+		}
+	}()
+	rs, err := s.query.Eval(ctx, rego.EvalParsedInput(in.value()))
+	if err != nil {
+		return Decision{}, &DecisionError{Rule: DecisionRule, Err: err}
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return Decision{}, &DecisionError{Rule: DecisionRule, Err: ErrUndefined}
+	}
+	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return Decision{}, decisionErr("unexpected result type %T", rs[0].Expressions[0].Value)
+	}
+	return parseDecision(t.Value, in)
+}
+
+// Reload re-reads the policy directories and, if any file changed, compiles
+// the new set and puts it in force; cached decisions of the old set are
+// never served again. A set that fails to compile is refused: the previous
+// one stays in force and the error is returned (and logged once per
+// distinct broken content). Reload is cheap when nothing changed (it reads
+// and hashes the files), so a gateway may call it every few seconds.
+func (e *Engine) Reload(ctx context.Context) (changed bool, err error) {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	srcs, err := dirSources(e.dirs)
+	if err != nil {
+		e.log.Error("policy reload failed; keeping the previous policies", "err", err)
+		return false, err
+	}
+	cur := e.set.Load()
+	sum := fingerprint(srcs)
+	if sum == cur.sum {
+		e.failedErr = nil
+		return false, nil
+	}
+	if e.failedErr != nil && sum == e.failedSum {
+		return false, e.failedErr
+	}
+	set, err := build(ctx, srcs, cur.gen+1)
+	if err != nil {
+		e.failedSum, e.failedErr = sum, err
+		e.log.Error("policy reload refused; keeping the previous policies", "err", err)
+		return false, err
+	}
+	e.failedErr = nil
+	e.set.Store(set)
+	if e.cache != nil {
+		e.cache.reset()
+	}
+	e.log.Info("policies reloaded", "files", set.files)
+	e.noteVolatile(set)
+	return true, nil
+}
+

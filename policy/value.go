@@ -1,0 +1,100 @@
+package policy
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// value converts in to the Rego input document directly, without a JSON
+// round trip. Nil slices become empty arrays and nil pointers null, exactly
+// as the JSON encoding of Input would show them (except nil slices, which
+// JSON would render as null).
+func (in *Input) value() ast.Value {
+	return ast.NewObject(
+		item("now", intTerm(in.Now)),
+		item("agent", ast.ObjectTerm(item("id", ast.StringTerm(in.Agent.ID)))),
+		item("session", ast.ObjectTerm(
+			item("id", ast.StringTerm(in.Session.ID)),
+			item("new", ast.BooleanTerm(in.Session.New)),
+			item("pin", pinTerm(in.Session.Pin)),
+		)),
+		item("request", ast.ObjectTerm(
+			item("provider", ast.StringTerm(in.Request.Provider)),
+			item("model", ast.StringTerm(in.Request.Model)),
+			item("api", ast.StringTerm(in.Request.API)),
+			item("stream", ast.BooleanTerm(in.Request.Stream)),
+		)),
+		item("order", ast.ObjectTerm(
+			item("store", stringsTerm(in.Order.Store)),
+			item("config", stringsTerm(in.Order.Config)),
+		)),
+		item("profiles", profilesTerm(in.Profiles)),
+		item("env", envTerm(in.Env)),
+	)
+}
+
+func item(k string, v *ast.Term) [2]*ast.Term { return ast.Item(ast.StringTerm(k), v) }
+
+func intTerm(n int64) *ast.Term { return ast.NumberTerm(json.Number(strconv.FormatInt(n, 10))) }
+
+func optInt(n *int64) *ast.Term {
+	if n == nil {
+		return ast.NullTerm()
+	}
+	return intTerm(*n)
+}
+
+func optString(s *string) *ast.Term {
+	if s == nil {
+		return ast.NullTerm()
+	}
+	return ast.StringTerm(*s)
+}
+
+func pinTerm(p *Pin) *ast.Term {
+	if p == nil {
+		return ast.NullTerm()
+	}
+	return ast.ObjectTerm(item("profile", ast.StringTerm(p.Profile)), item("source", ast.StringTerm(p.Source)))
+}
+
+func stringsTerm(ss []string) *ast.Term {
+	ts := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		ts[i] = ast.StringTerm(s)
+	}
+	return ast.ArrayTerm(ts...)
+}
+
+func profilesTerm(ps []ProfileFacts) *ast.Term {
+	ts := make([]*ast.Term, len(ps))
+	for i := range ps {
+		p := &ps[i]
+		ts[i] = ast.ObjectTerm(
+			item("id", ast.StringTerm(p.ID)),
+			item("provider", ast.StringTerm(p.Provider)),
+			item("type", ast.StringTerm(p.Type)),
+			item("status", ast.StringTerm(p.Status)),
+			item("kind", ast.StringTerm(p.Kind)),
+			item("expiresAt", optInt(p.ExpiresAt)),
+			item("email", optString(p.Email)),
+			item("lastUsed", intTerm(p.LastUsed)),
+			item("cooldownUntil", intTerm(p.CooldownUntil)),
+			item("cooldownModel", optString(p.CooldownModel)),
+			item("disabledUntil", intTerm(p.DisabledUntil)),
+			item("disabledReason", optString(p.DisabledReason)),
+			item("errorCount", intTerm(int64(p.ErrorCount))),
+		)
+	}
+	return ast.ArrayTerm(ts...)
+}
+
+func envTerm(es []EnvFacts) *ast.Term {
+	ts := make([]*ast.Term, len(es))
+	for i, e := range es {
+		ts[i] = ast.ObjectTerm(item("var", ast.StringTerm(e.Var)), item("type", ast.StringTerm(e.Type)))
+	}
+	return ast.ArrayTerm(ts...)
+}
