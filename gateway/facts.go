@@ -263,3 +263,15 @@ func (e Env) Credential(provider string) (store.Credential, EnvVar, bool) {
 	}
 	return store.Credential{}, EnvVar{}, false
 }
+
+// ProfileIDs returns the ids of the provider's profiles, sorted.
+func (s *Snapshot) ProfileIDs(provider string) []string {
+	var ids []string
+	for id, c := range s.Profiles {
+		if c.Provider == provider {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}

@@ -146,3 +146,7 @@ var errNoChange = errors.New("no change")
 
 // NoChange is returned by an update function that decided not to write.
 var NoChange = errNoChange
+
+// WithLock runs fn holding the exclusive lock of path (path+".lock"), for
+// files outside this package that follow the same write protocol (.env).
+func WithLock(path string, fn func() error) error { return withLock(path, fn) }

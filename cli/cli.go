@@ -1,0 +1,251 @@
+// Package cli is OpenSoul's command line: the ff/v3 command tree, koanf
+// config loading and output formatting. It is the only package that knows
+// about flags, environment variables and config files; everything below it
+// receives plain typed values.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/store"
+)
+
+// Run executes the CLI with args (without the program name) and returns the
+// process exit code. It reads the process environment.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return run(ctx, args, stdin, stdout, stderr, os.Environ())
+}
+
+// exitError carries an exit code other than 1 (for example `status --check`).
+type exitError struct {
+	code int
+	err  error // nil: nothing more to print
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// app holds what every command shares: standard streams, the environment
+// the process was given, global flags, and config loaded on first use.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	environ        map[string]string // the process environment
+
+	// global flags
+	configPath string
+	stateDir   string
+
+	// loaded by load()
+	loaded  bool
+	cfg     Config
+	cfgFile string
+	env     gateway.Env
+	st      *store.Store
+
+	// checker runs a provider module's check on a credential; nil when
+	// no module host is wired. Returns status "" when it has no verdict.
+	checker func(ctx context.Context, c store.Credential, now time.Time) (status, kind, reason string)
+
+	// doctorHooks add checks of other parts (policies, provider modules).
+	doctorHooks []func(ctx context.Context) []doctorCheck
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, environ: map[string]string{}}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			if _, dup := a.environ[k]; !dup {
+				a.environ[k] = v
+			}
+		}
+	}
+	root := a.rootCmd()
+	if err := root.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "opensoul: %v\n", err)
+		return 2
+	}
+	err := root.Run(ctx)
+	var ee *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ee):
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "opensoul: %v\n", ee.err)
+		}
+		return ee.code
+	default:
+		fmt.Fprintf(stderr, "opensoul: %v\n", err)
+		return 1
+	}
+}
+
+// rootCmd builds the command tree. Each subcommand lives in its own file
+// as a constructor on *app.
+func (a *app) rootCmd() *ffcli.Command {
+	fs := a.flagSet("opensoul")
+	subs := []*ffcli.Command{
+		a.modelsCmd(),
+		a.configCmd(),
+		a.doctorCmd(),
+		a.onboardCmd(),
+	}
+	subs = append(subs, a.extraCmds()...)
+	sort.Slice(subs, func(i, j int) bool { return subs[i].Name < subs[j].Name })
+	return a.group(&ffcli.Command{
+		Name:       "opensoul",
+		ShortUsage: "opensoul [--config FILE] [--state-dir DIR] <command> [flags]",
+		ShortHelp:  "OpenSoul: one local gateway for all your model credentials.",
+		LongHelp: `OpenSoul keeps your model credentials (API keys, setup-tokens, OAuth
+logins) in one place and serves them through one local gateway.
+
+Examples:
+  opensoul onboard                                  # first-time setup
+  opensoul models auth paste-token --provider anthropic
+  opensoul models status --check                    # exit 1 expired/missing, 2 expiring
+  opensoul gateway                                  # run the gateway on 127.0.0.1:18789`,
+		FlagSet:     fs,
+		Subcommands: subs,
+	})
+}
+
+// flagSet returns a flag set that carries the global flags, so they may
+// be given before or after the subcommand.
+func (a *app) flagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(a.stdout)
+	fs.StringVar(&a.configPath, "config", a.configPath, "config file (default $OPENSOUL_CONFIG_PATH or <state>/opensoul.yaml)")
+	fs.StringVar(&a.stateDir, "state-dir", a.stateDir, "state directory (default $OPENSOUL_STATE_DIR or ~/.opensoul)")
+	return fs
+}
+
+// group makes cmd a command that only holds subcommands: run bare it
+// prints its help; run with an unknown word it suggests the nearest one.
+func (a *app) group(cmd *ffcli.Command) *ffcli.Command {
+	cmd.Exec = func(ctx context.Context, args []string) error {
+		if len(args) == 0 {
+			fmt.Fprintln(a.stdout, ffcli.DefaultUsageFunc(cmd))
+			return nil
+		}
+		var names []string
+		for _, s := range cmd.Subcommands {
+			names = append(names, s.Name)
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.Name)
+		if s := suggest(args[0], names); s != "" {
+			msg += fmt.Sprintf("; did you mean %q?", s)
+		}
+		return &exitError{code: 2, err: fmt.Errorf("%s (run '%s --help' to list commands)", msg, commandPath(cmd))}
+	}
+	return cmd
+}
+
+func commandPath(cmd *ffcli.Command) string {
+	if strings.HasPrefix(cmd.ShortUsage, "opensoul") {
+		if f := strings.Fields(cmd.ShortUsage); len(f) > 0 {
+			var words []string
+			for _, w := range f {
+				if strings.HasPrefix(w, "[") || strings.HasPrefix(w, "<") || strings.HasPrefix(w, "-") {
+					break
+				}
+				words = append(words, w)
+			}
+			return strings.Join(words, " ")
+		}
+	}
+	return cmd.Name
+}
+
+// leaf wraps a command's Exec so that flags may follow positional
+// arguments (`order set --provider anthropic id1 id2 --agent x`).
+func leaf(cmd *ffcli.Command) *ffcli.Command {
+	exec := cmd.Exec
+	cmd.Exec = func(ctx context.Context, args []string) error {
+		pos, err := interspersed(cmd.FlagSet, args)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		return exec(ctx, pos)
+	}
+	return cmd
+}
+
+func interspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for len(args) > 0 {
+		switch {
+		case args[0] == "--":
+			return append(pos, args[1:]...), nil
+		case len(args[0]) > 1 && args[0][0] == '-':
+			if err := fs.Parse(args); err != nil {
+				return nil, err
+			}
+			args = fs.Args()
+		default:
+			pos = append(pos, args[0])
+			args = args[1:]
+		}
+	}
+	return pos, nil
+}
+
+// suggest returns the candidate closest to word, if it is close enough.
+func suggest(word string, candidates []string) string {
+	best, bestD := "", 1<<30
+	for _, c := range candidates {
+		d := levenshtein(strings.ToLower(word), strings.ToLower(c))
+		if strings.HasPrefix(c, word) && len(word) >= 2 {
+			d = 0
+		}
+		if d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if bestD <= 2 || (bestD <= len(word)/2 && bestD < 4) {
+		return best
+	}
+	return ""
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

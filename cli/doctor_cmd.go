@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/opensoul/opensoul/gateway"
+)
+
+// doctorCheck is one finding of `opensoul doctor`.
+type doctorCheck struct {
+	Name   string `json:"name"`
+	Status string `json:"status"` // ok | warn | fail
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+func (a *app) doctorCmd() *ffcli.Command {
+	fs := a.flagSet("doctor")
+	agent := fs.String("agent", "", "agent id (default: agents.default)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	return leaf(&ffcli.Command{
+		Name:       "doctor",
+		ShortUsage: "opensoul doctor [--agent ID] [--json]",
+		ShortHelp:  "Check the installation: state dir, config, .env, stores, credentials.",
+		LongHelp: `Runs every check and prints what is wrong with how to fix it. Exits 1
+when a check fails.
+
+Example:
+  opensoul doctor`,
+		FlagSet: fs,
+		Exec: func(ctx context.Context, args []string) error {
+			checks := a.runDoctor(ctx, *agent)
+			failed := false
+			for _, c := range checks {
+				failed = failed || c.Status == "fail"
+			}
+			if *asJSON {
+				if err := writeJSON(a.stdout, map[string]any{"ok": !failed, "checks": checks}); err != nil {
+					return err
+				}
+			} else {
+				for _, c := range checks {
+					fmt.Fprintf(a.stdout, "[%-4s] %s: %s\n", c.Status, c.Name, c.Detail)
+					if c.Fix != "" {
+						fmt.Fprintf(a.stdout, "       fix: %s\n", c.Fix)
+					}
+				}
+			}
+			if failed {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	})
+}
+
+func (a *app) runDoctor(ctx context.Context, agentFlag string) []doctorCheck {
+	var checks []doctorCheck
+	add := func(name, status, detail, fix string) {
+		checks = append(checks, doctorCheck{name, status, detail, fix})
+	}
+	stateDir, err := a.statePath()
+	if err != nil {
+		add("state dir", "fail", err.Error(), "set OPENSOUL_STATE_DIR")
+		return checks
+	}
+	switch fi, err := os.Stat(stateDir); {
+	case errors.Is(err, fs.ErrNotExist):
+		add("state dir", "warn", stateDir+" does not exist yet", "opensoul onboard")
+	case err != nil:
+		add("state dir", "fail", err.Error(), "")
+	case fi.Mode().Perm()&0o077 != 0:
+		add("state dir", "fail", fmt.Sprintf("%s is mode %o; others can read your credentials", stateDir, fi.Mode().Perm()), "chmod 700 "+stateDir)
+	default:
+		add("state dir", "ok", stateDir, "")
+	}
+	envFile := filepath.Join(stateDir, ".env")
+	if fi, err := os.Stat(envFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		add(".env", "fail", fmt.Sprintf("%s is mode %o", envFile, fi.Mode().Perm()), "chmod 600 "+envFile)
+	}
+	if err := a.load(); err != nil {
+		add("config", "fail", err.Error(), "edit the file named above, then: opensoul config validate")
+		return checks
+	}
+	if _, err := os.Stat(a.cfgFile); err != nil {
+		add("config", "warn", a.cfgFile+" not found; using built-in defaults", "opensoul onboard")
+	} else {
+		add("config", "ok", a.cfgFile, "")
+	}
+	ag, err := a.agentID(agentFlag)
+	if err != nil {
+		add("agent", "fail", err.Error(), "")
+		return checks
+	}
+	for _, p := range []string{a.st.ProfilesPath(ag), a.st.StatePath(ag)} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			add("store", "fail", fmt.Sprintf("%s is mode %o", p, fi.Mode().Perm()), "chmod 600 "+p)
+		}
+	}
+	rep, err := a.buildStatus(ctx, ag, time.Now())
+	if err != nil {
+		add("store", "fail", err.Error(), "")
+		return checks
+	}
+	add("store", "ok", rep.StorePath, "")
+	for _, ps := range rep.Providers {
+		status := "ok"
+		fix := ""
+		if ps.Effective.Source == "missing" {
+			status = "warn"
+			if ps.InUse {
+				status = "fail"
+			}
+			fix = "opensoul models auth paste-token --provider " + ps.Provider
+		}
+		add("credentials "+ps.Provider, status, ps.Effective.Detail, fix)
+		for _, r := range ps.Profiles {
+			switch r.Status {
+			case gateway.StatusExpired, gateway.StatusInvalid, gateway.StatusMissing:
+				add("profile "+r.ID, "fail", r.Status+" "+r.Reason, "opensoul models auth paste-token --provider "+ps.Provider+" --profile-id "+r.ID)
+			case gateway.StatusExpiring:
+				add("profile "+r.ID, "warn", profileNote(r, time.Now()), "renew the token (claude setup-token), then paste it again")
+			}
+		}
+	}
+	for _, extra := range a.doctorHooks {
+		checks = append(checks, extra(ctx)...)
+	}
+	return checks
+}
