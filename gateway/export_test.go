@@ -1,0 +1,4 @@
+package gateway
+
+// Flush writes what the gateway learned now (tests only).
+func (s *Server) Flush() { s.live.flush() }

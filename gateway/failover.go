@@ -1,0 +1,316 @@
+package gateway
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/policy"
+	"github.com/opensoul/opensoul/wasm"
+)
+
+// peekLimit is how much of a failing answer is read to classify it.
+const peekLimit = 8 << 10
+
+// failoverTransport is the ReverseProxy's transport: it runs the
+// candidate loop and returns only the answer the client should get.
+type failoverTransport struct{ s *Server }
+
+func (f failoverTransport) RoundTrip(out *http.Request) (*http.Response, error) {
+	rs := stateOf(out.Context())
+	if rs == nil {
+		return nil, errors.New("gateway: request without state")
+	}
+	return f.s.attemptAll(out, rs)
+}
+
+// candidate is one credential to try. Owner is the agent whose state file
+// records what happens to it; empty for environment and config keys.
+type candidate struct {
+	id    string
+	cred  store.Credential
+	owner string
+}
+
+// attemptAll tries every candidate of every model in the chain.
+func (s *Server) attemptAll(out *http.Request, rs *reqState) (*http.Response, error) {
+	ctx := out.Context()
+	var cooling []Attempt
+	transport := s.currentTransport()
+	for mi, model := range rs.models {
+		now := s.now()
+		snap := rs.al.snap.Load()
+		cands, cool, strict, herr := s.candidates(ctx, rs, snap, model, now)
+		if herr != nil {
+			return nil, herr
+		}
+		cooling = cool
+		body := rs.body
+		if mi > 0 {
+			b, err := rewriteModel(rs.body, model)
+			if err != nil {
+				break
+			}
+			body = b
+		}
+		for _, c := range cands {
+			if len(rs.attempts) > 0 {
+				rs.failovers++
+				s.metrics.failovers.WithLabelValues(rs.provider).Inc()
+			}
+			resp, next := s.try(ctx, transport, out, rs, c, model, body, mi == len(rs.models)-1)
+			if resp != nil {
+				return resp, nil
+			}
+			if next == nextModel || (strict && next == nextProfile) {
+				break
+			}
+			if next == stop {
+				return nil, ctx.Err()
+			}
+		}
+	}
+	if len(rs.attempts) == 0 && len(cooling) == 0 {
+		return nil, s.noCredential(rs)
+	}
+	return nil, &exhaustedError{httpErr: exhausted(rs.provider, rs.model, rs.attempts, cooling, s.now())}
+}
+
+func (s *Server) currentTransport() *http.Transport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.transport
+}
+
+type next int
+
+const (
+	nextProfile next = iota
+	nextModel
+	stop
+)
+
+// try sends the request with one credential. It returns the response
+// the client should get, or nil and where to go next.
+func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request, rs *reqState, c candidate, model string, body []byte, lastModel bool) (*http.Response, next) {
+	req := new(http.Request)
+	*req = *out
+	req.Header = out.Header.Clone()
+	applyHeaders(req.Header, s.headers(ctx, rs.provider, c))
+	req.ContentLength = int64(len(body))
+	if len(body) > 0 {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	} else {
+		req.Body, req.GetBody = nil, nil
+	}
+	att := Attempt{Profile: c.id, Model: model}
+	resp, err := t.RoundTrip(req)
+	now := s.now()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, stop
+		}
+		att.Reason, att.Hint = ReasonTimeout, upstreamErrText(err)
+		s.fail(rs, c, att, 0, now)
+		return nil, nextProfile
+	}
+	att.Status = resp.StatusCode
+	if resp.StatusCode < 400 {
+		rs.attempts = append(rs.attempts, att)
+		rs.profile = c.id
+		s.metrics.attempts.WithLabelValues(rs.provider, "ok").Inc()
+		s.succeed(rs, c, now)
+		return resp, nextProfile
+	}
+	peek, _ := io.ReadAll(io.LimitReader(resp.Body, peekLimit))
+	cl := s.classify(ctx, rs.provider, resp, peek, now)
+	att.Reason, att.Hint = cl.Reason, cl.Hint
+	restore := func() *http.Response {
+		resp.Body = readCloser{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
+		rs.attempts = append(rs.attempts, att)
+		rs.profile = c.id
+		s.metrics.attempts.WithLabelValues(rs.provider, cmpReason(cl.Reason)).Inc()
+		return resp
+	}
+	switch {
+	case !cl.Failover:
+		return restore(), nextProfile // the caller's own mistake: pass it on
+	case cl.Reason == ReasonModelNotFound:
+		if lastModel {
+			return restore(), nextProfile
+		}
+		resp.Body.Close()
+		rs.attempts = append(rs.attempts, att)
+		s.metrics.attempts.WithLabelValues(rs.provider, cl.Reason).Inc()
+		return nil, nextModel
+	}
+	resp.Body.Close()
+	var retry time.Duration
+	if cl.RetryAfterMs != nil {
+		retry = time.Duration(*cl.RetryAfterMs) * time.Millisecond
+	}
+	s.fail(rs, c, att, retry, now)
+	return nil, nextProfile
+}
+
+func cmpReason(r string) string {
+	if r == "" {
+		return "other"
+	}
+	return r
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// fail records a failed attempt: on the request, in metrics and (for a
+// stored profile) in the usage state with the cooldown math.
+func (s *Server) fail(rs *reqState, c candidate, att Attempt, retry time.Duration, now time.Time) {
+	s.metrics.attempts.WithLabelValues(rs.provider, att.Reason).Inc()
+	s.metrics.failures.WithLabelValues(rs.provider, c.id, att.Reason).Inc()
+	if c.owner != "" && recordsOnProfile(att.Reason) {
+		s.live.record(c.owner, stateOp{profile: c.id, reason: att.Reason, model: att.Model, retryAfter: retry, at: now})
+		att.Recovery = Recovery(rs.al.snap.Load().Stats[c.id], att.Model, now)
+	}
+	rs.attempts = append(rs.attempts, att)
+}
+
+// succeed records lastUsed, lastGood and the session's auto pin, skipping
+// writes that would change nothing.
+func (s *Server) succeed(rs *reqState, c candidate, now time.Time) {
+	if c.owner == "" {
+		return
+	}
+	snap := rs.al.snap.Load()
+	if !successIsNoop(snap.Stats[c.id], now) {
+		s.live.record(c.owner, stateOp{profile: c.id, success: true, at: now})
+	}
+	if snap.LastGood[rs.provider] != c.id {
+		s.live.record(rs.agent, stateOp{profile: c.id, provider: rs.provider, lastGood: true, at: now})
+	}
+	sess := (*rs.al.sessions.Load())[rs.session]
+	if sess.AuthProfileOverrideSource != store.PinUser && sess.AuthProfileOverride != c.id {
+		s.live.pinSession(rs.agent, rs.al, sessionOp{session: rs.session, profile: c.id, at: now})
+	}
+}
+
+// headers asks the provider's module how to present c, falling back to
+// the built-in rules.
+func (s *Server) headers(ctx context.Context, provider string, c candidate) wasm.HeadersResult {
+	if s.modules != nil {
+		h, err := s.modules.Headers(ctx, provider, wasm.HeadersRequest{Type: c.cred.Type, Secret: c.cred.Secret()})
+		if err == nil && (len(h.Set) > 0 || len(h.Remove) > 0) {
+			return h
+		}
+	}
+	return BuiltinHeaders(provider, c.cred)
+}
+
+// classify asks the module to read a failure, falling back to the
+// built-in table for anything it leaves unclassified.
+func (s *Server) classify(ctx context.Context, provider string, resp *http.Response, peek []byte, now time.Time) wasm.Classification {
+	text := peek
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		if zr, err := gzip.NewReader(bytes.NewReader(peek)); err == nil {
+			text, _ = io.ReadAll(io.LimitReader(zr, peekLimit))
+		}
+	}
+	builtin := BuiltinClassify(resp.StatusCode, resp.Header, string(text), now)
+	if s.modules == nil {
+		return builtin
+	}
+	lower := make(map[string]string, len(resp.Header))
+	for k, v := range resp.Header {
+		if len(v) > 0 {
+			lower[strings.ToLower(k)] = v[0]
+		}
+	}
+	cl, err := s.modules.Classify(ctx, provider, wasm.ClassifyRequest{Status: resp.StatusCode, Headers: lower, Body: string(text)})
+	if err != nil || cl.Reason == "" {
+		return builtin
+	}
+	if cl.RetryAfterMs == nil {
+		cl.RetryAfterMs = builtin.RetryAfterMs
+	}
+	return cl
+}
+
+// candidates asks the policy which profiles may serve model, then adds
+// the environment and config keys when no profile can (DESIGN §3).
+func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, model string, now time.Time) ([]candidate, []Attempt, bool, *HTTPError) {
+	sess, known := (*rs.al.sessions.Load())[rs.session]
+	var pin *policy.Pin
+	if sess.AuthProfileOverride != "" {
+		if c, ok := snap.Profiles[sess.AuthProfileOverride]; ok && c.Provider == rs.provider {
+			pin = &policy.Pin{Profile: sess.AuthProfileOverride, Source: cmpOr(sess.AuthProfileOverrideSource, store.PinAuto)}
+		}
+	}
+	env := *s.env.Load()
+	in := BuildInput(snap, env, rs.rc.Order, FactsRequest{
+		Agent: rs.agent, Session: rs.session, SessionNew: !known, Pin: pin,
+		Provider: rs.provider, Model: model, API: rs.api, Stream: rs.stream,
+	}, now)
+	dec, err := s.selector.Decide(ctx, in)
+	if err != nil {
+		return nil, nil, false, &HTTPError{Code: http.StatusInternalServerError, Msg: "opensoul: the credential policy failed; see the gateway log", Err: err}
+	}
+	userPin := pin != nil && pin.Source == store.PinUser
+	strict := dec.Strict || userPin
+	var out []candidate
+	for _, id := range dec.Candidates {
+		c, ok := snap.Profiles[id]
+		if !ok || c.Provider != rs.provider || (userPin && id != pin.Profile) {
+			continue
+		}
+		out = append(out, candidate{id: id, cred: c, owner: snap.Owner[id]})
+	}
+	var cooling []Attempt
+	for _, id := range dec.Cooling {
+		if userPin && id != pin.Profile {
+			continue
+		}
+		u := snap.Stats[id]
+		reason := dec.Reasons[id]
+		if reason == "" {
+			reason = cmpOr(u.DisabledReason, "cooldown")
+		}
+		cooling = append(cooling, Attempt{Profile: id, Model: model, Reason: reason, Recovery: Recovery(u, model, now)})
+	}
+	if len(out) == 0 && !userPin {
+		if cred, ev, ok := env.Credential(rs.provider); ok {
+			out = append(out, candidate{id: "env:" + ev.Name, cred: cred})
+		} else if key := rs.rc.Providers[rs.provider].APIKey; key != "" {
+			out = append(out, candidate{id: "config:providers." + rs.provider + ".apiKey",
+				cred: store.Credential{Type: store.TypeAPIKey, Provider: rs.provider, Key: key}})
+		}
+	}
+	return out, cooling, strict, nil
+}
+
+// noCredential is the 503 for a provider nothing can serve.
+func (s *Server) noCredential(rs *reqState) *HTTPError {
+	agentFlag := ""
+	if rs.agent != store.DefaultAgent {
+		agentFlag = " --agent " + rs.agent
+	}
+	vars := ""
+	for i, ev := range EnvVarsFor(rs.provider) {
+		if i > 0 {
+			vars += " or "
+		}
+		vars += ev.Var
+	}
+	return &HTTPError{Code: http.StatusServiceUnavailable, Type: "no_credential", Msg: fmt.Sprintf(
+		"opensoul: no credential for %s (agent %s). Add one with `opensoul models auth paste-token --provider %s%s` (stored in %s), or set %s",
+		rs.provider, rs.agent, rs.provider, agentFlag, s.store.ProfilesPath(rs.agent), vars)}
+}

@@ -1,0 +1,95 @@
+package gateway
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the gateway's Prometheus series, on a registry of its own.
+// Labels carry provider names, profile ids, reasons and status codes —
+// never a secret.
+type metrics struct {
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec
+	attempts  *prometheus.CounterVec
+	failovers *prometheus.CounterVec
+	failures  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	handler   http.Handler
+}
+
+func newMetrics(l *live, now func() time.Time) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "opensoul_requests_total", Help: "Requests answered, by provider and HTTP status.",
+		}, []string{"provider", "code"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "opensoul_upstream_attempts_total", Help: "Upstream attempts, by provider and outcome (ok or a failure reason).",
+		}, []string{"provider", "outcome"}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "opensoul_failovers_total", Help: "Times a request moved on to another credential or model.",
+		}, []string{"provider"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "opensoul_profile_failures_total", Help: "Upstream failures, by profile and reason.",
+		}, []string{"provider", "profile", "reason"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "opensoul_request_duration_seconds",
+			Help:    "Time from request to response headers, including every attempt.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+		}, []string{"provider"}),
+	}
+	m.reg.MustRegister(m.requests, m.attempts, m.failovers, m.failures, m.latency,
+		&cooldownCollector{live: l, now: now},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	return m
+}
+
+func (m *metrics) observe(provider string, code int, d time.Duration) {
+	m.requests.WithLabelValues(provider, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(provider).Observe(d.Seconds())
+}
+
+// cooldownCollector reports each known profile's cooldown and disable
+// state at scrape time from the live snapshots.
+type cooldownCollector struct {
+	live *live
+	now  func() time.Time
+}
+
+var (
+	cooldownDesc = prometheus.NewDesc("opensoul_profile_cooldown_seconds",
+		"Seconds until the profile leaves its cooldown (0 when usable).", []string{"agent", "profile", "model"}, nil)
+	disabledDesc = prometheus.NewDesc("opensoul_profile_disabled",
+		"1 when the profile is disabled, by reason.", []string{"agent", "profile", "reason"}, nil)
+)
+
+func (c *cooldownCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- cooldownDesc
+	ch <- disabledDesc
+}
+
+func (c *cooldownCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.now().UnixMilli()
+	for _, snap := range c.live.snapshots() {
+		for id := range snap.Profiles {
+			u := snap.Stats[id]
+			left := 0.0
+			if u.CooldownUntil > now {
+				left = float64(u.CooldownUntil-now) / 1000
+			}
+			ch <- prometheus.MustNewConstMetric(cooldownDesc, prometheus.GaugeValue, left, snap.Agent, id, u.CooldownModel)
+			disabled, reason := 0.0, u.DisabledReason
+			if u.DisabledUntil > now {
+				disabled = 1
+			}
+			ch <- prometheus.MustNewConstMetric(disabledDesc, prometheus.GaugeValue, disabled, snap.Agent, id, reason)
+		}
+	}
+}

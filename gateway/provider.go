@@ -1,0 +1,124 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/policy"
+	"github.com/opensoul/opensoul/wasm"
+)
+
+// Modules is what the gateway needs from provider modules (DESIGN §6):
+// how to present a secret upstream and how to read a failure. An error
+// (no module, unsupported op, a module that trapped) makes the gateway use
+// its built-in behaviour for that call.
+type Modules interface {
+	Headers(ctx context.Context, provider string, req wasm.HeadersRequest) (wasm.HeadersResult, error)
+	Classify(ctx context.Context, provider string, req wasm.ClassifyRequest) (wasm.Classification, error)
+}
+
+// Selector chooses the credential candidates for one request (the policy
+// engine).
+type Selector interface {
+	Decide(ctx context.Context, in *policy.Input) (policy.Decision, error)
+}
+
+// BuiltinHeaders is the generic way to present a credential: Anthropic
+// API keys as x-api-key, Anthropic tokens as a Bearer with the OAuth beta,
+// Google keys as x-goog-api-key, everything else as a Bearer.
+func BuiltinHeaders(provider string, c store.Credential) wasm.HeadersResult {
+	secret := c.Secret()
+	switch provider {
+	case "anthropic":
+		if c.Type == store.TypeAPIKey {
+			return wasm.HeadersResult{Set: map[string]string{"x-api-key": secret}, Remove: []string{"authorization"}}
+		}
+		return wasm.HeadersResult{
+			Set:    map[string]string{"authorization": "Bearer " + secret, "anthropic-beta": anthropicOAuthBeta},
+			Remove: []string{"x-api-key"},
+		}
+	case "google":
+		return wasm.HeadersResult{Set: map[string]string{"x-goog-api-key": secret}, Remove: []string{"authorization"}}
+	}
+	return wasm.HeadersResult{Set: map[string]string{"authorization": "Bearer " + secret}, Remove: []string{"x-api-key"}}
+}
+
+const anthropicOAuthBeta = "oauth-2025-04-20"
+
+// applyHeaders sets and removes h's headers on out. anthropic-beta is
+// merged with what the caller asked for rather than replacing it.
+func applyHeaders(out http.Header, h wasm.HeadersResult) {
+	for _, name := range h.Remove {
+		out.Del(name)
+	}
+	for name, v := range h.Set {
+		if strings.EqualFold(name, "anthropic-beta") {
+			if cur := out.Get(name); cur != "" && !strings.Contains(cur, v) {
+				v = cur + "," + v
+			}
+		}
+		out.Set(name, v)
+	}
+}
+
+// BuiltinClassify reads an upstream failure with the status table of
+// DESIGN §4. body is at most the first 8 KiB.
+func BuiltinClassify(status int, h http.Header, body string, now time.Time) wasm.Classification {
+	lower := strings.ToLower(body)
+	c := wasm.Classification{}
+	switch {
+	case status < 400:
+		return c
+	case strings.Contains(lower, "only authorized for use with claude code"):
+		c.Failover, c.Reason, c.Hint = true, ReasonCredentialScope, "this credential only works in Claude Code; use an Anthropic API key"
+	case status == 402 || strings.Contains(lower, "credit balance") || strings.Contains(lower, "insufficient_quota") || strings.Contains(lower, "billing"):
+		c.Failover, c.Reason = true, ReasonBilling
+	case status == 429:
+		c.Failover, c.Reason = true, ReasonRateLimit
+	case status == 401 || status == 403:
+		c.Failover, c.Reason = true, ReasonAuth
+	case status == 404 && strings.Contains(lower, "model"):
+		c.Failover, c.Reason = true, ReasonModelNotFound
+	case status == 408 || status == 504:
+		c.Failover, c.Reason = true, ReasonTimeout
+	case status == 500 || status == 502 || status == 503 || status == 529:
+		c.Failover, c.Reason = true, ReasonServerError
+		if strings.Contains(lower, "overloaded") && status != 529 {
+			c.Reason = ReasonRateLimit
+		}
+	case status == 400:
+		c.Reason = ReasonFormat
+	}
+	if d, ok := RetryAfter(h, now); ok {
+		ms := d.Milliseconds()
+		c.RetryAfterMs = &ms
+	}
+	return c
+}
+
+// RetryAfter reads retry-after-ms, then Retry-After (seconds or an HTTP
+// date). Values over a day are clamped.
+func RetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	if v := h.Get("retry-after-ms"); v != "" {
+		if n, err := strconv.ParseFloat(v, 64); err == nil && n > 0 {
+			return clampRetry(time.Duration(n * float64(time.Millisecond))), true
+		}
+	}
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
+		return clampRetry(time.Duration(n * float64(time.Second))), true
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return clampRetry(t.Sub(now)), true
+	}
+	return 0, false
+}
+
+func clampRetry(d time.Duration) time.Duration { return min(d, 24*time.Hour) }

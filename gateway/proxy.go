@@ -1,0 +1,357 @@
+package gateway
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultSession is the session of a caller that names none.
+const DefaultSession = "default"
+
+// reqState follows one request from the handler through the proxy. The
+// handler fills the top half; the failover loop, which runs on the
+// handler's goroutine inside ReverseProxy.ServeHTTP, fills the rest.
+type reqState struct {
+	start    time.Time
+	rc       *runtimeConfig
+	agent    string
+	al       *agentLive
+	session  string
+	provider string
+	api      string
+	model    string // as asked, after the session's model override
+	stream   bool
+	body     []byte
+	base     *url.URL
+	rest     string // escaped path below /{provider}
+	models   []string
+
+	attempts  []Attempt
+	profile   string // the profile that served
+	status    int
+	failovers int
+	cause     error // logged, never sent
+}
+
+type reqStateKey struct{}
+
+func stateOf(ctx context.Context) *reqState {
+	rs, _ := ctx.Value(reqStateKey{}).(*reqState)
+	return rs
+}
+
+func newTransport(c Config) *http.Transport {
+	connect := cmp.Or(c.ConnectTimeout, 10*time.Second)
+	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       cmp.Or(c.IdleConnTimeout, 90*time.Second),
+		TLSHandshakeTimeout:   connect,
+		ResponseHeaderTimeout: cmp.Or(c.ResponseHeaderTimeout, 120*time.Second),
+		ExpectContinueTimeout: time.Second,
+		// The caller's Accept-Encoding goes upstream untouched and the
+		// answer comes back as the provider sent it.
+		DisableCompression: true,
+		ReadBufferSize:     32 << 10,
+		WriteBufferSize:    32 << 10,
+	}
+}
+
+// bufferPool lends ReverseProxy its copy buffers.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+
+func (s *Server) newProxy() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:        rewrite,
+		Transport:      failoverTransport{s},
+		FlushInterval:  -1, // every SSE event goes out as it arrives
+		BufferPool:     &bufferPool{},
+		ModifyResponse: s.modifyResponse,
+		ErrorHandler:   s.errorHandler,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// rewrite points the outgoing request at the provider's base URL and
+// strips the caller's gateway token and OpenSoul's own headers.
+func rewrite(pr *httputil.ProxyRequest) {
+	rs := stateOf(pr.In.Context())
+	u := *rs.base
+	u.RawPath = rs.base.EscapedPath() + rs.rest
+	if p, err := url.PathUnescape(u.RawPath); err == nil {
+		u.Path = p
+	}
+	u.RawQuery = pr.In.URL.RawQuery
+	pr.Out.URL = &u
+	pr.Out.Host = ""
+	h := pr.Out.Header
+	h.Del("Authorization")
+	h.Del("X-Api-Key")
+	for name := range h {
+		if strings.HasPrefix(strings.ToLower(name), "x-opensoul-") {
+			delete(h, name)
+		}
+	}
+}
+
+func (s *Server) modifyResponse(resp *http.Response) error {
+	rs := stateOf(resp.Request.Context())
+	resp.Header.Set("X-Opensoul-Profile", rs.profile)
+	resp.Header.Set("X-Opensoul-Attempts", strconv.Itoa(len(rs.attempts)))
+	rs.status = resp.StatusCode
+	return nil
+}
+
+func (s *Server) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	rs := stateOf(r.Context())
+	var he *HTTPError
+	var ex *exhaustedError
+	switch {
+	case errors.As(err, &ex):
+		he = ex.httpErr
+	case errors.As(err, &he):
+	case errors.Is(err, context.Canceled) || r.Context().Err() != nil:
+		rs.status, rs.cause = 499, err // the caller went away; nobody to answer
+		return
+	default:
+		he = &HTTPError{Code: http.StatusBadGateway, Msg: "opensoul: upstream failed: " + upstreamErrText(err), Err: err}
+	}
+	w.Header().Set("X-Opensoul-Attempts", strconv.Itoa(len(rs.attempts)))
+	rs.status, rs.cause = he.Code, err
+	writeError(w, rs.provider, he)
+}
+
+// upstreamErrText describes a transport error without the URL's query.
+func upstreamErrText(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timed out"
+	}
+	return err.Error()
+}
+
+// serveProvider is the handler half of a provider request.
+func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
+	rc := s.cfg.Load()
+	provider, rest, _ := splitRoute(r.URL.EscapedPath())
+	base, ok := rc.bases[provider]
+	if !ok {
+		writeError(w, "", &HTTPError{Code: http.StatusNotFound,
+			Msg: fmt.Sprintf("opensoul: no provider %q; use /{provider}/… with a provider from the config (providers.<name>.baseUrl)", provider)})
+		return
+	}
+	rs := &reqState{start: start, rc: rc, provider: provider, rest: rest, base: base}
+	defer s.finish(r.Context(), rs)
+
+	agent, herr := authenticate(rc, r.Header)
+	if herr != nil {
+		s.reject(w, rs, herr)
+		return
+	}
+	rs.agent = agent
+	if herr := readBody(r, rs, rc.MaxBodyBytes); herr != nil {
+		s.reject(w, rs, herr)
+		return
+	}
+	rs.api = apiOf(provider, rest)
+	rs.model, rs.stream = bodyMeta(rs.body)
+	rs.session = r.Header.Get("x-opensoul-session")
+	sessionSet := rs.session != ""
+	if !sessionSet {
+		rs.session = DefaultSession
+	}
+	if s.chat != nil && rs.api != "" && s.chat.Intercept(w, r, ChatRequest{
+		Agent: agent, Session: rs.session, SessionSet: sessionSet, Provider: provider, API: rs.api,
+		Model: rs.model, Stream: rs.stream, Body: rs.body,
+	}) {
+		rs.status, rs.profile = http.StatusOK, "chat"
+		return
+	}
+	al, err := s.live.agent(agent)
+	if err != nil {
+		s.reject(w, rs, &HTTPError{Code: http.StatusInternalServerError, Msg: "opensoul: cannot read the agent's state: " + err.Error(), Err: err})
+		return
+	}
+	rs.al = al
+	if herr := s.applyModelOverride(rs); herr != nil {
+		s.reject(w, rs, herr)
+		return
+	}
+	rs.models = modelChain(rs.provider, rs.model, rc.Fallbacks)
+	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqStateKey{}, rs)))
+}
+
+func (s *Server) reject(w http.ResponseWriter, rs *reqState, he *HTTPError) {
+	rs.status, rs.cause = he.Code, he
+	writeError(w, rs.provider, he)
+}
+
+// readBody buffers the body once so every attempt can replay it.
+func readBody(r *http.Request, rs *reqState, limit int64) *HTTPError {
+	tooBig := &HTTPError{Code: http.StatusRequestEntityTooLarge,
+		Msg: fmt.Sprintf("opensoul: request body over gateway.maxBodyBytes (%d bytes)", limit)}
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	if r.ContentLength > limit {
+		return tooBig
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return &HTTPError{Code: http.StatusBadRequest, Msg: "opensoul: could not read the request body", Err: err}
+	}
+	if n > limit {
+		return tooBig
+	}
+	rs.body = buf.Bytes()
+	return nil
+}
+
+// apiOf names the wire API of a request path (for policies and chat).
+func apiOf(provider, rest string) string {
+	switch {
+	case strings.HasSuffix(rest, "/messages") && provider == "anthropic":
+		return "anthropic-messages"
+	case strings.HasSuffix(rest, "/chat/completions"):
+		return "openai-completions"
+	case strings.HasSuffix(rest, "/responses"):
+		return "openai-responses"
+	}
+	return ""
+}
+
+// bodyMeta reads "model" and "stream" from a JSON body.
+func bodyMeta(body []byte) (model string, stream bool) {
+	if len(body) == 0 || body[0] != '{' && !bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
+		return "", false
+	}
+	var m struct {
+		Model  string `json:"model"`
+		Stream bool   `json:"stream"`
+	}
+	if json.Unmarshal(body, &m) != nil {
+		return "", false
+	}
+	return m.Model, m.Stream
+}
+
+// rewriteModel returns body with its "model" set to model.
+func rewriteModel(body []byte, model string) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	v, _ := json.Marshal(model)
+	m["model"] = v
+	return json.Marshal(m)
+}
+
+// applyModelOverride rewrites the model to the session's override
+// (/model), when it is for this request's provider.
+func (s *Server) applyModelOverride(rs *reqState) *HTTPError {
+	sess, ok := (*rs.al.sessions.Load())[rs.session]
+	if !ok || sess.ModelOverride == "" || rs.model == "" {
+		return nil
+	}
+	model := sess.ModelOverride
+	if p, m, ok := strings.Cut(model, "/"); ok {
+		if p != rs.provider {
+			return nil // an override for another API leaves this one alone
+		}
+		model = m
+	}
+	if model == rs.model {
+		return nil
+	}
+	body, err := rewriteModel(rs.body, model)
+	if err != nil {
+		return &HTTPError{Code: http.StatusBadRequest, Msg: "opensoul: request body is not a JSON object", Err: err}
+	}
+	rs.body, rs.model = body, model
+	return nil
+}
+
+// modelChain is the model asked for, then the configured fallbacks of the
+// same provider.
+func modelChain(provider, model string, fallbacks []string) []string {
+	chain := []string{model}
+	if model == "" {
+		return chain
+	}
+	for _, ref := range fallbacks {
+		p, m, ok := strings.Cut(ref, "/")
+		if ok && p == provider && m != "" && m != model {
+			chain = append(chain, m)
+		}
+	}
+	return chain
+}
+
+// finish writes the request's one log line and its metrics.
+func (s *Server) finish(ctx context.Context, rs *reqState) {
+	d := s.now().Sub(rs.start)
+	s.metrics.observe(rs.provider, rs.status, d)
+	var reasons strings.Builder
+	for i, a := range rs.attempts {
+		if i > 0 {
+			reasons.WriteByte(' ')
+		}
+		reasons.WriteString(a.Profile)
+		reasons.WriteByte('=')
+		reasons.WriteString(cmp.Or(a.Reason, "ok"))
+	}
+	level := slog.LevelInfo
+	if rs.status >= 500 {
+		level = slog.LevelWarn
+	}
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("agent", rs.agent), slog.String("session", rs.session),
+		slog.String("provider", rs.provider), slog.String("model", rs.model),
+		slog.String("profile", rs.profile), slog.Int("attempts", len(rs.attempts)),
+		slog.Int("status", rs.status), slog.Duration("latency", d),
+		slog.String("reasons", reasons.String()),
+	}
+	if rs.cause != nil {
+		attrs = append(attrs, slog.String("err", rs.cause.Error()))
+	}
+	s.log.LogAttrs(ctx, level, "request", attrs...)
+}

@@ -1,0 +1,314 @@
+// Package gateway is OpenSoul's domain: credential profiles, sessions, the
+// cooldown math, the failover loop and the HTTP server that fronts every
+// model provider.
+//
+// A request is handled in two halves. The handler authenticates the
+// caller, buffers the body once, works out the agent, session and model,
+// and hands the request to an httputil.ReverseProxy. The proxy's transport
+// is the failover loop: it asks the policy for candidates, presents each
+// credential in turn, reads a failing answer far enough to classify it,
+// and only ever passes the final answer on, so nothing reaches the client
+// before the gateway has decided. State the loop needs lives in memory
+// (see live) and is written back to the store in batches.
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway/store"
+)
+
+// Config is the gateway's part of OpenSoul's configuration, as plain
+// values. The CLI builds it from the typed config.
+type Config struct {
+	// Token opens every agent; AgentTokens[id] opens only agent id. With
+	// neither set the gateway is open (the CLI allows that on loopback only).
+	Token        string
+	AgentTokens  map[string]string
+	DefaultAgent string // "main" when empty
+
+	MaxBodyBytes          int64
+	ConnectTimeout        time.Duration
+	ResponseHeaderTimeout time.Duration
+	IdleConnTimeout       time.Duration
+
+	Providers map[string]Upstream // by provider name
+	Order     map[string][]string // auth.order from config
+	Cooldowns Cooldowns
+	// Fallbacks are agents.defaults.model.fallbacks as provider/model refs;
+	// those of a request's provider are tried when it is exhausted.
+	Fallbacks []string
+}
+
+// Upstream is where a provider's requests go and its config API key.
+type Upstream struct {
+	BaseURL string
+	APIKey  string // providers.<p>.apiKey: the last-resort credential
+}
+
+// ChatInterceptor may answer a request itself (chat commands such as
+// /model) before any upstream is called. It returns true when it wrote
+// the response.
+type ChatInterceptor interface {
+	Intercept(w http.ResponseWriter, r *http.Request, req ChatRequest) bool
+}
+
+// ChatRequest is what an interceptor gets: who is asking and the body.
+type ChatRequest struct {
+	Agent, Session string
+	SessionSet     bool // the caller named the session
+	Provider, API  string
+	Model          string
+	Stream         bool
+	Body           []byte
+}
+
+// Options are New's dependencies. Store, Selector and Logger are required.
+type Options struct {
+	Store    *store.Store
+	Config   Config
+	Env      Env
+	Selector Selector
+	Modules  Modules         // nil: built-in headers and classification
+	Chat     ChatInterceptor // nil: no chat commands
+	Logger   *slog.Logger
+	Now      func() time.Time // nil: time.Now
+	// PollInterval is how often state files are checked and what was
+	// learned is written (default 200ms).
+	PollInterval time.Duration
+}
+
+// Server is the gateway's HTTP handler. Create it with New, serve it with
+// any http.Server and Close it when done.
+type Server struct {
+	store    *store.Store
+	selector Selector
+	modules  Modules
+	chat     ChatInterceptor
+	log      *slog.Logger
+	now      func() time.Time
+	live     *live
+	metrics  *metrics
+	proxy    http.Handler
+	stop     context.CancelFunc
+	done     chan struct{}
+	draining atomic.Bool
+	closed   sync.Once
+
+	cfg atomic.Pointer[runtimeConfig]
+	env atomic.Pointer[Env]
+
+	mu        sync.Mutex // guards transport
+	transport *http.Transport
+}
+
+// runtimeConfig is Config prepared for per-request use.
+type runtimeConfig struct {
+	Config
+	tokenSum  [32]byte
+	agentSums map[string][32]byte
+	bases     map[string]*url.URL
+}
+
+func prepare(c Config) (*runtimeConfig, error) {
+	rc := &runtimeConfig{Config: c, agentSums: map[string][32]byte{}, bases: map[string]*url.URL{}}
+	if rc.DefaultAgent == "" {
+		rc.DefaultAgent = store.DefaultAgent
+	}
+	if rc.MaxBodyBytes <= 0 {
+		rc.MaxBodyBytes = 32 << 20
+	}
+	if c.Token != "" {
+		rc.tokenSum = sha256.Sum256([]byte(c.Token))
+	}
+	for id, tok := range c.AgentTokens {
+		if tok != "" {
+			rc.agentSums[id] = sha256.Sum256([]byte(tok))
+		}
+	}
+	for name, up := range c.Providers {
+		u, err := url.Parse(up.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("providers.%s.baseUrl: want an http(s) URL, got %q", name, up.BaseURL)
+		}
+		u.Path = strings.TrimSuffix(u.Path, "/")
+		rc.bases[name] = u
+	}
+	return rc, nil
+}
+
+// New builds the gateway and starts its state poller.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil || opts.Selector == nil || opts.Logger == nil {
+		return nil, errors.New("gateway: Store, Selector and Logger are required")
+	}
+	rc, err := prepare(opts.Config)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		store: opts.Store, selector: opts.Selector, modules: opts.Modules, chat: opts.Chat,
+		log: opts.Logger, now: opts.Now, done: make(chan struct{}),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.cfg.Store(rc)
+	env := opts.Env
+	if env == nil {
+		env = Env{}
+	}
+	s.env.Store(&env)
+	s.live = newLive(opts.Store, opts.Logger, s.now, func() Cooldowns { return s.cfg.Load().Cooldowns })
+	s.metrics = newMetrics(s.live, s.now)
+	s.transport = newTransport(rc.Config)
+	s.proxy = s.newProxy()
+	interval := opts.PollInterval
+	if interval <= 0 {
+		interval = 200 * time.Millisecond
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	go func() {
+		defer close(s.done)
+		s.live.run(ctx, interval)
+	}()
+	return s, nil
+}
+
+// SetConfig replaces the configuration for requests that start after it.
+// The upstream transport is rebuilt only when its timeouts changed.
+func (s *Server) SetConfig(c Config) error {
+	rc, err := prepare(c)
+	if err != nil {
+		return err
+	}
+	old := s.cfg.Swap(rc)
+	if old.ConnectTimeout != c.ConnectTimeout || old.ResponseHeaderTimeout != c.ResponseHeaderTimeout || old.IdleConnTimeout != c.IdleConnTimeout {
+		s.mu.Lock()
+		prev := s.transport
+		s.transport = newTransport(c)
+		s.mu.Unlock()
+		prev.CloseIdleConnections()
+	}
+	return nil
+}
+
+// SetEnv replaces the environment credentials (DESIGN §3).
+func (s *Server) SetEnv(env Env) { s.env.Store(&env) }
+
+// Refresh rereads an agent's state files now instead of at the next poll;
+// a chat command that changed sessions.json calls it.
+func (s *Server) Refresh(agent string) error { return s.live.refresh(agent) }
+
+// Drain makes /readyz fail so that load balancers stop sending traffic;
+// the caller then shuts its http.Server down.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Close stops the poller after writing what was learned. Safe twice.
+func (s *Server) Close() error {
+	s.closed.Do(func() {
+		s.draining.Store(true)
+		s.stop()
+		<-s.done
+		s.mu.Lock()
+		s.transport.CloseIdleConnections()
+		s.mu.Unlock()
+	})
+	return nil
+}
+
+// ServeHTTP routes /healthz, /readyz, /metrics and /{provider}/{rest}.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+		return
+	case "/readyz":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if s.draining.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("draining\n"))
+			return
+		}
+		w.Write([]byte("ready\n"))
+		return
+	case "/metrics":
+		s.metrics.handler.ServeHTTP(w, r)
+		return
+	}
+	s.serveProvider(w, r)
+}
+
+// splitRoute splits /{provider}/{rest} into its parts.
+func splitRoute(path string) (provider, rest string, ok bool) {
+	p := strings.TrimPrefix(path, "/")
+	provider, rest, _ = strings.Cut(p, "/")
+	return provider, "/" + rest, provider != ""
+}
+
+// presentedToken is the caller's gateway token from x-opensoul-token,
+// x-api-key or Authorization: Bearer.
+func presentedToken(h http.Header) string {
+	if v := h.Get("x-opensoul-token"); v != "" {
+		return v
+	}
+	if v := h.Get("x-api-key"); v != "" {
+		return v
+	}
+	if v := h.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		return strings.TrimSpace(v[7:])
+	}
+	return ""
+}
+
+// authenticate checks the caller's token in constant time and returns the
+// agent the request is for.
+func authenticate(rc *runtimeConfig, h http.Header) (string, *HTTPError) {
+	asked := h.Get("x-opensoul-agent")
+	if asked != "" {
+		if err := store.ValidAgentID(asked); err != nil {
+			return "", &HTTPError{Code: http.StatusBadRequest, Msg: "opensoul: x-opensoul-agent: " + err.Error()}
+		}
+	}
+	if rc.Token == "" && len(rc.agentSums) == 0 {
+		return cmpOr(asked, rc.DefaultAgent), nil
+	}
+	sum := sha256.Sum256([]byte(presentedToken(h)))
+	if rc.Token != "" && subtle.ConstantTimeCompare(sum[:], rc.tokenSum[:]) == 1 {
+		return cmpOr(asked, rc.DefaultAgent), nil
+	}
+	matched := ""
+	for id, want := range rc.agentSums {
+		if subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
+			matched = id
+		}
+	}
+	switch {
+	case matched == "":
+		return "", &HTTPError{Code: http.StatusUnauthorized, Type: ReasonAuth,
+			Msg: "opensoul: missing or wrong gateway token; give your SDK the gateway token (OPENSOUL_GATEWAY_TOKEN) as its API key, or send it as x-opensoul-token"}
+	case asked != "" && asked != matched:
+		return "", &HTTPError{Code: http.StatusForbidden, Msg: fmt.Sprintf("opensoul: this token opens agent %q only, not %q", matched, asked)}
+	}
+	return matched, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
