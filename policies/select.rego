@@ -166,7 +166,7 @@ cooldown_active(p) := p.cooldownUntil if {
 }
 
 # A cooldown scoped to a model only blocks requests for that model.
-cooldown_applies(p) if not is_string(p.cooldownModel)
+cooldown_applies(p) if not is_string(object.get(p, "cooldownModel", null))
 
 cooldown_applies(p) if p.cooldownModel == ""
 
@@ -194,7 +194,7 @@ else := [x[2] | some x in sort([[type_rank(p), last_used(p), id] | some id in re
 
 type_ranks := {"oauth": 0, "token": 1, "api_key": 2}
 
-type_rank(p) := object.get(type_ranks, p.type, 3)
+type_rank(p) := object.get(type_ranks, object.get(p, "type", ""), 3)
 
 last_used(p) := p.lastUsed if is_number(p.lastUsed) else := 0
 
@@ -267,7 +267,7 @@ auto_tag(id) := [sprintf("auto pin of session %s (last profile that succeeded)",
 
 order_tag(id) := sprintf("position %d in %s", [order_index[id] + 1, order_labels[order_source]]) if {
 	order_source
-} else := sprintf("round robin: %s, %s", [profiles[id].type, last_used_text(profiles[id])])
+} else := sprintf("round robin: %s, %s", [object.get(profiles[id], "type", "unknown type"), last_used_text(profiles[id])])
 
 last_used_text(p) := "never used" if last_used(p) == 0
 else := sprintf("last used %s", [fmt_time(last_used(p))])

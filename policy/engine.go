@@ -31,7 +31,8 @@ type Engine struct {
 	log   *slog.Logger
 	cache *decisionCache // nil when caching is off
 
-	set atomic.Pointer[policySet] // the set in force
+	set   atomic.Pointer[policySet] // the set in force
+	evals atomic.Uint64             // policy evaluations (cache misses), for tests
 
 	reloadMu  sync.Mutex // serializes Reload; guards the fields below
 	failedSum [sha256.Size]byte
@@ -144,6 +145,7 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	}
 	set := e.set.Load()
 	if e.cache == nil || len(set.volatile) > 0 {
+		e.evals.Add(1)
 		return set.eval(ctx, in)
 	}
 	bp := keyBufs.Get().(*[]byte)
@@ -153,6 +155,7 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	if d, ok := e.cache.get(set.gen, key, in.Now); ok {
 		return d, nil
 	}
+	e.evals.Add(1)
 	d, err := set.eval(ctx, in)
 	if err != nil {
 		return Decision{}, err
@@ -220,4 +223,3 @@ func (e *Engine) Reload(ctx context.Context) (changed bool, err error) {
 	e.noteVolatile(set)
 	return true, nil
 }
-

@@ -113,7 +113,7 @@ func compile(srcs []source, caps *ast.Capabilities, print bool) (*ast.Compiler, 
 		m, err := ast.ParseModuleWithOpts(s.name, string(s.text), ast.ParserOptions{
 			RegoVersion:       ast.RegoV1,
 			Capabilities:      caps,
-			ProcessAnnotation: true,
+			ProcessAnnotation: false,
 		})
 		if err != nil {
 			var aerrs ast.Errors
