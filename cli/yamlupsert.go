@@ -159,7 +159,11 @@ func splitLines(raw []byte) []string {
 	if len(raw) == 0 {
 		return nil
 	}
-	return strings.SplitAfter(string(raw), "\n")
+	lines := strings.SplitAfter(string(raw), "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
 }
 
 // blockEnd returns the index of the first line after the block whose key
