@@ -63,3 +63,47 @@ type Classification struct {
 	RetryAfterMs *int64 `json:"retryAfterMs"`
 	Hint         string `json:"hint,omitempty"`
 }
+
+// ABIVersion is the version of the provider module ABI this host speaks.
+const ABIVersion = 1
+
+// Kinds of credential a check may report.
+const (
+	KindAPIKey      = "api_key"
+	KindSetupToken  = "setup_token"
+	KindOAuthAccess = "oauth_access"
+	KindUnknown     = "unknown"
+)
+
+// Failure reasons of DESIGN §4, as classify reports them. ReasonOK and
+// ReasonUnknown cover statuses that are not failures or fit no row.
+const (
+	ReasonRateLimit       = "rate_limit"
+	ReasonAuth            = "auth"
+	ReasonBilling         = "billing"
+	ReasonCredentialScope = "credential_scope"
+	ReasonModelNotFound   = "model_not_found"
+	ReasonTimeout         = "timeout"
+	ReasonFormat          = "format"
+	ReasonOK              = "ok"
+	ReasonUnknown         = "unknown"
+)
+
+// Error codes a module may answer with in {"ok":false,"error":{...}}.
+const (
+	CodeUnsupportedOp      = "unsupported_op"
+	CodeUnsupportedVersion = "unsupported_version"
+	CodeBadRequest         = "bad_request"
+)
+
+// ProviderInfo describes one provider the registry knows.
+type ProviderInfo struct {
+	Name string `json:"name"`
+	// Source is "builtin", "generic" (no module: Bearer header and the
+	// DESIGN §4 table), or the path of a module file.
+	Source     string   `json:"source"`
+	ABIVersion int      `json:"abiVersion,omitempty"`
+	Version    string   `json:"version,omitempty"` // the module's own version (info op)
+	Ops        []string `json:"ops"`               // ops the module answers
+	Error      string   `json:"error,omitempty"`   // why the module did not load
+}

@@ -1,0 +1,8 @@
+;; huge: every answer claims to be 2 GiB long.
+(module
+  (memory (export "memory") 1)
+  (func (export "opensoul_abi_version") (result i32) (i32.const 1))
+  (func (export "opensoul_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "opensoul_free") (param i32 i32))
+  (func (export "opensoul_call") (param i32 i32) (result i64) (i64.const 0x7fffffff))
+)

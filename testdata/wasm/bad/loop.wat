@@ -1,0 +1,8 @@
+;; loop: opensoul_call never returns.
+(module
+  (memory (export "memory") 1)
+  (func (export "opensoul_abi_version") (result i32) (i32.const 1))
+  (func (export "opensoul_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "opensoul_free") (param i32 i32))
+  (func (export "opensoul_call") (param i32 i32) (result i64) (loop $l (br $l)) (i64.const 0))
+)

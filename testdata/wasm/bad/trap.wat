@@ -1,0 +1,8 @@
+;; trap: opensoul_call always executes unreachable.
+(module
+  (memory (export "memory") 1)
+  (func (export "opensoul_abi_version") (result i32) (i32.const 1))
+  (func (export "opensoul_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "opensoul_free") (param i32 i32))
+  (func (export "opensoul_call") (param i32 i32) (result i64) unreachable)
+)

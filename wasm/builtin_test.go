@@ -1,0 +1,309 @@
+package wasm
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func fill(prefix string, n int) string {
+	const alphabet = "Zq7Xk2Lm9Pw4Rt6Yv8Ns3Bd5Hf_Gj-Cc1"
+	var b strings.Builder
+	b.WriteString(prefix)
+	for i := 0; b.Len() < n; i++ {
+		b.WriteByte(alphabet[i%len(alphabet)])
+	}
+	return b.String()
+}
+
+// Fixture secrets, shaped like the real ones; the tests scan output for them.
+var (
+	anthropicKey   = fill("sk-ant-api03-", 108)
+	setupToken     = fill("sk-ant-oat01-", 106) + "AA"
+	truncatedToken = setupToken[:80]
+	openaiProjKey  = fill("sk-proj-", 164)
+	openaiLegacy   = fill("sk-", 51)
+	openrouterKey  = "sk-or-v1-" + strings.Repeat("0123456789abcdef", 4)
+)
+
+func jwt(payload string) string {
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." +
+		enc.EncodeToString([]byte(payload)) + "." + enc.EncodeToString([]byte("signature"))
+}
+
+func i64(v int64) *int64 { return &v }
+
+func TestBuiltinCheck(t *testing.T) {
+	t.Parallel()
+	r := builtins(t)
+	const now = 1_800_000_000_000
+	accessToken := jwt(`{"sub":"user-1","exp":1900000000}`)
+	expiredToken := jwt(`{"exp":1700000000}`)
+	tests := []struct {
+		name, provider string
+		req            CheckRequest
+		valid          bool
+		kind           string
+		reason         string // substring of the reason
+		expiresAt      *int64
+	}{
+		{"anthropic api key", "anthropic", CheckRequest{Type: "api_key", Secret: anthropicKey}, true, KindAPIKey, "", nil},
+		{"anthropic setup token", "anthropic", CheckRequest{Type: "token", Secret: setupToken, Now: now}, true, KindSetupToken, "", nil},
+		{"anthropic setup token, type unknown", "anthropic", CheckRequest{Secret: setupToken}, true, KindSetupToken, "", nil},
+		{"anthropic oauth access", "anthropic", CheckRequest{Type: "oauth", Secret: setupToken, ExpiresAt: i64(now + 1000), Now: now}, true, KindOAuthAccess, "", i64(now + 1000)},
+		{"anthropic expired token", "anthropic", CheckRequest{Type: "token", Secret: setupToken, ExpiresAt: i64(now - 1), Now: now}, false, KindSetupToken, "expired", i64(now - 1)},
+		{"anthropic truncated token", "anthropic", CheckRequest{Type: "token", Secret: truncatedToken}, false, KindSetupToken, "cut at a line wrap", nil},
+		{"anthropic short key", "anthropic", CheckRequest{Type: "api_key", Secret: anthropicKey[:40]}, false, KindAPIKey, "too short", nil},
+		{"anthropic refresh token", "anthropic", CheckRequest{Secret: fill("sk-ant-ort01-", 108)}, false, KindUnknown, "refresh token", nil},
+		{"anthropic given an openai key", "anthropic", CheckRequest{Type: "api_key", Secret: openaiProjKey}, false, KindUnknown, "OpenAI key, not an Anthropic", nil},
+		{"anthropic given an openrouter key", "anthropic", CheckRequest{Type: "api_key", Secret: openrouterKey}, false, KindUnknown, "OpenRouter key", nil},
+		{"anthropic given garbage", "anthropic", CheckRequest{Type: "api_key", Secret: "hello"}, false, KindUnknown, "not an Anthropic API key", nil},
+		{"anthropic token with a line break", "anthropic", CheckRequest{Type: "token", Secret: setupToken[:60] + "\n" + setupToken[60:]}, false, KindSetupToken, "line break", nil},
+		{"anthropic empty", "anthropic", CheckRequest{Type: "api_key"}, false, KindUnknown, "empty", nil},
+		{"openai project key", "openai", CheckRequest{Type: "api_key", Secret: openaiProjKey}, true, KindAPIKey, "", nil},
+		{"openai legacy key", "openai", CheckRequest{Type: "api_key", Secret: openaiLegacy}, true, KindAPIKey, "", nil},
+		{"openai access token", "openai", CheckRequest{Type: "oauth", Secret: accessToken, Now: now}, true, KindOAuthAccess, "", i64(1_900_000_000_000)},
+		{"openai expired access token", "openai", CheckRequest{Type: "oauth", Secret: expiredToken, Now: now}, false, KindOAuthAccess, "expired", i64(1_700_000_000_000)},
+		{"openai given an anthropic key", "openai", CheckRequest{Type: "api_key", Secret: anthropicKey}, false, KindUnknown, "Anthropic key", nil},
+		{"openai short key", "openai", CheckRequest{Type: "api_key", Secret: "sk-abc"}, false, KindAPIKey, "too short", nil},
+		{"openai admin key", "openai", CheckRequest{Type: "api_key", Secret: fill("sk-admin-", 80)}, false, KindAPIKey, "admin key", nil},
+		{"openrouter key", "openrouter", CheckRequest{Type: "api_key", Secret: openrouterKey}, true, KindAPIKey, "", nil},
+		{"openrouter given an openai key", "openrouter", CheckRequest{Type: "api_key", Secret: openaiLegacy}, false, KindUnknown, "OpenAI key", nil},
+		{"openrouter short key", "openrouter", CheckRequest{Type: "api_key", Secret: "sk-or-v1-abc"}, false, KindAPIKey, "too short", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := r.Check(context.Background(), tt.provider, tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Valid != tt.valid || got.Kind != tt.kind || !strings.Contains(got.Reason, tt.reason) {
+				t.Errorf("got %+v, want valid=%v kind=%s reason~%q", got, tt.valid, tt.kind, tt.reason)
+			}
+			if tt.valid && got.Reason != "" {
+				t.Errorf("valid verdict with a reason: %q", got.Reason)
+			}
+			if (got.ExpiresAt == nil) != (tt.expiresAt == nil) || got.ExpiresAt != nil && *got.ExpiresAt != *tt.expiresAt {
+				t.Errorf("expiresAt = %v, want %v", deref(got.ExpiresAt), deref(tt.expiresAt))
+			}
+			if strings.Contains(got.Reason+got.Hint, tt.req.Secret) && tt.req.Secret != "" {
+				t.Error("the verdict repeats the secret")
+			}
+		})
+	}
+}
+
+func deref(p *int64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func TestBuiltinHeaders(t *testing.T) {
+	t.Parallel()
+	r := builtins(t)
+	tests := []struct {
+		name, provider string
+		req            HeadersRequest
+		set            map[string]string
+		remove         []string
+	}{
+		{"anthropic api key", "anthropic", HeadersRequest{Type: "api_key", Secret: anthropicKey},
+			map[string]string{"x-api-key": anthropicKey}, []string{"authorization"}},
+		{"anthropic setup token", "anthropic", HeadersRequest{Type: "token", Secret: setupToken},
+			map[string]string{"authorization": "Bearer " + setupToken, "anthropic-beta": "oauth-2025-04-20"}, []string{"x-api-key"}},
+		{"anthropic token stored as api_key", "anthropic", HeadersRequest{Type: "api_key", Secret: setupToken},
+			map[string]string{"authorization": "Bearer " + setupToken, "anthropic-beta": "oauth-2025-04-20"}, []string{"x-api-key"}},
+		{"openai", "openai", HeadersRequest{Type: "api_key", Secret: openaiProjKey},
+			map[string]string{"authorization": "Bearer " + openaiProjKey}, []string{}},
+		{"openrouter", "openrouter", HeadersRequest{Type: "api_key", Secret: openrouterKey},
+			map[string]string{"authorization": "Bearer " + openrouterKey}, []string{}},
+		{"generic provider", "mistral", HeadersRequest{Type: "api_key", Secret: "m-123"},
+			map[string]string{"authorization": "Bearer m-123"}, []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := r.Headers(context.Background(), tt.provider, tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalMap(got.Set, tt.set) || strings.Join(got.Remove, ",") != strings.Join(tt.remove, ",") {
+				t.Errorf("got set=%v remove=%v, want set=%v remove=%v", keys(got.Set), got.Remove, keys(tt.set), tt.remove)
+			}
+		})
+	}
+}
+
+func equalMap(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// keys lists header names only: values hold secrets.
+func keys(m map[string]string) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+func TestBuiltinClassify(t *testing.T) {
+	t.Parallel()
+	r := builtins(t)
+	ra := func(s string) map[string]string { return map[string]string{"retry-after": s} }
+	tests := []struct {
+		name, provider string
+		req            ClassifyRequest
+		reason         string
+		failover       bool
+		retryAfterMs   *int64
+		hint           string
+	}{
+		{"anthropic claude code only", "anthropic", ClassifyRequest{Status: 400, Body: `{"type":"error","error":{"type":"invalid_request_error","message":"This credential is only authorized for use with Claude Code and cannot be used for other API requests."}}`}, ReasonCredentialScope, true, nil, "API key"},
+		{"anthropic 401", "anthropic", ClassifyRequest{Status: 401, Body: `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`}, ReasonAuth, true, nil, ""},
+		{"anthropic 403", "anthropic", ClassifyRequest{Status: 403, Body: `{"type":"error","error":{"type":"permission_error"}}`}, ReasonAuth, true, nil, ""},
+		{"anthropic 402", "anthropic", ClassifyRequest{Status: 402}, ReasonBilling, true, nil, ""},
+		{"anthropic credit balance", "anthropic", ClassifyRequest{Status: 400, Body: `{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API."}}`}, ReasonBilling, true, nil, "credits"},
+		{"anthropic 429 retry-after", "anthropic", ClassifyRequest{Status: 429, Headers: ra("17"), Body: `{"type":"error","error":{"type":"rate_limit_error"}}`}, ReasonRateLimit, true, i64(17000), ""},
+		{"anthropic 429 without retry-after", "anthropic", ClassifyRequest{Status: 429}, ReasonRateLimit, true, nil, ""},
+		{"anthropic 529 overloaded", "anthropic", ClassifyRequest{Status: 529, Headers: ra("3"), Body: `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`}, ReasonRateLimit, true, i64(3000), "overloaded"},
+		{"anthropic 500", "anthropic", ClassifyRequest{Status: 500, Body: `{"type":"error","error":{"type":"api_error"}}`}, ReasonTimeout, true, nil, ""},
+		{"anthropic 404 model", "anthropic", ClassifyRequest{Status: 404, Body: `{"type":"error","error":{"type":"not_found_error","message":"model: claude-x"}}`}, ReasonModelNotFound, false, nil, ""},
+		{"anthropic 400", "anthropic", ClassifyRequest{Status: 400, Body: `{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: field required"}}`}, ReasonFormat, false, nil, ""},
+		{"openai insufficient_quota", "openai", ClassifyRequest{Status: 429, Body: `{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}`}, ReasonBilling, true, nil, "quota"},
+		{"openai 429", "openai", ClassifyRequest{Status: 429, Headers: ra("2"), Body: `{"error":{"type":"requests","code":"rate_limit_exceeded"}}`}, ReasonRateLimit, true, i64(2000), ""},
+		{"openai 401", "openai", ClassifyRequest{Status: 401, Body: `{"error":{"code":"invalid_api_key"}}`}, ReasonAuth, true, nil, "invalid_api_key"},
+		{"openai 404 model", "openai", ClassifyRequest{Status: 404, Body: `{"error":{"code":"model_not_found"}}`}, ReasonModelNotFound, false, nil, ""},
+		{"openai 503", "openai", ClassifyRequest{Status: 503}, ReasonTimeout, true, nil, ""},
+		{"openrouter 402", "openrouter", ClassifyRequest{Status: 402, Body: `{"error":{"code":402,"message":"Insufficient credits"}}`}, ReasonBilling, true, nil, "credits"},
+		{"openrouter key limit 403", "openrouter", ClassifyRequest{Status: 403, Body: `{"error":{"code":403,"message":"Key limit exceeded"}}`}, ReasonBilling, true, nil, "credit limit"},
+		{"openrouter moderation 403", "openrouter", ClassifyRequest{Status: 403, Body: `{"error":{"code":403,"message":"Input was flagged by moderation"}}`}, ReasonFormat, false, nil, ""},
+		{"openrouter 401", "openrouter", ClassifyRequest{Status: 401}, ReasonAuth, true, nil, ""},
+		{"openrouter 429", "openrouter", ClassifyRequest{Status: 429, Headers: ra("1")}, ReasonRateLimit, true, i64(1000), ""},
+		{"generic 529", "mistral", ClassifyRequest{Status: 529}, ReasonTimeout, true, nil, ""},
+		{"generic 429", "mistral", ClassifyRequest{Status: 429, Headers: map[string]string{"retry-after-ms": "250"}}, ReasonRateLimit, true, i64(250), ""},
+		{"generic credit balance", "mistral", ClassifyRequest{Status: 400, Body: "credit balance too low"}, ReasonBilling, true, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := r.Classify(context.Background(), tt.provider, tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Reason != tt.reason || got.Failover != tt.failover || !strings.Contains(got.Hint, tt.hint) {
+				t.Errorf("got %+v, want reason=%s failover=%v hint~%q", got, tt.reason, tt.failover, tt.hint)
+			}
+			if deref(got.RetryAfterMs) != deref(tt.retryAfterMs) {
+				t.Errorf("retryAfterMs = %v, want %v", deref(got.RetryAfterMs), deref(tt.retryAfterMs))
+			}
+		})
+	}
+}
+
+func TestBuiltinInfo(t *testing.T) {
+	t.Parallel()
+	r := builtins(t)
+	got := r.Providers(context.Background())
+	if len(got) != 3 {
+		t.Fatalf("got %d providers, want the 3 built-ins: %+v", len(got), got)
+	}
+	for _, p := range got {
+		if p.Source != "builtin" || p.ABIVersion != 1 || p.Version == "" || p.Error != "" ||
+			strings.Join(p.Ops, ",") != "info,check,headers,classify" {
+			t.Errorf("%+v", p)
+		}
+	}
+}
+
+// The hot path: a credential seen once costs no module call.
+func TestResultsCachedPerCredential(t *testing.T) {
+	t.Parallel()
+	h, _ := newTestHost(t, Options{})
+	r, _ := NewRegistry(context.Background(), h, nil)
+	ctx := context.Background()
+	key := fill("sk-ant-api03-cachetest", 108)
+	for range 3 {
+		if _, err := r.Headers(ctx, "anthropic", HeadersRequest{Type: "api_key", Secret: key}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Check(ctx, "anthropic", CheckRequest{Type: "api_key", Secret: key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := r.entries["anthropic"].mod
+	base := int64(4) // the load-time probes: info, check, headers, classify
+	if got := m.calls.Load() - base; got != 2 {
+		t.Errorf("module calls = %d, want 2 (one check, one headers)", got)
+	}
+	// Another secret is another credential.
+	if _, err := r.Headers(ctx, "anthropic", HeadersRequest{Type: "api_key", Secret: key + "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.calls.Load() - base; got != 3 {
+		t.Errorf("module calls = %d, want 3", got)
+	}
+}
+
+// A cached valid verdict is not served past the credential's expiry.
+func TestCachedCheckExpires(t *testing.T) {
+	t.Parallel()
+	r := builtins(t)
+	ctx := context.Background()
+	req := CheckRequest{Type: "token", Secret: fill("sk-ant-oat01-expirytest", 108), ExpiresAt: i64(2000), Now: 1000}
+	if got, err := r.Check(ctx, "anthropic", req); err != nil || !got.Valid {
+		t.Fatalf("before expiry: %+v %v", got, err)
+	}
+	req.Now = 3000
+	if got, err := r.Check(ctx, "anthropic", req); err != nil || got.Valid {
+		t.Fatalf("after expiry: %+v %v", got, err)
+	}
+}
+
+func TestGenericProvider(t *testing.T) {
+	t.Parallel()
+	h, _ := newTestHost(t, Options{})
+	r, errs := NewRegistry(context.Background(), h, map[string]string{"mistral": ""})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	ctx := context.Background()
+	c, err := r.Check(ctx, "mistral", CheckRequest{Type: "api_key", Secret: "abc"})
+	if err != nil || !c.Valid || c.Kind != KindAPIKey {
+		t.Errorf("check: %+v %v", c, err)
+	}
+	c, err = r.Check(ctx, "mistral", CheckRequest{Type: "token", Secret: "abc", ExpiresAt: i64(5), Now: 10})
+	if err != nil || c.Valid || !strings.Contains(c.Reason, "expired") {
+		t.Errorf("expired check: %+v %v", c, err)
+	}
+	var found bool
+	for _, p := range r.Providers(ctx) {
+		if p.Name == "mistral" {
+			found = p.Source == "generic" && p.ABIVersion == 0 && len(p.Ops) == 0
+		}
+	}
+	if !found {
+		t.Errorf("mistral not listed as generic: %+v", r.Providers(ctx))
+	}
+	if errs := r.Load(ctx, "unknown-provider"); len(errs) != 0 {
+		t.Errorf("Load of an unknown provider: %v", errs)
+	}
+	_, err = r.Classify(ctx, "nobody", ClassifyRequest{Status: 401})
+	if err != nil || errors.Is(err, ErrUnsupportedOp) {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,35 @@
+package wasm
+
+import "sync"
+
+// resultCache maps a credential's hash to a module's answer. When full it
+// drops an arbitrary entry: answers are cheap to recompute.
+type resultCache[V any] struct {
+	max int
+
+	mu sync.RWMutex // guards m
+	m  map[[32]byte]V
+}
+
+func newResultCache[V any](max int) *resultCache[V] {
+	return &resultCache[V]{max: max, m: make(map[[32]byte]V)}
+}
+
+func (c *resultCache[V]) get(k [32]byte) (V, bool) {
+	c.mu.RLock()
+	v, ok := c.m[k]
+	c.mu.RUnlock()
+	return v, ok
+}
+
+func (c *resultCache[V]) put(k [32]byte, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[k]; !ok && len(c.m) >= c.max {
+		for old := range c.m {
+			delete(c.m, old)
+			break
+		}
+	}
+	c.m[k] = v
+}

@@ -1,0 +1,19 @@
+// Package wasm runs OpenSoul's provider modules: small WebAssembly programs,
+// one per model provider, that tell the gateway whether a secret looks
+// usable (check), how to present it upstream (headers) and what an
+// upstream failure means (classify). The ABI is wasm/ABI.md (DESIGN §6).
+//
+// The package is shaped around the gateway's hot path. A Host owns one
+// wazero runtime with a memory cap, deadline enforcement and an on-disk
+// compilation cache, so a warm start does not recompile. Each module is
+// compiled once and served by a bounded pool of instances; an instance is
+// used by one goroutine at a time, and one that traps, loops or misbehaves
+// is closed rather than returned. A Registry maps provider names to
+// modules (the embedded built-ins, or a file from config), loads them
+// lazily, falls back to generic behaviour for providers without a module,
+// and caches check and headers results per credential so that a credential
+// already seen costs no WebAssembly call at all.
+//
+// Guests get WASI preview 1 with no files, no environment, no arguments,
+// no network and wazero's fake clocks: time comes in the request.
+package wasm

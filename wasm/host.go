@@ -1,0 +1,260 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Defaults for Options' zero values.
+const (
+	DefaultCallTimeout      = 2 * time.Second
+	DefaultMemoryLimitPages = 512 // 32 MiB per instance
+	DefaultMaxResponseBytes = 64 << 10
+)
+
+// Options tune a Host. The zero value is ready to use.
+type Options struct {
+	// CacheDir holds compiled modules between runs; "" means
+	// os.UserCacheDir()/opensoul/wazero. NoDiskCache keeps them in memory.
+	CacheDir    string
+	NoDiskCache bool
+	// CallTimeout bounds every call into a module (default 2 s). A negative
+	// value disables the deadline; only benchmarks should want that.
+	CallTimeout time.Duration
+	// MemoryLimitPages caps each instance's linear memory in 64 KiB pages.
+	MemoryLimitPages uint32
+	// MaxResponseBytes caps a module's answer (default 64 KiB).
+	MaxResponseBytes int
+	// MaxInstances bounds the live instances of one module (default
+	// GOMAXPROCS, at least 2); callers beyond it wait for a free one.
+	MaxInstances int
+	// Logger receives one record per distinct module failure.
+	Logger *slog.Logger
+}
+
+// Host runs provider modules in one wazero runtime.
+type Host struct {
+	rt          wazero.Runtime
+	cache       wazero.CompilationCache
+	callTimeout time.Duration
+	maxResponse int
+	maxInst     int
+	memPages    uint32
+	log         *slog.Logger
+
+	mu       sync.Mutex // guards the fields below
+	reported map[string]bool
+	closed   bool
+}
+
+// NewHost starts a runtime. A cache directory that cannot be created is
+// logged and replaced by an in-memory cache; it is not an error.
+func NewHost(ctx context.Context, o Options) (*Host, error) {
+	h := &Host{
+		callTimeout: o.CallTimeout,
+		maxResponse: o.MaxResponseBytes,
+		maxInst:     o.MaxInstances,
+		memPages:    o.MemoryLimitPages,
+		log:         o.Logger,
+		reported:    map[string]bool{},
+	}
+	if h.callTimeout == 0 {
+		h.callTimeout = DefaultCallTimeout
+	}
+	if h.maxResponse <= 0 {
+		h.maxResponse = DefaultMaxResponseBytes
+	}
+	if h.maxInst <= 0 {
+		h.maxInst = max(runtime.GOMAXPROCS(0), 2)
+	}
+	if h.memPages == 0 {
+		h.memPages = DefaultMemoryLimitPages
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	h.cache = h.openCache(o)
+	cfg := wazero.NewRuntimeConfig().
+		WithMemoryLimitPages(h.memPages).
+		WithCloseOnContextDone(true).
+		WithCompilationCache(h.cache)
+	h.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, h.rt); err != nil {
+		_ = h.rt.Close(ctx)
+		return nil, fmt.Errorf("wasm: instantiate WASI: %w", err)
+	}
+	return h, nil
+}
+
+func (h *Host) openCache(o Options) wazero.CompilationCache {
+	if o.NoDiskCache {
+		return wazero.NewCompilationCache()
+	}
+	dir := o.CacheDir
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			h.log.Warn("no user cache dir; provider modules will be compiled on every start", "err", err)
+			return wazero.NewCompilationCache()
+		}
+		dir = filepath.Join(base, "opensoul", "wazero")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		h.log.Warn("cannot create the module cache dir; compiling in memory", "dir", dir, "err", err)
+		return wazero.NewCompilationCache()
+	}
+	c, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		h.log.Warn("cannot use the module cache dir; compiling in memory", "dir", dir, "err", err)
+		return wazero.NewCompilationCache()
+	}
+	return c
+}
+
+// Close closes every module and instance. It is safe to call twice.
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	h.mu.Unlock()
+	err := h.rt.Close(ctx)
+	return errors.Join(err, h.cache.Close(ctx))
+}
+
+func (h *Host) isClosed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closed
+}
+
+// report logs a module failure the first time this kind of failure is seen
+// for this module file.
+func (h *Host) report(e *ModuleError, kind error) {
+	key := e.File + "\x00" + kind.Error()
+	h.mu.Lock()
+	seen := h.reported[key]
+	h.reported[key] = true
+	h.mu.Unlock()
+	if !seen {
+		h.log.Error("provider module failed", "provider", e.Provider, "module", e.File, "op", e.Op, "err", e.Err)
+	}
+}
+
+// wantExports are the functions ABI v1 requires, with their signatures.
+var wantExports = map[string][2][]api.ValueType{
+	"opensoul_abi_version": {nil, {api.ValueTypeI32}},
+	"opensoul_alloc":       {{api.ValueTypeI32}, {api.ValueTypeI32}},
+	"opensoul_free":        {{api.ValueTypeI32, api.ValueTypeI32}, nil},
+	"opensoul_call":        {{api.ValueTypeI32, api.ValueTypeI32}, {api.ValueTypeI64}},
+}
+
+// load compiles a module, checks its exports and ABI version, and returns
+// it with one warm instance in its pool.
+func (h *Host) load(ctx context.Context, provider, file string, bin []byte) (*module, error) {
+	fail := func(err error) (*module, error) {
+		return nil, &ModuleError{Provider: provider, File: file, Err: err}
+	}
+	if h.isClosed() {
+		return fail(ErrClosed)
+	}
+	if len(bin) < 8 || string(bin[:4]) != "\x00asm" {
+		return fail(ErrNotWasm)
+	}
+	cm, err := h.rt.CompileModule(ctx, bin)
+	if err != nil {
+		if strings.Contains(err.Error(), "over limit") {
+			return fail(fmt.Errorf("%w: %v", ErrMemoryLimit, err))
+		}
+		return fail(fmt.Errorf("%w: %v", ErrInvalidModule, err))
+	}
+	if err := checkExports(cm); err != nil {
+		_ = cm.Close(ctx)
+		return fail(err)
+	}
+	m := &module{
+		host:     h,
+		provider: provider,
+		file:     file,
+		compiled: cm,
+		idle:     make(chan *instance, h.maxInst),
+		slots:    make(chan struct{}, h.maxInst),
+	}
+	in, err := m.instantiate(ctx)
+	if err != nil {
+		_ = cm.Close(ctx)
+		return fail(err)
+	}
+	v, err := in.abiVersion(ctx, h.initTimeout())
+	if err == nil && v != ABIVersion {
+		err = fmt.Errorf("%w: module speaks %d, host speaks %d", ErrABIVersion, v, ABIVersion)
+	}
+	if err != nil {
+		_ = in.mod.Close(ctx)
+		_ = cm.Close(ctx)
+		return fail(err)
+	}
+	m.slots <- struct{}{}
+	m.idle <- in
+	return m, nil
+}
+
+func checkExports(cm wazero.CompiledModule) error {
+	if _, ok := cm.ExportedMemories()["memory"]; !ok {
+		return fmt.Errorf("%w: memory", ErrMissingExport)
+	}
+	fns := cm.ExportedFunctions()
+	for _, name := range []string{"opensoul_abi_version", "opensoul_alloc", "opensoul_free", "opensoul_call"} {
+		def, ok := fns[name]
+		if !ok {
+			return fmt.Errorf("%w: %s", ErrMissingExport, name)
+		}
+		want := wantExports[name]
+		if !sameTypes(def.ParamTypes(), want[0]) || !sameTypes(def.ResultTypes(), want[1]) {
+			return fmt.Errorf("%w: %s has type %s -> %s", ErrMissingExport, name, typeNames(def.ParamTypes()), typeNames(def.ResultTypes()))
+		}
+	}
+	return nil
+}
+
+func sameTypes(a, b []api.ValueType) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func typeNames(ts []api.ValueType) string {
+	s := "("
+	for i, t := range ts {
+		if i > 0 {
+			s += ","
+		}
+		s += api.ValueTypeName(t)
+	}
+	return s + ")"
+}
+
+// initTimeout bounds instantiation (a Go guest starts its runtime there).
+func (h *Host) initTimeout() time.Duration {
+	return max(h.callTimeout, 5*time.Second)
+}

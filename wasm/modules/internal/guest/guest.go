@@ -1,0 +1,211 @@
+// Package guest is the ABI v1 glue shared by OpenSoul's built-in provider
+// modules: it decodes requests, dispatches to a Provider and encodes the
+// answer. The exports themselves live in exports_wasip1.go so that the
+// decoding and the providers' logic also build (and test) on the host.
+package guest
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Request is an ABI v1 request; only the fields of its op are set.
+type Request struct {
+	Op        string
+	Type      string
+	Secret    string
+	ExpiresAt *int64
+	Now       int64
+	Status    int
+	Headers   map[string]string
+	Body      string
+}
+
+// Check is the answer to the check op.
+type Check struct {
+	Valid     bool
+	Kind      string
+	ExpiresAt *int64
+	Reason    string
+	Hint      string
+}
+
+// Headers is the answer to the headers op.
+type Headers struct {
+	Set    map[string]string
+	Remove []string
+}
+
+// Class is the answer to the classify op. RetryAfterMs < 0 means none.
+type Class struct {
+	Failover     bool
+	Reason       string
+	RetryAfterMs int64
+	Hint         string
+}
+
+// Provider is what a module implements. A nil func answers unsupported_op.
+type Provider struct {
+	Name     string
+	Version  string
+	Check    func(Request) Check
+	Headers  func(Request) Headers
+	Classify func(Request) Class
+}
+
+var registered *Provider
+
+// Register installs the module's provider; call it from main's init.
+func Register(p *Provider) { registered = p }
+
+// Handle answers one encoded request.
+func Handle(in []byte) []byte {
+	p := registered
+	if p == nil {
+		return fail("internal", "no provider registered")
+	}
+	v, err := Parse(in)
+	if err != nil {
+		return fail("bad_request", "request is not valid JSON")
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return fail("bad_request", "request is not a JSON object")
+	}
+	if n, _ := m["v"].(float64); n != 1 {
+		return fail("unsupported_version", "this module speaks ABI v1")
+	}
+	req := decode(m)
+	switch {
+	case req.Op == "info":
+		return NewObject().Bool("ok", true).String("provider", p.Name).String("version", p.Version).Bytes()
+	case req.Op == "check" && p.Check != nil:
+		return encodeCheck(p.Check(req))
+	case req.Op == "headers" && p.Headers != nil:
+		return encodeHeaders(p.Headers(req))
+	case req.Op == "classify" && p.Classify != nil:
+		return encodeClass(p.Classify(req))
+	}
+	return fail("unsupported_op", "op "+strconv.Quote(req.Op)+" is not supported")
+}
+
+func decode(m map[string]any) Request {
+	r := Request{}
+	r.Op, _ = m["op"].(string)
+	r.Type, _ = m["type"].(string)
+	r.Secret, _ = m["secret"].(string)
+	r.Body, _ = m["body"].(string)
+	if f, ok := m["expiresAt"].(float64); ok {
+		n := int64(f)
+		r.ExpiresAt = &n
+	}
+	if f, ok := m["now"].(float64); ok {
+		r.Now = int64(f)
+	}
+	if f, ok := m["status"].(float64); ok {
+		r.Status = int(f)
+	}
+	if h, ok := m["headers"].(map[string]any); ok {
+		r.Headers = make(map[string]string, len(h))
+		for k, v := range h {
+			if s, ok := v.(string); ok {
+				r.Headers[strings.ToLower(k)] = s
+			}
+		}
+	}
+	return r
+}
+
+func fail(code, msg string) []byte {
+	return NewObject().Bool("ok", false).Open("error").String("code", code).String("message", msg).Bytes()
+}
+
+func encodeCheck(c Check) []byte {
+	if c.Kind == "" {
+		c.Kind = "unknown"
+	}
+	w := NewObject().Bool("ok", true).Bool("valid", c.Valid).String("kind", c.Kind).Int("expiresAt", c.ExpiresAt)
+	if c.Reason != "" {
+		w.String("reason", c.Reason)
+	}
+	if c.Hint != "" {
+		w.String("hint", c.Hint)
+	}
+	return w.Bytes()
+}
+
+func encodeHeaders(h Headers) []byte {
+	w := NewObject().Bool("ok", true).Open("set")
+	for _, k := range sortedKeys(h.Set) {
+		w.String(k, h.Set[k])
+	}
+	w.Close()
+	if h.Remove == nil {
+		h.Remove = []string{}
+	}
+	return w.Strings("remove", h.Remove).Bytes()
+}
+
+func encodeClass(c Class) []byte {
+	w := NewObject().Bool("ok", true).Bool("failover", c.Failover).String("reason", c.Reason)
+	if c.RetryAfterMs >= 0 {
+		w.Int("retryAfterMs", &c.RetryAfterMs)
+	} else {
+		w.Int("retryAfterMs", nil)
+	}
+	if c.Hint != "" {
+		w.String("hint", c.Hint)
+	}
+	return w.Bytes()
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	for i := 1; i < len(ks); i++ { // insertion sort: a handful of keys
+		for j := i; j > 0 && ks[j] < ks[j-1]; j-- {
+			ks[j], ks[j-1] = ks[j-1], ks[j]
+		}
+	}
+	return ks
+}
+
+// RetryAfterMs reads retry-after-ms, then retry-after as seconds; -1 when
+// absent or not a number (an HTTP date needs a clock the guest lacks).
+func RetryAfterMs(h map[string]string) int64 {
+	if v, err := strconv.ParseFloat(strings.TrimSpace(h["retry-after-ms"]), 64); err == nil && v >= 0 {
+		return int64(v)
+	}
+	if v, err := strconv.ParseFloat(strings.TrimSpace(h["retry-after"]), 64); err == nil && v >= 0 {
+		return int64(v * 1000)
+	}
+	return -1
+}
+
+// StatusTable is DESIGN §4's table for a status code and body; modules
+// start from it and refine.
+func StatusTable(r Request) Class {
+	body := strings.ToLower(r.Body)
+	c := Class{RetryAfterMs: -1}
+	switch {
+	case r.Status == 429 || strings.Contains(body, "overloaded") && r.Status >= 500:
+		c.Failover, c.Reason, c.RetryAfterMs = true, "rate_limit", RetryAfterMs(r.Headers)
+	case r.Status == 402 || strings.Contains(body, "credit balance"):
+		c.Failover, c.Reason = true, "billing"
+	case r.Status == 401 || r.Status == 403:
+		c.Failover, c.Reason = true, "auth"
+	case r.Status == 404:
+		c.Reason = "model_not_found"
+	case r.Status == 408 || r.Status >= 500:
+		c.Failover, c.Reason = true, "timeout"
+	case r.Status == 400 || r.Status == 413 || r.Status == 422:
+		c.Reason = "format"
+	case r.Status >= 200 && r.Status < 400:
+		c.Reason = "ok"
+	default:
+		c.Reason = "unknown"
+	}
+	return c
+}

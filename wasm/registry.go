@@ -1,0 +1,403 @@
+package wasm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+)
+
+// Registry maps provider names to modules and answers the ABI ops for a
+// provider, with per-credential caching of check and headers. Providers
+// without a module, and ops a module does not support, get the generic
+// behaviour: an Authorization: Bearer header and the DESIGN §4 table.
+// It is safe for concurrent use.
+type Registry struct {
+	host    *Host
+	entries map[string]*entry // fixed after NewRegistry
+	checks  *resultCache[CheckResult]
+	headers *resultCache[HeadersResult]
+}
+
+// entry is one provider's module, loaded on first use.
+type entry struct {
+	name    string
+	source  string // "builtin" or the module's path
+	file    string // builtin:<name>.wasm or the path; names the module in errors
+	bin     []byte
+	readErr error
+
+	mu   sync.Mutex // guards the fields below
+	mod  *module
+	err  error
+	info Info
+	ops  map[string]bool
+}
+
+// maxModuleBytes bounds a module file read from disk.
+const maxModuleBytes = 64 << 20
+
+// NewRegistry knows the built-in modules plus modules, a map from provider
+// name to a module file ("" keeps the built-in, or the generic behaviour
+// for a provider without one). Modules are compiled on first use or by
+// Load. The errors name the module files that could not be read; those
+// providers fail on use, and every other provider keeps working.
+func NewRegistry(ctx context.Context, host *Host, modules map[string]string) (*Registry, []error) {
+	r := &Registry{
+		host:    host,
+		entries: map[string]*entry{},
+		checks:  newResultCache[CheckResult](4096),
+		headers: newResultCache[HeadersResult](4096),
+	}
+	for _, name := range BuiltinNames() {
+		r.entries[name] = &entry{name: name, source: "builtin", file: "builtin:" + name + ".wasm", bin: builtinModule(name)}
+	}
+	var errs []error
+	for name, path := range modules {
+		if path == "" {
+			if r.entries[name] == nil {
+				r.entries[name] = &entry{name: name, source: "generic", file: "(none)"}
+			}
+			continue
+		}
+		e := &entry{name: name, source: path, file: path}
+		e.bin, e.readErr = readModule(path)
+		if e.readErr != nil {
+			e.readErr = &ModuleError{Provider: name, File: path, Err: e.readErr}
+			errs = append(errs, e.readErr)
+		}
+		r.entries[name] = e
+	}
+	return r, errs
+}
+
+func readModule(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > maxModuleBytes {
+		return nil, fmt.Errorf("%w: file is %d bytes, the limit is %d", ErrNotWasm, st.Size(), maxModuleBytes)
+	}
+	b := make([]byte, st.Size())
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Load compiles and starts the named providers' modules (all when none are
+// named) in parallel, and returns one error per module that failed.
+func (r *Registry) Load(ctx context.Context, providers ...string) []error {
+	if len(providers) == 0 {
+		for name := range r.entries {
+			providers = append(providers, name)
+		}
+		slices.Sort(providers)
+	}
+	errs := make([]error, len(providers))
+	var wg sync.WaitGroup
+	for i, name := range providers {
+		e := r.entries[name]
+		if e == nil {
+			continue
+		}
+		wg.Go(func() { _, errs[i] = r.load(ctx, e) })
+	}
+	wg.Wait()
+	return slices.DeleteFunc(errs, func(err error) bool { return err == nil })
+}
+
+// load returns e's module, loading it the first time. A load that failed
+// because ctx ended is retried next time; any other failure is final.
+func (r *Registry) load(ctx context.Context, e *entry) (*module, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.mod != nil || e.err != nil {
+		return e.mod, e.err
+	}
+	if e.readErr != nil {
+		e.err = e.readErr
+		r.host.report(e.readErr.(*ModuleError), errors.Unwrap(e.readErr))
+		return nil, e.err
+	}
+	if e.bin == nil { // generic: no module
+		return nil, nil
+	}
+	m, err := r.host.load(ctx, e.name, e.file, e.bin)
+	if err == nil {
+		e.info, e.ops, err = probe(ctx, m)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var me *ModuleError
+		if !errors.As(err, &me) {
+			me = &ModuleError{Provider: e.name, File: e.file, Err: err}
+		}
+		r.host.report(me, rootCause(err))
+		e.err = me
+		return nil, e.err
+	}
+	e.mod = m
+	return m, nil
+}
+
+// probe asks the module who it is and which ops it answers.
+func probe(ctx context.Context, m *module) (Info, map[string]bool, error) {
+	var info Info
+	ops := map[string]bool{}
+	probes := []struct {
+		op  string
+		req any
+	}{
+		{OpInfo, nil},
+		{OpCheck, CheckRequest{}},
+		{OpHeaders, HeadersRequest{}},
+		{OpClassify, ClassifyRequest{Status: 500, Headers: map[string]string{}}},
+	}
+	for _, p := range probes {
+		raw, err := m.call(ctx, p.op, encodeRequest(p.op, p.req))
+		if err != nil {
+			return info, nil, &ModuleError{Provider: m.provider, File: m.file, Op: p.op, Err: err}
+		}
+		var resp struct {
+			envelope
+			Info
+		}
+		err = decodeResponse(raw, &resp.envelope, &resp)
+		switch {
+		case errors.Is(err, ErrUnsupportedOp):
+			continue
+		case err != nil:
+			return info, nil, &ModuleError{Provider: m.provider, File: m.file, Op: p.op, Err: err}
+		}
+		ops[p.op] = true
+		if p.op == OpInfo {
+			info = resp.Info
+		}
+	}
+	return info, ops, nil
+}
+
+func rootCause(err error) error {
+	for _, s := range []error{ErrNotWasm, ErrInvalidModule, ErrMemoryLimit, ErrMissingExport, ErrABIVersion, ErrDeadline, ErrTrap,
+		ErrResponseTooLarge, ErrBadResponse, ErrGuest, ErrClosed} {
+		if errors.Is(err, s) {
+			return s
+		}
+	}
+	return err
+}
+
+// module returns the provider's loaded module, or nil (and no error) when
+// the provider has no module or the module does not support op.
+func (r *Registry) module(ctx context.Context, provider, op string) (*module, *entry, error) {
+	e := r.entries[provider]
+	if e == nil {
+		return nil, nil, nil
+	}
+	m, err := r.load(ctx, e)
+	if err != nil || m == nil {
+		return nil, e, err
+	}
+	e.mu.Lock()
+	supported := e.ops[op]
+	e.mu.Unlock()
+	if !supported {
+		return nil, e, nil
+	}
+	return m, e, nil
+}
+
+// invoke calls op on m and decodes the answer into out (which embeds
+// envelope). It reports module failures once and redacts secret.
+func (r *Registry) invoke(ctx context.Context, m *module, op string, req any, secret string, env *envelope, out any) error {
+	raw, err := m.call(ctx, op, encodeRequest(op, req))
+	if err == nil {
+		err = decodeResponse(raw, env, out)
+	}
+	if err == nil || errors.Is(err, ErrUnsupportedOp) {
+		return err
+	}
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return err
+	}
+	me := &ModuleError{Provider: m.provider, File: m.file, Op: op, Err: redactErr(err, secret)}
+	r.host.report(me, rootCause(err))
+	return me
+}
+
+// cacheKey identifies a credential (and whatever else the answer depends
+// on) without keeping the secret.
+func cacheKey(op, provider, typ, secret string, expiresAt *int64) [32]byte {
+	h := sha256.New()
+	for _, s := range []string{op, provider, typ, secret} {
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	if expiresAt != nil {
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(*expiresAt))
+		h.Write([]byte{1})
+		h.Write(n[:])
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// Check asks provider's module whether a secret looks usable. Results are
+// cached per credential; a cached valid result is recomputed once its
+// expiry has passed (by req.Now).
+func (r *Registry) Check(ctx context.Context, provider string, req CheckRequest) (CheckResult, error) {
+	key := cacheKey(OpCheck, provider, req.Type, req.Secret, req.ExpiresAt)
+	if c, ok := r.checks.get(key); ok && !(c.Valid && c.ExpiresAt != nil && req.Now > 0 && *c.ExpiresAt <= req.Now) {
+		return c, nil
+	}
+	m, _, err := r.module(ctx, provider, OpCheck)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	var res CheckResult
+	if m == nil {
+		res = genericCheck(req)
+	} else {
+		var resp struct {
+			envelope
+			CheckResult
+		}
+		err := r.invoke(ctx, m, OpCheck, req, req.Secret, &resp.envelope, &resp)
+		switch {
+		case errors.Is(err, ErrUnsupportedOp):
+			res = genericCheck(req)
+		case err != nil:
+			return CheckResult{}, err
+		default:
+			res = resp.CheckResult
+			if err := validCheck(res); err != nil {
+				me := &ModuleError{Provider: m.provider, File: m.file, Op: OpCheck, Err: err}
+				r.host.report(me, ErrBadResponse)
+				return CheckResult{}, me
+			}
+			res.Reason, res.Hint = redact(res.Reason, req.Secret), redact(res.Hint, req.Secret)
+		}
+	}
+	r.checks.put(key, res)
+	return res, nil
+}
+
+// Headers asks how to present a secret upstream. Results are cached per
+// credential, so the gateway's hot path makes no module call for a
+// credential it has seen. The result is shared: treat it as read-only and
+// apply it with HeadersResult.Apply.
+func (r *Registry) Headers(ctx context.Context, provider string, req HeadersRequest) (HeadersResult, error) {
+	key := cacheKey(OpHeaders, provider, req.Type, req.Secret, nil)
+	if h, ok := r.headers.get(key); ok {
+		return h, nil
+	}
+	m, _, err := r.module(ctx, provider, OpHeaders)
+	if err != nil {
+		return HeadersResult{}, err
+	}
+	var res HeadersResult
+	if m == nil {
+		res = genericHeaders(req)
+	} else {
+		var resp struct {
+			envelope
+			HeadersResult
+		}
+		err := r.invoke(ctx, m, OpHeaders, req, req.Secret, &resp.envelope, &resp)
+		switch {
+		case errors.Is(err, ErrUnsupportedOp):
+			res = genericHeaders(req)
+		case err != nil:
+			return HeadersResult{}, err
+		default:
+			res = resp.HeadersResult
+			if err := validHeaders(res); err != nil {
+				me := &ModuleError{Provider: m.provider, File: m.file, Op: OpHeaders, Err: err}
+				r.host.report(me, ErrBadResponse)
+				return HeadersResult{}, me
+			}
+		}
+	}
+	r.headers.put(key, res)
+	return res, nil
+}
+
+// Classify asks what an upstream answer means. It is not cached: it runs on
+// failures only.
+func (r *Registry) Classify(ctx context.Context, provider string, req ClassifyRequest) (Classification, error) {
+	if len(req.Body) > MaxClassifyBody {
+		req.Body = req.Body[:MaxClassifyBody]
+	}
+	m, _, err := r.module(ctx, provider, OpClassify)
+	if err != nil {
+		return Classification{}, err
+	}
+	if m == nil {
+		return GenericClassify(req), nil
+	}
+	var resp struct {
+		envelope
+		Classification
+	}
+	err = r.invoke(ctx, m, OpClassify, req, "", &resp.envelope, &resp)
+	switch {
+	case errors.Is(err, ErrUnsupportedOp):
+		return GenericClassify(req), nil
+	case err != nil:
+		return Classification{}, err
+	}
+	if !knownReasons[resp.Reason] {
+		me := &ModuleError{Provider: m.provider, File: m.file, Op: OpClassify,
+			Err: fmt.Errorf("%w: unknown reason %.40q", ErrBadResponse, resp.Reason)}
+		r.host.report(me, ErrBadResponse)
+		return Classification{}, me
+	}
+	return resp.Classification, nil
+}
+
+// Providers describes every provider the registry knows, loading modules
+// that have not been loaded yet. A module that failed shows its error.
+func (r *Registry) Providers(ctx context.Context) []ProviderInfo {
+	r.Load(ctx)
+	names := make([]string, 0, len(r.entries))
+	for name := range r.entries {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	out := make([]ProviderInfo, 0, len(names))
+	for _, name := range names {
+		e := r.entries[name]
+		e.mu.Lock()
+		pi := ProviderInfo{Name: name, Source: e.source, Ops: []string{}}
+		if e.err != nil {
+			pi.Error = e.err.Error()
+		} else if e.mod != nil {
+			pi.ABIVersion, pi.Version = ABIVersion, e.info.Version
+			for _, op := range []string{OpInfo, OpCheck, OpHeaders, OpClassify} {
+				if e.ops[op] {
+					pi.Ops = append(pi.Ops, op)
+				}
+			}
+		}
+		e.mu.Unlock()
+		out = append(out, pi)
+	}
+	return out
+}
