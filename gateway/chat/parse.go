@@ -1,0 +1,108 @@
+package chat
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// Command names.
+const (
+	cmdModel = "/model"
+	cmdNew   = "/new"
+	cmdReset = "/reset"
+)
+
+// command is a parsed chat command: its name and, for /model, the
+// argument ("", "list", "status", "default", "help" or a model ref).
+type command struct {
+	name string
+	arg  string
+	bad  string // a /model line that is not a command form; answered with the usage
+}
+
+func (c command) String() string {
+	if c.arg == "" {
+		return c.name
+	}
+	return c.name + " " + c.arg
+}
+
+// message is the part of a chat message both APIs share: a role and
+// content that is a string or an array of typed parts.
+type message struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+type part struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+}
+
+// lastUserText returns the text the user typed last: the last message of
+// the request when its role is "user", as a string or its last text part.
+// Chat clients that add context blocks before the typed text (system
+// reminders, attachments) put the typed text last.
+func lastUserText(body []byte) (string, bool) {
+	var req struct {
+		Messages []message `json:"messages"`
+	}
+	if len(body) == 0 || json.Unmarshal(body, &req) != nil || len(req.Messages) == 0 {
+		return "", false
+	}
+	m := req.Messages[len(req.Messages)-1]
+	if m.Role != "user" || len(m.Content) == 0 {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(m.Content, &s) == nil {
+		return s, true
+	}
+	var parts []part
+	if json.Unmarshal(m.Content, &parts) != nil {
+		return "", false
+	}
+	for i := len(parts) - 1; i >= 0; i-- {
+		if parts[i].Type == "text" {
+			return parts[i].Text, true
+		}
+	}
+	return "", false
+}
+
+// parseCommand recognises a command typed as the whole message. /new and
+// /reset must stand alone; any message whose first word is /model is a
+// /model command (a malformed one gets the usage as its answer).
+func parseCommand(text string) (command, bool) {
+	f := strings.Fields(text)
+	if len(f) == 0 {
+		return command{}, false
+	}
+	name := strings.ToLower(f[0])
+	switch name {
+	case cmdNew, cmdReset:
+		return command{name: name}, len(f) == 1
+	case cmdModel:
+	default:
+		return command{}, false
+	}
+	args := f[1:]
+	switch {
+	case len(args) == 0:
+		return command{name: name}, true
+	case len(args) == 1:
+		arg := args[0]
+		switch low := strings.ToLower(arg); low {
+		case "list", "status", "default", "help":
+			arg = low
+		}
+		return command{name: name, arg: arg}, true
+	}
+	// "/model sonnet @anthropic:work" and "/model sonnet@ anthropic:work"
+	// are one ref typed with spaces around the @.
+	joined := strings.Join(args, "")
+	if strings.Count(joined, "@") >= 1 && (strings.HasPrefix(args[1], "@") || strings.HasSuffix(args[0], "@")) && len(args) == 2 {
+		return command{name: name, arg: joined}, true
+	}
+	return command{name: name, bad: strings.Join(f, " ")}, true
+}

@@ -1,0 +1,154 @@
+package chat
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// resolveModel turns what the user typed into provider/model. When
+// agents.defaults.models lists models only those are accepted — by
+// provider/model, alias or (when unambiguous) bare model id; otherwise any
+// provider/model of a configured provider is. msg, when set, is the answer
+// explaining why ref was refused.
+func (c *call) resolveModel(ref string) (full, alias, msg string) {
+	if len(c.cfg.Models) > 0 {
+		return c.resolveListed(ref)
+	}
+	provider, model, ok := strings.Cut(ref, "/")
+	if !ok || provider == "" || model == "" {
+		if full := c.knownBare(ref); full != "" {
+			return full, "", ""
+		}
+		return "", "", fmt.Sprintf("Unknown model %q. Give it as provider/model, for example /model %s. "+
+			"(No aliases are configured; add them under agents.defaults.models.)", ref, c.exampleRef())
+	}
+	if _, ok := c.cfg.Providers[provider]; !ok {
+		return "", "", fmt.Sprintf("Unknown provider %q in %q. Configured providers: %s.", provider, ref, strings.Join(c.providerNames(), ", "))
+	}
+	return ref, "", ""
+}
+
+func (c *call) resolveListed(ref string) (full, alias, msg string) {
+	keys := sortedKeys(c.cfg.Models)
+	for _, k := range keys {
+		if strings.EqualFold(k, ref) {
+			return k, c.cfg.Models[k], ""
+		}
+	}
+	for _, k := range keys {
+		if a := c.cfg.Models[k]; a != "" && strings.EqualFold(a, ref) {
+			return k, a, ""
+		}
+	}
+	var bare []string
+	for _, k := range keys {
+		if _, m, _ := strings.Cut(k, "/"); strings.EqualFold(m, ref) {
+			bare = append(bare, k)
+		}
+	}
+	if len(bare) == 1 {
+		return bare[0], c.cfg.Models[bare[0]], ""
+	}
+	var allowed []string
+	for _, k := range keys {
+		allowed = append(allowed, c.refFor(k, c.cfg.Models[k]))
+	}
+	return "", "", fmt.Sprintf("Unknown model %q: this gateway accepts only the models in agents.defaults.models: %s.", ref, strings.Join(allowed, ", "))
+}
+
+// knownBare resolves a bare model id against the configured default and
+// fallbacks (the only models known when no list is configured).
+func (c *call) knownBare(ref string) string {
+	for _, k := range append([]string{c.cfg.DefaultModel}, c.cfg.Fallbacks...) {
+		if _, m, ok := strings.Cut(k, "/"); ok && ref != "" && strings.EqualFold(m, ref) {
+			return k
+		}
+	}
+	return ""
+}
+
+// refFor is how a model is named in answers: "alias (provider/model)".
+func (c *call) refFor(full, alias string) string {
+	if alias == "" {
+		return full
+	}
+	return alias + " (" + full + ")"
+}
+
+// exampleRef is a model the user could type here.
+func (c *call) exampleRef() string {
+	if ms := c.modelsOf(c.req.Provider); len(ms) > 0 {
+		return strings.Fields(ms[0])[0]
+	}
+	if p, _, _ := strings.Cut(c.cfg.DefaultModel, "/"); p == c.req.Provider {
+		return c.cfg.DefaultModel
+	}
+	if c.req.Model != "" {
+		return c.req.Provider + "/" + c.req.Model
+	}
+	return c.req.Provider + "/<model>"
+}
+
+// modelsOf lists the configured models of a provider as "alias (full)".
+func (c *call) modelsOf(provider string) []string {
+	var out []string
+	for _, k := range sortedKeys(c.cfg.Models) {
+		if p, _, _ := strings.Cut(k, "/"); p == provider {
+			out = append(out, c.refFor(k, c.cfg.Models[k]))
+		}
+	}
+	return out
+}
+
+// profileList lists an agent's profile ids for provider, or says none.
+func (c *call) profileList(provider string) string {
+	ids := c.snap.ProfileIDs(provider)
+	if len(ids) == 0 {
+		return "none yet"
+	}
+	return strings.Join(ids, ", ")
+}
+
+func (c *call) providerNames() []string {
+	return sortedKeys(c.cfg.Providers)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// providersShown are the providers the list and status views cover: those
+// with models, profiles or a credential, the route's, and the default's.
+func (c *call) providersShown() []string {
+	set := map[string]bool{c.req.Provider: true}
+	if p, _, ok := strings.Cut(c.cfg.DefaultModel, "/"); ok {
+		set[p] = true
+	}
+	for k := range c.cfg.Models {
+		if p, _, ok := strings.Cut(k, "/"); ok {
+			set[p] = true
+		}
+	}
+	for _, cr := range c.snap.Profiles {
+		set[cr.Provider] = true
+	}
+	env := c.h.env()
+	for name, p := range c.cfg.Providers {
+		if _, _, ok := env.Credential(name); ok || p.HasAPIKey {
+			set[name] = true
+		}
+	}
+	out := sortedKeys(set)
+	// The route's provider first: it is the one this chat can use.
+	if i := slices.Index(out, c.req.Provider); i > 0 {
+		out = append([]string{c.req.Provider}, slices.Delete(out, i, i+1)...)
+	}
+	return out
+}
