@@ -31,7 +31,8 @@ type live struct {
 	now func() time.Time
 	cd  func() Cooldowns
 
-	loadMu sync.Mutex // serialises first loads and reloads
+	loadMu  sync.Mutex // serialises first loads and reloads
+	flushMu sync.Mutex // serialises flushes: one returning means all is written
 
 	mu       sync.Mutex // guards the fields below
 	agents   map[string]*agentLive
@@ -316,6 +317,8 @@ func (l *live) run(ctx context.Context, interval time.Duration) {
 // flush writes the queued operations. A write that fails (a corrupt file,
 // a full disk) is logged and its operations kept for the next try.
 func (l *live) flush() {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
 	l.mu.Lock()
 	pending, sessOps := l.pending, l.sessOps
 	l.pending, l.sessOps = map[string][]stateOp{}, map[string][]sessionOp{}

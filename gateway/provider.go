@@ -105,7 +105,7 @@ func BuiltinClassify(status int, h http.Header, body string, now time.Time) wasm
 func RetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 	if v := h.Get("retry-after-ms"); v != "" {
 		if n, err := strconv.ParseFloat(v, 64); err == nil && n > 0 {
-			return clampRetry(time.Duration(n * float64(time.Millisecond))), true
+			return clampRetry(n / 1000), true
 		}
 	}
 	v := h.Get("Retry-After")
@@ -113,12 +113,18 @@ func RetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
-		return clampRetry(time.Duration(n * float64(time.Second))), true
+		return clampRetry(n), true
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return clampRetry(t.Sub(now)), true
+		return clampRetry(t.Sub(now).Seconds()), true
 	}
 	return 0, false
 }
 
-func clampRetry(d time.Duration) time.Duration { return min(d, 24*time.Hour) }
+// clampRetry turns seconds into a duration of at most a day.
+func clampRetry(secs float64) time.Duration {
+	if !(secs < 86400) { // also catches NaN and +Inf
+		return 24 * time.Hour
+	}
+	return time.Duration(secs * float64(time.Second))
+}

@@ -1,0 +1,181 @@
+package gateway
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway/store"
+)
+
+func TestApplyFailure(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const h = 3600_000
+	type step struct {
+		reason string
+		after  time.Duration // since t0
+		retry  time.Duration
+	}
+	cases := []struct {
+		name           string
+		cfg            Cooldowns
+		steps          []step
+		cooldownUntil  int64 // relative to the last step's time; -1: none
+		disabledFor    int64 // relative; -1: none
+		disabledReason string
+		errorCount     int
+	}{
+		{"rate limit first", Cooldowns{}, []step{{ReasonRateLimit, 0, 0}}, 30_000, -1, "", 1},
+		{"rate limit second", Cooldowns{}, []step{{ReasonRateLimit, 0, 0}, {ReasonRateLimit, time.Minute, 0}}, 60_000, -1, "", 2},
+		{"rate limit capped", Cooldowns{}, []step{{ReasonRateLimit, 0, 0}, {ReasonRateLimit, 1, 0}, {ReasonRateLimit, 2, 0}, {ReasonRateLimit, 3, 0}, {ReasonRateLimit, 4, 0}}, 300_000, -1, "", 5},
+		{"retry-after wins", Cooldowns{}, []step{{ReasonRateLimit, 0, 7 * time.Second}}, 7_000, -1, "", 1},
+		{"auth until changed", Cooldowns{}, []step{{ReasonAuth, 0, 0}}, -1, DisabledUntilChanged, ReasonAuth, 1},
+		{"scope until changed", Cooldowns{}, []step{{ReasonCredentialScope, 0, 0}}, -1, DisabledUntilChanged, ReasonCredentialScope, 1},
+		{"billing 5h", Cooldowns{}, []step{{ReasonBilling, 0, 0}}, -1, 5 * h, ReasonBilling, 1},
+		{"billing doubles", Cooldowns{}, []step{{ReasonBilling, 0, 0}, {ReasonBilling, time.Hour, 0}}, -1, 10 * h, ReasonBilling, 2},
+		{"billing capped", Cooldowns{}, []step{{ReasonBilling, 0, 0}, {ReasonBilling, 1, 0}, {ReasonBilling, 2, 0}, {ReasonBilling, 3, 0}}, -1, 24 * h, ReasonBilling, 4},
+		{"billing configured", Cooldowns{BillingBackoff: time.Hour, BillingMax: 3 * time.Hour}, []step{{ReasonBilling, 0, 0}, {ReasonBilling, 1, 0}, {ReasonBilling, 2, 0}}, -1, 3 * h, ReasonBilling, 3},
+		{"one 5xx", Cooldowns{}, []step{{ReasonServerError, 0, 0}}, -1, -1, "", 1},
+		{"two timeouts", Cooldowns{}, []step{{ReasonTimeout, 0, 0}, {ReasonServerError, 1, 0}}, -1, -1, "", 2},
+		{"three in a row", Cooldowns{}, []step{{ReasonTimeout, 0, 0}, {ReasonServerError, 1, 0}, {ReasonTimeout, 2, 0}}, 30_000, -1, "", 3},
+		{"window resets counts", Cooldowns{}, []step{{ReasonRateLimit, 0, 0}, {ReasonRateLimit, 1, 0}, {ReasonRateLimit, 25 * time.Hour, 0}}, 30_000, -1, "", 1},
+		{"window configured", Cooldowns{FailureWindow: time.Hour}, []step{{ReasonTimeout, 0, 0}, {ReasonTimeout, 1, 0}, {ReasonTimeout, 2 * time.Hour, 0}}, -1, -1, "", 1},
+		{"model_not_found ignored", Cooldowns{}, []step{{ReasonModelNotFound, 0, 0}}, -1, -1, "", 0},
+		{"format ignored", Cooldowns{}, []step{{ReasonFormat, 0, 0}}, -1, -1, "", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var u store.UsageStats
+			var last time.Time
+			for _, s := range tc.steps {
+				last = t0.Add(s.after)
+				ApplyFailure(&u, s.reason, "m", s.retry, last, tc.cfg)
+			}
+			base := last.UnixMilli()
+			wantCool := int64(0)
+			if tc.cooldownUntil >= 0 {
+				wantCool = base + tc.cooldownUntil
+			}
+			if u.CooldownUntil != wantCool {
+				t.Errorf("cooldownUntil = now%+d ms, want now%+d", u.CooldownUntil-base, wantCool-base)
+			}
+			wantDis := int64(0)
+			switch {
+			case tc.disabledFor == DisabledUntilChanged:
+				wantDis = DisabledUntilChanged
+			case tc.disabledFor >= 0:
+				wantDis = base + tc.disabledFor
+			}
+			if u.DisabledUntil != wantDis || u.DisabledReason != tc.disabledReason {
+				t.Errorf("disabled = now%+d ms %q, want now%+d %q", u.DisabledUntil-base, u.DisabledReason, wantDis-base, tc.disabledReason)
+			}
+			if u.ErrorCount != tc.errorCount {
+				t.Errorf("errorCount = %d, want %d", u.ErrorCount, tc.errorCount)
+			}
+		})
+	}
+}
+
+func TestApplySuccessClears(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	u := store.UsageStats{CooldownUntil: 1, CooldownModel: "m", DisabledUntil: 2, DisabledReason: "billing", ErrorCount: 3, FailureCounts: map[string]int{"billing": 3}}
+	ApplySuccess(&u, now)
+	if u.LastUsed != now.UnixMilli() || u.FailureCounts != nil || u.ErrorCount != 0 || u.CooldownUntil != 0 || u.CooldownModel != "" || u.DisabledUntil != 0 || u.DisabledReason != "" {
+		t.Errorf("after success: %+v", u)
+	}
+	// After a success the billing backoff starts again from 5 h.
+	ApplyFailure(&u, ReasonBilling, "m", 0, now, Cooldowns{})
+	if u.DisabledUntil != now.Add(5*time.Hour).UnixMilli() {
+		t.Errorf("billing after success: %d", u.DisabledUntil-now.UnixMilli())
+	}
+}
+
+func TestBuiltinClassify(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		status   int
+		header   http.Header
+		body     string
+		failover bool
+		reason   string
+		retryMs  int64
+	}{
+		{429, http.Header{"Retry-After": {"12"}}, `{}`, true, ReasonRateLimit, 12_000},
+		{429, http.Header{"Retry-After-Ms": {"1500"}}, `{}`, true, ReasonRateLimit, 1500},
+		{429, http.Header{"Retry-After": {now.Add(time.Minute).Format(http.TimeFormat)}}, `{}`, true, ReasonRateLimit, 60_000},
+		{401, nil, `invalid x-api-key`, true, ReasonAuth, -1},
+		{403, nil, `forbidden`, true, ReasonAuth, -1},
+		{402, nil, `{}`, true, ReasonBilling, -1},
+		{400, nil, `Your credit balance is too low`, true, ReasonBilling, -1},
+		{400, nil, `This credential is only authorized for use with Claude Code and cannot be used for other API requests.`, true, ReasonCredentialScope, -1},
+		{404, nil, `{"error":{"message":"model: nope"}}`, true, ReasonModelNotFound, -1},
+		{404, nil, `not here`, false, "", -1},
+		{500, nil, ``, true, ReasonServerError, -1},
+		{529, nil, `Overloaded`, true, ReasonServerError, -1},
+		{503, nil, `overloaded`, true, ReasonRateLimit, -1},
+		{504, nil, ``, true, ReasonTimeout, -1},
+		{400, nil, `max_tokens: field required`, false, ReasonFormat, -1},
+		{200, nil, ``, false, "", -1},
+	}
+	for _, tc := range cases {
+		h := tc.header
+		if h == nil {
+			h = http.Header{}
+		}
+		c := BuiltinClassify(tc.status, h, tc.body, now)
+		got := int64(-1)
+		if c.RetryAfterMs != nil {
+			got = *c.RetryAfterMs
+		}
+		if c.Failover != tc.failover || c.Reason != tc.reason || got != tc.retryMs {
+			t.Errorf("%d %q: failover %v reason %q retry %d; want %v %q %d", tc.status, tc.body, c.Failover, c.Reason, got, tc.failover, tc.reason, tc.retryMs)
+		}
+	}
+}
+
+func FuzzRetryAfter(f *testing.F) {
+	for _, s := range []string{"12", "1.5", "-3", "Wed, 21 Oct 2015 07:28:00 GMT", "", "999999999999", "NaN", "Inf"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, v string) {
+		d, ok := RetryAfter(http.Header{"Retry-After": {v}}, now)
+		if ok && (d < 0 || d > 24*time.Hour) {
+			t.Errorf("RetryAfter(%q) = %v", v, d)
+		}
+	})
+}
+
+func TestPresentedToken(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		h    http.Header
+		want string
+	}{
+		{http.Header{"X-Opensoul-Token": {"a"}, "X-Api-Key": {"b"}}, "a"},
+		{http.Header{"X-Api-Key": {"b"}, "Authorization": {"Bearer c"}}, "b"},
+		{http.Header{"Authorization": {"bearer  c "}}, "c"},
+		{http.Header{"Authorization": {"Basic c"}}, ""},
+		{http.Header{}, ""},
+	}
+	for _, tc := range cases {
+		if got := presentedToken(tc.h); got != tc.want {
+			t.Errorf("presentedToken(%v) = %q, want %q", tc.h, got, tc.want)
+		}
+	}
+}
+
+func TestRewriteModel(t *testing.T) {
+	t.Parallel()
+	out, err := rewriteModel([]byte(`{"model":"a","stream":true,"messages":[{"role":"user","content":"x"}]}`), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, s := bodyMeta(out); m != "b" || !s {
+		t.Errorf("rewritten: %s", out)
+	}
+}
