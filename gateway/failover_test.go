@@ -288,7 +288,9 @@ func TestNoCredential(t *testing.T) {
 func TestEnvAndConfigFallback(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, withEnv(gateway.Env{"ANTHROPIC_API_KEY": {Name: "ANTHROPIC_API_KEY", Value: envKey, Source: "process"}}),
-		withConfig(func(c *gateway.Config) { c.Providers["openai"] = gateway.Upstream{BaseURL: c.Providers["openai"].BaseURL, APIKey: openaiKey} }))
+		withConfig(func(c *gateway.Config) {
+			c.Providers["openai"] = gateway.Upstream{BaseURL: c.Providers["openai"].BaseURL, APIKey: openaiKey}
+		}))
 	f.anthropic.set(envKey, answer{})
 	f.openai.set(openaiKey, answer{})
 	resp, _ := f.messages("claude-sonnet-5", nil)
