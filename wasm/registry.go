@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Registry maps provider names to modules and answers the ABI ops for a
@@ -31,12 +32,17 @@ type entry struct {
 	bin     []byte
 	readErr error
 
-	mu   sync.Mutex // guards the fields below
-	mod  *module
-	err  error
-	info Info
-	ops  map[string]bool
+	mu      sync.Mutex // guards the fields below
+	mod     *module
+	err     error
+	retryAt time.Time // when a load that ran out of time may be tried again
+	info    Info
+	ops     map[string]bool
 }
+
+// loadRetry is how long a module whose load hit the deadline (perhaps a
+// busy machine, not a broken module) stays failed before another try.
+const loadRetry = 30 * time.Second
 
 // maxModuleBytes bounds a module file read from disk.
 const maxModuleBytes = 64 << 20
@@ -118,10 +124,14 @@ func (r *Registry) Load(ctx context.Context, providers ...string) []error {
 }
 
 // load returns e's module, loading it the first time. A load that failed
-// because ctx ended is retried next time; any other failure is final.
+// because ctx ended is retried next time, one that hit the call deadline
+// after loadRetry; any other failure is final.
 func (r *Registry) load(ctx context.Context, e *entry) (*module, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.err != nil && !e.retryAt.IsZero() && time.Now().After(e.retryAt) {
+		e.err, e.retryAt = nil, time.Time{}
+	}
 	if e.mod != nil || e.err != nil {
 		return e.mod, e.err
 	}
@@ -147,6 +157,9 @@ func (r *Registry) load(ctx context.Context, e *entry) (*module, error) {
 		}
 		r.host.report(me, rootCause(err))
 		e.err = me
+		if errors.Is(err, ErrDeadline) {
+			e.retryAt = time.Now().Add(loadRetry)
+		}
 		return nil, e.err
 	}
 	e.mod = m

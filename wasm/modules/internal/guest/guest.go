@@ -64,18 +64,13 @@ func Handle(in []byte) []byte {
 	if p == nil {
 		return fail("internal", "no provider registered")
 	}
-	v, err := Parse(in)
+	req, v, err := decodeRequest(in)
 	if err != nil {
-		return fail("bad_request", "request is not valid JSON")
+		return fail("bad_request", "request is not a valid JSON object")
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return fail("bad_request", "request is not a JSON object")
-	}
-	if n, _ := m["v"].(float64); n != 1 {
+	if v != 1 {
 		return fail("unsupported_version", "this module speaks ABI v1")
 	}
-	req := decode(m)
 	switch {
 	case req.Op == "info":
 		return NewObject().Bool("ok", true).String("provider", p.Name).String("version", p.Version).Bytes()
@@ -87,33 +82,6 @@ func Handle(in []byte) []byte {
 		return encodeClass(p.Classify(req))
 	}
 	return fail("unsupported_op", "op "+strconv.Quote(req.Op)+" is not supported")
-}
-
-func decode(m map[string]any) Request {
-	r := Request{}
-	r.Op, _ = m["op"].(string)
-	r.Type, _ = m["type"].(string)
-	r.Secret, _ = m["secret"].(string)
-	r.Body, _ = m["body"].(string)
-	if f, ok := m["expiresAt"].(float64); ok {
-		n := int64(f)
-		r.ExpiresAt = &n
-	}
-	if f, ok := m["now"].(float64); ok {
-		r.Now = int64(f)
-	}
-	if f, ok := m["status"].(float64); ok {
-		r.Status = int(f)
-	}
-	if h, ok := m["headers"].(map[string]any); ok {
-		r.Headers = make(map[string]string, len(h))
-		for k, v := range h {
-			if s, ok := v.(string); ok {
-				r.Headers[strings.ToLower(k)] = s
-			}
-		}
-	}
-	return r
 }
 
 func fail(code, msg string) []byte {
