@@ -14,8 +14,7 @@ const (
 	ReasonBilling         = "billing"
 	ReasonCredentialScope = "credential_scope"
 	ReasonModelNotFound   = "model_not_found"
-	ReasonTimeout         = "timeout"
-	ReasonServerError     = "server_error"
+	ReasonTimeout         = "timeout" // also upstream 5xx
 	ReasonFormat          = "format"
 )
 
@@ -52,11 +51,6 @@ const (
 	transientAfter    = 3 // timeouts/5xx in a row before a cooldown
 	transientCooldown = 30 * time.Second
 )
-
-// isTransient reports reasons that count towards "3 in a row".
-func isTransient(reason string) bool {
-	return reason == ReasonTimeout || reason == ReasonServerError
-}
 
 // recordsOnProfile reports whether a failure reason is the credential's
 // fault and so changes its usage stats.
@@ -99,8 +93,8 @@ func ApplyFailure(u *store.UsageStats, reason, model string, retryAfter time.Dur
 		}
 		d = min(d, cfg.BillingMax)
 		u.DisabledUntil, u.DisabledReason = ms+d.Milliseconds(), reason
-	case isTransient(reason):
-		if u.FailureCounts[ReasonTimeout]+u.FailureCounts[ReasonServerError] >= transientAfter {
+	case reason == ReasonTimeout:
+		if n >= transientAfter {
 			d := max(retryAfter, transientCooldown)
 			u.CooldownUntil, u.CooldownModel = ms+d.Milliseconds(), ""
 		}

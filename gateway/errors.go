@@ -154,7 +154,7 @@ func exhausted(provider, model string, attempts []Attempt, cooling []Attempt, no
 			earliest = a.Recovery
 		}
 	}
-	e := &HTTPError{Code: http.StatusBadGateway, Type: ReasonServerError}
+	e := &HTTPError{Code: http.StatusBadGateway, Type: ReasonTimeout}
 	if len(attempts) > 0 {
 		last := attempts[len(attempts)-1]
 		e.Type = last.Reason

@@ -141,8 +141,6 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 		return resp
 	}
 	switch {
-	case !cl.Failover:
-		return restore(), nextProfile // the caller's own mistake: pass it on
 	case cl.Reason == ReasonModelNotFound:
 		if lastModel {
 			return restore(), nextProfile
@@ -151,6 +149,8 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 		rs.attempts = append(rs.attempts, att)
 		s.metrics.attempts.WithLabelValues(rs.provider, cl.Reason).Inc()
 		return nil, nextModel
+	case !cl.Failover:
+		return restore(), nextProfile // the caller's own mistake: pass it on
 	}
 	resp.Body.Close()
 	var retry time.Duration
@@ -236,8 +236,8 @@ func (s *Server) classify(ctx context.Context, provider string, resp *http.Respo
 		}
 	}
 	cl, err := s.modules.Classify(ctx, provider, wasm.ClassifyRequest{Status: resp.StatusCode, Headers: lower, Body: string(text)})
-	if err != nil || cl.Reason == "" {
-		return builtin
+	if err != nil || cl.Reason == "" || cl.Reason == wasm.ReasonUnknown || cl.Reason == wasm.ReasonOK {
+		return builtin // the module left it unclassified
 	}
 	if cl.RetryAfterMs == nil {
 		cl.RetryAfterMs = builtin.RetryAfterMs

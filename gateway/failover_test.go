@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -83,11 +84,11 @@ func TestFailoverReasons(t *testing.T) {
 				t.Errorf("disabled = %d %q, want until changed (credential_scope)", u.DisabledUntil, u.DisabledReason)
 			}
 		}, "credential_scope"},
-		{"529 once", answer{status: 529, body: `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`}, func(t *testing.T, u *store.UsageStats) {
+		{"500 once", answer{status: 500, body: `{"type":"error","error":{"type":"api_error","message":"Internal server error"}}`}, func(t *testing.T, u *store.UsageStats) {
 			if u.CooldownUntil != 0 || u.DisabledUntil != 0 || u.ErrorCount != 1 {
 				t.Errorf("one 5xx must not cool: %+v", u)
 			}
-		}, "server_error"},
+		}, "timeout"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -374,8 +375,10 @@ func TestLiveChanges(t *testing.T) {
 	})
 	f.anthropic.set(keyA, answer{})
 	f.profiles("main", map[string]store.Credential{"anthropic:b": anthropicKey(keyB)}, map[string][]string{"anthropic": {"anthropic:b", "anthropic:a"}})
+	n := 0
 	waitFor(t, "the order change", func() bool {
-		resp, _ := f.messages("claude-sonnet-5", map[string]string{"x-opensoul-session": "fresh"})
+		n++ // a new session each time: an auto pin would outrank the order
+		resp, _ := f.messages("claude-sonnet-5", map[string]string{"x-opensoul-session": fmt.Sprint("fresh", n)})
 		return resp.Header.Get("x-opensoul-profile") == "anthropic:b"
 	})
 	f.st.UpdateProfiles("main", func(p *store.Profiles) error {

@@ -17,7 +17,41 @@ import (
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/policy"
+	"github.com/opensoul/opensoul/wasm"
 )
+
+// The real provider modules, compiled once for every test.
+var (
+	modulesOnce sync.Once
+	modules     *wasm.Registry
+	modulesErr  error
+)
+
+func providerModules(t *testing.T) *wasm.Registry {
+	t.Helper()
+	modulesOnce.Do(func() {
+		ctx := context.Background()
+		host, err := wasm.NewHost(ctx, wasm.Options{NoDiskCache: true})
+		if err != nil {
+			modulesErr = err
+			return
+		}
+		reg, errs := wasm.NewRegistry(ctx, host, nil)
+		if errs = append(errs, reg.Load(ctx)...); len(errs) > 0 {
+			modulesErr = errs[0]
+			return
+		}
+		modules = reg
+	})
+	if modulesErr != nil {
+		t.Fatal(modulesErr)
+	}
+	return modules
+}
+
+func withoutModules() fixtureOpt {
+	return func(_ *fixture, o *gateway.Options) { o.Modules = nil }
+}
 
 // Fixture secrets. None of them may ever appear in gateway output.
 const (
@@ -252,6 +286,7 @@ func newFixture(t *testing.T, opts ...fixtureOpt) *fixture {
 			MaxBodyBytes: 1 << 20,
 		},
 		Selector:     engine,
+		Modules:      providerModules(t),
 		Logger:       slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:          f.clock.Now,
 		PollInterval: 10 * time.Millisecond,

@@ -83,13 +83,12 @@ func BuiltinClassify(status int, h http.Header, body string, now time.Time) wasm
 		c.Failover, c.Reason = true, ReasonAuth
 	case status == 404 && strings.Contains(lower, "model"):
 		c.Failover, c.Reason = true, ReasonModelNotFound
-	case status == 408 || status == 504:
+	case status == 408:
 		c.Failover, c.Reason = true, ReasonTimeout
-	case status == 500 || status == 502 || status == 503 || status == 529:
-		c.Failover, c.Reason = true, ReasonServerError
-		if strings.Contains(lower, "overloaded") && status != 529 {
-			c.Reason = ReasonRateLimit
-		}
+	case status >= 500 && strings.Contains(lower, "overloaded"):
+		c.Failover, c.Reason = true, ReasonRateLimit
+	case status >= 500:
+		c.Failover, c.Reason = true, ReasonTimeout
 	case status == 400:
 		c.Reason = ReasonFormat
 	}
