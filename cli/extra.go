@@ -9,7 +9,7 @@ func (a *app) extraCmds() []*ffcli.Command {
 	return []*ffcli.Command{
 		// a.policyCmd(),
 		// a.providersCmd(),
-		// a.gatewayCmd(),
+		a.gatewayCmd(),
 		// a.sessionsCmd(),
 	}
 }

@@ -187,24 +187,35 @@ func applyEnvOverrides(k *koanf.Koanf, source string, vars map[string]string) er
 			continue
 		}
 		segs := strings.Split(strings.TrimPrefix(name, envPrefix), "__")
-		path, err := schemaPath(reflect.TypeOf(Config{}), segs)
+		path, t, err := schemaPath(reflect.TypeOf(Config{}), segs)
 		if err != nil {
 			return fmt.Errorf("%s: %s: %w", source, name, err)
 		}
-		k.Set(strings.Join(path, koanfDelim), vars[name])
+		var v any = vars[name]
+		if t.Kind() == reflect.Slice {
+			parts := []string{}
+			for _, p := range strings.Split(vars[name], ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					parts = append(parts, p)
+				}
+			}
+			v = parts
+		}
+		k.Set(strings.Join(path, koanfDelim), v)
 	}
 	return nil
 }
 
-// schemaPath resolves env-style segments to the config's key path.
-func schemaPath(t reflect.Type, segs []string) ([]string, error) {
+// schemaPath resolves env-style segments to the config's key path and
+// the type found there.
+func schemaPath(t reflect.Type, segs []string) ([]string, reflect.Type, error) {
 	var path []string
 	for _, seg := range segs {
 		switch t.Kind() {
 		case reflect.Struct:
 			f, ok := fieldByKey(t, seg, true)
 			if !ok {
-				return nil, fmt.Errorf("no config key %q under %q", strings.ToLower(seg), strings.Join(path, "."))
+				return nil, nil, fmt.Errorf("no config key %q under %q", strings.ToLower(seg), strings.Join(path, "."))
 			}
 			path = append(path, f.Tag.Get("koanf"))
 			t = f.Type
@@ -212,10 +223,10 @@ func schemaPath(t reflect.Type, segs []string) ([]string, error) {
 			path = append(path, strings.ToLower(seg))
 			t = t.Elem()
 		default:
-			return nil, fmt.Errorf("%q is a value, it has no key %q", strings.Join(path, "."), seg)
+			return nil, nil, fmt.Errorf("%q is a value, it has no key %q", strings.Join(path, "."), seg)
 		}
 	}
-	return path, nil
+	return path, t, nil
 }
 
 func fieldByKey(t reflect.Type, key string, fold bool) (reflect.StructField, bool) {

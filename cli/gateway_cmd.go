@@ -1,0 +1,353 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/chat"
+	"github.com/opensoul/opensoul/policy"
+	"github.com/opensoul/opensoul/wasm"
+)
+
+// gatewayWatchInterval is how often config, .env and policies are checked.
+const gatewayWatchInterval = 500 * time.Millisecond
+
+func (a *app) gatewayCmd() *ffcli.Command {
+	fs := a.flagSet("gateway")
+	listen := fs.String("listen", "", "address to listen on (default gateway.listen, 127.0.0.1:18789)")
+	return leaf(&ffcli.Command{
+		Name:       "gateway",
+		ShortUsage: "opensoul gateway [--listen ADDR]",
+		ShortHelp:  "Run the gateway: one local endpoint for every provider and credential.",
+		LongHelp: `Serves /{provider}/... (anthropic, openai, openrouter and configured
+providers) with a credential chosen per request by the policies, failing
+over to the next credential when a provider says no. Also /healthz,
+/readyz and /metrics.
+
+On first run it generates a gateway token, saves it to <state>/.env as
+OPENSOUL_GATEWAY_TOKEN and prints how to point the SDKs at the gateway.
+A listen address other than loopback needs a configured token. Config,
+.env and policy edits apply without a restart (a broken edit is refused
+and the old one kept). SIGINT/SIGTERM drain in-flight requests for at most
+gateway.timeouts.drainMs.
+
+Examples:
+  opensoul gateway
+  opensoul gateway --listen 127.0.0.1:9000`,
+		FlagSet: fs,
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return &exitError{code: 2, err: fmt.Errorf("gateway takes no arguments, got %q", args)}
+			}
+			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return a.runGateway(ctx, *listen, nil)
+		},
+	})
+}
+
+// runGateway serves until ctx ends, then drains. ready, when set, gets the
+// bound address once the gateway accepts connections.
+func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr string)) error {
+	if err := a.load(); err != nil {
+		return err
+	}
+	if err := a.st.EnsureDir(); err != nil {
+		return fmt.Errorf("state dir %s: %w", a.st.Dir, err)
+	}
+	listen := a.cfg.Gateway.Listen
+	if listenFlag != "" {
+		listen = listenFlag
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("--listen: want host:port, got %q", listen)}
+	}
+	tokenCreated := false
+	if a.cfg.Gateway.Auth.Token == "" && len(a.cfg.Gateway.Auth.Agents) == 0 {
+		if !isLoopbackHost(host) {
+			return fmt.Errorf("refusing to listen on %s without a gateway token: set gateway.auth.token or %s (`opensoul onboard` generates one), or listen on 127.0.0.1", listen, envGatewayToken)
+		}
+		if _, tokenCreated, err = a.ensureGatewayToken(); err != nil {
+			return err
+		}
+	}
+	log := newLogger(a.stderr, a.cfg.Log)
+
+	engine, err := policy.New(ctx, policy.Options{Dirs: a.policyDirs(), Logger: log})
+	if err != nil {
+		return fmt.Errorf("policies: %w", err)
+	}
+	modules, err := a.providerModules(ctx, log)
+	if err != nil {
+		return err
+	}
+	var srv *gateway.Server
+	chatHandler, err := chat.New(chat.Options{
+		Store: a.st, Config: chatConfig(a.cfg), Selector: engine, Logger: log,
+		Env:      func() gateway.Env { return srv.Env() },
+		Snapshot: func(agent string) (*gateway.Snapshot, error) { return srv.Snapshot(agent) },
+		Refresh:  func(agent string) error { return srv.Refresh(agent) },
+	})
+	if err != nil {
+		return err
+	}
+	srv, err = gateway.New(gateway.Options{
+		Store: a.st, Config: gatewayConfig(a.cfg), Env: a.env, Selector: engine,
+		Modules: modules, Chat: chatHandler, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("gateway.listen %s: %w", listen, err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	a.printGatewayBanner(ln.Addr().String(), tokenCreated)
+	log.Info("gateway listening", "addr", ln.Addr().String(), "state", a.st.Dir, "config", a.cfgFile)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	w := &gatewayWatcher{a: a, log: log, srv: srv, chat: chatHandler, engine: engine, listen: listen}
+	w.stamps = w.stamp()
+	tick := time.NewTicker(gatewayWatchInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-served:
+			return fmt.Errorf("gateway: %w", err)
+		case <-tick.C:
+			w.check(ctx)
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	drain := ms(a.cfg.Gateway.Timeouts.DrainMs)
+	log.Info("draining", "timeout", drain)
+	srv.Drain()
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("drain timed out; closing the remaining connections", "err", err)
+		hs.Close()
+	}
+	srv.Close()
+	log.Info("gateway stopped")
+	return nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// printGatewayBanner tells the user how to point the SDKs at the gateway.
+// It names where the token is, never the token itself.
+func (a *app) printGatewayBanner(addr string, tokenCreated bool) {
+	base := "http://" + addr
+	envFile := filepath.Join(a.st.Dir, ".env")
+	fmt.Fprintf(a.stdout, "OpenSoul gateway on %s (state %s)\n", base, a.st.Dir)
+	if tokenCreated {
+		fmt.Fprintf(a.stdout, "Generated a gateway token and saved it to %s as %s.\n", envFile, envGatewayToken)
+	}
+	token := `"$` + envGatewayToken + `"`
+	if a.cfg.Gateway.Auth.Token == "" {
+		token = "<an agent token from gateway.auth.agents>"
+	}
+	fmt.Fprintf(a.stdout, `
+Point your SDKs at it (the gateway token goes where the SDK expects its API key):
+  set -a; . %s; set +a        # loads %s
+  export ANTHROPIC_BASE_URL=%s/anthropic
+  export ANTHROPIC_API_KEY=%s
+  export OPENAI_BASE_URL=%s/openai/v1
+  export OPENAI_API_KEY=%s
+Headers: x-opensoul-agent picks the agent, x-opensoul-session the session.
+`, envFile, envGatewayToken, base, token, base, token)
+}
+
+func newLogger(w io.Writer, c LogConfig) *slog.Logger {
+	level := slog.LevelInfo
+	level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// policyDirs are policy.dirs, else <state>/policies.
+func (a *app) policyDirs() []string {
+	if len(a.cfg.Policy.Dirs) > 0 {
+		return a.cfg.Policy.Dirs
+	}
+	return []string{filepath.Join(a.st.Dir, "policies")}
+}
+
+// providerModules loads the built-in modules, <state>/providers/*.wasm and
+// providers.<p>.module. A module that fails is logged; its provider falls
+// back to the generic behaviour on use and the others keep working.
+func (a *app) providerModules(ctx context.Context, log *slog.Logger) (*wasm.Registry, error) {
+	host, err := wasm.NewHost(ctx, wasm.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("provider modules: %w", err)
+	}
+	paths := map[string]string{}
+	files, _ := filepath.Glob(filepath.Join(a.st.Dir, "providers", "*.wasm"))
+	for _, f := range files {
+		paths[strings.TrimSuffix(filepath.Base(f), ".wasm")] = f
+	}
+	for name, p := range a.cfg.Providers {
+		if p.Module != "" {
+			m := p.Module
+			if !filepath.IsAbs(m) {
+				m = filepath.Join(a.st.Dir, m)
+			}
+			paths[name] = m
+		}
+	}
+	reg, errs := wasm.NewRegistry(ctx, host, paths)
+	errs = append(errs, reg.Load(ctx)...)
+	for _, err := range errs {
+		log.Error("provider module unusable; its provider uses the generic behaviour", "err", err)
+	}
+	return reg, nil
+}
+
+// gatewayConfig takes the gateway's part of the config as plain values.
+func gatewayConfig(c Config) gateway.Config {
+	g := gateway.Config{
+		Token:                 c.Gateway.Auth.Token,
+		AgentTokens:           c.Gateway.Auth.Agents,
+		DefaultAgent:          c.Agents.Default,
+		MaxBodyBytes:          c.Gateway.MaxBodyBytes,
+		ConnectTimeout:        ms(c.Gateway.Timeouts.ConnectMs),
+		ResponseHeaderTimeout: ms(c.Gateway.Timeouts.ResponseHeaderMs),
+		IdleConnTimeout:       ms(c.Gateway.Timeouts.IdleConnMs),
+		Providers:             map[string]gateway.Upstream{},
+		Order:                 c.Auth.Order,
+		Cooldowns: gateway.Cooldowns{
+			FailureWindow:  hours(c.Auth.Cooldowns.FailureWindowHours),
+			BillingBackoff: hours(c.Auth.Cooldowns.BillingBackoffHours),
+			BillingMax:     hours(c.Auth.Cooldowns.BillingMaxHours),
+		},
+		Fallbacks: c.Agents.Defaults.Model.Fallbacks,
+	}
+	for name, p := range c.Providers {
+		g.Providers[name] = gateway.Upstream{BaseURL: p.BaseURL, APIKey: p.APIKey}
+	}
+	return g
+}
+
+func hours(h float64) time.Duration { return time.Duration(h * float64(time.Hour)) }
+
+// chatConfig takes what the chat commands show from the config.
+func chatConfig(c Config) chat.Config {
+	cc := chat.Config{
+		DefaultModel: c.Agents.Defaults.Model.Primary,
+		Fallbacks:    c.Agents.Defaults.Model.Fallbacks,
+		Models:       map[string]string{},
+		Providers:    map[string]chat.Provider{},
+		Order:        c.Auth.Order,
+	}
+	for ref, m := range c.Agents.Defaults.Models {
+		cc.Models[ref] = m.Alias
+	}
+	for name, p := range c.Providers {
+		cc.Providers[name] = chat.Provider{BaseURL: p.BaseURL, HasAPIKey: p.APIKey != ""}
+	}
+	return cc
+}
+
+// gatewayWatcher applies config, .env and policy edits to a running
+// gateway. A broken edit is refused and logged; the old one stays.
+type gatewayWatcher struct {
+	a      *app
+	log    *slog.Logger
+	srv    *gateway.Server
+	chat   *chat.Handler
+	engine *policy.Engine
+	listen string
+
+	stamps     string
+	lastErr    string
+	lastPolErr string
+}
+
+// stamp fingerprints the config file and both .env files.
+func (w *gatewayWatcher) stamp() string {
+	var b strings.Builder
+	for _, p := range []string{w.a.cfgFile, filepath.Join(w.a.st.Dir, ".env"), ".env"} {
+		if fi, err := os.Stat(p); err == nil {
+			fmt.Fprintf(&b, "%s:%d:%d;", p, fi.Size(), fi.ModTime().UnixNano())
+		} else {
+			fmt.Fprintf(&b, "%s:-;", p)
+		}
+	}
+	return b.String()
+}
+
+func (w *gatewayWatcher) check(ctx context.Context) {
+	if s := w.stamp(); s != w.stamps {
+		w.stamps = s
+		w.reloadConfig()
+	}
+	changed, err := w.engine.Reload(ctx)
+	switch {
+	case err != nil:
+		if err.Error() != w.lastPolErr {
+			w.lastPolErr = err.Error()
+			w.log.Error("policy change refused; keeping the policies in force", "err", err)
+		}
+	case changed:
+		w.lastPolErr = ""
+		w.log.Info("policies reloaded", "files", len(w.engine.Files()))
+	}
+}
+
+func (w *gatewayWatcher) reloadConfig() {
+	old := w.a.cfg
+	w.a.loaded = false
+	err := w.a.load()
+	if err == nil {
+		err = w.srv.SetConfig(gatewayConfig(w.a.cfg))
+	}
+	if err != nil {
+		w.a.cfg, w.a.loaded = old, true
+		if err.Error() != w.lastErr {
+			w.lastErr = err.Error()
+			w.log.Error("config change refused; keeping the config in force", "err", err)
+		}
+		return
+	}
+	w.lastErr = ""
+	w.srv.SetEnv(w.a.env)
+	w.chat.SetConfig(chatConfig(w.a.cfg))
+	if w.a.cfg.Gateway.Listen != old.Gateway.Listen {
+		w.log.Warn("gateway.listen changed; restart the gateway to move", "listen", w.listen)
+	}
+	w.log.Info("config reloaded", "file", w.a.cfgFile)
+}
