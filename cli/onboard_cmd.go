@@ -138,4 +138,3 @@ func (a *app) storeEnvKey(envFile, provider, raw string) error {
 	fmt.Fprintf(a.stdout, "Saved %s=%s in %s\n", name, gateway.Mask(secret), envFile)
 	return nil
 }
-
