@@ -212,6 +212,19 @@ func (s *Server) SetEnv(env Env) { s.env.Store(&env) }
 // a chat command that changed sessions.json calls it.
 func (s *Server) Refresh(agent string) error { return s.live.refresh(agent) }
 
+// Snapshot is the agent's current in-memory view: the store plus what
+// the gateway learned and has not written yet. Treat it as read-only.
+func (s *Server) Snapshot(agent string) (*Snapshot, error) {
+	a, err := s.live.agent(agent)
+	if err != nil {
+		return nil, err
+	}
+	return a.snap.Load(), nil
+}
+
+// Env returns the environment credentials in use.
+func (s *Server) Env() Env { return *s.env.Load() }
+
 // Drain makes /readyz fail so that load balancers stop sending traffic;
 // the caller then shuts its http.Server down.
 func (s *Server) Drain() { s.draining.Store(true) }
