@@ -56,7 +56,7 @@ func TestBuiltinCheck(t *testing.T) {
 		{"anthropic oauth access", "anthropic", CheckRequest{Type: "oauth", Secret: setupToken, ExpiresAt: i64(now + 1000), Now: now}, true, KindOAuthAccess, "", i64(now + 1000)},
 		{"anthropic expired token", "anthropic", CheckRequest{Type: "token", Secret: setupToken, ExpiresAt: i64(now - 1), Now: now}, false, KindSetupToken, "expired", i64(now - 1)},
 		{"anthropic truncated token", "anthropic", CheckRequest{Type: "token", Secret: truncatedToken}, false, KindSetupToken, "cut at a line wrap", nil},
-		{"anthropic short key", "anthropic", CheckRequest{Type: "api_key", Secret: anthropicKey[:40]}, false, KindAPIKey, "too short", nil},
+		{"anthropic short key", "anthropic", CheckRequest{Type: "api_key", Secret: anthropicKey[:30]}, false, KindAPIKey, "too short", nil},
 		{"anthropic refresh token", "anthropic", CheckRequest{Secret: fill("sk-ant-ort01-", 108)}, false, KindUnknown, "refresh token", nil},
 		{"anthropic given an openai key", "anthropic", CheckRequest{Type: "api_key", Secret: openaiProjKey}, false, KindUnknown, "OpenAI key, not an Anthropic", nil},
 		{"anthropic given an openrouter key", "anthropic", CheckRequest{Type: "api_key", Secret: openrouterKey}, false, KindUnknown, "OpenRouter key", nil},

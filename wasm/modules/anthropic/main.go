@@ -23,9 +23,10 @@ const (
 	// Terminals that wrap it leave about 80 on the first line, so anything
 	// under minTokenLen is reported as truncated.
 	fullTokenLen = 108
-	minTokenLen  = 100
-	// API keys are sk-ant-api03- and 95 more characters, 108 in all.
-	minKeyLen = 90
+	minTokenLen  = 90
+	// API keys are sk-ant-api03- and 95 more characters, 108 in all; only
+	// an obviously cut key is refused, in case the format grows shorter.
+	minKeyLen = 40
 )
 
 func main() {}
