@@ -244,10 +244,10 @@ Examples:
 }
 
 // Setup-tokens made by `claude setup-token` start with this prefix and
-// are long; a shorter paste was cut off.
+// are 108 characters; a shorter paste was cut off (often at a line wrap).
 const (
 	setupTokenPrefix = "sk-ant-oat01-"
-	setupTokenMinLen = 80
+	setupTokenMinLen = 108
 )
 
 func checkSetupTokenShape(s string) error {

@@ -66,6 +66,13 @@ type app struct {
 
 	// doctorHooks add checks of other parts (policies, provider modules).
 	doctorHooks []func(ctx context.Context) []doctorCheck
+
+	mods    modules  // provider-module host, started on first use
+	cleanup []func() // run when the command is done
+}
+
+func (a *app) warnf(format string, args ...any) {
+	fmt.Fprintf(a.stderr, "opensoul: warning: "+format+"\n", args...)
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) int {
@@ -77,6 +84,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			}
 		}
 	}
+	a.checker = a.moduleChecker()
+	defer func() {
+		for _, f := range a.cleanup {
+			f()
+		}
+	}()
 	root := a.rootCmd()
 	if err := root.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -15,8 +15,8 @@ import (
 
 // Fixture secrets: no command may ever print them.
 const (
-	fixAnthropicKey = "sk-ant-api03-FIXTUREsecretAAAAbbbbCCCCddddEEEEffff1234"
-	fixSetupToken   = "sk-ant-oat01-FIXTUREsetupTokenGGGGhhhhIIIIjjjjKKKKllllMMMMnnnnOOOOppppQQQQrrrrSSSStttt-uuuuVVVVwwAA"
+	fixAnthropicKey = "sk-ant-api03-FIXTUREsecretAAAAbbbbCCCCddddEEEEffffGGGGhhhhIIIIjjjjKKKKllllMMMMnnnnOOOOppppQQQQrrrrSSSStt1234"
+	fixSetupToken   = "sk-ant-oat01-FIXTUREsetupTokenGGGGhhhhIIIIjjjjKKKKllllMMMMnnnnOOOOppppQQQQrrrrSSSStttt-uuuuVVVVwwxxyyzz01234"
 	fixOpenAIKey    = "sk-proj-FIXTUREopenaiXXXXyyyyZZZZ0000111122223333"
 	fixEnvKey       = "sk-or-v1-FIXTUREfromDotEnv9999888877776666"
 	fixGatewayToken = "osk-FIXTUREgatewayTokenabcdefabcdef"
@@ -405,4 +405,27 @@ func TestOnboardNonInteractive(t *testing.T) {
 	if out := e.ok("", "config", "show"); strings.Contains(out, token) || !strings.Contains(out, redactedValue) {
 		t.Errorf("config show must redact the gateway token:\n%s", out)
 	}
+}
+
+func TestProviderModuleVerdicts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	// Without --type the module recognises an API key.
+	e.ok(fixAnthropicKey, "models", "auth", "paste-token", "--provider", "anthropic", "--profile-id", "anthropic:default")
+	p, _ := store.New(e.state).LoadProfiles("main")
+	if c := p.Profiles["anthropic:default"]; c.Type != store.TypeAPIKey || c.Key != fixAnthropicKey {
+		t.Fatalf("detected type %q", c.Type)
+	}
+	// An OpenAI key pasted as anthropic is refused when not interactive...
+	_, errs, code := e.run(fixOpenAIKey, "models", "auth", "paste-token", "--provider", "anthropic", "--profile-id", "anthropic:oops")
+	if code == 0 || !strings.Contains(errs, "the anthropic module rejects this secret") || !strings.Contains(errs, "--force") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	// ...stored with --force, and then shown as invalid, failing --check.
+	e.ok(fixOpenAIKey, "models", "auth", "paste-token", "--provider", "anthropic", "--profile-id", "anthropic:oops", "--force")
+	out, _, code := e.run("", "models", "status", "--check")
+	if code != 1 || !strings.Contains(out, "anthropic:oops") || !strings.Contains(out, "invalid") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	e.assertNoSecrets()
 }

@@ -239,7 +239,7 @@ func profileRow(id string, snap *gateway.Snapshot, now time.Time, verdict func(s
 		rem := c.Expires - now.UnixMilli()
 		row.ExpiresAt, row.RemainingMs = &e, &rem
 	}
-	if verdict != nil && row.Status != gateway.StatusMissing {
+	if verdict != nil && row.Status != gateway.StatusMissing && row.Status != gateway.StatusExpired {
 		if status, kind, reason := verdict(id, c); status != "" {
 			row.Kind = kind
 			if status == gateway.StatusInvalid {

@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/wasm"
+)
+
+// modules lazily starts the WebAssembly host and the provider-module
+// registry for commands that check secrets. It is built once per run.
+type modules struct {
+	once sync.Once
+	host *wasm.Host
+	reg  *wasm.Registry
+	errs []error
+	err  error
+}
+
+// registry returns the provider-module registry built from config
+// (providers.<name>.module), starting the host on first use. Errors of
+// individual modules are returned alongside a usable registry.
+func (a *app) registry(ctx context.Context) (*wasm.Registry, []error, error) {
+	if err := a.load(); err != nil {
+		return nil, nil, err
+	}
+	a.mods.once.Do(func() {
+		a.mods.host, a.mods.err = wasm.NewHost(ctx, wasm.Options{Logger: slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		if a.mods.err != nil {
+			return
+		}
+		paths := map[string]string{}
+		for name, p := range a.cfg.Providers {
+			paths[name] = p.Module
+		}
+		a.mods.reg, a.mods.errs = wasm.NewRegistry(ctx, a.mods.host, paths)
+		a.cleanup = append(a.cleanup, func() { a.mods.host.Close(context.Background()) })
+	})
+	return a.mods.reg, a.mods.errs, a.mods.err
+}
+
+// moduleChecker returns a checker that asks the provider's module about a
+// credential. A module that fails is reported once and yields no verdict.
+func (a *app) moduleChecker() func(ctx context.Context, c store.Credential, now time.Time) (string, string, string) {
+	warned := map[string]bool{}
+	return func(ctx context.Context, c store.Credential, now time.Time) (string, string, string) {
+		reg, _, err := a.registry(ctx)
+		if err != nil {
+			return "", "", ""
+		}
+		req := wasm.CheckRequest{Type: c.Type, Secret: c.Secret(), Now: now.UnixMilli()}
+		if c.Expires != 0 {
+			e := c.Expires
+			req.ExpiresAt = &e
+		}
+		res, err := reg.Check(ctx, c.Provider, req)
+		if err != nil {
+			var me *wasm.ModuleError
+			if errors.As(err, &me) && !warned[c.Provider] {
+				warned[c.Provider] = true
+				a.warnf("the %s provider module could not check a credential: %v", c.Provider, err)
+			}
+			return "", "", ""
+		}
+		if !res.Valid {
+			reason := res.Reason
+			if res.Hint != "" {
+				reason += " (" + res.Hint + ")"
+			}
+			return gateway.StatusInvalid, res.Kind, reason
+		}
+		return gateway.StatusOK, res.Kind, ""
+	}
+}
