@@ -221,7 +221,11 @@ func TestCacheInvalidation(t *testing.T) {
 			func(in *Input) { in.Session.Pin = &Pin{Profile: "anthropic:key", Source: "auto"} },
 			func(in *Input) { in.Session.New = true }},
 		{"model scope of a cooldown",
-			func(in *Input) { m := "claude-opus-5"; in.Profiles[2].CooldownUntil = t0 + minute; in.Profiles[2].CooldownModel = &m },
+			func(in *Input) {
+				m := "claude-opus-5"
+				in.Profiles[2].CooldownUntil = t0 + minute
+				in.Profiles[2].CooldownModel = &m
+			},
 			func(in *Input) { in.Request.Model = "claude-opus-5" }},
 	}
 	cached := newEngine(t, Options{})
