@@ -8,7 +8,7 @@ import "github.com/peterbourgon/ff/v3/ffcli"
 func (a *app) extraCmds() []*ffcli.Command {
 	return []*ffcli.Command{
 		// a.policyCmd(),
-		// a.providersCmd(),
+		a.providersCmd(),
 		a.gatewayCmd(),
 		// a.sessionsCmd(),
 	}
