@@ -429,3 +429,23 @@ func TestProviderModuleVerdicts(t *testing.T) {
 	}
 	e.assertNoSecrets()
 }
+
+func TestVerdictCacheHoldsNoSecret(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.ok(fixAnthropicKey, "models", "auth", "paste-token", "--provider", "anthropic", "--type", "api_key")
+	first := e.ok("", "models", "status", "--json")
+	data, err := os.ReadFile(filepath.Join(e.vars["HOME"], ".cache", "opensoul", "verdicts.json"))
+	if err != nil {
+		t.Fatalf("verdict cache not written: %v", err)
+	}
+	for _, s := range fixtureSecrets {
+		if strings.Contains(string(data), s) || strings.Contains(string(data), s[len(s)-8:]) {
+			t.Fatal("verdict cache holds a secret")
+		}
+	}
+	// A warm run answers the same from the cache.
+	if again := e.ok("", "models", "status", "--json"); again != first {
+		t.Errorf("warm status differs:\n%s\n%s", first, again)
+	}
+}

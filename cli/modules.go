@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -48,7 +49,34 @@ func (a *app) registry(ctx context.Context) (*wasm.Registry, []error, error) {
 // credential. A module that fails is reported once and yields no verdict.
 func (a *app) moduleChecker() func(ctx context.Context, c store.Credential, now time.Time) (string, string, string) {
 	warned := map[string]bool{}
+	var cache *verdictCache
 	return func(ctx context.Context, c store.Credential, now time.Time) (string, string, string) {
+		if cache == nil {
+			cache = newVerdictCache(filepath.Join(cacheDir(a.environ), "verdicts.json"))
+			a.cleanup = append(a.cleanup, cache.save)
+		}
+		if err := a.load(); err != nil {
+			return "", "", ""
+		}
+		key := cache.key(cache.moduleID(a.cfg.Providers[c.Provider].Module), c)
+		if v, ok := cache.get(key, now.UnixMilli()); ok {
+			return v.Status, v.Kind, v.Reason
+		}
+		status, kind, reason := a.runCheck(ctx, c, now, warned)
+		if status != "" {
+			e := verdictEntry{Status: status, Kind: kind, Reason: reason}
+			if c.Expires != 0 {
+				e.ValidTill = c.Expires
+			}
+			cache.put(key, e)
+		}
+		return status, kind, reason
+	}
+}
+
+// runCheck asks the provider's module; status "" means no verdict.
+func (a *app) runCheck(ctx context.Context, c store.Credential, now time.Time, warned map[string]bool) (string, string, string) {
+	{
 		reg, _, err := a.registry(ctx)
 		if err != nil {
 			return "", "", ""
