@@ -84,20 +84,26 @@ func (c *call) next(provider string) (id string, dec *policy.Decision) {
 	return "", &d
 }
 
-// envFallback is the environment or config credential used when no
-// profile can serve (DESIGN §3), as a display line, or "".
-func (c *call) envFallback(provider string) string {
+// fallback is the environment or config credential used when no profile
+// can serve (DESIGN §3): where it comes from and its masked value.
+type fallback struct{ name, masked string }
+
+func (f fallback) String() string { return strings.TrimSpace(f.name + " " + f.masked) }
+
+// envFallback returns the provider's fallback credential; name is "" when
+// there is none.
+func (c *call) envFallback(provider string) fallback {
 	if v, ok := c.envVar(provider); ok {
-		src := ""
+		name := "env " + v.Name
 		if v.Source != "" {
-			src = " (" + v.Source + ")"
+			name += " (" + v.Source + ")"
 		}
-		return "env " + v.Name + src + " " + gateway.Mask(v.Value)
+		return fallback{name, gateway.Mask(v.Value)}
 	}
 	if c.cfg.Providers[provider].HasAPIKey {
-		return "config providers." + provider + ".apiKey"
+		return fallback{"config providers." + provider + ".apiKey", "(set)"}
 	}
-	return ""
+	return fallback{}
 }
 
 func (c *call) envVar(provider string) (gateway.EnvVar, bool) {
@@ -146,10 +152,31 @@ func (c *call) marks(id, model string, dec *policy.Decision) []string {
 			out = append(out, "expired (will refresh)")
 		}
 	}
-	if dec != nil && !slices.Contains(dec.Candidates, id) && !slices.Contains(dec.Cooling, id) {
+	if dec != nil && len(out) == len(unexplained(out)) && !slices.Contains(dec.Candidates, id) && !slices.Contains(dec.Cooling, id) {
 		out = append(out, "not used: "+orWord(dec.Reasons[id], "not in the explicit order"))
 	}
 	return out
+}
+
+// unexplained drops the marks that already say why a profile cannot serve.
+func unexplained(marks []string) []string {
+	var out []string
+	for _, m := range marks {
+		if strings.HasPrefix(m, "cooldown") || strings.HasPrefix(m, "disabled") || strings.HasPrefix(m, "expired") || m == "no secret" {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// trimLines drops the padding tabwriter leaves after a line's last cell.
+func trimLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.Join(lines, "\n")
 }
 
 func orWord(s, def string) string {
@@ -186,8 +213,8 @@ func (c *call) credentialLine() string {
 	if id, _ := c.next(p); id != "" {
 		return fmt.Sprintf("%s (%s) next, chosen by the policy", id, label(c.snap.Profiles[id]))
 	}
-	if fb := c.envFallback(p); fb != "" {
-		return fb + ", as no profile can serve"
+	if fb := c.envFallback(p); fb.name != "" {
+		return fb.String() + ", as no profile can serve"
 	}
 	return fmt.Sprintf("none; add one with `opensoul models auth paste-token --provider %s%s`", p, c.agentFlag())
 }
@@ -195,11 +222,15 @@ func (c *call) credentialLine() string {
 func (c *call) modelLine() string {
 	full, override := c.currentModel()
 	var b strings.Builder
+	name := full
+	if a := c.cfg.Models[full]; a != "" {
+		name += " (" + a + ")"
+	}
 	switch {
 	case override:
-		fmt.Fprintf(&b, "%s (session override)", c.refFor(full, c.cfg.Models[full]))
+		fmt.Fprintf(&b, "%s, session override", name)
 	case full != "":
-		fmt.Fprintf(&b, "%s (as your client asks; no override)", c.refFor(full, c.cfg.Models[full]))
+		fmt.Fprintf(&b, "%s, as your client asks (no override)", name)
 	default:
 		b.WriteString("as your client asks (no override)")
 	}
@@ -285,7 +316,7 @@ func (c *call) renderList() string {
 	}
 	tw.Flush()
 	b.WriteString("Switch: /model <alias|provider/model> · pin a credential: /model <model>@<profile> · details: /model status")
-	return b.String()
+	return trimLines(b.String())
 }
 
 // listedModels are a provider's models to show: the configured list, else
@@ -326,7 +357,7 @@ func (c *call) renderStatus() string {
 	}
 	tw.Flush()
 	b.WriteString(c.sharedNote())
-	return strings.TrimRight(b.String(), "\n")
+	return trimLines(strings.TrimRight(b.String(), "\n"))
 }
 
 func (c *call) statusProvider(tw *tabwriter.Writer, p string) {
@@ -349,14 +380,14 @@ func (c *call) statusProvider(tw *tabwriter.Writer, p string) {
 		}
 		fmt.Fprintf(tw, "  %s%s\t%s\t%s\n", id, owner, label(c.snap.Profiles[id]), strings.Join(m, ", "))
 	}
-	if fb := c.envFallback(p); fb != "" {
+	if fb := c.envFallback(p); fb.name != "" {
 		w := "used when no profile can serve"
 		if next == "" && c.pinFor(p) == nil {
 			w = "next (no profile can serve)"
 		}
-		fmt.Fprintf(tw, "  %s\t\t%s\n", fb, w)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", fb.name, fb.masked, w)
 	} else if len(ids) == 0 {
-		fmt.Fprintf(tw, "  no credential: `opensoul models auth paste-token --provider %s%s`\t\t\n", p, c.agentFlag())
+		fmt.Fprintf(tw, "  no credential: `opensoul models auth paste-token --provider %s%s`\n", p, c.agentFlag())
 	}
 }
 

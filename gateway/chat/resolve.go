@@ -79,11 +79,27 @@ func (c *call) refFor(full, alias string) string {
 
 // exampleRef is a model the user could type here.
 func (c *call) exampleRef() string {
-	if ms := c.modelsOf(c.req.Provider); len(ms) > 0 {
-		return strings.Fields(ms[0])[0]
-	}
 	if p, _, _ := strings.Cut(c.cfg.DefaultModel, "/"); p == c.req.Provider {
-		return c.cfg.DefaultModel
+		if a := c.cfg.Models[c.cfg.DefaultModel]; a != "" {
+			return a
+		}
+		if len(c.cfg.Models) == 0 {
+			return c.cfg.DefaultModel
+		}
+	}
+	var first string
+	for _, k := range sortedKeys(c.cfg.Models) {
+		if p, _, _ := strings.Cut(k, "/"); p == c.req.Provider {
+			if a := c.cfg.Models[k]; a != "" {
+				return a
+			}
+			if first == "" {
+				first = k
+			}
+		}
+	}
+	if first != "" {
+		return first
 	}
 	if c.req.Model != "" {
 		return c.req.Provider + "/" + c.req.Model

@@ -114,8 +114,8 @@ func (c *call) setModel(arg string) (string, error) {
 			return fmt.Sprintf("Unknown profile %q for agent %s. %s profiles: %s. Add one with `opensoul models auth paste-token --provider %s%s`.",
 				profile, c.req.Agent, provider, c.profileList(provider), provider, c.agentFlag()), nil
 		case cred.Provider != provider:
-			return fmt.Sprintf("Profile %s is a %s credential; %s needs a %s profile: %s.",
-				profile, cred.Provider, full, provider, c.profileList(provider)), nil
+			return fmt.Sprintf("Profile %s is %s %s credential; %s needs %s %s profile: %s.",
+				profile, article(cred.Provider), cred.Provider, full, article(provider), provider, c.profileList(provider)), nil
 		}
 	}
 	old := c.session
@@ -244,4 +244,12 @@ func label(cr store.Credential) string {
 		s += " " + cr.Email
 	}
 	return s
+}
+
+// article is "an" before a vowel sound, else "a".
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiouAEIOU", rune(word[0])) {
+		return "an"
+	}
+	return "a"
 }
