@@ -26,6 +26,7 @@ var (
 	openaiProjKey  = fill("sk-proj-", 164)
 	openaiLegacy   = fill("sk-", 51)
 	openrouterKey  = "sk-or-v1-" + strings.Repeat("0123456789abcdef", 4)
+	googleKey      = fill("AIzaSy", 39)
 )
 
 func jwt(payload string) string {
@@ -72,6 +73,10 @@ func TestBuiltinCheck(t *testing.T) {
 		{"openai admin key", "openai", CheckRequest{Type: "api_key", Secret: fill("sk-admin-", 80)}, false, KindAPIKey, "admin key", nil},
 		{"openrouter key", "openrouter", CheckRequest{Type: "api_key", Secret: openrouterKey}, true, KindAPIKey, "", nil},
 		{"openrouter given an openai key", "openrouter", CheckRequest{Type: "api_key", Secret: openaiLegacy}, false, KindUnknown, "OpenAI key", nil},
+		{"google key", "google", CheckRequest{Type: "api_key", Secret: googleKey}, true, KindAPIKey, "", nil},
+		{"google short key", "google", CheckRequest{Type: "api_key", Secret: googleKey[:30]}, false, KindAPIKey, "39 characters", nil},
+		{"google given an anthropic key", "google", CheckRequest{Type: "api_key", Secret: anthropicKey}, false, KindUnknown, "Anthropic key", nil},
+		{"anthropic given a google key", "anthropic", CheckRequest{Type: "api_key", Secret: googleKey}, false, KindUnknown, "Google key", nil},
 		{"openrouter short key", "openrouter", CheckRequest{Type: "api_key", Secret: "sk-or-v1-abc"}, false, KindAPIKey, "too short", nil},
 	}
 	for _, tt := range tests {
@@ -120,11 +125,15 @@ func TestBuiltinHeaders(t *testing.T) {
 		{"anthropic token stored as api_key", "anthropic", HeadersRequest{Type: "api_key", Secret: setupToken},
 			map[string]string{"authorization": "Bearer " + setupToken, "anthropic-beta": "oauth-2025-04-20"}, []string{"x-api-key"}},
 		{"openai", "openai", HeadersRequest{Type: "api_key", Secret: openaiProjKey},
-			map[string]string{"authorization": "Bearer " + openaiProjKey}, []string{}},
+			map[string]string{"authorization": "Bearer " + openaiProjKey}, []string{"x-api-key"}},
 		{"openrouter", "openrouter", HeadersRequest{Type: "api_key", Secret: openrouterKey},
-			map[string]string{"authorization": "Bearer " + openrouterKey}, []string{}},
+			map[string]string{"authorization": "Bearer " + openrouterKey}, []string{"x-api-key"}},
+		{"google api key", "google", HeadersRequest{Type: "api_key", Secret: googleKey},
+			map[string]string{"x-goog-api-key": googleKey}, []string{"authorization", "x-api-key"}},
+		{"google oauth", "google", HeadersRequest{Type: "oauth", Secret: "ya29.token"},
+			map[string]string{"authorization": "Bearer ya29.token"}, []string{"x-goog-api-key", "x-api-key"}},
 		{"generic provider", "mistral", HeadersRequest{Type: "api_key", Secret: "m-123"},
-			map[string]string{"authorization": "Bearer m-123"}, []string{}},
+			map[string]string{"authorization": "Bearer m-123"}, []string{"x-api-key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,6 +203,9 @@ func TestBuiltinClassify(t *testing.T) {
 		{"openrouter moderation 403", "openrouter", ClassifyRequest{Status: 403, Body: `{"error":{"code":403,"message":"Input was flagged by moderation"}}`}, ReasonFormat, false, nil, ""},
 		{"openrouter 401", "openrouter", ClassifyRequest{Status: 401}, ReasonAuth, true, nil, ""},
 		{"openrouter 429", "openrouter", ClassifyRequest{Status: 429, Headers: ra("1")}, ReasonRateLimit, true, i64(1000), ""},
+		{"google bad key", "google", ClassifyRequest{Status: 400, Body: `{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"reason":"API_KEY_INVALID"}]}}`}, ReasonAuth, true, nil, "rejected"},
+		{"google exhausted", "google", ClassifyRequest{Status: 429, Headers: ra("5"), Body: `{"error":{"status":"RESOURCE_EXHAUSTED"}}`}, ReasonRateLimit, true, i64(5000), ""},
+		{"google 400", "google", ClassifyRequest{Status: 400, Body: `{"error":{"status":"INVALID_ARGUMENT","message":"bad contents"}}`}, ReasonFormat, false, nil, ""},
 		{"generic 529", "mistral", ClassifyRequest{Status: 529}, ReasonTimeout, true, nil, ""},
 		{"generic 429", "mistral", ClassifyRequest{Status: 429, Headers: map[string]string{"retry-after-ms": "250"}}, ReasonRateLimit, true, i64(250), ""},
 		{"generic credit balance", "mistral", ClassifyRequest{Status: 400, Body: "credit balance too low"}, ReasonBilling, true, nil, ""},
@@ -219,8 +231,8 @@ func TestBuiltinInfo(t *testing.T) {
 	t.Parallel()
 	r := builtins(t)
 	got := r.Providers(context.Background())
-	if len(got) != 3 {
-		t.Fatalf("got %d providers, want the 3 built-ins: %+v", len(got), got)
+	if len(got) != 4 {
+		t.Fatalf("got %d providers, want the 4 built-ins: %+v", len(got), got)
 	}
 	for _, p := range got {
 		if p.Source != "builtin" || p.ABIVersion != 1 || p.Version == "" || p.Error != "" ||

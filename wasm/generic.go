@@ -31,9 +31,10 @@ func genericCheck(r CheckRequest) CheckResult {
 	return c
 }
 
-// genericHeaders presents a secret as Authorization: Bearer.
+// genericHeaders presents a secret as Authorization: Bearer, removing
+// x-api-key (where a client may have put the gateway's own token).
 func genericHeaders(r HeadersRequest) HeadersResult {
-	return HeadersResult{Set: map[string]string{"authorization": "Bearer " + r.Secret}, Remove: []string{}}
+	return HeadersResult{Set: map[string]string{"authorization": "Bearer " + r.Secret}, Remove: []string{"x-api-key"}}
 }
 
 // GenericClassify is DESIGN §4's table, used for providers without a

@@ -35,9 +35,11 @@ func (s *syncBuffer) String() string {
 }
 
 // newTestHost starts a host on the shared cache; its log goes to the
-// returned buffer.
+// returned buffer. The built-ins are compiled (once) before it starts, so
+// parallel tests never compile the same module at the same time.
 func newTestHost(t testing.TB, o Options) (*Host, *syncBuffer) {
 	t.Helper()
+	builtins(t)
 	logs := &syncBuffer{}
 	o.CacheDir = testCacheDir
 	o.Logger = slog.New(slog.NewTextHandler(logs, nil))

@@ -102,7 +102,8 @@ func Contains(body string, phrases ...string) bool {
 	return false
 }
 
-// Bearer is the usual presentation of a secret.
+// Bearer is the usual presentation of a secret. x-api-key is removed, as
+// clients may have put the gateway's own token there.
 func Bearer(r Request) Headers {
-	return Headers{Set: map[string]string{"authorization": "Bearer " + r.Secret}}
+	return Headers{Set: map[string]string{"authorization": "Bearer " + r.Secret}, Remove: []string{"x-api-key"}}
 }
