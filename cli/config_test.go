@@ -287,3 +287,30 @@ func FuzzNormalizeSecret(f *testing.F) {
 		}
 	})
 }
+
+func TestLoginShellImportTakesOnlyProviderKeys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	shell := filepath.Join(t.TempDir(), "fakeshell")
+	// A login shell that exports a provider key and something unrelated.
+	script := "#!/bin/sh\nprintf 'ANTHROPIC_API_KEY=" + fixAnthropicKey + "\\0UNRELATED_SECRET=nope\\0PATH=/x\\0'\n"
+	if err := os.WriteFile(shell, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e.vars["SHELL"] = shell
+	out := e.ok("", "models", "status")
+	if strings.Contains(out, "ANTHROPIC_API_KEY") {
+		t.Fatalf("shell env imported while disabled:\n%s", out)
+	}
+	e.writeFile("opensoul.yaml", "env:\n  shellEnv:\n    enabled: true\n    timeoutMs: 5000\n")
+	out = e.ok("", "models", "status", "--json")
+	if !strings.Contains(out, "env: ANTHROPIC_API_KEY (from login shell)") {
+		t.Errorf("status:\n%s", out)
+	}
+	a := &app{environ: map[string]string{"SHELL": shell}}
+	vars, err := loginShellEnv(a.environ, 5000, []string{"ANTHROPIC_API_KEY"})
+	if err != nil || len(vars) != 1 || vars["ANTHROPIC_API_KEY"] != fixAnthropicKey {
+		t.Errorf("imported %v, %v", len(vars), err)
+	}
+	e.assertNoSecrets()
+}
