@@ -27,7 +27,7 @@ var (
 	modulesErr  error
 )
 
-func providerModules(t *testing.T) *wasm.Registry {
+func providerModules(t testing.TB) *wasm.Registry {
 	t.Helper()
 	modulesOnce.Do(func() {
 		ctx := context.Background()
@@ -132,7 +132,7 @@ type upstream struct {
 	got     []seen
 }
 
-func newUpstream(t *testing.T, kind string) *upstream {
+func newUpstream(t testing.TB, kind string) *upstream {
 	u := &upstream{kind: kind, answers: map[string]answer{}}
 	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
 	t.Cleanup(u.Close)
@@ -239,7 +239,7 @@ func openAIStream(w http.ResponseWriter, model string) {
 
 // fixture is a gateway over a temp state dir with fake upstreams.
 type fixture struct {
-	t         *testing.T
+	t         testing.TB
 	st        *store.Store
 	clock     *clock
 	logs      *syncBuffer
@@ -260,7 +260,7 @@ func withConfig(fn func(*gateway.Config)) fixtureOpt {
 	return func(_ *fixture, o *gateway.Options) { fn(&o.Config) }
 }
 
-func newFixture(t *testing.T, opts ...fixtureOpt) *fixture {
+func newFixture(t testing.TB, opts ...fixtureOpt) *fixture {
 	t.Helper()
 	f := &fixture{
 		t:     t,

@@ -228,10 +228,15 @@ func readBody(r *http.Request, rs *reqState, limit int64) *HTTPError {
 	if r.ContentLength > limit {
 		return tooBig
 	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+	if r.ContentLength > 0 { // the common case: one exact allocation
+		body := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return &HTTPError{Code: http.StatusBadRequest, Msg: "opensoul: could not read the request body", Err: err}
+		}
+		rs.body = body
+		return nil
 	}
+	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		return &HTTPError{Code: http.StatusBadRequest, Msg: "opensoul: could not read the request body", Err: err}

@@ -1,0 +1,469 @@
+// Command loadtest measures what the gateway costs over a bare reverse
+// proxy. On loopback only it starts a fake Anthropic upstream (in this
+// process) and, each in a child process of its own so that its memory can
+// be read, a bare httputil.ReverseProxy with a tuned transport and the
+// gateway (real policy engine, real provider modules, a temp state dir with
+// two profiles). It drives each with the same closed-loop load — 1 and 32
+// connections, JSON and SSE streaming (time to first byte) — alternating
+// bare and gateway in rounds so that drift on a shared machine hits both,
+// then once more with one of the two profiles answering 429, and prints
+// requests/s and p50/p99 side by side and the gateway's peak RSS after a
+// 64-connection run. Every cell is bounded in time and request count.
+//
+//	go run ./gateway/loadtest [-d 3s] [-max 300000]
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	stdlog "log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/policy"
+	"github.com/opensoul/opensoul/wasm"
+)
+
+const (
+	keyGood  = "sk-ant-api03-loadtest-good-0000000000000000000000000000"
+	keyGood2 = "sk-ant-api03-loadtest-second-111111111111111111111111111"
+	keyBusy  = "sk-ant-api03-loadtest-busy-2222222222222222222222222222"
+	gwToken  = "osk-loadtest-token"
+	reqBody  = `{"model":"claude-sonnet-5","max_tokens":256,"messages":[{"role":"user","content":"Say hello in one short sentence, please."}]}`
+	streamRq = `{"model":"claude-sonnet-5","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Say hello in one short sentence, please."}]}`
+)
+
+func main() {
+	dur := flag.Duration("d", 3*time.Second, "load duration per cell (split in rounds between bare and gateway)")
+	maxReq := flag.Int("max", 300_000, "at most this many requests per cell")
+	serve := flag.String("serve", "", "internal: run one server (bare, gateway, gateway429) in this child process")
+	up := flag.String("upstream", "", "internal: the upstream URL for -serve")
+	flag.Parse()
+	var err error
+	if *serve != "" {
+		err = child(*serve, *up)
+	} else {
+		err = run(*dur, *maxReq)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+}
+
+// child serves one proxy on loopback, prints its address and runs until
+// its stdin closes (the parent exited).
+func child(kind, upstreamURL string) error {
+	var h http.Handler
+	switch kind {
+	case "bare":
+		h = bareProxy(upstreamURL)
+	case "gateway", "gateway429":
+		first := keyGood
+		if kind == "gateway429" {
+			first = keyBusy
+		}
+		gw, closeGW, err := newGateway(context.Background(), upstreamURL, first)
+		if err != nil {
+			return err
+		}
+		defer closeGW()
+		h = gw
+	default:
+		return fmt.Errorf("unknown -serve %q", kind)
+	}
+	addr, stop := listen(h)
+	defer stop()
+	fmt.Println(addr)
+	io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+// server is a child process serving one proxy.
+type server struct {
+	url string
+	cmd *exec.Cmd
+	in  io.WriteCloser
+}
+
+func spawn(kind, upstreamURL string) (*server, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "-serve", kind, "-upstream", upstreamURL)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		return nil, fmt.Errorf("%s did not start: %w", kind, err)
+	}
+	return &server{url: strings.TrimSpace(line), cmd: cmd, in: in}, nil
+}
+
+func (s *server) stop() {
+	s.in.Close()
+	s.cmd.Wait()
+}
+
+// rssMB reads a process's current and peak resident memory.
+func (s *server) rssMB() (cur, peak float64) {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	for _, line := range strings.Split(string(data), "\n") {
+		var kb float64
+		if n, _ := fmt.Sscanf(line, "VmRSS: %f kB", &kb); n == 1 {
+			cur = kb / 1024
+		}
+		if n, _ := fmt.Sscanf(line, "VmHWM: %f kB", &kb); n == 1 {
+			peak = kb / 1024
+		}
+	}
+	return cur, peak
+}
+
+func listen(h http.Handler) (string, func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { srv.Close() }
+}
+
+// upstream is a fake Anthropic: a JSON message, or seven SSE events.
+func upstream(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	key := r.Header.Get("x-api-key")
+	if key == keyBusy {
+		w.Header().Set("content-type", "application/json")
+		w.WriteHeader(429)
+		io.WriteString(w, `{"type":"error","error":{"type":"rate_limit_error","message":"rate limited"}}`)
+		return
+	}
+	if key != keyGood && key != keyGood2 {
+		w.WriteHeader(401)
+		return
+	}
+	if r.Header.Get("accept") == "text/event-stream" {
+		w.Header().Set("content-type", "text/event-stream")
+		f := w.(http.Flusher)
+		for _, ev := range sseEvents {
+			io.WriteString(w, ev)
+			f.Flush()
+		}
+		return
+	}
+	w.Header().Set("content-type", "application/json")
+	io.WriteString(w, `{"id":"msg_01","type":"message","role":"assistant","model":"claude-sonnet-5","content":[{"type":"text","text":"Hello there, nice to meet you!"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":14,"output_tokens":9}}`)
+}
+
+var sseEvents = []string{
+	"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-5\",\"content\":[],\"usage\":{\"input_tokens\":14,\"output_tokens\":0}}}\n\n",
+	"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+	"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello there,\"}}\n\n",
+	"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\" nice to meet you!\"}}\n\n",
+	"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+	"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":9}}\n\n",
+	"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+}
+
+func tunedTransport() *http.Transport {
+	return &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 512,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   true,
+		ReadBufferSize:      32 << 10,
+		WriteBufferSize:     32 << 10,
+	}
+}
+
+func bareProxy(target string) http.Handler {
+	u, _ := url.Parse(target)
+	return &httputil.ReverseProxy{
+		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.Out.Host = "" },
+		Transport:     tunedTransport(),
+		FlushInterval: -1,
+		ErrorLog:      stdlog.New(io.Discard, "", 0), // the gateway's own proxy logs through slog, discarded here too
+	}
+}
+
+// newGateway builds the gateway over a temp state dir whose anthropic
+// order is first (busy or good) then second.
+func newGateway(ctx context.Context, upstreamURL, first string) (*gateway.Server, func(), error) {
+	dir, err := os.MkdirTemp("", "opensoul-loadtest-")
+	if err != nil {
+		return nil, nil, err
+	}
+	st := store.New(dir)
+	err = st.UpdateProfiles("main", func(p *store.Profiles) error {
+		p.Profiles["anthropic:first"] = store.Credential{Type: store.TypeAPIKey, Provider: "anthropic", Key: first}
+		p.Profiles["anthropic:second"] = store.Credential{Type: store.TypeAPIKey, Provider: "anthropic", Key: keyGood2}
+		p.Order["anthropic"] = []string{"anthropic:first", "anthropic:second"}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil)) // one line per request, as in production
+	engine, err := policy.New(ctx, policy.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	host, err := wasm.NewHost(ctx, wasm.Options{NoDiskCache: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	reg, errs := wasm.NewRegistry(ctx, host, nil)
+	if errs = append(errs, reg.Load(ctx, "anthropic")...); len(errs) > 0 {
+		return nil, nil, errs[0]
+	}
+	debug.FreeOSMemory() // hand compilation garbage back, as opensoul gateway does
+	var mods gateway.Modules = reg
+	if os.Getenv("LOADTEST_NO_MODULES") != "" {
+		mods = nil
+	}
+	gw, err := gateway.New(gateway.Options{
+		Store: st, Selector: engine, Modules: mods, Logger: log,
+		Config: gateway.Config{
+			Token:        gwToken,
+			MaxBodyBytes: 32 << 20,
+			Providers:    map[string]gateway.Upstream{"anthropic": {BaseURL: upstreamURL}},
+		},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return gw, func() { gw.Close(); os.RemoveAll(dir) }, nil
+}
+
+type result struct {
+	n        int
+	errs     int
+	secs     float64
+	lats     []time.Duration
+	rps      float64
+	p50, p99 time.Duration
+}
+
+// drive runs conns closed-loop clients against url for dur (or max
+// requests) and reports throughput and latency (TTFB when streaming).
+func drive(url, key string, stream bool, conns int, dur time.Duration, max int) result {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns * 2, DisableCompression: true}}
+	defer client.CloseIdleConnections()
+	body := reqBody
+	if stream {
+		body = streamRq
+	}
+	one := func() (time.Duration, bool) {
+		req, _ := http.NewRequest("POST", url+"/v1/messages", strings.NewReader(body))
+		req.Header.Set("x-api-key", key)
+		req.Header.Set("content-type", "application/json")
+		req.Header.Set("anthropic-version", "2023-06-01")
+		if stream {
+			req.Header.Set("accept", "text/event-stream")
+		}
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, false
+		}
+		var buf [1]byte
+		var lat time.Duration
+		if stream {
+			io.ReadFull(resp.Body, buf[:])
+			lat = time.Since(start)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if !stream {
+			lat = time.Since(start)
+		}
+		return lat, resp.StatusCode == 200
+	}
+	// warm up connections and caches
+	for range conns * 4 {
+		one()
+	}
+	var count, errs atomic.Int64
+	lats := make([][]time.Duration, conns)
+	deadline := time.Now().Add(dur)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := range conns {
+		wg.Go(func() {
+			for time.Now().Before(deadline) && count.Add(1) <= int64(max) {
+				lat, ok := one()
+				if !ok {
+					errs.Add(1)
+				}
+				lats[c] = append(lats[c], lat)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	all := slices.Concat(lats...)
+	slices.Sort(all)
+	r := result{n: len(all), errs: int(errs.Load()), secs: elapsed.Seconds(), lats: all}
+	if len(all) > 0 {
+		r.rps = float64(len(all)) / elapsed.Seconds()
+		r.p50 = all[len(all)/2]
+		r.p99 = all[len(all)*99/100]
+	}
+	return r
+}
+
+const rounds = 3
+
+// pair drives bare and gateway alternately for rounds, merging the
+// latencies of each.
+func pair(bareURL, gwURL string, stream bool, conns int, dur time.Duration, max int) (b, g result) {
+	var bs, gs []result
+	for range rounds {
+		bs = append(bs, drive(bareURL, keyGood, stream, conns, dur/rounds, max/rounds))
+		gs = append(gs, drive(gwURL+"/anthropic", gwToken, stream, conns, dur/rounds, max/rounds))
+	}
+	return merge(bs), merge(gs)
+}
+
+func run(dur time.Duration, max int) error {
+	upURL, stopUp := listen(http.HandlerFunc(upstream))
+	defer stopUp()
+	var servers []*server
+	defer func() {
+		for _, s := range servers {
+			s.stop()
+		}
+	}()
+	start := func(kind string) (*server, error) {
+		s, err := spawn(kind, upURL)
+		if err == nil {
+			servers = append(servers, s)
+		}
+		return s, err
+	}
+	bare, err := start("bare")
+	if err != nil {
+		return err
+	}
+	gw, err := start("gateway")
+	if err != nil {
+		return err
+	}
+	busy, err := start("gateway429")
+	if err != nil {
+		return err
+	}
+
+	idle, _ := gw.rssMB()
+	bareIdle, _ := bare.rssMB()
+	fmt.Printf("OpenSoul gateway load harness: %d CPUs, %s per cell in %d alternating rounds, loopback only\n", runtime.NumCPU(), dur, rounds)
+	fmt.Printf("%-9s %5s | %-28s | %-28s | %s\n", "mode", "conns", "bare proxy  req/s   p50   p99", "gateway  req/s   p50   p99", "gateway vs bare")
+	row := func(mode string, conns int, b, g result) {
+		fmt.Printf("%-9s %5d | %8.0f %8s %8s | %8.0f %8s %8s | %5.1f%% req/s, p50 %+dµs\n", mode, conns,
+			b.rps, us(b.p50), us(b.p99), g.rps, us(g.p50), us(g.p99), 100*g.rps/b.rps, (g.p50 - b.p50).Microseconds())
+		if b.errs+g.errs > 0 {
+			fmt.Printf("          errors: bare %d, gateway %d\n", b.errs, g.errs)
+		}
+	}
+	var good32 []result
+	for _, stream := range []bool{false, true} {
+		mode := "json"
+		if stream {
+			mode = "sse-ttfb"
+		}
+		for _, conns := range []int{1, 32} {
+			b, g := pair(bare.url, gw.url, stream, conns, dur, max)
+			row(mode, conns, b, g)
+		}
+	}
+	// 429: alternate the all-good and the one-busy gateway the same way.
+	var busies []result
+	for range rounds {
+		good32 = append(good32, drive(gw.url+"/anthropic", gwToken, false, 32, dur/rounds, max/rounds))
+		busies = append(busies, drive(busy.url+"/anthropic", gwToken, false, 32, dur/rounds, max/rounds))
+	}
+	good, r429 := merge(good32), merge(busies)
+	fmt.Printf("\none of two profiles answers 429 (32 conns, json): %.0f req/s p50 %s p99 %s vs all good %.0f req/s = %.1f%% (errors %d)\n",
+		r429.rps, us(r429.p50), us(r429.p99), good.rps, 100*r429.rps/good.rps, r429.errs)
+	var under64 atomic.Int64 // highest RSS sampled under 64-connection load, KB
+	sampling := make(chan struct{})
+	go func() {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-sampling:
+				return
+			case <-t.C:
+				if cur, _ := gw.rssMB(); int64(cur*1024) > under64.Load() {
+					under64.Store(int64(cur * 1024))
+				}
+			}
+		}
+	}()
+	r64 := drive(gw.url+"/anthropic", gwToken, true, 64, dur, max)
+	r64j := drive(gw.url+"/anthropic", gwToken, false, 64, dur, max)
+	close(sampling)
+	cur, peak := gw.rssMB()
+	bareCur, barePeak := bare.rssMB()
+	fmt.Printf("64 conns through the gateway: sse %.0f req/s, json %.0f req/s\n", r64.rps, r64j.rps)
+	fmt.Printf("RSS: gateway %.1f MB at start, %.1f MB max under 64 conns, %.1f MB after; peak since start %.1f MB (module compilation included)\n",
+		idle, float64(under64.Load())/1024, cur, peak)
+	fmt.Printf("     bare proxy %.1f MB at start, %.1f MB after, peak %.1f MB\n", bareIdle, bareCur, barePeak)
+	return nil
+}
+
+// merge combines rounds: requests add up over the summed time; the
+// percentiles are over every latency.
+func merge(rs []result) result {
+	var m result
+	var secs float64
+	for _, r := range rs {
+		m.n += r.n
+		m.errs += r.errs
+		secs += r.secs
+		m.lats = append(m.lats, r.lats...)
+	}
+	slices.Sort(m.lats)
+	if len(m.lats) > 0 {
+		m.rps = float64(m.n) / secs
+		m.p50 = m.lats[len(m.lats)/2]
+		m.p99 = m.lats[len(m.lats)*99/100]
+	}
+	return m
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%dµs", d.Microseconds()) }
