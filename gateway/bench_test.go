@@ -38,4 +38,3 @@ func BenchmarkGateway(b *testing.B) {
 		io.Copy(io.Discard, w.Body)
 	}
 }
-
