@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -207,9 +210,9 @@ func (a *app) policyDirs() []string {
 	return []string{filepath.Join(a.st.Dir, "policies")}
 }
 
-// providerModules loads the built-in modules, <state>/providers/*.wasm and
-// providers.<p>.module. A module that fails is logged; its provider falls
-// back to the generic behaviour on use and the others keep working.
+// providerModules knows the built-in modules, <state>/providers/*.wasm and
+// providers.<p>.module. A module that fails is logged and its provider
+// reports the failure on use; the other providers keep working.
 func (a *app) providerModules(ctx context.Context, log *slog.Logger) (*wasm.Registry, error) {
 	host, err := wasm.NewHost(ctx, wasm.Options{Logger: log})
 	if err != nil {
@@ -230,10 +233,16 @@ func (a *app) providerModules(ctx context.Context, log *slog.Logger) (*wasm.Regi
 		}
 	}
 	reg, errs := wasm.NewRegistry(ctx, host, paths)
-	errs = append(errs, reg.Load(ctx)...)
+	// User modules are loaded now so that a broken one is reported at
+	// start; built-in ones when their provider is first used, so that a
+	// module costs memory only for a provider in use.
+	if len(paths) > 0 {
+		errs = append(errs, reg.Load(ctx, slices.Sorted(maps.Keys(paths))...)...)
+	}
 	for _, err := range errs {
 		log.Error("provider module unusable; its provider uses the generic behaviour", "err", err)
 	}
+	debug.FreeOSMemory() // compilation garbage goes back to the OS
 	return reg, nil
 }
 
