@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -259,6 +260,9 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 	in := BuildInput(snap, env, rs.rc.Order, FactsRequest{
 		Agent: rs.agent, Session: rs.session, SessionNew: !known, Pin: pin,
 		Provider: rs.provider, Model: model, API: rs.api, Stream: rs.stream,
+		Verdict: func(id string, c store.Credential) (string, string) {
+			return s.verdicts.of(ctx, s.modules, id, c, now)
+		},
 	}, now)
 	dec, err := s.selector.Decide(ctx, in)
 	if err != nil {
@@ -286,6 +290,12 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 		}
 		cooling = append(cooling, Attempt{Profile: id, Model: model, Reason: reason, Recovery: Recovery(u, model, now)})
 	}
+	rs.unusable = rs.unusable[:0]
+	for _, p := range in.Profiles {
+		if !slices.Contains(dec.Candidates, p.ID) && !slices.Contains(dec.Cooling, p.ID) && dec.Reasons[p.ID] != "" {
+			rs.unusable = append(rs.unusable, p.ID+": "+dec.Reasons[p.ID])
+		}
+	}
 	if len(out) == 0 && !userPin {
 		if cred, ev, ok := env.Credential(rs.provider); ok {
 			out = append(out, candidate{id: "env:" + ev.Name, cred: cred})
@@ -310,7 +320,11 @@ func (s *Server) noCredential(rs *reqState) *HTTPError {
 		}
 		vars += ev.Var
 	}
+	unusable := ""
+	if len(rs.unusable) > 0 {
+		unusable = " Profiles that cannot serve: " + strings.Join(rs.unusable, "; ") + "."
+	}
 	return &HTTPError{Code: http.StatusServiceUnavailable, Type: "no_credential", Msg: fmt.Sprintf(
-		"opensoul: no credential for %s (agent %s). Add one with `opensoul models auth paste-token --provider %s%s` (stored in %s), or set %s",
-		rs.provider, rs.agent, rs.provider, agentFlag, s.store.ProfilesPath(rs.agent), vars)}
+		"opensoul: no credential for %s (agent %s).%s Add one with `opensoul models auth paste-token --provider %s%s` (stored in %s), or set %s",
+		rs.provider, rs.agent, unusable, rs.provider, agentFlag, s.store.ProfilesPath(rs.agent), vars)}
 }

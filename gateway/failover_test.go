@@ -286,6 +286,28 @@ func TestNoCredential(t *testing.T) {
 	}
 }
 
+// TestModuleCheck: a profile the provider module rejects is not used, and
+// the error says why.
+func TestModuleCheck(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.profiles("main", map[string]store.Credential{
+		"anthropic:cut": {Type: store.TypeToken, Provider: "anthropic", Token: "sk-ant-oat01-cut-at-the-wrap"},
+	}, nil)
+	f.anthropic.set("sk-ant-oat01-cut-at-the-wrap", answer{})
+	resp, body := f.messages("claude-sonnet-5", nil)
+	_, msg := anthropicError(t, body)
+	if resp.StatusCode != 503 || !strings.Contains(msg, "anthropic:cut: not usable: the credential is invalid") || len(f.anthropic.requests()) != 0 {
+		t.Errorf("%d: %s", resp.StatusCode, msg)
+	}
+	f.profiles("main", map[string]store.Credential{"anthropic:key": anthropicKey(keyA)}, nil)
+	f.anthropic.set(keyA, answer{})
+	waitFor(t, "the valid key", func() bool {
+		resp, _ := f.messages("claude-sonnet-5", nil)
+		return resp.Header.Get("x-opensoul-profile") == "anthropic:key"
+	})
+}
+
 func TestEnvAndConfigFallback(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, withEnv(gateway.Env{"ANTHROPIC_API_KEY": {Name: "ANTHROPIC_API_KEY", Value: envKey, Source: "process"}}),

@@ -59,7 +59,7 @@ const (
 	workToken    = "osgw-WORKAGENTTOKEN-fedcba987654"
 	keyA         = "sk-ant-api03-SECRETKEYA-aaaaaaaaaaaaaaaaaaaa"
 	keyB         = "sk-ant-api03-SECRETKEYB-bbbbbbbbbbbbbbbbbbbb"
-	tokenC       = "sk-ant-oat01-SECRETTOKENC-cccccccccccccccccc"
+	tokenC       = "sk-ant-oat01-SECRETTOKENC-cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
 	openaiKey    = "sk-proj-SECRETOPENAI-dddddddddddddddddddd"
 	openaiKey2   = "sk-proj-SECRETOPENAI2-eeeeeeeeeeeeeeeeeeee"
 	envKey       = "sk-ant-api03-SECRETENVKEY-ffffffffffffffffff"

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opensoul/opensoul/gateway/store"
@@ -13,10 +14,11 @@ import (
 )
 
 // Modules is what the gateway needs from provider modules (DESIGN §6):
-// how to present a secret upstream and how to read a failure. An error
-// (no module, unsupported op, a module that trapped) makes the gateway use
-// its built-in behaviour for that call.
+// whether a secret looks usable, how to present it upstream and how to
+// read a failure. An error (no module, unsupported op, a module that
+// trapped) makes the gateway use its built-in behaviour for that call.
 type Modules interface {
+	Check(ctx context.Context, provider string, req wasm.CheckRequest) (wasm.CheckResult, error)
 	Headers(ctx context.Context, provider string, req wasm.HeadersRequest) (wasm.HeadersResult, error)
 	Classify(ctx context.Context, provider string, req wasm.ClassifyRequest) (wasm.Classification, error)
 }
@@ -25,6 +27,51 @@ type Modules interface {
 // engine).
 type Selector interface {
 	Decide(ctx context.Context, in *policy.Input) (policy.Decision, error)
+}
+
+// verdicts remembers each profile's module check, so that requests ask a
+// module only when a credential is new or changed.
+type verdicts struct {
+	m sync.Map // profile id → *verdict
+}
+
+type verdict struct {
+	secret  string // the checked secret, to notice a replaced credential
+	expires int64
+	valid   bool
+	kind    string
+}
+
+// of returns the profile's status and kind as its module sees them, or
+// empty strings when there is no module verdict (the status then follows
+// from the credential's shape and expiry alone).
+func (v *verdicts) of(ctx context.Context, mods Modules, id string, c store.Credential, now time.Time) (status, kind string) {
+	if mods == nil {
+		return "", ""
+	}
+	secret := c.Secret()
+	vd, _ := v.m.Load(id)
+	cur, _ := vd.(*verdict)
+	if cur == nil || cur.secret != secret || cur.expires != c.Expires || (c.Expires != 0 && cur.valid && c.Expires <= now.UnixMilli()) {
+		req := wasm.CheckRequest{Type: c.Type, Secret: secret, Now: now.UnixMilli()}
+		if c.Expires != 0 {
+			e := c.Expires
+			req.ExpiresAt = &e
+		}
+		res, err := mods.Check(ctx, c.Provider, req)
+		if err != nil {
+			return "", ""
+		}
+		cur = &verdict{secret: secret, expires: c.Expires, valid: res.Valid, kind: res.Kind}
+		v.m.Store(id, cur)
+	}
+	if !cur.valid {
+		if ProfileStatus(c, now) == StatusExpired {
+			return StatusExpired, cur.kind
+		}
+		return StatusInvalid, cur.kind
+	}
+	return ProfileStatus(c, now), cur.kind
 }
 
 // BuiltinHeaders is the generic way to present a credential: Anthropic

@@ -99,6 +99,7 @@ type Server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	live     *live
+	verdicts verdicts
 	metrics  *metrics
 	proxy    http.Handler
 	stop     context.CancelFunc
