@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func fill(prefix string, n int) string {
@@ -248,7 +252,8 @@ func TestResultsCachedPerCredential(t *testing.T) {
 	h, _ := newTestHost(t, Options{})
 	r, _ := NewRegistry(context.Background(), h, nil)
 	ctx := context.Background()
-	key := fill("sk-ant-api03-cachetest", 108)
+	// A fresh key per run: verdicts also persist in the shared cache dir.
+	key := fill("sk-ant-api03-cachetest"+strconv.FormatInt(time.Now().UnixNano(), 36), 108)
 	for range 3 {
 		if _, err := r.Headers(ctx, "anthropic", HeadersRequest{Type: "api_key", Secret: key}); err != nil {
 			t.Fatal(err)
@@ -276,7 +281,8 @@ func TestCachedCheckExpires(t *testing.T) {
 	t.Parallel()
 	r := builtins(t)
 	ctx := context.Background()
-	req := CheckRequest{Type: "token", Secret: fill("sk-ant-oat01-expirytest", 108), ExpiresAt: i64(2000), Now: 1000}
+	nonce := strconv.FormatInt(time.Now().UnixNano(), 36) // verdicts persist across runs
+	req := CheckRequest{Type: "token", Secret: fill("sk-ant-oat01-expirytest"+nonce, 108), ExpiresAt: i64(2000), Now: 1000}
 	if got, err := r.Check(ctx, "anthropic", req); err != nil || !got.Valid {
 		t.Fatalf("before expiry: %+v %v", got, err)
 	}
@@ -317,5 +323,68 @@ func TestGenericProvider(t *testing.T) {
 	_, err = r.Classify(ctx, "nobody", ClassifyRequest{Status: 401})
 	if err != nil || errors.Is(err, ErrUnsupportedOp) {
 		t.Error(err)
+	}
+}
+
+// A verdict found in the cache dir answers without loading the module: a
+// warm `models status` runs no WebAssembly at all.
+func TestVerdictsPersistAcrossHosts(t *testing.T) {
+	t.Parallel()
+	builtins(t) // compiled code in the shared cache, so the first host is quick
+	dir := t.TempDir()
+	ctx := context.Background()
+	key := fill("sk-ant-api03-persisted", 108)
+	reqs := []CheckRequest{
+		{Type: "api_key", Secret: key},
+		{Type: "api_key", Secret: openaiProjKey},
+		{Type: "token", Secret: fill("sk-ant-oat01-persisted", 108), ExpiresAt: i64(5000), Now: 1000},
+	}
+	run := func() (*Registry, []CheckResult) {
+		h, err := NewHost(ctx, Options{CacheDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close(ctx) })
+		r, _ := NewRegistry(ctx, h, nil)
+		var out []CheckResult
+		for _, req := range reqs {
+			c, err := r.Check(ctx, "anthropic", req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, c)
+		}
+		return r, out
+	}
+	first, want := run()
+	if first.entries["anthropic"].mod == nil {
+		t.Fatal("the first run did not load the module")
+	}
+	second, got := run()
+	if second.entries["anthropic"].mod != nil {
+		t.Error("the second run loaded the module; the verdicts were not reused")
+	}
+	for i := range want {
+		if !sameVerdict(got[i], want[i]) {
+			t.Errorf("verdict %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	// Past its expiry, a stored valid verdict is not served.
+	late := reqs[2]
+	late.Now = 6000
+	if c, err := second.Check(ctx, "anthropic", late); err != nil || c.Valid {
+		t.Errorf("after expiry: %+v %v", c, err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, verdictFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range reqs {
+		if strings.Contains(string(b), req.Secret) || strings.Contains(string(b), req.Secret[20:60]) {
+			t.Fatal("a secret was written to the verdict file")
+		}
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, verdictFileName)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("verdict file mode %v, want 0600", fi.Mode().Perm())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -255,11 +256,12 @@ func TestConcurrentCalls(t *testing.T) {
 	r, _ := NewRegistry(ctx, h, map[string]string{"acme": acmeWasm})
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
+	nonce := strconv.FormatInt(time.Now().UnixNano(), 36) // verdicts persist across runs
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 25 {
 				// Distinct secrets, so every call reaches a module.
-				key := fill("sk-ant-api03-", 100) + string(rune('a'+g)) + strings.Repeat("x", i%7) + string(rune('A'+i%26))
+				key := fill("sk-ant-api03-"+nonce, 100) + string(rune('a'+g)) + strings.Repeat("x", i%7) + string(rune('A'+i%26))
 				c, err := r.Check(ctx, "anthropic", CheckRequest{Type: "api_key", Secret: key})
 				if err != nil || !c.Valid {
 					errs <- errors.Join(err, errors.New("anthropic verdict: "+c.Reason))

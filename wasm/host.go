@@ -26,8 +26,9 @@ const (
 
 // Options tune a Host. The zero value is ready to use.
 type Options struct {
-	// CacheDir holds compiled modules between runs; "" means
-	// os.UserCacheDir()/opensoul/wazero. NoDiskCache keeps them in memory.
+	// CacheDir holds compiled modules, and the check verdicts of modules
+	// on secrets (by hash), between runs; "" means
+	// os.UserCacheDir()/opensoul/wazero. NoDiskCache keeps both in memory.
 	CacheDir    string
 	NoDiskCache bool
 	// CallTimeout bounds every call into a module (default 2 s). A negative
@@ -48,6 +49,7 @@ type Options struct {
 type Host struct {
 	rt          wazero.Runtime
 	cache       wazero.CompilationCache
+	verdicts    *verdictFile // nil without a disk cache
 	callTimeout time.Duration
 	maxResponse int
 	maxInst     int
@@ -120,6 +122,7 @@ func (h *Host) openCache(o Options) wazero.CompilationCache {
 		h.log.Warn("cannot use the module cache dir; compiling in memory", "dir", dir, "err", err)
 		return wazero.NewCompilationCache()
 	}
+	h.verdicts = &verdictFile{path: filepath.Join(dir, verdictFileName), log: h.log}
 	return c
 }
 

@@ -29,8 +29,12 @@ type entry struct {
 	name    string
 	source  string // "builtin" or the module's path
 	file    string // builtin:<name>.wasm or the path; names the module in errors
-	bin     []byte
+	builtin bool   // bin comes from the embedded modules, on first use
+	bin     []byte // a module file's bytes; nil for a generic provider
 	readErr error
+	binOnce sync.Once
+	sumOnce sync.Once
+	sum     [32]byte // SHA-256 of the module, computed on first use
 
 	mu      sync.Mutex // guards the fields below
 	mod     *module
@@ -60,7 +64,7 @@ func NewRegistry(ctx context.Context, host *Host, modules map[string]string) (*R
 		headers: newResultCache[HeadersResult](4096),
 	}
 	for _, name := range BuiltinNames() {
-		r.entries[name] = &entry{name: name, source: "builtin", file: "builtin:" + name + ".wasm", bin: builtinModule(name)}
+		r.entries[name] = &entry{name: name, source: "builtin", file: "builtin:" + name + ".wasm", builtin: true}
 	}
 	var errs []error
 	for name, path := range modules {
@@ -140,10 +144,10 @@ func (r *Registry) load(ctx context.Context, e *entry) (*module, error) {
 		r.host.report(e.readErr.(*ModuleError), errors.Unwrap(e.readErr))
 		return nil, e.err
 	}
-	if e.bin == nil { // generic: no module
+	if !e.hasModule() { // generic
 		return nil, nil
 	}
-	m, err := r.host.load(ctx, e.name, e.file, e.bin)
+	m, err := r.host.load(ctx, e.name, e.file, e.bytes())
 	if err == nil {
 		e.info, e.ops, err = probe(ctx, m)
 	}
@@ -272,13 +276,46 @@ func cacheKey(op, provider, typ, secret string, expiresAt *int64) [32]byte {
 	return k
 }
 
+func (e *entry) hasModule() bool { return e.builtin || e.bin != nil }
+
+// bytes returns the module's binary; a built-in is copied out of the
+// executable only when it is needed (2 MiB each).
+func (e *entry) bytes() []byte {
+	e.binOnce.Do(func() {
+		if e.builtin {
+			e.bin = builtinModule(e.name)
+		}
+	})
+	return e.bin
+}
+
+func (e *entry) moduleSum() [32]byte {
+	e.sumOnce.Do(func() { e.sum = sha256.Sum256(e.bytes()) })
+	return e.sum
+}
+
+// stale reports whether a cached verdict may not be served at now: a valid
+// verdict whose expiry has passed.
+func stale(c CheckResult, now int64) bool {
+	return c.Valid && c.ExpiresAt != nil && now > 0 && *c.ExpiresAt <= now
+}
+
 // Check asks provider's module whether a secret looks usable. Results are
-// cached per credential; a cached valid result is recomputed once its
-// expiry has passed (by req.Now).
+// cached per credential, in memory and (by hash, in the cache dir) across
+// runs; a cached valid result is recomputed once its expiry has passed (by
+// req.Now).
 func (r *Registry) Check(ctx context.Context, provider string, req CheckRequest) (CheckResult, error) {
 	key := cacheKey(OpCheck, provider, req.Type, req.Secret, req.ExpiresAt)
-	if c, ok := r.checks.get(key); ok && !(c.Valid && c.ExpiresAt != nil && req.Now > 0 && *c.ExpiresAt <= req.Now) {
+	if c, ok := r.checks.get(key); ok && !stale(c, req.Now) {
 		return c, nil
+	}
+	var diskKey string
+	if e := r.entries[provider]; e != nil && e.hasModule() && e.readErr == nil && r.host.verdicts != nil {
+		diskKey = verdictKey(key, e.moduleSum())
+		if c, ok := r.host.verdicts.get(diskKey); ok && !stale(c, req.Now) {
+			r.checks.put(key, c)
+			return c, nil
+		}
 	}
 	m, _, err := r.module(ctx, provider, OpCheck)
 	if err != nil {
@@ -309,6 +346,9 @@ func (r *Registry) Check(ctx context.Context, provider string, req CheckRequest)
 		}
 	}
 	r.checks.put(key, res)
+	if diskKey != "" {
+		r.host.verdicts.put(diskKey, res)
+	}
 	return res, nil
 }
 
