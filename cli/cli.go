@@ -64,9 +64,6 @@ type app struct {
 	// no module host is wired. Returns status "" when it has no verdict.
 	checker func(ctx context.Context, c store.Credential, now time.Time) (status, kind, reason string)
 
-	// doctorHooks add checks of other parts (policies, provider modules).
-	doctorHooks []func(ctx context.Context) []doctorCheck
-
 	mods    modules  // provider-module host, started on first use
 	cleanup []func() // run when the command is done
 }

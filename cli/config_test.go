@@ -299,7 +299,7 @@ func TestLoginShellImportTakesOnlyProviderKeys(t *testing.T) {
 	}
 	e.vars["SHELL"] = shell
 	out := e.ok("", "models", "status")
-	if strings.Contains(out, "ANTHROPIC_API_KEY") {
+	if strings.Contains(out, "from login shell") {
 		t.Fatalf("shell env imported while disabled:\n%s", out)
 	}
 	e.writeFile("opensoul.yaml", "env:\n  shellEnv:\n    enabled: true\n    timeoutMs: 5000\n")

@@ -7,11 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/policy"
 )
 
 // doctorCheck is one finding of `opensoul doctor`.
@@ -121,7 +123,11 @@ func (a *app) runDoctor(ctx context.Context, agentFlag string) []doctorCheck {
 			}
 			fix = "opensoul models auth paste-token --provider " + ps.Provider
 		}
-		add("credentials "+ps.Provider, status, ps.Effective.Detail, fix)
+		detail := ps.Effective.Detail
+		if fix != "" {
+			detail, _, _ = strings.Cut(detail, "; run:")
+		}
+		add("credentials "+ps.Provider, status, detail, fix)
 		for _, r := range ps.Profiles {
 			switch r.Status {
 			case gateway.StatusExpired, gateway.StatusInvalid, gateway.StatusMissing:
@@ -131,8 +137,21 @@ func (a *app) runDoctor(ctx context.Context, agentFlag string) []doctorCheck {
 			}
 		}
 	}
-	for _, extra := range a.doctorHooks {
-		checks = append(checks, extra(ctx)...)
+	if files, err := policy.Check(ctx, a.policyDirs()); err != nil {
+		add("policies", "fail", err.Error(), "fix the Rego named above, then: opensoul policy check")
+	} else {
+		add("policies", "ok", fmt.Sprintf("%d file(s) compile", len(files)), "")
+	}
+	if reg, errs, err := a.registry(ctx); err != nil {
+		add("provider modules", "fail", err.Error(), "")
+	} else {
+		errs = append(errs, reg.Load(ctx)...)
+		for _, e := range errs {
+			add("provider modules", "fail", e.Error(), "fix or remove the module file named above")
+		}
+		if len(errs) == 0 {
+			add("provider modules", "ok", "every module loads", "")
+		}
 	}
 	return checks
 }

@@ -288,7 +288,12 @@ func (a *app) effective(provider string, snap *gateway.Snapshot, rows []profileS
 	if a.cfg.Providers[provider].APIKey != "" {
 		return effectiveSource{Source: "config", Detail: fmt.Sprintf("config: providers.%s.apiKey (%s)", provider, a.cfgFile)}
 	}
-	return effectiveSource{Source: "missing", Detail: fmt.Sprintf("no credential; run: opensoul models auth paste-token --provider %s", provider)}
+	var vars []string
+	for _, c := range gateway.EnvVarsFor(provider) {
+		vars = append(vars, c.Var)
+	}
+	return effectiveSource{Source: "missing", Detail: fmt.Sprintf("no credential (looked in %s, env %s, providers.%s.apiKey); run: opensoul models auth paste-token --provider %s",
+		a.st.ProfilesPath(snap.Agent), strings.Join(vars, ", "), provider, provider)}
 }
 
 func (rep *statusReport) evaluateCheck() *checkResult {
