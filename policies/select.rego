@@ -1,17 +1,21 @@
-# METADATA
-# title: OpenSoul built-in credential selection
-# description: |
-#   Implements DESIGN §4 for one request: which credential profiles of the
-#   request's provider may be tried, in what order, and why every other
-#   profile is not. Evaluated as data.opensoul.select.decision over the §5
-#   input. User policies change the outcome through two extension points in
-#   package opensoul.rules: `deny` (set of {"profile", "reason"}) and
-#   `prefer` (set of profile ids).
+# OpenSoul built-in credential selection (DESIGN §4–5).
 #
-#   Time: input.now is compared only with cooldownUntil, disabledUntil and
-#   expiresAt, always as `t > input.now` (still active) or `t <= input.now`
-#   (over), and reasons only show absolute times. The Go decision cache
-#   relies on this: a decision stays valid until the next such boundary.
+# Decides, for one request, which credential profiles of the request's
+# provider may be tried and in what order, and why every other profile is
+# not. Evaluated as data.opensoul.select.decision over the §5 input. User
+# policies change the outcome through two extension points in package
+# opensoul.rules: `deny` (a set of {"profile", "reason"}) and `prefer` (a
+# set of profile ids).
+#
+# Time: input.now is compared only with cooldownUntil, disabledUntil and
+# expiresAt, always as `t > input.now` (still active) or `t <= input.now`
+# (over), and reasons show absolute times only. The Go decision cache relies
+# on this: a decision stays valid until the next such boundary.
+#
+# Speed: this runs on every uncached request. Intermediates are complete
+# rules (evaluated once per query), built by comprehensions whose filters
+# fail fast for the common profile (usable, not cooling, not denied);
+# whole profile objects are never copied into new collections.
 package opensoul.select
 
 # ---------------------------------------------------------------------------
@@ -27,7 +31,6 @@ decision := {
 # A user pin is strict: only the pinned profile, no failover, even when it
 # cannot be used right now.
 candidates := [user_pin] if {
-	user_pin
 	ready[user_pin]
 } else := [] if {
 	user_pin
@@ -39,16 +42,15 @@ strict if user_pin
 
 # Cooling profiles are listed for display, soonest recovery first. Profiles
 # outside the explicit order are not listed (they would never be used).
-cooling := [x[1] | some x in sort([[t, id] | some id, t in recovery; listed(id)])]
+cooling := [x[1] | some x in sort([[t, id] | some id, t in recovery; not hidden[id]])]
 
-listed(id) if in_scope(id)
-
-listed(id) if is_user_pin(id)
+hidden := out_of_scope - pinned
 
 # ---------------------------------------------------------------------------
 # Facts
 
-profiles := {p.id: p | some p in input.profiles}
+# index maps a profile id to its position in input.profiles.
+index := {p.id: i | some i, p in input.profiles}
 
 # user_pin is the profile the user pinned for this session (/model …@id),
 # when it belongs to the request's provider.
@@ -58,14 +60,14 @@ user_pin := id if {
 	for_provider(id)
 }
 
-is_user_pin(id) if id == user_pin
-
-for_provider(id) if profiles[id]
+for_provider(id) if index[id] >= 0
 
 for_provider(id) if {
-	not profiles[id]
+	not index[id]
 	startswith(id, concat("", [input.request.provider, ":"]))
 }
+
+pinned := {id | id := user_pin}
 
 # auto_pin is the profile that last succeeded in this session; a new (or
 # reset) session has none.
@@ -78,66 +80,80 @@ auto_pin := id if {
 # ---------------------------------------------------------------------------
 # Explicit order: the agent store's order, else the config's auth.order.
 
-order_source := "store" if nonempty_array(input.order.store)
-else := "config" if nonempty_array(input.order.config)
+order_source := "store" if count(input.order.store) > 0
+else := "config" if count(input.order.config) > 0
 
-nonempty_array(x) if {
-	is_array(x)
-	count(x) > 0
-}
-
-order_labels := {
+order_label := {
 	"store": "the agent store's explicit order",
 	"config": "the config's auth.order",
-}
+}[order_source]
 
 explicit := input.order[order_source]
 
 # Position of each id in the explicit order (its first occurrence).
-order_index[id] := i if {
+order_index := {id: i |
 	some i, id in explicit
 	is_string(id)
-	i == min({j | explicit[j] == id})
+	not id in array.slice(explicit, 0, i)
 }
 
-in_scope(_) if not order_source
-
-in_scope(id) if _ = order_index[id]
+out_of_scope := {p.id | order_source; some p in input.profiles; not order_index[p.id]}
 
 # ---------------------------------------------------------------------------
-# Hard exclusions: unusable credential, or denied by a user rule.
+# Hard exclusions: an unusable credential, or a user rule's deny.
 
-unusable_status := {
+# usable[type][status] holds for the credential types the gateway can use
+# and the statuses that allow it. Anything else is flagged and excluded.
+usable := {
+	"oauth": {"ok": true, "static": true, "expiring": true},
+	"token": {"ok": true, "static": true, "expiring": true},
+	"api_key": {"ok": true, "static": true, "expiring": true},
+}
+
+status_text := {
 	"expired": "the credential has expired",
 	"invalid": "the credential is invalid",
 	"missing": "the credential is missing",
 }
 
-excluded[id] := reason if {
-	some id, p in profiles
-	reason := exclusion(p)
-}
+excluded := object.union_n([bad_status, token_expired, denied])
 
-exclusion(p) := sprintf("not usable: %s (status %s)", [unusable_status[p.status], p.status]) if {
-	unusable_status[p.status]
-} else := sprintf("not usable: the token expired at %s", [fmt_time(p.expiresAt)]) if {
-	token_expired(p)
-} else := sprintf("denied: %s", [concat("; ", sort(deny_reasons[p.id]))]) if {
-	deny_reasons[p.id]
-}
+# The profiles whose type and status allow use. (A positive test: a
+# profile missing either field is not fine.)
+fine := {p.id | some p in input.profiles; usable[p.type][p.status]}
+
+bad_status := {id: unusable_text(input.profiles[index[id]]) | some id in object.keys(index) - fine}
+
+unusable_text(p) := sprintf("not usable: unknown credential type %v", [t]) if {
+	t := object.get(p, "type", null)
+	not usable[t]
+} else := sprintf("not usable: %s (status %s)", [status_text[s], s]) if {
+	s := object.get(p, "status", null)
+	status_text[s]
+} else := sprintf("not usable: unknown status %v", [object.get(p, "status", null)])
 
 # A setup token cannot be refreshed; an OAuth access token can, so only the
 # status (set by whoever knows whether a refresh is possible) excludes it.
-token_expired(p) if {
+token_expired := {p.id: sprintf("not usable: the token expired at %s", [fmt_time(p.expiresAt)]) |
+	some p in input.profiles
 	p.type == "token"
-	is_number(p.expiresAt)
 	p.expiresAt <= input.now
+	is_number(p.expiresAt)
+	not bad_status[p.id]
 }
 
-deny_reasons[id] := {deny_reason(d) | some d in data.opensoul.rules.deny; deny_id(d) == id} if {
-	some d0 in data.opensoul.rules.deny
+denied := {id: sprintf("denied: %s", [concat("; ", sort(rs))]) |
+	some id, rs in deny_reasons
+	not bad_status[id]
+	not token_expired[id]
+}
+
+denies := [d | some d in data.opensoul.rules.deny]
+
+deny_reasons := {id: {deny_reason(d) | some d in denies; deny_id(d) == id} |
+	some d0 in denies
 	id := deny_id(d0)
-	profiles[id]
+	index[id] >= 0
 }
 
 deny_id(d) := d.profile if is_object(d)
@@ -152,36 +168,33 @@ deny_reason(d) := d.reason if {
 # ---------------------------------------------------------------------------
 # Cooldowns: recovery[id] is when a cooling profile can be used again.
 
-recovery[id] := max(ts) if {
-	some id, p in profiles
-	not excluded[id]
-	ts := {t | t := cooldown_active(p)} | {t | t := disabled_active(p)}
-	count(ts) > 0
-}
-
-cooldown_active(p) := p.cooldownUntil if {
-	is_number(p.cooldownUntil)
-	p.cooldownUntil > input.now
-	cooldown_applies(p)
-}
+# Positions of the profiles with a cooldown or disable still running.
+timed := {i | some i, p in input.profiles; p.cooldownUntil > input.now} | {i | some i, p in input.profiles; p.disabledUntil > input.now}
 
 # A cooldown scoped to a model only blocks requests for that model.
-cooldown_applies(p) if not is_string(object.get(p, "cooldownModel", null))
-
-cooldown_applies(p) if p.cooldownModel == ""
-
-cooldown_applies(p) if p.cooldownModel == input.request.model
-
-disabled_active(p) := p.disabledUntil if {
-	is_number(p.disabledUntil)
-	p.disabledUntil > input.now
+cooldown_until := {p.id: t |
+	some i in timed
+	p := input.profiles[i]
+	t := p.cooldownUntil
+	t > input.now
+	is_number(t)
+	object.get(p, "cooldownModel", null) in {null, "", input.request.model}
 }
 
-ready contains id if {
-	some id, _ in profiles
+disabled_until := {p.id: t |
+	some i in timed
+	p := input.profiles[i]
+	t := p.disabledUntil
+	t > input.now
+	is_number(t)
+}
+
+recovery := {id: max([object.get(cooldown_until, id, 0), object.get(disabled_until, id, 0)]) |
+	some id in {id | some id, _ in cooldown_until} | {id | some id, _ in disabled_until}
 	not excluded[id]
-	not recovery[id]
 }
+
+ready := (object.keys(index) - object.keys(excluded)) - object.keys(recovery)
 
 # ---------------------------------------------------------------------------
 # Ordering
@@ -190,87 +203,123 @@ ready contains id if {
 # given, else OAuth before token before api_key, least recently used first,
 # ties broken by id so the result is deterministic.
 base := [id | some i, id in explicit; order_index[id] == i; ready[id]] if order_source
-else := [x[2] | some x in sort([[type_rank(p), last_used(p), id] | some id in ready; p := profiles[id]])]
+else := [x[2] | some x in sort(round_robin_keys)]
+
+round_robin_keys := [[type_ranks[p.type], object.get(p, "lastUsed", 0), p.id] |
+	some p in input.profiles
+	ready[p.id]
+]
 
 type_ranks := {"oauth": 0, "token": 1, "api_key": 2}
 
-type_rank(p) := object.get(type_ranks, object.get(p, "type", ""), 3)
+preferred := {id: 0 | some id in data.opensoul.rules.prefer; is_string(id)}
 
-last_used(p) := p.lastUsed if is_number(p.lastUsed) else := 0
-
-preferred := {id | some id in data.opensoul.rules.prefer; is_string(id)}
+# The auto pin counts only while it is usable and within the explicit order.
+auto_first := {id: 0 | id := auto_pin; ready[id]; not out_of_scope[id]}
 
 # Preferred profiles first, then the session's auto pin, then the rest, each
 # group in base order.
-ranked := [x[3] | some x in sort([[pref_rank(id), auto_rank(id), i, id] | some i, id in base])]
-
-pref_rank(id) := 0 if preferred[id] else := 1
-
-auto_rank(id) := 0 if id == auto_pin else := 1
+ranked := base if {
+	count(preferred) == 0
+	count(auto_first) == 0
+} else := array.concat([auto_pin], [id | some id in base; id != auto_pin]) if {
+	count(preferred) == 0
+	auto_first[auto_pin] == 0
+} else := [x[3] | some x in sort([[object.get(preferred, id, 1), object.get(auto_first, id, 1), i, id] | some i, id in base])]
 
 # ---------------------------------------------------------------------------
 # Reasons: one for every profile of the input (and for a pinned id that
-# names no profile).
+# names no profile). Each group covers profiles no other group does.
 
-reasons[id] := reason_for(id) if some id, _ in profiles
+reasons := object.union_n([
+	candidate_reasons,
+	pin_reason,
+	missing_pin_reason,
+	out_of_scope_reasons,
+	unchosen_reasons,
+])
 
-reasons[id] := sprintf("pinned by the user (strict) but there is no profile %s for provider %s", [id, input.request.provider]) if {
+candidate_reasons := {id: "candidate: pinned by the user for this session (strict: no failover)" |
+	some id in candidates
+} if user_pin else := object.union(plain_reasons, {id: concat("; ", tags) |
+	some id in candidates
+	special[id]
+	tags := [t | some t in [object.get(prefer_text, id, ""), object.get(auto_text, id, ""), plain_reasons[id]]; t != ""]
+})
+
+special := object.keys(preferred) | object.keys(auto_first)
+
+# plain_reasons says why each candidate is where the base order put it.
+plain_reasons := {id: sprintf("candidate: position %d in %s", [i + 1, order_label]) |
+	some id in base
+	i := order_index[id]
+} if order_source else := {x[2]: round_robin_text[x[0]] | some x in round_robin_keys}
+
+round_robin_text := [
+	"candidate: round robin, an oauth profile (oauth, then token, then api_key; least recently used first)",
+	"candidate: round robin, a token profile (oauth, then token, then api_key; least recently used first)",
+	"candidate: round robin, an api_key profile (oauth, then token, then api_key; least recently used first)",
+]
+
+pin_reason := {id: sprintf("pinned by the user (strict) but %s", [why_not[id]]) |
 	id := user_pin
-	not profiles[id]
+	why_not[id]
 }
 
-candidate_pos := {id: i | some i, id in candidates}
+missing_pin_reason := {id: sprintf("pinned by the user (strict) but there is no profile %s for provider %s", [id, input.request.provider]) |
+	id := user_pin
+	not index[id]
+}
 
-reason_for(id) := sprintf("candidate #%d: %s", [candidate_pos[id] + 1, candidate_basis(id)]) if {
-	_ = candidate_pos[id]
-} else := sprintf("pinned by the user (strict) but %s", [why_not(id)]) if {
-	is_user_pin(id)
-} else := sprintf("not used: not in %s", [order_labels[order_source]]) if {
-	not in_scope(id)
-} else := why_not(id) if {
-	not user_pin
-} else := sprintf("%s; the session is pinned to %s by the user", [why_not(id), user_pin]) if {
-	not ready[id]
+out_of_scope_reasons := {id: sprintf("not used: not in %s", [order_label]) |
+	some id in out_of_scope
+	not pinned[id]
+}
+
+# Profiles in scope that are neither candidates nor the user pin.
+unchosen_reasons := {id: why_not[id] |
+	some id, _ in why_not
+	not out_of_scope[id]
+} if not user_pin else := {p.id: pinned_elsewhere(p.id) |
+	some p in input.profiles
+	not pinned[p.id]
+	not out_of_scope[p.id]
+}
+
+pinned_elsewhere(id) := sprintf("%s; the session is pinned to %s by the user", [why_not[id], user_pin]) if {
+	why_not[id]
 } else := sprintf("not used: the session is pinned to %s by the user", [user_pin])
 
-why_not(id) := excluded[id]
+why_not := object.union(excluded, {id: concat("; ", texts) |
+	some id, _ in recovery
+	texts := [s | some s in [object.get(cooldown_text, id, ""), object.get(disabled_text, id, "")]; s != ""]
+})
 
-why_not(id) := cooling_reason(profiles[id]) if not excluded[id]
+cooldown_text := {id: phrase |
+	some id, t in cooldown_until
+	m := object.get(input.profiles[index[id]], "cooldownModel", null)
+	phrase := cooldown_phrase(m, fmt_time(t))
+}
 
-cooling_reason(p) := concat("; ", [s | some s in [cooldown_text(p), disabled_text(p)]; s != ""])
+cooldown_phrase(m, at) := sprintf("in cooldown for model %s until %s", [m, at]) if {
+	is_string(m)
+	m != ""
+} else := sprintf("in cooldown until %s", [at])
 
-cooldown_text(p) := sprintf("in cooldown for model %s until %s", [p.cooldownModel, fmt_time(t)]) if {
-	t := cooldown_active(p)
-	is_string(p.cooldownModel)
-	p.cooldownModel != ""
-} else := sprintf("in cooldown until %s", [fmt_time(t)]) if {
-	t := cooldown_active(p)
-} else := ""
+disabled_text := {id: phrase |
+	some id, t in disabled_until
+	r := object.get(input.profiles[index[id]], "disabledReason", null)
+	phrase := disabled_phrase(r, fmt_time(t))
+}
 
-disabled_text(p) := sprintf("disabled until %s (%s)", [fmt_time(t), p.disabledReason]) if {
-	t := disabled_active(p)
-	is_string(p.disabledReason)
-	p.disabledReason != ""
-} else := sprintf("disabled until %s", [fmt_time(t)]) if {
-	t := disabled_active(p)
-} else := ""
+disabled_phrase(r, at) := sprintf("disabled until %s (%s)", [at, r]) if {
+	is_string(r)
+	r != ""
+} else := sprintf("disabled until %s", [at])
 
-candidate_basis(id) := "pinned by the user for this session (strict: no failover)" if {
-	is_user_pin(id)
-} else := concat("; ", array.concat(array.concat(prefer_tag(id), auto_tag(id)), [order_tag(id)]))
+prefer_text := {id: "preferred by data.opensoul.rules.prefer" | some id, _ in preferred}
 
-prefer_tag(id) := ["preferred by data.opensoul.rules.prefer"] if preferred[id] else := []
-
-auto_tag(id) := [sprintf("auto pin of session %s (last profile that succeeded)", [input.session.id])] if {
-	id == auto_pin
-} else := []
-
-order_tag(id) := sprintf("position %d in %s", [order_index[id] + 1, order_labels[order_source]]) if {
-	order_source
-} else := sprintf("round robin: %s, %s", [object.get(profiles[id], "type", "unknown type"), last_used_text(profiles[id])])
-
-last_used_text(p) := "never used" if last_used(p) == 0
-else := sprintf("last used %s", [fmt_time(last_used(p))])
+auto_text := {id: sprintf("auto pin of session %s (last profile that succeeded)", [input.session.id]) | id := auto_pin}
 
 # fmt_time renders epoch ms as RFC 3339 (UTC). Times past what nanoseconds
 # in an int64 can hold (year 2262) mean "until further notice".

@@ -48,8 +48,7 @@ test_least_recently_used_first_within_a_type if {
 	]
 	d := select.decision with input as req(ps)
 	d.candidates == ["anthropic:c", "anthropic:b", "anthropic:a"]
-	d.reasons["anthropic:c"] == "candidate #1: round robin: token, never used"
-	d.reasons["anthropic:a"] == "candidate #3: round robin: token, last used 2025-11-25T00:59:00Z"
+	d.reasons["anthropic:c"] == "candidate: round robin, a token profile (oauth, then token, then api_key; least recently used first)"
 }
 
 test_ties_broken_by_id if {
@@ -75,7 +74,7 @@ test_store_order_kept_as_given_and_others_unused if {
 	inp := with_order(req(three), "store", ["anthropic:key", "anthropic:tok"])
 	d := select.decision with input as inp
 	d.candidates == ["anthropic:key", "anthropic:tok"]
-	d.reasons["anthropic:key"] == "candidate #1: position 1 in the agent store's explicit order"
+	d.reasons["anthropic:key"] == "candidate: position 1 in the agent store's explicit order"
 	d.reasons["anthropic:me@x"] == "not used: not in the agent store's explicit order"
 }
 
@@ -102,7 +101,7 @@ test_order_ignores_unknown_and_repeated_ids if {
 	inp := with_order(req(three), "store", ["anthropic:gone", "anthropic:tok", "anthropic:key", "anthropic:tok"])
 	d := select.decision with input as inp
 	d.candidates == ["anthropic:tok", "anthropic:key"]
-	d.reasons["anthropic:tok"] == "candidate #1: position 2 in the agent store's explicit order"
+	d.reasons["anthropic:tok"] == "candidate: position 2 in the agent store's explicit order"
 }
 
 test_explicit_order_skips_cooling_profiles if {
@@ -205,7 +204,7 @@ test_user_pin_is_the_only_candidate_and_strict if {
 	d := select.decision with input as with_pin(req(three), "anthropic:key", "user")
 	d.candidates == ["anthropic:key"]
 	d.strict == true
-	d.reasons["anthropic:key"] == "candidate #1: pinned by the user for this session (strict: no failover)"
+	d.reasons["anthropic:key"] == "candidate: pinned by the user for this session (strict: no failover)"
 	d.reasons["anthropic:tok"] == "not used: the session is pinned to anthropic:key by the user"
 }
 
@@ -256,7 +255,7 @@ test_auto_pin_moves_first if {
 	d := select.decision with input as with_pin(req(three), "anthropic:key", "auto")
 	d.candidates == ["anthropic:key", "anthropic:me@x", "anthropic:tok"]
 	d.strict == false
-	d.reasons["anthropic:key"] == "candidate #1: auto pin of session s1 (last profile that succeeded); round robin: api_key, never used"
+	d.reasons["anthropic:key"] == "auto pin of session s1 (last profile that succeeded); candidate: round robin, an api_key profile (oauth, then token, then api_key; least recently used first)"
 }
 
 test_auto_pin_ignored_in_a_new_session if {
@@ -309,7 +308,7 @@ test_denied_cooling_profile_is_not_listed_as_cooling if {
 test_prefer_moves_ahead if {
 	d := select.decision with input as req(three) with data.opensoul.rules.prefer as {"anthropic:key"}
 	d.candidates == ["anthropic:key", "anthropic:me@x", "anthropic:tok"]
-	d.reasons["anthropic:key"] == "candidate #1: preferred by data.opensoul.rules.prefer; round robin: api_key, never used"
+	d.reasons["anthropic:key"] == "preferred by data.opensoul.rules.prefer; candidate: round robin, an api_key profile (oauth, then token, then api_key; least recently used first)"
 }
 
 test_prefer_keeps_base_order_among_preferred if {
@@ -352,9 +351,15 @@ test_every_profile_has_a_reason if {
 }
 
 test_sparse_profiles_are_handled if {
-	ps := [{"id": "anthropic:a"}, {"id": "anthropic:b", "type": "oauth", "cooldownUntil": now + minute}]
+	ps := [
+		{"id": "anthropic:a", "type": "token", "status": "ok"},
+		{"id": "anthropic:b", "type": "oauth", "status": "ok", "cooldownUntil": now + minute},
+		{"id": "anthropic:c"},
+		{"id": "anthropic:d", "type": "token", "status": "weird"},
+	]
 	d := select.decision with input as req(ps)
 	d.candidates == ["anthropic:a"]
 	d.cooling == ["anthropic:b"]
-	d.reasons["anthropic:a"] == "candidate #1: round robin: unknown type, never used"
+	d.reasons["anthropic:c"] == "not usable: unknown credential type null"
+	d.reasons["anthropic:d"] == "not usable: unknown status weird"
 }

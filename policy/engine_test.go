@@ -135,7 +135,7 @@ func TestDecideRejectsBadDecisions(t *testing.T) {
 		text string
 		want string
 	}{
-		{"unknown profile in reasons", "package opensoul.select\n\nreasons[\"ghost:1\"] := \"boo\"\n", `reasons: unknown profile "ghost:1"`},
+		{"unknown profile", "package opensoul.select\n\nuser_pin := \"anthropic:ghost\" if input.agent.id == \"main\"\n", `reasons: unknown profile "anthropic:ghost"`},
 		{"wrong type", "package opensoul.select\n\nstrict := \"yes\" if input.agent.id == \"main\"\n", "strict: want a boolean, got string"},
 		{"conflict", "package opensoul.select\n\ncandidates := [\"anthropic:key\"] if input.agent.id == \"main\"\n", "eval_conflict_error"},
 	}

@@ -22,7 +22,7 @@ at(day, hour, minute) := ((day * 24 + hour) * 60 + minute) * 60000 + 17641152000
 test_tokens_first_in_working_hours if {
 	d := select.decision with input as facts(at(0, 9, 0))
 	d.candidates[0] == "anthropic:sub"
-	d.reasons["anthropic:sub"] == "candidate #1: preferred by data.opensoul.rules.prefer; round robin: token, never used"
+	d.reasons["anthropic:sub"] == "preferred by data.opensoul.rules.prefer; candidate: round robin, a token profile (oauth, then token, then api_key; least recently used first)"
 }
 
 test_last_working_minute if {

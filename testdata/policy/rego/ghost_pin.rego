@@ -1,4 +1,4 @@
 package opensoul.select
 
-# A broken override: gives a reason for a profile that does not exist.
-reasons["ghost:1"] := "boo"
+# A broken override: pins a profile that is in neither the input nor its session.
+user_pin := "anthropic:ghost" if input.agent.id == "main"

@@ -1,0 +1,73 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cpuTime is the CPU time this process has used. The benchmarks report it
+// per op beside wall time because shared machines inflate wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+}
+
+// benchInput has n profiles of mixed types, some cooling, no explicit order.
+func benchInput(n int) *Input {
+	in := baseInput()
+	in.Profiles = make([]ProfileFacts, n)
+	types := []string{"oauth", "token", "api_key"}
+	for i := range in.Profiles {
+		in.Profiles[i] = ProfileFacts{
+			ID: fmt.Sprintf("anthropic:p%03d", i), Provider: "anthropic", Type: types[i%3], Status: "ok",
+			LastUsed: t0 - int64(i)*minute,
+		}
+		if i%7 == 0 {
+			in.Profiles[i].CooldownUntil = t0 + int64(i)*minute
+		}
+	}
+	in.Session.Pin = &Pin{Profile: "anthropic:p001", Source: "auto"}
+	return in
+}
+
+func BenchmarkDecide(b *testing.B) {
+	ctx := context.Background()
+	b.Run("cached", func(b *testing.B) {
+		e := newEngine(b, Options{})
+		in := benchInput(10)
+		decide(b, e, in)
+		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := e.Decide(ctx, in); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	for _, n := range []int{10, 100} {
+		b.Run(fmt.Sprintf("uncached-%d", n), func(b *testing.B) {
+			e := newEngine(b, Options{CacheSize: -1})
+			in := benchInput(n)
+			b.ReportAllocs()
+			defer reportCPU(b, cpuTime())
+			for b.Loop() {
+				if _, err := e.Decide(ctx, in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
