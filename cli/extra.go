@@ -10,6 +10,6 @@ func (a *app) extraCmds() []*ffcli.Command {
 		// a.policyCmd(),
 		a.providersCmd(),
 		a.gatewayCmd(),
-		// a.sessionsCmd(),
+		a.sessionsCmd(),
 	}
 }
