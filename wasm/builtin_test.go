@@ -330,8 +330,9 @@ func TestGenericProvider(t *testing.T) {
 // warm `models status` runs no WebAssembly at all.
 func TestVerdictsPersistAcrossHosts(t *testing.T) {
 	t.Parallel()
-	builtins(t) // compiled code in the shared cache, so the first host is quick
+	builtins(t)
 	dir := t.TempDir()
+	copyCompiled(t, testCacheDir, dir) // a warm compile cache, but no verdicts yet
 	ctx := context.Background()
 	key := fill("sk-ant-api03-persisted", 108)
 	reqs := []CheckRequest{
@@ -386,5 +387,28 @@ func TestVerdictsPersistAcrossHosts(t *testing.T) {
 	}
 	if fi, _ := os.Stat(filepath.Join(dir, verdictFileName)); fi.Mode().Perm() != 0o600 {
 		t.Errorf("verdict file mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// copyCompiled copies wazero's compiled modules (not the verdicts) from one
+// cache dir to another.
+func copyCompiled(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(path string, d os.DirEntry, err error) error {
+		if err != nil || path == from || d.Name() == verdictFileName {
+			return err
+		}
+		rel, _ := filepath.Rel(from, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o700)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

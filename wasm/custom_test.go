@@ -262,9 +262,9 @@ func TestConcurrentCalls(t *testing.T) {
 			for i := range 25 {
 				// Distinct secrets, so every call reaches a module.
 				key := fill("sk-ant-api03-"+nonce, 100) + string(rune('a'+g)) + strings.Repeat("x", i%7) + string(rune('A'+i%26))
-				c, err := r.Check(ctx, "anthropic", CheckRequest{Type: "api_key", Secret: key})
-				if err != nil || !c.Valid {
-					errs <- errors.Join(err, errors.New("anthropic verdict: "+c.Reason))
+				h, err := r.Headers(ctx, "anthropic", HeadersRequest{Type: "api_key", Secret: key})
+				if err != nil || h.Set["x-api-key"] != key {
+					errs <- errors.Join(err, errors.New("anthropic headers mixed up"))
 					return
 				}
 				hd, err := r.Headers(ctx, "acme", HeadersRequest{Type: "api_key", Secret: "acme-" + key[20:30]})
