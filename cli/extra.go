@@ -7,7 +7,7 @@ import "github.com/peterbourgon/ff/v3/ffcli"
 // Add one line per command.
 func (a *app) extraCmds() []*ffcli.Command {
 	return []*ffcli.Command{
-		// a.policyCmd(),
+		a.policyCmd(),
 		a.providersCmd(),
 		a.gatewayCmd(),
 		a.sessionsCmd(),

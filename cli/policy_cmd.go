@@ -1,0 +1,203 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/policy"
+)
+
+// policyCmd is `opensoul policy`: test, check and explain the Rego
+// policies that choose a credential for each request.
+func (a *app) policyCmd() *ffcli.Command {
+	return a.group(&ffcli.Command{
+		Name:       "policy",
+		ShortUsage: "opensoul policy <test|check|explain> [flags]",
+		ShortHelp:  "Test, check and explain the credential selection policies.",
+		LongHelp: `The gateway picks a credential for each request by evaluating
+data.opensoul.select.decision: the built-in policy plus every *.rego file
+under policy.dirs (default <state>/policies). Add rules in package
+opensoul.rules: "deny contains {"profile": id, "reason": "..."}" removes a
+profile, "prefer contains id" moves one ahead. A running gateway picks up
+edited files; a set that does not compile is refused and logged.
+
+Examples:
+  opensoul policy check
+  opensoul policy test
+  opensoul policy explain --provider anthropic --agent cron`,
+		FlagSet:     a.flagSet("policy"),
+		Subcommands: []*ffcli.Command{a.policyTestCmd(), a.policyCheckCmd(), a.policyExplainCmd()},
+	})
+}
+
+func (a *app) policyTestCmd() *ffcli.Command {
+	fs := a.flagSet("test")
+	verbose := fs.Bool("v", false, "print every test, with traces of failures")
+	return leaf(&ffcli.Command{
+		Name:       "test",
+		ShortUsage: "opensoul policy test [-v] [DIR|FILE ...]",
+		ShortHelp:  "Run the Rego tests (test_* rules) of the policies.",
+		LongHelp: `Compiles the built-in policies with the given directories or files
+(default: policy.dirs, else <state>/policies), *_test.rego included, and
+runs every rule named test_*, reporting like "opa test". Exits 1 when a
+test fails or a file does not compile.
+
+Examples:
+  opensoul policy test
+  opensoul policy test -v ~/.opensoul/policies
+  opensoul policy test policies/examples`,
+		FlagSet: fs,
+		Exec: func(ctx context.Context, args []string) error {
+			dirs := args
+			if len(dirs) == 0 {
+				if err := a.load(); err != nil {
+					return err
+				}
+				dirs = a.policyDirs()
+			}
+			failed, err := policy.Test(ctx, dirs, a.stdout, *verbose)
+			if err != nil {
+				return err
+			}
+			if failed > 0 {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	})
+}
+
+func (a *app) policyCheckCmd() *ffcli.Command {
+	fs := a.flagSet("check")
+	return leaf(&ffcli.Command{
+		Name:       "check",
+		ShortUsage: "opensoul policy check [DIR|FILE ...]",
+		ShortHelp:  "Compile every policy the gateway would load, and list them.",
+		LongHelp: `Compiles the built-in policies with policy.dirs (or the given
+directories or files), tests included, exactly as the gateway does: with
+http.send, net.* and opa.runtime removed. A problem is reported as
+file:line:col with OPA's message, and the exit code is 1.
+
+Examples:
+  opensoul policy check
+  opensoul policy check ./my-policies`,
+		FlagSet: fs,
+		Exec: func(ctx context.Context, args []string) error {
+			dirs := args
+			if len(dirs) == 0 {
+				if err := a.load(); err != nil {
+					return err
+				}
+				dirs = a.policyDirs()
+			}
+			files, err := policy.Check(ctx, dirs)
+			if err != nil {
+				return err
+			}
+			for _, f := range files {
+				fmt.Fprintln(a.stdout, f)
+			}
+			fmt.Fprintf(a.stdout, "ok: %d policy files compile\n", len(files))
+			return nil
+		},
+	})
+}
+
+func (a *app) policyExplainCmd() *ffcli.Command {
+	fs := a.flagSet("explain")
+	provider := fs.String("provider", "", "provider to choose a credential for (required)")
+	agentFlag := fs.String("agent", "", "agent (default: the configured default agent)")
+	session := fs.String("session", "", "session id, to apply its credential pin")
+	model := fs.String("model", "", "model requested (default: the session's or the configured model for this provider)")
+	asJSON := fs.Bool("json", false, `print {"input": ..., "decision": ...}`)
+	return leaf(&ffcli.Command{
+		Name:       "explain",
+		ShortUsage: "opensoul policy explain --provider P [--agent A] [--session S] [--model M] [--json]",
+		ShortHelp:  "Show the facts a request would be decided on and the decision, with a reason for every profile.",
+		LongHelp: `Builds the policy input the gateway would build for a request now (the
+same resolver: store, usage state, session pin, environment) and
+evaluates the policies over it. The input holds no secrets.
+
+Examples:
+  opensoul policy explain --provider anthropic
+  opensoul policy explain --provider anthropic --agent cron --model claude-opus-5
+  opensoul policy explain --provider anthropic --session my-chat --json`,
+		FlagSet: fs,
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return usageErr("policy explain takes no arguments (got %q)", args[0])
+			}
+			if *provider == "" {
+				return usageErr("policy explain: --provider is required")
+			}
+			in, err := a.explainInput(ctx, *provider, *agentFlag, *session, *model, time.Now())
+			if err != nil {
+				return err
+			}
+			engine, err := policy.New(ctx, policy.Options{Dirs: a.policyDirs(), CacheSize: -1})
+			if err != nil {
+				return err
+			}
+			d, err := engine.Decide(ctx, in)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(a.stdout, struct {
+					Input    *policy.Input   `json:"input"`
+					Decision policy.Decision `json:"decision"`
+				}{in, d})
+			}
+			return policy.WriteExplain(a.stdout, in, d)
+		},
+	})
+}
+
+// explainInput resolves the facts for one would-be request the way the
+// gateway does (gateway.LoadSnapshot and gateway.BuildInput).
+func (a *app) explainInput(ctx context.Context, provider, agentFlag, sessionID, model string, now time.Time) (*policy.Input, error) {
+	if err := a.load(); err != nil {
+		return nil, err
+	}
+	agent, err := a.agentID(agentFlag)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := gateway.LoadSnapshot(a.st, agent)
+	if err != nil {
+		return nil, err
+	}
+	req := gateway.FactsRequest{Agent: agent, Session: sessionID, Provider: provider, Model: model}
+	if sessionID != "" {
+		sessions, err := a.st.LoadSessions(agent)
+		if err != nil {
+			return nil, err
+		}
+		sess, known := sessions.Sessions[sessionID]
+		req.SessionNew = !known
+		if known {
+			if c, ok := snap.Profiles[sess.AuthProfileOverride]; ok && sess.AuthProfileOverride != "" && c.Provider == provider {
+				req.Pin = &policy.Pin{Profile: sess.AuthProfileOverride, Source: cmp.Or(sess.AuthProfileOverrideSource, store.PinAuto)}
+			}
+			if p, m, ok := SplitModelRef(sess.ModelOverride); ok && p == provider && req.Model == "" {
+				req.Model = m
+			}
+		}
+	}
+	if p, m, ok := SplitModelRef(a.cfg.Agents.Defaults.Model.Primary); ok && p == provider && req.Model == "" {
+		req.Model = m
+	}
+	if verdict := a.verdictFunc(ctx, now); verdict != nil {
+		req.Verdict = func(id string, c store.Credential) (string, string) {
+			status, kind, _ := verdict(id, c)
+			return status, kind
+		}
+	}
+	return gateway.BuildInput(snap, a.env, a.cfg.Auth.Order, req, now), nil
+}
