@@ -1,0 +1,30 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/opensoul/opensoul/wasm/modules/internal/guest"
+)
+
+// The module's logic, natively: no input panics, and no verdict or hint
+// repeats the secret.
+func FuzzCheck(f *testing.F) {
+	for _, s := range []string{"AIzaSyZq7Xk2Lm9Pw4Rt6Yv8Ns3Bd5Hf_Gj-Cc1", "ya29.abc", "sk-ant-api03-x", "", " ", "\n"} {
+		for _, typ := range []string{"api_key", "token", "oauth", ""} {
+			f.Add(s, typ, int64(1_800_000_000_000))
+		}
+	}
+	f.Fuzz(func(t *testing.T, secret, typ string, now int64) {
+		r := guest.Request{Op: "check", Type: typ, Secret: secret, Now: now}
+		c := check(r)
+		if len(secret) >= 8 && strings.Contains(c.Reason+c.Hint, secret) {
+			t.Fatalf("the verdict repeats the secret: %+v", c)
+		}
+		if c.Valid && c.Reason != "" {
+			t.Fatalf("valid with a reason: %+v", c)
+		}
+		_ = headers(r)
+		_ = classify(guest.Request{Status: int(now % 600), Body: secret, Headers: map[string]string{"retry-after": typ}})
+	})
+}
