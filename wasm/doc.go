@@ -12,7 +12,9 @@
 // modules (the embedded built-ins, or a file from config), loads them
 // lazily, falls back to generic behaviour for providers without a module,
 // and caches check and headers results per credential so that a credential
-// already seen costs no WebAssembly call at all.
+// already seen costs no WebAssembly call at all. Check verdicts are also kept
+// in the cache dir (by hash, never the secret), so a CLI command that checks
+// credentials it has checked before loads no module.
 //
 // Guests get WASI preview 1 with no files, no environment, no arguments,
 // no network and wazero's fake clocks: time comes in the request.
