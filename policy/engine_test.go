@@ -385,7 +385,7 @@ func TestConcurrentDecideAndReload(t *testing.T) {
 	for g := range 4 {
 		wg.Go(func() {
 			in := baseInput()
-			for i := range 200 {
+			for i := range 50 {
 				in.Now = t0 + int64(i)
 				in.Profiles[1].LastUsed = int64(g*1000 + i%20) // vary the key
 				d, err := e.Decide(ctx, in)
