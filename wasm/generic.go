@@ -37,14 +37,14 @@ func genericHeaders(r HeadersRequest) HeadersResult {
 	return HeadersResult{Set: map[string]string{"authorization": "Bearer " + r.Secret}, Remove: []string{"x-api-key"}}
 }
 
-// GenericClassify is DESIGN §4's table, used for providers without a
+// genericClassify is DESIGN §4's table, used for providers without a
 // module and for ops a module does not support.
-func GenericClassify(r ClassifyRequest) Classification {
+func genericClassify(r ClassifyRequest) Classification {
 	body := strings.ToLower(r.Body)
 	c := Classification{}
 	switch {
 	case r.Status == 429 || r.Status >= 500 && strings.Contains(body, "overloaded"):
-		c.Failover, c.Reason, c.RetryAfterMs = true, ReasonRateLimit, RetryAfter(r.Headers, time.Now())
+		c.Failover, c.Reason, c.RetryAfterMs = true, ReasonRateLimit, retryAfter(r.Headers, time.Now())
 	case r.Status == 402 || strings.Contains(body, "credit balance"):
 		c.Failover, c.Reason = true, ReasonBilling
 	case r.Status == 401 || r.Status == 403:
@@ -63,9 +63,9 @@ func GenericClassify(r ClassifyRequest) Classification {
 	return c
 }
 
-// RetryAfter reads retry-after-ms, then retry-after as seconds or an HTTP
+// retryAfter reads retry-after-ms, then retry-after as seconds or an HTTP
 // date, from lower-cased headers. It returns nil when there is none.
-func RetryAfter(h map[string]string, now time.Time) *int64 {
+func retryAfter(h map[string]string, now time.Time) *int64 {
 	if v, err := strconv.ParseFloat(strings.TrimSpace(h["retry-after-ms"]), 64); err == nil && v >= 0 {
 		ms := int64(v)
 		return &ms

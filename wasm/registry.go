@@ -403,7 +403,7 @@ func (r *Registry) Classify(ctx context.Context, provider string, req ClassifyRe
 		return Classification{}, err
 	}
 	if m == nil {
-		return GenericClassify(req), nil
+		return genericClassify(req), nil
 	}
 	var resp struct {
 		envelope
@@ -412,7 +412,7 @@ func (r *Registry) Classify(ctx context.Context, provider string, req ClassifyRe
 	err = r.invoke(ctx, m, OpClassify, req, "", &resp.envelope, &resp)
 	switch {
 	case errors.Is(err, ErrUnsupportedOp):
-		return GenericClassify(req), nil
+		return genericClassify(req), nil
 	case err != nil:
 		return Classification{}, err
 	}
