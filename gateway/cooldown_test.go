@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,4 +181,60 @@ func TestRewriteModel(t *testing.T) {
 	if m, s := bodyMeta(out); m != "b" || !s {
 		t.Errorf("rewritten: %s", out)
 	}
+}
+
+func TestSplitRoute(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		path, provider, rest string
+		ok                   bool
+	}{
+		{"/anthropic/v1/messages", "anthropic", "/v1/messages", true},
+		{"/openai/v1/chat/completions", "openai", "/v1/chat/completions", true},
+		{"/openai", "openai", "/", true},
+		{"/", "", "/", false},
+		{"/anthropic/../openai/v1", "anthropic", "/../openai/v1", false},
+		{"/anthropic/v1/%2e%2e/x", "anthropic", "/v1/%2e%2e/x", false},
+		{"/anthropic/./v1", "anthropic", "/./v1", false},
+		{"/anthropic/v1/a%2Fb", "anthropic", "/v1/a%2Fb", true},
+	}
+	for _, tc := range cases {
+		p, r, ok := splitRoute(tc.path)
+		if p != tc.provider || r != tc.rest || ok != tc.ok {
+			t.Errorf("splitRoute(%q) = %q %q %v, want %q %q %v", tc.path, p, r, ok, tc.provider, tc.rest, tc.ok)
+		}
+	}
+}
+
+func FuzzSplitRoute(f *testing.F) {
+	for _, s := range []string{"/anthropic/v1/messages", "/a/../b", "/a/%2e%2e/b", "//x", "/a/b%zz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		_, rest, ok := splitRoute(path)
+		if !ok {
+			return
+		}
+		plain, err := url.PathUnescape(rest)
+		if err != nil || strings.Contains("/"+plain+"/", "/../") {
+			t.Errorf("splitRoute(%q) accepted %q", path, rest)
+		}
+	})
+}
+
+func FuzzPresentedToken(f *testing.F) {
+	for _, s := range []string{"Bearer abc", "bearer  x ", "Basic x", "", "Bearer"} {
+		f.Add(s, "key")
+	}
+	f.Fuzz(func(t *testing.T, authz, key string) {
+		h := http.Header{}
+		h.Set("Authorization", authz)
+		if got := presentedToken(h); got != "" && !strings.Contains(authz, got) {
+			t.Errorf("token %q not from %q", got, authz)
+		}
+		h.Set("X-Api-Key", key)
+		if got := presentedToken(h); key != "" && got != h.Get("X-Api-Key") {
+			t.Errorf("x-api-key ignored: %q", got)
+		}
+	})
 }

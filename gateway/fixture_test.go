@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -374,7 +375,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
+			// Show where the state poller is, in case it is stuck.
+			var buf bytes.Buffer
+			pprof.Lookup("goroutine").WriteTo(&buf, 2)
+			var live []string
+			for _, g := range strings.Split(buf.String(), "\n\n") {
+				if strings.Contains(g, "gateway.(*live)") {
+					live = append(live, g)
+				}
+			}
+			t.Fatalf("gave up waiting for %s; state goroutines:\n%s", what, strings.Join(live, "\n\n"))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -308,8 +308,12 @@ func (l *live) run(ctx context.Context, interval time.Duration) {
 			l.flush()
 			return
 		case <-t.C:
+			start := time.Now()
 			l.flush()
 			l.poll()
+			if d := time.Since(start); d > 2*time.Second {
+				l.log.Warn("state files are slow: writing and checking them took long; changes apply late", "took", d.Round(time.Millisecond))
+			}
 		}
 	}
 }

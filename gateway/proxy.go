@@ -45,7 +45,7 @@ type reqState struct {
 	status    int
 	failovers int
 	unusable  []string // "id: why" for profiles the policy excluded
-	cause     error // logged, never sent
+	cause     error    // logged, never sent
 }
 
 type reqStateKey struct{}
@@ -114,7 +114,9 @@ func rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = ""
 	h := pr.Out.Header
 	h.Del("Authorization")
-	h.Del("X-Api-Key")
+	for _, name := range callerKeyHeaders {
+		h.Del(name)
+	}
 	for name := range h {
 		if strings.HasPrefix(strings.ToLower(name), "x-opensoul-") {
 			delete(h, name)
@@ -166,7 +168,11 @@ func upstreamErrText(err error) string {
 func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	rc := s.cfg.Load()
-	provider, rest, _ := splitRoute(r.URL.EscapedPath())
+	provider, rest, ok := splitRoute(r.URL.EscapedPath())
+	if !ok {
+		writeError(w, provider, &HTTPError{Code: http.StatusBadRequest, Msg: "opensoul: the path must be /{provider}/… without . or .. segments"})
+		return
+	}
 	base, ok := rc.bases[provider]
 	if !ok {
 		writeError(w, "", &HTTPError{Code: http.StatusNotFound,

@@ -266,21 +266,39 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serveProvider(w, r)
 }
 
-// splitRoute splits /{provider}/{rest} into its parts.
-func splitRoute(path string) (provider, rest string, ok bool) {
-	p := strings.TrimPrefix(path, "/")
+// splitRoute splits the escaped path /{provider}/{rest} into its parts.
+// A rest with dot segments (plain or percent-encoded) is refused, so a
+// request never leaves the provider's base path.
+func splitRoute(escaped string) (provider, rest string, ok bool) {
+	p := strings.TrimPrefix(escaped, "/")
 	provider, rest, _ = strings.Cut(p, "/")
-	return provider, "/" + rest, provider != ""
+	rest = "/" + rest
+	plain, err := url.PathUnescape(rest)
+	if err != nil || provider == "" {
+		return provider, rest, false
+	}
+	for seg := range strings.SplitSeq(plain, "/") {
+		if seg == "." || seg == ".." {
+			return provider, rest, false
+		}
+	}
+	return provider, rest, true
 }
 
+// callerKeyHeaders are where SDKs put their API key; the caller's gateway
+// token may arrive in any of them and none is forwarded.
+var callerKeyHeaders = []string{"X-Api-Key", "X-Goog-Api-Key"}
+
 // presentedToken is the caller's gateway token from x-opensoul-token,
-// x-api-key or Authorization: Bearer.
+// x-api-key (x-goog-api-key) or Authorization: Bearer.
 func presentedToken(h http.Header) string {
 	if v := h.Get("x-opensoul-token"); v != "" {
 		return v
 	}
-	if v := h.Get("x-api-key"); v != "" {
-		return v
+	for _, name := range callerKeyHeaders {
+		if v := h.Get(name); v != "" {
+			return v
+		}
 	}
 	if v := h.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
 		return strings.TrimSpace(v[7:])
