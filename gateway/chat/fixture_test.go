@@ -167,9 +167,7 @@ func (f *fixture) start() {
 		Store:    f.st,
 		Config:   f.chatCfg,
 		Selector: engine,
-		// Wired as `opensoul gateway` wires it: the gateway's live view.
-		Env:      func() gateway.Env { return gw.Env() },
-		Snapshot: func(agent string) (*gateway.Snapshot, error) { return gw.Snapshot(agent) },
+		Env:      func() gateway.Env { return f.env },
 		Refresh:  func(agent string) error { return gw.Refresh(agent) },
 		Now:      fixedNow,
 		Logger:   log,
