@@ -166,6 +166,19 @@ func TestSDKFailover(t *testing.T) {
 		t.Errorf("upstream saw %d requests; the cooling key more than once? %v", len(f.openai.requests()), got != "")
 	}
 
+	resp, metrics := f.do("GET", "/metrics", "", nil)
+	for _, want := range []string{
+		`opensoul_failovers_total{provider="openai"} 1`,
+		`opensoul_profile_failures_total{profile="openai:a",provider="openai",reason="rate_limit"} 1`,
+		`opensoul_profile_cooldown_seconds{agent="main",model="gpt-5",profile="openai:a"} 20`,
+		`opensoul_upstream_attempts_total{outcome="ok",provider="openai"} 3`,
+		`opensoul_requests_total{code="200",provider="openai"} 3`,
+	} {
+		if resp.StatusCode != 200 || !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
 	// All cooling: the SDK sees a 429 in OpenAI's shape.
 	f.openai.set(openaiKey2, answer{status: 429, body: `{"error":{"message":"slow down"}}`})
 	_, err := client.Chat.Completions.New(context.Background(), openaiParams)
