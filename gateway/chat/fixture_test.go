@@ -167,7 +167,9 @@ func (f *fixture) start() {
 		Store:    f.st,
 		Config:   f.chatCfg,
 		Selector: engine,
-		Env:      func() gateway.Env { return f.env },
+		// Wired as `opensoul gateway` wires it: the gateway's live view.
+		Env:      func() gateway.Env { return gw.Env() },
+		Snapshot: func(agent string) (*gateway.Snapshot, error) { return gw.Snapshot(agent) },
 		Refresh:  func(agent string) error { return gw.Refresh(agent) },
 		Now:      fixedNow,
 		Logger:   log,

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 )
@@ -39,19 +40,36 @@ type part struct {
 	Text string `json:"text"`
 }
 
+// markers are the bytes a body holding a command must contain (an
+// escaped slash, "\/model", contains them too).
+var markers = [][]byte{[]byte("/model"), []byte("/new"), []byte("/reset")}
+
+// mayHoldCommand is the cheap test every request passes through before
+// its body is looked into: most bodies hold no command word at all.
+func mayHoldCommand(body []byte) bool {
+	for _, m := range markers {
+		if bytes.Contains(body, m) {
+			return true
+		}
+	}
+	return false
+}
+
 // lastUserText returns the text the user typed last: the last message of
 // the request when its role is "user", as a string or its last text part.
 // Chat clients that add context blocks before the typed text (system
-// reminders, attachments) put the typed text last.
+// reminders, attachments) put the typed text last. Only the last message
+// is decoded; the rest of a long conversation is skipped over.
 func lastUserText(body []byte) (string, bool) {
-	var req struct {
-		Messages []message `json:"messages"`
-	}
-	if len(body) == 0 || json.Unmarshal(body, &req) != nil || len(req.Messages) == 0 {
+	if !mayHoldCommand(body) {
 		return "", false
 	}
-	m := req.Messages[len(req.Messages)-1]
-	if m.Role != "user" || len(m.Content) == 0 {
+	raw, ok := lastMessage(body)
+	if !ok {
+		return "", false
+	}
+	var m message
+	if json.Unmarshal(raw, &m) != nil || m.Role != "user" || len(m.Content) == 0 {
 		return "", false
 	}
 	var s string

@@ -86,3 +86,96 @@ func FuzzCommand(f *testing.F) {
 		}
 	})
 }
+
+func TestEscapedSlash(t *testing.T) {
+	t.Parallel()
+	got, ok := lastUserText([]byte(`{"messages":[{"role":"user","content":"\/model list"}]}`))
+	if c, isCmd := parseCommand(got); !ok || !isCmd || c.arg != "list" {
+		t.Errorf("escaped slash: %q %v", got, ok)
+	}
+}
+
+// BenchmarkPassThrough is the cost every ordinary request pays: a long
+// conversation without a command word.
+func BenchmarkPassThrough(b *testing.B) {
+	var msgs []any
+	for i := range 200 {
+		msgs = append(msgs, map[string]any{"role": []string{"user", "assistant"}[i%2], "content": "a fairly ordinary sentence about nothing in particular, repeated"})
+	}
+	body, _ := json.Marshal(map[string]any{"model": "m", "messages": msgs})
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, ok := lastUserText(body); ok {
+			b.Fatal("found a command")
+		}
+	}
+}
+
+// BenchmarkCommandInHistory: a conversation that once used /model pays
+// a parse per request.
+func BenchmarkCommandInHistory(b *testing.B) {
+	msgs := []any{map[string]any{"role": "user", "content": "/model opus"}, map[string]any{"role": "assistant", "content": "ok"}}
+	for i := range 200 {
+		msgs = append(msgs, map[string]any{"role": []string{"user", "assistant"}[i%2], "content": "a fairly ordinary sentence about nothing in particular, repeated"})
+	}
+	body, _ := json.Marshal(map[string]any{"model": "m", "messages": msgs})
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		lastUserText(body)
+	}
+}
+
+// lastUserTextRef is the plain reference: decode every message.
+func lastUserTextRef(body []byte) (string, bool) {
+	var req struct {
+		Messages []message `json:"messages"`
+	}
+	if json.Unmarshal(body, &req) != nil || len(req.Messages) == 0 {
+		return "", false
+	}
+	m := req.Messages[len(req.Messages)-1]
+	if m.Role != "user" || len(m.Content) == 0 {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(m.Content, &s) == nil {
+		return s, true
+	}
+	var parts []part
+	if json.Unmarshal(m.Content, &parts) != nil {
+		return "", false
+	}
+	for i := len(parts) - 1; i >= 0; i-- {
+		if parts[i].Type == "text" {
+			return parts[i].Text, true
+		}
+	}
+	return "", false
+}
+
+// FuzzLastMessage: on valid JSON the one-pass scan finds what decoding
+// everything finds, whenever a command word is in the body.
+func FuzzLastMessage(f *testing.F) {
+	for _, s := range []string{
+		`{"messages":[{"role":"user","content":"/model"}]}`,
+		`{"model":"m","messages":[{"role":"assistant","content":"x"},{"role":"user","content":[{"type":"text","text":"/new"}]}],"tools":[{"a":[1,2,{"b":"]}"}]}]}`,
+		`{"messages":[],"messages":[{"role":"user","content":"/reset"}]}`,
+		`{"messag\u0065s":[{"content":"\/model list","role":"user"}]}`,
+		`{"messages":[{"role":"user","content":"/model"}],"messages":[]}`,
+		`{ "stream" : true , "messages" : [ { "role" : "user" , "content" : "/model \"x\"" } ] }`,
+		`{"messages":{"role":"user","content":"/model"}}`,
+		`[{"messages":[{"role":"user","content":"/model"}]}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, gotOK := lastUserText(body)
+		if !json.Valid(body) || !mayHoldCommand(body) {
+			return
+		}
+		want, wantOK := lastUserTextRef(body)
+		if got != want || gotOK != wantOK {
+			t.Errorf("%s: scan = %q %v, decode = %q %v", body, got, gotOK, want, wantOK)
+		}
+	})
+}

@@ -1,0 +1,155 @@
+package chat
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// lastMessage returns the raw last element of the body's top-level
+// "messages" array without decoding the rest: one pass that only tracks
+// strings and nesting. It does not validate the body; the element it
+// returns is decoded (and so checked) by the caller.
+func lastMessage(b []byte) ([]byte, bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false
+	}
+	var last []byte
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return nil, false
+	}
+	for i < len(b) {
+		if b[i] != '"' {
+			return nil, false
+		}
+		end := skipString(b, i)
+		if end < 0 {
+			return nil, false
+		}
+		key := b[i:end]
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return nil, false
+		}
+		i = skipSpace(b, i+1)
+		if isKey(key, "messages") && i < len(b) && b[i] == '[' {
+			last, i = lastElement(b, i)
+			if i < 0 {
+				return nil, false
+			}
+		} else if i = skipValue(b, i); i < 0 {
+			return nil, false
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return nil, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return last, last != nil
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// isKey reports whether the quoted key is name the way encoding/json
+// matches field names: unescaped, case-insensitively.
+func isKey(quoted []byte, name string) bool {
+	if string(quoted) == `"`+name+`"` {
+		return true
+	}
+	var s string
+	return json.Unmarshal(quoted, &s) == nil && strings.EqualFold(s, name)
+}
+
+// lastElement returns the last element of the array at b[i] and the
+// index after the array, or -1.
+func lastElement(b []byte, i int) ([]byte, int) {
+	var last []byte
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return nil, i + 1
+	}
+	for i < len(b) {
+		end := skipValue(b, i)
+		if end < 0 {
+			return nil, -1
+		}
+		last = b[i:end]
+		i = skipSpace(b, end)
+		if i >= len(b) {
+			return nil, -1
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case ']':
+			return last, i + 1
+		default:
+			return nil, -1
+		}
+	}
+	return nil, -1
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i], or -1.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// skipValue returns the index after the value starting at b[i], or -1.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				if i = skipString(b, i); i < 0 {
+					return -1
+				}
+				i-- // the loop's i++ moves past the closing quote
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return -1
+	}
+	start := i
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	if i == start {
+		return -1
+	}
+	return i
+}
