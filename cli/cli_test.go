@@ -435,7 +435,7 @@ func TestVerdictCacheHoldsNoSecret(t *testing.T) {
 	e := newEnv(t)
 	e.ok(fixAnthropicKey, "models", "auth", "paste-token", "--provider", "anthropic", "--type", "api_key")
 	first := e.ok("", "models", "status", "--json")
-	data, err := os.ReadFile(filepath.Join(e.vars["HOME"], ".cache", "opensoul", "verdicts.json"))
+	data, err := os.ReadFile(filepath.Join(e.vars["HOME"], ".cache", "opensoul", "wazero", "checks.json"))
 	if err != nil {
 		t.Fatalf("verdict cache not written: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -31,7 +32,12 @@ func (a *app) registry(ctx context.Context) (*wasm.Registry, []error, error) {
 		return nil, nil, err
 	}
 	a.mods.once.Do(func() {
-		a.mods.host, a.mods.err = wasm.NewHost(ctx, wasm.Options{Logger: slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		a.mods.host, a.mods.err = wasm.NewHost(ctx, wasm.Options{
+			// Compiled modules and their verdicts persist here, so a warm
+			// models status loads no module at all.
+			CacheDir: filepath.Join(cacheDir(a.environ), "wazero"),
+			Logger:   slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		})
 		if a.mods.err != nil {
 			return
 		}
@@ -49,28 +55,8 @@ func (a *app) registry(ctx context.Context) (*wasm.Registry, []error, error) {
 // credential. A module that fails is reported once and yields no verdict.
 func (a *app) moduleChecker() func(ctx context.Context, c store.Credential, now time.Time) (string, string, string) {
 	warned := map[string]bool{}
-	var cache *verdictCache
 	return func(ctx context.Context, c store.Credential, now time.Time) (string, string, string) {
-		if cache == nil {
-			cache = newVerdictCache(filepath.Join(cacheDir(a.environ), "verdicts.json"))
-			a.cleanup = append(a.cleanup, cache.save)
-		}
-		if err := a.load(); err != nil {
-			return "", "", ""
-		}
-		key := cache.key(cache.moduleID(a.cfg.Providers[c.Provider].Module), c)
-		if v, ok := cache.get(key, now.UnixMilli()); ok {
-			return v.Status, v.Kind, v.Reason
-		}
-		status, kind, reason := a.runCheck(ctx, c, now, warned)
-		if status != "" {
-			e := verdictEntry{Status: status, Kind: kind, Reason: reason}
-			if c.Expires != 0 {
-				e.ValidTill = c.Expires
-			}
-			cache.put(key, e)
-		}
-		return status, kind, reason
+		return a.runCheck(ctx, c, now, warned)
 	}
 }
 
@@ -104,4 +90,19 @@ func (a *app) runCheck(ctx context.Context, c store.Credential, now time.Time, w
 		}
 		return gateway.StatusOK, res.Kind, ""
 	}
+}
+
+// cacheDir is the user's cache dir as the given environment defines it.
+func cacheDir(environ map[string]string) string {
+	if d := environ["XDG_CACHE_HOME"]; d != "" {
+		return filepath.Join(d, "opensoul")
+	}
+	if h := environ["HOME"]; h != "" {
+		return filepath.Join(h, ".cache", "opensoul")
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "opensoul-cache")
+	}
+	return filepath.Join(d, "opensoul")
 }
