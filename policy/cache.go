@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"math"
+	"slices"
 	"sync"
 )
 
@@ -102,7 +103,24 @@ func validity(in *Input) (lo, hi int64) {
 var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // appendKey appends an unambiguous encoding of every fact in in except Now.
-func appendKey(b []byte, in *Input) []byte {
+//
+// With ordinal set, lastUsed is encoded as its rank among the profiles'
+// lastUsed values (equal values, equal rank) instead of its value. That is
+// exact for the built-in policy, which uses lastUsed only to order
+// profiles, and it turns the common gateway pattern (a session keeps using
+// its pinned profile, so the ranks stay put while the times advance) into
+// cache hits. The engine sets it only when no user policy is loaded: a user
+// policy could read the value itself.
+func appendKey(b []byte, in *Input, ordinal bool) []byte {
+	var ranks []int64
+	if ordinal {
+		ranks = make([]int64, 0, 16)
+		for i := range in.Profiles {
+			ranks = append(ranks, in.Profiles[i].LastUsed)
+		}
+		slices.Sort(ranks)
+		ranks = slices.Compact(ranks)
+	}
 	b = appendString(b, in.Agent.ID)
 	b = appendString(b, in.Session.ID)
 	b = appendBool(b, in.Session.New)
@@ -129,7 +147,12 @@ func appendKey(b []byte, in *Input) []byte {
 		b = appendString(b, p.Kind)
 		b = appendOptInt(b, p.ExpiresAt)
 		b = appendOptString(b, p.Email)
-		b = binary.AppendVarint(b, p.LastUsed)
+		if ordinal {
+			r, _ := slices.BinarySearch(ranks, p.LastUsed)
+			b = binary.AppendUvarint(b, uint64(r))
+		} else {
+			b = binary.AppendVarint(b, p.LastUsed)
+		}
 		b = binary.AppendVarint(b, p.CooldownUntil)
 		b = appendOptString(b, p.CooldownModel)
 		b = binary.AppendVarint(b, p.DisabledUntil)

@@ -47,6 +47,7 @@ type policySet struct {
 	query    rego.PreparedEvalQuery
 	files    []string
 	volatile []string // user files that read the clock: no caching
+	ordinal  bool     // only built-in policies: key lastUsed by rank (see appendKey)
 }
 
 // New loads the built-in policies and the files under opts.Dirs, compiles
@@ -83,12 +84,13 @@ func build(ctx context.Context, srcs []source, gen uint64) (*policySet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read built-in policies: %w", err)
 	}
-	set := &policySet{gen: gen, sum: fingerprint(srcs)}
+	set := &policySet{gen: gen, sum: fingerprint(srcs), ordinal: true}
 	var all []source
 	for _, s := range append(builtin, srcs...) {
 		if !s.isTest() {
 			all = append(all, s)
 			set.files = append(set.files, s.name)
+			set.ordinal = set.ordinal && s.builtin
 		}
 	}
 	caps := capabilities()
@@ -150,7 +152,7 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	}
 	bp := keyBufs.Get().(*[]byte)
 	defer keyBufs.Put(bp)
-	key := appendKey((*bp)[:0], in)
+	key := appendKey((*bp)[:0], in, set.ordinal)
 	*bp = key
 	if d, ok := e.cache.get(set.gen, key, in.Now); ok {
 		return d, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -422,4 +423,91 @@ func equalDecision(a, b Decision) bool {
 		}
 	}
 	return true
+}
+
+// TestCacheKeysLastUsedByRank: with only the built-in policy, lastUsed
+// matters only through the order it puts profiles in, so advancing the
+// most recent profile's time is a cache hit; with a user policy loaded
+// (which could read the value) it is a miss, and the answer follows it.
+func TestCacheKeysLastUsedByRank(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "recent.rego"),
+		"package opensoul.rules\n\ndeny contains {\"profile\": p.id, \"reason\": \"used in the last minute\"} if {\n\tsome p in input.profiles\n\tp.lastUsed > 1764032400000\n}\n")
+	tests := []struct {
+		name      string
+		dirs      []string
+		wantEvals uint64
+		wantFirst string
+	}{
+		{"built-in only", nil, 0, "anthropic:work"},
+		{"with a user policy", []string{dir}, 1, "anthropic:key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEngine(t, Options{Dirs: tt.dirs})
+			in := baseInput()
+			in.Profiles[2].Status = "invalid" // leave the token and the api key
+			if d := decide(t, e, in); d.Candidates[0] != "anthropic:work" {
+				t.Fatalf("first = %v", d.Candidates)
+			}
+			n := e.evals.Load()
+			in.Profiles[1].LastUsed = t0 + minute // still the most recent: same order
+			in.Now = t0 + minute
+			d := decide(t, e, in)
+			if got := e.evals.Load() - n; got != tt.wantEvals {
+				t.Errorf("%d evaluations, want %d", got, tt.wantEvals)
+			}
+			if d.Candidates[0] != tt.wantFirst {
+				t.Errorf("first = %v, want %s", d.Candidates, tt.wantFirst)
+			}
+		})
+	}
+}
+
+// TestCacheMatchesUncached drives a caching engine and an uncached one
+// with a random walk of inputs (small value ranges, so states and cache
+// entries recur) and requires identical answers every time.
+func TestCacheMatchesUncached(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cached := newEngine(t, Options{CacheSize: 64})
+	oracle := newEngine(t, Options{CacheSize: -1})
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	in := baseInput()
+	for i := range 200 {
+		in.Now = t0 + int64(rng.IntN(4))*minute
+		p := &in.Profiles[rng.IntN(len(in.Profiles))]
+		switch rng.IntN(7) {
+		case 0:
+			p.LastUsed = t0 + int64(rng.IntN(3))*minute
+		case 1:
+			p.CooldownUntil = t0 + int64(rng.IntN(4))*minute
+		case 2:
+			p.DisabledUntil = t0 + int64(rng.IntN(4))*minute
+		case 3:
+			p.Status = pick("ok", "static", "expired")
+		case 4:
+			in.Session.Pin = []*Pin{nil, {Profile: p.ID, Source: "user"}, {Profile: p.ID, Source: "auto"}}[rng.IntN(3)]
+		case 5:
+			in.Order.Store = [][]string{nil, {p.ID}, {"anthropic:work", "anthropic:key"}}[rng.IntN(3)]
+		case 6:
+			e := t0 + int64(rng.IntN(4))*minute
+			p.ExpiresAt = []*int64{nil, &e}[rng.IntN(2)]
+		}
+		got, err1 := cached.Decide(ctx, in)
+		want, err2 := oracle.Decide(ctx, in)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("step %d: %v / %v", i, err1, err2)
+		}
+		if !equalDecision(got, want) {
+			t.Fatalf("step %d: cached %+v\nuncached %+v", i, got, want)
+		}
+	}
+	t.Logf("%d of 200 decisions evaluated", cached.evals.Load())
+	if n := cached.evals.Load(); n >= 200 {
+		t.Errorf("the cache never hit (%d evaluations)", n)
+	}
 }
