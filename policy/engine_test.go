@@ -3,8 +3,8 @@ package policy
 import (
 	"context"
 	"errors"
-	"os"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
