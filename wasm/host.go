@@ -32,7 +32,10 @@ type Options struct {
 	CacheDir    string
 	NoDiskCache bool
 	// CallTimeout bounds every call into a module (default 2 s). A negative
-	// value disables the deadline; only benchmarks should want that.
+	// value disables the deadline and what enforces it: wazero then omits
+	// the termination check it compiles into every loop, which makes a Go
+	// guest's call several times faster, but a module that loops hangs its
+	// caller. Only benchmarks, or modules you wrote, should want that.
 	CallTimeout time.Duration
 	// MemoryLimitPages caps each instance's linear memory in 64 KiB pages.
 	MemoryLimitPages uint32
@@ -90,7 +93,7 @@ func NewHost(ctx context.Context, o Options) (*Host, error) {
 	h.cache = h.openCache(o)
 	cfg := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(h.memPages).
-		WithCloseOnContextDone(true).
+		WithCloseOnContextDone(h.callTimeout > 0).
 		WithCompilationCache(h.cache)
 	h.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, h.rt); err != nil {

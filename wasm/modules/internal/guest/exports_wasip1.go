@@ -4,17 +4,29 @@ package guest
 
 import "unsafe"
 
-// pinned keeps every buffer handed to the host reachable until the host
-// frees it; Go's collector does not move objects, so the address stays.
-var pinned = map[uint32][]byte{}
+// pinned keeps every buffer lent to the host reachable until the host
+// frees it; Go's collector does not move objects, so addresses are stable.
+// The host holds at most a request and an answer at a time, so a short
+// list beats a map (whose hashing loops cost a call each in the host).
+var pinned [][]byte
+
+func addr(b []byte) uint32 { return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b[:1])))) }
 
 func pin(b []byte) uint32 {
 	if len(b) == 0 {
 		b = make([]byte, 1)[:0]
 	}
-	p := uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b[:1]))))
-	pinned[p] = b
-	return p
+	pinned = append(pinned, b)
+	return addr(b)
+}
+
+func find(ptr uint32) int {
+	for i, b := range pinned {
+		if addr(b) == ptr {
+			return i
+		}
+	}
+	return -1
 }
 
 //go:wasmexport opensoul_abi_version
@@ -29,14 +41,20 @@ func alloc(size int32) int32 {
 }
 
 //go:wasmexport opensoul_free
-func free(ptr int32, _ int32) { delete(pinned, uint32(ptr)) }
+func free(ptr int32, _ int32) {
+	if i := find(uint32(ptr)); i >= 0 {
+		last := len(pinned) - 1
+		pinned[i], pinned[last] = pinned[last], nil
+		pinned = pinned[:last]
+	}
+}
 
 //go:wasmexport opensoul_call
 func call(ptr int32, size int32) int64 {
-	in, ok := pinned[uint32(ptr)]
-	if !ok || int(size) > cap(in) || size < 0 {
+	i := find(uint32(ptr))
+	if i < 0 || size < 0 || int(size) > cap(pinned[i]) {
 		return 0
 	}
-	out := Handle(in[:size])
+	out := Handle(pinned[i][:size])
 	return int64(pin(out))<<32 | int64(len(out))
 }

@@ -174,6 +174,7 @@ func (p *parser) str() (string, error) {
 	p.i++ // opening quote
 	var out []byte
 	start := p.i
+	p.i = skipPlain(p.b, p.i, &strStop)
 	for p.i < len(p.b) {
 		c := p.b[p.i]
 		switch {
@@ -225,11 +226,42 @@ func (p *parser) str() (string, error) {
 			}
 			p.i++
 			start = p.i
+			p.i = skipPlain(p.b, p.i, &strStop)
 		default:
 			p.i++
 		}
 	}
 	return "", errSyntax
+}
+
+// Byte classes for the unrolled scans below. In the host, every loop
+// iteration of a module costs a call (the check that enforces the
+// deadline), so scans take eight bytes per iteration.
+var (
+	strStop   [256]bool // ends a plain run inside a JSON string
+	jsonPlain [256]bool // written as is by appendString
+)
+
+func init() {
+	for c := range 256 {
+		strStop[c] = c == '"' || c == '\\' || c < 0x20
+		jsonPlain[c] = c >= 0x20 && c < 0x80 && c != '"' && c != '\\'
+	}
+}
+
+// skipPlain returns the index of the first byte of b from i on that is
+// not plain in class (stop marks the bytes that are not), eight at a time.
+func skipPlain(b []byte, i int, stop *[256]bool) int {
+	for ; i+8 <= len(b); i += 8 {
+		w := b[i : i+8 : i+8]
+		if stop[w[0]] || stop[w[1]] || stop[w[2]] || stop[w[3]] || stop[w[4]] || stop[w[5]] || stop[w[6]] || stop[w[7]] {
+			break
+		}
+	}
+	for i < len(b) && !stop[b[i]] {
+		i++
+	}
+	return i
 }
 
 func (p *parser) hex4(at int) (rune, bool) {
@@ -260,7 +292,11 @@ type Writer struct {
 }
 
 // NewObject starts a JSON object.
-func NewObject() *Writer { return &Writer{b: []byte{'{'}, first: []bool{true}} }
+func NewObject() *Writer {
+	w := &Writer{b: make([]byte, 1, 256), first: make([]bool, 1, 4)}
+	w.b[0], w.first[0] = '{', true
+	return w
+}
 
 func (w *Writer) key(k string) {
 	n := len(w.first) - 1
@@ -335,15 +371,27 @@ const hexDigits = "0123456789abcdef"
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		j := i
+		for ; j+8 <= len(s); j += 8 {
+			if !(jsonPlain[s[j]] && jsonPlain[s[j+1]] && jsonPlain[s[j+2]] && jsonPlain[s[j+3]] &&
+				jsonPlain[s[j+4]] && jsonPlain[s[j+5]] && jsonPlain[s[j+6]] && jsonPlain[s[j+7]]) {
+				break
+			}
+		}
+		for j < len(s) && jsonPlain[s[j]] {
+			j++
+		}
+		b = append(b, s[i:j]...)
+		if i = j; i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
 			case c == '"' || c == '\\':
 				b = append(b, '\\', c)
-			case c < 0x20:
+			default: // a control character
 				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			default:
-				b = append(b, c)
 			}
 			i++
 			continue
