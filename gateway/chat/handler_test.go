@@ -326,3 +326,44 @@ func TestStoreFailure(t *testing.T) {
 		t.Errorf("got %d %s", w.Code, w.Body)
 	}
 }
+
+// TestOpenRouterModels: through a provider whose model ids are
+// vendor/model, "/model vendor/model" names one of its models.
+func TestOpenRouterModels(t *testing.T) {
+	t.Parallel()
+	cfg := chatConfig("https://a.example", "https://o.example")
+	cfg.Models = nil
+	cfg.Providers["openrouter"] = chat.Provider{BaseURL: "https://openrouter.example/api"}
+	hf := newHandler(t, cfg, nil)
+	req := func(text string) gateway.ChatRequest {
+		r := openaiReq("s", text, false)
+		r.Provider, r.Model = "openrouter", "meta-llama/llama-4"
+		return r
+	}
+	for text, want := range map[string]string{
+		"/model anthropic/claude-sonnet-5":             "openrouter/anthropic/claude-sonnet-5",
+		"/model openrouter/google/gemini-3":            "openrouter/google/gemini-3",
+		"/model anthropic/claude-sonnet-5@openai:none": "",
+	} {
+		w := must(hf.do(req(text)))
+		var cc struct {
+			Choices []struct{ Message struct{ Content string } }
+		}
+		json.Unmarshal(w.Body.Bytes(), &cc)
+		ss, _ := hf.st.LoadSessions("main")
+		got := ""
+		if s := ss.Sessions["s"]; s != nil {
+			got = s.ModelOverride
+		}
+		if want != "" && got != want {
+			t.Errorf("%q: override %q, want %q (%s)", text, got, want, cc.Choices[0].Message.Content)
+		}
+		if want == "" && !strings.Contains(cc.Choices[0].Message.Content, `Unknown profile "openai:none"`) {
+			t.Errorf("%q: %s", text, cc.Choices[0].Message.Content)
+		}
+	}
+	w := must(hf.do(req("/model")))
+	if body := w.Body.String(); strings.Contains(body, "openrouter/openrouter/") || !strings.Contains(body, ", session override") {
+		t.Errorf("/model: %s", w.Body)
+	}
+}

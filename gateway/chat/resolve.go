@@ -24,6 +24,11 @@ func (c *call) resolveModel(ref string) (full, alias, msg string) {
 		return "", "", fmt.Sprintf("Unknown model %q. Give it as provider/model, for example /model %s. "+
 			"(No aliases are configured; add them under agents.defaults.models.)", ref, c.exampleRef())
 	}
+	if provider != c.req.Provider && strings.Contains(c.req.Model, "/") {
+		// The route's provider names models vendor/model (OpenRouter):
+		// "anthropic/claude-x" typed here is one of its models.
+		return c.req.Provider + "/" + ref, "", ""
+	}
 	if _, ok := c.cfg.Providers[provider]; !ok {
 		return "", "", fmt.Sprintf("Unknown provider %q in %q. Configured providers: %s.", provider, ref, strings.Join(c.providerNames(), ", "))
 	}
