@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -154,5 +156,75 @@ func TestSessionsHelp(t *testing.T) {
 	}
 	if _, errs, code := e.run("", "sessions", "lst"); code != 2 || !strings.Contains(errs, `did you mean "list"`) {
 		t.Errorf("typo: exit %d, %q", code, errs)
+	}
+}
+
+// TestSessionsWithRunningGateway: a pin typed in the chat through
+// `opensoul gateway` shows in `sessions show`, steers that session's
+// requests, and `sessions reset` lifts it from the running gateway.
+func TestSessionsWithRunningGateway(t *testing.T) {
+	e := newEnv(t)
+	const secondKey = "sk-ant-api03-FIXTUREsecondKEYzzzzYYYYxxxxWWWWvvvvUUUUttttSSSSrrrrQQQQppppOOOOnnnnMMMMllllKKKKjjjj9876"
+	up := fakeAnthropic(t, nil)
+	e.writeFile(".env", envGatewayToken+"="+fixGatewayToken+"\n")
+	e.writeFile("opensoul.yaml", "providers:\n  anthropic:\n    baseUrl: "+up.URL+"\nagents:\n  defaults:\n    models:\n      anthropic/claude-opus-5:\n        alias: opus\n      anthropic/claude-sonnet-5:\n        alias: sonnet\n")
+	e.ok(fixAnthropicKey+"\n", "models", "auth", "paste-token", "--provider", "anthropic", "--type", "api_key", "--profile-id", "anthropic:default", "--force")
+	e.ok(secondKey+"\n", "models", "auth", "paste-token", "--provider", "anthropic", "--type", "api_key", "--profile-id", "anthropic:work", "--force")
+	g := startGateway(t, e, "127.0.0.1:0")
+
+	send := func(session, text string) string {
+		t.Helper()
+		body, _ := json.Marshal(map[string]any{"model": "claude-sonnet-5", "max_tokens": 8,
+			"messages": []any{map[string]any{"role": "user", "content": text}}})
+		req, _ := http.NewRequest("POST", "http://"+g.addr+"/anthropic/v1/messages", strings.NewReader(string(body)))
+		req.Header.Set("x-api-key", fixGatewayToken)
+		req.Header.Set("x-opensoul-session", session)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%q: %d %s", text, resp.StatusCode, data)
+		}
+		e.seen.Write(data)
+		return string(data)
+	}
+	if out := send("chat-9", "/model opus@anthropic:work"); !strings.Contains(out, "pinned to anthropic:work") {
+		t.Fatalf("pin: %s", out)
+	}
+	if n := len(up.seen()); n != 0 {
+		t.Fatalf("the command reached the upstream (%d requests)", n)
+	}
+	out := e.ok("", "sessions", "show", "chat-9")
+	if !strings.Contains(out, "anthropic/claude-opus-5") || !strings.Contains(out, "anthropic:work (user pin, strict)") {
+		t.Errorf("show:\n%s", out)
+	}
+	for range 3 {
+		send("chat-9", "hi")
+	}
+	for i, k := range up.seen() {
+		if k != secondKey {
+			t.Errorf("request %d of the pinned session used another key", i)
+		}
+	}
+
+	e.ok("", "sessions", "reset", "chat-9")
+	if out := send("chat-9", "/model"); !strings.Contains(out, "as your client asks") {
+		t.Errorf("/model after reset: %s", out)
+	}
+	// Without the pin, round-robin moves to the least recently used key.
+	waitUntil(t, "the gateway to drop the pin", func() bool {
+		send("chat-9", "hi")
+		seen := up.seen()
+		return seen[len(seen)-1] == fixAnthropicKey
+	})
+	if status := send("chat-9", "/model status"); !strings.Contains(status, "endpoint "+up.URL) || strings.Contains(status, "pinned (your)") {
+		t.Errorf("status after reset:\n%s", status)
+	}
+	e.assertNoSecrets()
+	if strings.Contains(e.seen.String(), secondKey) {
+		t.Error("the second key appeared in output")
 	}
 }
