@@ -139,7 +139,7 @@ func TestCommandsThroughSDKs(t *testing.T) {
 			{text: "/model", want: []string{`Session "`, "Model: anthropic/claude-sonnet-5", "Credential: anthropic:default", "/model sonnet@<profile>"}},
 			{text: "/model list", want: []string{"anthropic — credential: anthropic:default, anthropic:work  ← this chat", "opus", "anthropic/claude-opus-5", "openai — credential: openai:main", "gpt"}},
 			{text: "/model status", want: []string{"anthropic · endpoint " + f.anthropic.URL, "anthropic:default", "sk-ant-api03-…aaaa", "next", "Auth file: " + f.st.ProfilesPath("main")}},
-			{text: "/model opus", want: []string{"anthropic/claude-opus-5 (opus)", "chosen by the policy"}, then: pinned("anthropic/claude-opus-5", "")},
+			{text: "/model opus", want: []string{"anthropic/claude-opus-5 (opus)", "chosen by the policy", "/model opus@<profile> (anthropic:default, anthropic:work)"}, then: pinned("anthropic/claude-opus-5", "")},
 			{text: "/model sonnet@anthropic:work", want: []string{"pinned to anthropic:work", "sk-ant-api03-…bbbb", "strict"}, then: pinned("anthropic/claude-sonnet-5", "anthropic:work")},
 			{text: "/model", want: []string{"session override", "anthropic:work", "pinned by you"}},
 			{text: "/model status", want: []string{"next, pinned (your)"}},

@@ -9,15 +9,16 @@ import (
 )
 
 // update changes the session in sessions.json under the store's lock and
-// asks the gateway to reread it. fn returns false to delete the session.
-func (c *call) update(fn func(s *store.Session) (keep bool)) error {
+// asks the gateway to reread it. fn is told whether the session existed
+// and returns false to delete it (or not create it).
+func (c *call) update(fn func(s *store.Session, existed bool) (keep bool)) error {
 	id, at := c.req.Session, c.now.UnixMilli()
 	err := c.h.st.UpdateSessions(c.req.Agent, func(ss *store.Sessions) error {
-		s := ss.Sessions[id]
+		s, existed := ss.Sessions[id], true
 		if s == nil {
-			s = &store.Session{CreatedAt: at}
+			s, existed = &store.Session{CreatedAt: at}, false
 		}
-		if !fn(s) {
+		if !fn(s, existed) {
 			delete(ss.Sessions, id)
 			return nil
 		}
@@ -39,7 +40,7 @@ func (c *call) update(fn func(s *store.Session) (keep bool)) error {
 
 // reset answers /new and /reset: the session's overrides and pins go.
 func (c *call) reset(cmd command) (string, error) {
-	if err := c.update(func(*store.Session) bool { return false }); err != nil {
+	if err := c.update(func(*store.Session, bool) bool { return false }); err != nil {
 		return "", err
 	}
 	var b strings.Builder
@@ -61,9 +62,9 @@ func (c *call) reset(cmd command) (string, error) {
 
 // clearOverride answers /model default: the model override and any pin go.
 func (c *call) clearOverride() (string, error) {
-	if err := c.update(func(s *store.Session) bool {
+	if err := c.update(func(s *store.Session, existed bool) bool {
 		s.ModelOverride, s.AuthProfileOverride, s.AuthProfileOverrideSource = "", "", ""
-		return true
+		return existed
 	}); err != nil {
 		return "", err
 	}
@@ -119,7 +120,7 @@ func (c *call) setModel(arg string) (string, error) {
 		}
 	}
 	old := c.session
-	if err := c.update(func(s *store.Session) bool {
+	if err := c.update(func(s *store.Session, _ bool) bool {
 		s.ModelOverride = full
 		switch {
 		case hasAt:
@@ -148,7 +149,7 @@ func (c *call) setModel(arg string) (string, error) {
 	case old.AuthProfileOverride != "":
 		fmt.Fprintf(&b, "Credential: %s, kept while it works (the first that succeeded in this session).", old.AuthProfileOverride)
 	default:
-		fmt.Fprintf(&b, "Credential: chosen by the policy. To pin one: /model %s@<profile> (%s).", c.refFor(full, alias), c.profileList(provider))
+		fmt.Fprintf(&b, "Credential: chosen by the policy. To pin one: /model %s@<profile> (%s).", orWord(alias, full), c.profileList(provider))
 	}
 	b.WriteString("\n/model default undoes this.")
 	b.WriteString(c.sharedNote())
