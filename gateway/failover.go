@@ -257,20 +257,23 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 		}
 	}
 	env := *s.env.Load()
-	in := BuildInput(snap, env, rs.rc.Order, FactsRequest{
+	facts := FactsRequest{
 		Agent: rs.agent, Session: rs.session, SessionNew: !known, Pin: pin,
 		Provider: rs.provider, Model: model, API: rs.api, Stream: rs.stream,
-		Verdict: func(id string, c store.Credential) (string, string) {
+	}
+	if s.modules != nil {
+		facts.Verdict = func(id string, c store.Credential) (string, string) {
 			return s.verdicts.of(ctx, s.modules, id, c, now)
-		},
-	}, now)
+		}
+	}
+	in := BuildInput(snap, env, rs.rc.Order, facts, now)
 	dec, err := s.selector.Decide(ctx, in)
 	if err != nil {
 		return nil, nil, false, &HTTPError{Code: http.StatusInternalServerError, Msg: "opensoul: the credential policy failed; see the gateway log", Err: err}
 	}
 	userPin := pin != nil && pin.Source == store.PinUser
 	strict := dec.Strict || userPin
-	var out []candidate
+	out := make([]candidate, 0, len(dec.Candidates)+1)
 	for _, id := range dec.Candidates {
 		c, ok := snap.Profiles[id]
 		if !ok || c.Provider != rs.provider || (userPin && id != pin.Profile) {

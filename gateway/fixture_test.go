@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -32,7 +34,8 @@ func providerModules(t testing.TB) *wasm.Registry {
 	t.Helper()
 	modulesOnce.Do(func() {
 		ctx := context.Background()
-		host, err := wasm.NewHost(ctx, wasm.Options{NoDiskCache: true})
+		// A compilation cache shared by test runs keeps -race runs quick.
+		host, err := wasm.NewHost(ctx, wasm.Options{CacheDir: filepath.Join(os.TempDir(), "opensoul-gateway-test-wazero")})
 		if err != nil {
 			modulesErr = err
 			return
