@@ -220,7 +220,7 @@ func TestSessionsWithRunningGateway(t *testing.T) {
 		seen := up.seen()
 		return seen[len(seen)-1] == fixAnthropicKey
 	})
-	if status := send("chat-9", "/model status"); !strings.Contains(status, "endpoint "+up.URL) || strings.Contains(status, "pinned (your)") {
+	if status := send("chat-9", "/model status"); !strings.Contains(status, "endpoint "+up.URL) || strings.Contains(status, "pinned by you") {
 		t.Errorf("status after reset:\n%s", status)
 	}
 	e.assertNoSecrets()

@@ -122,7 +122,11 @@ func (c *call) marks(id, model string, dec *policy.Decision) []string {
 		out = append(out, "lastGood")
 	}
 	if c.session.AuthProfileOverride == id {
-		out = append(out, "pinned ("+pinWord(c.session.AuthProfileOverrideSource)+")")
+		if c.session.AuthProfileOverrideSource == store.PinUser {
+			out = append(out, "pinned by you")
+		} else {
+			out = append(out, "auto pin")
+		}
 	}
 	if st.CooldownUntil > ms && (st.CooldownModel == "" || model == "" || st.CooldownModel == model) {
 		w := "cooldown " + human(time.Duration(st.CooldownUntil-ms)*time.Millisecond)
@@ -153,7 +157,8 @@ func (c *call) marks(id, model string, dec *policy.Decision) []string {
 		}
 	}
 	if dec != nil && len(out) == len(unexplained(out)) && !slices.Contains(dec.Candidates, id) && !slices.Contains(dec.Cooling, id) {
-		out = append(out, "not used: "+orWord(dec.Reasons[id], "not in the explicit order"))
+		why := strings.TrimPrefix(orWord(dec.Reasons[id], "not in the explicit order"), "not used: ")
+		out = append(out, "not used: "+why)
 	}
 	return out
 }

@@ -142,7 +142,7 @@ func TestCommandsThroughSDKs(t *testing.T) {
 			{text: "/model opus", want: []string{"anthropic/claude-opus-5 (opus)", "chosen by the policy", "/model opus@<profile> (anthropic:default, anthropic:work)"}, then: pinned("anthropic/claude-opus-5", "")},
 			{text: "/model sonnet@anthropic:work", want: []string{"pinned to anthropic:work", "sk-ant-api03-…bbbb", "strict"}, then: pinned("anthropic/claude-sonnet-5", "anthropic:work")},
 			{text: "/model", want: []string{"session override", "anthropic:work", "pinned by you"}},
-			{text: "/model status", want: []string{"next, pinned (your)"}},
+			{text: "/model status", want: []string{"next, pinned by you"}},
 			{text: "/model default", want: []string{"Back to defaults", "pin on anthropic:work removed"}, then: cleared},
 			{text: "/model opus@anthropic:work", then: pinned("anthropic/claude-opus-5", "anthropic:work")},
 			{text: "/new", want: []string{"New session", "Dropped: model override anthropic/claude-opus-5, your pin on anthropic:work"}, then: gone},
