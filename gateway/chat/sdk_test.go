@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -305,4 +306,46 @@ func which(secret string) string {
 		return "(none)"
 	}
 	return "other"
+}
+
+// TestAgentsKeepTheirOwnSessions: a command for agent work changes work's
+// sessions.json only, and its status names the profiles it inherits.
+func TestAgentsKeepTheirOwnSessions(t *testing.T) {
+	f := newFixture(t)
+	post := func(agent, text string) string {
+		t.Helper()
+		body := `{"model":"claude-sonnet-5","max_tokens":8,"messages":[{"role":"user","content":"` + text + `"}]}`
+		req, _ := http.NewRequest("POST", f.srv.URL+"/anthropic/v1/messages", strings.NewReader(body))
+		req.Header.Set("x-api-key", gatewayToken)
+		req.Header.Set("x-opensoul-agent", agent)
+		req.Header.Set("x-opensoul-session", "s")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var msg struct{ Content []struct{ Text string } }
+		if err := json.NewDecoder(resp.Body).Decode(&msg); err != nil || len(msg.Content) != 1 {
+			t.Fatalf("%s %q: %d %v", agent, text, resp.StatusCode, err)
+		}
+		return msg.Content[0].Text
+	}
+	if out := post("work", "/model opus@anthropic:work"); !strings.Contains(out, `session "s" (agent work)`) {
+		t.Errorf("work: %s", out)
+	}
+	work, _ := f.st.LoadSessions("work")
+	main, _ := f.st.LoadSessions("main")
+	if s := work.Sessions["s"]; s == nil || s.AuthProfileOverride != "anthropic:work" || len(main.Sessions) != 0 {
+		t.Errorf("work sessions %v, main sessions %v", work.Sessions, main.Sessions)
+	}
+	status := post("work", "/model status")
+	if !strings.Contains(status, "anthropic:work (from agent main)") || !strings.Contains(status, "Base profiles (agent main): "+f.st.ProfilesPath("main")) {
+		t.Errorf("work status:\n%s", status)
+	}
+	if out := post("main", "/model"); !strings.Contains(out, "no override") {
+		t.Errorf("main after work's pin:\n%s", out)
+	}
+	if n := f.upstreamCount(); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
 }
