@@ -412,3 +412,20 @@ func copyCompiled(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+func TestCheckAll(t *testing.T) {
+	t.Parallel()
+	r := builtins(t)
+	got := r.CheckAll(context.Background(), []CheckCall{
+		{"anthropic", CheckRequest{Type: "api_key", Secret: anthropicKey}},
+		{"openai", CheckRequest{Type: "api_key", Secret: anthropicKey}},
+		{"openrouter", CheckRequest{Type: "api_key", Secret: openrouterKey}},
+		{"nobody", CheckRequest{Type: "api_key", Secret: "x"}},
+	})
+	want := []bool{true, false, true, true}
+	for i, o := range got {
+		if o.Err != nil || o.Result.Valid != want[i] {
+			t.Errorf("call %d: %+v", i, o)
+		}
+	}
+}
