@@ -268,21 +268,6 @@ func apiOf(provider, rest string) string {
 	return ""
 }
 
-// bodyMeta reads "model" and "stream" from a JSON body.
-func bodyMeta(body []byte) (model string, stream bool) {
-	if len(body) == 0 || body[0] != '{' && !bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
-		return "", false
-	}
-	var m struct {
-		Model  string `json:"model"`
-		Stream bool   `json:"stream"`
-	}
-	if json.Unmarshal(body, &m) != nil {
-		return "", false
-	}
-	return m.Model, m.Stream
-}
-
 // rewriteModel returns body with its "model" set to model.
 func rewriteModel(body []byte, model string) ([]byte, error) {
 	var m map[string]json.RawMessage

@@ -1,0 +1,150 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// bodyMeta reads the top-level "model" and "stream" of a JSON request
+// body. It walks the top level only and skips every other value without
+// decoding it, so a long conversation costs a scan, not an Unmarshal.
+// Anything that is not a JSON object yields "", false.
+func bodyMeta(body []byte) (model string, stream bool) {
+	s := scanner{b: body}
+	s.space()
+	if !s.eat('{') {
+		return "", false
+	}
+	for {
+		s.space()
+		if s.eat('}') {
+			return model, stream
+		}
+		key, ok := s.str()
+		if !ok {
+			return "", false
+		}
+		s.space()
+		if !s.eat(':') {
+			return "", false
+		}
+		s.space()
+		start := s.i
+		if !s.skip() {
+			return "", false
+		}
+		val := body[start:s.i]
+		switch string(key) {
+		case "model":
+			var m string
+			if json.Unmarshal(val, &m) == nil {
+				model = m
+			}
+		case "stream":
+			stream = string(val) == "true"
+		}
+		s.space()
+		if s.eat(',') {
+			continue
+		}
+		if s.eat('}') {
+			return model, stream
+		}
+		return "", false
+	}
+}
+
+// scanner walks JSON text without building values.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) space() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) eat(c byte) bool {
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// str reads a string and returns its raw bytes (escapes kept): keys
+// compared with it are plain ASCII, so an escaped key never matches.
+func (s *scanner) str() ([]byte, bool) {
+	if !s.eat('"') {
+		return nil, false
+	}
+	start := s.i
+	for {
+		q := bytes.IndexByte(s.b[s.i:], '"') // the closing quote, unless escaped
+		if q < 0 {
+			s.i = len(s.b)
+			return nil, false
+		}
+		s.i += q
+		bs := 0
+		for j := s.i - 1; j >= start && s.b[j] == '\\'; j-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			raw := s.b[start:s.i]
+			s.i++
+			return raw, true
+		}
+		s.i++
+	}
+}
+
+// skip passes over one value: a string, a literal or number, or a nested
+// object or array (brackets counted, strings skipped whole).
+func (s *scanner) skip() bool {
+	if s.i >= len(s.b) {
+		return false
+	}
+	switch s.b[s.i] {
+	case '"':
+		_, ok := s.str()
+		return ok
+	case '{', '[':
+		depth := 0
+		for s.i < len(s.b) {
+			switch s.b[s.i] {
+			case '"':
+				if _, ok := s.str(); !ok {
+					return false
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					s.i++
+					return true
+				}
+			}
+			s.i++
+		}
+		return false
+	}
+	start := s.i
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return s.i > start
+		}
+		s.i++
+	}
+	return s.i > start
+}
