@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 )
 
 // bodyMeta reads the top-level "model" and "stream" of a JSON request
@@ -51,6 +52,71 @@ func bodyMeta(body []byte) (model string, stream bool) {
 			return model, stream
 		}
 		return "", false
+	}
+}
+
+// rewriteModel returns a copy of body with its top-level "model" set to
+// model, splicing the new value in so the rest stays byte for byte.
+func rewriteModel(body []byte, model string) ([]byte, error) {
+	v, _ := json.Marshal(model)
+	start, end, ok := modelSpan(body)
+	if !ok {
+		return nil, errors.New("the request body is not a JSON object")
+	}
+	out := make([]byte, 0, len(body)+len(v)+10)
+	if start < 0 { // no "model" yet: add it first
+		out = append(out, body[:end]...)
+		out = append(out, `"model":`...)
+		out = append(out, v...)
+		rest := bytes.TrimLeft(body[end:], " \t\r\n")
+		if len(rest) > 0 && rest[0] != '}' {
+			out = append(out, ',')
+		}
+		return append(out, body[end:]...), nil
+	}
+	out = append(out, body[:start]...)
+	out = append(out, v...)
+	return append(out, body[end:]...), nil
+}
+
+// modelSpan finds the value of the last top-level "model" key. With no
+// such key, start is -1 and end is just past the opening brace.
+func modelSpan(body []byte) (start, end int, ok bool) {
+	s := scanner{b: body}
+	s.space()
+	if !s.eat('{') {
+		return 0, 0, false
+	}
+	start, end = -1, s.i
+	for {
+		s.space()
+		if s.eat('}') {
+			return start, end, true
+		}
+		key, ok := s.str()
+		if !ok {
+			return 0, 0, false
+		}
+		s.space()
+		if !s.eat(':') {
+			return 0, 0, false
+		}
+		s.space()
+		vs := s.i
+		if !s.skip() {
+			return 0, 0, false
+		}
+		if string(key) == "model" {
+			start, end = vs, s.i
+		}
+		s.space()
+		if s.eat(',') {
+			continue
+		}
+		if s.eat('}') {
+			return start, end, true
+		}
+		return 0, 0, false
 	}
 }
 

@@ -77,3 +77,59 @@ func BenchmarkBodyMetaUnmarshal(b *testing.B) {
 		json.Unmarshal(body, &m)
 	}
 }
+
+func TestRewriteModelSplices(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ in, want string }{
+		{`{"model":"a","stream":true}`, `{"model":"b","stream":true}`},
+		{`{ "max_tokens": 1, "model" : "a" }`, `{ "max_tokens": 1, "model" : "b" }`},
+		{`{"messages":[{"model":"inner"}]}`, `{"model":"b","messages":[{"model":"inner"}]}`},
+		{`{}`, `{"model":"b"}`},
+		{` { } `, ` {"model":"b" } `},
+	}
+	for _, tc := range cases {
+		got, err := rewriteModel([]byte(tc.in), "b")
+		if err != nil || string(got) != tc.want {
+			t.Errorf("rewriteModel(%s) = %s %v, want %s", tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := rewriteModel([]byte(`[1]`), "b"); err == nil {
+		t.Error("rewrote a non-object")
+	}
+}
+
+func FuzzRewriteModel(f *testing.F) {
+	for _, s := range []string{`{"model":"a","stream":true}`, `{}`, `{"x":[{"model":1}],"model":null}`} {
+		f.Add(s, "m")
+	}
+	f.Fuzz(func(t *testing.T, body, model string) {
+		out, err := rewriteModel([]byte(body), model)
+		if err != nil || !json.Valid([]byte(body)) {
+			return
+		}
+		var ref map[string]json.RawMessage
+		if json.Unmarshal([]byte(body), &ref) != nil {
+			return
+		}
+		var got map[string]json.RawMessage
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("rewriteModel(%q) made invalid JSON %q", body, out)
+		}
+		var m, want string
+		vb, _ := json.Marshal(model) // invalid UTF-8 becomes U+FFFD
+		json.Unmarshal(vb, &want)
+		if json.Unmarshal(got["model"], &m) != nil || m != want {
+			t.Errorf("model = %s, want %q", got["model"], want)
+		}
+		if len(got) != len(ref)+boolInt(ref["model"] == nil) {
+			t.Errorf("keys changed: %v → %v", ref, got)
+		}
+	})
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -266,17 +265,6 @@ func apiOf(provider, rest string) string {
 		return "openai-responses"
 	}
 	return ""
-}
-
-// rewriteModel returns body with its "model" set to model.
-func rewriteModel(body []byte, model string) ([]byte, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, err
-	}
-	v, _ := json.Marshal(model)
-	m["model"] = v
-	return json.Marshal(m)
 }
 
 // applyModelOverride rewrites the model to the session's override
