@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -64,32 +65,37 @@ Examples:
 			if *asJSON {
 				return writeJSON(a.stdout, rows)
 			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tBASE URL\tMODULE\tABI\tVERSION\tOPS")
-			for _, r := range rows {
-				abi, version, ops := "-", orDash(r.Version), strings.Join(r.Ops, ",")
-				if r.ABIVersion > 0 {
-					abi = fmt.Sprint(r.ABIVersion)
-				}
-				switch {
-				case r.Error != "":
-					ops = "(failed to load)"
-				case r.Module == "generic":
-					ops = "(generic: Bearer header, status table)"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, orDash(r.BaseURL), r.Module, abi, version, ops)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			for _, r := range rows {
-				if r.Error != "" {
-					fmt.Fprintf(a.stdout, "\n%s: %s\n", r.Name, r.Error)
-				}
-			}
-			return nil
+			return writeProviderTable(a.stdout, rows)
 		},
 	})
+}
+
+// writeProviderTable prints rows as a table, then each load error.
+func writeProviderTable(w io.Writer, rows []providerRow) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tBASE URL\tMODULE\tABI\tVERSION\tOPS")
+	for _, r := range rows {
+		abi, version, ops := "-", orDash(r.Version), strings.Join(r.Ops, ",")
+		if r.ABIVersion > 0 {
+			abi = fmt.Sprint(r.ABIVersion)
+		}
+		switch {
+		case r.Error != "":
+			ops = "(failed to load)"
+		case r.Module == "generic":
+			ops = "(generic: Bearer header, status table)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, orDash(r.BaseURL), r.Module, abi, version, ops)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if r.Error != "" {
+			fmt.Fprintf(w, "\n%s: %s\n", r.Name, r.Error)
+		}
+	}
+	return nil
 }
 
 func (a *app) providerRows(infos []wasm.ProviderInfo) []providerRow {

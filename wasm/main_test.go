@@ -14,7 +14,9 @@ import (
 // built-ins are compiled once per machine (wazero keys entries by module
 // hash and its own version, and writes them atomically), however many
 // hosts the tests start.
-var testCacheDir = filepath.Join(os.TempDir(), "opensoul-wasm-test-cache")
+// It is where the CLI's tests (cli/providers_cmd_test.go) look too, with
+// XDG_CACHE_HOME=$TMPDIR/opensoul-test-cache.
+var testCacheDir = filepath.Join(os.TempDir(), "opensoul-test-cache", "opensoul", "wazero")
 
 // syncBuffer collects log output from concurrent goroutines.
 type syncBuffer struct {
