@@ -18,13 +18,16 @@ import (
 
 // live keeps each agent's snapshot and sessions in memory so that a
 // request never reads or parses a state file. One goroutine polls the
-// files (size, mtime, inode) and reloads what changed, and writes what the
-// gateway learned, batched, through the store's locked updates, so edits
-// made by the CLI meanwhile are kept.
+// files (size, mtime, inode) and reloads what changed; another writes what
+// the gateway learned, batched, through the store's locked updates, so
+// edits made by the CLI meanwhile are kept. They are separate so that a
+// slow disk (fsync) never delays noticing a change made by the CLI.
 //
 // What the gateway learns is applied to the in-memory snapshots at once
-// (the next request sees a new cooldown) and queued as operations; after a
-// reload from disk the operations not yet written are applied again.
+// (the next request sees a new cooldown) and queued as operations. A
+// reload applies again the operations not yet written and those being
+// written; one that lands while a write is under way may count those
+// twice, so every agent is reloaded once more after each write.
 type live struct {
 	st  *store.Store
 	log *slog.Logger
@@ -38,6 +41,9 @@ type live struct {
 	agents   map[string]*agentLive
 	pending  map[string][]stateOp        // file agent → ops for its auth-state.json
 	sessOps  map[string][]sessionOp      // agent → ops for its sessions.json
+	inflight map[string][]stateOp        // ops being written now
+	sessIn   map[string][]sessionOp      // session ops being written now
+	stale    bool                        // reload every agent at the next poll
 	lastErrs map[string]string           // path → last load error logged
 	seen     map[string]store.Credential // profile owner/id → credential last seen
 }
@@ -192,17 +198,17 @@ func (l *live) reload(id string, a *agentLive) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.noticeChangedCredentials(snap)
 	cd := l.cd()
 	for _, owner := range []string{id, store.DefaultAgent} {
-		for _, op := range l.pending[owner] {
+		for _, op := range slices.Concat(l.inflight[owner], l.pending[owner]) {
 			applyToSnapshot(snap, owner, op, cd)
 		}
 		if id == store.DefaultAgent {
 			break
 		}
 	}
-	for _, op := range l.sessOps[id] {
+	l.noticeChangedCredentials(snap) // after the unwritten ops: one may be the disable
+	for _, op := range slices.Concat(l.sessIn[id], l.sessOps[id]) {
 		s := sessions[op.session]
 		if op.apply(&s) {
 			sessions[op.session] = s
@@ -300,19 +306,26 @@ func (l *live) pinSession(agent string, a *agentLive, op sessionOp) {
 // run polls and flushes every interval until ctx ends, then flushes once
 // more so nothing learned is lost on shutdown.
 func (l *live) run(ctx context.Context, interval time.Duration) {
+	var wg sync.WaitGroup
+	wg.Go(func() { l.every(ctx, interval, "checking", l.poll) })
+	wg.Go(func() { l.every(ctx, interval, "writing", l.flush) })
+	wg.Wait()
+	l.flush()
+}
+
+// every runs fn each interval until ctx ends, warning when it is slow.
+func (l *live) every(ctx context.Context, interval time.Duration, what string, fn func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			l.flush()
 			return
 		case <-t.C:
 			start := time.Now()
-			l.flush()
-			l.poll()
+			fn()
 			if d := time.Since(start); d > 2*time.Second {
-				l.log.Warn("state files are slow: writing and checking them took long; changes apply late", "took", d.Round(time.Millisecond))
+				l.log.Warn("state files are slow", "doing", what, "took", d.Round(time.Millisecond))
 			}
 		}
 	}
@@ -325,8 +338,18 @@ func (l *live) flush() {
 	defer l.flushMu.Unlock()
 	l.mu.Lock()
 	pending, sessOps := l.pending, l.sessOps
+	if len(pending) == 0 && len(sessOps) == 0 {
+		l.mu.Unlock()
+		return
+	}
 	l.pending, l.sessOps = map[string][]stateOp{}, map[string][]sessionOp{}
+	l.inflight, l.sessIn = pending, sessOps
 	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.inflight, l.sessIn, l.stale = nil, nil, true
+		l.mu.Unlock()
+	}()
 	cd := l.cd()
 	failed := map[string][]stateOp{}
 	for owner, ops := range pending {
@@ -382,6 +405,8 @@ func (l *live) flush() {
 func (l *live) poll() {
 	l.mu.Lock()
 	ids := slices.Collect(maps.Keys(l.agents))
+	stale := l.stale
+	l.stale = false
 	l.mu.Unlock()
 	l.loadMu.Lock()
 	defer l.loadMu.Unlock()
@@ -389,7 +414,7 @@ func (l *live) poll() {
 		l.mu.Lock()
 		a := l.agents[id]
 		l.mu.Unlock()
-		changed := false
+		changed := stale
 		for _, p := range l.paths(id) {
 			if stampOf(p) != a.stamps[p] {
 				changed = true
