@@ -3,6 +3,7 @@ package wasm
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -72,6 +73,16 @@ func BenchmarkRegistry(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := r.Headers(ctx, "anthropic", req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("classify-8k", func(b *testing.B) {
+		body := `{"type":"error","error":{"type":"rate_limit_error","message":"` + strings.Repeat("slow down ", 900)[:8000] + `"}}`
+		req := ClassifyRequest{Status: 429, Headers: map[string]string{"retry-after": "3"}, Body: body}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := r.Classify(ctx, "anthropic", req); err != nil {
 				b.Fatal(err)
 			}
 		}

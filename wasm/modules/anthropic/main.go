@@ -106,20 +106,20 @@ func headers(r guest.Request) guest.Headers {
 }
 
 func classify(r guest.Request) guest.Class {
-	c := guest.StatusTable(r)
+	c := guest.StatusTable(&r)
 	switch {
-	case guest.Contains(r.Body, "only authorized for use with claude code"):
+	case r.Mentions("only authorized for use with claude code"):
 		return guest.Class{Failover: true, Reason: "credential_scope", RetryAfterMs: -1,
 			Hint: "this token only works inside Claude Code; use an Anthropic API key for the gateway"}
-	case guest.Contains(r.Body, "credit balance"):
+	case r.Mentions("credit balance"):
 		return guest.Class{Failover: true, Reason: "billing", RetryAfterMs: -1,
 			Hint: "add credits at console.anthropic.com, or use another credential"}
-	case r.Status == 529 || guest.Contains(r.Body, "overloaded_error"):
+	case r.Status == 529 || r.Mentions("overloaded_error"):
 		return guest.Class{Failover: true, Reason: "rate_limit", RetryAfterMs: guest.RetryAfterMs(r.Headers),
 			Hint: "Anthropic is overloaded"}
 	case r.Status == 401 || r.Status == 403:
 		c.Hint = "the credential was rejected; check it with `opensoul models status`"
-	case r.Status == 404 && guest.Contains(r.Body, "model"):
+	case r.Status == 404 && r.Mentions("model"):
 		c.Reason, c.Failover = "model_not_found", false
 	}
 	return c

@@ -72,13 +72,13 @@ func headers(r guest.Request) guest.Headers {
 }
 
 func classify(r guest.Request) guest.Class {
-	c := guest.StatusTable(r)
+	c := guest.StatusTable(&r)
 	switch {
-	case guest.Contains(r.Body, "api_key_invalid", "api key not valid", "api key expired"):
+	case r.Mentions("api_key_invalid", "api key not valid", "api key expired"):
 		return guest.Class{Failover: true, Reason: "auth", RetryAfterMs: -1, Hint: "Google rejected the API key; check it with `opensoul models status`"}
-	case guest.Contains(r.Body, "billing", "free tier is not available"):
+	case r.Mentions("billing", "free tier is not available"):
 		return guest.Class{Failover: true, Reason: "billing", RetryAfterMs: -1, Hint: "enable billing for the key's Google Cloud project"}
-	case r.Status == 429 || guest.Contains(r.Body, "resource_exhausted"):
+	case r.Status == 429 || r.Mentions("resource_exhausted"):
 		return guest.Class{Failover: true, Reason: "rate_limit", RetryAfterMs: guest.RetryAfterMs(r.Headers)}
 	case r.Status == 404:
 		c.Reason, c.Failover = "model_not_found", false

@@ -65,12 +65,12 @@ func check(r guest.Request) guest.Check {
 }
 
 func classify(r guest.Request) guest.Class {
-	c := guest.StatusTable(r)
+	c := guest.StatusTable(&r)
 	switch {
-	case guest.Contains(r.Body, "insufficient_quota", "exceeded your current quota", "billing_hard_limit"):
+	case r.Mentions("insufficient_quota", "exceeded your current quota", "billing_hard_limit"):
 		return guest.Class{Failover: true, Reason: "billing", RetryAfterMs: -1,
 			Hint: "the account is out of quota; add credits at platform.openai.com or use another credential"}
-	case r.Status == 404 && guest.Contains(r.Body, "model_not_found", "does not exist"):
+	case r.Status == 404 && r.Mentions("model_not_found", "does not exist"):
 		c.Reason, c.Failover = "model_not_found", false
 	case r.Status == 401:
 		c.Hint = "the key was rejected (invalid_api_key); check it with `opensoul models status`"

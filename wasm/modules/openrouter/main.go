@@ -49,14 +49,14 @@ func check(r guest.Request) guest.Check {
 }
 
 func classify(r guest.Request) guest.Class {
-	c := guest.StatusTable(r)
+	c := guest.StatusTable(&r)
 	switch {
 	case r.Status == 402:
 		c.Hint = "the OpenRouter account is out of credits; top up at openrouter.ai/settings/credits"
-	case r.Status == 403 && guest.Contains(r.Body, "key limit", "limit exceeded", "credit limit"):
+	case r.Status == 403 && r.Mentions("key limit", "limit exceeded", "credit limit"):
 		return guest.Class{Failover: true, Reason: "billing", RetryAfterMs: -1,
 			Hint: "this key reached its credit limit; raise it at openrouter.ai/settings/keys"}
-	case r.Status == 403 && guest.Contains(r.Body, "flagged", "moderation"):
+	case r.Status == 403 && r.Mentions("flagged", "moderation"):
 		return guest.Class{Reason: "format", RetryAfterMs: -1, Hint: "the input was flagged by moderation"}
 	case r.Status == 404:
 		c.Reason, c.Failover = "model_not_found", false

@@ -19,6 +19,8 @@ type Request struct {
 	Status    int
 	Headers   map[string]string
 	Body      string
+
+	lowerBody string // the start of Body in lower case, for Mentions
 }
 
 // Check is the answer to the check op.
@@ -154,13 +156,12 @@ func RetryAfterMs(h map[string]string) int64 {
 
 // StatusTable is DESIGN §4's table for a status code and body; modules
 // start from it and refine.
-func StatusTable(r Request) Class {
-	body := strings.ToLower(r.Body)
+func StatusTable(r *Request) Class {
 	c := Class{RetryAfterMs: -1}
 	switch {
-	case r.Status == 429 || strings.Contains(body, "overloaded") && r.Status >= 500:
+	case r.Status == 429 || r.Status >= 500 && r.Mentions("overloaded"):
 		c.Failover, c.Reason, c.RetryAfterMs = true, "rate_limit", RetryAfterMs(r.Headers)
-	case r.Status == 402 || strings.Contains(body, "credit balance"):
+	case r.Status == 402 || r.Mentions("credit balance"):
 		c.Failover, c.Reason = true, "billing"
 	case r.Status == 401 || r.Status == 403:
 		c.Failover, c.Reason = true, "auth"

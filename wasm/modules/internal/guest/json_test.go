@@ -129,3 +129,37 @@ func BenchmarkDecodeRequest(b *testing.B) {
 		decodeRequest(benchIn)
 	}
 }
+
+func TestMentions(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", mentionWindow)
+	tests := []struct {
+		body    string
+		phrases []string
+		want    bool
+	}{
+		{"Your Credit Balance is too low", []string{"credit balance"}, true},
+		{"abc", []string{"abcd"}, false},
+		{"abcd", []string{"abcd"}, true},
+		{"0123456789abcdefgh", []string{"gh"}, true},
+		{"0123456789abcdefgh", []string{"zz", "9a"}, true},
+		{"", []string{"a"}, false},
+		{long + "credit balance", []string{"credit balance"}, false}, // past the window
+	}
+	for _, tt := range tests {
+		r := Request{Body: tt.body}
+		if got := r.Mentions(tt.phrases...); got != tt.want {
+			t.Errorf("Mentions(%.30q, %q) = %v", tt.body, tt.phrases, got)
+		}
+	}
+}
+
+func FuzzContains(f *testing.F) {
+	f.Add("hello world", "o w")
+	f.Add("aaaaaaaaaaaaaaaab", "ab")
+	f.Fuzz(func(t *testing.T, h, p string) {
+		if got, want := contains(h, p), strings.Contains(h, p); got != want {
+			t.Fatalf("contains(%q, %q) = %v, want %v", h, p, got, want)
+		}
+	})
+}

@@ -106,17 +106,6 @@ func JWTExpiry(s string) (ms int64, hasExp, ok bool) {
 
 func isObject(v any) bool { _, ok := v.(map[string]any); return ok }
 
-// Contains reports whether body contains any of the phrases, ignoring case.
-func Contains(body string, phrases ...string) bool {
-	b := strings.ToLower(body)
-	for _, p := range phrases {
-		if strings.Contains(b, p) {
-			return true
-		}
-	}
-	return false
-}
-
 // Bearer is the usual presentation of a secret. x-api-key is removed, as
 // clients may have put the gateway's own token there.
 func Bearer(r Request) Headers {
