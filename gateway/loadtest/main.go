@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -88,6 +89,14 @@ func child(kind, upstreamURL string) error {
 		h = gw
 	default:
 		return fmt.Errorf("unknown -serve %q", kind)
+	}
+	if path := os.Getenv("LOADTEST_CPUPROFILE"); path != "" && kind == "gateway" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
 	}
 	addr, stop := listen(h)
 	defer stop()
