@@ -251,9 +251,18 @@ func (s *Server) classify(ctx context.Context, provider string, resp *http.Respo
 func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, model string, now time.Time) ([]candidate, []Attempt, bool, *HTTPError) {
 	sess, known := (*rs.al.sessions.Load())[rs.session]
 	var pin *policy.Pin
-	if sess.AuthProfileOverride != "" {
-		if c, ok := snap.Profiles[sess.AuthProfileOverride]; ok && c.Provider == rs.provider {
-			pin = &policy.Pin{Profile: sess.AuthProfileOverride, Source: cmpOr(sess.AuthProfileOverrideSource, store.PinAuto)}
+	if id := sess.AuthProfileOverride; id != "" {
+		source := cmpOr(sess.AuthProfileOverrideSource, store.PinAuto)
+		c, ok := snap.Profiles[id]
+		switch {
+		case ok && c.Provider == rs.provider:
+			pin = &policy.Pin{Profile: id, Source: source}
+		case !ok && source == store.PinUser && strings.HasPrefix(id, rs.provider+":"):
+			// A strict pin never falls back to another profile, even when
+			// its own has been removed.
+			return nil, nil, true, &HTTPError{Code: http.StatusServiceUnavailable, Type: "no_credential", Msg: fmt.Sprintf(
+				"opensoul: session %s is pinned to %s (/model …@%s) but agent %s has no such profile; add it back, or send /model default to clear the pin",
+				rs.session, id, id, rs.agent)}
 		}
 	}
 	env := *s.env.Load()

@@ -220,6 +220,16 @@ func TestStrictUserPin(t *testing.T) {
 	if resp.StatusCode != 429 || len(f.anthropic.requests()) != 1 {
 		t.Errorf("second pinned request: %d after %d upstream calls", resp.StatusCode, len(f.anthropic.requests()))
 	}
+	// A pin to a profile that was removed fails instead of switching.
+	f.st.UpdateSessions("main", func(ss *store.Sessions) error {
+		ss.Sessions["gone"] = &store.Session{AuthProfileOverride: "anthropic:removed", AuthProfileOverrideSource: store.PinUser}
+		return nil
+	})
+	f.gw.Refresh("main")
+	resp, body = f.messages("claude-sonnet-5", map[string]string{"x-opensoul-session": "gone"})
+	if _, msg := anthropicError(t, body); resp.StatusCode != 503 || !strings.Contains(msg, "pinned to anthropic:removed") {
+		t.Errorf("pin to a removed profile: %d %s", resp.StatusCode, msg)
+	}
 	// Another session is not pinned.
 	resp, _ = f.messages("claude-sonnet-5", map[string]string{"x-opensoul-session": "s2"})
 	if resp.StatusCode != 200 || resp.Header.Get("x-opensoul-profile") != "anthropic:a" {
