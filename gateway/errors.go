@@ -97,7 +97,7 @@ func anthropicType(code int, reason string) string {
 		return "not_found_error"
 	case code == http.StatusTooManyRequests:
 		return "rate_limit_error"
-	case code == 529 || code == http.StatusServiceUnavailable:
+	case code == 529 || code == http.StatusServiceUnavailable && reason != "no_credential":
 		return "overloaded_error"
 	case code >= 500:
 		return "api_error"
