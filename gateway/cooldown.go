@@ -16,6 +16,9 @@ const (
 	ReasonModelNotFound   = "model_not_found"
 	ReasonTimeout         = "timeout" // also upstream 5xx
 	ReasonFormat          = "format"
+	// ReasonCooldown marks a profile skipped because it is cooling down
+	// (not a failure of this request).
+	ReasonCooldown = "cooldown"
 )
 
 // DisabledUntilChanged is the disabledUntil written for a profile that

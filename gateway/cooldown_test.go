@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -237,4 +238,36 @@ func FuzzPresentedToken(f *testing.F) {
 			t.Errorf("x-api-key ignored: %q", got)
 		}
 	})
+}
+
+func TestExhaustedStatus(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	in := func(d time.Duration) int64 { return now.Add(d).UnixMilli() }
+	cases := []struct {
+		name     string
+		attempts []Attempt
+		cooling  []Attempt
+		code     int
+		retry    time.Duration
+	}{
+		{"rate limit then auth", []Attempt{{Profile: "p:a", Reason: ReasonRateLimit, Recovery: in(30 * time.Second)}, {Profile: "p:b", Reason: ReasonAuth, Recovery: DisabledUntilChanged}}, nil, 429, 30 * time.Second},
+		{"auth then billing", []Attempt{{Profile: "p:a", Reason: ReasonAuth, Recovery: DisabledUntilChanged}, {Profile: "p:b", Reason: ReasonBilling, Recovery: in(5 * time.Hour)}}, nil, 402, 0},
+		{"one 5xx", []Attempt{{Profile: "p:a", Reason: ReasonTimeout, Status: 500}}, nil, 504, 0},
+		{"all cooling", nil, []Attempt{{Profile: "p:a", Reason: ReasonCooldown, Recovery: in(20 * time.Second)}, {Profile: "p:b", Reason: ReasonCooldown, Recovery: in(90 * time.Second)}}, 429, 20 * time.Second},
+		{"all disabled for billing", nil, []Attempt{{Profile: "p:a", Reason: ReasonBilling, Recovery: in(5 * time.Hour)}}, 429, 5 * time.Hour},
+		{"all disabled until changed", nil, []Attempt{{Profile: "p:a", Reason: ReasonAuth, Recovery: DisabledUntilChanged}}, 401, 0},
+		{"scope", []Attempt{{Profile: "p:a", Reason: ReasonCredentialScope, Recovery: DisabledUntilChanged, Hint: "use an API key"}}, nil, 403, 0},
+	}
+	for _, tc := range cases {
+		e := exhausted("p", "m", tc.attempts, tc.cooling, now)
+		if e.Code != tc.code || e.RetryAfter != tc.retry {
+			t.Errorf("%s: %d Retry-After %v, want %d %v (%s)", tc.name, e.Code, e.RetryAfter, tc.code, tc.retry, e.Msg)
+		}
+		for _, a := range slices.Concat(tc.attempts, tc.cooling) {
+			if !strings.Contains(e.Msg, a.Profile+": "+a.Reason) {
+				t.Errorf("%s: message lacks %s: %s", tc.name, a.Profile, e.Msg)
+			}
+		}
+	}
 }

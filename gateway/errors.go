@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -137,9 +138,11 @@ func openAICode(code int, reason string) string {
 }
 
 // exhausted builds the answer for a request none of whose candidates
-// could serve: every attempt's profile and reason, profiles still cooling,
-// and the earliest recovery. The status follows the last failure; when
-// every candidate is cooling it is 429 with Retry-After.
+// could serve: every attempt's profile and reason, the profiles skipped
+// because they are cooling, and the earliest recovery. When waiting helps
+// (a rate limit or a cooldown ends at a known time) the answer is 429 with
+// Retry-After, so SDKs back off and retry; otherwise its status follows
+// the last failure (401 for a rejected credential, 402 for billing, …).
 func exhausted(provider, model string, attempts []Attempt, cooling []Attempt, now time.Time) *HTTPError {
 	var parts []string
 	for _, a := range attempts {
@@ -148,30 +151,44 @@ func exhausted(provider, model string, attempts []Attempt, cooling []Attempt, no
 	for _, a := range cooling {
 		parts = append(parts, describeAttempt(a, now)+" (not tried)")
 	}
-	earliest := int64(0)
-	for _, a := range append(append([]Attempt(nil), attempts...), cooling...) {
-		if a.Recovery > now.UnixMilli() && a.Recovery < DisabledUntilChanged && (earliest == 0 || a.Recovery < earliest) {
+	earliest, soon := int64(0), int64(0) // any recovery; a recovery waiting fixes
+	for _, a := range slices.Concat(attempts, cooling) {
+		if a.Recovery <= now.UnixMilli() || a.Recovery >= DisabledUntilChanged {
+			continue
+		}
+		if earliest == 0 || a.Recovery < earliest {
 			earliest = a.Recovery
+		}
+		waitable := a.Reason == ReasonRateLimit || a.Reason == ReasonTimeout || a.Reason == ReasonCooldown
+		if waitable && (soon == 0 || a.Recovery < soon) {
+			soon = a.Recovery
 		}
 	}
 	e := &HTTPError{Code: http.StatusBadGateway, Type: ReasonTimeout}
-	if len(attempts) > 0 {
-		last := attempts[len(attempts)-1]
-		e.Type = last.Reason
-		e.Code = statusForReason(last.Reason, last.Status)
-	} else {
+	switch {
+	case soon > 0 || (len(attempts) == 0 && len(cooling) > 0 && earliest > 0):
 		e.Type, e.Code = ReasonRateLimit, http.StatusTooManyRequests
+		e.RetryAfter = max(time.UnixMilli(cmpOrInt(soon, earliest)).Sub(now).Round(time.Second), time.Second)
+	case len(attempts) > 0:
+		last := attempts[len(attempts)-1]
+		e.Type, e.Code = last.Reason, statusForReason(last.Reason, last.Status)
+	case len(cooling) > 0:
+		e.Type, e.Code = cooling[0].Reason, statusForReason(cooling[0].Reason, 0)
 	}
 	msg := fmt.Sprintf("opensoul: no %s credential could serve %s: %s", provider, model, strings.Join(parts, "; "))
 	if earliest > 0 {
 		wait := time.UnixMilli(earliest).Sub(now).Round(time.Second)
 		msg += fmt.Sprintf(". Earliest recovery in %s (%s)", wait, time.UnixMilli(earliest).UTC().Format(time.RFC3339))
-		if e.Code == http.StatusTooManyRequests {
-			e.RetryAfter = max(wait, time.Second)
-		}
 	}
 	e.Msg = msg
 	return e
+}
+
+func cmpOrInt(a, b int64) int64 {
+	if a != 0 {
+		return a
+	}
+	return b
 }
 
 func describeAttempt(a Attempt, now time.Time) string {

@@ -296,9 +296,9 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 			continue
 		}
 		u := snap.Stats[id]
-		reason := dec.Reasons[id]
-		if reason == "" {
-			reason = cmpOr(u.DisabledReason, "cooldown")
+		reason := ReasonCooldown
+		if u.DisabledUntil > now.UnixMilli() {
+			reason = cmpOr(u.DisabledReason, "disabled")
 		}
 		cooling = append(cooling, Attempt{Profile: id, Model: model, Reason: reason, Recovery: Recovery(u, model, now)})
 	}
