@@ -218,20 +218,7 @@ func (a *app) providerModules(ctx context.Context, log *slog.Logger) (*wasm.Regi
 	if err != nil {
 		return nil, fmt.Errorf("provider modules: %w", err)
 	}
-	paths := map[string]string{}
-	files, _ := filepath.Glob(filepath.Join(a.st.Dir, "providers", "*.wasm"))
-	for _, f := range files {
-		paths[strings.TrimSuffix(filepath.Base(f), ".wasm")] = f
-	}
-	for name, p := range a.cfg.Providers {
-		if p.Module != "" {
-			m := p.Module
-			if !filepath.IsAbs(m) {
-				m = filepath.Join(a.st.Dir, m)
-			}
-			paths[name] = m
-		}
-	}
+	paths := a.modulePaths()
 	reg, errs := wasm.NewRegistry(ctx, host, paths)
 	// User modules are loaded now so that a broken one is reported at
 	// start; built-in ones when their provider is first used, so that a

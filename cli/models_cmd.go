@@ -191,6 +191,15 @@ func (a *app) buildStatus(ctx context.Context, agentFlag string, now time.Time) 
 	}
 	sort.Strings(names)
 	verdict := a.verdictFunc(ctx, now)
+	if verdict != nil {
+		var creds []store.Credential
+		for _, c := range snap.Profiles {
+			if st := gateway.ProfileStatus(c, now); st != gateway.StatusMissing && st != gateway.StatusExpired {
+				creds = append(creds, c)
+			}
+		}
+		a.prefetchVerdicts(ctx, creds, now)
+	}
 	for _, p := range names {
 		ps := providerStatus{Provider: p, InUse: inUse[p], Profiles: []profileStatus{}}
 		ids := snap.ProfileIDs(p)

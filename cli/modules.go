@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,14 +42,61 @@ func (a *app) registry(ctx context.Context) (*wasm.Registry, []error, error) {
 		if a.mods.err != nil {
 			return
 		}
-		paths := map[string]string{}
-		for name, p := range a.cfg.Providers {
-			paths[name] = p.Module
+		paths := a.modulePaths()
+		for name := range a.cfg.Providers {
+			if _, ok := paths[name]; !ok {
+				paths[name] = "" // built-in module, or the generic behaviour
+			}
 		}
 		a.mods.reg, a.mods.errs = wasm.NewRegistry(ctx, a.mods.host, paths)
 		a.cleanup = append(a.cleanup, func() { a.mods.host.Close(context.Background()) })
 	})
 	return a.mods.reg, a.mods.errs, a.mods.err
+}
+
+// modulePaths maps providers to their module files: every
+// <state>/providers/<name>.wasm, then providers.<name>.module (relative
+// paths are relative to the state dir). Providers not named keep their
+// built-in module or the generic behaviour.
+func (a *app) modulePaths() map[string]string {
+	paths := map[string]string{}
+	files, _ := filepath.Glob(filepath.Join(a.st.Dir, "providers", "*.wasm"))
+	for _, f := range files {
+		paths[strings.TrimSuffix(filepath.Base(f), ".wasm")] = f
+	}
+	for name, p := range a.cfg.Providers {
+		if p.Module != "" {
+			m := p.Module
+			if !filepath.IsAbs(m) {
+				m = filepath.Join(a.st.Dir, m)
+			}
+			paths[name] = m
+		}
+	}
+	return paths
+}
+
+// prefetchVerdicts checks every credential at once, so the modules a cold
+// run must compile load side by side; later checks hit the registry cache.
+func (a *app) prefetchVerdicts(ctx context.Context, creds []store.Credential, now time.Time) {
+	reg, _, err := a.registry(ctx)
+	if err != nil || len(creds) < 2 {
+		return
+	}
+	calls := make([]wasm.CheckCall, 0, len(creds))
+	for _, c := range creds {
+		calls = append(calls, wasm.CheckCall{Provider: c.Provider, Req: checkRequest(c, now)})
+	}
+	reg.CheckAll(ctx, calls)
+}
+
+func checkRequest(c store.Credential, now time.Time) wasm.CheckRequest {
+	req := wasm.CheckRequest{Type: c.Type, Secret: c.Secret(), Now: now.UnixMilli()}
+	if c.Expires != 0 {
+		e := c.Expires
+		req.ExpiresAt = &e
+	}
+	return req
 }
 
 // moduleChecker returns a checker that asks the provider's module about a
@@ -67,12 +115,7 @@ func (a *app) runCheck(ctx context.Context, c store.Credential, now time.Time, w
 		if err != nil {
 			return "", "", ""
 		}
-		req := wasm.CheckRequest{Type: c.Type, Secret: c.Secret(), Now: now.UnixMilli()}
-		if c.Expires != 0 {
-			e := c.Expires
-			req.ExpiresAt = &e
-		}
-		res, err := reg.Check(ctx, c.Provider, req)
+		res, err := reg.Check(ctx, c.Provider, checkRequest(c, now))
 		if err != nil {
 			var me *wasm.ModuleError
 			if errors.As(err, &me) && !warned[c.Provider] {
