@@ -1,17 +1,22 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/anthropics/anthropic-sdk-go"
 	aoption "github.com/anthropics/anthropic-sdk-go/option"
 	"github.com/openai/openai-go/v3"
 	ooption "github.com/openai/openai-go/v3/option"
 
+	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -188,5 +193,46 @@ func TestSDKFailover(t *testing.T) {
 	}
 	if apiErr.Response.Header.Get("Retry-After") == "" || !strings.Contains(apiErr.Message, "openai:a") || !strings.Contains(apiErr.Message, "openai:b") {
 		t.Errorf("error lacks Retry-After or attempts: %q %q", apiErr.Response.Header.Get("Retry-After"), apiErr.Message)
+	}
+}
+
+// TestStreamFlushesEachEvent: the upstream sends one event and waits until
+// the client has it before sending the next, so a gateway that buffered
+// would deadlock (the test would give up after its bound).
+func TestStreamFlushesEachEvent(t *testing.T) {
+	t.Parallel()
+	got := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "event: ping\ndata: {\"type\":\"ping\"}\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+			return // the client never saw the first event
+		}
+		io.WriteString(w, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+	}))
+	defer up.Close()
+	f := newFixture(t, withConfig(func(c *gateway.Config) {
+		c.Providers["anthropic"] = gateway.Upstream{BaseURL: up.URL}
+	}))
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
+	req, _ := http.NewRequest("POST", f.srv.URL+"/anthropic/v1/messages", strings.NewReader(`{"model":"m","stream":true}`))
+	req.Header.Set("x-api-key", gatewayToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	first, err := br.ReadString('\n')
+	if err != nil || first != "event: ping\n" {
+		t.Fatalf("first line %q, %v", first, err)
+	}
+	close(got)
+	rest, _ := io.ReadAll(br)
+	if !strings.Contains(string(rest), "message_stop") {
+		t.Errorf("the second event never came: %q", rest)
 	}
 }
