@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -34,6 +36,33 @@ func BenchmarkGateway(b *testing.B) {
 		f.gw.ServeHTTP(w, req)
 		if w.Code != http.StatusOK {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		io.Copy(io.Discard, w.Body)
+	}
+}
+
+// BenchmarkBareProxy is BenchmarkGateway's baseline: a bare
+// httputil.ReverseProxy in front of the same upstream.
+func BenchmarkBareProxy(b *testing.B) {
+	f := newFixture(b)
+	f.anthropic.set(keyA, answer{})
+	target, _ := url.Parse(f.anthropic.URL)
+	proxy := &httputil.ReverseProxy{
+		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.Out.Host = "" },
+		Transport:     &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
+		FlushInterval: -1,
+	}
+	body := `{"model":"claude-sonnet-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/v1/messages", strings.NewReader(body))
+		req.Header.Set("x-api-key", keyA)
+		req.Header.Set("content-type", "application/json")
+		w := httptest.NewRecorder()
+		proxy.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d", w.Code)
 		}
 		io.Copy(io.Discard, w.Body)
 	}

@@ -278,6 +278,7 @@ func newGateway(ctx context.Context, upstreamURL, first string) (*gateway.Server
 }
 
 type result struct {
+	cpu      time.Duration // the server's CPU time for these requests
 	n        int
 	errs     int
 	secs     float64
@@ -357,14 +358,37 @@ func drive(url, key string, stream bool, conns int, dur time.Duration, max int) 
 const rounds = 3
 
 // pair drives bare and gateway alternately for rounds, merging the
-// latencies of each.
-func pair(bareURL, gwURL string, stream bool, conns int, dur time.Duration, max int) (b, g result) {
+// latencies of each and measuring each server's CPU time per request,
+// which a busy shared machine disturbs far less than latency.
+func pair(bare, gw *server, stream bool, conns int, dur time.Duration, max int) (b, g result) {
 	var bs, gs []result
 	for range rounds {
-		bs = append(bs, drive(bareURL, keyGood, stream, conns, dur/rounds, max/rounds))
-		gs = append(gs, drive(gwURL+"/anthropic", gwToken, stream, conns, dur/rounds, max/rounds))
+		bs = append(bs, bare.measure(func() result { return drive(bare.url, keyGood, stream, conns, dur/rounds, max/rounds) }))
+		gs = append(gs, gw.measure(func() result { return drive(gw.url+"/anthropic", gwToken, stream, conns, dur/rounds, max/rounds) }))
 	}
 	return merge(bs), merge(gs)
+}
+
+// measure runs load and records the CPU time the server spent on it.
+func (s *server) measure(load func() result) result {
+	before := s.cpu()
+	r := load()
+	r.cpu = s.cpu() - before
+	return r
+}
+
+// cpu is the server process's user+system time so far (/proc, in ticks of
+// 1/100 s).
+func (s *server) cpu() time.Duration {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	var ut, st int64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 func run(dur time.Duration, max int) error {
@@ -399,10 +423,11 @@ func run(dur time.Duration, max int) error {
 	idle, _ := gw.rssMB()
 	bareIdle, _ := bare.rssMB()
 	fmt.Printf("OpenSoul gateway load harness: %d CPUs, %s per cell in %d alternating rounds, loopback only\n", runtime.NumCPU(), dur, rounds)
-	fmt.Printf("%-9s %5s | %-28s | %-28s | %s\n", "mode", "conns", "bare proxy  req/s   p50   p99", "gateway  req/s   p50   p99", "gateway vs bare")
+	fmt.Printf("%-8s %5s | %-36s | %-36s | %s\n", "mode", "conns", "bare proxy req/s   p50    p99 cpu/req", "gateway    req/s   p50    p99 cpu/req", "gateway vs bare")
 	row := func(mode string, conns int, b, g result) {
-		fmt.Printf("%-9s %5d | %8.0f %8s %8s | %8.0f %8s %8s | %5.1f%% req/s, p50 %+dµs\n", mode, conns,
-			b.rps, us(b.p50), us(b.p99), g.rps, us(g.p50), us(g.p99), 100*g.rps/b.rps, (g.p50 - b.p50).Microseconds())
+		fmt.Printf("%-8s %5d | %8.0f %8s %8s %6s | %8.0f %8s %8s %6s | %5.1f%% req/s, p50 %+dµs, cpu %+dµs/req\n", mode, conns,
+			b.rps, us(b.p50), us(b.p99), us(b.cpuPer()), g.rps, us(g.p50), us(g.p99), us(g.cpuPer()),
+			100*g.rps/b.rps, (g.p50 - b.p50).Microseconds(), (g.cpuPer() - b.cpuPer()).Microseconds())
 		if b.errs+g.errs > 0 {
 			fmt.Printf("          errors: bare %d, gateway %d\n", b.errs, g.errs)
 		}
@@ -414,7 +439,7 @@ func run(dur time.Duration, max int) error {
 			mode = "sse-ttfb"
 		}
 		for _, conns := range []int{1, 32} {
-			b, g := pair(bare.url, gw.url, stream, conns, dur, max)
+			b, g := pair(bare, gw, stream, conns, dur, max)
 			row(mode, conns, b, g)
 		}
 	}
@@ -463,6 +488,7 @@ func merge(rs []result) result {
 	for _, r := range rs {
 		m.n += r.n
 		m.errs += r.errs
+		m.cpu += r.cpu
 		secs += r.secs
 		m.lats = append(m.lats, r.lats...)
 	}
@@ -473,6 +499,13 @@ func merge(rs []result) result {
 		m.p99 = m.lats[len(m.lats)*99/100]
 	}
 	return m
+}
+
+func (r result) cpuPer() time.Duration {
+	if r.n == 0 {
+		return 0
+	}
+	return r.cpu / time.Duration(r.n)
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%dµs", d.Microseconds()) }
