@@ -7,8 +7,10 @@
 // connections, JSON and SSE streaming (time to first byte) — alternating
 // bare and gateway in rounds so that drift on a shared machine hits both,
 // then once more with one of the two profiles answering 429, and prints
-// requests/s and p50/p99 side by side and the gateway's peak RSS after a
-// 64-connection run. Every cell is bounded in time and request count.
+// requests/s, p50/p99 and each server's CPU time per request side by side,
+// and the gateway's RSS under 64 connections. Every cell is bounded in time
+// and request count. On a shared machine latency is noisy; CPU per request
+// is the steadier measure of what the gateway adds.
 //
 //	go run ./gateway/loadtest [-d 3s] [-max 300000]
 package main
