@@ -168,18 +168,20 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	rc := s.cfg.Load()
 	provider, rest, ok := splitRoute(r.URL.EscapedPath())
+	rs := &reqState{start: start, rc: rc, provider: provider, rest: rest}
+	defer s.finish(r.Context(), rs)
+	if _, known := rc.bases[provider]; !known {
+		rs.provider = "" // an unknown name stays out of the metrics' labels
+	}
 	if !ok {
-		writeError(w, provider, &HTTPError{Code: http.StatusBadRequest, Msg: "opensoul: the path must be /{provider}/… without . or .. segments"})
+		s.reject(w, rs, &HTTPError{Code: http.StatusBadRequest, Msg: "opensoul: the path must be /{provider}/… without . or .. segments"})
 		return
 	}
-	base, ok := rc.bases[provider]
-	if !ok {
-		writeError(w, "", &HTTPError{Code: http.StatusNotFound,
+	if rs.base, ok = rc.bases[provider]; !ok {
+		s.reject(w, rs, &HTTPError{Code: http.StatusNotFound,
 			Msg: fmt.Sprintf("opensoul: no provider %q; use /{provider}/… with a provider from the config (providers.<name>.baseUrl)", provider)})
 		return
 	}
-	rs := &reqState{start: start, rc: rc, provider: provider, rest: rest, base: base}
-	defer s.finish(r.Context(), rs)
 
 	agent, herr := authenticate(rc, r.Header)
 	if herr != nil {
