@@ -132,11 +132,27 @@ func (a *app) saveCredential(ctx context.Context, o saveOptions) error {
 	} else {
 		cred.Token = o.secret
 	}
+	changed := false
 	if err := a.st.UpdateProfiles(o.agent, func(p *store.Profiles) error {
+		changed = p.Profiles[o.id].Secret() != cred.Secret()
 		p.Profiles[o.id] = cred
 		return nil
 	}); err != nil {
 		return err
+	}
+	if changed {
+		// Cooldowns and disables were about the old secret (an auth
+		// disable lasts "until the credential is changed"): start afresh.
+		if err := a.st.UpdateState(o.agent, func(st *store.State) error {
+			u := st.UsageStats[o.id]
+			if u == nil {
+				return store.NoChange
+			}
+			st.UsageStats[o.id] = &store.UsageStats{LastUsed: u.LastUsed}
+			return nil
+		}); err != nil {
+			a.warnf("saved the credential, but could not clear its old cooldowns: %v", err)
+		}
 	}
 	if err := upsertProfileMeta(a.cfgFile, o.id, o.provider, o.typ); err != nil {
 		fmt.Fprintf(a.stderr, "warning: saved the credential, but could not record it in %s: %v\n", a.cfgFile, err)

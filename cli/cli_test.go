@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -447,5 +448,31 @@ func TestVerdictCacheHoldsNoSecret(t *testing.T) {
 	// A warm run answers the same from the cache.
 	if again := e.ok("", "models", "status", "--json"); again != first {
 		t.Errorf("warm status differs:\n%s\n%s", first, again)
+	}
+}
+
+func TestReplacingASecretLiftsItsDisable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.ok(fixAnthropicKey, "models", "auth", "paste-token", "--provider", "anthropic", "--type", "api_key")
+	st := store.New(e.state)
+	if err := st.UpdateState("main", func(s *store.State) error {
+		s.UsageStats["anthropic:manual"] = &store.UsageStats{LastUsed: 7, DisabledUntil: gateway.DisabledUntilChanged, DisabledReason: "auth", ErrorCount: 3}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.ok("", "models", "status"); !strings.Contains(out, "disabled: auth (until the credential is replaced") {
+		t.Fatalf("status:\n%s", out)
+	}
+	// The same secret again changes nothing; a new one starts afresh.
+	e.ok(fixAnthropicKey, "models", "auth", "paste-token", "--provider", "anthropic", "--type", "api_key")
+	if s, _ := st.LoadState("main"); s.UsageStats["anthropic:manual"].DisabledReason != "auth" {
+		t.Fatal("re-pasting the same secret lifted the disable")
+	}
+	e.ok(fixSetupToken, "models", "auth", "paste-token", "--provider", "anthropic")
+	s, _ := st.LoadState("main")
+	if u := s.UsageStats["anthropic:manual"]; u.DisabledUntil != 0 || u.ErrorCount != 0 || u.LastUsed != 7 {
+		t.Errorf("after a new secret: %+v", u)
 	}
 }

@@ -374,7 +374,10 @@ func profileNote(r profileStatus, now time.Time) string {
 			notes = append(notes, "expired "+human(time.Duration(-*r.RemainingMs)*time.Millisecond)+" ago")
 		}
 	}
-	if r.DisabledUntil > nowMs {
+	switch {
+	case r.DisabledUntil >= gateway.DisabledUntilChanged:
+		notes = append(notes, fmt.Sprintf("disabled: %s (until the credential is replaced or the cooldown cleared)", r.DisabledReason))
+	case r.DisabledUntil > nowMs:
 		notes = append(notes, fmt.Sprintf("disabled: %s (%s left)", r.DisabledReason, human(time.Duration(r.DisabledUntil-nowMs)*time.Millisecond)))
 	}
 	if r.CooldownUntil > nowMs {
