@@ -230,7 +230,7 @@ Examples:
 						return err
 					}
 					dropped = append(dropped, rowOf(id, s))
-					delete(ss.Sessions, id)
+					ss.Reset(id, time.Now().UnixMilli())
 				}
 				if len(dropped) == 0 {
 					return store.NoChange

@@ -122,6 +122,9 @@ func (op sessionOp) apply(s *store.Session) bool {
 	if s.AuthProfileOverrideSource == store.PinUser || s.AuthProfileOverride == op.profile {
 		return false
 	}
+	if s.UpdatedAt > op.at.UnixMilli() {
+		return false // changed since (/model default, say): not ours to pin
+	}
 	s.AuthProfileOverride, s.AuthProfileOverrideSource = op.profile, store.PinAuto
 	if s.CreatedAt == 0 {
 		s.CreatedAt = op.at.UnixMilli()
@@ -209,6 +212,9 @@ func (l *live) reload(id string, a *agentLive) error {
 	}
 	l.noticeChangedCredentials(snap) // after the unwritten ops: one may be the disable
 	for _, op := range slices.Concat(l.sessIn[id], l.sessOps[id]) {
+		if ss.ResetAfter(op.session, op.at.UnixMilli()) {
+			continue
+		}
 		s := sessions[op.session]
 		if op.apply(&s) {
 			sessions[op.session] = s
@@ -369,6 +375,9 @@ func (l *live) flush() {
 		err := l.st.UpdateSessions(agent, func(ss *store.Sessions) error {
 			changed := false
 			for _, op := range ops {
+				if ss.ResetAfter(op.session, op.at.UnixMilli()) {
+					continue // learned before a /new or reset
+				}
 				s := ss.Sessions[op.session]
 				if s == nil {
 					s = &store.Session{}

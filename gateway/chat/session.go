@@ -19,7 +19,7 @@ func (c *call) update(fn func(s *store.Session, existed bool) (keep bool)) error
 			s, existed = &store.Session{CreatedAt: at}, false
 		}
 		if !fn(s, existed) {
-			delete(ss.Sessions, id)
+			ss.Reset(id, at)
 			return nil
 		}
 		s.UpdatedAt = at

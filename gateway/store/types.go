@@ -87,6 +87,35 @@ type Session struct {
 type Sessions struct {
 	Version  int                 `json:"version"`
 	Sessions map[string]*Session `json:"sessions"`
+	// Resets remembers, per session id, when it was last reset (epoch ms),
+	// so that an auto pin learned before the reset but written after it
+	// does not bring the old session back. Entries are kept for a while.
+	Resets map[string]int64 `json:"resets,omitempty"`
+}
+
+// resetMemory is how long a reset is remembered: far longer than the
+// gateway ever holds an unwritten pin.
+const resetMemory = 10 * 60 * 1000
+
+// Reset drops a session's overrides and pins and remembers when.
+func (ss *Sessions) Reset(id string, at int64) {
+	delete(ss.Sessions, id)
+	if ss.Resets == nil {
+		ss.Resets = map[string]int64{}
+	}
+	ss.Resets[id] = at
+	for k, t := range ss.Resets {
+		if at-t > resetMemory {
+			delete(ss.Resets, k)
+		}
+	}
+}
+
+// ResetAfter reports whether session id was reset at or after at (epoch
+// ms): something learned at that time is about the old session.
+func (ss *Sessions) ResetAfter(id string, at int64) bool {
+	t, ok := ss.Resets[id]
+	return ok && t >= at
 }
 
 func newSessions() *Sessions {
