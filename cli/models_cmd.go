@@ -139,20 +139,27 @@ func (a *app) agentID(flagVal string) (string, error) {
 	return id, store.ValidAgentID(id)
 }
 
+// agentSnapshot loads config and the agent's credentials snapshot, the
+// first step of every command that shows profiles.
+func (a *app) agentSnapshot(agentFlag string) (string, *gateway.Snapshot, error) {
+	if err := a.load(); err != nil {
+		return "", nil, err
+	}
+	agent, err := a.agentID(agentFlag)
+	if err != nil {
+		return "", nil, err
+	}
+	snap, err := gateway.LoadSnapshot(a.st, agent)
+	return agent, snap, err
+}
+
 // modelsInUse returns the default model and its fallbacks.
 func (a *app) modelsInUse() []string {
 	return append([]string{a.cfg.Agents.Defaults.Model.Primary}, a.cfg.Agents.Defaults.Model.Fallbacks...)
 }
 
 func (a *app) buildStatus(ctx context.Context, agentFlag string, now time.Time) (*statusReport, error) {
-	if err := a.load(); err != nil {
-		return nil, err
-	}
-	agent, err := a.agentID(agentFlag)
-	if err != nil {
-		return nil, err
-	}
-	snap, err := gateway.LoadSnapshot(a.st, agent)
+	agent, snap, err := a.agentSnapshot(agentFlag)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +331,7 @@ func (rep *statusReport) evaluateCheck() *checkResult {
 			case r.Type != store.TypeAPIKey && (r.Status == gateway.StatusExpired || r.Status == gateway.StatusMissing):
 				raise(1, fmt.Sprintf("%s: %s", r.ID, r.Status))
 			case r.Status == gateway.StatusExpiring:
-				raise(2, fmt.Sprintf("%s: expires in %s", r.ID, human(time.Duration(*r.RemainingMs)*time.Millisecond)))
+				raise(2, fmt.Sprintf("%s: expires in %s", r.ID, gateway.Human(time.Duration(*r.RemainingMs)*time.Millisecond)))
 			}
 		}
 	}
@@ -369,19 +376,19 @@ func profileNote(r profileStatus, now time.Time) string {
 	nowMs := now.UnixMilli()
 	if r.RemainingMs != nil {
 		if *r.RemainingMs > 0 {
-			notes = append(notes, "expires in "+human(time.Duration(*r.RemainingMs)*time.Millisecond))
+			notes = append(notes, "expires in "+gateway.Human(time.Duration(*r.RemainingMs)*time.Millisecond))
 		} else {
-			notes = append(notes, "expired "+human(time.Duration(-*r.RemainingMs)*time.Millisecond)+" ago")
+			notes = append(notes, "expired "+gateway.Human(time.Duration(-*r.RemainingMs)*time.Millisecond)+" ago")
 		}
 	}
 	switch {
 	case r.DisabledUntil >= gateway.DisabledUntilChanged:
 		notes = append(notes, fmt.Sprintf("disabled: %s (until the credential is replaced or the cooldown cleared)", r.DisabledReason))
 	case r.DisabledUntil > nowMs:
-		notes = append(notes, fmt.Sprintf("disabled: %s (%s left)", r.DisabledReason, human(time.Duration(r.DisabledUntil-nowMs)*time.Millisecond)))
+		notes = append(notes, fmt.Sprintf("disabled: %s (%s left)", r.DisabledReason, gateway.Human(time.Duration(r.DisabledUntil-nowMs)*time.Millisecond)))
 	}
 	if r.CooldownUntil > nowMs {
-		notes = append(notes, "cooldown "+human(time.Duration(r.CooldownUntil-nowMs)*time.Millisecond))
+		notes = append(notes, "cooldown "+gateway.Human(time.Duration(r.CooldownUntil-nowMs)*time.Millisecond))
 	}
 	if r.Reason != "" {
 		notes = append(notes, r.Reason)

@@ -68,14 +68,7 @@ func (a *app) modelsListCmd() *ffcli.Command {
 		LongHelp:   "Example:\n  opensoul models list",
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			if err := a.load(); err != nil {
-				return err
-			}
-			ag, err := a.agentID(*agent)
-			if err != nil {
-				return err
-			}
-			snap, err := gateway.LoadSnapshot(a.st, ag)
+			ag, snap, err := a.agentSnapshot(*agent)
 			if err != nil {
 				return err
 			}

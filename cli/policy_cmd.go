@@ -162,14 +162,7 @@ Examples:
 // explainInput resolves the facts for one would-be request the way the
 // gateway does (gateway.LoadSnapshot and gateway.BuildInput).
 func (a *app) explainInput(ctx context.Context, provider, agentFlag, sessionID, model string, now time.Time) (*policy.Input, error) {
-	if err := a.load(); err != nil {
-		return nil, err
-	}
-	agent, err := a.agentID(agentFlag)
-	if err != nil {
-		return nil, err
-	}
-	snap, err := gateway.LoadSnapshot(a.st, agent)
+	agent, snap, err := a.agentSnapshot(agentFlag)
 	if err != nil {
 		return nil, err
 	}

@@ -200,14 +200,7 @@ func (a *app) authListCmd() *ffcli.Command {
 		LongHelp:   "Example:\n  opensoul models auth list --json",
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			if err := a.load(); err != nil {
-				return err
-			}
-			ag, err := a.agentID(*agent)
-			if err != nil {
-				return err
-			}
-			snap, err := gateway.LoadSnapshot(a.st, ag)
+			ag, snap, err := a.agentSnapshot(*agent)
 			if err != nil {
 				return err
 			}

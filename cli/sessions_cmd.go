@@ -318,7 +318,7 @@ func ago(ms int64, now time.Time) string {
 	if ms == 0 {
 		return "-"
 	}
-	return human(now.Sub(time.UnixMilli(ms))) + " ago"
+	return gateway.Human(now.Sub(time.UnixMilli(ms))) + " ago"
 }
 
 // stamp renders an epoch-ms time as RFC 3339 with how long ago it was.

@@ -129,7 +129,7 @@ func (c *call) marks(id, model string, dec *policy.Decision) []string {
 		}
 	}
 	if st.CooldownUntil > ms && (st.CooldownModel == "" || model == "" || st.CooldownModel == model) {
-		w := "cooldown " + human(time.Duration(st.CooldownUntil-ms)*time.Millisecond)
+		w := "cooldown " + gateway.Human(time.Duration(st.CooldownUntil-ms)*time.Millisecond)
 		if st.CooldownModel != "" {
 			w += " on " + st.CooldownModel
 		}
@@ -140,7 +140,7 @@ func (c *call) marks(id, model string, dec *policy.Decision) []string {
 		if st.DisabledUntil >= gateway.DisabledUntilChanged {
 			w += " (until the credential changes)"
 		} else {
-			w += " (" + human(time.Duration(st.DisabledUntil-ms)*time.Millisecond) + ")"
+			w += " (" + gateway.Human(time.Duration(st.DisabledUntil-ms)*time.Millisecond) + ")"
 		}
 		out = append(out, w)
 	}
@@ -151,7 +151,7 @@ func (c *call) marks(id, model string, dec *policy.Decision) []string {
 		out = append(out, "expired")
 	default:
 		if cr.Expires > ms {
-			out = append(out, "expires "+human(time.Duration(cr.Expires-ms)*time.Millisecond))
+			out = append(out, "expires "+gateway.Human(time.Duration(cr.Expires-ms)*time.Millisecond))
 		} else if cr.Expires != 0 {
 			out = append(out, "expired (will refresh)")
 		}
@@ -191,18 +191,6 @@ func orWord(s, def string) string {
 	return s
 }
 
-// human renders a duration as status output shows it: 45s, 4m, 3h, 2d.
-func human(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()+0.5))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()+0.5))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()+0.5))
-	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24+0.5))
-}
 
 // credentialLine says how the session's next request through the route
 // gets its credential.
