@@ -14,7 +14,6 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-
 // ffcliFlags wraps a flag set built by app.flagSet.
 type ffcliFlags struct{ *flag.FlagSet }
 

@@ -191,7 +191,6 @@ func orWord(s, def string) string {
 	return s
 }
 
-
 // credentialLine says how the session's next request through the route
 // gets its credential.
 func (c *call) credentialLine() string {
