@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"text/tabwriter"
+	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
@@ -52,7 +53,7 @@ func (a *app) configuredModels(snap *gateway.Snapshot) []modelInfo {
 func rowsFor(snap *gateway.Snapshot, provider string) []profileStatus {
 	var rows []profileStatus
 	for _, id := range snap.ProfileIDs(provider) {
-		rows = append(rows, profileRow(id, snap, nowTime(), nil))
+		rows = append(rows, profileRow(id, snap, time.Now(), nil))
 	}
 	return rows
 }

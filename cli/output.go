@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
-	"time"
 )
 
 func writeJSON(w io.Writer, v any) error {
@@ -16,5 +15,3 @@ func writeJSON(w io.Writer, v any) error {
 
 // ffcliFlags wraps a flag set built by app.flagSet.
 type ffcliFlags struct{ *flag.FlagSet }
-
-func nowTime() time.Time { return time.Now() }

@@ -111,7 +111,7 @@ func (a *app) sessionsListCmd() *ffcli.Command {
 				fmt.Fprintf(a.stdout, "Agent %s has no sessions yet (%s).\n", agent, a.st.SessionsPath(agent))
 				return nil
 			}
-			now := nowTime()
+			now := time.Now()
 			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "SESSION\tMODEL\tPROFILE\tPIN\tUPDATED")
 			for _, id := range ids {
@@ -167,7 +167,7 @@ func (a *app) showSession(agent, id string, s *store.Session, asJSON bool) error
 		}
 		return writeJSON(a.stdout, out)
 	}
-	now := nowTime()
+	now := time.Now()
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "Session:\t%s\n", id)
 	fmt.Fprintf(tw, "Agent:\t%s (%s)\n", agent, a.st.SessionsPath(agent))
