@@ -118,11 +118,13 @@ status_text := {
 
 excluded := object.union_n([bad_status, token_expired, denied])
 
-# The profiles whose type and status allow use. (A positive test: a
-# profile missing either field is not fine.)
-fine := {p.id | some p in input.profiles; usable[p.type][p.status]}
-
-bad_status := {id: unusable_text(input.profiles[index[id]]) | some id in object.keys(index) - fine}
+# The profiles whose type and status do not allow use (a profile missing
+# either field is not usable). The test fails for the common, usable
+# profile, which is cheaper than a positive test plus a set difference.
+bad_status := bad if {
+	u := usable
+	bad := {p.id: unusable_text(p) | some p in input.profiles; not u[object.get(p, "type", null)][object.get(p, "status", null)]}
+}
 
 unusable_text(p) := sprintf("not usable: unknown credential type %v", [t]) if {
 	t := object.get(p, "type", null)
@@ -168,25 +170,31 @@ deny_reason(d) := d.reason if {
 # ---------------------------------------------------------------------------
 # Cooldowns: recovery[id] is when a cooling profile can be used again.
 
-# Positions of the profiles with a cooldown or disable still running.
-timed := {i | some i, p in input.profiles; p.cooldownUntil > input.now} | {i | some i, p in input.profiles; p.disabledUntil > input.now}
+# A cooldown scoped to a model only blocks requests for that model. (The
+# clock is bound once: a local is cheaper than input.now in the loop.)
+default cooldown_until := {}
 
-# A cooldown scoped to a model only blocks requests for that model.
-cooldown_until := {p.id: t |
-	some i in timed
-	p := input.profiles[i]
-	t := p.cooldownUntil
-	t > input.now
-	is_number(t)
-	object.get(p, "cooldownModel", null) in {null, "", input.request.model}
+cooldown_until := until if {
+	now := input.now
+	until := {p.id: t |
+		some p in input.profiles
+		p.cooldownUntil > now
+		t := p.cooldownUntil
+		is_number(t)
+		object.get(p, "cooldownModel", null) in {null, "", input.request.model}
+	}
 }
 
-disabled_until := {p.id: t |
-	some i in timed
-	p := input.profiles[i]
-	t := p.disabledUntil
-	t > input.now
-	is_number(t)
+default disabled_until := {}
+
+disabled_until := until if {
+	now := input.now
+	until := {p.id: t |
+		some p in input.profiles
+		p.disabledUntil > now
+		t := p.disabledUntil
+		is_number(t)
+	}
 }
 
 recovery := {id: max([object.get(cooldown_until, id, 0), object.get(disabled_until, id, 0)]) |
@@ -205,10 +213,16 @@ ready := (object.keys(index) - object.keys(excluded)) - object.keys(recovery)
 base := [id | some i, id in explicit; order_index[id] == i; ready[id]] if order_source
 else := [x[2] | some x in sort(round_robin_keys)]
 
-round_robin_keys := [[type_ranks[p.type], object.get(p, "lastUsed", 0), p.id] |
-	some p in input.profiles
-	ready[p.id]
-]
+round_robin_keys := keys if {
+	# Rules bound to locals once: a local lookup is much cheaper than a
+	# reference to a rule inside the loop.
+	rdy := ready
+	ranks := type_ranks
+	keys := [[ranks[p.type], object.get(p, "lastUsed", 0), p.id] |
+		some p in input.profiles
+		rdy[p.id]
+	]
+}
 
 type_ranks := {"oauth": 0, "token": 1, "api_key": 2}
 
@@ -222,9 +236,10 @@ auto_first := {id: 0 | id := auto_pin; ready[id]; not out_of_scope[id]}
 ranked := base if {
 	count(preferred) == 0
 	count(auto_first) == 0
-} else := array.concat([auto_pin], [id | some id in base; id != auto_pin]) if {
+} else := array.concat([pin], [id | some id in base; id != pin]) if {
 	count(preferred) == 0
-	auto_first[auto_pin] == 0
+	pin := auto_pin
+	auto_first[pin] == 0
 } else := [x[3] | some x in sort([[object.get(preferred, id, 1), object.get(auto_first, id, 1), i, id] | some i, id in base])]
 
 # ---------------------------------------------------------------------------
@@ -242,8 +257,8 @@ reasons := object.union_n([
 candidate_reasons := {id: "candidate: pinned by the user for this session (strict: no failover)" |
 	some id in candidates
 } if user_pin else := object.union(plain_reasons, {id: concat("; ", tags) |
-	some id in candidates
-	special[id]
+	some id in special
+	id in candidates
 	tags := [t | some t in [object.get(prefer_text, id, ""), object.get(auto_text, id, ""), plain_reasons[id]]; t != ""]
 })
 
@@ -253,7 +268,10 @@ special := object.keys(preferred) | object.keys(auto_first)
 plain_reasons := {id: sprintf("candidate: position %d in %s", [i + 1, order_label]) |
 	some id in base
 	i := order_index[id]
-} if order_source else := {x[2]: round_robin_text[x[0]] | some x in round_robin_keys}
+} if order_source else := texts if {
+	rr := round_robin_text
+	texts := {id: rr[r] | some [r, _, id] in round_robin_keys}
+}
 
 round_robin_text := [
 	"candidate: round robin, an oauth profile (oauth, then token, then api_key; least recently used first)",

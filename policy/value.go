@@ -17,14 +17,14 @@ func (in *Input) value() ast.Value {
 		item("agent", ast.ObjectTerm(item("id", ast.StringTerm(in.Agent.ID)))),
 		item("session", ast.ObjectTerm(
 			item("id", ast.StringTerm(in.Session.ID)),
-			item("new", ast.BooleanTerm(in.Session.New)),
+			item("new", ast.InternedTerm(in.Session.New)),
 			item("pin", pinTerm(in.Session.Pin)),
 		)),
 		item("request", ast.ObjectTerm(
 			item("provider", ast.StringTerm(in.Request.Provider)),
 			item("model", ast.StringTerm(in.Request.Model)),
 			item("api", ast.StringTerm(in.Request.API)),
-			item("stream", ast.BooleanTerm(in.Request.Stream)),
+			item("stream", ast.InternedTerm(in.Request.Stream)),
 		)),
 		item("order", ast.ObjectTerm(
 			item("store", stringsTerm(in.Order.Store)),
@@ -35,27 +35,56 @@ func (in *Input) value() ast.Value {
 	)
 }
 
-func item(k string, v *ast.Term) [2]*ast.Term { return ast.Item(ast.StringTerm(k), v) }
+// keyTerms holds one shared term per object key of the input document, so
+// building the input (on every uncached decision) does not allocate a key
+// term per profile field. Like OPA's interned terms, they must never be
+// modified.
+var keyTerms = func() map[string]*ast.Term {
+	m := make(map[string]*ast.Term)
+	for _, k := range []string{
+		"now", "agent", "id", "session", "new", "pin", "request", "provider",
+		"model", "api", "stream", "order", "store", "config", "profiles", "env",
+		"profile", "source", "type", "status", "kind", "expiresAt", "email",
+		"lastUsed", "cooldownUntil", "cooldownModel", "disabledUntil",
+		"disabledReason", "errorCount", "var",
+	} {
+		m[k] = ast.StringTerm(k)
+	}
+	return m
+}()
 
-func intTerm(n int64) *ast.Term { return ast.NumberTerm(json.Number(strconv.FormatInt(n, 10))) }
+func item(k string, v *ast.Term) [2]*ast.Term {
+	t, ok := keyTerms[k]
+	if !ok {
+		t = ast.StringTerm(k)
+	}
+	return ast.Item(t, v)
+}
+
+func intTerm(n int64) *ast.Term {
+	if n >= 0 && n <= 512 {
+		return ast.InternedTerm(int(n)) // shared, never modified
+	}
+	return ast.NumberTerm(json.Number(strconv.FormatInt(n, 10)))
+}
 
 func optInt(n *int64) *ast.Term {
 	if n == nil {
-		return ast.NullTerm()
+		return ast.InternedNullTerm
 	}
 	return intTerm(*n)
 }
 
 func optString(s *string) *ast.Term {
 	if s == nil {
-		return ast.NullTerm()
+		return ast.InternedNullTerm
 	}
 	return ast.StringTerm(*s)
 }
 
 func pinTerm(p *Pin) *ast.Term {
 	if p == nil {
-		return ast.NullTerm()
+		return ast.InternedNullTerm
 	}
 	return ast.ObjectTerm(item("profile", ast.StringTerm(p.Profile)), item("source", ast.StringTerm(p.Source)))
 }
