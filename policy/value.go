@@ -99,14 +99,25 @@ func stringsTerm(ss []string) *ast.Term {
 
 func profilesTerm(ps []ProfileFacts) *ast.Term {
 	ts := make([]*ast.Term, len(ps))
+	// Provider, type, status and kind repeat across profiles: one term per
+	// distinct string, shared within this input (terms are never modified).
+	shared := make(map[string]*ast.Term, 8)
+	str := func(s string) *ast.Term {
+		t, ok := shared[s]
+		if !ok {
+			t = ast.StringTerm(s)
+			shared[s] = t
+		}
+		return t
+	}
 	for i := range ps {
 		p := &ps[i]
 		ts[i] = ast.ObjectTerm(
 			item("id", ast.StringTerm(p.ID)),
-			item("provider", ast.StringTerm(p.Provider)),
-			item("type", ast.StringTerm(p.Type)),
-			item("status", ast.StringTerm(p.Status)),
-			item("kind", ast.StringTerm(p.Kind)),
+			item("provider", str(p.Provider)),
+			item("type", str(p.Type)),
+			item("status", str(p.Status)),
+			item("kind", str(p.Kind)),
 			item("expiresAt", optInt(p.ExpiresAt)),
 			item("email", optString(p.Email)),
 			item("lastUsed", intTerm(p.LastUsed)),
