@@ -268,33 +268,33 @@ func profileRow(id string, snap *gateway.Snapshot, now time.Time, verdict func(s
 
 // effective says where the provider's credential comes from (DESIGN §3).
 func (a *app) effective(provider string, snap *gateway.Snapshot, rows []profileStatus) effectiveSource {
-	usable := 0
+	usable := map[string]bool{}
 	first := ""
 	best := 0
 	for _, r := range rows {
 		if r.Status == gateway.StatusExpired || r.Status == gateway.StatusMissing || r.Status == gateway.StatusInvalid {
 			continue
 		}
-		usable++
+		usable[r.ID] = true
 		// Mirror the built-in policy's round-robin: oauth, token, api_key.
 		if rank := typeRank(r.Type); first == "" || rank > best {
 			first, best = r.ID, rank
 		}
 	}
 	if order := snap.Order[provider]; len(order) > 0 {
+		// An explicit order is kept as given: its first usable profile.
 		first = ""
 		for _, id := range order {
-			for _, r := range rows {
-				if r.ID == id && r.Status != gateway.StatusExpired && r.Status != gateway.StatusMissing && r.Status != gateway.StatusInvalid && first == "" {
-					first = id
-				}
+			if usable[id] {
+				first = id
+				break
 			}
 		}
 	}
 	if first != "" {
 		d := first
-		if usable > 1 {
-			d += fmt.Sprintf(" (+%d more)", usable-1)
+		if len(usable) > 1 {
+			d += fmt.Sprintf(" (+%d more)", len(usable)-1)
 		}
 		return effectiveSource{Source: "profile", Detail: d}
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"encoding/json"
-	"flag"
 	"io"
 )
 
@@ -12,6 +11,3 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
-
-// ffcliFlags wraps a flag set built by app.flagSet.
-type ffcliFlags struct{ *flag.FlagSet }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"slices"
 	"sort"
@@ -38,14 +39,14 @@ type orderFlags struct {
 	asJSON          *bool
 }
 
-func (a *app) orderFlagSet(name string) (*ffcliFlags, orderFlags) {
+func (a *app) orderFlagSet(name string) (*flag.FlagSet, orderFlags) {
 	fs := a.flagSet(name)
 	f := orderFlags{
 		provider: fs.String("provider", "", "provider (required)"),
 		agent:    fs.String("agent", "", "agent id (default: agents.default)"),
 		asJSON:   fs.Bool("json", false, "print JSON"),
 	}
-	return &ffcliFlags{fs}, f
+	return fs, f
 }
 
 // prepare loads config and validates the shared order flags.
@@ -85,7 +86,7 @@ func (a *app) orderGetCmd() *ffcli.Command {
 		ShortUsage: "opensoul models auth order get --provider P [--agent ID] [--json]",
 		ShortHelp:  "Print the agent's explicit order for a provider.",
 		LongHelp:   "Example:\n  opensoul models auth order get --provider anthropic --json",
-		FlagSet:    fs.FlagSet,
+		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
 			agent, err := a.prepareOrder(f)
 			if err != nil {
@@ -107,7 +108,7 @@ func (a *app) orderSetCmd() *ffcli.Command {
 		ShortUsage: "opensoul models auth order set --provider P [--agent ID] ID [ID…]",
 		ShortHelp:  "Set the agent's explicit order for a provider.",
 		LongHelp:   "Example:\n  opensoul models auth order set --provider anthropic anthropic:work anthropic:default",
-		FlagSet:    fs.FlagSet,
+		FlagSet:    fs,
 		Exec: func(ctx context.Context, ids []string) error {
 			agent, err := a.prepareOrder(f)
 			if err != nil {
@@ -152,7 +153,7 @@ func (a *app) orderClearCmd() *ffcli.Command {
 		ShortUsage: "opensoul models auth order clear --provider P [--agent ID]",
 		ShortHelp:  "Remove the agent's explicit order for a provider.",
 		LongHelp:   "Example:\n  opensoul models auth order clear --provider anthropic",
-		FlagSet:    fs.FlagSet,
+		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
 			agent, err := a.prepareOrder(f)
 			if err != nil {

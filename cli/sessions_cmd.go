@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"sort"
 	"strings"
@@ -57,9 +58,9 @@ type sessionsFlags struct {
 	asJSON *bool
 }
 
-func (a *app) sessionsFlagSet(name string) (*ffcliFlags, sessionsFlags) {
+func (a *app) sessionsFlagSet(name string) (*flag.FlagSet, sessionsFlags) {
 	fs := a.flagSet(name)
-	return &ffcliFlags{fs}, sessionsFlags{
+	return fs, sessionsFlags{
 		agent:  fs.String("agent", "", "agent id (default: agents.default)"),
 		asJSON: fs.Bool("json", false, "print JSON"),
 	}
@@ -90,7 +91,7 @@ func (a *app) sessionsListCmd() *ffcli.Command {
 		LongHelp: `Examples:
   opensoul sessions list
   opensoul sessions list --agent cron --json`,
-		FlagSet: fs.FlagSet,
+		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return usageErr("sessions list takes no arguments (to see one session: opensoul sessions show %s)", args[0])
@@ -132,7 +133,7 @@ func (a *app) sessionsShowCmd() *ffcli.Command {
 		ShortHelp:  "Show one session: its model override, its pin and the pinned credential.",
 		LongHelp: `Example:
   opensoul sessions show default`,
-		FlagSet: fs.FlagSet,
+		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) != 1 {
 				return usageErr("sessions show takes one session id (list them with: opensoul sessions list)")
@@ -203,7 +204,7 @@ within a second.
 Examples:
   opensoul sessions reset my-chat
   opensoul sessions reset --all --agent cron`,
-		FlagSet: fs.FlagSet,
+		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			switch {
 			case *all && len(args) > 0:
