@@ -3,9 +3,15 @@ package policy
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
 )
 
 // cpuTime is the CPU time this process has used. The benchmarks report it
@@ -69,5 +75,58 @@ func BenchmarkDecide(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkDecideBounds puts BenchmarkDecide's uncached numbers in context:
+// the same evaluation path (input conversion, OPA's evaluator, decision
+// checks) run on two stand-ins for the built-in policy in testdata/bounds.
+// "floor" decides nothing; "round_robin_only" reaches the built-in policy's
+// candidates and cooling for the benchmark's input with only the rules that
+// input exercises (round robin, cooldowns, the auto pin), none of the
+// others a full implementation must also evaluate.
+func BenchmarkDecideBounds(b *testing.B) {
+	ctx := context.Background()
+	builtin := newEngine(b, Options{CacheSize: -1})
+	for _, name := range []string{"floor", "round_robin_only"} {
+		text, err := os.ReadFile(filepath.Join("testdata", "bounds", name+".rego"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		caps := capabilities()
+		c, _, err := compile([]source{{name: name + ".rego", text: text}}, caps, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		q, err := rego.New(
+			rego.Query(DecisionRule),
+			rego.Compiler(c),
+			rego.Capabilities(caps),
+			rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
+		).PrepareForEval(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		set := &policySet{query: q}
+		for _, n := range []int{10, 100} {
+			b.Run(fmt.Sprintf("%s-%d", name, n), func(b *testing.B) {
+				in := benchInput(n)
+				got, err := set.eval(ctx, in)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if want := decide(b, builtin, in); name != "floor" &&
+					(!slices.Equal(got.Candidates, want.Candidates) || !slices.Equal(got.Cooling, want.Cooling)) {
+					b.Fatalf("%s decides %v cooling %v; the built-in policy %v cooling %v", name, got.Candidates, got.Cooling, want.Candidates, want.Cooling)
+				}
+				b.ReportAllocs()
+				defer reportCPU(b, cpuTime())
+				for b.Loop() {
+					if _, err := set.eval(ctx, in); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
