@@ -129,9 +129,9 @@ func (a *app) runCheck(ctx context.Context, c store.Credential, now time.Time, w
 			if res.Hint != "" {
 				reason += " (" + res.Hint + ")"
 			}
-			return gateway.StatusInvalid, res.Kind, reason
+			return gateway.ModuleStatus(c, now, false), res.Kind, reason
 		}
-		return gateway.StatusOK, res.Kind, ""
+		return gateway.ModuleStatus(c, now, true), res.Kind, ""
 	}
 }
 

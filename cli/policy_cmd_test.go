@@ -116,7 +116,7 @@ func TestPolicyExplain(t *testing.T) {
 		Input struct {
 			Agent    struct{ ID string }             `json:"agent"`
 			Session  struct{ Pin map[string]string } `json:"session"`
-			Profiles []struct{ ID string }           `json:"profiles"`
+			Profiles []struct{ ID, Status string }   `json:"profiles"`
 		} `json:"input"`
 		Decision struct {
 			Candidates []string          `json:"candidates"`
@@ -134,9 +134,15 @@ func TestPolicyExplain(t *testing.T) {
 		len(d.Candidates) != 1 || d.Candidates[0] != "anthropic:key" || d.Cooling == nil {
 		t.Errorf("pinned decision: %s", js)
 	}
+	// Statuses as the gateway derives them (gateway.ModuleStatus): a
+	// module's approval keeps the status from shape and expiry.
+	want := map[string]string{"anthropic:key": "static", "anthropic:sub": "ok"}
 	for _, p := range got.Input.Profiles {
 		if d.Reasons[p.ID] == "" {
 			t.Errorf("no reason for %s: %s", p.ID, js)
+		}
+		if p.Status != want[p.ID] {
+			t.Errorf("%s: status %q, want %q", p.ID, p.Status, want[p.ID])
 		}
 	}
 

@@ -65,13 +65,20 @@ func (v *verdicts) of(ctx context.Context, mods Modules, id string, c store.Cred
 		cur = &verdict{secret: secret, expires: c.Expires, valid: res.Valid, kind: res.Kind}
 		v.m.Store(id, cur)
 	}
-	if !cur.valid {
-		if ProfileStatus(c, now) == StatusExpired {
-			return StatusExpired, cur.kind
-		}
-		return StatusInvalid, cur.kind
+	return ModuleStatus(c, now, cur.valid), cur.kind
+}
+
+// ModuleStatus is a credential's status once its provider module has
+// checked it: its status from shape and expiry when the module accepts it;
+// when the module rejects it, expired if it has expired, else invalid.
+// Everything that builds policy input (the gateway, policy explain) and
+// models status derive statuses this one way.
+func ModuleStatus(c store.Credential, now time.Time, valid bool) string {
+	st := ProfileStatus(c, now)
+	if valid || st == StatusExpired {
+		return st
 	}
-	return ProfileStatus(c, now), cur.kind
+	return StatusInvalid
 }
 
 // BuiltinHeaders is the generic way to present a credential: Anthropic
