@@ -154,8 +154,11 @@ func BuildInput(snap *Snapshot, env Env, configOrder map[string][]string, req Fa
 			DisabledUntil: st.DisabledUntil,
 			ErrorCount:    st.ErrorCount,
 		}
-		if st.CooldownModel != "" && req.Model != "" && st.CooldownModel != req.Model {
-			pf.CooldownUntil = 0 // a rate limit is scoped to profile + model
+		if st.CooldownModel != "" {
+			// A rate limit is scoped to profile + model; the policy
+			// decides whether it blocks this request's model.
+			m := st.CooldownModel
+			pf.CooldownModel = &m
 		}
 		if req.Verdict != nil {
 			if status, kind := req.Verdict(id, c); status != "" {

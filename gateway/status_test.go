@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/policy"
 )
 
 func TestProfileAndModuleStatus(t *testing.T) {
@@ -36,6 +39,45 @@ func TestProfileAndModuleStatus(t *testing.T) {
 		}
 		if got := ModuleStatus(tc.c, now, false); got != tc.rejected {
 			t.Errorf("%s: ModuleStatus(rejected) = %q, want %q", tc.name, got, tc.rejected)
+		}
+	}
+}
+
+// TestBuildInputLeavesModelScopeToPolicy: a rate limit's model reaches the
+// policy as cooldownModel; the built-in policy then blocks only that model.
+func TestBuildInputLeavesModelScopeToPolicy(t *testing.T) {
+	t.Parallel()
+	now := time.UnixMilli(1764032400000)
+	snap := &Snapshot{
+		Profiles: map[string]store.Credential{
+			"anthropic:a": {Type: store.TypeAPIKey, Provider: "anthropic", Key: "ka"},
+			"anthropic:b": {Type: store.TypeAPIKey, Provider: "anthropic", Key: "kb"},
+		},
+		Stats: map[string]store.UsageStats{
+			"anthropic:a": {CooldownUntil: now.Add(time.Minute).UnixMilli(), CooldownModel: "claude-opus-5"},
+		},
+	}
+	engine, err := policy.New(t.Context(), policy.Options{CacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for model, want := range map[string][]string{
+		"claude-opus-5":   {"anthropic:b"},
+		"claude-sonnet-5": {"anthropic:a", "anthropic:b"},
+	} {
+		in := BuildInput(snap, nil, nil, FactsRequest{Agent: "main", Provider: "anthropic", Model: model}, now)
+		if m := in.Profiles[0].CooldownModel; m == nil || *m != "claude-opus-5" || in.Profiles[0].CooldownUntil == 0 {
+			t.Fatalf("%s: anthropic:a facts %+v, want its cooldown and model", model, in.Profiles[0])
+		}
+		d, err := engine.Decide(t.Context(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(d.Candidates, want) {
+			t.Errorf("%s: candidates %v, want %v (reasons %v)", model, d.Candidates, want, d.Reasons)
+		}
+		if model == "claude-opus-5" && !strings.Contains(d.Reasons["anthropic:a"], "in cooldown for model claude-opus-5 until") {
+			t.Errorf("reason: %q", d.Reasons["anthropic:a"])
 		}
 	}
 }
