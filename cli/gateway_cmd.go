@@ -325,7 +325,7 @@ func (w *gatewayWatcher) check(ctx context.Context) {
 }
 
 func (w *gatewayWatcher) reloadConfig() {
-	old := w.a.cfg
+	old, oldDirs := w.a.cfg, w.a.policyDirs()
 	w.a.loaded = false
 	err := w.a.load()
 	if err == nil {
@@ -340,6 +340,10 @@ func (w *gatewayWatcher) reloadConfig() {
 		return
 	}
 	w.lastErr = ""
+	if dirs := w.a.policyDirs(); !slices.Equal(dirs, oldDirs) {
+		w.engine.SetDirs(dirs) // the policy reload right after this reads them
+		w.log.Info("policy.dirs changed", "dirs", dirs)
+	}
 	w.srv.SetEnv(w.a.env)
 	w.chat.SetConfig(chatConfig(w.a.cfg))
 	if w.a.cfg.Gateway.Listen != old.Gateway.Listen {

@@ -202,8 +202,22 @@ func TestGatewayReloadsAndDrains(t *testing.T) {
 	waitUntil(t, "the broken policy to be refused", func() bool { return strings.Contains(g.stderr.String(), "policy change refused") })
 	os.Remove(filepath.Join(e.state, "policies", "broken.rego"))
 
+	// A new policy.dirs applies too: its rule denies the only profile.
+	other := e.writeFile("team-policies/deny.rego", "package opensoul.rules\n\ndeny contains {\"profile\": \"anthropic:manual\", \"reason\": \"moved to the team key\"} if true\n")
+	e.writeFile("opensoul.yaml", "providers:\n  anthropic:\n    baseUrl: "+fast.URL+"\npolicy:\n  dirs: ["+filepath.Dir(other)+"]\n")
+	waitUntil(t, "the new policy.dirs", func() bool { return strings.Contains(g.stderr.String(), "policy.dirs changed") })
+	waitUntil(t, "the team policy to deny the profile", func() bool {
+		resp, body := g.post(t, "/anthropic/v1/messages", fixGatewayToken, body)
+		return resp.StatusCode == 503 && strings.Contains(body, "moved to the team key")
+	})
+
+	// Back to the default policy.dirs, and a slow upstream.
+	reloads, polReloads := strings.Count(g.stderr.String(), "config reloaded"), strings.Count(g.stderr.String(), "policies reloaded")
 	e.writeFile("opensoul.yaml", "providers:\n  anthropic:\n    baseUrl: "+slow.URL+"\n")
-	waitUntil(t, "the new config", func() bool { return strings.Contains(g.stderr.String(), "config reloaded") })
+	waitUntil(t, "the new config and policies", func() bool {
+		log := g.stderr.String()
+		return strings.Count(log, "config reloaded") > reloads && strings.Count(log, "policies reloaded") > polReloads
+	})
 
 	// An in-flight request survives the stop.
 	got := make(chan int, 1)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -27,7 +28,6 @@ type Options struct {
 
 // Engine evaluates the selection policy. It is safe for concurrent use.
 type Engine struct {
-	dirs  []string
 	log   *slog.Logger
 	cache *decisionCache // nil when caching is off
 
@@ -35,6 +35,7 @@ type Engine struct {
 	evals atomic.Uint64             // policy evaluations (cache misses), for tests
 
 	reloadMu  sync.Mutex // serializes Reload; guards the fields below
+	dirs      []string
 	failedSum [sha256.Size]byte
 	failedErr error
 }
@@ -54,7 +55,7 @@ type policySet struct {
 // them and prepares the decision query. It fails with [CompileErrors] when
 // a policy does not compile.
 func New(ctx context.Context, opts Options) (*Engine, error) {
-	e := &Engine{dirs: opts.Dirs, log: opts.Logger}
+	e := &Engine{dirs: slices.Clone(opts.Dirs), log: opts.Logger}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -185,6 +186,15 @@ func (s *policySet) eval(ctx context.Context, in *Input) (d Decision, err error)
 		return Decision{}, decisionErr("unexpected result type %T", rs[0].Expressions[0].Value)
 	}
 	return parseDecision(t.Value, in)
+}
+
+// SetDirs replaces the user policy directories (a changed policy.dirs).
+// The set in force stays until the next Reload reads the new directories
+// and compiles them; a set that fails to compile is refused as usual.
+func (e *Engine) SetDirs(dirs []string) {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	e.dirs = slices.Clone(dirs)
 }
 
 // Reload re-reads the policy directories and, if any file changed, compiles

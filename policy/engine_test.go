@@ -374,6 +374,45 @@ func TestReload(t *testing.T) {
 	}
 }
 
+// TestSetDirs: a changed policy.dirs takes effect at the next Reload; a
+// directory whose policies do not compile is refused like any broken edit.
+func TestSetDirs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a, b, broken := t.TempDir(), t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(a, "rules.rego"), "package opensoul.rules\nprefer contains \"anthropic:key\"\n")
+	writeFile(t, filepath.Join(b, "rules.rego"), "package opensoul.rules\nprefer contains \"anthropic:work\"\n")
+	writeFile(t, filepath.Join(broken, "rules.rego"), "package opensoul.rules\nprefer contains x if {\n")
+	e := newEngine(t, Options{Dirs: []string{a}})
+	in := baseInput()
+	if d := decide(t, e, in); d.Candidates[0] != "anthropic:key" {
+		t.Fatalf("first = %s, want anthropic:key", d.Candidates[0])
+	}
+
+	e.SetDirs([]string{b})
+	if d := decide(t, e, in); d.Candidates[0] != "anthropic:key" {
+		t.Fatalf("before Reload, first = %s; the set in force must stay until then", d.Candidates[0])
+	}
+	if changed, err := e.Reload(ctx); !changed || err != nil {
+		t.Fatalf("Reload after SetDirs = %v, %v", changed, err)
+	}
+	if d := decide(t, e, in); d.Candidates[0] != "anthropic:work" {
+		t.Fatalf("after SetDirs, first = %s, want anthropic:work", d.Candidates[0])
+	}
+	if got := e.Files(); !slices.Equal(got, []string{"builtin/select.rego", filepath.Join(b, "rules.rego")}) {
+		t.Fatalf("Files() = %q", got)
+	}
+
+	e.SetDirs([]string{broken})
+	var ce CompileErrors
+	if changed, err := e.Reload(ctx); changed || !errors.As(err, &ce) {
+		t.Fatalf("Reload of a broken directory = %v, %v; want false and CompileErrors", changed, err)
+	}
+	if d := decide(t, e, in); d.Candidates[0] != "anthropic:work" {
+		t.Fatalf("after a refused directory, first = %s, want anthropic:work", d.Candidates[0])
+	}
+}
+
 func TestConcurrentDecideAndReload(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
