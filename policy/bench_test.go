@@ -9,9 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 )
 
 // cpuTime is the CPU time this process has used. The benchmarks report it
@@ -98,12 +95,7 @@ func BenchmarkDecideBounds(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		q, err := rego.New(
-			rego.Query(DecisionRule),
-			rego.Compiler(c),
-			rego.Capabilities(caps),
-			rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
-		).PrepareForEval(ctx)
+		q, err := prepare(ctx, c, caps)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -107,16 +107,25 @@ func build(ctx context.Context, srcs []source, gen uint64) (*policySet, error) {
 			set.volatile = append(set.volatile, fmt.Sprintf("%s (reads %s)", locString(s.name, loc), what))
 		}
 	}
-	set.query, err = rego.New(
+	if set.query, err = prepare(ctx, compiler, caps); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// prepare readies the decision query of compiled policies for evaluation.
+// Results stay OPA terms (no JSON conversion): parseDecision reads them.
+func prepare(ctx context.Context, compiler *ast.Compiler, caps *ast.Capabilities) (rego.PreparedEvalQuery, error) {
+	q, err := rego.New(
 		rego.Query(DecisionRule),
 		rego.Compiler(compiler),
 		rego.Capabilities(caps),
 		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
 	).PrepareForEval(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("prepare %s: %w", DecisionRule, err)
+		return q, fmt.Errorf("prepare %s: %w", DecisionRule, err)
 	}
-	return set, nil
+	return q, nil
 }
 
 func locString(file string, loc *ast.Location) string {
