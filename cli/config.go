@@ -94,9 +94,11 @@ type ProviderConfig struct {
 	Module  string `koanf:"module"`
 }
 
-// PolicyConfig lists directories of user Rego policies.
+// PolicyConfig lists directories of user Rego policies and bounds how long
+// one decision may take.
 type PolicyConfig struct {
-	Dirs []string `koanf:"dirs"`
+	Dirs      []string `koanf:"dirs"`
+	TimeoutMs int      `koanf:"timeoutMs"`
 }
 
 // EnvConfig adds environment values and the opt-in login-shell import.
@@ -145,6 +147,7 @@ func DefaultConfig() Config {
 			Cooldowns: CooldownConfig{FailureWindowHours: 24, BillingBackoffHours: 5, BillingMaxHours: 24},
 		},
 		Providers: providers,
+		Policy:    PolicyConfig{TimeoutMs: 500},
 		Env:       EnvConfig{ShellEnv: ShellEnvConfig{TimeoutMs: 15_000}},
 		Log:       LogConfig{Level: "info", Format: "text"},
 	}
@@ -194,6 +197,9 @@ func (c *Config) Validate() error {
 		default:
 			bad("auth.profiles."+id+".mode", "want api_key, token or oauth, got %q", m.Mode)
 		}
+	}
+	if c.Policy.TimeoutMs <= 0 {
+		bad("policy.timeoutMs", "must be a positive number of milliseconds, got %d", c.Policy.TimeoutMs)
 	}
 	cd := c.Auth.Cooldowns
 	if cd.FailureWindowHours <= 0 || cd.BillingBackoffHours <= 0 || cd.BillingMaxHours < cd.BillingBackoffHours {

@@ -100,6 +100,7 @@ func TestConfigErrorsNameFileLineKey(t *testing.T) {
 		{"bad model ref", "agents:\n  defaults:\n    model:\n      primary: sonnet\n", []string{"agents.defaults.model", "provider/model"}},
 		{"bad provider url", "providers:\n  acme:\n    baseUrl: ftp://x\n", []string{"providers.acme.baseUrl"}},
 		{"mapping expected", "auth: yes\n", []string{":1:7", "auth", "mapping"}},
+		{"policy timeout", "policy:\n  timeoutMs: 0\n", []string{"policy.timeoutMs", "positive"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

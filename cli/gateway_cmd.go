@@ -90,7 +90,7 @@ func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr
 	}
 	log := newLogger(a.stderr, a.cfg.Log)
 
-	engine, err := policy.New(ctx, policy.Options{Dirs: a.policyDirs(), Logger: log})
+	engine, err := policy.New(ctx, policy.Options{Dirs: a.policyDirs(), Logger: log, Timeout: ms(a.cfg.Policy.TimeoutMs)})
 	if err != nil {
 		return fmt.Errorf("policies: %w", err)
 	}
@@ -340,6 +340,7 @@ func (w *gatewayWatcher) reloadConfig() {
 		return
 	}
 	w.lastErr = ""
+	w.engine.SetTimeout(ms(w.a.cfg.Policy.TimeoutMs))
 	if dirs := w.a.policyDirs(); !slices.Equal(dirs, oldDirs) {
 		w.engine.SetDirs(dirs) // the policy reload right after this reads them
 		w.log.Info("policy.dirs changed", "dirs", dirs)

@@ -140,7 +140,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			engine, err := policy.New(ctx, policy.Options{Dirs: a.policyDirs(), CacheSize: -1})
+			engine, err := policy.New(ctx, policy.Options{Dirs: a.policyDirs(), CacheSize: -1, Timeout: ms(a.cfg.Policy.TimeoutMs)})
 			if err != nil {
 				return err
 			}

@@ -1,13 +1,16 @@
 package policy
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -24,12 +27,21 @@ type Options struct {
 	// CacheSize bounds the decision cache: 0 means 4096 entries, a negative
 	// value turns caching off.
 	CacheSize int
+	// Timeout bounds one evaluation (config policy.timeoutMs): a policy
+	// that loops or does too much work fails that request instead of
+	// holding it and a CPU. 0 means DefaultTimeout.
+	Timeout time.Duration
 }
+
+// DefaultTimeout is the evaluation bound when Options.Timeout is 0: about
+// a thousand times what the built-in policy needs.
+const DefaultTimeout = 500 * time.Millisecond
 
 // Engine evaluates the selection policy. It is safe for concurrent use.
 type Engine struct {
-	log   *slog.Logger
-	cache *decisionCache // nil when caching is off
+	log     *slog.Logger
+	cache   *decisionCache // nil when caching is off
+	timeout atomic.Int64   // time.Duration bounding one evaluation
 
 	set   atomic.Pointer[policySet] // the set in force
 	evals atomic.Uint64             // policy evaluations (cache misses), for tests
@@ -56,6 +68,7 @@ type policySet struct {
 // a policy does not compile.
 func New(ctx context.Context, opts Options) (*Engine, error) {
 	e := &Engine{dirs: slices.Clone(opts.Dirs), log: opts.Logger}
+	e.SetTimeout(opts.Timeout)
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -158,7 +171,7 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	set := e.set.Load()
 	if e.cache == nil || len(set.volatile) > 0 {
 		e.evals.Add(1)
-		return set.eval(ctx, in)
+		return e.eval(ctx, set, in)
 	}
 	bp := keyBufs.Get().(*[]byte)
 	defer keyBufs.Put(bp)
@@ -168,13 +181,31 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 		return d, nil
 	}
 	e.evals.Add(1)
-	d, err := set.eval(ctx, in)
+	d, err := e.eval(ctx, set, in)
 	if err != nil {
 		return Decision{}, err
 	}
 	lo, hi := validity(in)
 	e.cache.put(set.gen, key, lo, hi, d)
 	return d, nil
+}
+
+// eval evaluates set within the engine's time bound.
+func (e *Engine) eval(parent context.Context, set *policySet, in *Input) (Decision, error) {
+	timeout := time.Duration(e.timeout.Load())
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	defer cancel()
+	d, err := set.eval(ctx, in)
+	if err != nil && parent.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return Decision{}, decisionErr("evaluation took longer than %v (policy.timeoutMs): a policy loops or does too much work", timeout)
+	}
+	return d, err
+}
+
+// SetTimeout changes the bound on one evaluation (a changed
+// policy.timeoutMs); 0 means DefaultTimeout.
+func (e *Engine) SetTimeout(d time.Duration) {
+	e.timeout.Store(int64(cmp.Or(d, DefaultTimeout)))
 }
 
 func (s *policySet) eval(ctx context.Context, in *Input) (d Decision, err error) {

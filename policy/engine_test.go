@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 const minute = int64(60_000)
@@ -548,5 +549,38 @@ func TestCacheMatchesUncached(t *testing.T) {
 	t.Logf("%d of 200 decisions evaluated", cached.evals.Load())
 	if n := cached.evals.Load(); n >= 200 {
 		t.Errorf("the cache never hit (%d evaluations)", n)
+	}
+}
+
+// TestDecideTimeout: a policy that does too much work fails the request
+// with an error that says so, instead of holding it; the caller's own
+// cancellation is reported as such.
+func TestDecideTimeout(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "slow.rego"), `package opensoul.rules
+
+prefer contains id if {
+	some i in numbers.range(1, 50000000)
+	id := sprintf("anthropic:%d", [i])
+}
+`)
+	e := newEngine(t, Options{Dirs: []string{dir}, Timeout: 20 * time.Millisecond})
+	_, err := e.Decide(context.Background(), baseInput())
+	var de *DecisionError
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "took longer than 20ms (policy.timeoutMs)") {
+		t.Fatalf("err = %v, want a DecisionError about the time bound", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := e.Decide(ctx, baseInput()); err == nil || strings.Contains(err.Error(), "took longer") {
+		t.Fatalf("cancelled caller: err = %v, want the cancellation, not the time bound", err)
+	}
+
+	e.SetTimeout(time.Minute)
+	e.SetTimeout(0)
+	if got := time.Duration(e.timeout.Load()); got != DefaultTimeout {
+		t.Fatalf("SetTimeout(0) = %v, want DefaultTimeout", got)
 	}
 }
