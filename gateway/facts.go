@@ -84,8 +84,10 @@ func LoadSnapshot(s *store.Store, agent string) (*Snapshot, error) {
 
 // ProfileStatus is a credential's status from its shape and expiry alone.
 // A provider module's verdict (StatusInvalid) is layered on by callers.
+// OpenSoul does not refresh OAuth logins, so an OAuth access token past its
+// expiry is expired like any token, whether or not a refresh token is kept.
 func ProfileStatus(c store.Credential, now time.Time) string {
-	if c.Secret() == "" && !(c.Type == store.TypeOAuth && c.Refresh != "") {
+	if c.Secret() == "" {
 		return StatusMissing
 	}
 	if c.Type == store.TypeAPIKey || c.Expires == 0 {
@@ -93,8 +95,6 @@ func ProfileStatus(c store.Credential, now time.Time) string {
 	}
 	left := time.UnixMilli(c.Expires).Sub(now)
 	switch {
-	case left <= 0 && c.Type == store.TypeOAuth && c.Refresh != "":
-		return StatusExpiring // refreshable: not dead yet
 	case left <= 0:
 		return StatusExpired
 	case left <= ExpiringWithin:

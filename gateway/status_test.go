@@ -27,7 +27,8 @@ func TestProfileAndModuleStatus(t *testing.T) {
 		{"token with time left", store.Credential{Type: store.TypeToken, Token: "t", Expires: at(72 * time.Hour)}, StatusOK, StatusOK, StatusInvalid},
 		{"token expiring soon", store.Credential{Type: store.TypeToken, Token: "t", Expires: at(time.Hour)}, StatusExpiring, StatusExpiring, StatusInvalid},
 		{"token expired", store.Credential{Type: store.TypeToken, Token: "t", Expires: at(-time.Minute)}, StatusExpired, StatusExpired, StatusExpired},
-		{"oauth past expiry with a refresh token", store.Credential{Type: store.TypeOAuth, Access: "a", Refresh: "r", Expires: at(-time.Minute)}, StatusExpiring, StatusExpiring, StatusInvalid},
+		{"oauth past expiry, refresh token kept", store.Credential{Type: store.TypeOAuth, Access: "a", Refresh: "r", Expires: at(-time.Minute)}, StatusExpired, StatusExpired, StatusExpired},
+		{"oauth with only a refresh token", store.Credential{Type: store.TypeOAuth, Refresh: "r", Expires: at(time.Hour)}, StatusMissing, StatusMissing, StatusInvalid},
 		{"no secret", store.Credential{Type: store.TypeToken}, StatusMissing, StatusMissing, StatusInvalid},
 	}
 	for _, tc := range cases {

@@ -152,8 +152,6 @@ func (c *call) marks(id, model string, dec *policy.Decision) []string {
 	default:
 		if cr.Expires > ms {
 			out = append(out, "expires "+gateway.Human(time.Duration(cr.Expires-ms)*time.Millisecond))
-		} else if cr.Expires != 0 {
-			out = append(out, "expired (will refresh)")
 		}
 	}
 	if dec != nil && len(out) == len(unexplained(out)) && !slices.Contains(dec.Candidates, id) && !slices.Contains(dec.Cooling, id) {
