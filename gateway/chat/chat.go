@@ -2,9 +2,9 @@
 // /model status, /model <ref>[@profile], /model default, /new, /reset —
 // inside any chat client pointed at the gateway.
 //
-// The gateway hands every Anthropic Messages and OpenAI Chat Completions
-// request to Handler.Intercept before it picks a credential. When the last
-// user message is a command, the handler changes the session in
+// The gateway hands every Anthropic Messages, OpenAI Chat Completions and
+// OpenAI Responses request to Handler.Intercept before it picks a
+// credential. When the last user message is a command, the handler changes the session in
 // sessions.json, tells the gateway to reread it, and answers in the API's
 // own response shape (JSON, or SSE when the request streams) so that the
 // official SDKs and chat UIs show the answer like a model's reply. No
@@ -118,7 +118,7 @@ func (h *Handler) Intercept(w http.ResponseWriter, r *http.Request, req gateway.
 	if !ok {
 		return false
 	}
-	text, ok := lastUserText(req.Body)
+	text, ok := typedText(shape, req.Body)
 	if !ok {
 		return false
 	}

@@ -88,6 +88,47 @@ func lastUserText(body []byte) (string, bool) {
 	return "", false
 }
 
+// lastResponsesText is lastUserText for the OpenAI Responses API: the
+// body's "input" is the typed text itself, or a list of items whose last
+// one, when it is the user's message, holds it as a string or as its last
+// input_text part.
+func lastResponsesText(body []byte) (string, bool) {
+	if !mayHoldCommand(body) {
+		return "", false
+	}
+	input, last, ok := scanTop(body, "input")
+	if !ok {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(input, &s) == nil {
+		return s, true
+	}
+	if last == nil {
+		return "", false
+	}
+	var m struct {
+		message
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(last, &m) != nil || m.Role != "user" || (m.Type != "" && m.Type != "message") || len(m.Content) == 0 {
+		return "", false
+	}
+	if json.Unmarshal(m.Content, &s) == nil {
+		return s, true
+	}
+	var parts []part
+	if json.Unmarshal(m.Content, &parts) != nil {
+		return "", false
+	}
+	for i := len(parts) - 1; i >= 0; i-- {
+		if parts[i].Type == "input_text" {
+			return parts[i].Text, true
+		}
+	}
+	return "", false
+}
+
 // parseCommand recognises a command typed as the whole message. /new and
 // /reset must stand alone; any message whose first word is /model is a
 // /model command (a malformed one gets the usage as its answer).

@@ -179,3 +179,96 @@ func FuzzLastMessage(f *testing.F) {
 		}
 	})
 }
+
+func TestLastResponsesText(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, body, want string
+		ok               bool
+	}{
+		{"input string", `{"model":"gpt-5","input":"/model list"}`, "/model list", true},
+		{"last item, string content", `{"input":[{"role":"developer","content":"be brief"},{"role":"user","content":"/model"}]}`, "/model", true},
+		{"typed message, input_text parts", `{"input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"ctx"},{"type":"input_image","image_url":"u"},{"type":"input_text","text":"/new"}]}]}`, "/new", true},
+		{"history before", `{"input":[{"role":"user","content":"/model"},{"role":"assistant","content":"a"},{"role":"user","content":"hi"}]}`, "hi", true},
+		{"assistant last", `{"input":[{"role":"user","content":"/model"},{"role":"assistant","content":"a"}]}`, "", false},
+		{"tool output last", `{"input":[{"role":"user","content":"/model"},{"type":"function_call_output","call_id":"c","output":"/model"}]}`, "", false},
+		{"not a message item", `{"input":[{"type":"item_reference","role":"user","content":"/model"}]}`, "", false},
+		{"no input", `{"model":"m","instructions":"/model"}`, "", false},
+		{"not json", `nope /model`, "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, ok := lastResponsesText([]byte(tc.body))
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("lastResponsesText = %q, %v; want %q, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+// lastResponsesTextRef decodes the whole input: what lastResponsesText's
+// one-pass scan must agree with.
+func lastResponsesTextRef(body []byte) (string, bool) {
+	var req struct {
+		Input json.RawMessage `json:"input"`
+	}
+	if json.Unmarshal(body, &req) != nil || req.Input == nil {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(req.Input, &s) == nil {
+		return s, true
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(req.Input, &items) != nil || len(items) == 0 {
+		return "", false
+	}
+	var m struct {
+		Type    string          `json:"type"`
+		Role    string          `json:"role"`
+		Content json.RawMessage `json:"content"`
+	}
+	if json.Unmarshal(items[len(items)-1], &m) != nil || m.Role != "user" || (m.Type != "" && m.Type != "message") || len(m.Content) == 0 {
+		return "", false
+	}
+	if json.Unmarshal(m.Content, &s) == nil {
+		return s, true
+	}
+	var parts []part
+	if json.Unmarshal(m.Content, &parts) != nil {
+		return "", false
+	}
+	for i := len(parts) - 1; i >= 0; i-- {
+		if parts[i].Type == "input_text" {
+			return parts[i].Text, true
+		}
+	}
+	return "", false
+}
+
+// FuzzLastResponsesText: on valid JSON the scan finds what decoding
+// everything finds, whenever a command word is in the body.
+func FuzzLastResponsesText(f *testing.F) {
+	for _, s := range []string{
+		`{"input":"/model"}`,
+		`{"input":[{"role":"user","content":[{"type":"input_text","text":"/new"}]}]}`,
+		`{"input":[],"input":"/reset"}`,
+		`{"inp\u0075t":[{"content":"\/model list","role":"user"}]}`,
+		`{"input":"/model","input":[{"role":"assistant","content":"x"}]}`,
+		`{"input":null,"instructions":"/model"}`,
+		`{"input":{"role":"user","content":"/model"}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, gotOK := lastResponsesText(body)
+		if !json.Valid(body) || !mayHoldCommand(body) {
+			return
+		}
+		want, wantOK := lastResponsesTextRef(body)
+		if got != want || gotOK != wantOK {
+			t.Errorf("%s: scan = %q %v, decode = %q %v", body, got, gotOK, want, wantOK)
+		}
+	})
+}

@@ -17,12 +17,14 @@ type shape int
 const (
 	shapeAnthropic shape = iota // Anthropic Messages
 	shapeOpenAI                 // OpenAI Chat Completions
+	shapeResponses              // OpenAI Responses
 )
 
 // APIs the gateway names (gateway.ChatRequest.API).
 const (
 	apiAnthropic = "anthropic-messages"
 	apiOpenAI    = "openai-completions"
+	apiResponses = "openai-responses"
 )
 
 func shapeOf(api string) (shape, bool) {
@@ -31,8 +33,18 @@ func shapeOf(api string) (shape, bool) {
 		return shapeAnthropic, true
 	case apiOpenAI:
 		return shapeOpenAI, true
+	case apiResponses:
+		return shapeResponses, true
 	}
 	return 0, false
+}
+
+// typedText is the text the user typed last, read the way the API puts it.
+func typedText(sh shape, body []byte) (string, bool) {
+	if sh == shapeResponses {
+		return lastResponsesText(body)
+	}
+	return lastUserText(body)
 }
 
 // HeaderCommand marks an answer the gateway gave itself to a chat command.
@@ -65,6 +77,10 @@ func writeReply(w http.ResponseWriter, sh shape, text string, req gateway.ChatRe
 		anthropicStream(w, text, model)
 	case sh == shapeAnthropic:
 		writeJSON(w, http.StatusOK, anthropicMessage(newID("msg_opensoul_"), text, model))
+	case sh == shapeResponses && req.Stream:
+		responsesStream(w, text, model, now)
+	case sh == shapeResponses:
+		writeJSON(w, http.StatusOK, response(newID("resp_opensoul_"), newID("msg_opensoul_"), text, model, now, true))
 	case req.Stream:
 		openAIStream(w, text, model, now, includeUsage(req.Body))
 	default:
@@ -170,6 +186,66 @@ func openAIStream(w http.ResponseWriter, text, model string, now time.Time, usag
 			"choices": []any{}, "usage": map[string]any{"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}})
 	}
 	s.event("", "[DONE]")
+}
+
+// response is a Responses API response object holding one assistant
+// message with text, completed, or in progress with no output yet.
+func response(id, msgID, text, model string, now time.Time, done bool) map[string]any {
+	r := map[string]any{
+		"id": id, "object": "response", "created_at": now.Unix(), "model": model,
+		"status": "in_progress", "output": []any{}, "error": nil, "incomplete_details": nil,
+		"instructions": nil, "metadata": map[string]any{}, "parallel_tool_calls": true,
+		"temperature": nil, "top_p": nil, "tool_choice": "auto", "tools": []any{}, "usage": nil,
+	}
+	if done {
+		r["status"] = "completed"
+		r["output"] = []any{responseMessage(msgID, text, "completed")}
+		r["usage"] = map[string]any{
+			"input_tokens": 0, "input_tokens_details": map[string]any{"cached_tokens": 0},
+			"output_tokens": 0, "output_tokens_details": map[string]any{"reasoning_tokens": 0},
+			"total_tokens": 0,
+		}
+	}
+	return r
+}
+
+func responseMessage(id, text, status string) map[string]any {
+	content := []any{}
+	if status == "completed" {
+		content = append(content, outputText(text))
+	}
+	return map[string]any{"type": "message", "id": id, "status": status, "role": "assistant", "content": content}
+}
+
+func outputText(text string) map[string]any {
+	return map[string]any{"type": "output_text", "text": text, "annotations": []any{}}
+}
+
+// responsesStream writes the event sequence of a Responses stream for one
+// text message: created, the item and its part added, the text delta and
+// done, the part and item done, completed.
+func responsesStream(w http.ResponseWriter, text, model string, now time.Time) {
+	s := startSSE(w)
+	id, msgID := newID("resp_opensoul_"), newID("msg_opensoul_")
+	seq := 0
+	event := func(typ string, fields map[string]any) {
+		fields["type"], fields["sequence_number"] = typ, seq
+		seq++
+		s.event(typ, fields)
+	}
+	at := func(fields map[string]any) map[string]any {
+		fields["item_id"], fields["output_index"], fields["content_index"] = msgID, 0, 0
+		return fields
+	}
+	event("response.created", map[string]any{"response": response(id, msgID, "", model, now, false)})
+	event("response.in_progress", map[string]any{"response": response(id, msgID, "", model, now, false)})
+	event("response.output_item.added", map[string]any{"output_index": 0, "item": responseMessage(msgID, "", "in_progress")})
+	event("response.content_part.added", at(map[string]any{"part": outputText("")}))
+	event("response.output_text.delta", at(map[string]any{"delta": text, "logprobs": []any{}}))
+	event("response.output_text.done", at(map[string]any{"text": text, "logprobs": []any{}}))
+	event("response.content_part.done", at(map[string]any{"part": outputText(text)}))
+	event("response.output_item.done", map[string]any{"output_index": 0, "item": responseMessage(msgID, text, "completed")})
+	event("response.completed", map[string]any{"response": response(id, msgID, text, model, now, true)})
 }
 
 // includeUsage reports stream_options.include_usage.

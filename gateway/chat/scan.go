@@ -6,55 +6,76 @@ import (
 )
 
 // lastMessage returns the raw last element of the body's top-level
-// "messages" array without decoding the rest: one pass that only tracks
-// strings and nesting. It does not validate the body; the element it
-// returns is decoded (and so checked) by the caller.
+// "messages" array without decoding the rest.
 func lastMessage(b []byte) ([]byte, bool) {
+	return lastItem(b, "messages")
+}
+
+// lastItem returns the raw last element of the array that is the body's
+// top-level field name.
+func lastItem(b []byte, name string) ([]byte, bool) {
+	_, last, ok := scanTop(b, name)
+	return last, ok && last != nil
+}
+
+// scanTop finds the body's top-level field name (the last one, as
+// encoding/json would take it) without decoding anything: one pass that
+// only tracks strings and nesting. It returns the field's raw value and,
+// when that is an array, the array's last element, found in the same
+// pass. It does not validate the body; what it returns is decoded (and so
+// checked) by the caller.
+func scanTop(b []byte, name string) (val, last []byte, ok bool) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return nil, false
+		return nil, nil, false
 	}
-	var last []byte
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		return nil, false
+		return nil, nil, false
 	}
 	for i < len(b) {
 		if b[i] != '"' {
-			return nil, false
+			return nil, nil, false
 		}
 		end := skipString(b, i)
 		if end < 0 {
-			return nil, false
+			return nil, nil, false
 		}
 		key := b[i:end]
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
-			return nil, false
+			return nil, nil, false
 		}
 		i = skipSpace(b, i+1)
-		if isKey(key, "messages") && i < len(b) && b[i] == '[' {
+		start, match := i, isKey(key, name)
+		switch {
+		case !match:
+			i = skipValue(b, i)
+		case i < len(b) && b[i] == '[':
 			last, i = lastElement(b, i)
-			if i < 0 {
-				return nil, false
-			}
-		} else if i = skipValue(b, i); i < 0 {
-			return nil, false
+		default:
+			last, i = nil, skipValue(b, i)
+		}
+		if i < 0 {
+			return nil, nil, false
+		}
+		if match {
+			val = b[start:i]
 		}
 		i = skipSpace(b, i)
 		if i >= len(b) {
-			return nil, false
+			return nil, nil, false
 		}
 		switch b[i] {
 		case ',':
 			i = skipSpace(b, i+1)
 		case '}':
-			return last, last != nil
+			return val, last, val != nil
 		default:
-			return nil, false
+			return nil, nil, false
 		}
 	}
-	return nil, false
+	return nil, nil, false
 }
 
 // isKey reports whether the quoted key is name the way encoding/json

@@ -11,6 +11,7 @@ import (
 	aoption "github.com/anthropics/anthropic-sdk-go/option"
 	"github.com/openai/openai-go/v3"
 	ooption "github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
 
 	"github.com/opensoul/opensoul/gateway/chat"
 	"github.com/opensoul/opensoul/gateway/store"
@@ -25,7 +26,8 @@ type reply struct {
 }
 
 // ask sends text as the user's message through the official SDK of api
-// ("anthropic" or "openai"), streaming or not, in session (none if "").
+// ("anthropic", "openai" for Chat Completions or "responses" for OpenAI's
+// Responses API), streaming or not, in session (none if "").
 func (f *fixture) ask(api string, stream bool, session, text string) reply {
 	f.t.Helper()
 	ctx := context.Background()
@@ -101,6 +103,50 @@ func (f *fixture) ask(api string, stream bool, session, text string) reply {
 			}
 			r.text, r.model = cc.Choices[0].Message.Content, cc.Model
 		}
+	case "responses":
+		opts := []ooption.RequestOption{
+			ooption.WithBaseURL(f.srv.URL + "/openai/v1"), ooption.WithAPIKey(gatewayToken),
+			ooption.WithMaxRetries(0), ooption.WithResponseInto(&resp),
+		}
+		if session != "" {
+			opts = append(opts, ooption.WithHeader("x-opensoul-session", session))
+		}
+		client := openai.NewClient(opts...)
+		// The typed text as the last of several input items, the way chat
+		// clients send a conversation.
+		params := responses.ResponseNewParams{
+			Model: "gpt-5",
+			Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
+				responses.ResponseInputItemParamOfMessage("be brief", responses.EasyInputMessageRoleDeveloper),
+				responses.ResponseInputItemParamOfMessage(text, responses.EasyInputMessageRoleUser),
+			}},
+		}
+		if stream {
+			s := client.Responses.NewStreaming(ctx, params)
+			var deltas string
+			var done responses.Response
+			for s.Next() {
+				switch ev := s.Current(); ev.Type {
+				case "response.output_text.delta":
+					deltas += ev.Delta
+				case "response.completed":
+					done = ev.Response
+				}
+			}
+			if err := s.Err(); err != nil {
+				f.t.Fatalf("%q (responses stream): %v", text, err)
+			}
+			if deltas != done.OutputText() || done.Status != responses.ResponseStatusCompleted {
+				f.t.Fatalf("%q (responses stream): deltas %q, completed response %q (%s)", text, deltas, done.OutputText(), done.Status)
+			}
+			r.text, r.model = deltas, string(done.Model)
+		} else {
+			rr, err := client.Responses.New(ctx, params)
+			if err != nil {
+				f.t.Fatalf("%q (responses): %v", text, err)
+			}
+			r.text, r.model = rr.OutputText(), string(rr.Model)
+		}
 	}
 	r.header = resp.Header
 	r.profile = resp.Header.Get("x-opensoul-profile")
@@ -168,7 +214,8 @@ func TestCommandsThroughSDKs(t *testing.T) {
 			{text: "/reset", want: []string{"New session"}, then: gone},
 		},
 	}
-	for _, api := range []string{"anthropic", "openai"} {
+	steps["responses"] = steps["openai"]
+	for _, api := range []string{"anthropic", "openai", "responses"} {
 		for _, stream := range []bool{false, true} {
 			name := api + map[bool]string{false: "/json", true: "/sse"}[stream]
 			t.Run(name, func(t *testing.T) {
