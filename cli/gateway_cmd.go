@@ -88,7 +88,9 @@ func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr
 			return err
 		}
 	}
-	log := newLogger(a.stderr, a.cfg.Log)
+	level := new(slog.LevelVar)
+	setLevel(level, a.cfg.Log.Level)
+	log := newLogger(a.stderr, a.cfg.Log.Format, level)
 
 	engine, err := policy.New(ctx, policy.Options{Dirs: a.policyDirs(), Logger: log, Timeout: ms(a.cfg.Policy.TimeoutMs)})
 	if err != nil {
@@ -131,7 +133,7 @@ func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr
 		ready(ln.Addr().String())
 	}
 
-	w := &gatewayWatcher{a: a, log: log, srv: srv, chat: chatHandler, engine: engine, listen: listen}
+	w := &gatewayWatcher{a: a, log: log, level: level, srv: srv, chat: chatHandler, engine: engine, listen: listen}
 	w.stamps = w.stamp()
 	tick := time.NewTicker(gatewayWatchInterval)
 	defer tick.Stop()
@@ -192,14 +194,22 @@ Headers: x-opensoul-agent picks the agent, x-opensoul-session the session.
 `, envFile, envGatewayToken, base, token, base, token)
 }
 
-func newLogger(w io.Writer, c LogConfig) *slog.Logger {
-	level := slog.LevelInfo
-	level.UnmarshalText([]byte(c.Level))
+// newLogger logs in format (text or json) at level, which a running
+// gateway changes when log.level does.
+func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// setLevel sets v to the config's log.level (validated: debug, info, warn
+// or error).
+func setLevel(v *slog.LevelVar, name string) {
+	l := slog.LevelInfo
+	l.UnmarshalText([]byte(name))
+	v.Set(l)
 }
 
 // policyDirs are policy.dirs, else <state>/policies.
@@ -283,6 +293,7 @@ func chatConfig(c Config) chat.Config {
 type gatewayWatcher struct {
 	a      *app
 	log    *slog.Logger
+	level  *slog.LevelVar
 	srv    *gateway.Server
 	chat   *chat.Handler
 	engine *policy.Engine
@@ -340,6 +351,7 @@ func (w *gatewayWatcher) reloadConfig() {
 		return
 	}
 	w.lastErr = ""
+	setLevel(w.level, w.a.cfg.Log.Level)
 	w.engine.SetTimeout(ms(w.a.cfg.Policy.TimeoutMs))
 	if dirs := w.a.policyDirs(); !slices.Equal(dirs, oldDirs) {
 		w.engine.SetDirs(dirs) // the policy reload right after this reads them
@@ -349,6 +361,9 @@ func (w *gatewayWatcher) reloadConfig() {
 	w.chat.SetConfig(chatConfig(w.a.cfg))
 	if w.a.cfg.Gateway.Listen != old.Gateway.Listen {
 		w.log.Warn("gateway.listen changed; restart the gateway to move", "listen", w.listen)
+	}
+	if w.a.cfg.Log.Format != old.Log.Format {
+		w.log.Warn("log.format changed; restart the gateway to switch", "format", old.Log.Format)
 	}
 	w.log.Info("config reloaded", "file", w.a.cfgFile)
 }

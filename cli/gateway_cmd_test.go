@@ -211,13 +211,21 @@ func TestGatewayReloadsAndDrains(t *testing.T) {
 		return resp.StatusCode == 503 && strings.Contains(body, "moved to the team key")
 	})
 
-	// Back to the default policy.dirs, and a slow upstream.
-	reloads, polReloads := strings.Count(g.stderr.String(), "config reloaded"), strings.Count(g.stderr.String(), "policies reloaded")
-	e.writeFile("opensoul.yaml", "providers:\n  anthropic:\n    baseUrl: "+slow.URL+"\n")
-	waitUntil(t, "the new config and policies", func() bool {
-		log := g.stderr.String()
-		return strings.Count(log, "config reloaded") > reloads && strings.Count(log, "policies reloaded") > polReloads
+	// log.level applies live: at warn, a served request writes no line.
+	requestLines := func() int { return strings.Count(g.stderr.String(), "msg=request") }
+	e.writeFile("opensoul.yaml", "providers:\n  anthropic:\n    baseUrl: "+fast.URL+"\nlog:\n  level: warn\n")
+	waitUntil(t, "log.level warn to silence request lines", func() bool {
+		n := requestLines()
+		resp, _ := g.post(t, "/anthropic/v1/messages", fixGatewayToken, body)
+		time.Sleep(200 * time.Millisecond) // the line is written after the response
+		return resp.StatusCode == 200 && requestLines() == n
 	})
+
+	// Back to log.level info, and a slow upstream. (The warn step above
+	// already went back to the default policy.dirs: its request was served.)
+	reloads := strings.Count(g.stderr.String(), "config reloaded")
+	e.writeFile("opensoul.yaml", "providers:\n  anthropic:\n    baseUrl: "+slow.URL+"\n")
+	waitUntil(t, "the new config", func() bool { return strings.Count(g.stderr.String(), "config reloaded") > reloads })
 
 	// An in-flight request survives the stop.
 	got := make(chan int, 1)
