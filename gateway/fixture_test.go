@@ -53,10 +53,6 @@ func providerModules(t testing.TB) *wasm.Registry {
 	return modules
 }
 
-func withoutModules() fixtureOpt {
-	return func(_ *fixture, o *gateway.Options) { o.Modules = nil }
-}
-
 // Fixture secrets. None of them may ever appear in gateway output.
 const (
 	gatewayToken = "osgw-GATEWAYTOKEN-0123456789abcdef"
