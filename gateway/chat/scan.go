@@ -8,13 +8,7 @@ import (
 // lastMessage returns the raw last element of the body's top-level
 // "messages" array without decoding the rest.
 func lastMessage(b []byte) ([]byte, bool) {
-	return lastItem(b, "messages")
-}
-
-// lastItem returns the raw last element of the array that is the body's
-// top-level field name.
-func lastItem(b []byte, name string) ([]byte, bool) {
-	_, last, ok := scanTop(b, name)
+	_, last, ok := scanTop(b, "messages")
 	return last, ok && last != nil
 }
 
