@@ -52,7 +52,14 @@ type agentLive struct {
 	snap     atomic.Pointer[Snapshot]
 	sessions atomic.Pointer[map[string]store.Session]
 	stamps   map[string]fileStamp // guarded by live.loadMu
+	used     atomic.Int64         // unix ns of the last request for the agent
 }
+
+// agentIdle is how long an agent may go without a request before poll
+// unloads it: callers can name any agent, and each loaded one is kept in
+// memory and its files checked every poll. Unloading loses nothing: the
+// operations not yet written stay queued, and a reload applies them.
+const agentIdle = 15 * time.Minute
 
 type fileStamp struct {
 	size  int64
@@ -150,6 +157,7 @@ func (l *live) agent(id string) (*agentLive, error) {
 	a := l.agents[id]
 	l.mu.Unlock()
 	if a != nil {
+		a.used.Store(l.now().UnixNano())
 		return a, nil
 	}
 	l.loadMu.Lock()
@@ -158,9 +166,11 @@ func (l *live) agent(id string) (*agentLive, error) {
 	a = l.agents[id]
 	l.mu.Unlock()
 	if a != nil {
+		a.used.Store(l.now().UnixNano())
 		return a, nil
 	}
 	a = &agentLive{}
+	a.used.Store(l.now().UnixNano())
 	if err := l.reload(id, a); err != nil {
 		return nil, err
 	}
@@ -409,8 +419,9 @@ func (l *live) flush() {
 	l.mu.Unlock()
 }
 
-// poll reloads every loaded agent whose files changed. A file that cannot
-// be read keeps the last good snapshot in use.
+// poll unloads agents idle for agentIdle and reloads every other loaded
+// agent whose files changed. A file that cannot be read keeps the last
+// good snapshot in use.
 func (l *live) poll() {
 	l.mu.Lock()
 	ids := slices.Collect(maps.Keys(l.agents))
@@ -419,10 +430,18 @@ func (l *live) poll() {
 	l.mu.Unlock()
 	l.loadMu.Lock()
 	defer l.loadMu.Unlock()
+	idleSince := l.now().Add(-agentIdle).UnixNano()
 	for _, id := range ids {
 		l.mu.Lock()
 		a := l.agents[id]
+		if a.used.Load() < idleSince {
+			delete(l.agents, id)
+		}
+		_, kept := l.agents[id]
 		l.mu.Unlock()
+		if !kept {
+			continue
+		}
 		changed := stale
 		for _, p := range l.paths(id) {
 			if stampOf(p) != a.stamps[p] {
