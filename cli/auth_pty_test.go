@@ -3,11 +3,9 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,24 +14,6 @@ import (
 
 	"github.com/opensoul/opensoul/gateway/store"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while a command writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestSetupTokenOnATerminal drives setup-token through a real pseudo
 // terminal: the token is typed with echo off (nothing of it comes back on
@@ -49,10 +29,10 @@ func TestSetupTokenOnATerminal(t *testing.T) {
 	defer tty.Close()
 
 	// Everything the terminal shows the user (its echo).
-	var screen syncBuffer
+	var screen lockedBuffer
 	go io.Copy(&screen, ptmx)
 
-	var stdout, stderr syncBuffer
+	var stdout, stderr lockedBuffer
 	environ := []string{"OPENSOUL_STATE_DIR=" + e.state, "HOME=" + e.vars["HOME"]}
 	done := make(chan int, 1)
 	go func() {
@@ -103,4 +83,3 @@ func TestSetupTokenOnATerminal(t *testing.T) {
 		t.Errorf("echo is still off after the command (err %v)", err)
 	}
 }
-

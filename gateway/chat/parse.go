@@ -69,19 +69,28 @@ func lastUserText(body []byte) (string, bool) {
 		return "", false
 	}
 	var m message
-	if json.Unmarshal(raw, &m) != nil || m.Role != "user" || len(m.Content) == 0 {
+	if json.Unmarshal(raw, &m) != nil || m.Role != "user" {
+		return "", false
+	}
+	return contentText(m.Content, "text")
+}
+
+// contentText is a message's content when it is a string, else the text
+// of its last part of type textType.
+func contentText(content json.RawMessage, textType string) (string, bool) {
+	if len(content) == 0 {
 		return "", false
 	}
 	var s string
-	if json.Unmarshal(m.Content, &s) == nil {
+	if json.Unmarshal(content, &s) == nil {
 		return s, true
 	}
 	var parts []part
-	if json.Unmarshal(m.Content, &parts) != nil {
+	if json.Unmarshal(content, &parts) != nil {
 		return "", false
 	}
 	for i := len(parts) - 1; i >= 0; i-- {
-		if parts[i].Type == "text" {
+		if parts[i].Type == textType {
 			return parts[i].Text, true
 		}
 	}
@@ -111,22 +120,10 @@ func lastResponsesText(body []byte) (string, bool) {
 		message
 		Type string `json:"type"`
 	}
-	if json.Unmarshal(last, &m) != nil || m.Role != "user" || (m.Type != "" && m.Type != "message") || len(m.Content) == 0 {
+	if json.Unmarshal(last, &m) != nil || m.Role != "user" || (m.Type != "" && m.Type != "message") {
 		return "", false
 	}
-	if json.Unmarshal(m.Content, &s) == nil {
-		return s, true
-	}
-	var parts []part
-	if json.Unmarshal(m.Content, &parts) != nil {
-		return "", false
-	}
-	for i := len(parts) - 1; i >= 0; i-- {
-		if parts[i].Type == "input_text" {
-			return parts[i].Text, true
-		}
-	}
-	return "", false
+	return contentText(m.Content, "input_text")
 }
 
 // parseCommand recognises a command typed as the whole message. /new and

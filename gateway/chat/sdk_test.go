@@ -70,14 +70,7 @@ func (f *fixture) ask(api string, stream bool, session, text string) reply {
 		}
 		r.model = msg.Model
 	case "openai":
-		opts := []ooption.RequestOption{
-			ooption.WithBaseURL(f.srv.URL + "/openai/v1"), ooption.WithAPIKey(gatewayToken),
-			ooption.WithMaxRetries(0), ooption.WithResponseInto(&resp),
-		}
-		if session != "" {
-			opts = append(opts, ooption.WithHeader("x-opensoul-session", session))
-		}
-		client := openai.NewClient(opts...)
+		client := openai.NewClient(f.openaiOptions(session, &resp)...)
 		params := openai.ChatCompletionNewParams{
 			Model:    "gpt-5",
 			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(text)},
@@ -104,14 +97,7 @@ func (f *fixture) ask(api string, stream bool, session, text string) reply {
 			r.text, r.model = cc.Choices[0].Message.Content, cc.Model
 		}
 	case "responses":
-		opts := []ooption.RequestOption{
-			ooption.WithBaseURL(f.srv.URL + "/openai/v1"), ooption.WithAPIKey(gatewayToken),
-			ooption.WithMaxRetries(0), ooption.WithResponseInto(&resp),
-		}
-		if session != "" {
-			opts = append(opts, ooption.WithHeader("x-opensoul-session", session))
-		}
-		client := openai.NewClient(opts...)
+		client := openai.NewClient(f.openaiOptions(session, &resp)...)
 		// The typed text as the last of several input items, the way chat
 		// clients send a conversation.
 		params := responses.ResponseNewParams{
@@ -151,6 +137,19 @@ func (f *fixture) ask(api string, stream bool, session, text string) reply {
 	r.header = resp.Header
 	r.profile = resp.Header.Get("x-opensoul-profile")
 	return r
+}
+
+// openaiOptions point openai-go at the gateway's /openai route, in session
+// (none if ""), recording the HTTP response into resp.
+func (f *fixture) openaiOptions(session string, resp **http.Response) []ooption.RequestOption {
+	opts := []ooption.RequestOption{
+		ooption.WithBaseURL(f.srv.URL + "/openai/v1"), ooption.WithAPIKey(gatewayToken),
+		ooption.WithMaxRetries(0), ooption.WithResponseInto(resp),
+	}
+	if session != "" {
+		opts = append(opts, ooption.WithHeader("x-opensoul-session", session))
+	}
+	return opts
 }
 
 // TestCommandsThroughSDKs types every command into both APIs, streaming
