@@ -125,7 +125,9 @@ func BenchmarkCommandInHistory(b *testing.B) {
 	}
 }
 
-// lastUserTextRef is the plain reference: decode every message.
+// lastUserTextRef is the plain reference: decode every message. (The
+// content of the message found is read by the same contentText: these
+// references check the one-pass scan, not the content rules.)
 func lastUserTextRef(body []byte) (string, bool) {
 	var req struct {
 		Messages []message `json:"messages"`
@@ -134,23 +136,10 @@ func lastUserTextRef(body []byte) (string, bool) {
 		return "", false
 	}
 	m := req.Messages[len(req.Messages)-1]
-	if m.Role != "user" || len(m.Content) == 0 {
+	if m.Role != "user" {
 		return "", false
 	}
-	var s string
-	if json.Unmarshal(m.Content, &s) == nil {
-		return s, true
-	}
-	var parts []part
-	if json.Unmarshal(m.Content, &parts) != nil {
-		return "", false
-	}
-	for i := len(parts) - 1; i >= 0; i-- {
-		if parts[i].Type == "text" {
-			return parts[i].Text, true
-		}
-	}
-	return "", false
+	return contentText(m.Content, "text")
 }
 
 // FuzzLastMessage: on valid JSON the one-pass scan finds what decoding
@@ -208,7 +197,7 @@ func TestLastResponsesText(t *testing.T) {
 }
 
 // lastResponsesTextRef decodes the whole input: what lastResponsesText's
-// one-pass scan must agree with.
+// one-pass scan must agree with (content read by contentText, as above).
 func lastResponsesTextRef(body []byte) (string, bool) {
 	var req struct {
 		Input json.RawMessage `json:"input"`
@@ -229,22 +218,10 @@ func lastResponsesTextRef(body []byte) (string, bool) {
 		Role    string          `json:"role"`
 		Content json.RawMessage `json:"content"`
 	}
-	if json.Unmarshal(items[len(items)-1], &m) != nil || m.Role != "user" || (m.Type != "" && m.Type != "message") || len(m.Content) == 0 {
+	if json.Unmarshal(items[len(items)-1], &m) != nil || m.Role != "user" || (m.Type != "" && m.Type != "message") {
 		return "", false
 	}
-	if json.Unmarshal(m.Content, &s) == nil {
-		return s, true
-	}
-	var parts []part
-	if json.Unmarshal(m.Content, &parts) != nil {
-		return "", false
-	}
-	for i := len(parts) - 1; i >= 0; i-- {
-		if parts[i].Type == "input_text" {
-			return parts[i].Text, true
-		}
-	}
-	return "", false
+	return contentText(m.Content, "input_text")
 }
 
 // FuzzLastResponsesText: on valid JSON the scan finds what decoding
