@@ -151,13 +151,22 @@ func newLive(st *store.Store, log *slog.Logger, now func() time.Time, cd func() 
 	}
 }
 
-// agent returns the agent's live state, loading it on first use.
+// agent returns the agent's live state, loading it on first use, and
+// notes the use (poll unloads agents idle for agentIdle).
 func (l *live) agent(id string) (*agentLive, error) {
+	a, err := l.load(id)
+	if err != nil {
+		return nil, err
+	}
+	a.used.Store(l.now().UnixNano())
+	return a, nil
+}
+
+func (l *live) load(id string) (*agentLive, error) {
 	l.mu.Lock()
 	a := l.agents[id]
 	l.mu.Unlock()
 	if a != nil {
-		a.used.Store(l.now().UnixNano())
 		return a, nil
 	}
 	l.loadMu.Lock()
@@ -166,11 +175,10 @@ func (l *live) agent(id string) (*agentLive, error) {
 	a = l.agents[id]
 	l.mu.Unlock()
 	if a != nil {
-		a.used.Store(l.now().UnixNano())
 		return a, nil
 	}
 	a = &agentLive{}
-	a.used.Store(l.now().UnixNano())
+	a.used.Store(l.now().UnixNano()) // not unloaded before its first request returns
 	if err := l.reload(id, a); err != nil {
 		return nil, err
 	}
@@ -434,12 +442,12 @@ func (l *live) poll() {
 	for _, id := range ids {
 		l.mu.Lock()
 		a := l.agents[id]
-		if a.used.Load() < idleSince {
+		idle := a.used.Load() < idleSince
+		if idle {
 			delete(l.agents, id)
 		}
-		_, kept := l.agents[id]
 		l.mu.Unlock()
-		if !kept {
+		if idle {
 			continue
 		}
 		changed := stale

@@ -4,11 +4,11 @@
 //
 // The gateway hands every Anthropic Messages, OpenAI Chat Completions and
 // OpenAI Responses request to Handler.Intercept before it picks a
-// credential. When the last user message is a command, the handler changes the session in
-// sessions.json, tells the gateway to reread it, and answers in the API's
-// own response shape (JSON, or SSE when the request streams) so that the
-// official SDKs and chat UIs show the answer like a model's reply. No
-// upstream is called for a command.
+// credential. When the last user message is a command, the handler changes
+// the session in sessions.json, tells the gateway to reread it, and
+// answers in the API's own response shape (JSON, or SSE when the request
+// streams) so that the official SDKs and chat UIs show the answer like a
+// model's reply. No upstream is called for a command.
 //
 // The package takes what it needs as plain values and function fields
 // (Options, Config) so it depends on the gateway's domain types only, never
