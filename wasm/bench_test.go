@@ -22,7 +22,7 @@ func BenchmarkCall(b *testing.B) {
 			if errs := r.Load(ctx, "anthropic"); len(errs) > 0 {
 				b.Fatal(errs)
 			}
-			m := r.entries["anthropic"].mod
+			m := r.entry("anthropic").mod
 			req := encodeRequest(OpCheck, CheckRequest{Type: "api_key", Secret: anthropicKey, Now: 1})
 			durs := make([]time.Duration, 0, b.N)
 			b.ReportAllocs()

@@ -30,3 +30,8 @@ func builtinModule(name string) []byte {
 	b, _ := builtinFS.ReadFile("modules/" + name + ".wasm")
 	return b
 }
+
+func isBuiltin(name string) bool {
+	_, err := builtinFS.Open("modules/" + name + ".wasm")
+	return err == nil
+}

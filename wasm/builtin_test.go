@@ -262,8 +262,8 @@ func TestResultsCachedPerCredential(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m := r.entries["anthropic"].mod
-	base := int64(4) // the load-time probes: info, check, headers, classify
+	m := r.entry("anthropic").mod
+	base := int64(1) // the load-time info call: the built-ins declare their ops
 	if got := m.calls.Load() - base; got != 2 {
 		t.Errorf("module calls = %d, want 2 (one check, one headers)", got)
 	}
@@ -358,11 +358,11 @@ func TestVerdictsPersistAcrossHosts(t *testing.T) {
 		return r, out
 	}
 	first, want := run()
-	if first.entries["anthropic"].mod == nil {
+	if first.entry("anthropic").mod == nil {
 		t.Fatal("the first run did not load the module")
 	}
 	second, got := run()
-	if second.entries["anthropic"].mod != nil {
+	if second.entry("anthropic").mod != nil {
 		t.Error("the second run loaded the module; the verdicts were not reused")
 	}
 	for i := range want {

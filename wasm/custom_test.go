@@ -162,8 +162,10 @@ func TestMisbehavingInstanceIsReplaced(t *testing.T) {
 		{"please-overrun", ErrBadResponse},
 		{"please-garbage", ErrBadResponse},
 	}
-	h, logs := newTestHost(t, Options{CallTimeout: 10 * time.Second, MaxInstances: 2, MemoryLimitPages: 64})
-	short, shortLogs := newTestHost(t, Options{CallTimeout: 100 * time.Millisecond, MaxInstances: 2})
+	// The breaker would skip the module after a few failures in a row
+	// (TestBreaker); here every failure must reach the module.
+	h, logs := newTestHost(t, Options{CallTimeout: 10 * time.Second, MaxInstances: 2, MemoryLimitPages: 64, BreakerFailures: 100})
+	short, shortLogs := newTestHost(t, Options{CallTimeout: 100 * time.Millisecond, MaxInstances: 2, BreakerFailures: 100})
 	ctx := context.Background()
 	mods := map[string]string{"flaky": bad("flaky.wasm")}
 	slow, _ := NewRegistry(ctx, h, mods)
@@ -280,7 +282,7 @@ func TestConcurrentCalls(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if live := len(r.entries["anthropic"].mod.slots); live > 3 {
+	if live := len(r.entry("anthropic").mod.slots); live > 3 {
 		t.Errorf("%d live instances, cap is 3", live)
 	}
 }

@@ -19,7 +19,13 @@ var (
 	ErrUnsupportedOp    = errors.New("op not supported by the module")
 	ErrGuest            = errors.New("module answered with an error")
 	ErrClosed           = errors.New("host closed")
+	ErrPoolBusy         = errors.New("every instance of the module stayed busy past the pool wait")
+	ErrBackoff          = errors.New("module skipped after repeated failures")
 )
+
+// errRetired: the module was replaced (Registry.Update) while a call
+// waited for it; the caller asks the new one.
+var errRetired = errors.New("module replaced")
 
 // ModuleError is a failure of one provider module. It names the provider
 // and the module file (a path, or builtin:<name>.wasm) and never carries a

@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ const (
 	DefaultCallTimeout      = 2 * time.Second
 	DefaultMemoryLimitPages = 512 // 32 MiB per instance
 	DefaultMaxResponseBytes = 64 << 10
+	DefaultPoolWait         = time.Second
 )
 
 // Options tune a Host. The zero value is ready to use.
@@ -42,8 +44,21 @@ type Options struct {
 	// MaxResponseBytes caps a module's answer (default 64 KiB).
 	MaxResponseBytes int
 	// MaxInstances bounds the live instances of one module (default
-	// GOMAXPROCS, at least 2); callers beyond it wait for a free one.
+	// GOMAXPROCS, at least 2); callers beyond it wait for a free one, at
+	// most PoolWait (default 1 s), then fail with ErrPoolBusy.
 	MaxInstances int
+	PoolWait     time.Duration
+	// BreakerFailures consecutive calls of one module that hit the deadline
+	// or trap (default 3) skip the module for BreakerBackoff (default 30 s,
+	// doubling while it keeps failing, up to 10 min): its calls fail fast
+	// with ErrBackoff. Opening and closing are logged once each.
+	BreakerFailures int
+	BreakerBackoff  time.Duration
+	// BackoffFile, when set, mirrors the skipped modules for other
+	// processes (ReadBackoffs); "" keeps them in memory (Registry.Providers).
+	BackoffFile string
+	// Now is the breaker's clock; nil means time.Now.
+	Now func() time.Time
 	// Logger receives one record per distinct module failure.
 	Logger *slog.Logger
 }
@@ -56,8 +71,13 @@ type Host struct {
 	callTimeout time.Duration
 	maxResponse int
 	maxInst     int
+	poolWait    time.Duration
 	memPages    uint32
+	brkFailures int
+	brkBackoff  time.Duration
+	now         func() time.Time
 	log         *slog.Logger
+	backoffs    *backoffs
 
 	mu       sync.Mutex // guards the fields below
 	reported map[string]bool
@@ -71,8 +91,13 @@ func NewHost(ctx context.Context, o Options) (*Host, error) {
 		callTimeout: o.CallTimeout,
 		maxResponse: o.MaxResponseBytes,
 		maxInst:     o.MaxInstances,
+		poolWait:    cmp.Or(o.PoolWait, DefaultPoolWait),
 		memPages:    o.MemoryLimitPages,
+		brkFailures: cmp.Or(o.BreakerFailures, DefaultBreakerFailures),
+		brkBackoff:  cmp.Or(o.BreakerBackoff, DefaultBreakerBackoff),
+		now:         o.Now,
 		log:         o.Logger,
+		backoffs:    &backoffs{path: o.BackoffFile},
 		reported:    map[string]bool{},
 	}
 	if h.callTimeout == 0 {
@@ -89,6 +114,12 @@ func NewHost(ctx context.Context, o Options) (*Host, error) {
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if err := h.backoffs.reset(); err != nil { // a previous run's breakers are not ours
+		h.log.Warn("cannot reset the module backoff file", "err", err)
 	}
 	h.cache = h.openCache(o)
 	cfg := wazero.NewRuntimeConfig().
@@ -138,6 +169,9 @@ func (h *Host) Close(ctx context.Context) error {
 	}
 	h.closed = true
 	h.mu.Unlock()
+	if err := h.backoffs.reset(); err != nil {
+		h.log.Warn("cannot reset the module backoff file", "err", err)
+	}
 	err := h.rt.Close(ctx)
 	return errors.Join(err, h.cache.Close(ctx))
 }
@@ -158,6 +192,23 @@ func (h *Host) report(e *ModuleError, kind error) {
 	h.mu.Unlock()
 	if !seen {
 		h.log.Error("provider module failed", "provider", e.Provider, "module", e.File, "op", e.Op, "err", e.Err)
+	}
+}
+
+// breakerChanged logs a breaker that opened or closed, once each, and
+// mirrors it to the backoff file.
+func (h *Host) breakerChanged(c change, b Backoff) {
+	switch c {
+	case opened:
+		h.log.Warn("provider module skipped after repeated failures; its provider uses the built-in behaviour meanwhile",
+			"provider", b.Provider, "module", b.Module, "failures", b.Failures, "until", b.Until.Format(time.RFC3339), "err", b.Error)
+	case closed:
+		h.log.Info("provider module back in service", "provider", b.Provider, "module", b.Module, "skippedSince", b.Since.Format(time.RFC3339))
+	case unchanged:
+		return
+	}
+	if err := h.backoffs.set(b, c != closed); err != nil {
+		h.log.Warn("cannot record a module backoff", "err", err)
 	}
 }
 
@@ -199,6 +250,7 @@ func (h *Host) load(ctx context.Context, provider, file string, bin []byte) (*mo
 		compiled: cm,
 		idle:     make(chan *instance, h.maxInst),
 		slots:    make(chan struct{}, h.maxInst),
+		brk:      &breaker{threshold: h.brkFailures, base: h.brkBackoff},
 	}
 	in, err := m.instantiate(ctx)
 	if err != nil {

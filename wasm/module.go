@@ -20,7 +20,9 @@ type module struct {
 	compiled wazero.CompiledModule
 	idle     chan *instance // instances ready for use, each owned by nobody
 	slots    chan struct{}  // one token per live instance, cap = MaxInstances
-	calls    atomic.Int64   // opensoul_call invocations, for tests
+	brk      *breaker
+	retired  atomic.Bool  // replaced by a new module file: no new calls or instances
+	calls    atomic.Int64 // opensoul_call invocations, for tests
 }
 
 // instance is one instantiation of a module; used by one goroutine at a time.
@@ -55,13 +57,16 @@ func (m *module) instantiate(ctx context.Context) (*instance, error) {
 }
 
 // get takes an idle instance, or starts one when fewer than MaxInstances
-// are live, or waits for one to come back.
+// are live, or waits for one to come back, at most the host's PoolWait:
+// a caller never queues behind instances that a looping module holds.
 func (m *module) get(ctx context.Context) (*instance, error) {
 	select {
 	case in := <-m.idle:
 		return in, nil
 	default:
 	}
+	wait := time.NewTimer(m.host.poolWait)
+	defer wait.Stop()
 	select {
 	case in := <-m.idle:
 		return in, nil
@@ -69,15 +74,32 @@ func (m *module) get(ctx context.Context) (*instance, error) {
 		in, err := m.instantiate(ctx)
 		if err != nil {
 			<-m.slots
+			if m.retired.Load() {
+				return nil, errRetired
+			}
 			return nil, err
 		}
 		return in, nil
+	case <-wait.C:
+		return nil, fmt.Errorf("%w (%d instances, %s)", ErrPoolBusy, cap(m.slots), m.host.poolWait)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
 
-func (m *module) put(in *instance) { m.idle <- in }
+// put returns an instance to the pool, or closes it when the module has
+// been retired. Checking again after the send closes an instance that
+// raced with retire's drain.
+func (m *module) put(in *instance) {
+	if m.retired.Load() {
+		m.discard(in)
+		return
+	}
+	m.idle <- in
+	if m.retired.Load() {
+		m.drain()
+	}
+}
 
 // discard closes an instance that must not be used again.
 func (m *module) discard(in *instance) {
@@ -85,15 +107,50 @@ func (m *module) discard(in *instance) {
 	<-m.slots
 }
 
+// retire stops a module that a new module file replaced: calls that have
+// not started get errRetired (and ask the new module), instances close as
+// their calls end. wazero allows closing the compiled module under
+// running calls.
+func (m *module) retire() {
+	if m.retired.Swap(true) {
+		return
+	}
+	m.drain()
+	_ = m.compiled.Close(context.Background())
+}
+
+func (m *module) drain() {
+	for {
+		select {
+		case in := <-m.idle:
+			m.discard(in)
+		default:
+			return
+		}
+	}
+}
+
 // call sends one JSON request and returns the module's JSON answer. Any
 // failure discards the instance, so a bad module never poisons the pool.
+// While the module's breaker is open, calls fail fast with ErrBackoff.
 func (m *module) call(ctx context.Context, op string, req []byte) ([]byte, error) {
 	if m.host.isClosed() {
 		return nil, ErrClosed
 	}
+	if m.retired.Load() {
+		return nil, errRetired
+	}
+	if m.brk.blocked(m.host.now()) { // before waiting for an instance
+		return nil, m.skipped()
+	}
 	in, err := m.get(ctx)
 	if err != nil {
 		return nil, err
+	}
+	ok, trial := m.brk.allow(m.host.now()) // it may have opened while this call waited
+	if !ok {
+		m.put(in)
+		return nil, m.skipped()
 	}
 	m.calls.Add(1)
 	cctx, cancel := ctx, context.CancelFunc(nil)
@@ -107,12 +164,22 @@ func (m *module) call(ctx context.Context, op string, req []byte) ([]byte, error
 	if err != nil {
 		m.discard(in)
 		if ctx.Err() != nil { // the caller gave up; not the module's fault
+			m.host.breakerChanged(m.brk.done(m.host.now(), trial, ctx.Err(), m.provider, m.file))
 			return nil, ctx.Err()
 		}
-		return nil, err
+	} else {
+		m.put(in)
 	}
-	m.put(in)
-	return out, nil
+	m.host.breakerChanged(m.brk.done(m.host.now(), trial, err, m.provider, m.file))
+	return out, err
+}
+
+// skipped is the error of a call the breaker refused.
+func (m *module) skipped() error {
+	if b := m.brk.state(); b != nil {
+		return fmt.Errorf("%w until %s (%d failures, the last: %s)", ErrBackoff, b.Until.UTC().Format(time.RFC3339), b.Failures, b.Error)
+	}
+	return ErrBackoff
 }
 
 func (in *instance) abiVersion(ctx context.Context, d time.Duration) (int32, error) {

@@ -4,14 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 )
 
 // cacheKey identifies a credential (and whatever else the answer depends
-// on) without keeping the secret.
+// on) without keeping the secret. It is the same in every run, so the
+// verdict file uses it too; the memory caches add the entry's gen (memKey).
 func cacheKey(op, provider, typ, secret string, expiresAt *int64) [32]byte {
 	h := sha256.New()
 	for _, s := range []string{op, provider, typ, secret} {
@@ -30,6 +31,13 @@ func cacheKey(op, provider, typ, secret string, expiresAt *int64) [32]byte {
 	h.Sum(k[:0])
 	return k
 }
+
+// memKey keys e's answer for k in the memory caches: a module file that
+// changes gets a new entry, so its answers are never mixed with the old's.
+func (e *entry) memKey(k [32]byte) resultKey { return resultKey{gen: e.gen, sum: k} }
+
+// genericKey keys the answers for a provider without an entry.
+func genericKey(k [32]byte) resultKey { return resultKey{sum: k} }
 
 func (e *entry) hasModule() bool { return e.builtin || e.bin != nil }
 
@@ -61,46 +69,44 @@ func stale(c CheckResult, now int64) bool {
 // req.Now).
 func (r *Registry) Check(ctx context.Context, provider string, req CheckRequest) (CheckResult, error) {
 	key := cacheKey(OpCheck, provider, req.Type, req.Secret, req.ExpiresAt)
-	if c, ok := r.checks.get(key); ok && !stale(c, req.Now) {
-		return c, nil
-	}
+	mk := genericKey(key)
 	var diskKey string
-	if e := r.entries[provider]; e != nil && e.hasModule() && e.readErr == nil && r.host.verdicts != nil {
-		diskKey = verdictKey(key, e.moduleSum())
-		if c, ok := r.host.verdicts.get(diskKey); ok && !stale(c, req.Now) {
-			r.checks.put(key, c)
+	if e := r.entry(provider); e != nil {
+		mk = e.memKey(key)
+		if c, ok := r.checks.get(mk); ok && !stale(c, req.Now) {
 			return c, nil
 		}
-	}
-	m, _, err := r.module(ctx, provider, OpCheck)
-	if err != nil {
-		return CheckResult{}, err
-	}
-	var res CheckResult
-	if m == nil {
-		res = genericCheck(req)
-	} else {
-		var resp struct {
-			envelope
-			CheckResult
-		}
-		err := r.invoke(ctx, m, OpCheck, req, req.Secret, &resp.envelope, &resp)
-		switch {
-		case errors.Is(err, ErrUnsupportedOp):
-			res = genericCheck(req)
-		case err != nil:
-			return CheckResult{}, err
-		default:
-			res = resp.CheckResult
-			if err := validCheck(res); err != nil {
-				me := &ModuleError{Provider: m.provider, File: m.file, Op: OpCheck, Err: err}
-				r.host.report(me, ErrBadResponse)
-				return CheckResult{}, me
+		if e.hasModule() && e.readErr == nil && r.host.verdicts != nil {
+			diskKey = verdictKey(key, e.moduleSum())
+			if c, ok := r.host.verdicts.get(diskKey); ok && !stale(c, req.Now) {
+				r.checks.put(mk, c)
+				return c, nil
 			}
-			res.Reason, res.Hint = redact(res.Reason, req.Secret), redact(res.Hint, req.Secret)
 		}
+	} else if c, ok := r.checks.get(mk); ok && !stale(c, req.Now) {
+		return c, nil
 	}
-	r.checks.put(key, res)
+	var resp struct {
+		envelope
+		CheckResult
+	}
+	m, err := r.ask(ctx, provider, OpCheck, req, req.Secret, &resp.envelope, &resp)
+	var res CheckResult
+	switch {
+	case err != nil:
+		return CheckResult{}, err
+	case m == nil:
+		res = genericCheck(req)
+	default:
+		res = resp.CheckResult
+		if err := validCheck(res); err != nil {
+			me := &ModuleError{Provider: m.provider, File: m.file, Op: OpCheck, Err: err}
+			r.host.report(me, ErrBadResponse)
+			return CheckResult{}, me
+		}
+		res.Reason, res.Hint = redact(res.Reason, req.Secret), redact(res.Hint, req.Secret)
+	}
+	r.checks.put(mk, res)
 	if diskKey != "" {
 		r.host.verdicts.put(diskKey, res)
 	}
@@ -113,37 +119,33 @@ func (r *Registry) Check(ctx context.Context, provider string, req CheckRequest)
 // apply it with HeadersResult.Apply.
 func (r *Registry) Headers(ctx context.Context, provider string, req HeadersRequest) (HeadersResult, error) {
 	key := cacheKey(OpHeaders, provider, req.Type, req.Secret, nil)
-	if h, ok := r.headers.get(key); ok {
+	mk := genericKey(key)
+	if e := r.entry(provider); e != nil {
+		mk = e.memKey(key)
+	}
+	if h, ok := r.headers.get(mk); ok {
 		return h, nil
 	}
-	m, _, err := r.module(ctx, provider, OpHeaders)
-	if err != nil {
-		return HeadersResult{}, err
+	var resp struct {
+		envelope
+		HeadersResult
 	}
+	m, err := r.ask(ctx, provider, OpHeaders, req, req.Secret, &resp.envelope, &resp)
 	var res HeadersResult
-	if m == nil {
+	switch {
+	case err != nil:
+		return HeadersResult{}, err
+	case m == nil:
 		res = genericHeaders(req)
-	} else {
-		var resp struct {
-			envelope
-			HeadersResult
-		}
-		err := r.invoke(ctx, m, OpHeaders, req, req.Secret, &resp.envelope, &resp)
-		switch {
-		case errors.Is(err, ErrUnsupportedOp):
-			res = genericHeaders(req)
-		case err != nil:
-			return HeadersResult{}, err
-		default:
-			res = resp.HeadersResult
-			if err := validHeaders(res); err != nil {
-				me := &ModuleError{Provider: m.provider, File: m.file, Op: OpHeaders, Err: err}
-				r.host.report(me, ErrBadResponse)
-				return HeadersResult{}, me
-			}
+	default:
+		res = resp.HeadersResult
+		if err := validHeaders(res); err != nil {
+			me := &ModuleError{Provider: m.provider, File: m.file, Op: OpHeaders, Err: err}
+			r.host.report(me, ErrBadResponse)
+			return HeadersResult{}, me
 		}
 	}
-	r.headers.put(key, res)
+	r.headers.put(mk, res)
 	return res, nil
 }
 
@@ -153,23 +155,16 @@ func (r *Registry) Classify(ctx context.Context, provider string, req ClassifyRe
 	if len(req.Body) > MaxClassifyBody {
 		req.Body = req.Body[:MaxClassifyBody]
 	}
-	m, _, err := r.module(ctx, provider, OpClassify)
-	if err != nil {
-		return Classification{}, err
-	}
-	if m == nil {
-		return genericClassify(req), nil
-	}
 	var resp struct {
 		envelope
 		Classification
 	}
-	err = r.invoke(ctx, m, OpClassify, req, "", &resp.envelope, &resp)
+	m, err := r.ask(ctx, provider, OpClassify, req, "", &resp.envelope, &resp)
 	switch {
-	case errors.Is(err, ErrUnsupportedOp):
-		return genericClassify(req), nil
 	case err != nil:
 		return Classification{}, err
+	case m == nil:
+		return genericClassify(req), nil
 	}
 	if !knownReasons[resp.Reason] {
 		me := &ModuleError{Provider: m.provider, File: m.file, Op: OpClassify,
@@ -184,25 +179,23 @@ func (r *Registry) Classify(ctx context.Context, provider string, req ClassifyRe
 // that have not been loaded yet. A module that failed shows its error.
 func (r *Registry) Providers(ctx context.Context) []ProviderInfo {
 	r.Load(ctx)
-	names := make([]string, 0, len(r.entries))
-	for name := range r.entries {
-		names = append(names, name)
-	}
-	slices.Sort(names)
+	entries := *r.entries.Load()
+	names := slices.Sorted(maps.Keys(entries))
 	out := make([]ProviderInfo, 0, len(names))
 	for _, name := range names {
-		e := r.entries[name]
+		e := entries[name]
 		e.mu.Lock()
 		pi := ProviderInfo{Name: name, Source: e.source, Ops: []string{}}
 		if e.err != nil {
 			pi.Error = e.err.Error()
 		} else if e.mod != nil {
-			pi.ABIVersion, pi.Version = ABIVersion, e.info.Version
+			pi.ABIVersion, pi.Version, pi.OpsDeclared = ABIVersion, e.info.Version, e.declared
 			for _, op := range []string{OpInfo, OpCheck, OpHeaders, OpClassify} {
 				if e.ops[op] {
 					pi.Ops = append(pi.Ops, op)
 				}
 			}
+			pi.Backoff = e.mod.brk.state()
 		}
 		e.mu.Unlock()
 		out = append(out, pi)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,16 +18,26 @@ import (
 // behaviour: an Authorization: Bearer header and the DESIGN §4 table.
 // It is safe for concurrent use.
 type Registry struct {
+	// Set by NewRegistry, never changed.
 	host    *Host
-	entries map[string]*entry // fixed after NewRegistry
 	checks  *resultCache[CheckResult]
 	headers *resultCache[HeadersResult]
+
+	// Replaced whole by Update (copy on write); readers Load once per call.
+	entries atomic.Pointer[map[string]*entry]
+	gens    atomic.Uint64 // numbers entries, so a replaced module's cached answers are never served
+
+	updateMu sync.Mutex // serializes Update; guards the fields below
+	stamps   map[string]fileStamp
+	refused  map[string]refusal
 }
 
-// entry is one provider's module, loaded on first use.
+// entry is one provider's module, loaded on first use. A module file that
+// changes gets a new entry (Update); an entry's module never changes.
 type entry struct {
 	name    string
-	source  string // "builtin" or the module's path
+	gen     uint64 // keys this entry's answers in the result caches
+	source  string // "builtin", "generic" or the module's path
 	file    string // builtin:<name>.wasm or the path; names the module in errors
 	builtin bool   // bin comes from the embedded modules, on first use
 	bin     []byte // a module file's bytes; nil for a generic provider
@@ -34,12 +46,13 @@ type entry struct {
 	sumOnce sync.Once
 	sum     [32]byte // SHA-256 of the module, computed on first use
 
-	mu      sync.Mutex // guards the fields below
-	mod     *module
-	err     error
-	retryAt time.Time // when a load that ran out of time may be tried again
-	info    Info
-	ops     map[string]bool
+	mu       sync.Mutex // guards the fields below
+	mod      *module
+	err      error
+	retryAt  time.Time // when a load that ran out of time may be tried again
+	info     Info
+	ops      map[string]bool // ops the module answers (declared, or probed)
+	declared bool            // ops come from the module's info declaration
 }
 
 // loadRetry is how long a module whose load hit the deadline (perhaps a
@@ -57,31 +70,55 @@ const maxModuleBytes = 64 << 20
 func NewRegistry(ctx context.Context, host *Host, modules map[string]string) (*Registry, []error) {
 	r := &Registry{
 		host:    host,
-		entries: map[string]*entry{},
 		checks:  newResultCache[CheckResult](4096),
 		headers: newResultCache[HeadersResult](4096),
+		stamps:  map[string]fileStamp{},
+		refused: map[string]refusal{},
 	}
+	entries := map[string]*entry{}
 	for _, name := range BuiltinNames() {
-		r.entries[name] = &entry{name: name, source: "builtin", file: "builtin:" + name + ".wasm", builtin: true}
+		entries[name] = r.newEntry(name, "")
 	}
 	var errs []error
 	for name, path := range modules {
-		if path == "" {
-			if r.entries[name] == nil {
-				r.entries[name] = &entry{name: name, source: "generic", file: "(none)"}
-			}
+		if path == "" && entries[name] != nil {
 			continue
 		}
-		e := &entry{name: name, source: path, file: path}
+		if path != "" {
+			r.stamps[path] = stampOf(path)
+		}
+		e := r.newEntry(name, path)
+		if e.readErr != nil {
+			errs = append(errs, e.readErr)
+		}
+		entries[name] = e
+	}
+	r.entries.Store(&entries)
+	return r, errs
+}
+
+// newEntry is provider name's entry for a module file, or with path "" its
+// built-in module or (without one) the generic behaviour. A file that
+// cannot be read makes an entry whose every use fails with the error.
+func (r *Registry) newEntry(name, path string) *entry {
+	e := &entry{name: name, gen: r.gens.Add(1)}
+	switch {
+	case path != "":
+		e.source, e.file = path, path
 		e.bin, e.readErr = readModule(path)
 		if e.readErr != nil {
 			e.readErr = &ModuleError{Provider: name, File: path, Err: e.readErr}
-			errs = append(errs, e.readErr)
 		}
-		r.entries[name] = e
+	case isBuiltin(name):
+		e.source, e.file, e.builtin = "builtin", "builtin:"+name+".wasm", true
+	default:
+		e.source, e.file = "generic", "(none)"
 	}
-	return r, errs
+	return e
 }
+
+// entry returns provider's current entry, or nil.
+func (r *Registry) entry(provider string) *entry { return (*r.entries.Load())[provider] }
 
 func readModule(path string) ([]byte, error) {
 	f, err := os.Open(path)
@@ -107,15 +144,12 @@ func readModule(path string) ([]byte, error) {
 // named) in parallel, and returns one error per module that failed.
 func (r *Registry) Load(ctx context.Context, providers ...string) []error {
 	if len(providers) == 0 {
-		for name := range r.entries {
-			providers = append(providers, name)
-		}
-		slices.Sort(providers)
+		providers = slices.Sorted(maps.Keys(*r.entries.Load()))
 	}
 	errs := make([]error, len(providers))
 	var wg sync.WaitGroup
 	for i, name := range providers {
-		e := r.entries[name]
+		e := r.entry(name)
 		if e == nil {
 			continue
 		}
@@ -147,7 +181,10 @@ func (r *Registry) load(ctx context.Context, e *entry) (*module, error) {
 	}
 	m, err := r.host.load(ctx, e.name, e.file, e.bytes())
 	if err == nil {
-		e.info, e.ops, err = probe(ctx, m)
+		e.info, e.ops, e.declared, err = probe(ctx, m)
+		if err != nil {
+			m.retire()
+		}
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -168,8 +205,12 @@ func (r *Registry) load(ctx context.Context, e *entry) (*module, error) {
 	return m, nil
 }
 
-// probe asks the module who it is and which ops it answers.
-func probe(ctx context.Context, m *module) (Info, map[string]bool, error) {
+// probe asks the module who it is and which ops it answers. A module whose
+// info declares its ops ("ops", ABI v1 revision 1) is taken at its word.
+// For an older module each op is tried once; that only fills the list
+// `providers list` shows: such a module is still asked every op, and an
+// unsupported_op answer gets the generic behaviour for that call alone.
+func probe(ctx context.Context, m *module) (Info, map[string]bool, bool, error) {
 	var info Info
 	ops := map[string]bool{}
 	probes := []struct {
@@ -184,7 +225,7 @@ func probe(ctx context.Context, m *module) (Info, map[string]bool, error) {
 	for _, p := range probes {
 		raw, err := m.call(ctx, p.op, encodeRequest(p.op, p.req))
 		if err != nil {
-			return info, nil, &ModuleError{Provider: m.provider, File: m.file, Op: p.op, Err: err}
+			return info, nil, false, &ModuleError{Provider: m.provider, File: m.file, Op: p.op, Err: err}
 		}
 		var resp struct {
 			envelope
@@ -195,19 +236,29 @@ func probe(ctx context.Context, m *module) (Info, map[string]bool, error) {
 		case errors.Is(err, ErrUnsupportedOp):
 			continue
 		case err != nil:
-			return info, nil, &ModuleError{Provider: m.provider, File: m.file, Op: p.op, Err: err}
+			return info, nil, false, &ModuleError{Provider: m.provider, File: m.file, Op: p.op, Err: err}
 		}
 		ops[p.op] = true
-		if p.op == OpInfo {
-			info = resp.Info
+		if p.op != OpInfo {
+			continue
+		}
+		info = resp.Info
+		if info.Ops != nil {
+			for _, op := range info.Ops {
+				if op == OpCheck || op == OpHeaders || op == OpClassify {
+					ops[op] = true // unknown names: ops of a later revision
+				}
+			}
+			info.Ops = nil
+			return info, ops, true, nil
 		}
 	}
-	return info, ops, nil
+	return info, ops, false, nil
 }
 
 func rootCause(err error) error {
 	for _, s := range []error{ErrNotWasm, ErrInvalidModule, ErrMemoryLimit, ErrMissingExport, ErrABIVersion, ErrDeadline, ErrTrap,
-		ErrResponseTooLarge, ErrBadResponse, ErrGuest, ErrClosed} {
+		ErrResponseTooLarge, ErrBadResponse, ErrGuest, ErrPoolBusy, ErrClosed} {
 		if errors.Is(err, s) {
 			return s
 		}
@@ -215,40 +266,50 @@ func rootCause(err error) error {
 	return err
 }
 
-// module returns the provider's loaded module, or nil (and no error) when
-// the provider has no module or the module does not support op.
-func (r *Registry) module(ctx context.Context, provider, op string) (*module, *entry, error) {
-	e := r.entries[provider]
-	if e == nil {
-		return nil, nil, nil
+// ask sends op to provider's module and decodes the answer into out
+// (which embeds env). It returns the module that answered, or nil (and no
+// error) when the caller should use the generic behaviour: no module, an
+// op the module does not declare, or an unsupported_op answer. A module
+// its breaker has taken out of service fails fast with ErrBackoff. Module
+// failures are reported once, with secret redacted.
+func (r *Registry) ask(ctx context.Context, provider, op string, req any, secret string, env *envelope, out any) (*module, error) {
+	for {
+		e := r.entry(provider)
+		if e == nil {
+			return nil, nil
+		}
+		m, err := r.load(ctx, e)
+		if errors.Is(err, errRetired) {
+			continue
+		}
+		if err != nil || m == nil {
+			return nil, err
+		}
+		e.mu.Lock()
+		supported := !e.declared || e.ops[op]
+		e.mu.Unlock()
+		if !supported {
+			return nil, nil
+		}
+		raw, err := m.call(ctx, op, encodeRequest(op, req))
+		if errors.Is(err, errRetired) {
+			continue // Update replaced the module while this call waited
+		}
+		if err == nil {
+			err = decodeResponse(raw, env, out)
+		}
+		switch {
+		case err == nil:
+			return m, nil
+		case errors.Is(err, ErrUnsupportedOp):
+			return nil, nil
+		case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+			return nil, err
+		}
+		me := &ModuleError{Provider: m.provider, File: m.file, Op: op, Err: redactErr(err, secret)}
+		if !errors.Is(err, ErrBackoff) { // the breaker logs its own opening
+			r.host.report(me, rootCause(err))
+		}
+		return nil, me
 	}
-	m, err := r.load(ctx, e)
-	if err != nil || m == nil {
-		return nil, e, err
-	}
-	e.mu.Lock()
-	supported := e.ops[op]
-	e.mu.Unlock()
-	if !supported {
-		return nil, e, nil
-	}
-	return m, e, nil
-}
-
-// invoke calls op on m and decodes the answer into out (which embeds
-// envelope). It reports module failures once and redacts secret.
-func (r *Registry) invoke(ctx context.Context, m *module, op string, req any, secret string, env *envelope, out any) error {
-	raw, err := m.call(ctx, op, encodeRequest(op, req))
-	if err == nil {
-		err = decodeResponse(raw, env, out)
-	}
-	if err == nil || errors.Is(err, ErrUnsupportedOp) {
-		return err
-	}
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		return err
-	}
-	me := &ModuleError{Provider: m.provider, File: m.file, Op: op, Err: redactErr(err, secret)}
-	r.host.report(me, rootCause(err))
-	return me
 }

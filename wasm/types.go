@@ -11,10 +11,13 @@ const (
 	OpClassify = "classify"
 )
 
-// Info is the answer to the info op.
+// Info is the answer to the info op. Ops, when the module sends it, lists
+// the optional ops it answers (check, headers, classify); a module without
+// it is asked every op (ABI.md "info").
 type Info struct {
-	Provider string `json:"provider"`
-	Version  string `json:"version"`
+	Provider string   `json:"provider"`
+	Version  string   `json:"version"`
+	Ops      []string `json:"ops,omitempty"`
 }
 
 // CheckRequest asks a module whether a secret looks usable. Now is epoch
@@ -105,5 +108,9 @@ type ProviderInfo struct {
 	ABIVersion int      `json:"abiVersion,omitempty"`
 	Version    string   `json:"version,omitempty"` // the module's own version (info op)
 	Ops        []string `json:"ops"`               // ops the module answers
-	Error      string   `json:"error,omitempty"`   // why the module did not load
+	// OpsDeclared: Ops is the module's own declaration; otherwise what it
+	// answered to one probe call each (it is still asked every op).
+	OpsDeclared bool     `json:"opsDeclared"`
+	Error       string   `json:"error,omitempty"`   // why the module did not load
+	Backoff     *Backoff `json:"backoff,omitempty"` // set while its breaker skips the module
 }

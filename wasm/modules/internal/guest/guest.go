@@ -75,7 +75,8 @@ func Handle(in []byte) []byte {
 	}
 	switch {
 	case req.Op == "info":
-		return NewObject().Bool("ok", true).String("provider", p.Name).String("version", p.Version).Bytes()
+		return NewObject().Bool("ok", true).String("provider", p.Name).String("version", p.Version).
+			Strings("ops", p.ops()).Bytes()
 	case req.Op == "check" && p.Check != nil:
 		return encodeCheck(p.Check(req))
 	case req.Op == "headers" && p.Headers != nil:
@@ -84,6 +85,22 @@ func Handle(in []byte) []byte {
 		return encodeClass(p.Classify(req))
 	}
 	return fail("unsupported_op", "op "+strconv.Quote(req.Op)+" is not supported")
+}
+
+// ops declares the optional ops p answers (ABI v1 "ops" in info), so the
+// host asks each of them instead of guessing from probe calls.
+func (p *Provider) ops() []string {
+	ops := []string{}
+	if p.Check != nil {
+		ops = append(ops, "check")
+	}
+	if p.Headers != nil {
+		ops = append(ops, "headers")
+	}
+	if p.Classify != nil {
+		ops = append(ops, "classify")
+	}
+	return ops
 }
 
 func fail(code, msg string) []byte {

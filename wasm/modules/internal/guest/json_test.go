@@ -85,7 +85,7 @@ func TestHandle(t *testing.T) {
 	t.Parallel()
 	Register(&Provider{Name: "t", Version: "9", Check: func(r Request) Check { return Check{Valid: r.Secret == "ok", Kind: "api_key"} }})
 	tests := []struct{ in, want string }{
-		{`{"v":1,"op":"info"}`, `{"ok":true,"provider":"t","version":"9"}`},
+		{`{"v":1,"op":"info"}`, `{"ok":true,"provider":"t","version":"9","ops":["check"]}`},
 		{`{"v":1,"op":"check","secret":"ok"}`, `{"ok":true,"valid":true,"kind":"api_key","expiresAt":null}`},
 		{`{"v":1,"op":"headers"}`, `{"ok":false,"error":{"code":"unsupported_op","message":"op \"headers\" is not supported"}}`},
 		{`{"v":2,"op":"info"}`, `{"ok":false,"error":{"code":"unsupported_version","message":"this module speaks ABI v1"}}`},

@@ -1,0 +1,94 @@
+;; picky: a classify-only module that declares classify in info. It
+;; classifies a 429 as rate_limit with its own retryAfterMs and hint, and
+;; answers unsupported_op for every other status (the status-500 probe
+;; included) and every other op. Build: wat2wasm picky.wat -o picky.wasm
+(module
+  (memory (export "memory") 1)
+  ;; $op_info: offset 64, length 11
+  (data (i32.const 64) "\22op\22:\22info\22")
+  ;; $op_classify: offset 75, length 15
+  (data (i32.const 75) "\22op\22:\22classify\22")
+  ;; $s429: offset 90, length 12
+  (data (i32.const 90) "\22status\22:429")
+  ;; $info: offset 102, length 67
+  (data (i32.const 102) "{\22ok\22:true,\22provider\22:\22picky\22,\22version\22:\220.0.1\22,\22ops\22:[\22classify\22]}")
+  ;; $class: offset 169, length 94
+  (data (i32.const 169) "{\22ok\22:true,\22failover\22:true,\22reason\22:\22rate_limit\22,\22retryAfterMs\22:1234,\22hint\22:\22picky says wait\22}")
+  ;; $unsupported: offset 263, length 46
+  (data (i32.const 263) "{\22ok\22:false,\22error\22:{\22code\22:\22unsupported_op\22}}")
+
+  ;; find returns the offset of needle [n, n+nl) in haystack [h, h+hl), or -1.
+  (func $find (param $h i32) (param $hl i32) (param $n i32) (param $nl i32) (result i32)
+    (local $i i32) (local $j i32)
+    (block $none
+      (loop $outer
+        (br_if $none (i32.gt_s (i32.add (local.get $i) (local.get $nl)) (local.get $hl)))
+        (local.set $j (i32.const 0))
+        (block $differ
+          (loop $inner
+            (if (i32.ge_u (local.get $j) (local.get $nl)) (then (return (local.get $i))))
+            (br_if $differ
+              (i32.ne
+                (i32.load8_u (i32.add (local.get $h) (i32.add (local.get $i) (local.get $j))))
+                (i32.load8_u (i32.add (local.get $n) (local.get $j)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $inner)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $outer)))
+    (i32.const -1))
+
+  ;; The heap is a bump allocator from $heap_base. The host allocates once
+  ;; per call and frees both buffers before the next call, so opensoul_alloc
+  ;; may start again from the base every time.
+  (global $heap (mut i32) (i32.const 4096))
+  (global $out (mut i32) (i32.const 0))
+  (global $cur (mut i32) (i32.const 0))
+
+  (func $reserve (param $size i32) (result i32)
+    (local $p i32) (local $end i32)
+    (local.set $p (global.get $heap))
+    (local.set $end (i32.add (local.get $p) (local.get $size)))
+    (if (i32.gt_u (local.get $end) (i32.mul (memory.size) (i32.const 65536)))
+      (then
+        (if (i32.eq
+              (memory.grow (i32.add (i32.div_u (i32.sub (local.get $end) (i32.mul (memory.size) (i32.const 65536))) (i32.const 65536)) (i32.const 1)))
+              (i32.const -1))
+          (then (return (i32.const 0))))))
+    (global.set $heap (local.get $end))
+    (local.get $p))
+
+  (func (export "opensoul_alloc") (param $size i32) (result i32)
+    (global.set $heap (i32.const 4096))
+    (call $reserve (local.get $size)))
+
+  (func (export "opensoul_free") (param i32 i32))
+
+  ;; put appends [p, p+n) to the answer being built.
+  (func $put (param $p i32) (param $n i32)
+    (memory.copy (global.get $cur) (local.get $p) (local.get $n))
+    (global.set $cur (i32.add (global.get $cur) (local.get $n))))
+
+  ;; begin starts an answer of at most $max bytes.
+  (func $begin (param $max i32)
+    (global.set $out (call $reserve (local.get $max)))
+    (global.set $cur (global.get $out)))
+
+  ;; done returns (ptr << 32) | len of the answer.
+  (func $done (result i64)
+    (i64.or
+      (i64.shl (i64.extend_i32_u (global.get $out)) (i64.const 32))
+      (i64.extend_i32_u (i32.sub (global.get $cur) (global.get $out)))))
+
+  ;; answer returns a constant answer [p, p+n).
+  (func $answer (param $p i32) (param $n i32) (result i64)
+    (call $begin (local.get $n))
+    (call $put (local.get $p) (local.get $n))
+    (call $done))
+
+  (func (export "opensoul_abi_version") (result i32) (i32.const 1))
+
+  (func (export "opensoul_call") (param $req i32) (param $len i32) (result i64)
+    (if (i32.ge_s (call $find (local.get $req) (local.get $len) (i32.const 64) (i32.const 11)) (i32.const 0)) (then (return (call $answer (i32.const 102) (i32.const 67)))))
+    (if (i32.and (i32.ge_s (call $find (local.get $req) (local.get $len) (i32.const 75) (i32.const 15)) (i32.const 0)) (i32.ge_s (call $find (local.get $req) (local.get $len) (i32.const 90) (i32.const 12)) (i32.const 0))) (then (return (call $answer (i32.const 169) (i32.const 94)))))
+    (call $answer (i32.const 263) (i32.const 46)))
+)
