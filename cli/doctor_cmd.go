@@ -14,6 +14,7 @@ import (
 
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/policy"
+	"github.com/opensoul/opensoul/wasm"
 )
 
 // doctorCheck is one finding of `opensoul doctor`.
@@ -153,5 +154,19 @@ func (a *app) runDoctor(ctx context.Context, agentFlag string) []doctorCheck {
 			add("provider modules", "ok", "every module loads", "")
 		}
 	}
+	a.moduleBackoffChecks(add)
 	return checks
+}
+
+// moduleBackoffChecks warns about provider modules the running gateway is
+// skipping because their calls kept hitting the deadline or trapping.
+func (a *app) moduleBackoffChecks(add func(name, status, detail, fix string)) {
+	skipped, err := wasm.ReadBackoffs(a.backoffFile())
+	if err != nil {
+		add("provider module backoff", "warn", err.Error(), "delete the file; a running gateway rewrites it")
+	}
+	for _, b := range skipped {
+		add("provider module "+b.Provider, "warn", backoffText(b),
+			"fix or replace "+b.Module+" (the gateway loads a changed file without a restart), or remove providers."+b.Provider+".module")
+	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -133,7 +134,7 @@ func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr
 		ready(ln.Addr().String())
 	}
 
-	w := &gatewayWatcher{a: a, log: log, level: level, srv: srv, chat: chatHandler, engine: engine, listen: listen}
+	w := &gatewayWatcher{a: a, log: log, level: level, srv: srv, chat: chatHandler, engine: engine, modules: modules, listen: listen}
 	w.stamps = w.stamp()
 	tick := time.NewTicker(gatewayWatchInterval)
 	defer tick.Stop()
@@ -224,7 +225,7 @@ func (a *app) policyDirs() []string {
 // providers.<p>.module. A module that fails is logged and its provider
 // reports the failure on use; the other providers keep working.
 func (a *app) providerModules(ctx context.Context, log *slog.Logger) (*wasm.Registry, error) {
-	host, err := wasm.NewHost(ctx, wasm.Options{Logger: log})
+	host, err := wasm.NewHost(ctx, wasm.Options{Logger: log, BackoffFile: a.backoffFile()})
 	if err != nil {
 		return nil, fmt.Errorf("provider modules: %w", err)
 	}
@@ -291,17 +292,19 @@ func chatConfig(c Config) chat.Config {
 // gatewayWatcher applies config, .env and policy edits to a running
 // gateway. A broken edit is refused and logged; the old one stays.
 type gatewayWatcher struct {
-	a      *app
-	log    *slog.Logger
-	level  *slog.LevelVar
-	srv    *gateway.Server
-	chat   *chat.Handler
-	engine *policy.Engine
-	listen string
+	a       *app
+	log     *slog.Logger
+	level   *slog.LevelVar
+	srv     *gateway.Server
+	chat    *chat.Handler
+	engine  *policy.Engine
+	modules *wasm.Registry
+	listen  string
 
 	stamps     string
 	lastErr    string
 	lastPolErr string
+	lastModErr string
 }
 
 // stamp fingerprints the config file and both .env files.
@@ -322,6 +325,7 @@ func (w *gatewayWatcher) check(ctx context.Context) {
 		w.stamps = s
 		w.reloadConfig()
 	}
+	w.reloadModules(ctx)
 	changed, err := w.engine.Reload(ctx)
 	switch {
 	case err != nil:
@@ -332,6 +336,26 @@ func (w *gatewayWatcher) check(ctx context.Context) {
 	case changed:
 		w.lastPolErr = ""
 		w.log.Info("policies reloaded", "files", len(w.engine.Files()))
+	}
+}
+
+// reloadModules applies module files that changed on disk, or moved in
+// config, like policies: a module that fails to load is refused, its file
+// named in the log once, and the module in force kept.
+func (w *gatewayWatcher) reloadModules(ctx context.Context) {
+	changed, errs := w.modules.Update(ctx, w.a.modulePaths())
+	if len(changed) > 0 {
+		w.log.Info("provider modules reloaded", "providers", changed)
+	}
+	msg := errors.Join(errs...)
+	switch {
+	case msg == nil:
+		w.lastModErr = ""
+	case msg.Error() != w.lastModErr:
+		w.lastModErr = msg.Error()
+		for _, err := range errs {
+			w.log.Error("provider module change refused; keeping the module in force", "err", err)
+		}
 	}
 }
 

@@ -55,9 +55,9 @@ func (a *app) registry(ctx context.Context) (*wasm.Registry, []error, error) {
 }
 
 // modulePaths maps providers to their module files: every
-// <state>/providers/<name>.wasm, then providers.<name>.module (relative
-// paths are relative to the state dir). Providers not named keep their
-// built-in module or the generic behaviour.
+// <state>/providers/<name>.wasm, then providers.<name>.module (~ is the
+// home dir; relative paths are relative to the state dir). Providers not
+// named keep their built-in module or the generic behaviour.
 func (a *app) modulePaths() map[string]string {
 	paths := map[string]string{}
 	files, _ := filepath.Glob(filepath.Join(a.st.Dir, "providers", "*.wasm"))
@@ -66,7 +66,7 @@ func (a *app) modulePaths() map[string]string {
 	}
 	for name, p := range a.cfg.Providers {
 		if p.Module != "" {
-			m := p.Module
+			m := a.expandHome(p.Module)
 			if !filepath.IsAbs(m) {
 				m = filepath.Join(a.st.Dir, m)
 			}
@@ -75,6 +75,29 @@ func (a *app) modulePaths() map[string]string {
 	}
 	return paths
 }
+
+// expandHome replaces a leading ~ or ~/ with the home dir, as a shell
+// would; a path without one, or with no home dir to be found, is returned
+// as it is.
+func (a *app) expandHome(p string) string {
+	rest, ok := strings.CutPrefix(p, "~")
+	if !ok || (rest != "" && rest[0] != '/' && rest[0] != filepath.Separator) {
+		return p // ~user/... is not expanded
+	}
+	home := a.environ["HOME"]
+	if home == "" {
+		h, err := os.UserHomeDir()
+		if err != nil {
+			return p
+		}
+		home = h
+	}
+	return filepath.Join(home, rest)
+}
+
+// backoffFile is where a running gateway lists the provider modules it is
+// skipping (wasm.ReadBackoffs), for providers list and doctor.
+func (a *app) backoffFile() string { return filepath.Join(a.st.Dir, "module-backoff.json") }
 
 // prefetchVerdicts checks every credential at once, so the modules a cold
 // run must compile load side by side; later checks hit the registry cache.

@@ -34,7 +34,11 @@ type providerRow struct {
 	ABIVersion int      `json:"abiVersion"`
 	Version    string   `json:"version"`
 	Ops        []string `json:"ops"`
-	Error      string   `json:"error,omitempty"`
+	// OpsDeclared: the module lists its ops in info; otherwise Ops is what
+	// it answered to one probe each, and it is asked every op.
+	OpsDeclared bool          `json:"opsDeclared"`
+	Error       string        `json:"error,omitempty"`
+	Backoff     *wasm.Backoff `json:"backoff,omitempty"` // the running gateway is skipping this module
 }
 
 func (a *app) providersListCmd() *ffcli.Command {
@@ -48,6 +52,9 @@ func (a *app) providersListCmd() *ffcli.Command {
 from config) and shows what each answers. A provider without a module
 is "generic": Authorization: Bearer and the built-in status table. A
 module that fails to load is listed with its error; the others work.
+A module that the running gateway is skipping, because its calls kept
+hitting the deadline or trapping, is listed with when it will be tried
+again; its provider gets the built-in behaviour until then.
 
 Examples:
   opensoul providers list
@@ -62,6 +69,9 @@ Examples:
 				return err
 			}
 			rows := a.providerRows(reg.Providers(ctx))
+			if err := a.addBackoffs(rows); err != nil {
+				a.warnf("%v", err)
+			}
 			if *asJSON {
 				return writeJSON(a.stdout, rows)
 			}
@@ -84,6 +94,10 @@ func writeProviderTable(w io.Writer, rows []providerRow) error {
 			ops = "(failed to load)"
 		case r.Module == "generic":
 			ops = "(generic: Bearer header, status table)"
+		case r.Backoff != nil:
+			ops = "(skipped by the gateway: built-in behaviour)"
+		case !r.OpsDeclared && r.ABIVersion > 0:
+			ops += " (probed)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, orDash(r.BaseURL), r.Module, abi, version, ops)
 	}
@@ -94,8 +108,32 @@ func writeProviderTable(w io.Writer, rows []providerRow) error {
 		if r.Error != "" {
 			fmt.Fprintf(w, "\n%s: %s\n", r.Name, r.Error)
 		}
+		if b := r.Backoff; b != nil {
+			fmt.Fprintf(w, "\n%s: %s\n", r.Name, backoffText(*b))
+		}
 	}
 	return nil
+}
+
+// backoffText says what a skipped module means for its provider.
+func backoffText(b wasm.Backoff) string {
+	return fmt.Sprintf("module %s skipped by the running gateway since %s, after %d failures in a row (last: %s); "+
+		"its provider gets the built-in headers and classification until %s, then one request tries the module again",
+		b.Module, b.Since.UTC().Format(time.RFC3339), b.Failures, b.Error, b.Until.UTC().Format(time.RFC3339))
+}
+
+// addBackoffs marks the rows whose module the running gateway is skipping
+// (it lists them in the state dir).
+func (a *app) addBackoffs(rows []providerRow) error {
+	skipped, err := wasm.ReadBackoffs(a.backoffFile())
+	for _, b := range skipped {
+		for i := range rows {
+			if rows[i].Name == b.Provider && rows[i].Module == b.Module {
+				rows[i].Backoff = &b
+			}
+		}
+	}
+	return err
 }
 
 func (a *app) providerRows(infos []wasm.ProviderInfo) []providerRow {
@@ -103,7 +141,8 @@ func (a *app) providerRows(infos []wasm.ProviderInfo) []providerRow {
 	for _, p := range infos {
 		rows = append(rows, providerRow{
 			Name: p.Name, BaseURL: a.cfg.Providers[p.Name].BaseURL, Module: p.Source,
-			ABIVersion: p.ABIVersion, Version: p.Version, Ops: p.Ops, Error: p.Error,
+			ABIVersion: p.ABIVersion, Version: p.Version, Ops: p.Ops, OpsDeclared: p.OpsDeclared,
+			Error: p.Error, Backoff: p.Backoff,
 		})
 	}
 	return rows
