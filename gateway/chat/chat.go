@@ -4,7 +4,7 @@
 //
 // The gateway hands every Anthropic Messages, OpenAI Chat Completions and
 // OpenAI Responses request to Handler.Intercept before it picks a
-// credential. When the last user message is a command, the handler changes
+// credential. When the user's last turn is a command, the handler changes
 // the session in sessions.json, tells the gateway to reread it, and
 // answers in the API's own response shape (JSON, or SSE when the request
 // streams) so that the official SDKs and chat UIs show the answer like a
@@ -118,11 +118,7 @@ func (h *Handler) Intercept(w http.ResponseWriter, r *http.Request, req gateway.
 	if !ok {
 		return false
 	}
-	text, ok := typedText(shape, req.Body)
-	if !ok {
-		return false
-	}
-	cmd, ok := parseCommand(text)
+	cmd, ok := typedCommand(shape, req.Body)
 	if !ok {
 		return false
 	}

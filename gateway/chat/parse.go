@@ -55,75 +55,155 @@ func mayHoldCommand(body []byte) bool {
 	return false
 }
 
-// lastUserText returns the text the user typed last: the last message of
-// the request when its role is "user", as a string or its last text part.
-// Chat clients that add context blocks before the typed text (system
-// reminders, attachments) put the typed text last. Only the last message
-// is decoded; the rest of a long conversation is skipped over.
-func lastUserText(body []byte) (string, bool) {
-	if !mayHoldCommand(body) {
-		return "", false
-	}
-	raw, ok := lastMessage(body)
-	if !ok {
-		return "", false
-	}
-	var m message
-	if json.Unmarshal(raw, &m) != nil || m.Role != "user" {
-		return "", false
-	}
-	return contentText(m.Content, "text")
+// turnSpec is where an API keeps the user's turn: the body's field
+// holding the conversation, and the type of a text part in it.
+type turnSpec struct {
+	field    string // "messages" or "input"
+	textType string // "text" or "input_text"
+	items    bool   // Responses items: a bare string input is the turn, typed items are skipped
 }
 
-// contentText is a message's content when it is a string, else the text
-// of its last part of type textType.
-func contentText(content json.RawMessage, textType string) (string, bool) {
+var (
+	messagesTurn  = turnSpec{field: "messages", textType: "text"}
+	responsesTurn = turnSpec{field: "input", textType: "input_text", items: true}
+)
+
+// item is one element of the conversation: a message, or (Responses) a
+// typed item such as a tool call's output.
+type item struct {
+	message
+	Type string `json:"type"`
+}
+
+// skipsRole reports whether a message with this role is passed over
+// when looking for the user's turn: clients add instructions after the
+// user's message (Claude Code ends with a {"role":"system"} message).
+func skipsRole(role string) bool { return role == "system" || role == "developer" }
+
+// userTexts returns the text parts of the user's last turn: the last
+// message of the conversation that is not a system or developer message,
+// when it is the user's. Only the messages from the end to that turn are
+// decoded; the rest of a long conversation is skipped over.
+func userTexts(body []byte, spec turnSpec) ([]string, bool) {
+	if !mayHoldCommand(body) {
+		return nil, false
+	}
+	val, elems, ok := scanTop(body, spec.field)
+	if !ok {
+		return nil, false
+	}
+	if spec.items {
+		var s string
+		if json.Unmarshal(val, &s) == nil {
+			return []string{s}, true
+		}
+	}
+	return turnTexts(elems, spec)
+}
+
+// turnTexts finds the user's turn in the raw conversation items.
+func turnTexts(elems [][]byte, spec turnSpec) ([]string, bool) {
+	for i := len(elems) - 1; i >= 0; i-- {
+		var it item
+		if json.Unmarshal(elems[i], &it) != nil {
+			return nil, false
+		}
+		if spec.items && it.Type != "" && it.Type != "message" {
+			return nil, false
+		}
+		if skipsRole(it.Role) {
+			continue
+		}
+		if it.Role != "user" {
+			return nil, false
+		}
+		return contentTexts(it.Content, spec.textType)
+	}
+	return nil, false
+}
+
+// contentTexts is a message's content when it is a string, else the
+// texts of its parts of type textType, in order.
+func contentTexts(content json.RawMessage, textType string) ([]string, bool) {
 	if len(content) == 0 {
-		return "", false
+		return nil, false
 	}
 	var s string
 	if json.Unmarshal(content, &s) == nil {
-		return s, true
+		return []string{s}, true
 	}
 	var parts []part
 	if json.Unmarshal(content, &parts) != nil {
-		return "", false
+		return nil, false
 	}
-	for i := len(parts) - 1; i >= 0; i-- {
-		if parts[i].Type == textType {
-			return parts[i].Text, true
+	var texts []string
+	for _, p := range parts {
+		if p.Type == textType {
+			texts = append(texts, p.Text)
 		}
 	}
-	return "", false
+	return texts, len(texts) > 0
 }
 
-// lastResponsesText is lastUserText for the OpenAI Responses API: the
-// body's "input" is the typed text itself, or a list of items whose last
-// one, when it is the user's message, holds it as a string or as its last
-// input_text part.
-func lastResponsesText(body []byte) (string, bool) {
-	if !mayHoldCommand(body) {
-		return "", false
-	}
-	input, last, ok := scanTop(body, "input")
+// findCommand returns the command the user typed as their last turn.
+// Every text part of the turn is looked at: clients put context around
+// the typed text (Claude Code adds <system-reminder> parts before it,
+// Codex an <environment_context> part, OpenClaw a timestamp before it and
+// an internal-context part after it). A part is the command only when,
+// without those additions, the command is all it says.
+func findCommand(body []byte, spec turnSpec) (command, bool) {
+	texts, ok := userTexts(body, spec)
 	if !ok {
-		return "", false
+		return command{}, false
 	}
-	var s string
-	if json.Unmarshal(input, &s) == nil {
-		return s, true
+	for _, t := range texts {
+		if c, ok := parseCommand(typedPart(t)); ok {
+			return c, true
+		}
 	}
-	if last == nil {
-		return "", false
+	return command{}, false
+}
+
+// contextBlocks are the delimiters of text that clients add to the user's
+// message themselves; what is between them was not typed.
+var contextBlocks = [][2]string{
+	{"<system-reminder>", "</system-reminder>"},                                      // Claude Code
+	{"<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>", "<<<END_OPENCLAW_INTERNAL_CONTEXT>>>"}, // OpenClaw
+}
+
+// typedPart is a text part without the client's context blocks and
+// without a leading bracketed timestamp ("[Tue 2026-12-01 20:38 UTC] ").
+func typedPart(t string) string {
+	for _, b := range contextBlocks {
+		t = cutBlocks(t, b[0], b[1])
 	}
-	var m struct {
-		message
-		Type string `json:"type"`
+	t = strings.TrimSpace(t)
+	if stamp, rest, ok := strings.Cut(t, "]"); ok && strings.HasPrefix(stamp, "[") && isTimestamp(stamp[1:]) {
+		t = strings.TrimSpace(rest)
 	}
-	if json.Unmarshal(last, &m) != nil || m.Role != "user" || (m.Type != "" && m.Type != "message") {
-		return "", false
+	return t
+}
+
+// cutBlocks removes every begin…end block from t (an unterminated one to
+// the end of t).
+func cutBlocks(t, begin, end string) string {
+	for {
+		i := strings.Index(t, begin)
+		if i < 0 {
+			return t
+		}
+		j := strings.Index(t[i:], end)
+		if j < 0 {
+			return t[:i]
+		}
+		t = t[:i] + t[i+j+len(end):]
 	}
-	return contentText(m.Content, "input_text")
+}
+
+// isTimestamp reports whether s looks like a time a client stamped on the
+// message: short, one line, with a digit.
+func isTimestamp(s string) bool {
+	return len(s) > 0 && len(s) <= 48 && !strings.ContainsAny(s, "\n[") && strings.ContainsAny(s, "0123456789")
 }
 
 // parseCommand recognises a command typed as the whole message. /new and
@@ -135,6 +215,11 @@ func parseCommand(text string) (command, bool) {
 		return command{}, false
 	}
 	name := strings.ToLower(f[0])
+	if strings.HasPrefix(name, "//") {
+		// "//model": Claude Code keeps "/model" for itself but sends
+		// "//model" on, so the doubled slash is accepted everywhere.
+		name = name[1:]
+	}
 	switch name {
 	case cmdNew, cmdReset:
 		return command{name: name}, len(f) == 1

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 )
 
@@ -41,28 +42,75 @@ func TestParseCommand(t *testing.T) {
 	}
 }
 
-func TestLastUserText(t *testing.T) {
+func TestUserTexts(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		name, body, want string
-		ok               bool
+		name, body string
+		want       []string
+		ok         bool
 	}{
-		{"string", `{"messages":[{"role":"user","content":"/model"}]}`, "/model", true},
-		{"blocks: last text", `{"messages":[{"role":"user","content":[{"type":"text","text":"ctx"},{"type":"image"},{"type":"text","text":"/new"}]}]}`, "/new", true},
-		{"openai parts", `{"messages":[{"role":"system","content":"x"},{"role":"user","content":[{"type":"text","text":"/model list"},{"type":"image_url","image_url":{"url":"u"}}]}]}`, "/model list", true},
-		{"history before", `{"messages":[{"role":"user","content":"/model"},{"role":"assistant","content":"a"},{"role":"user","content":"hi"}]}`, "hi", true},
-		{"assistant last", `{"messages":[{"role":"user","content":"/model"},{"role":"assistant","content":"a"}]}`, "", false},
-		{"tool result only", `{"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"/model"}]}]}`, "", false},
-		{"no messages", `{"model":"m"}`, "", false},
-		{"not json", `nope`, "", false},
-		{"empty", ``, "", false},
+		{"string", `{"messages":[{"role":"user","content":"/model"}]}`, []string{"/model"}, true},
+		{"blocks: every text part", `{"messages":[{"role":"user","content":[{"type":"text","text":"ctx"},{"type":"image"},{"type":"text","text":"/new"}]}]}`, []string{"ctx", "/new"}, true},
+		{"openai parts", `{"messages":[{"role":"system","content":"x"},{"role":"user","content":[{"type":"text","text":"/model list"},{"type":"image_url","image_url":{"url":"u"}}]}]}`, []string{"/model list"}, true},
+		{"trailing system message", `{"messages":[{"role":"user","content":"/model"},{"role":"system","content":"env"}]}`, []string{"/model"}, true},
+		{"trailing developer messages", `{"messages":[{"role":"user","content":"/new"},{"role":"developer","content":"a"},{"role":"system","content":[{"type":"text","text":"b"}]}]}`, []string{"/new"}, true},
+		{"history before", `{"messages":[{"role":"user","content":"/model"},{"role":"assistant","content":"a"},{"role":"user","content":"hi"}]}`, []string{"hi"}, true},
+		{"assistant last", `{"messages":[{"role":"user","content":"/model"},{"role":"assistant","content":"a"}]}`, nil, false},
+		{"assistant before a system message", `{"messages":[{"role":"user","content":"/model"},{"role":"assistant","content":"a"},{"role":"system","content":"s"}]}`, nil, false},
+		{"only system", `{"messages":[{"role":"system","content":"/model"}]}`, nil, false},
+		{"tool result only", `{"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"/model"}]}]}`, nil, false},
+		{"no messages", `{"model":"m","x":"/model"}`, nil, false},
+		{"not json", `nope /model`, nil, false},
+		{"empty", ``, nil, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, ok := lastUserText([]byte(tc.body))
-			if got != tc.want || ok != tc.ok {
-				t.Errorf("lastUserText = %q, %v; want %q, %v", got, ok, tc.want, tc.ok)
+			got, ok := userTexts([]byte(tc.body), messagesTurn)
+			if !slices.Equal(got, tc.want) || ok != tc.ok {
+				t.Errorf("userTexts = %q, %v; want %q, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+// TestFindCommand: the command typed alone in any text part of the turn,
+// around what clients add to it; never a prompt that mentions one.
+func TestFindCommand(t *testing.T) {
+	t.Parallel()
+	msg := func(parts ...string) string {
+		var ps []any
+		for _, p := range parts {
+			ps = append(ps, map[string]any{"type": "text", "text": p})
+		}
+		b, _ := json.Marshal(map[string]any{"messages": []any{map[string]any{"role": "user", "content": ps}, map[string]any{"role": "system", "content": "env"}}})
+		return string(b)
+	}
+	reminder := "<system-reminder>\nAs you answer, use /model when asked.\n</system-reminder>"
+	internal := "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>\nThis context is runtime-generated. /new\n<<<END_OPENCLAW_INTERNAL_CONTEXT>>>"
+	cases := []struct {
+		name, body string
+		want       command
+		ok         bool
+	}{
+		{"claude code: reminders then a leading space", msg(reminder, " /model status"), command{name: cmdModel, arg: "status"}, true},
+		{"claude code: double slash", msg(reminder, "//model list"), command{name: cmdModel, arg: "list"}, true},
+		{"reminder inside the typed part", msg(reminder + "\n/new"), command{name: cmdNew}, true},
+		{"openclaw: timestamp first, internal context last", msg("[Tue 2026-12-01 20:38 UTC] /model status", internal), command{name: cmdModel, arg: "status"}, true},
+		{"timestamp alone is no command", msg("[Tue 2026-12-01 20:38 UTC]"), command{}, false},
+		{"only the internal context names one", msg("hello", internal), command{}, false},
+		{"only a reminder names one", msg("<system-reminder>/model</system-reminder>", "hi"), command{}, false},
+		{"prose mentioning it", msg(reminder, "what does /model do?"), command{}, false},
+		{"command then prose in one part", msg("/new\nand then tell me a story"), command{}, false},
+		{"bracketed non-timestamp", msg("[note] /new"), command{}, false},
+		{"escaped slash typed", msg(`\\/model status`), command{}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, ok := findCommand([]byte(tc.body), messagesTurn)
+			if ok != tc.ok || (ok && got != tc.want) {
+				t.Errorf("findCommand(%s) = %+v, %v; want %+v, %v", tc.body, got, ok, tc.want, tc.ok)
 			}
 		})
 	}
@@ -77,21 +125,19 @@ func FuzzCommand(f *testing.F) {
 	}
 	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"text","text":"/reset"}]}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		text, ok := lastUserText(body)
-		if !ok {
-			return
-		}
-		if c, ok := parseCommand(text); ok && c.name != cmdModel && c.name != cmdNew && c.name != cmdReset {
-			t.Errorf("parsed %q as %+v", text, c)
+		for _, spec := range []turnSpec{messagesTurn, responsesTurn} {
+			if c, ok := findCommand(body, spec); ok && c.name != cmdModel && c.name != cmdNew && c.name != cmdReset {
+				t.Errorf("%s: found %+v", body, c)
+			}
 		}
 	})
 }
 
 func TestEscapedSlash(t *testing.T) {
 	t.Parallel()
-	got, ok := lastUserText([]byte(`{"messages":[{"role":"user","content":"\/model list"}]}`))
-	if c, isCmd := parseCommand(got); !ok || !isCmd || c.arg != "list" {
-		t.Errorf("escaped slash: %q %v", got, ok)
+	c, ok := findCommand([]byte(`{"messages":[{"role":"user","content":"\/model list"}]}`), messagesTurn)
+	if !ok || c.arg != "list" {
+		t.Errorf("escaped slash: %+v %v", c, ok)
 	}
 }
 
@@ -105,7 +151,7 @@ func BenchmarkPassThrough(b *testing.B) {
 	body, _ := json.Marshal(map[string]any{"model": "m", "messages": msgs})
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, ok := lastUserText(body); ok {
+		if _, ok := findCommand(body, messagesTurn); ok {
 			b.Fatal("found a command")
 		}
 	}
@@ -121,30 +167,61 @@ func BenchmarkCommandInHistory(b *testing.B) {
 	body, _ := json.Marshal(map[string]any{"model": "m", "messages": msgs})
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		lastUserText(body)
+		findCommand(body, messagesTurn)
 	}
 }
 
-// lastUserTextRef is the plain reference: decode every message. (The
-// content of the message found is read by the same contentText: these
-// references check the one-pass scan, not the content rules.)
-func lastUserTextRef(body []byte) (string, bool) {
+// userTextsRef is the plain reference: decode the whole conversation,
+// then look for the turn the same way. (Content is read by the same
+// contentTexts: these references check the one-pass scan, not the content
+// rules.)
+func userTextsRef(body []byte, spec turnSpec) ([]string, bool) {
 	var req struct {
-		Messages []message `json:"messages"`
+		Messages json.RawMessage `json:"messages"`
+		Input    json.RawMessage `json:"input"`
 	}
-	if json.Unmarshal(body, &req) != nil || len(req.Messages) == 0 {
-		return "", false
+	if json.Unmarshal(body, &req) != nil {
+		return nil, false
 	}
-	m := req.Messages[len(req.Messages)-1]
-	if m.Role != "user" {
-		return "", false
+	raw := req.Messages
+	if spec.field == "input" {
+		raw = req.Input
 	}
-	return contentText(m.Content, "text")
+	if raw == nil {
+		return nil, false
+	}
+	if spec.items {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return []string{s}, true
+		}
+	}
+	var elems []json.RawMessage
+	if json.Unmarshal(raw, &elems) != nil {
+		return nil, false
+	}
+	for i := len(elems) - 1; i >= 0; i-- {
+		var it item
+		if json.Unmarshal(elems[i], &it) != nil {
+			return nil, false
+		}
+		if spec.items && it.Type != "" && it.Type != "message" {
+			return nil, false
+		}
+		if skipsRole(it.Role) {
+			continue
+		}
+		if it.Role != "user" {
+			return nil, false
+		}
+		return contentTexts(it.Content, spec.textType)
+	}
+	return nil, false
 }
 
-// FuzzLastMessage: on valid JSON the one-pass scan finds what decoding
+// FuzzUserTexts: on valid JSON the one-pass scan finds what decoding
 // everything finds, whenever a command word is in the body.
-func FuzzLastMessage(f *testing.F) {
+func FuzzUserTexts(f *testing.F) {
 	for _, s := range []string{
 		`{"messages":[{"role":"user","content":"/model"}]}`,
 		`{"model":"m","messages":[{"role":"assistant","content":"x"},{"role":"user","content":[{"type":"text","text":"/new"}]}],"tools":[{"a":[1,2,{"b":"]}"}]}]}`,
@@ -154,79 +231,56 @@ func FuzzLastMessage(f *testing.F) {
 		`{ "stream" : true , "messages" : [ { "role" : "user" , "content" : "/model \"x\"" } ] }`,
 		`{"messages":{"role":"user","content":"/model"}}`,
 		`[{"messages":[{"role":"user","content":"/model"}]}]`,
+		`{"messages":[{"role":"user","content":[{"type":"text","text":"<system-reminder>x</system-reminder>"},{"type":"text","text":" /model"}]},{"role":"system","content":"s"}]}`,
+		`{"messages":[1,{"role":"user","content":"/new"},{"role":"developer","content":[]}]}`,
+		`{"messages":[{"role":"assistant","content":"/new"},{"role":"system"},{"role":"system","content":null}]}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		got, gotOK := lastUserText(body)
+		got, gotOK := userTexts(body, messagesTurn)
 		if !json.Valid(body) || !mayHoldCommand(body) {
 			return
 		}
-		want, wantOK := lastUserTextRef(body)
-		if got != want || gotOK != wantOK {
+		want, wantOK := userTextsRef(body, messagesTurn)
+		if !slices.Equal(got, want) || gotOK != wantOK {
 			t.Errorf("%s: scan = %q %v, decode = %q %v", body, got, gotOK, want, wantOK)
 		}
 	})
 }
 
-func TestLastResponsesText(t *testing.T) {
+func TestResponsesTexts(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		name, body, want string
-		ok               bool
+		name, body string
+		want       []string
+		ok         bool
 	}{
-		{"input string", `{"model":"gpt-5","input":"/model list"}`, "/model list", true},
-		{"last item, string content", `{"input":[{"role":"developer","content":"be brief"},{"role":"user","content":"/model"}]}`, "/model", true},
-		{"typed message, input_text parts", `{"input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"ctx"},{"type":"input_image","image_url":"u"},{"type":"input_text","text":"/new"}]}]}`, "/new", true},
-		{"history before", `{"input":[{"role":"user","content":"/model"},{"role":"assistant","content":"a"},{"role":"user","content":"hi"}]}`, "hi", true},
-		{"assistant last", `{"input":[{"role":"user","content":"/model"},{"role":"assistant","content":"a"}]}`, "", false},
-		{"tool output last", `{"input":[{"role":"user","content":"/model"},{"type":"function_call_output","call_id":"c","output":"/model"}]}`, "", false},
-		{"not a message item", `{"input":[{"type":"item_reference","role":"user","content":"/model"}]}`, "", false},
-		{"no input", `{"model":"m","instructions":"/model"}`, "", false},
-		{"not json", `nope /model`, "", false},
+		{"input string", `{"model":"gpt-5","input":"/model list"}`, []string{"/model list"}, true},
+		{"last item, string content", `{"input":[{"role":"developer","content":"be brief"},{"role":"user","content":"/model"}]}`, []string{"/model"}, true},
+		{"typed message, input_text parts", `{"input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"ctx"},{"type":"input_image","image_url":"u"},{"type":"input_text","text":"/new"}]}]}`, []string{"ctx", "/new"}, true},
+		{"developer after the user", `{"input":[{"role":"user","content":"/model"},{"type":"message","role":"developer","content":"d"}]}`, []string{"/model"}, true},
+		{"history before", `{"input":[{"role":"user","content":"/model"},{"role":"assistant","content":"a"},{"role":"user","content":"hi"}]}`, []string{"hi"}, true},
+		{"assistant last", `{"input":[{"role":"user","content":"/model"},{"role":"assistant","content":"a"}]}`, nil, false},
+		{"tool output last", `{"input":[{"role":"user","content":"/model"},{"type":"function_call_output","call_id":"c","output":"/model"}]}`, nil, false},
+		{"not a message item", `{"input":[{"type":"item_reference","role":"user","content":"/model"}]}`, nil, false},
+		{"no input", `{"model":"m","instructions":"/model"}`, nil, false},
+		{"not json", `nope /model`, nil, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, ok := lastResponsesText([]byte(tc.body))
-			if got != tc.want || ok != tc.ok {
-				t.Errorf("lastResponsesText = %q, %v; want %q, %v", got, ok, tc.want, tc.ok)
+			got, ok := userTexts([]byte(tc.body), responsesTurn)
+			if !slices.Equal(got, tc.want) || ok != tc.ok {
+				t.Errorf("userTexts = %q, %v; want %q, %v", got, ok, tc.want, tc.ok)
 			}
 		})
 	}
 }
 
-// lastResponsesTextRef decodes the whole input: what lastResponsesText's
-// one-pass scan must agree with (content read by contentText, as above).
-func lastResponsesTextRef(body []byte) (string, bool) {
-	var req struct {
-		Input json.RawMessage `json:"input"`
-	}
-	if json.Unmarshal(body, &req) != nil || req.Input == nil {
-		return "", false
-	}
-	var s string
-	if json.Unmarshal(req.Input, &s) == nil {
-		return s, true
-	}
-	var items []json.RawMessage
-	if json.Unmarshal(req.Input, &items) != nil || len(items) == 0 {
-		return "", false
-	}
-	var m struct {
-		Type    string          `json:"type"`
-		Role    string          `json:"role"`
-		Content json.RawMessage `json:"content"`
-	}
-	if json.Unmarshal(items[len(items)-1], &m) != nil || m.Role != "user" || (m.Type != "" && m.Type != "message") {
-		return "", false
-	}
-	return contentText(m.Content, "input_text")
-}
-
-// FuzzLastResponsesText: on valid JSON the scan finds what decoding
+// FuzzResponsesTexts: on valid JSON the scan finds what decoding
 // everything finds, whenever a command word is in the body.
-func FuzzLastResponsesText(f *testing.F) {
+func FuzzResponsesTexts(f *testing.F) {
 	for _, s := range []string{
 		`{"input":"/model"}`,
 		`{"input":[{"role":"user","content":[{"type":"input_text","text":"/new"}]}]}`,
@@ -235,16 +289,17 @@ func FuzzLastResponsesText(f *testing.F) {
 		`{"input":"/model","input":[{"role":"assistant","content":"x"}]}`,
 		`{"input":null,"instructions":"/model"}`,
 		`{"input":{"role":"user","content":"/model"}}`,
+		`{"input":[{"role":"user","content":"/new"},{"type":"message","role":"developer","content":"x"},{"role":"system","content":[]}]}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		got, gotOK := lastResponsesText(body)
+		got, gotOK := userTexts(body, responsesTurn)
 		if !json.Valid(body) || !mayHoldCommand(body) {
 			return
 		}
-		want, wantOK := lastResponsesTextRef(body)
-		if got != want || gotOK != wantOK {
+		want, wantOK := userTextsRef(body, responsesTurn)
+		if !slices.Equal(got, want) || gotOK != wantOK {
 			t.Errorf("%s: scan = %q %v, decode = %q %v", body, got, gotOK, want, wantOK)
 		}
 	})

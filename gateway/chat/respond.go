@@ -39,12 +39,13 @@ func shapeOf(api string) (shape, bool) {
 	return 0, false
 }
 
-// typedText is the text the user typed last, read the way the API puts it.
-func typedText(sh shape, body []byte) (string, bool) {
+// typedCommand is the command the user typed last, read the way the API
+// puts it.
+func typedCommand(sh shape, body []byte) (command, bool) {
 	if sh == shapeResponses {
-		return lastResponsesText(body)
+		return findCommand(body, responsesTurn)
 	}
-	return lastUserText(body)
+	return findCommand(body, messagesTurn)
 }
 
 // HeaderCommand marks an answer the gateway gave itself to a chat command.

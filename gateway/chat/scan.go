@@ -5,20 +5,13 @@ import (
 	"strings"
 )
 
-// lastMessage returns the raw last element of the body's top-level
-// "messages" array without decoding the rest.
-func lastMessage(b []byte) ([]byte, bool) {
-	_, last, ok := scanTop(b, "messages")
-	return last, ok && last != nil
-}
-
 // scanTop finds the body's top-level field name (the last one, as
 // encoding/json would take it) without decoding anything: one pass that
 // only tracks strings and nesting. It returns the field's raw value and,
-// when that is an array, the array's last element, found in the same
+// when that is an array, the array's raw elements, found in the same
 // pass. It does not validate the body; what it returns is decoded (and so
 // checked) by the caller.
-func scanTop(b []byte, name string) (val, last []byte, ok bool) {
+func scanTop(b []byte, name string) (val []byte, elems [][]byte, ok bool) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return nil, nil, false
@@ -46,9 +39,9 @@ func scanTop(b []byte, name string) (val, last []byte, ok bool) {
 		case !match:
 			i = skipValue(b, i)
 		case i < len(b) && b[i] == '[':
-			last, i = lastElement(b, i)
+			elems, i = elements(b, i)
 		default:
-			last, i = nil, skipValue(b, i)
+			elems, i = nil, skipValue(b, i)
 		}
 		if i < 0 {
 			return nil, nil, false
@@ -64,7 +57,7 @@ func scanTop(b []byte, name string) (val, last []byte, ok bool) {
 		case ',':
 			i = skipSpace(b, i+1)
 		case '}':
-			return val, last, val != nil
+			return val, elems, val != nil
 		default:
 			return nil, nil, false
 		}
@@ -82,10 +75,10 @@ func isKey(quoted []byte, name string) bool {
 	return json.Unmarshal(quoted, &s) == nil && strings.EqualFold(s, name)
 }
 
-// lastElement returns the last element of the array at b[i] and the
-// index after the array, or -1.
-func lastElement(b []byte, i int) ([]byte, int) {
-	var last []byte
+// elements returns the raw elements of the array at b[i] and the index
+// after the array, or -1.
+func elements(b []byte, i int) ([][]byte, int) {
+	var elems [][]byte
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return nil, i + 1
@@ -95,7 +88,7 @@ func lastElement(b []byte, i int) ([]byte, int) {
 		if end < 0 {
 			return nil, -1
 		}
-		last = b[i:end]
+		elems = append(elems, b[i:end])
 		i = skipSpace(b, end)
 		if i >= len(b) {
 			return nil, -1
@@ -104,7 +97,7 @@ func lastElement(b []byte, i int) ([]byte, int) {
 		case ',':
 			i = skipSpace(b, i+1)
 		case ']':
-			return last, i + 1
+			return elems, i + 1
 		default:
 			return nil, -1
 		}
