@@ -57,7 +57,7 @@ func TestCustomWATModule(t *testing.T) {
 				acme = p
 			}
 		}
-		if acme.Source != acmeWasm || acme.ABIVersion != 1 || acme.Version != "0.1.0" || strings.Join(acme.Ops, ",") != "info,check,headers" {
+		if acme.Source != acmeWasm || acme.ABIVersion != 1 || acme.Version != "0.1.0" || strings.Join(acme.Ops, ",") != "info,check,headers" || !acme.OpsDeclared {
 			t.Errorf("%+v", acme)
 		}
 	})

@@ -273,7 +273,7 @@ func rootCause(err error) error {
 // its breaker has taken out of service fails fast with ErrBackoff. Module
 // failures are reported once, with secret redacted.
 func (r *Registry) ask(ctx context.Context, provider, op string, req any, secret string, env *envelope, out any) (*module, error) {
-	for {
+	for range 3 { // a module replaced under this call: ask the new one
 		e := r.entry(provider)
 		if e == nil {
 			return nil, nil
@@ -293,7 +293,7 @@ func (r *Registry) ask(ctx context.Context, provider, op string, req any, secret
 		}
 		raw, err := m.call(ctx, op, encodeRequest(op, req))
 		if errors.Is(err, errRetired) {
-			continue // Update replaced the module while this call waited
+			continue
 		}
 		if err == nil {
 			err = decodeResponse(raw, env, out)
@@ -312,4 +312,5 @@ func (r *Registry) ask(ctx context.Context, provider, op string, req any, secret
 		}
 		return nil, me
 	}
+	return nil, &ModuleError{Provider: provider, File: "(replaced)", Op: op, Err: errRetired}
 }

@@ -3,10 +3,12 @@ package wasm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -121,5 +123,49 @@ func TestUpdateLoadsModuleThatAppears(t *testing.T) {
 	}
 	if got, err := r.Headers(ctx, "acme", HeadersRequest{Secret: "acme-1"}); err != nil || got.Set["x-acme-key"] != "acme-1" {
 		t.Errorf("%+v %v", got, err)
+	}
+}
+
+// Calls in flight while a module is replaced all get an answer, from the
+// old module or the new one, never an error.
+func TestUpdateUnderLoad(t *testing.T) {
+	t.Parallel()
+	h, _ := newTestHost(t, Options{MaxInstances: 2})
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "acme.wasm")
+	copyFile(t, acmeWasm, path)
+	mods := map[string]string{"acme": path}
+	r, _ := NewRegistry(ctx, h, mods)
+	stop := make(chan struct{})
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				secret := fmt.Sprintf("acme-%d-%d", g, i) // a new credential: no cache hit
+				got, err := r.Headers(ctx, "acme", HeadersRequest{Secret: secret})
+				if err != nil || (got.Set["x-acme-key"] != secret && got.Set["authorization"] != "Bearer "+secret) {
+					errs <- fmt.Errorf("%+v %v", got, err)
+					return
+				}
+			}
+		})
+	}
+	for i := range 6 {
+		copyFile(t, []string{bad("picky.wasm"), acmeWasm}[i%2], path)
+		if changed, errs := r.Update(ctx, mods); len(changed) != 1 || len(errs) > 0 {
+			t.Errorf("Update %d: %v %v", i, changed, errs)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -1,9 +1,11 @@
 ;; acme: a provider module for OpenSoul ABI v1 written by hand in WebAssembly
 ;; text, to prove the ABI needs no Go. Build: wat2wasm acme.wat -o acme.wasm
 ;;
-;; It answers info; check (valid when the secret starts with "acme-");
-;; headers (the secret in x-acme-key, Authorization removed); and
-;; unsupported_op for classify, so the host's generic table applies.
+;; It answers info, declaring the ops it answers (check and headers);
+;; check (valid when the secret starts with "acme-"); headers (the secret
+;; in x-acme-key, Authorization removed); and unsupported_op for anything
+;; else. The host does not ask it classify (not declared): its generic
+;; table applies.
 ;; Requests are found by substring, which is enough for a fixture: the host
 ;; writes compact JSON, and acme secrets contain no escaped characters.
 (module
@@ -20,18 +22,18 @@
   (data (i32.const 111) "\22secret\22:\22acme-")
   ;; $quote: offset 126, length 1
   (data (i32.const 126) "\22")
-  ;; $info: offset 127, length 47
-  (data (i32.const 127) "{\22ok\22:true,\22provider\22:\22acme\22,\22version\22:\220.1.0\22}")
-  ;; $valid: offset 174, length 58
-  (data (i32.const 174) "{\22ok\22:true,\22valid\22:true,\22kind\22:\22api_key\22,\22expiresAt\22:null}")
-  ;; $invalid: offset 232, length 133
-  (data (i32.const 232) "{\22ok\22:true,\22valid\22:false,\22kind\22:\22unknown\22,\22expiresAt\22:null,\22reason\22:\22acme keys start with acme-\22,\22hint\22:\22create one at acme.example\22}")
-  ;; $hdr_open: offset 365, length 32
-  (data (i32.const 365) "{\22ok\22:true,\22set\22:{\22x-acme-key\22:\22")
-  ;; $hdr_close: offset 397, length 30
-  (data (i32.const 397) "\22},\22remove\22:[\22authorization\22]}")
-  ;; $unsupported: offset 427, length 95
-  (data (i32.const 427) "{\22ok\22:false,\22error\22:{\22code\22:\22unsupported_op\22,\22message\22:\22acme answers info, check and headers\22}}")
+  ;; $info: offset 127, length 73
+  (data (i32.const 127) "{\22ok\22:true,\22provider\22:\22acme\22,\22version\22:\220.1.0\22,\22ops\22:[\22check\22,\22headers\22]}")
+  ;; $valid: offset 200, length 58
+  (data (i32.const 200) "{\22ok\22:true,\22valid\22:true,\22kind\22:\22api_key\22,\22expiresAt\22:null}")
+  ;; $invalid: offset 258, length 133
+  (data (i32.const 258) "{\22ok\22:true,\22valid\22:false,\22kind\22:\22unknown\22,\22expiresAt\22:null,\22reason\22:\22acme keys start with acme-\22,\22hint\22:\22create one at acme.example\22}")
+  ;; $hdr_open: offset 391, length 32
+  (data (i32.const 391) "{\22ok\22:true,\22set\22:{\22x-acme-key\22:\22")
+  ;; $hdr_close: offset 423, length 30
+  (data (i32.const 423) "\22},\22remove\22:[\22authorization\22]}")
+  ;; $unsupported: offset 453, length 95
+  (data (i32.const 453) "{\22ok\22:false,\22error\22:{\22code\22:\22unsupported_op\22,\22message\22:\22acme answers info, check and headers\22}}")
 
   ;; find returns the offset of needle [n, n+nl) in haystack [h, h+hl), or -1.
   (func $find (param $h i32) (param $hl i32) (param $n i32) (param $nl i32) (result i32)
@@ -105,23 +107,23 @@
 
   (func (export "opensoul_call") (param $req i32) (param $len i32) (result i64)
     (local $s i32) (local $e i32)
-    (if (i32.ge_s (call $find (local.get $req) (local.get $len) (i32.const 64) (i32.const 11)) (i32.const 0)) (then (return (call $answer (i32.const 127) (i32.const 47)))))
+    (if (i32.ge_s (call $find (local.get $req) (local.get $len) (i32.const 64) (i32.const 11)) (i32.const 0)) (then (return (call $answer (i32.const 127) (i32.const 73)))))
     (if (i32.ge_s (call $find (local.get $req) (local.get $len) (i32.const 75) (i32.const 12)) (i32.const 0))
       (then
         (if (i32.ge_s (call $find (local.get $req) (local.get $len) (i32.const 111) (i32.const 15)) (i32.const 0))
-          (then (return (call $answer (i32.const 174) (i32.const 58)))))
-        (return (call $answer (i32.const 232) (i32.const 133)))))
+          (then (return (call $answer (i32.const 200) (i32.const 58)))))
+        (return (call $answer (i32.const 258) (i32.const 133)))))
     (if (i32.ge_s (call $find (local.get $req) (local.get $len) (i32.const 87) (i32.const 14)) (i32.const 0))
       (then
         ;; $s: first byte of the secret; $e: its length
         (local.set $s (call $find (local.get $req) (local.get $len) (i32.const 101) (i32.const 10)))
-        (if (i32.lt_s (local.get $s) (i32.const 0)) (then (return (call $answer (i32.const 427) (i32.const 95)))))
+        (if (i32.lt_s (local.get $s) (i32.const 0)) (then (return (call $answer (i32.const 453) (i32.const 95)))))
         (local.set $s (i32.add (local.get $req) (i32.add (local.get $s) (i32.const 10))))
         (local.set $e (call $find (local.get $s) (i32.sub (i32.add (local.get $req) (local.get $len)) (local.get $s)) (i32.const 126) (i32.const 1)))
         (call $begin (i32.add (local.get $e) (i32.const 128)))
-        (call $put (i32.const 365) (i32.const 32))
+        (call $put (i32.const 391) (i32.const 32))
         (call $put (local.get $s) (local.get $e))
-        (call $put (i32.const 397) (i32.const 30))
+        (call $put (i32.const 423) (i32.const 30))
         (return (call $done))))
-    (call $answer (i32.const 427) (i32.const 95)))
+    (call $answer (i32.const 453) (i32.const 95)))
 )

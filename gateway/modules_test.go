@@ -1,0 +1,188 @@
+package gateway_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/wasm"
+)
+
+const acmeKey = "acme-SECRETACME-0123456789"
+
+// withAcme adds a provider "acme", speaking OpenAI's wire format on the
+// openai fake upstream, whose module is the file module (a real .wasm)
+// on a host of its own with options o; it returns that registry.
+func withAcme(t testing.TB, module string, o wasm.Options) (fixtureOpt, *wasm.Registry) {
+	t.Helper()
+	ctx := context.Background()
+	o.CacheDir = filepath.Join(t.TempDir(), "wazero")
+	host, err := wasm.NewHost(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close(ctx) })
+	reg, errs := wasm.NewRegistry(ctx, host, map[string]string{"acme": module})
+	if errs = append(errs, reg.Load(ctx, "acme", "openai")...); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	return func(f *fixture, opts *gateway.Options) {
+		opts.Modules = reg
+		opts.Config.Providers["acme"] = gateway.Upstream{BaseURL: f.openai.URL}
+		f.openai.set(acmeKey, answer{})
+		f.openai.set(openaiKey, answer{})
+	}, reg
+}
+
+func (f *fixture) chat(provider string) (*http.Response, string) {
+	return f.do("POST", "/"+provider+"/v1/chat/completions", `{"model":"gpt-5","messages":[{"role":"user","content":"hi"}]}`,
+		map[string]string{"authorization": "Bearer " + gatewayToken})
+}
+
+func acmeProfiles(f *fixture) {
+	f.profiles("main", map[string]store.Credential{
+		"acme:a":   {Type: store.TypeAPIKey, Provider: "acme", Key: acmeKey},
+		"openai:a": {Type: store.TypeAPIKey, Provider: "openai", Key: openaiKey},
+	}, nil)
+}
+
+// A module whose headers op loops forever (issue 11): after a few calls hit
+// the deadline its breaker opens, the provider is served with the built-in
+// headers without calling the module, the opening is logged once, and the
+// other providers are served throughout.
+func TestLoopingModuleIsSkipped(t *testing.T) {
+	t.Parallel()
+	logs := &syncBuffer{}
+	opt, reg := withAcme(t, "../testdata/wasm/bad/loop-headers.wasm", wasm.Options{
+		CallTimeout: 100 * time.Millisecond, MaxInstances: 2,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	f := newFixture(t, opt)
+	acmeProfiles(f)
+
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for range 12 {
+		wg.Go(func() {
+			if resp, body := f.chat("acme"); resp.StatusCode != 200 {
+				failed.Add(1)
+				t.Errorf("acme: %d %s", resp.StatusCode, body)
+			}
+			if resp, body := f.chat("openai"); resp.StatusCode != 200 {
+				t.Errorf("openai: %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+	wg.Wait()
+	var skipped *wasm.Backoff
+	for _, p := range reg.Providers(context.Background()) {
+		if p.Name == "acme" {
+			skipped = p.Backoff
+		}
+	}
+	if skipped == nil {
+		t.Fatalf("the looping module is not skipped:\n%s", logs)
+	}
+	for range 20 {
+		if resp, body := f.chat("acme"); resp.StatusCode != 200 {
+			t.Fatalf("acme while skipped: %d %s", resp.StatusCode, body)
+		}
+	}
+	// Every acme request reached the upstream with the built-in Bearer.
+	n := 0
+	for _, s := range f.openai.requests() {
+		if strings.HasPrefix(s.path, "/v1/chat/completions") && s.secret == acmeKey {
+			n++
+			if s.header.Get("authorization") != "Bearer "+acmeKey {
+				t.Errorf("acme request with headers %v", s.header)
+			}
+		}
+	}
+	if n != 32 {
+		t.Errorf("%d acme requests reached the upstream, want 32", n)
+	}
+	if c := strings.Count(logs.String(), "skipped after repeated failures"); c != 1 {
+		t.Errorf("the opening was logged %d times, want once:\n%s", c, logs)
+	}
+	f.assertNoSecrets(logs.String())
+}
+
+func (f *fixture) assertNoSecrets(extra string) {
+	f.t.Helper()
+	all := f.logs.String() + extra
+	for _, s := range append(allSecrets, acmeKey) {
+		if strings.Contains(all, s) {
+			f.t.Fatalf("a secret reached the logs")
+		}
+	}
+}
+
+// BenchmarkOtherProviderBesideLoopingModule measures OpenAI requests per
+// second through the gateway while 12 clients keep sending requests to a
+// provider whose module is healthy (the baseline), loops in headers with
+// the breaker on (today), or loops with the breaker and the pool wait
+// effectively off (the behaviour before them). The module deadline is the default 2 s and the
+// pool has 2 instances, as in issue 11's finding.
+//
+//	go test -run '^$' -bench OtherProviderBesideLoopingModule -benchtime 3s ./gateway
+func BenchmarkOtherProviderBesideLoopingModule(b *testing.B) {
+	for _, bc := range []struct {
+		name, module string
+		old          bool // no breaker, unbounded pool wait
+	}{
+		{"healthy-module", "../testdata/wasm/acme.wasm", false},
+		{"looping-module", "../testdata/wasm/bad/loop-headers.wasm", false},
+		{"looping-module-before", "../testdata/wasm/bad/loop-headers.wasm", true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			o := wasm.Options{MaxInstances: 2}
+			if bc.old {
+				o.BreakerFailures, o.PoolWait = 1<<30, time.Hour
+			}
+			opt, _ := withAcme(b, bc.module, o)
+			f := newFixture(b, opt, func(_ *fixture, o *gateway.Options) {
+				o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			})
+			acmeProfiles(f)
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for range 12 { // the acme clients: one request each 20 ms at most
+				wg.Go(func() {
+					tick := time.NewTicker(20 * time.Millisecond)
+					defer tick.Stop()
+					for {
+						select {
+						case <-stop:
+							return
+						case <-tick.C:
+							f.chat("acme")
+						}
+					}
+				})
+			}
+			time.Sleep(500 * time.Millisecond) // let the acme traffic settle (and a breaker open)
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if resp, _ := f.chat("openai"); resp.StatusCode != 200 {
+						b.Errorf("openai: %d", resp.StatusCode)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "openai-req/s")
+			b.StopTimer()
+			close(stop)
+			wg.Wait()
+		})
+	}
+}
