@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,7 +26,7 @@ const acmeKey = "acme-SECRETACME-0123456789"
 func withAcme(t testing.TB, module string, o wasm.Options) (fixtureOpt, *wasm.Registry) {
 	t.Helper()
 	ctx := context.Background()
-	o.CacheDir = filepath.Join(t.TempDir(), "wazero")
+	o.CacheDir = filepath.Join(os.TempDir(), "opensoul-gateway-test-wazero") // as providerModules: compiled once
 	host, err := wasm.NewHost(ctx, o)
 	if err != nil {
 		t.Fatal(err)
