@@ -59,6 +59,9 @@ type app struct {
 	cfgFile string
 	env     gateway.Env
 	st      *store.Store
+	// tokenWarnings name the environment and config credentials dropped
+	// because they hold a gateway or agent token (dropClientTokens).
+	tokenWarnings []string
 
 	// checker runs a provider module's check on a credential; nil when
 	// no module host is wired. Returns status "" when it has no verdict.

@@ -98,6 +98,9 @@ func (a *app) runDoctor(ctx context.Context, agentFlag string) []doctorCheck {
 	} else {
 		add("config", "ok", a.cfgFile, "")
 	}
+	for _, w := range a.tokenWarnings {
+		add("client token", "warn", w, "unset it where the gateway runs; clients get the token from `opensoul connect <client>`")
+	}
 	ag, err := a.agentID(agentFlag)
 	if err != nil {
 		add("agent", "fail", err.Error(), "")

@@ -185,12 +185,14 @@ func (a *app) printGatewayBanner(addr string, tokenCreated bool) {
 		token = "<an agent token from gateway.auth.agents>"
 	}
 	fmt.Fprintf(a.stdout, `
-Point your SDKs at it (the gateway token goes where the SDK expects its API key):
+Point your agents at it (`+"`opensoul connect <client>`"+` prints the exact setup for
+claude-code, codex, openclaw, ai-sdk, openai-sdk, anthropic-sdk, langchain, curl):
   set -a; . %s; set +a        # loads %s
   export ANTHROPIC_BASE_URL=%s/anthropic
-  export ANTHROPIC_API_KEY=%s
-  export OPENAI_BASE_URL=%s/openai/v1
-  export OPENAI_API_KEY=%s
+  export ANTHROPIC_AUTH_TOKEN=%s     # Claude Code and the Anthropic SDKs send it as a Bearer token
+  OPENAI_BASE_URL=%s/openai/v1 OPENAI_API_KEY=%s your-openai-client
+Never export the gateway token as a provider key (ANTHROPIC_API_KEY, OPENAI_API_KEY):
+the gateway ignores such a value and warns.
 Headers: x-opensoul-agent picks the agent, x-opensoul-session the session.
 `, envFile, envGatewayToken, base, token, base, token)
 }

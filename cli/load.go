@@ -139,6 +139,10 @@ func (a *app) load() error {
 	}
 	a.cfg = cfg
 	a.env = a.collectEnv(stateDir, dotLocal, dotState)
+	a.tokenWarnings = dropClientTokens(&a.cfg, a.env)
+	for _, w := range a.tokenWarnings {
+		a.warnf("%s", w)
+	}
 	a.loaded = true
 	return nil
 }
