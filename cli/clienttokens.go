@@ -37,7 +37,7 @@ func dropClientTokens(cfg *Config, env gateway.Env) []string {
 		if what, ok := tokens[v.Value]; ok {
 			delete(env, name)
 			warnings = append(warnings, "ignoring "+name+" from "+v.Source+": it holds "+what+
-				", which clients present to the gateway; it is never sent to a provider (give clients the token as ANTHROPIC_AUTH_TOKEN, see `opensoul connect`)")
+				", which clients present to the gateway; it is never sent to a provider (give clients the token as ANTHROPIC_AUTH_TOKEN)")
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Providers)) {

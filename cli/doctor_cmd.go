@@ -99,7 +99,7 @@ func (a *app) runDoctor(ctx context.Context, agentFlag string) []doctorCheck {
 		add("config", "ok", a.cfgFile, "")
 	}
 	for _, w := range a.tokenWarnings {
-		add("client token", "warn", w, "unset it where the gateway runs; clients get the token from `opensoul connect <client>`")
+		add("client token", "warn", w, "unset it where the gateway runs; clients take the token as ANTHROPIC_AUTH_TOKEN")
 	}
 	ag, err := a.agentID(agentFlag)
 	if err != nil {

@@ -185,8 +185,7 @@ func (a *app) printGatewayBanner(addr string, tokenCreated bool) {
 		token = "<an agent token from gateway.auth.agents>"
 	}
 	fmt.Fprintf(a.stdout, `
-Point your agents at it (`+"`opensoul connect <client>`"+` prints the exact setup for
-claude-code, codex, openclaw, ai-sdk, openai-sdk, anthropic-sdk, langchain, curl):
+Point your agents at it:
   set -a; . %s; set +a        # loads %s
   export ANTHROPIC_BASE_URL=%s/anthropic
   export ANTHROPIC_AUTH_TOKEN=%s     # Claude Code and the Anthropic SDKs send it as a Bearer token
