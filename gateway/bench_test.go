@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -8,7 +9,9 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
@@ -66,4 +69,54 @@ func BenchmarkBareProxy(b *testing.B) {
 		}
 		io.Copy(io.Discard, w.Body)
 	}
+}
+
+// BenchmarkGatewayProfiles is BenchmarkGateway with n stored profiles and
+// the decision cached (the session keeps its auto pin, the clock stands
+// still): the per-request cost should not grow with n. It reports CPU time
+// per request beside wall time, because the machine may be shared.
+func BenchmarkGatewayProfiles(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("profiles-%d", n), func(b *testing.B) {
+			f := newFixture(b, func(_ *fixture, o *gateway.Options) {
+				o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			})
+			creds := make(map[string]store.Credential, n)
+			for i := range n {
+				key := fmt.Sprintf("sk-ant-api03-BENCHKEY%04d-aaaaaaaaaaaaaaaaaaaa", i)
+				creds[fmt.Sprintf("anthropic:p%04d", i)] = anthropicKey(key)
+				f.anthropic.set(key, answer{})
+			}
+			f.profiles("main", creds, nil)
+			body := `{"model":"claude-sonnet-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
+			send := func() {
+				req := httptest.NewRequest("POST", "/anthropic/v1/messages", strings.NewReader(body))
+				req.Header.Set("x-api-key", gatewayToken)
+				req.Header.Set("content-type", "application/json")
+				w := httptest.NewRecorder()
+				f.gw.ServeHTTP(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+			send() // loads the agent, checks the keys, sets the auto pin
+			send()
+			b.ReportAllocs()
+			start := cpuTime()
+			b.ResetTimer()
+			for b.Loop() {
+				send()
+			}
+			b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// cpuTime is the CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"math"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opensoul/opensoul/gateway/store"
@@ -32,6 +34,11 @@ type Snapshot struct {
 	Stats    map[string]store.UsageStats
 	LastGood map[string]string // provider → profile id, for this agent
 	Paths    []string          // the files this snapshot was read from
+
+	// facts caches the policy's profile facts per provider for this
+	// snapshot (nil: not cached). A snapshot is never modified once in
+	// use, so they stay true until a status changes with the clock.
+	facts *factsMemo
 }
 
 // LoadSnapshot reads an agent's effective profiles (main's as the base) and
@@ -49,6 +56,7 @@ func LoadSnapshot(s *store.Store, agent string) (*Snapshot, error) {
 		Stats:    map[string]store.UsageStats{},
 		LastGood: map[string]string{},
 		Paths:    []string{s.ProfilesPath(agent), s.StatePath(agent)},
+		facts:    &factsMemo{},
 	}
 	states := map[string]*store.State{}
 	stateOf := func(a string) (*store.State, error) {
@@ -120,6 +128,11 @@ type FactsRequest struct {
 
 // BuildInput turns a snapshot into the policy input for one request
 // (DESIGN §5). Only metadata is copied: no secret reaches the input.
+//
+// The profile facts are prepared once per snapshot and provider (see
+// policy.ProfileList) and shared by later inputs while no status changes
+// with the clock, so building an input does not cost a pass over every
+// profile on every request.
 func BuildInput(snap *Snapshot, env Env, configOrder map[string][]string, req FactsRequest, now time.Time) *policy.Input {
 	in := &policy.Input{
 		Now:     now.UnixMilli(),
@@ -130,8 +143,75 @@ func BuildInput(snap *Snapshot, env Env, configOrder map[string][]string, req Fa
 			Store:  nonNil(snap.Order[req.Provider]),
 			Config: nonNil(configOrder[req.Provider]),
 		},
-		Profiles: []policy.ProfileFacts{},
-		Env:      []policy.EnvFacts{},
+		Env: []policy.EnvFacts{},
+	}
+	in.SetProfiles(snap.profileList(req, now))
+	for _, ev := range EnvVarsFor(req.Provider) {
+		if v, ok := env[ev.Var]; ok && v.Value != "" {
+			in.Env = append(in.Env, policy.EnvFacts{Var: ev.Var, Type: ev.Type})
+		}
+	}
+	return in
+}
+
+// factsMemo holds a snapshot's prepared profile facts by provider, each
+// valid over a clock interval (statuses turn expiring and expired).
+type factsMemo struct {
+	mu sync.Mutex
+	m  map[factsKey]factsEntry
+}
+
+// factsKey says whose facts: module verdicts are asked for only when the
+// request has a Verdict function.
+type factsKey struct {
+	provider string
+	verdicts bool
+}
+
+type factsEntry struct {
+	list   *policy.ProfileList
+	lo, hi int64 // valid while lo <= now (ms) < hi
+}
+
+// profileList returns the prepared facts of the snapshot's profiles for
+// req's provider at now, from the memo when they still hold.
+func (snap *Snapshot) profileList(req FactsRequest, now time.Time) *policy.ProfileList {
+	key := factsKey{req.Provider, req.Verdict != nil}
+	ms := now.UnixMilli()
+	if m := snap.facts; m != nil {
+		m.mu.Lock()
+		e, ok := m.m[key]
+		m.mu.Unlock()
+		if ok && e.lo <= ms && ms < e.hi {
+			return e.list
+		}
+	}
+	facts, lo, hi, stable := profileFacts(snap, req, now)
+	list := policy.NewProfileList(facts)
+	if m := snap.facts; m != nil && stable {
+		m.mu.Lock()
+		if m.m == nil {
+			m.m = map[factsKey]factsEntry{}
+		}
+		m.m[key] = factsEntry{list: list, lo: lo, hi: hi}
+		m.mu.Unlock()
+	}
+	return list
+}
+
+// profileFacts builds the facts of the snapshot's profiles for req's
+// provider, sorted by id, and the clock interval [lo, hi) (ms) over which
+// their statuses hold. stable is false when a module could not give its
+// verdict on some profile: such facts are not worth keeping.
+func profileFacts(snap *Snapshot, req FactsRequest, now time.Time) (facts []policy.ProfileFacts, lo, hi int64, stable bool) {
+	ms := now.UnixMilli()
+	lo, hi, stable = math.MinInt64, math.MaxInt64, true
+	boundary := func(t int64) {
+		if t <= ms {
+			lo = max(lo, t)
+		} else {
+			hi = min(hi, t)
+		}
 	}
 	ids := make([]string, 0, len(snap.Profiles))
 	for id, c := range snap.Profiles {
@@ -140,6 +220,7 @@ func BuildInput(snap *Snapshot, env Env, configOrder map[string][]string, req Fa
 		}
 	}
 	sort.Strings(ids)
+	facts = make([]policy.ProfileFacts, 0, len(ids))
 	for _, id := range ids {
 		c := snap.Profiles[id]
 		st := snap.Stats[id]
@@ -163,9 +244,14 @@ func BuildInput(snap *Snapshot, env Env, configOrder map[string][]string, req Fa
 		if req.Verdict != nil {
 			if status, kind := req.Verdict(id, c); status != "" {
 				pf.Status, pf.Kind = status, kind
+			} else {
+				stable = false
 			}
 		}
 		if c.Expires != 0 {
+			// ProfileStatus and ModuleStatus change only here.
+			boundary(c.Expires - ExpiringWithin.Milliseconds())
+			boundary(c.Expires)
 			e := c.Expires
 			pf.ExpiresAt = &e
 		}
@@ -177,14 +263,9 @@ func BuildInput(snap *Snapshot, env Env, configOrder map[string][]string, req Fa
 			r := st.DisabledReason
 			pf.DisabledReason = &r
 		}
-		in.Profiles = append(in.Profiles, pf)
+		facts = append(facts, pf)
 	}
-	for _, ev := range EnvVarsFor(req.Provider) {
-		if v, ok := env[ev.Var]; ok && v.Value != "" {
-			in.Env = append(in.Env, policy.EnvFacts{Var: ev.Var, Type: ev.Type})
-		}
-	}
-	return in
+	return facts, lo, hi, stable
 }
 
 func defaultKind(c store.Credential) string {

@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -43,16 +43,16 @@ type candidate struct {
 // attemptAll tries every candidate of every model in the chain.
 func (s *Server) attemptAll(out *http.Request, rs *reqState) (*http.Response, error) {
 	ctx := out.Context()
-	var cooling []Attempt
+	var last *selection
 	transport := s.currentTransport()
 	for mi, model := range rs.models {
 		now := s.now()
 		snap := rs.al.snap.Load()
-		cands, cool, strict, herr := s.candidates(ctx, rs, snap, model, now)
+		sel, herr := s.candidates(ctx, rs, snap, model, now)
 		if herr != nil {
 			return nil, herr
 		}
-		cooling = cool
+		last = sel
 		body := rs.body
 		if mi > 0 {
 			b, err := rewriteModel(rs.body, model)
@@ -61,7 +61,7 @@ func (s *Server) attemptAll(out *http.Request, rs *reqState) (*http.Response, er
 			}
 			body = b
 		}
-		for _, c := range cands {
+		for c := range sel.all() {
 			if len(rs.attempts) > 0 {
 				rs.failovers++
 				s.metrics.failovers.WithLabelValues(rs.provider).Inc()
@@ -70,7 +70,7 @@ func (s *Server) attemptAll(out *http.Request, rs *reqState) (*http.Response, er
 			if resp != nil {
 				return resp, nil
 			}
-			if next == nextModel || (strict && next == nextProfile) {
+			if next == nextModel || (sel.strict && next == nextProfile) {
 				break
 			}
 			if next == stop {
@@ -78,8 +78,12 @@ func (s *Server) attemptAll(out *http.Request, rs *reqState) (*http.Response, er
 			}
 		}
 	}
+	var cooling []Attempt
+	if last != nil {
+		cooling = last.cooling()
+	}
 	if len(rs.attempts) == 0 && len(cooling) == 0 {
-		return nil, s.noCredential(rs)
+		return nil, s.noCredential(rs, last)
 	}
 	return nil, &exhaustedError{httpErr: exhausted(rs.provider, rs.model, rs.attempts, cooling, s.now())}
 }
@@ -246,9 +250,10 @@ func (s *Server) classify(ctx context.Context, provider string, resp *http.Respo
 	return cl
 }
 
-// candidates asks the policy which profiles may serve model, then adds
-// the environment and config keys when no profile can (DESIGN §3).
-func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, model string, now time.Time) ([]candidate, []Attempt, bool, *HTTPError) {
+// candidates asks the policy which profiles may serve model, with the
+// environment and config keys as the fallback when no profile can
+// (DESIGN §3).
+func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, model string, now time.Time) (*selection, *HTTPError) {
 	sess, known := (*rs.al.sessions.Load())[rs.session]
 	var pin *policy.Pin
 	if id := sess.AuthProfileOverride; id != "" {
@@ -260,7 +265,7 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 		case !ok && source == store.PinUser && strings.HasPrefix(id, rs.provider+":"):
 			// A strict pin never falls back to another profile, even when
 			// its own has been removed.
-			return nil, nil, true, &HTTPError{Code: http.StatusServiceUnavailable, Type: "no_credential", Msg: fmt.Sprintf(
+			return nil, &HTTPError{Code: http.StatusServiceUnavailable, Type: "no_credential", Msg: fmt.Sprintf(
 				"opensoul: session %s is pinned to %s (/model …@%s) but agent %s has no such profile; add it back, or send /model default to clear the pin",
 				rs.session, id, id, rs.agent)}
 		}
@@ -278,49 +283,102 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 	in := BuildInput(snap, env, rs.rc.Order, facts, now)
 	dec, err := s.selector.Decide(ctx, in)
 	if err != nil {
-		return nil, nil, false, &HTTPError{Code: http.StatusInternalServerError, Msg: "opensoul: the credential policy failed; see the gateway log", Err: err}
+		return nil, &HTTPError{Code: http.StatusInternalServerError, Msg: "opensoul: the credential policy failed; see the gateway log", Err: err}
 	}
-	userPin := pin != nil && pin.Source == store.PinUser
-	strict := dec.Strict || userPin
-	out := make([]candidate, 0, len(dec.Candidates)+1)
-	for _, id := range dec.Candidates {
-		c, ok := snap.Profiles[id]
-		if !ok || c.Provider != rs.provider || (userPin && id != pin.Profile) {
+	sel := &selection{snap: snap, in: in, dec: dec, provider: rs.provider, model: model, now: now}
+	sel.userPin = pin != nil && pin.Source == store.PinUser
+	if sel.userPin {
+		sel.pin = pin.Profile
+	}
+	sel.strict = dec.Strict || sel.userPin
+	if !sel.userPin {
+		if cred, ev, ok := env.Credential(rs.provider); ok {
+			sel.fallback = &candidate{id: "env:" + ev.Name, cred: cred}
+		} else if key := rs.rc.Providers[rs.provider].APIKey; key != "" {
+			sel.fallback = &candidate{id: "config:providers." + rs.provider + ".apiKey",
+				cred: store.Credential{Type: store.TypeAPIKey, Provider: rs.provider, Key: key}}
+		}
+	}
+	return sel, nil
+}
+
+// selection is the policy's answer for one model of one request. Its
+// candidates are resolved one at a time as they are tried, and what only
+// an error message needs (cooling profiles, why others cannot serve) is
+// worked out only when that error happens: a request served by its first
+// candidate costs the same however many profiles the agent has.
+type selection struct {
+	snap     *Snapshot
+	in       *policy.Input
+	dec      policy.Decision
+	provider string
+	model    string
+	now      time.Time
+	userPin  bool
+	pin      string // the user's pin, when userPin
+	strict   bool
+	fallback *candidate // the environment or config key, tried when no profile can be
+}
+
+// all yields the candidates in order: the policy's profiles that belong to
+// the provider (only the pinned one under a user pin), else the fallback.
+func (sel *selection) all() iter.Seq[candidate] {
+	return func(yield func(candidate) bool) {
+		found := false
+		for _, id := range sel.dec.Candidates {
+			c, ok := sel.snap.Profiles[id]
+			if !ok || c.Provider != sel.provider || (sel.userPin && id != sel.pin) {
+				continue
+			}
+			found = true
+			if !yield(candidate{id: id, cred: c, owner: sel.snap.Owner[id]}) {
+				return
+			}
+		}
+		if !found && sel.fallback != nil {
+			yield(*sel.fallback)
+		}
+	}
+}
+
+// cooling lists the profiles the policy has cooling, with their recovery.
+func (sel *selection) cooling() []Attempt {
+	var out []Attempt
+	for _, id := range sel.dec.Cooling {
+		if sel.userPin && id != sel.pin {
 			continue
 		}
-		out = append(out, candidate{id: id, cred: c, owner: snap.Owner[id]})
-	}
-	var cooling []Attempt
-	for _, id := range dec.Cooling {
-		if userPin && id != pin.Profile {
-			continue
-		}
-		u := snap.Stats[id]
+		u := sel.snap.Stats[id]
 		reason := ReasonCooldown
-		if u.DisabledUntil > now.UnixMilli() {
+		if u.DisabledUntil > sel.now.UnixMilli() {
 			reason = cmpOr(u.DisabledReason, "disabled")
 		}
-		cooling = append(cooling, Attempt{Profile: id, Model: model, Reason: reason, Recovery: Recovery(u, model, now)})
+		out = append(out, Attempt{Profile: id, Model: sel.model, Reason: reason, Recovery: Recovery(u, sel.model, sel.now)})
 	}
-	rs.unusable = rs.unusable[:0]
-	for _, p := range in.Profiles {
-		if !slices.Contains(dec.Candidates, p.ID) && !slices.Contains(dec.Cooling, p.ID) && dec.Reasons[p.ID] != "" {
-			rs.unusable = append(rs.unusable, p.ID+": "+dec.Reasons[p.ID])
+	return out
+}
+
+// unusable says, as "id: why", why each profile that is neither a
+// candidate nor cooling cannot serve.
+func (sel *selection) unusable() []string {
+	listed := make(map[string]bool, len(sel.dec.Candidates)+len(sel.dec.Cooling))
+	for _, id := range sel.dec.Candidates {
+		listed[id] = true
+	}
+	for _, id := range sel.dec.Cooling {
+		listed[id] = true
+	}
+	var out []string
+	for _, p := range sel.in.Profiles {
+		if r := sel.dec.Reasons[p.ID]; !listed[p.ID] && r != "" {
+			out = append(out, p.ID+": "+r)
 		}
 	}
-	if len(out) == 0 && !userPin {
-		if cred, ev, ok := env.Credential(rs.provider); ok {
-			out = append(out, candidate{id: "env:" + ev.Name, cred: cred})
-		} else if key := rs.rc.Providers[rs.provider].APIKey; key != "" {
-			out = append(out, candidate{id: "config:providers." + rs.provider + ".apiKey",
-				cred: store.Credential{Type: store.TypeAPIKey, Provider: rs.provider, Key: key}})
-		}
-	}
-	return out, cooling, strict, nil
+	return out
 }
 
 // noCredential is the 503 for a provider nothing can serve.
-func (s *Server) noCredential(rs *reqState) *HTTPError {
+func (s *Server) noCredential(rs *reqState, last *selection) *HTTPError {
 	agentFlag := ""
 	if rs.agent != store.DefaultAgent {
 		agentFlag = " --agent " + rs.agent
@@ -333,8 +391,10 @@ func (s *Server) noCredential(rs *reqState) *HTTPError {
 		vars += ev.Var
 	}
 	unusable := ""
-	if len(rs.unusable) > 0 {
-		unusable = " Profiles that cannot serve: " + strings.Join(rs.unusable, "; ") + "."
+	if last != nil {
+		if u := last.unusable(); len(u) > 0 {
+			unusable = " Profiles that cannot serve: " + strings.Join(u, "; ") + "."
+		}
 	}
 	return &HTTPError{Code: http.StatusServiceUnavailable, Type: "no_credential", Msg: fmt.Sprintf(
 		"opensoul: no credential for %s (agent %s).%s Add one with `opensoul models auth paste-token --provider %s%s` (stored in %s), or set %s",

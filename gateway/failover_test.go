@@ -455,3 +455,27 @@ func TestAutoPinSticks(t *testing.T) {
 		t.Errorf("new session reused %s instead of the least recently used profile", first)
 	}
 }
+
+// TestExpiryWithoutStateChange: the profile facts the gateway prepares once
+// per snapshot follow the clock. A token that expires while nothing in the
+// agent's state changes is no longer used.
+func TestExpiryWithoutStateChange(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	expires := f.clock.Now().Add(time.Hour).UnixMilli()
+	f.profiles("main", map[string]store.Credential{
+		"anthropic:tok": {Type: store.TypeToken, Provider: "anthropic", Token: tokenC, Expires: expires},
+	}, nil)
+	f.anthropic.set(tokenC, answer{})
+	for range 3 { // the later ones change no state: the snapshot stays
+		if resp, body := f.messages("claude-sonnet-5", nil); resp.StatusCode != 200 {
+			t.Fatalf("before expiry: %d %s", resp.StatusCode, body)
+		}
+	}
+	f.clock.Advance(2 * time.Hour)
+	resp, body := f.messages("claude-sonnet-5", nil)
+	_, msg := anthropicError(t, body)
+	if resp.StatusCode != 503 || !strings.Contains(msg, "anthropic:tok: not usable") || !strings.Contains(msg, "expired") {
+		t.Errorf("after expiry: %d %s", resp.StatusCode, msg)
+	}
+}

@@ -303,6 +303,7 @@ func (l *live) record(owner string, ops ...stateOp) {
 			continue
 		}
 		snap := *old
+		snap.facts = &factsMemo{} // the facts change with the stats
 		snap.Stats = maps.Clone(old.Stats)
 		snap.LastGood = maps.Clone(old.LastGood)
 		for _, op := range ops {

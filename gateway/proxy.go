@@ -43,8 +43,7 @@ type reqState struct {
 	profile   string // the profile that served
 	status    int
 	failovers int
-	unusable  []string // "id: why" for profiles the policy excluded
-	cause     error    // logged, never sent
+	cause     error // logged, never sent
 }
 
 type reqStateKey struct{}

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"math"
-	"slices"
 	"sync"
 )
 
@@ -78,10 +77,20 @@ func (c *decisionCache) reset() {
 	c.mu.Unlock()
 }
 
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const (
+	minTime = math.MinInt64
+	maxTime = math.MaxInt64
+)
+
 // validity returns the clock interval [lo, hi) around in.Now over which no
 // time boundary in the input is crossed.
 func validity(in *Input) (lo, hi int64) {
-	lo, hi = math.MinInt64, math.MaxInt64
+	if l := in.prepared(); l != nil {
+		return l.validity(in.Now)
+	}
+	lo, hi = minTime, maxTime
 	note := func(t int64) {
 		if t <= in.Now {
 			lo = max(lo, t)
@@ -100,8 +109,6 @@ func validity(in *Input) (lo, hi int64) {
 	return lo, hi
 }
 
-var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
 // appendKey appends an unambiguous encoding of every fact in in except Now.
 //
 // With ordinal set, lastUsed is encoded as its rank among the profiles'
@@ -111,16 +118,10 @@ var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b 
 // its pinned profile, so the ranks stay put while the times advance) into
 // cache hits. The engine sets it only when no user policy is loaded: a user
 // policy could read the value itself.
+//
+// Profiles set with a ProfileList are encoded as the list's interned
+// number, so the key's length does not grow with the number of profiles.
 func appendKey(b []byte, in *Input, ordinal bool) []byte {
-	var ranks []int64
-	if ordinal {
-		ranks = make([]int64, 0, 16)
-		for i := range in.Profiles {
-			ranks = append(ranks, in.Profiles[i].LastUsed)
-		}
-		slices.Sort(ranks)
-		ranks = slices.Compact(ranks)
-	}
 	b = appendString(b, in.Agent.ID)
 	b = appendString(b, in.Session.ID)
 	b = appendBool(b, in.Session.New)
@@ -137,27 +138,13 @@ func appendKey(b []byte, in *Input, ordinal bool) []byte {
 	b = appendBool(b, in.Request.Stream)
 	b = appendStrings(b, in.Order.Store)
 	b = appendStrings(b, in.Order.Config)
-	b = binary.AppendUvarint(b, uint64(len(in.Profiles)))
-	for i := range in.Profiles {
-		p := &in.Profiles[i]
-		b = appendString(b, p.ID)
-		b = appendString(b, p.Provider)
-		b = appendString(b, p.Type)
-		b = appendString(b, p.Status)
-		b = appendString(b, p.Kind)
-		b = appendOptInt(b, p.ExpiresAt)
-		b = appendOptString(b, p.Email)
-		if ordinal {
-			r, _ := slices.BinarySearch(ranks, p.LastUsed)
-			b = binary.AppendUvarint(b, uint64(r))
-		} else {
-			b = binary.AppendVarint(b, p.LastUsed)
-		}
-		b = binary.AppendVarint(b, p.CooldownUntil)
-		b = appendOptString(b, p.CooldownModel)
-		b = binary.AppendVarint(b, p.DisabledUntil)
-		b = appendOptString(b, p.DisabledReason)
-		b = binary.AppendVarint(b, int64(p.ErrorCount))
+	switch l := in.prepared(); {
+	case l == nil:
+		b = appendProfiles(append(b, 0), in.Profiles, ordinal)
+	case ordinal:
+		b = binary.AppendUvarint(append(b, 1), l.rank)
+	default:
+		b = binary.AppendUvarint(append(b, 2), l.exact)
 	}
 	b = binary.AppendUvarint(b, uint64(len(in.Env)))
 	for _, e := range in.Env {

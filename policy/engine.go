@@ -27,9 +27,10 @@ type Options struct {
 	// CacheSize bounds the decision cache: 0 means 4096 entries, a negative
 	// value turns caching off.
 	CacheSize int
-	// Timeout bounds one evaluation (config policy.timeoutMs): a policy
-	// that loops or does too much work fails that request instead of
-	// holding it and a CPU. 0 means DefaultTimeout.
+	// Timeout bounds the CPU time of one evaluation (config
+	// policy.timeoutMs): a policy that loops or does too much work fails
+	// that request instead of holding it and a CPU. Time spent waiting for
+	// a busy CPU does not count (see work.go). 0 means DefaultTimeout.
 	Timeout time.Duration
 }
 
@@ -45,6 +46,10 @@ type Engine struct {
 
 	set   atomic.Pointer[policySet] // the set in force
 	evals atomic.Uint64             // policy evaluations (cache misses), for tests
+
+	meter meter                    // measures an evaluation's work: threadCPU, or a test's
+	check func(used time.Duration) // tests: told of each check of the CPU budget
+	pause func()                   // tests: runs as the evaluation starts (a descheduled goroutine)
 
 	reloadMu  sync.Mutex // serializes Reload; guards the fields below
 	dirs      []string
@@ -67,7 +72,7 @@ type policySet struct {
 // them and prepares the decision query. It fails with [CompileErrors] when
 // a policy does not compile.
 func New(ctx context.Context, opts Options) (*Engine, error) {
-	e := &Engine{dirs: slices.Clone(opts.Dirs), log: opts.Logger}
+	e := &Engine{dirs: slices.Clone(opts.Dirs), log: opts.Logger, meter: threadCPU}
 	e.SetTimeout(opts.Timeout)
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -190,17 +195,37 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	return d, nil
 }
 
-// eval evaluates set within the engine's time bound.
+// eval evaluates set within the engine's CPU time bound (and, with user
+// policies, the wall-clock backstop; see work.go).
 func (e *Engine) eval(parent context.Context, set *policySet, in *Input) (Decision, error) {
-	timeout := time.Duration(e.timeout.Load())
-	ctx, cancel := context.WithTimeout(parent, timeout)
-	defer cancel()
+	budget := time.Duration(e.timeout.Load())
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	if !set.ordinal {
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeoutCause(ctx, wallFactor*budget, errWallBackstop)
+		defer stop()
+	}
+	used, release := e.meter()
+	stop := watch(budget, used, cancel, e.check)
+	if e.pause != nil {
+		e.pause()
+	}
 	d, err := set.eval(ctx, in)
-	if err != nil && parent.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return Decision{}, decisionErr("evaluation took longer than %v (policy.timeoutMs): a policy loops or does too much work", timeout)
+	stop()
+	release()
+	if err != nil && parent.Err() == nil {
+		switch context.Cause(ctx) {
+		case errWorkBudget:
+			return Decision{}, decisionErr("evaluation used more than %v of CPU time (policy.timeoutMs): a policy loops or does too much work", budget)
+		case errWallBackstop:
+			return Decision{}, decisionErr("evaluation took longer than %v (%d × policy.timeoutMs of waiting for a CPU): a policy loops or does too much work", wallFactor*budget, wallFactor)
+		}
 	}
 	return d, err
 }
+
+var errWallBackstop = errors.New("policy: evaluation passed the wall-clock backstop")
 
 // SetTimeout changes the bound on one evaluation (a changed
 // policy.timeoutMs); 0 means DefaultTimeout.

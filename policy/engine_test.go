@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -561,15 +562,24 @@ func TestDecideTimeout(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "slow.rego"), `package opensoul.rules
 
 prefer contains id if {
-	some i in numbers.range(1, 50000000)
-	id := sprintf("anthropic:%d", [i])
+	some i in numbers.range(1, 50000)
+	some j in numbers.range(1, 50000)
+	id := sprintf("anthropic:%d", [i * j])
 }
 `)
 	e := newEngine(t, Options{Dirs: []string{dir}, Timeout: 20 * time.Millisecond})
 	_, err := e.Decide(context.Background(), baseInput())
 	var de *DecisionError
-	if !errors.As(err, &de) || !strings.Contains(err.Error(), "took longer than 20ms (policy.timeoutMs)") {
-		t.Fatalf("err = %v, want a DecisionError about the time bound", err)
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "used more than 20ms of CPU time (policy.timeoutMs)") {
+		t.Fatalf("err = %v, want a DecisionError about the CPU bound", err)
+	}
+
+	// A runaway policy that gets no CPU at all (the meter says so) still
+	// ends, at the wall-clock backstop.
+	e.meter = func() (func() time.Duration, func()) { return func() time.Duration { return 0 }, func() {} }
+	_, err = e.Decide(context.Background(), baseInput())
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "took longer than 400ms (20 × policy.timeoutMs") {
+		t.Fatalf("err = %v, want a DecisionError about the wall-clock backstop", err)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -582,5 +592,64 @@ prefer contains id if {
 	e.SetTimeout(0)
 	if got := time.Duration(e.timeout.Load()); got != DefaultTimeout {
 		t.Fatalf("SetTimeout(0) = %v, want DefaultTimeout", got)
+	}
+}
+
+// TestBusyMachineNoTimeout: time an evaluation spends waiting for a CPU
+// does not count against policy.timeoutMs. The evaluation is held off the
+// CPU (blocked, as a descheduled goroutine would be) until the budget has
+// been checked twice, so twice the bound has passed on the wall clock; the
+// thread's CPU clock shows the bound unspent and the decision is made.
+// Nothing here depends on how fast the machine is.
+func TestBusyMachineNoTimeout(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, Options{CacheSize: -1, Timeout: 100 * time.Millisecond})
+	checks := make(chan time.Duration, 16)
+	e.check = func(used time.Duration) { checks <- used }
+	e.pause = func() { <-checks; <-checks }
+	if _, err := e.Decide(context.Background(), benchInput(100)); err != nil {
+		t.Fatalf("a built-in decision held off the CPU for twice the bound: %v", err)
+	}
+}
+
+// TestRangeLimit: a policy asking numbers.range for more than MaxRange
+// numbers fails closed with an error naming the built-in, before the
+// array is built (not parallel: it measures the process's allocations).
+func TestRangeLimit(t *testing.T) {
+	for _, call := range []string{"numbers.range(1, 2000000)", "numbers.range(2000000, 1)", "numbers.range_step(1, 20000000, 10)"} {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "big.rego"), `package opensoul.rules
+
+prefer contains id if {
+	count(`+call+`) > 0
+	id := "anthropic:a"
+}
+`)
+		e := newEngine(t, Options{Dirs: []string{dir}, CacheSize: -1})
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := e.Decide(context.Background(), baseInput())
+		runtime.ReadMemStats(&after)
+		var de *DecisionError
+		if !errors.As(err, &de) || !strings.Contains(err.Error(), "more than the 100000 one call may make") {
+			t.Fatalf("%s: err = %v, want a DecisionError about the range limit", call, err)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+			t.Errorf("%s: the evaluation allocated %d MiB", call, grew>>20)
+		}
+	}
+	// Within the limit, ranges work as before.
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "ok.rego"), `package opensoul.rules
+
+prefer contains id if {
+	count(numbers.range(1, 100000)) == 100000
+	count(numbers.range_step(0, 100, 10)) == 11
+	id := "anthropic:key"
+}
+`)
+	e := newEngine(t, Options{Dirs: []string{dir}, CacheSize: -1})
+	if d := decide(t, e, baseInput()); len(d.Candidates) == 0 || d.Candidates[0] != "anthropic:key" {
+		t.Fatalf("candidates %v, want anthropic:key preferred", d.Candidates)
 	}
 }

@@ -11,6 +11,8 @@ type Input struct {
 	Order    OrderFacts     `json:"order"`
 	Profiles []ProfileFacts `json:"profiles"`
 	Env      []EnvFacts     `json:"env"`
+
+	list *ProfileList // set by SetProfiles: Profiles prepared once
 }
 
 // AgentFacts names the agent a request is made for.

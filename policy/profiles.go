@@ -1,0 +1,162 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// ProfileList is a list of profile facts prepared once for many decisions:
+// a caller that sees the same profiles on many requests (the gateway, for
+// one snapshot of an agent's state) builds it once and hands it to every
+// Input with [Input.SetProfiles]. The engine then keys its decision cache
+// and the cache entry's clock interval on the list as a whole, so a cached
+// decision costs the same for ten profiles as for a thousand.
+//
+// A ProfileList never changes after NewProfileList; its facts must not be
+// modified.
+type ProfileList struct {
+	facts []ProfileFacts
+	exact uint64  // interned id of the exact encoding
+	rank  uint64  // interned id of the encoding with lastUsed as a rank
+	times []int64 // sorted, distinct time boundaries (see validity)
+}
+
+// NewProfileList prepares ps, which it takes over: the caller must not
+// modify ps afterwards. Its cost is linear in the number of profiles (and
+// it is meant to be paid once per list, not per decision).
+func NewProfileList(ps []ProfileFacts) *ProfileList {
+	l := &ProfileList{facts: ps}
+	b := appendProfiles(nil, ps, false)
+	l.exact = profileKeys.intern(b)
+	l.rank = profileKeys.intern(appendProfiles(b[:0], ps, true))
+	for i := range ps {
+		p := &ps[i]
+		l.times = append(l.times, p.CooldownUntil, p.DisabledUntil)
+		if p.ExpiresAt != nil {
+			l.times = append(l.times, *p.ExpiresAt)
+		}
+	}
+	slices.Sort(l.times)
+	l.times = slices.Compact(l.times)
+	return l
+}
+
+// Facts returns the list's profiles (read-only).
+func (l *ProfileList) Facts() []ProfileFacts { return l.facts }
+
+// SetProfiles makes l the input's profiles.
+func (in *Input) SetProfiles(l *ProfileList) {
+	in.Profiles = l.facts
+	in.list = l
+}
+
+// prepared returns the input's ProfileList when in.Profiles still is that
+// list (a caller may have replaced the slice since SetProfiles).
+func (in *Input) prepared() *ProfileList {
+	l := in.list
+	if l == nil || len(l.facts) != len(in.Profiles) || (len(l.facts) > 0 && &l.facts[0] != &in.Profiles[0]) {
+		return nil
+	}
+	return l
+}
+
+// validity returns the clock interval [lo, hi) around now over which none
+// of the list's time boundaries is crossed.
+func (l *ProfileList) validity(now int64) (lo, hi int64) {
+	lo, hi = minTime, maxTime
+	i, found := slices.BinarySearch(l.times, now)
+	if found {
+		lo = now
+		i++
+	} else if i > 0 {
+		lo = l.times[i-1]
+	}
+	if i < len(l.times) {
+		hi = l.times[i]
+	}
+	return lo, hi
+}
+
+// keyIntern gives each distinct profile encoding a number, so that a cache
+// key can name a whole list in a few bytes and still be exact: two lists
+// get the same number only when their encodings are equal byte for byte.
+// Numbers are never reused; when the table is full it starts over, which
+// only costs cache misses.
+type keyIntern struct {
+	seed maphash.Seed
+	next atomic.Uint64
+
+	mu sync.Mutex
+	m  map[uint64][]internEntry
+	n  int
+}
+
+type internEntry struct {
+	enc []byte
+	id  uint64
+}
+
+// maxInterned bounds the intern table: about one entry per snapshot of an
+// agent's state still in use.
+const maxInterned = 1024
+
+var profileKeys = &keyIntern{seed: maphash.MakeSeed(), m: map[uint64][]internEntry{}}
+
+func (k *keyIntern) intern(enc []byte) uint64 {
+	h := maphash.Bytes(k.seed, enc)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, e := range k.m[h] {
+		if bytes.Equal(e.enc, enc) {
+			return e.id
+		}
+	}
+	if k.n >= maxInterned {
+		clear(k.m)
+		k.n = 0
+	}
+	id := k.next.Add(1)
+	k.m[h] = append(k.m[h], internEntry{enc: bytes.Clone(enc), id: id})
+	k.n++
+	return id
+}
+
+// appendProfiles appends an unambiguous encoding of ps (see appendKey).
+func appendProfiles(b []byte, ps []ProfileFacts, ordinal bool) []byte {
+	var ranks []int64
+	if ordinal {
+		ranks = make([]int64, 0, len(ps))
+		for i := range ps {
+			ranks = append(ranks, ps[i].LastUsed)
+		}
+		slices.Sort(ranks)
+		ranks = slices.Compact(ranks)
+	}
+	b = binary.AppendUvarint(b, uint64(len(ps)))
+	for i := range ps {
+		p := &ps[i]
+		b = appendString(b, p.ID)
+		b = appendString(b, p.Provider)
+		b = appendString(b, p.Type)
+		b = appendString(b, p.Status)
+		b = appendString(b, p.Kind)
+		b = appendOptInt(b, p.ExpiresAt)
+		b = appendOptString(b, p.Email)
+		if ordinal {
+			r, _ := slices.BinarySearch(ranks, p.LastUsed)
+			b = binary.AppendUvarint(b, uint64(r))
+		} else {
+			b = binary.AppendVarint(b, p.LastUsed)
+		}
+		b = binary.AppendVarint(b, p.CooldownUntil)
+		b = appendOptString(b, p.CooldownModel)
+		b = binary.AppendVarint(b, p.DisabledUntil)
+		b = appendOptString(b, p.DisabledReason)
+		b = binary.AppendVarint(b, int64(p.ErrorCount))
+	}
+	return b
+}
