@@ -50,6 +50,7 @@ type Engine struct {
 	meter meter                    // measures an evaluation's work: threadCPU, or a test's
 	check func(used time.Duration) // tests: told of each check of the CPU budget
 	pause func()                   // tests: runs as the evaluation starts (a descheduled goroutine)
+	wall  time.Duration            // tests: the backstop's multiple of the budget instead of wallFactor
 
 	reloadMu  sync.Mutex // serializes Reload; guards the fields below
 	dirs      []string
@@ -201,9 +202,10 @@ func (e *Engine) eval(parent context.Context, set *policySet, in *Input) (Decisi
 	budget := time.Duration(e.timeout.Load())
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
+	backstop := cmp.Or(e.wall, wallFactor) * budget
 	if !set.ordinal {
 		var stop context.CancelFunc
-		ctx, stop = context.WithTimeoutCause(ctx, wallFactor*budget, errWallBackstop)
+		ctx, stop = context.WithTimeoutCause(ctx, backstop, errWallBackstop)
 		defer stop()
 	}
 	used, release := e.meter()
@@ -219,7 +221,7 @@ func (e *Engine) eval(parent context.Context, set *policySet, in *Input) (Decisi
 		case errWorkBudget:
 			return Decision{}, decisionErr("evaluation used more than %v of CPU time (policy.timeoutMs): a policy loops or does too much work", budget)
 		case errWallBackstop:
-			return Decision{}, decisionErr("evaluation took longer than %v (%d × policy.timeoutMs of waiting for a CPU): a policy loops or does too much work", wallFactor*budget, wallFactor)
+			return Decision{}, decisionErr("evaluation took longer than %v (%d × policy.timeoutMs of waiting for a CPU): a policy loops or does too much work", backstop, backstop/budget)
 		}
 	}
 	return d, err

@@ -13,6 +13,24 @@
 // is the steadier measure of what the gateway adds.
 //
 //	go run ./gateway/loadtest [-d 3s] [-max 300000]
+//
+// With -profiles N it measures scale instead: the gateway holds N API-key
+// profiles of one provider (no explicit order, so the policy round-robins
+// over all of them) and each mode is driven at 32 connections, JSON, in
+// alternating rounds with the bare proxy, printing requests/s and each
+// server's CPU time per request side by side:
+//
+//   - cached: the decision cache on, one session (the common case);
+//
+//   - churn (-churn): the facts change on every request. Each connection
+//     is a session of its own, pinned to its own profile, and the gateway's
+//     clock moves a second per reading, so every success records a new
+//     lastUsed and the sessions' profiles change their order on every
+//     request: no cached decision applies;
+//
+//   - cache off (-nocache): the decision cache turned off.
+//
+//     go run ./gateway/loadtest -profiles 1000 -churn -nocache -d 3s
 package main
 
 import (
@@ -58,11 +76,17 @@ func main() {
 	maxReq := flag.Int("max", 300_000, "at most this many requests per cell")
 	serve := flag.String("serve", "", "internal: run one server (bare, gateway, gateway429) in this child process")
 	up := flag.String("upstream", "", "internal: the upstream URL for -serve")
+	profiles := flag.Int("profiles", 0, "measure scale: the gateway holds this many profiles (see the package doc)")
+	churn := flag.Bool("churn", false, "with -profiles: also measure a new session on every request (no decision cached)")
+	nocache := flag.Bool("nocache", false, "with -profiles: also measure with the decision cache off")
 	flag.Parse()
 	var err error
-	if *serve != "" {
-		err = child(*serve, *up)
-	} else {
+	switch {
+	case *serve != "":
+		err = child(*serve, *up, *profiles)
+	case *profiles > 0:
+		err = runScale(*dur, *maxReq, *profiles, *churn, *nocache)
+	default:
 		err = run(*dur, *maxReq)
 	}
 	if err != nil {
@@ -73,11 +97,18 @@ func main() {
 
 // child serves one proxy on loopback, prints its address and runs until
 // its stdin closes (the parent exited).
-func child(kind, upstreamURL string) error {
+func child(kind, upstreamURL string, profiles int) error {
 	var h http.Handler
 	switch kind {
 	case "bare":
 		h = bareProxy(upstreamURL)
+	case "scale", "scale-nocache", "scale-churn":
+		gw, closeGW, err := newScaleGateway(context.Background(), upstreamURL, profiles, kind)
+		if err != nil {
+			return err
+		}
+		defer closeGW()
+		h = gw
 	case "gateway", "gateway429":
 		first := keyGood
 		if kind == "gateway429" {
@@ -114,12 +145,12 @@ type server struct {
 	in  io.WriteCloser
 }
 
-func spawn(kind, upstreamURL string) (*server, error) {
+func spawn(kind, upstreamURL string, args ...string) (*server, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-serve", kind, "-upstream", upstreamURL)
+	cmd := exec.Command(self, append([]string{"-serve", kind, "-upstream", upstreamURL}, args...)...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -180,7 +211,7 @@ func upstream(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"type":"error","error":{"type":"rate_limit_error","message":"rate limited"}}`)
 		return
 	}
-	if key != keyGood && key != keyGood2 {
+	if key != keyGood && key != keyGood2 && !strings.HasPrefix(key, scaleKeyPrefix) {
 		w.WriteHeader(401)
 		return
 	}
@@ -305,17 +336,26 @@ type result struct {
 // drive runs conns closed-loop clients against url for dur (or max
 // requests) and reports throughput and latency (TTFB when streaming).
 func drive(url, key string, stream bool, conns int, dur time.Duration, max int) result {
+	return driveWith(url, key, stream, false, conns, dur, max)
+}
+
+// driveWith is drive; with sessions each connection names a session of
+// its own (x-opensoul-session).
+func driveWith(url, key string, stream, sessions bool, conns int, dur time.Duration, max int) result {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns * 2, DisableCompression: true}}
 	defer client.CloseIdleConnections()
 	body := reqBody
 	if stream {
 		body = streamRq
 	}
-	one := func() (time.Duration, bool) {
+	one := func(conn int) (time.Duration, bool) {
 		req, _ := http.NewRequest("POST", url+"/v1/messages", strings.NewReader(body))
 		req.Header.Set("x-api-key", key)
 		req.Header.Set("content-type", "application/json")
 		req.Header.Set("anthropic-version", "2023-06-01")
+		if sessions {
+			req.Header.Set("x-opensoul-session", fmt.Sprintf("load-%d", conn))
+		}
 		if stream {
 			req.Header.Set("accept", "text/event-stream")
 		}
@@ -338,8 +378,8 @@ func drive(url, key string, stream bool, conns int, dur time.Duration, max int) 
 		return lat, resp.StatusCode == 200
 	}
 	// warm up connections and caches
-	for range conns * 4 {
-		one()
+	for i := range conns * 4 {
+		one(i % conns)
 	}
 	var count, errs atomic.Int64
 	lats := make([][]time.Duration, conns)
@@ -349,7 +389,7 @@ func drive(url, key string, stream bool, conns int, dur time.Duration, max int) 
 	for c := range conns {
 		wg.Go(func() {
 			for time.Now().Before(deadline) && count.Add(1) <= int64(max) {
-				lat, ok := one()
+				lat, ok := one(c)
 				if !ok {
 					errs.Add(1)
 				}
@@ -524,3 +564,132 @@ func (r result) cpuPer() time.Duration {
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%dµs", d.Microseconds()) }
+
+// scaleKeyPrefix starts the keys of the -profiles gateway's profiles; the
+// fake upstream accepts every one.
+const scaleKeyPrefix = "sk-ant-api03-loadtest-scale-"
+
+// newScaleGateway builds a gateway whose main agent holds n anthropic API
+// keys and no explicit order; kind scale-nocache turns the decision cache
+// off, scale-churn makes the clock move a second per reading.
+func newScaleGateway(ctx context.Context, upstreamURL string, n int, kind string) (*gateway.Server, func(), error) {
+	dir, err := os.MkdirTemp("", "opensoul-loadtest-")
+	if err != nil {
+		return nil, nil, err
+	}
+	st := store.New(dir)
+	err = st.UpdateProfiles("main", func(p *store.Profiles) error {
+		for i := range n {
+			key := fmt.Sprintf("%s%06d-00000000000000000000000000", scaleKeyPrefix, i)
+			p.Profiles[fmt.Sprintf("anthropic:p%06d", i)] = store.Credential{Type: store.TypeAPIKey, Provider: "anthropic", Key: key}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := policy.Options{}
+	if kind == "scale-nocache" {
+		opts.CacheSize = -1
+	}
+	var now func() time.Time
+	if kind == "scale-churn" {
+		start := time.Now()
+		var ticks atomic.Int64
+		now = func() time.Time { return start.Add(time.Duration(ticks.Add(1)) * 1001 * time.Millisecond) }
+	}
+	engine, err := policy.New(ctx, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	host, err := wasm.NewHost(ctx, wasm.Options{NoDiskCache: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	reg, errs := wasm.NewRegistry(ctx, host, nil)
+	if errs = append(errs, reg.Load(ctx, "anthropic")...); len(errs) > 0 {
+		return nil, nil, errs[0]
+	}
+	debug.FreeOSMemory()
+	gw, err := gateway.New(gateway.Options{
+		Store: st, Selector: engine, Modules: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: now,
+		Config: gateway.Config{
+			Token:        gwToken,
+			MaxBodyBytes: 32 << 20,
+			Providers:    map[string]gateway.Upstream{"anthropic": {BaseURL: upstreamURL}},
+		},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return gw, func() { gw.Close(); os.RemoveAll(dir) }, nil
+}
+
+// runScale drives the bare proxy and an n-profile gateway (one process per
+// cache setting) through each selected mode, alternating rounds.
+func runScale(dur time.Duration, maxReq, n int, churn, nocache bool) error {
+	upURL, stopUp := listen(http.HandlerFunc(upstream))
+	defer stopUp()
+	var servers []*server
+	defer func() {
+		for _, s := range servers {
+			s.stop()
+		}
+	}()
+	start := func(kind string) (*server, error) {
+		s, err := spawn(kind, upURL, "-profiles", fmt.Sprint(n))
+		if err == nil {
+			servers = append(servers, s)
+		}
+		return s, err
+	}
+	bare, err := start("bare")
+	if err != nil {
+		return err
+	}
+	gw, err := start("scale")
+	if err != nil {
+		return err
+	}
+	type mode struct {
+		name     string
+		gw       *server
+		sessions bool
+	}
+	modes := []mode{{"cached", gw, false}}
+	if churn {
+		ch, err := start("scale-churn")
+		if err != nil {
+			return err
+		}
+		modes = append(modes, mode{"churn", ch, true})
+	}
+	if nocache {
+		off, err := start("scale-nocache")
+		if err != nil {
+			return err
+		}
+		modes = append(modes, mode{"cache off", off, false})
+	}
+	const conns = 32
+	fmt.Printf("OpenSoul gateway scale: %d profiles, %d CPUs, %d conns, json, %s per mode in %d alternating rounds, loopback only\n",
+		n, runtime.NumCPU(), conns, dur, rounds)
+	fmt.Printf("%-10s | %-28s | %-28s | %s\n", "mode", "bare proxy   req/s  cpu/req", "gateway      req/s  cpu/req", "gateway vs bare")
+	for _, m := range modes {
+		var bs, gs []result
+		for range rounds {
+			bs = append(bs, bare.measure(func() result { return drive(bare.url, keyGood, false, conns, dur/rounds, maxReq/rounds) }))
+			gs = append(gs, m.gw.measure(func() result {
+				return driveWith(m.gw.url+"/anthropic", gwToken, false, m.sessions, conns, dur/rounds, maxReq/rounds)
+			}))
+		}
+		b, g := merge(bs), merge(gs)
+		fmt.Printf("%-10s | %17.0f %9s | %17.0f %9s | %.2fx req/s, cpu %+dµs/req (%.1fx)\n", m.name,
+			b.rps, us(b.cpuPer()), g.rps, us(g.cpuPer()), g.rps/b.rps,
+			(g.cpuPer() - b.cpuPer()).Microseconds(), float64(g.cpuPer())/float64(max(b.cpuPer(), 1)))
+		if b.errs+g.errs > 0 {
+			fmt.Printf("           errors: bare %d, gateway %d\n", b.errs, g.errs)
+		}
+	}
+	return nil
+}
