@@ -463,10 +463,13 @@ func TestExpiryWithoutStateChange(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	expires := f.clock.Now().Add(time.Hour).UnixMilli()
+	// A token of its own: module verdicts are kept on disk across runs, and
+	// this one is judged expired at the end.
+	token := fmt.Sprintf("%s-%d", tokenC, time.Now().UnixNano())
 	f.profiles("main", map[string]store.Credential{
-		"anthropic:tok": {Type: store.TypeToken, Provider: "anthropic", Token: tokenC, Expires: expires},
+		"anthropic:tok": {Type: store.TypeToken, Provider: "anthropic", Token: token, Expires: expires},
 	}, nil)
-	f.anthropic.set(tokenC, answer{})
+	f.anthropic.set(token, answer{})
 	for range 3 { // the later ones change no state: the snapshot stays
 		if resp, body := f.messages("claude-sonnet-5", nil); resp.StatusCode != 200 {
 			t.Fatalf("before expiry: %d %s", resp.StatusCode, body)
