@@ -265,7 +265,7 @@ func TestStatusCheckExitCodes(t *testing.T) {
 		{"valid", profiles(now + 72*3600_000), nil, 0, ""},
 		{"expiring", profiles(now + 3600_000), nil, 2, "expires in"},
 		{"expired", profiles(now - 3600_000), nil, 1, "anthropic:work: expired"},
-		{"missing provider in use", "", nil, 1, "anthropic: no credential"},
+		{"missing provider in use", "", nil, 1, "anthropic/claude-sonnet-5: no credential"},
 		{"env covers provider", "", map[string]string{"ANTHROPIC_API_KEY": fixAnthropicKey}, 0, ""},
 	}
 	for _, tc := range cases {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/policy"
 )
 
 func (a *app) modelsCmd() *ffcli.Command {
@@ -30,7 +32,8 @@ func (a *app) modelsCmd() *ffcli.Command {
 	})
 }
 
-// statusReport is the JSON of `models status`.
+// statusReport is the JSON of `models status`. Providers and Models come
+// from the same policy decision the gateway makes (gateway.Resolver).
 type statusReport struct {
 	Agent                 string           `json:"agent"`
 	StorePath             string           `json:"storePath"`
@@ -39,30 +42,44 @@ type statusReport struct {
 	Fallbacks             []string         `json:"fallbacks"`
 	MissingProvidersInUse []string         `json:"missingProvidersInUse"`
 	Providers             []providerStatus `json:"providers"`
-	Check                 *checkResult     `json:"check,omitempty"`
+	// Models holds the decision for the models in use, every model with a
+	// recorded cooldown, and each other provider with a profile.
+	Models   []gateway.ModelResolution `json:"models"`
+	Problems []gateway.Problem         `json:"problems"`
+	Check    *checkResult              `json:"check,omitempty"`
+
+	health *gateway.Health
 }
 
 type providerStatus struct {
-	Provider  string          `json:"provider"`
-	InUse     bool            `json:"inUse"`
+	Provider string `json:"provider"`
+	InUse    bool   `json:"inUse"`
+	// Model is the provider/model ref the profile roles are for.
+	Model     string          `json:"model"`
 	Effective effectiveSource `json:"effective"`
 	Profiles  []profileStatus `json:"profiles"`
 }
 
 type effectiveSource struct {
-	Source string `json:"source"` // profile | env | config | missing
-	Detail string `json:"detail"`
+	Source  string `json:"source"`  // profile | env | config | missing
+	Serving string `json:"serving"` // the credential tried first, "" when none
+	Detail  string `json:"detail"`
 }
 
 type profileStatus struct {
-	ID             string `json:"id"`
-	Type           string `json:"type"`
-	Status         string `json:"status"`
+	ID     string `json:"id"`
+	Type   string `json:"type"`
+	Status string `json:"status"`
+	// Role is serves | candidate | cooling | unused for the provider's
+	// model, and Why the policy's reason.
+	Role           string `json:"role"`
+	Why            string `json:"why"`
 	Kind           string `json:"kind,omitempty"`
 	Reason         string `json:"reason,omitempty"`
 	ExpiresAt      *int64 `json:"expiresAt"`
 	RemainingMs    *int64 `json:"remainingMs"`
 	CooldownUntil  int64  `json:"cooldownUntil"`
+	CooldownModel  string `json:"cooldownModel,omitempty"`
 	DisabledUntil  int64  `json:"disabledUntil"`
 	DisabledReason string `json:"disabledReason"`
 	Label          string `json:"label"`
@@ -158,8 +175,72 @@ func (a *app) modelsInUse() []string {
 	return append([]string{a.cfg.Agents.Defaults.Model.Primary}, a.cfg.Agents.Defaults.Model.Fallbacks...)
 }
 
+// resolver is the gateway's Resolver built from the loaded config: the
+// same policies, environment, config order and keys the gateway uses.
+func (a *app) resolver(ctx context.Context, now time.Time) (gateway.Resolver, error) {
+	engine, err := policy.New(ctx, policy.Options{Dirs: a.policyDirs(), CacheSize: -1, Timeout: ms(a.cfg.Policy.TimeoutMs)})
+	if err != nil {
+		return gateway.Resolver{}, err
+	}
+	r := gateway.Resolver{
+		Selector:  engine,
+		Env:       a.env,
+		Order:     a.cfg.Auth.Order,
+		ConfigKey: func(p string) bool { return a.cfg.Providers[p].APIKey != "" },
+	}
+	if verdict := a.verdictFunc(ctx, now); verdict != nil {
+		r.Verdict = func(id string, c store.Credential) (string, string) {
+			status, kind, _ := verdict(id, c)
+			return status, kind
+		}
+	}
+	return r, nil
+}
+
+// health resolves, for an agent, the models in use, every model with a
+// recorded cooldown and every other provider with a profile or a key.
+func (a *app) health(ctx context.Context, snap *gateway.Snapshot, now time.Time) (*gateway.Health, error) {
+	r, err := a.resolver(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	if r.Verdict != nil {
+		var creds []store.Credential
+		for _, c := range snap.Profiles {
+			if st := gateway.ProfileStatus(c, now); st != gateway.StatusMissing && st != gateway.StatusExpired {
+				creds = append(creds, c)
+			}
+		}
+		a.prefetchVerdicts(ctx, creds, now)
+	}
+	inUse := a.modelsInUse()
+	refs := gateway.Models(snap, inUse, now)
+	for _, p := range a.keyedProviders() {
+		if !slices.ContainsFunc(refs, func(r string) bool { return strings.HasPrefix(r, p+"/") }) {
+			refs = append(refs, p+"/")
+		}
+	}
+	return r.Health(ctx, snap, refs, inUse, now)
+}
+
+// keyedProviders are the providers with an environment or config key.
+func (a *app) keyedProviders() []string {
+	var out []string
+	for name, pc := range a.cfg.Providers {
+		if _, _, ok := a.env.Credential(name); ok || pc.APIKey != "" {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (a *app) buildStatus(ctx context.Context, agentFlag string, now time.Time) (*statusReport, error) {
 	agent, snap, err := a.agentSnapshot(agentFlag)
+	if err != nil {
+		return nil, err
+	}
+	h, err := a.health(ctx, snap, now)
 	if err != nil {
 		return nil, err
 	}
@@ -170,56 +251,40 @@ func (a *app) buildStatus(ctx context.Context, agentFlag string, now time.Time) 
 		DefaultModel:          a.cfg.Agents.Defaults.Model.Primary,
 		Fallbacks:             append([]string{}, a.cfg.Agents.Defaults.Model.Fallbacks...),
 		MissingProvidersInUse: []string{},
+		Providers:             []providerStatus{},
+		Models:                h.Models,
+		Problems:              h.Problems,
+		health:                h,
 	}
-	inUse := map[string]bool{}
-	for _, ref := range a.modelsInUse() {
-		if p, _, ok := SplitModelRef(ref); ok {
-			inUse[p] = true
+	var provs []string
+	for _, m := range h.Models {
+		if !slices.Contains(provs, m.Provider) {
+			provs = append(provs, m.Provider)
 		}
 	}
-	provs := map[string]bool{}
-	for p := range inUse {
-		provs[p] = true
-	}
-	for _, c := range snap.Profiles {
-		provs[c.Provider] = true
-	}
-	for name, pc := range a.cfg.Providers {
-		if pc.APIKey != "" {
-			provs[name] = true
+	sort.Strings(provs)
+	for _, p := range provs {
+		mr := h.Provider(p)
+		ps := providerStatus{Provider: p, InUse: a.providerInUse(p), Model: mr.Ref, Profiles: []profileStatus{}}
+		for _, pr := range mr.Profiles {
+			ps.Profiles = append(ps.Profiles, profileRow(pr, snap, now, a.verdictFunc(ctx, now)))
 		}
-		if _, _, ok := a.env.Credential(name); ok {
-			provs[name] = true
-		}
-	}
-	names := make([]string, 0, len(provs))
-	for p := range provs {
-		names = append(names, p)
-	}
-	sort.Strings(names)
-	verdict := a.verdictFunc(ctx, now)
-	if verdict != nil {
-		var creds []store.Credential
-		for _, c := range snap.Profiles {
-			if st := gateway.ProfileStatus(c, now); st != gateway.StatusMissing && st != gateway.StatusExpired {
-				creds = append(creds, c)
-			}
-		}
-		a.prefetchVerdicts(ctx, creds, now)
-	}
-	for _, p := range names {
-		ps := providerStatus{Provider: p, InUse: inUse[p], Profiles: []profileStatus{}}
-		ids := snap.ProfileIDs(p)
-		for _, id := range ids {
-			ps.Profiles = append(ps.Profiles, profileRow(id, snap, now, verdict))
-		}
-		ps.Effective = a.effective(p, snap, ps.Profiles)
+		ps.Effective = a.effective(mr, snap)
 		if ps.Effective.Source == "missing" && ps.InUse {
 			rep.MissingProvidersInUse = append(rep.MissingProvidersInUse, p)
 		}
 		rep.Providers = append(rep.Providers, ps)
 	}
 	return rep, nil
+}
+
+func (a *app) providerInUse(p string) bool {
+	for _, ref := range a.modelsInUse() {
+		if q, _, ok := SplitModelRef(ref); ok && q == p {
+			return true
+		}
+	}
+	return false
 }
 
 // verdictFunc returns a provider-module check for profiles, or nil when
@@ -233,14 +298,21 @@ func (a *app) verdictFunc(ctx context.Context, now time.Time) func(id string, c 
 	}
 }
 
-func profileRow(id string, snap *gateway.Snapshot, now time.Time, verdict func(string, store.Credential) (string, string, string)) profileStatus {
+// profileRow is one profile's line: its state from the store and its role
+// in the policy's decision for the provider's model.
+func profileRow(pr gateway.ProfileReason, snap *gateway.Snapshot, now time.Time, verdict func(string, store.Credential) (string, string, string)) profileStatus {
+	id := pr.ID
 	c := snap.Profiles[id]
 	st := snap.Stats[id]
 	row := profileStatus{
 		ID:             id,
 		Type:           c.Type,
-		Status:         gateway.ProfileStatus(c, now),
+		Status:         pr.Status,
+		Role:           pr.Role,
+		Why:            pr.Reason,
+		Kind:           pr.Kind,
 		CooldownUntil:  st.CooldownUntil,
+		CooldownModel:  st.CooldownModel,
 		DisabledUntil:  st.DisabledUntil,
 		DisabledReason: st.DisabledReason,
 		Label:          gateway.Mask(c.Secret()),
@@ -255,54 +327,33 @@ func profileRow(id string, snap *gateway.Snapshot, now time.Time, verdict func(s
 		rem := c.Expires - now.UnixMilli()
 		row.ExpiresAt, row.RemainingMs = &e, &rem
 	}
-	if verdict != nil && row.Status != gateway.StatusMissing && row.Status != gateway.StatusExpired {
-		if status, kind, reason := verdict(id, c); status != "" {
-			row.Kind = kind
-			if status == gateway.StatusInvalid {
-				row.Status, row.Reason = status, reason
-			}
+	if verdict != nil && row.Status == gateway.StatusInvalid {
+		if _, _, reason := verdict(id, c); reason != "" {
+			row.Reason = reason
 		}
 	}
 	return row
 }
 
-// effective says where the provider's credential comes from (DESIGN §3).
-func (a *app) effective(provider string, snap *gateway.Snapshot, rows []profileStatus) effectiveSource {
-	usable := map[string]bool{}
-	first := ""
-	best := 0
-	for _, r := range rows {
-		if r.Status == gateway.StatusExpired || r.Status == gateway.StatusMissing || r.Status == gateway.StatusInvalid {
-			continue
+// effective says which credential would serve the provider's model, as
+// the gateway's policy decides it (DESIGN §3).
+func (a *app) effective(mr *gateway.ModelResolution, snap *gateway.Snapshot) effectiveSource {
+	provider := mr.Provider
+	switch mr.Source {
+	case gateway.SourceProfile:
+		d := mr.Serving
+		if n := len(mr.Candidates) - 1; n > 0 {
+			d += fmt.Sprintf(" (+%d more)", n)
 		}
-		usable[r.ID] = true
-		// Mirror the built-in policy's round-robin: oauth, token, api_key.
-		if rank := typeRank(r.Type); first == "" || rank > best {
-			first, best = r.ID, rank
-		}
+		return effectiveSource{Source: "profile", Serving: mr.Serving, Detail: d}
+	case gateway.SourceEnv:
+		name := strings.TrimPrefix(mr.Serving, "env:")
+		return effectiveSource{Source: "env", Serving: mr.Serving, Detail: fmt.Sprintf("env: %s (from %s)", name, mr.EnvSource)}
+	case gateway.SourceConfig:
+		return effectiveSource{Source: "config", Serving: mr.Serving, Detail: fmt.Sprintf("config: providers.%s.apiKey (%s)", provider, a.cfgFile)}
 	}
-	if order := snap.Order[provider]; len(order) > 0 {
-		// An explicit order is kept as given: its first usable profile.
-		first = ""
-		for _, id := range order {
-			if usable[id] {
-				first = id
-				break
-			}
-		}
-	}
-	if first != "" {
-		d := first
-		if len(usable) > 1 {
-			d += fmt.Sprintf(" (+%d more)", len(usable)-1)
-		}
-		return effectiveSource{Source: "profile", Detail: d}
-	}
-	if _, v, ok := a.env.Credential(provider); ok {
-		return effectiveSource{Source: "env", Detail: fmt.Sprintf("env: %s (from %s)", v.Name, v.Source)}
-	}
-	if a.cfg.Providers[provider].APIKey != "" {
-		return effectiveSource{Source: "config", Detail: fmt.Sprintf("config: providers.%s.apiKey (%s)", provider, a.cfgFile)}
+	if len(mr.Profiles) > 0 {
+		return effectiveSource{Source: "missing", Detail: fmt.Sprintf("no credential can serve %s now (see each profile below); add one: opensoul models auth paste-token --provider %s", mr.Ref, provider)}
 	}
 	var vars []string
 	for _, c := range gateway.EnvVarsFor(provider) {
@@ -312,28 +363,11 @@ func (a *app) effective(provider string, snap *gateway.Snapshot, rows []profileS
 		a.st.ProfilesPath(snap.Agent), strings.Join(vars, ", "), provider, provider)}
 }
 
+// evaluateCheck is `--check`: the resolver's problems and exit code.
 func (rep *statusReport) evaluateCheck() *checkResult {
-	res := &checkResult{Problems: []string{}}
-	raise := func(code int, msg string) {
-		if code == 1 || res.ExitCode == 0 {
-			res.ExitCode = max(res.ExitCode, code)
-		}
-		res.Problems = append(res.Problems, msg)
-	}
-	for _, p := range rep.MissingProvidersInUse {
-		raise(1, fmt.Sprintf("%s: no credential, but a model in use needs it", p))
-	}
-	for _, ps := range rep.Providers {
-		for _, r := range ps.Profiles {
-			switch {
-			case r.Status == gateway.StatusInvalid:
-				raise(1, fmt.Sprintf("%s: invalid: %s", r.ID, r.Reason))
-			case r.Type != store.TypeAPIKey && (r.Status == gateway.StatusExpired || r.Status == gateway.StatusMissing):
-				raise(1, fmt.Sprintf("%s: %s", r.ID, r.Status))
-			case r.Status == gateway.StatusExpiring:
-				raise(2, fmt.Sprintf("%s: expires in %s", r.ID, gateway.Human(time.Duration(*r.RemainingMs)*time.Millisecond)))
-			}
-		}
+	res := &checkResult{ExitCode: rep.health.ExitCode(), Problems: []string{}}
+	for _, p := range rep.Problems {
+		res.Problems = append(res.Problems, p.String())
 	}
 	return res
 }
@@ -351,16 +385,27 @@ func (rep *statusReport) writeText(w io.Writer, now time.Time) {
 	}
 	for _, ps := range rep.Providers {
 		fmt.Fprintf(w, "\n%s — %s\n", ps.Provider, ps.Effective.Detail)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, r := range ps.Profiles {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.ID, r.Type, r.Status, profileNote(r, now), r.Label)
+		if len(ps.Profiles) > 0 {
+			fmt.Fprintf(w, "  roles for %s, as the gateway's policy decides now:\n", ps.Model)
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintf(tw, "  PROFILE\tTYPE\tSTATUS\tROLE\tSTATE\tLABEL\tWHY\n")
+			for _, r := range ps.Profiles {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Type, r.Status, r.Role, profileNote(r, now), r.Label, r.Why)
+			}
+			tw.Flush()
 		}
-		tw.Flush()
+		rep.writeOtherModels(w, ps.Provider, ps.Model, now)
 	}
 	if len(rep.MissingProvidersInUse) > 0 {
 		fmt.Fprintf(w, "\nMissing credentials for providers in use: %s\n", strings.Join(rep.MissingProvidersInUse, ", "))
 		for _, p := range rep.MissingProvidersInUse {
 			fmt.Fprintf(w, "  fix: opensoul models auth paste-token --provider %s\n", p)
+		}
+	}
+	if rep.Check == nil && len(rep.Problems) > 0 {
+		fmt.Fprintln(w, "\nNeeds attention:")
+		for _, p := range rep.Problems {
+			fmt.Fprintf(w, "  %s\n", p)
 		}
 	}
 	if rep.Check != nil && len(rep.Check.Problems) > 0 {
@@ -369,6 +414,38 @@ func (rep *statusReport) writeText(w io.Writer, now time.Time) {
 			fmt.Fprintf(w, "  %s\n", p)
 		}
 	}
+}
+
+// writeOtherModels shows the decision for the provider's other models
+// (those with a recorded cooldown) when it differs from the shown one.
+func (rep *statusReport) writeOtherModels(w io.Writer, provider, shown string, now time.Time) {
+	for _, m := range rep.Models {
+		if m.Provider != provider || m.Ref == shown {
+			continue
+		}
+		serving := m.Serving
+		if serving == "" {
+			serving = "nothing can serve"
+		}
+		var cooling []string
+		for _, pr := range m.Profiles {
+			if pr.Role == gateway.RoleCooling {
+				cooling = append(cooling, pr.ID+" "+untilText(pr.Until, now))
+			}
+		}
+		line := fmt.Sprintf("  for %s: %s", m.Ref, serving)
+		if len(cooling) > 0 {
+			line += " (cooling: " + strings.Join(cooling, ", ") + ")"
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+func untilText(until int64, now time.Time) string {
+	if until >= gateway.DisabledUntilChanged {
+		return "until the credential changes"
+	}
+	return gateway.Human(time.Duration(until-now.UnixMilli())*time.Millisecond) + " left"
 }
 
 func profileNote(r profileStatus, now time.Time) string {
@@ -388,7 +465,11 @@ func profileNote(r profileStatus, now time.Time) string {
 		notes = append(notes, fmt.Sprintf("disabled: %s (%s left)", r.DisabledReason, gateway.Human(time.Duration(r.DisabledUntil-nowMs)*time.Millisecond)))
 	}
 	if r.CooldownUntil > nowMs {
-		notes = append(notes, "cooldown "+gateway.Human(time.Duration(r.CooldownUntil-nowMs)*time.Millisecond))
+		cd := "cooldown " + gateway.Human(time.Duration(r.CooldownUntil-nowMs)*time.Millisecond)
+		if r.CooldownModel != "" {
+			cd += " on " + r.CooldownModel
+		}
+		notes = append(notes, cd)
 	}
 	if r.Reason != "" {
 		notes = append(notes, r.Reason)
@@ -397,14 +478,4 @@ func profileNote(r profileStatus, now time.Time) string {
 		return "-"
 	}
 	return strings.Join(notes, ", ")
-}
-
-func typeRank(t string) int {
-	switch t {
-	case store.TypeOAuth:
-		return 3
-	case store.TypeToken:
-		return 2
-	}
-	return 1
 }

@@ -22,17 +22,27 @@ type modelInfo struct {
 	Source        string `json:"source"`
 }
 
-// configuredModels lists the primary, fallbacks and allowed models.
-func (a *app) configuredModels(snap *gateway.Snapshot) []modelInfo {
+// configuredModels lists the primary, fallbacks and allowed models, each
+// with the credential the gateway's policy would serve it with.
+func (a *app) configuredModels(ctx context.Context, snap *gateway.Snapshot) ([]modelInfo, error) {
+	now := time.Now()
+	r, err := a.resolver(ctx, now)
+	if err != nil {
+		return nil, err
+	}
 	var out []modelInfo
 	seen := map[string]bool{}
 	add := func(ref, role string) {
-		if seen[ref] {
+		if seen[ref] || err != nil {
 			return
 		}
 		seen[ref] = true
-		p, _, _ := SplitModelRef(ref)
-		eff := a.effective(p, snap, rowsFor(snap, p))
+		p, m, _ := SplitModelRef(ref)
+		var res *gateway.Resolution
+		if res, err = r.Resolve(ctx, snap, gateway.Query{Agent: snap.Agent, Provider: p, Model: m}, now); err != nil {
+			return
+		}
+		eff := a.effective(&gateway.ModelResolution{Ref: ref, Resolution: res}, snap)
 		out = append(out, modelInfo{Ref: ref, Provider: p, Alias: a.cfg.Agents.Defaults.Models[ref].Alias, Role: role, HasCredential: eff.Source != "missing", Source: eff.Detail})
 	}
 	add(a.cfg.Agents.Defaults.Model.Primary, "primary")
@@ -47,15 +57,7 @@ func (a *app) configuredModels(snap *gateway.Snapshot) []modelInfo {
 	for _, r := range refs {
 		add(r, "allowed")
 	}
-	return out
-}
-
-func rowsFor(snap *gateway.Snapshot, provider string) []profileStatus {
-	var rows []profileStatus
-	for _, id := range snap.ProfileIDs(provider) {
-		rows = append(rows, profileRow(id, snap, time.Now(), nil))
-	}
-	return rows
+	return out, err
 }
 
 func (a *app) modelsListCmd() *ffcli.Command {
@@ -73,7 +75,10 @@ func (a *app) modelsListCmd() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			models := a.configuredModels(snap)
+			models, err := a.configuredModels(ctx, snap)
+			if err != nil {
+				return err
+			}
 			if *asJSON {
 				return writeJSON(a.stdout, map[string]any{"agent": ag, "models": models})
 			}

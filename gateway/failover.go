@@ -271,17 +271,10 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 		}
 	}
 	env := *s.env.Load()
-	facts := FactsRequest{
+	in, dec, err := s.resolver(ctx, rs.rc, env, now).Decide(ctx, snap, Query{
 		Agent: rs.agent, Session: rs.session, SessionNew: !known, Pin: pin,
 		Provider: rs.provider, Model: model, API: rs.api, Stream: rs.stream,
-	}
-	if s.modules != nil {
-		facts.Verdict = func(id string, c store.Credential) (string, string) {
-			return s.verdicts.of(ctx, s.modules, id, c, now)
-		}
-	}
-	in := BuildInput(snap, env, rs.rc.Order, facts, now)
-	dec, err := s.selector.Decide(ctx, in)
+	}, now)
 	if err != nil {
 		return nil, &HTTPError{Code: http.StatusInternalServerError, Msg: "opensoul: the credential policy failed; see the gateway log", Err: err}
 	}
@@ -300,6 +293,23 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 		}
 	}
 	return sel, nil
+}
+
+// resolver is the gateway's Resolver for one request: the one the CLI's
+// status commands build from the config too (see health.go).
+func (s *Server) resolver(ctx context.Context, rc *runtimeConfig, env Env, now time.Time) Resolver {
+	r := Resolver{
+		Selector:  s.selector,
+		Env:       env,
+		Order:     rc.Order,
+		ConfigKey: func(p string) bool { return rc.Providers[p].APIKey != "" },
+	}
+	if s.modules != nil {
+		r.Verdict = func(id string, c store.Credential) (string, string) {
+			return s.verdicts.of(ctx, s.modules, id, c, now)
+		}
+	}
+	return r
 }
 
 // selection is the policy's answer for one model of one request. Its

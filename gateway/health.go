@@ -1,0 +1,397 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/policy"
+)
+
+// This file is the one answer to "which credential would serve, and what
+// needs attention": the failover loop, `models status`, `doctor`,
+// `order get`, `/model status`, `policy explain` and the service monitor
+// all take it from Resolver, so none of them can disagree with the
+// gateway about the policy's decision.
+
+// Resolver decides, for one would-be request, which credential would serve
+// it: the policy over the store snapshot, then the environment and config
+// keys when no profile can serve (DESIGN §3).
+type Resolver struct {
+	Selector Selector
+	Env      Env
+	// Order is auth.order from the config (provider → profile ids).
+	Order map[string][]string
+	// ConfigKey reports whether providers.<p>.apiKey is set. Nil: never.
+	ConfigKey func(provider string) bool
+	// Verdict refines a profile's status and kind with a provider module's
+	// check. Nil: status from shape and expiry alone.
+	Verdict func(id string, c store.Credential) (status, kind string)
+}
+
+// Query is one would-be request.
+type Query struct {
+	Agent, Session string
+	SessionNew     bool
+	Pin            *policy.Pin
+	Provider       string
+	Model          string
+	API            string
+	Stream         bool
+}
+
+// Credential sources of a Resolution.
+const (
+	SourceProfile = "profile"
+	SourceEnv     = "env"
+	SourceConfig  = "config"
+	SourceNone    = "none"
+)
+
+// Profile roles in a Resolution, in display order.
+const (
+	RoleServes    = "serves"    // the first credential the gateway would try
+	RoleCandidate = "candidate" // tried after the one that serves
+	RoleCooling   = "cooling"   // cooling down or disabled; back later
+	RoleUnused    = "unused"    // excluded: expired, invalid, denied, out of order scope, another pin
+)
+
+// Resolution is the decision for one request and why each profile of the
+// provider would or would not serve.
+type Resolution struct {
+	Provider string `json:"provider"`
+	Model    string `json:"model"`
+	// Serving is the credential tried first: a profile id,
+	// "env:VARIABLE" or "config:providers.P.apiKey"; "" when none can.
+	Serving string `json:"serving"`
+	Source  string `json:"source"` // profile | env | config | none
+	// EnvSource says where an env credential was read from.
+	EnvSource string `json:"envSource,omitempty"`
+	// Strict: the policy or a user pin forbids failing over.
+	Strict bool `json:"strict"`
+	// Candidates are the profiles in the order they are tried.
+	Candidates []string        `json:"candidates"`
+	Profiles   []ProfileReason `json:"profiles"`
+	// Input and Decision are the policy's facts and answer.
+	Input    *policy.Input   `json:"-"`
+	Decision policy.Decision `json:"-"`
+}
+
+// ProfileReason says why one profile would or would not serve a model.
+type ProfileReason struct {
+	ID     string `json:"id"`
+	Role   string `json:"role"`   // serves | candidate | cooling | unused
+	Reason string `json:"reason"` // the policy's reason
+	Type   string `json:"type"`
+	Status string `json:"status"` // ok | static | expiring | expired | missing | invalid
+	Kind   string `json:"kind,omitempty"`
+	// Until is when a cooling profile is back (epoch ms; 0 otherwise).
+	Until          int64  `json:"until,omitempty"`
+	CooldownModel  string `json:"cooldownModel,omitempty"`
+	DisabledReason string `json:"disabledReason,omitempty"`
+}
+
+// Decide builds the policy input for q over snap and evaluates the policy:
+// the failover loop's first step, and Resolve's.
+func (r Resolver) Decide(ctx context.Context, snap *Snapshot, q Query, now time.Time) (*policy.Input, policy.Decision, error) {
+	in := BuildInput(snap, r.Env, r.Order, FactsRequest{
+		Agent: q.Agent, Session: q.Session, SessionNew: q.SessionNew, Pin: q.Pin,
+		Provider: q.Provider, Model: q.Model, API: q.API, Stream: q.Stream, Verdict: r.Verdict,
+	}, now)
+	dec, err := r.Selector.Decide(ctx, in)
+	return in, dec, err
+}
+
+// Resolve evaluates the policy for q over snap and names the credential
+// that would serve, with every profile's role and reason: what the
+// failover loop (gateway/failover.go) would try, in its order. A user pin
+// is strict: only the pinned profile may serve, with no fallback.
+func (r Resolver) Resolve(ctx context.Context, snap *Snapshot, q Query, now time.Time) (*Resolution, error) {
+	in, dec, err := r.Decide(ctx, snap, q, now)
+	if err != nil {
+		return nil, err
+	}
+	userPin := q.Pin != nil && q.Pin.Source == store.PinUser
+	res := &Resolution{
+		Provider: q.Provider, Model: q.Model, Source: SourceNone,
+		Strict: dec.Strict || userPin, Candidates: []string{}, Profiles: []ProfileReason{},
+		Input: in, Decision: dec,
+	}
+	for _, id := range dec.Candidates {
+		c, ok := snap.Profiles[id]
+		if ok && c.Provider == q.Provider && (!userPin || id == q.Pin.Profile) {
+			res.Candidates = append(res.Candidates, id)
+		}
+	}
+	if len(res.Candidates) > 0 {
+		res.Serving, res.Source = res.Candidates[0], SourceProfile
+	} else if !userPin {
+		r.fallback(res)
+	}
+	res.Profiles = r.reasons(in, dec, res, q, now)
+	return res, nil
+}
+
+// fallback names the environment or config key used when no profile can
+// serve (DESIGN §3).
+func (r Resolver) fallback(res *Resolution) {
+	if _, ev, ok := r.Env.Credential(res.Provider); ok {
+		res.Serving, res.Source, res.EnvSource = "env:"+ev.Name, SourceEnv, ev.Source
+		return
+	}
+	if r.ConfigKey != nil && r.ConfigKey(res.Provider) {
+		res.Serving, res.Source = "config:providers."+res.Provider+".apiKey", SourceConfig
+	}
+}
+
+// reasons lists every profile of the provider: candidates in order, then
+// cooling (soonest back first), then the rest by id.
+func (r Resolver) reasons(in *policy.Input, dec policy.Decision, res *Resolution, q Query, now time.Time) []ProfileReason {
+	facts := map[string]policy.ProfileFacts{}
+	for _, f := range in.Profiles {
+		facts[f.ID] = f
+	}
+	out := make([]ProfileReason, 0, len(in.Profiles))
+	add := func(id, role string) {
+		f := facts[id]
+		pr := ProfileReason{ID: id, Role: role, Reason: dec.Reasons[id], Type: f.Type, Status: f.Status, Kind: f.Kind}
+		if f.CooldownModel != nil {
+			pr.CooldownModel = *f.CooldownModel
+		}
+		if f.DisabledReason != nil && f.DisabledUntil > now.UnixMilli() {
+			pr.DisabledReason = *f.DisabledReason
+		}
+		if role == RoleCooling {
+			pr.Until = max(f.CooldownUntil, f.DisabledUntil)
+			if f.DisabledUntil <= now.UnixMilli() {
+				pr.Until = f.CooldownUntil
+			}
+		}
+		out = append(out, pr)
+	}
+	for i, id := range res.Candidates {
+		add(id, cmpRole(i == 0, RoleServes, RoleCandidate))
+	}
+	for _, id := range dec.Cooling {
+		if _, ok := facts[id]; ok {
+			add(id, RoleCooling)
+		}
+	}
+	var rest []string
+	for id := range facts {
+		if !slices.Contains(res.Candidates, id) && !slices.Contains(dec.Cooling, id) {
+			rest = append(rest, id)
+		}
+	}
+	sort.Strings(rest)
+	for _, id := range rest {
+		add(id, RoleUnused)
+		if out[len(out)-1].Reason == "" && q.Pin != nil && q.Pin.Source == store.PinUser {
+			out[len(out)-1].Reason = "not used: the session is pinned to " + q.Pin.Profile
+		}
+	}
+	return out
+}
+
+func cmpRole(first bool, a, b string) string {
+	if first {
+		return a
+	}
+	return b
+}
+
+// Severities of a Problem, which are also `models status --check` exit codes.
+const (
+	NeedsPerson = 1 // expired, invalid, missing, or nothing can serve without a person
+	NeedsSoon   = 2 // expires within 24h, or every candidate is cooling
+)
+
+// Problem is one thing that needs attention.
+type Problem struct {
+	Severity int    `json:"severity"` // NeedsPerson or NeedsSoon
+	Subject  string `json:"subject"`  // a profile id or provider/model
+	Text     string `json:"text"`
+}
+
+func (p Problem) String() string { return p.Subject + ": " + p.Text }
+
+// Health is what an agent's credentials would do for each model that
+// matters, and what needs attention.
+type Health struct {
+	Agent    string            `json:"agent"`
+	Models   []ModelResolution `json:"models"`
+	Problems []Problem         `json:"problems"`
+}
+
+// ModelResolution is the Resolution for one model ref.
+type ModelResolution struct {
+	Ref   string `json:"ref"` // provider/model
+	InUse bool   `json:"inUse"`
+	*Resolution
+}
+
+// ExitCode is the `--check` exit code: 1 when any problem needs a person
+// (it always wins), else 2 when any needs attention soon, else 0.
+func (h *Health) ExitCode() int {
+	code := 0
+	for _, p := range h.Problems {
+		if p.Severity == NeedsPerson {
+			return NeedsPerson
+		}
+		code = NeedsSoon
+	}
+	return code
+}
+
+// Model returns the resolution for a provider/model ref, or nil.
+func (h *Health) Model(ref string) *ModelResolution {
+	for i := range h.Models {
+		if h.Models[i].Ref == ref {
+			return &h.Models[i]
+		}
+	}
+	return nil
+}
+
+// Provider returns the first resolution for provider, in-use models first.
+func (h *Health) Provider(provider string) *ModelResolution {
+	for i := range h.Models {
+		if h.Models[i].Provider == provider {
+			return &h.Models[i]
+		}
+	}
+	return nil
+}
+
+// Models lists the model refs worth resolving for an agent: the models in
+// use (default and fallbacks) first, then every provider/model with a
+// recorded cooldown, then, for every other provider with a profile, the
+// provider alone (model ""). Refs that are not provider/model are skipped.
+func Models(snap *Snapshot, inUse []string, now time.Time) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(ref string) {
+		if !seen[ref] {
+			seen[ref] = true
+			out = append(out, ref)
+		}
+	}
+	provs := map[string]bool{}
+	for _, ref := range inUse {
+		if p, m, ok := strings.Cut(ref, "/"); ok && p != "" && m != "" {
+			add(ref)
+			provs[p] = true
+		}
+	}
+	var cooling []string
+	for id, u := range snap.Stats {
+		c, ok := snap.Profiles[id]
+		if ok && u.CooldownModel != "" && u.CooldownUntil > now.UnixMilli() {
+			cooling = append(cooling, c.Provider+"/"+u.CooldownModel)
+		}
+	}
+	sort.Strings(cooling)
+	for _, ref := range cooling {
+		add(ref)
+		p, _, _ := strings.Cut(ref, "/")
+		provs[p] = true
+	}
+	var rest []string
+	for _, c := range snap.Profiles {
+		if !provs[c.Provider] {
+			provs[c.Provider] = true
+			rest = append(rest, c.Provider+"/")
+		}
+	}
+	sort.Strings(rest)
+	for _, ref := range rest {
+		add(ref)
+	}
+	return out
+}
+
+// Health resolves every ref (provider/model; "provider/" for any model)
+// for an agent with no session, and lists what needs attention. inUse
+// marks the refs whose provider must be able to serve.
+func (r Resolver) Health(ctx context.Context, snap *Snapshot, refs []string, inUse []string, now time.Time) (*Health, error) {
+	h := &Health{Agent: snap.Agent, Models: []ModelResolution{}, Problems: []Problem{}}
+	for _, ref := range refs {
+		p, m, _ := strings.Cut(ref, "/")
+		res, err := r.Resolve(ctx, snap, Query{Agent: snap.Agent, Provider: p, Model: m}, now)
+		if err != nil {
+			return nil, fmt.Errorf("policy decision for %s: %w", ref, err)
+		}
+		h.Models = append(h.Models, ModelResolution{Ref: ref, InUse: slices.Contains(inUse, ref), Resolution: res})
+	}
+	h.Problems = r.problems(h, snap, now)
+	return h, nil
+}
+
+// problems lists, profile problems first (by id), then models in use that
+// no credential can serve.
+func (r Resolver) problems(h *Health, snap *Snapshot, now time.Time) []Problem {
+	out := []Problem{}
+	seen := map[string]bool{}
+	for _, mr := range h.Models {
+		for _, pr := range mr.Profiles {
+			if seen[pr.ID] {
+				continue
+			}
+			seen[pr.ID] = true
+			if p, ok := profileProblem(pr, snap.Profiles[pr.ID], now); ok {
+				out = append(out, p)
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Subject < out[j].Subject })
+	for _, mr := range h.Models {
+		if mr.InUse && mr.Serving == "" {
+			out = append(out, servingProblem(mr))
+		}
+	}
+	return out
+}
+
+func profileProblem(pr ProfileReason, c store.Credential, now time.Time) (Problem, bool) {
+	switch pr.Status {
+	case StatusInvalid:
+		return Problem{NeedsPerson, pr.ID, "invalid: " + pr.Reason}, true
+	case StatusExpired, StatusMissing:
+		return Problem{NeedsPerson, pr.ID, pr.Status}, true
+	case StatusExpiring:
+		left := time.Duration(c.Expires-now.UnixMilli()) * time.Millisecond
+		return Problem{NeedsSoon, pr.ID, "expires in " + Human(left)}, true
+	}
+	return Problem{}, false
+}
+
+// servingProblem: a model in use that nothing can serve. Waiting helps
+// only when every profile that could serve is merely cooling down.
+func servingProblem(mr ModelResolution) Problem {
+	var cooling, disabled []string
+	for _, pr := range mr.Profiles {
+		if pr.Role != RoleCooling {
+			continue
+		}
+		if pr.DisabledReason != "" {
+			disabled = append(disabled, pr.ID+" ("+pr.DisabledReason+")")
+		} else {
+			cooling = append(cooling, pr.ID)
+		}
+	}
+	if len(cooling) > 0 && len(disabled) == 0 {
+		return Problem{NeedsSoon, mr.Ref, "every candidate is cooling down: " + strings.Join(cooling, ", ")}
+	}
+	text := "no credential can serve"
+	if len(disabled) > 0 {
+		text += "; disabled: " + strings.Join(disabled, ", ")
+	}
+	if len(mr.Profiles) == 0 {
+		text = "no credential (no profile, environment variable or config key)"
+	}
+	return Problem{NeedsPerson, mr.Ref, text}
+}
