@@ -95,19 +95,26 @@ type checkResult struct {
 func (a *app) modelsStatusCmd() *ffcli.Command {
 	fs := a.flagSet("models status")
 	asJSON := fs.Bool("json", false, "print JSON")
-	check := fs.Bool("check", false, "exit 1 when a credential is expired, invalid or missing, 2 when one expires within 24h")
+	check := fs.Bool("check", false, "exit 1 when a credential needs a person, 2 when one expires within 24h or all are cooling (see below)")
 	agent := fs.String("agent", "", "agent id (default: agents.default, normally main)")
 	return leaf(&ffcli.Command{
 		Name:       "status",
 		ShortUsage: "opensoul models status [--json] [--check] [--agent ID]",
 		ShortHelp:  "Show where each provider's credential comes from and the state of every profile.",
-		LongHelp: `For each provider: the effective credential source (a profile, an
-environment variable and the file it came from, or config), then every
-profile with its type, status (ok, static, expiring, expired, invalid,
-missing), time to expiry, cooldown and a masked label.
+		LongHelp: `For each provider: the credential the gateway would use first, as its
+policy decides now (your Rego, the agent store's order or config
+auth.order, cooldowns, disables, pins), then every profile with its type,
+status (ok, static, expiring, expired, invalid, missing), role (serves,
+candidate, cooling, unused), time to expiry, cooldown (and its model),
+a masked label and the policy's reason. Models with a recorded cooldown
+are shown too, each with the credential that would serve it.
 
---check exits 1 when a token/OAuth profile is expired, invalid or missing or
-a provider in use has no credential; 2 when something expires within 24h.
+--check sets the exit code (also in --json as check.exitCode):
+  1  always wins: a credential is expired, invalid or missing, or a model
+     in use has no credential that can serve for a reason needing a person
+     (every candidate disabled, expired or absent)
+  2  something expires within 24h, or every candidate is cooling down
+  0  otherwise
 
 Examples:
   opensoul models status
