@@ -27,6 +27,9 @@ type GatewayConfig struct {
 	Auth         GatewayAuthConfig `koanf:"auth"`
 	MaxBodyBytes int64             `koanf:"maxBodyBytes"`
 	Timeouts     TimeoutsConfig    `koanf:"timeouts"`
+	// SessionHeaders name the session when a request has no
+	// x-opensoul-session (first present wins); nil: the built-in list.
+	SessionHeaders []string `koanf:"sessionHeaders"`
 }
 
 // GatewayAuthConfig holds the tokens callers present. Token opens every

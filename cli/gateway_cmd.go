@@ -262,7 +262,8 @@ func gatewayConfig(c Config) gateway.Config {
 			BillingBackoff: hours(c.Auth.Cooldowns.BillingBackoffHours),
 			BillingMax:     hours(c.Auth.Cooldowns.BillingMaxHours),
 		},
-		Fallbacks: c.Agents.Defaults.Model.Fallbacks,
+		Fallbacks:      c.Agents.Defaults.Model.Fallbacks,
+		SessionHeaders: c.Gateway.SessionHeaders,
 	}
 	for name, p := range c.Providers {
 		g.Providers[name] = gateway.Upstream{BaseURL: p.BaseURL, APIKey: p.APIKey}

@@ -121,6 +121,10 @@ type FactsRequest struct {
 	Model      string
 	API        string
 	Stream     bool
+	// Picked, when set, is when the gateway last handed the profile a
+	// request (unix ms, 0 never); lastUsed is the later of it and the
+	// stored one, so that rotation sees requests still in flight.
+	Picked func(id string) int64
 	// Verdict, when set, refines a profile's status and kind with a
 	// provider module's check (status "invalid", kind "setup_token", …).
 	Verdict func(id string, c store.Credential) (status, kind string)
@@ -230,7 +234,7 @@ func profileFacts(snap *Snapshot, req FactsRequest, now time.Time) (facts []poli
 			Type:          c.Type,
 			Status:        ProfileStatus(c, now),
 			Kind:          defaultKind(c),
-			LastUsed:      st.LastUsed,
+			LastUsed:      lastUsed(st.LastUsed, id, req.Picked),
 			CooldownUntil: st.CooldownUntil,
 			DisabledUntil: st.DisabledUntil,
 			ErrorCount:    st.ErrorCount,
@@ -266,6 +270,13 @@ func profileFacts(snap *Snapshot, req FactsRequest, now time.Time) (facts []poli
 		facts = append(facts, pf)
 	}
 	return facts, lo, hi, stable
+}
+
+func lastUsed(stored int64, id string, picked func(string) int64) int64 {
+	if picked == nil {
+		return stored
+	}
+	return max(stored, picked(id))
 }
 
 func defaultKind(c store.Credential) string {

@@ -117,6 +117,9 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 		req.Body, req.GetBody = nil, nil
 	}
 	att := Attempt{Profile: c.id, Model: model}
+	if c.owner != "" {
+		rs.al.picks.mark(c.id, s.now())
+	}
 	resp, err := t.RoundTrip(req)
 	now := s.now()
 	if err != nil {
@@ -203,6 +206,9 @@ func (s *Server) succeed(rs *reqState, c candidate, now time.Time) {
 	if snap.LastGood[rs.provider] != c.id {
 		s.live.record(rs.agent, stateOp{profile: c.id, provider: rs.provider, lastGood: true, at: now})
 	}
+	if !rs.named {
+		return // a request without a session rotates: no auto pin
+	}
 	sess := (*rs.al.sessions.Load())[rs.session]
 	if sess.AuthProfileOverrideSource != store.PinUser && sess.AuthProfileOverride != c.id {
 		s.live.pinSession(rs.agent, rs.al, sessionOp{session: rs.session, profile: c.id, at: now})
@@ -256,7 +262,9 @@ func (s *Server) classify(ctx context.Context, provider string, resp *http.Respo
 func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, model string, now time.Time) (*selection, *HTTPError) {
 	sess, known := (*rs.al.sessions.Load())[rs.session]
 	var pin *policy.Pin
-	if id := sess.AuthProfileOverride; id != "" {
+	if id := sess.AuthProfileOverride; id != "" && (rs.named || sess.AuthProfileOverrideSource == store.PinUser) {
+		// A request without a session keeps the default session's user
+		// pin (/model …@profile) but not its auto pin: it rotates.
 		source := cmpOr(sess.AuthProfileOverrideSource, store.PinAuto)
 		c, ok := snap.Profiles[id]
 		switch {
@@ -274,6 +282,7 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 	in, dec, err := s.resolver(ctx, rs.rc, env, now).Decide(ctx, snap, Query{
 		Agent: rs.agent, Session: rs.session, SessionNew: !known, Pin: pin,
 		Provider: rs.provider, Model: model, API: rs.api, Stream: rs.stream,
+		Picked: rs.al.picks.of,
 	}, now)
 	if err != nil {
 		return nil, &HTTPError{Code: http.StatusInternalServerError, Msg: "opensoul: the credential policy failed; see the gateway log", Err: err}

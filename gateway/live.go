@@ -53,6 +53,7 @@ type agentLive struct {
 	sessions atomic.Pointer[map[string]store.Session]
 	stamps   map[string]fileStamp // guarded by live.loadMu
 	used     atomic.Int64         // unix ns of the last request for the agent
+	picks    picks                // when each profile was last handed a request
 }
 
 // agentIdle is how long an agent may go without a request before poll

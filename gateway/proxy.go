@@ -30,6 +30,7 @@ type reqState struct {
 	agent    string
 	al       *agentLive
 	session  string
+	named    bool // the request named its session (else it is DefaultSession, for user pins only)
 	provider string
 	api      string
 	model    string // as asked, after the session's model override
@@ -194,13 +195,12 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 	}
 	rs.api = apiOf(provider, rest)
 	rs.model, rs.stream = bodyMeta(rs.body)
-	rs.session = r.Header.Get("x-opensoul-session")
-	sessionSet := rs.session != ""
-	if !sessionSet {
+	rs.session, rs.named = sessionOf(r.Header, rc.SessionHeaders)
+	if !rs.named {
 		rs.session = DefaultSession
 	}
 	if s.chat != nil && rs.api != "" && s.chat.Intercept(w, r, ChatRequest{
-		Agent: agent, Session: rs.session, SessionSet: sessionSet, Provider: provider, API: rs.api,
+		Agent: agent, Session: rs.session, SessionSet: rs.named, Provider: provider, API: rs.api,
 		Model: rs.model, Stream: rs.stream, Body: rs.body,
 	}) {
 		rs.status, rs.profile = http.StatusOK, "chat"

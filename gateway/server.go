@@ -49,6 +49,9 @@ type Config struct {
 	// Fallbacks are agents.defaults.model.fallbacks as provider/model refs;
 	// those of a request's provider are tried when it is exhausted.
 	Fallbacks []string
+	// SessionHeaders name the session when x-opensoul-session is absent,
+	// first present wins. Nil: DefaultSessionHeaders; empty: none.
+	SessionHeaders []string
 }
 
 // Upstream is where a provider's requests go and its config API key.
@@ -129,6 +132,9 @@ func prepare(c Config) (*runtimeConfig, error) {
 	}
 	if rc.MaxBodyBytes <= 0 {
 		rc.MaxBodyBytes = 32 << 20
+	}
+	if rc.SessionHeaders == nil {
+		rc.SessionHeaders = DefaultSessionHeaders
 	}
 	if c.Token != "" {
 		rc.tokenSum = sha256.Sum256([]byte(c.Token))

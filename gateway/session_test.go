@@ -1,0 +1,134 @@
+package gateway_test
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/store"
+)
+
+func fourKeys(f *fixture) []string {
+	keys := []string{keyA, keyB, keyA + "-c", keyB + "-d"}
+	creds := map[string]store.Credential{}
+	for i, k := range keys {
+		creds["anthropic:"+string(rune('a'+i))] = anthropicKey(k)
+		f.anthropic.set(k, answer{})
+	}
+	f.profiles("main", creds, nil)
+	return keys
+}
+
+// TestSessionlessRotates: requests that name no session spread over every
+// key, even concurrent ones within one clock tick (the fixture's clock
+// never moves here); a stored auto pin of the default session is ignored.
+func TestSessionlessRotates(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	fourKeys(f)
+	f.st.UpdateSessions("main", func(ss *store.Sessions) error {
+		ss.Sessions["default"] = &store.Session{AuthProfileOverride: "anthropic:a", AuthProfileOverrideSource: store.PinAuto}
+		return nil
+	})
+	served := map[string]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				resp, body := f.messages("claude-sonnet-5", nil)
+				if resp.StatusCode != 200 {
+					t.Errorf("status %d: %s", resp.StatusCode, body)
+					return
+				}
+				mu.Lock()
+				served[resp.Header.Get("x-opensoul-profile")]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, id := range []string{"anthropic:a", "anthropic:b", "anthropic:c", "anthropic:d"} {
+		if n := served[id]; n < 6 || n > 14 { // 40 requests: 10 each when rotating, 15–35% allowed
+			t.Errorf("%s served %d of 40 requests (%v); session-less traffic must rotate", id, n, served)
+		}
+	}
+	if s := f.sessions("main")["default"]; s.AuthProfileOverride != "anthropic:a" {
+		t.Errorf("session-less requests changed the default session's pin: %+v", s)
+	}
+}
+
+// TestClientSessionHeaders: Claude Code's and Codex's own session headers
+// name the session (so each window sticks to its key), x-opensoul-session
+// wins over them, and a configured list replaces the defaults.
+func TestClientSessionHeaders(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	fourKeys(f)
+	sticks := func(header map[string]string, session string) {
+		t.Helper()
+		first := ""
+		for i := range 4 {
+			resp, _ := f.messages("claude-sonnet-5", header)
+			got := resp.Header.Get("x-opensoul-profile")
+			if i == 0 {
+				first = got
+			} else if got != first {
+				t.Errorf("%v: request %d served by %s, the session is pinned to %s", header, i, got, first)
+			}
+		}
+		f.gw.Flush()
+		if pin := f.sessions("main")[session].AuthProfileOverride; pin != first {
+			t.Errorf("%v: session %q pinned to %q, want %q", header, session, pin, first)
+		}
+	}
+	sticks(map[string]string{"x-claude-code-session-id": "cc-1"}, "cc-1")
+	sticks(map[string]string{"Session-Id": "codex-1", "Thread-Id": "codex-1"}, "codex-1")
+	sticks(map[string]string{"x-opensoul-session": "mine", "x-claude-code-session-id": "cc-2"}, "mine")
+	if _, ok := f.sessions("main")["cc-2"]; ok {
+		t.Error("x-opensoul-session must win over the client's header")
+	}
+
+	g := newFixture(t, withConfig(func(c *gateway.Config) { c.SessionHeaders = []string{} }))
+	fourKeys(g)
+	for range 4 {
+		g.messages("claude-sonnet-5", map[string]string{"x-claude-code-session-id": "cc-1"})
+	}
+	g.gw.Flush()
+	if _, ok := g.sessions("main")["cc-1"]; ok {
+		t.Error("sessionHeaders: [] still reads x-claude-code-session-id")
+	}
+}
+
+// TestSessionlessKeepsUserPin: /model …@profile in the default session
+// still applies to requests that name no session.
+func TestSessionlessKeepsUserPin(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	fourKeys(f)
+	f.st.UpdateSessions("main", func(ss *store.Sessions) error {
+		ss.Sessions["default"] = &store.Session{AuthProfileOverride: "anthropic:c", AuthProfileOverrideSource: store.PinUser}
+		return nil
+	})
+	for i := range 6 {
+		resp, _ := f.messages("claude-sonnet-5", nil)
+		if got := resp.Header.Get("x-opensoul-profile"); got != "anthropic:c" {
+			t.Fatalf("request %d served by %q, the user pinned anthropic:c", i, got)
+		}
+	}
+}
+
+func (f *fixture) sessions(agent string) map[string]store.Session {
+	f.t.Helper()
+	ss, err := f.st.LoadSessions(agent)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	out := map[string]store.Session{}
+	for id, s := range ss.Sessions {
+		out[id] = *s
+	}
+	return out
+}
