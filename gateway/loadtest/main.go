@@ -31,6 +31,8 @@
 //   - cache off (-nocache): the decision cache turned off.
 //
 //     go run ./gateway/loadtest -profiles 1000 -churn -nocache -d 3s
+//
+//	go run ./gateway/loadtest -spread 4 [-d 3s]   # session-less traffic over 4 keys: each key's share
 package main
 
 import (
@@ -79,9 +81,12 @@ func main() {
 	profiles := flag.Int("profiles", 0, "measure scale: the gateway holds this many profiles (see the package doc)")
 	churn := flag.Bool("churn", false, "with -profiles: also measure a new session on every request (no decision cached)")
 	nocache := flag.Bool("nocache", false, "with -profiles: also measure with the decision cache off")
+	spreadKeys := flag.Int("spread", 0, "instead: check that requests without a session spread over this many keys (4: each 15-35%)")
 	flag.Parse()
 	var err error
 	switch {
+	case *spreadKeys > 0:
+		err = spread(*spreadKeys, *dur)
 	case *serve != "":
 		err = child(*serve, *up, *profiles)
 	case *profiles > 0:
