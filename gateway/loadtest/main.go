@@ -32,7 +32,7 @@
 //
 //     go run ./gateway/loadtest -profiles 1000 -churn -nocache -d 3s
 //
-//	go run ./gateway/loadtest -spread 4 [-d 3s]   # session-less traffic over 4 keys: each key's share
+//     go run ./gateway/loadtest -spread 4 [-d 3s]   # session-less traffic over 4 keys: each key's share
 package main
 
 import (
