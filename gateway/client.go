@@ -31,7 +31,7 @@ func sessionOf(h http.Header, clientHeaders []string) (id string, ok bool) {
 }
 
 // picks remembers, in memory, when each profile of an agent was last
-// handed a request. The stored lastUsed is written at most once a second
+// handed a request that named no session. The stored lastUsed is written at most once a second
 // and only after an answer, so without this every request in that second
 // would see the same least-recently-used profile. Values are unix ms made
 // strictly increasing, so requests within one millisecond still rotate.

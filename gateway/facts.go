@@ -123,7 +123,9 @@ type FactsRequest struct {
 	Stream     bool
 	// Picked, when set, is when the gateway last handed the profile a
 	// request (unix ms, 0 never); lastUsed is the later of it and the
-	// stored one, so that rotation sees requests still in flight.
+	// stored one, so that rotation sees requests still in flight. It is
+	// set for requests that name no session (they rotate); their facts
+	// change with every request and are not memoized.
 	Picked func(id string) int64
 	// Verdict, when set, refines a profile's status and kind with a
 	// provider module's check (status "invalid", kind "setup_token", …).
@@ -180,6 +182,10 @@ type factsEntry struct {
 // profileList returns the prepared facts of the snapshot's profiles for
 // req's provider at now, from the memo when they still hold.
 func (snap *Snapshot) profileList(req FactsRequest, now time.Time) *policy.ProfileList {
+	if req.Picked != nil {
+		facts, _, _, _ := profileFacts(snap, req, now)
+		return policy.NewProfileList(facts)
+	}
 	key := factsKey{req.Provider, req.Verdict != nil}
 	ms := now.UnixMilli()
 	if m := snap.facts; m != nil {

@@ -117,7 +117,7 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 		req.Body, req.GetBody = nil, nil
 	}
 	att := Attempt{Profile: c.id, Model: model}
-	if c.owner != "" {
+	if c.owner != "" && !rs.named {
 		rs.al.picks.mark(c.id, s.now())
 	}
 	resp, err := t.RoundTrip(req)
@@ -215,6 +215,15 @@ func (s *Server) succeed(rs *reqState, c candidate, now time.Time) {
 	}
 }
 
+// pickedIf is the agent's rotation memory for a request that names no
+// session (rotate), nil otherwise.
+func pickedIf(rotate bool, al *agentLive) func(string) int64 {
+	if !rotate {
+		return nil
+	}
+	return al.picks.of
+}
+
 // headers asks the provider's module how to present c, falling back to
 // the built-in rules.
 func (s *Server) headers(ctx context.Context, provider string, c candidate) wasm.HeadersResult {
@@ -282,7 +291,7 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 	in, dec, err := s.resolver(ctx, rs.rc, env, now).Decide(ctx, snap, Query{
 		Agent: rs.agent, Session: rs.session, SessionNew: !known, Pin: pin,
 		Provider: rs.provider, Model: model, API: rs.api, Stream: rs.stream,
-		Picked: rs.al.picks.of,
+		Picked: pickedIf(!rs.named, rs.al),
 	}, now)
 	if err != nil {
 		return nil, &HTTPError{Code: http.StatusInternalServerError, Msg: "opensoul: the credential policy failed; see the gateway log", Err: err}
