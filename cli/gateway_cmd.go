@@ -97,10 +97,11 @@ func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr
 	if err != nil {
 		return fmt.Errorf("policies: %w", err)
 	}
-	modules, err := a.providerModules(ctx, log)
+	modules, modHost, err := a.providerModules(ctx, log)
 	if err != nil {
 		return err
 	}
+	defer modHost.Close(context.Background()) // after srv.Close; empties the module backoff file
 	var srv *gateway.Server
 	chatHandler, err := chat.New(chat.Options{
 		Store: a.st, Config: chatConfig(a.cfg), Selector: engine, Logger: log,
@@ -225,10 +226,10 @@ func (a *app) policyDirs() []string {
 // providerModules knows the built-in modules, <state>/providers/*.wasm and
 // providers.<p>.module. A module that fails is logged and its provider
 // reports the failure on use; the other providers keep working.
-func (a *app) providerModules(ctx context.Context, log *slog.Logger) (*wasm.Registry, error) {
+func (a *app) providerModules(ctx context.Context, log *slog.Logger) (*wasm.Registry, *wasm.Host, error) {
 	host, err := wasm.NewHost(ctx, wasm.Options{Logger: log, BackoffFile: a.backoffFile()})
 	if err != nil {
-		return nil, fmt.Errorf("provider modules: %w", err)
+		return nil, nil, fmt.Errorf("provider modules: %w", err)
 	}
 	paths := a.modulePaths()
 	reg, errs := wasm.NewRegistry(ctx, host, paths)
@@ -242,7 +243,7 @@ func (a *app) providerModules(ctx context.Context, log *slog.Logger) (*wasm.Regi
 		log.Error("provider module unusable; its provider uses the generic behaviour", "err", err)
 	}
 	debug.FreeOSMemory() // compilation garbage goes back to the OS
-	return reg, nil
+	return reg, host, nil
 }
 
 // gatewayConfig takes the gateway's part of the config as plain values.

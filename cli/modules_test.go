@@ -170,4 +170,10 @@ func TestSkippedModuleShownInListAndDoctor(t *testing.T) {
 	if !found {
 		t.Errorf("doctor does not warn about the skipped module:\n%s", out)
 	}
+
+	// A gateway that stops takes its backoffs with it.
+	h.Close(ctx)
+	if out := e.ok("", "providers", "list"); strings.Contains(out, "skipped") {
+		t.Errorf("a closed host's backoff is still listed:\n%s", out)
+	}
 }
