@@ -123,7 +123,7 @@ func TestSkippedModuleShownInListAndDoctor(t *testing.T) {
 	if err := os.MkdirAll(e.state, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	h, err := wasm.NewHost(ctx, wasm.Options{NoDiskCache: true, CallTimeout: 250 * time.Millisecond,
+	h, err := wasm.NewHost(ctx, wasm.Options{NoDiskCache: true, CallTimeout: time.Second,
 		BackoffFile: filepath.Join(e.state, "module-backoff.json")})
 	if err != nil {
 		t.Fatal(err)

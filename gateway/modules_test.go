@@ -64,7 +64,7 @@ func TestLoopingModuleIsSkipped(t *testing.T) {
 	t.Parallel()
 	logs := &syncBuffer{}
 	opt, reg := withAcme(t, "../testdata/wasm/bad/loop-headers.wasm", wasm.Options{
-		CallTimeout: 250 * time.Millisecond, MaxInstances: 2,
+		CallTimeout: time.Second, MaxInstances: 2,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	})
 	f := newFixture(t, opt)

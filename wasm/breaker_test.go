@@ -36,7 +36,7 @@ func TestBreakerSkipsLoopingModule(t *testing.T) {
 	t.Parallel()
 	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	file := filepath.Join(t.TempDir(), "module-backoff.json")
-	h, logs := newTestHost(t, Options{CallTimeout: 250 * time.Millisecond, BreakerBackoff: time.Minute,
+	h, logs := newTestHost(t, Options{CallTimeout: time.Second, BreakerBackoff: time.Minute,
 		BackoffFile: file, Now: clock.now})
 	ctx := context.Background()
 	r, _ := NewRegistry(ctx, h, map[string]string{"loopy": bad("loop-headers.wasm"), "acme": acmeWasm})
