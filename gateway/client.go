@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -57,4 +58,101 @@ func (p *picks) of(id string) int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.last[id]
+}
+
+// Client names of ClientFacts (policy.ClientFacts.Name).
+const (
+	ClientClaudeCode   = "claude-code"
+	ClientCodex        = "codex"
+	ClientOpenClaw     = "openclaw"
+	ClientAnthropicSDK = "anthropic-sdk"
+	ClientOpenAISDK    = "openai-sdk"
+	ClientLangChain    = "langchain"
+	ClientAISDK        = "ai-sdk"
+	ClientCurl         = "curl"
+	ClientUnknown      = "unknown"
+)
+
+// clientRule recognises a client by a product token of its user agent
+// ("claude-cli/2.1.332"): the token's name, case-insensitively.
+type clientRule struct {
+	product string // the user agent's product name
+	client  string
+}
+
+// clientRules are tried in order against each product token of the user
+// agent; the first match wins. The AI SDK comes before the provider SDKs
+// (its user agent names both), LangChain before them too. What each real
+// client sends is in testdata/clients. LangChain JS 1.5 sends only the
+// Anthropic SDK's user agent, so it is identified as that SDK.
+var clientRules = []clientRule{
+	{"claude-cli", ClientClaudeCode},
+	{"claude-code", ClientClaudeCode},
+	{"codex_exec", ClientCodex},
+	{"codex_cli_rs", ClientCodex},
+	{"codex", ClientCodex},
+	{"openclaw", ClientOpenClaw},
+	{"langchain", ClientLangChain},
+	{"langchainjs", ClientLangChain},
+	{"ai", ClientAISDK},
+	{"ai-sdk", ClientAISDK},
+	{"anthropic", ClientAnthropicSDK},
+	{"openai", ClientOpenAISDK},
+	{"curl", ClientCurl},
+}
+
+// IdentifyClient names the calling client and its version from the user
+// agent (and Codex's originator header).
+func IdentifyClient(h http.Header) (name, version string) {
+	tokens := productTokens(h.Get("User-Agent"))
+	for _, rule := range clientRules {
+		for _, t := range tokens {
+			if strings.EqualFold(t.name, rule.product) {
+				return rule.client, t.version
+			}
+		}
+	}
+	if o := strings.ToLower(h.Get("Originator")); strings.HasPrefix(o, "codex") {
+		return ClientCodex, ""
+	}
+	return ClientUnknown, ""
+}
+
+type productToken struct{ name, version string }
+
+// productTokens splits a user agent into its name/version tokens,
+// skipping comments in parentheses. "Anthropic/JS 1.15.0" is the
+// Stainless SDKs' form: the version follows the language, separated by a
+// space, and is taken as the version of "Anthropic".
+func productTokens(ua string) []productToken {
+	var out []productToken
+	depth := 0
+	for _, f := range strings.Fields(ua) {
+		if depth > 0 || strings.HasPrefix(f, "(") {
+			depth += strings.Count(f, "(") - strings.Count(f, ")")
+			continue
+		}
+		name, version, _ := strings.Cut(f, "/")
+		if name == "" {
+			continue
+		}
+		if len(out) > 0 && isVersion(name) && !strings.Contains(f, "/") && isLanguage(out[len(out)-1].version) {
+			out[len(out)-1].version = name // "Anthropic/JS 1.15.0"
+			continue
+		}
+		out = append(out, productToken{name, version})
+	}
+	return out
+}
+
+func isLanguage(s string) bool {
+	switch strings.ToLower(s) {
+	case "js", "python", "go", "java", "ruby", "kotlin", "csharp", "php":
+		return true
+	}
+	return false
+}
+
+func isVersion(s string) bool {
+	return s != "" && s[0] >= '0' && s[0] <= '9'
 }

@@ -121,6 +121,7 @@ type FactsRequest struct {
 	Model      string
 	API        string
 	Stream     bool
+	Client     policy.ClientFacts
 	// Picked, when set, is when the gateway last handed the profile a
 	// request (unix ms, 0 never); lastUsed is the later of it and the
 	// stored one, so that rotation sees requests still in flight. It is
@@ -144,7 +145,7 @@ func BuildInput(snap *Snapshot, env Env, configOrder map[string][]string, req Fa
 		Now:     now.UnixMilli(),
 		Agent:   policy.AgentFacts{ID: req.Agent},
 		Session: policy.SessionFacts{ID: req.Session, New: req.SessionNew, Pin: req.Pin},
-		Request: policy.RequestFacts{Provider: req.Provider, Model: req.Model, API: req.API, Stream: req.Stream},
+		Request: policy.RequestFacts{Provider: req.Provider, Model: req.Model, API: req.API, Stream: req.Stream, Client: req.Client},
 		Order: policy.OrderFacts{
 			Store:  nonNil(snap.Order[req.Provider]),
 			Config: nonNil(configOrder[req.Provider]),

@@ -42,6 +42,7 @@ type Query struct {
 	Model          string
 	API            string
 	Stream         bool
+	Client         policy.ClientFacts
 	// Picked: see FactsRequest.Picked (the gateway's session-less rotation).
 	Picked func(id string) int64
 }
@@ -103,7 +104,7 @@ func (r Resolver) Decide(ctx context.Context, snap *Snapshot, q Query, now time.
 	in := BuildInput(snap, r.Env, r.Order, FactsRequest{
 		Agent: q.Agent, Session: q.Session, SessionNew: q.SessionNew, Pin: q.Pin,
 		Provider: q.Provider, Model: q.Model, API: q.API, Stream: q.Stream, Verdict: r.Verdict,
-		Picked: q.Picked,
+		Client: q.Client, Picked: q.Picked,
 	}, now)
 	dec, err := r.Selector.Decide(ctx, in)
 	return in, dec, err

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/opensoul/opensoul/policy"
 )
 
 // DefaultSession is the session of a caller that names none.
@@ -31,6 +33,9 @@ type reqState struct {
 	al       *agentLive
 	session  string
 	named    bool // the request named its session (else it is DefaultSession, for user pins only)
+	method   string
+	path     string
+	client   policy.ClientFacts
 	provider string
 	api      string
 	model    string // as asked, after the session's model override
@@ -168,7 +173,8 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	rc := s.cfg.Load()
 	provider, rest, ok := splitRoute(r.URL.EscapedPath())
-	rs := &reqState{start: start, rc: rc, provider: provider, rest: rest}
+	rs := &reqState{start: start, rc: rc, provider: provider, rest: rest, method: r.Method, path: r.URL.Path}
+	rs.client.Name, rs.client.Version = IdentifyClient(r.Header)
 	defer s.finish(r.Context(), rs)
 	if _, known := rc.bases[provider]; !known {
 		rs.provider = "" // an unknown name stays out of the metrics' labels
@@ -183,6 +189,13 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if r.Method == http.MethodHead && (rest == "" || rest == "/") {
+		// Clients probe the provider root at start (Claude Code sends an
+		// unauthenticated HEAD /anthropic): the gateway is there.
+		rs.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	agent, herr := authenticate(rc, r.Header)
 	if herr != nil {
 		s.reject(w, rs, herr)
@@ -330,6 +343,8 @@ func (s *Server) finish(ctx context.Context, rs *reqState) {
 		return
 	}
 	attrs := []slog.Attr{
+		slog.String("method", rs.method), slog.String("path", rs.path),
+		slog.String("client", clientLabel(rs.client)),
 		slog.String("agent", rs.agent), slog.String("session", rs.session),
 		slog.String("provider", rs.provider), slog.String("model", rs.model),
 		slog.String("profile", rs.profile), slog.Int("attempts", len(rs.attempts)),
@@ -340,4 +355,12 @@ func (s *Server) finish(ctx context.Context, rs *reqState) {
 		attrs = append(attrs, slog.String("err", rs.cause.Error()))
 	}
 	s.log.LogAttrs(ctx, level, "request", attrs...)
+}
+
+// clientLabel is how the log names a client: "claude-code/2.1.332".
+func clientLabel(c policy.ClientFacts) string {
+	if c.Version == "" {
+		return c.Name
+	}
+	return c.Name + "/" + c.Version
 }

@@ -136,6 +136,8 @@ func appendKey(b []byte, in *Input, ordinal bool) []byte {
 	b = appendString(b, in.Request.Model)
 	b = appendString(b, in.Request.API)
 	b = appendBool(b, in.Request.Stream)
+	b = appendString(b, in.Request.Client.Name)
+	b = appendString(b, in.Request.Client.Version)
 	b = appendStrings(b, in.Order.Store)
 	b = appendStrings(b, in.Order.Config)
 	switch l := in.prepared(); {

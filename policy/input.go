@@ -40,6 +40,17 @@ type RequestFacts struct {
 	Model    string `json:"model"`
 	API      string `json:"api"`
 	Stream   bool   `json:"stream"`
+	// Client is who is calling, as the gateway identified it from the
+	// user agent and client headers.
+	Client ClientFacts `json:"client"`
+}
+
+// ClientFacts names the calling client: "claude-code", "codex",
+// "openclaw", "anthropic-sdk", "openai-sdk", "langchain", "ai-sdk",
+// "curl" or "unknown", and its version ("" when not known).
+type ClientFacts struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
 }
 
 // OrderFacts carries the explicit profile orders for the request's

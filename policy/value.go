@@ -25,6 +25,10 @@ func (in *Input) value() ast.Value {
 			item("model", ast.StringTerm(in.Request.Model)),
 			item("api", ast.StringTerm(in.Request.API)),
 			item("stream", ast.InternedTerm(in.Request.Stream)),
+			item("client", ast.ObjectTerm(
+				item("name", ast.StringTerm(in.Request.Client.Name)),
+				item("version", ast.StringTerm(in.Request.Client.Version)),
+			)),
 		)),
 		item("order", ast.ObjectTerm(
 			item("store", stringsTerm(in.Order.Store)),
@@ -46,7 +50,7 @@ var keyTerms = func() map[string]*ast.Term {
 		"model", "api", "stream", "order", "store", "config", "profiles", "env",
 		"profile", "source", "type", "status", "kind", "expiresAt", "email",
 		"lastUsed", "cooldownUntil", "cooldownModel", "disabledUntil",
-		"disabledReason", "errorCount", "var",
+		"disabledReason", "errorCount", "var", "client", "name", "version",
 	} {
 		m[k] = ast.StringTerm(k)
 	}
