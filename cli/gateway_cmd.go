@@ -44,9 +44,11 @@ over to the next credential when a provider says no. Also /healthz,
 On first run it generates a gateway token, saves it to <state>/.env as
 OPENSOUL_GATEWAY_TOKEN and prints how to point the SDKs at the gateway.
 A listen address other than loopback needs a configured token. Config,
-.env and policy edits apply without a restart (a broken edit is refused
-and the old one kept). SIGINT/SIGTERM drain in-flight requests for at most
-gateway.timeouts.drainMs.
+.env, policy and provider module (.wasm) edits apply without a restart (a
+broken edit is refused and the old one kept). A provider module whose
+calls keep hitting the deadline or trapping is skipped for a while (its
+provider gets the built-in behaviour; see providers list and doctor).
+SIGINT/SIGTERM drain in-flight requests for at most gateway.timeouts.drainMs.
 
 Examples:
   opensoul gateway
