@@ -195,6 +195,24 @@ func (h *Host) report(e *ModuleError, kind error) {
 	}
 }
 
+// forget drops what the host remembers of a retired module: its open
+// breaker (the module that replaced it starts afresh) and which of its
+// failures were logged (the new file's are logged again).
+func (h *Host) forget(m *module) {
+	if b := m.brk.state(); b != nil {
+		if err := h.backoffs.set(*b, false); err != nil {
+			h.log.Warn("cannot record a module backoff", "err", err)
+		}
+	}
+	h.mu.Lock()
+	for key := range h.reported {
+		if strings.HasPrefix(key, m.file+"\x00") {
+			delete(h.reported, key)
+		}
+	}
+	h.mu.Unlock()
+}
+
 // breakerChanged logs a breaker that opened or closed, once each, and
 // mirrors it to the backoff file.
 func (h *Host) breakerChanged(c change, b Backoff) {

@@ -117,6 +117,7 @@ func (m *module) retire() {
 	}
 	m.drain()
 	_ = m.compiled.Close(context.Background())
+	m.host.forget(m)
 }
 
 func (m *module) drain() {
@@ -164,14 +165,23 @@ func (m *module) call(ctx context.Context, op string, req []byte) ([]byte, error
 	if err != nil {
 		m.discard(in)
 		if ctx.Err() != nil { // the caller gave up; not the module's fault
-			m.host.breakerChanged(m.brk.done(m.host.now(), trial, ctx.Err(), m.provider, m.file))
+			m.record(trial, ctx.Err())
 			return nil, ctx.Err()
 		}
 	} else {
 		m.put(in)
 	}
-	m.host.breakerChanged(m.brk.done(m.host.now(), trial, err, m.provider, m.file))
+	m.record(trial, err)
 	return out, err
+}
+
+// record feeds a call's outcome to the breaker. A retired module's breaker
+// no longer speaks for the provider (the host forgot it).
+func (m *module) record(trial bool, err error) {
+	c, b := m.brk.done(m.host.now(), trial, err, m.provider, m.file)
+	if !m.retired.Load() {
+		m.host.breakerChanged(c, b)
+	}
 }
 
 // skipped is the error of a call the breaker refused.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func copyFile(t *testing.T, from, to string) {
@@ -167,5 +168,41 @@ func TestUpdateUnderLoad(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// Replacing a module that its breaker skips takes it out of the backoff
+// file, and the new module is asked at once.
+func TestUpdateClearsBackoffOfReplacedModule(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "module-backoff.json")
+	h, logs := newTestHost(t, Options{CallTimeout: time.Second, BackoffFile: file})
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "acme.wasm")
+	copyFile(t, bad("loop-headers.wasm"), path)
+	mods := map[string]string{"acme": path}
+	r, _ := NewRegistry(ctx, h, mods)
+	for range DefaultBreakerFailures {
+		r.Headers(ctx, "acme", HeadersRequest{Secret: "acme-1"})
+	}
+	if skipped, _ := ReadBackoffs(file); len(skipped) != 1 {
+		t.Fatalf("the breaker did not open: %+v", skipped)
+	}
+	copyFile(t, acmeWasm, path)
+	if changed, errs := r.Update(ctx, mods); len(changed) != 1 || len(errs) > 0 {
+		t.Fatalf("Update = %v %v", changed, errs)
+	}
+	if skipped, err := ReadBackoffs(file); len(skipped) != 0 || err != nil {
+		t.Errorf("after the fix the backoff file lists %+v %v", skipped, err)
+	}
+	if got, err := r.Headers(ctx, "acme", HeadersRequest{Secret: "acme-1"}); err != nil || got.Set["x-acme-key"] != "acme-1" {
+		t.Errorf("the new module: %+v %v", got, err)
+	}
+	// The loop again, in a new file: logged again.
+	copyFile(t, bad("loop-headers.wasm"), path)
+	r.Update(ctx, mods)
+	r.Headers(ctx, "acme", HeadersRequest{Secret: "acme-2"})
+	if n := strings.Count(logs.String(), "call deadline exceeded"); n < 3 { // failure + opening, then the new file's failure
+		t.Errorf("the new file's failure was not logged (%d lines):\n%s", n, logs)
 	}
 }
