@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/opensoul/opensoul/gateway"
+	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -103,13 +104,8 @@ func (a *app) saveCredential(ctx context.Context, o saveOptions) error {
 			probe.Type = store.TypeToken
 		}
 		status, kind, reason := a.checker(ctx, probe, now)
-		if !o.typeGiven {
-			switch kind {
-			case "api_key":
-				o.typ = store.TypeAPIKey
-			case "setup_token", "oauth_access":
-				o.typ = store.TypeToken
-			}
+		if typ, ok := providers.CredentialType(kind); ok && !o.typeGiven {
+			o.typ = typ
 		}
 		if status == gateway.StatusInvalid {
 			msg := fmt.Sprintf("the %s module rejects this secret: %s", o.provider, reason)
@@ -259,22 +255,19 @@ Examples:
 	})
 }
 
-// Setup-tokens made by `claude setup-token` start with this prefix and
-// are 108 characters; a shorter paste was cut off (often at a line wrap).
-const (
-	setupTokenPrefix = "sk-ant-oat01-"
-	setupTokenMinLen = 108
-)
-
-func checkSetupTokenShape(s string) error {
-	if !strings.HasPrefix(s, setupTokenPrefix) {
-		if strings.HasPrefix(s, "sk-ant-api") {
-			return errors.New("this is an Anthropic API key, not a setup-token; store it with: opensoul models auth paste-token --provider anthropic --type api_key")
+// checkSetupTokenShape checks s against the shape of p's setup-tokens
+// (prefix and length from the provider table; a shorter paste was cut
+// off, often at a line wrap). p must have setup-tokens.
+func checkSetupTokenShape(p providers.Provider, s string) error {
+	st := p.SetupToken
+	if !strings.HasPrefix(s, st.Prefix) {
+		if st.APIKeyPrefix != "" && strings.HasPrefix(s, st.APIKeyPrefix) {
+			return fmt.Errorf("this is an %s API key, not a setup-token; store it with: opensoul models auth paste-token --provider %s --type api_key", p.Title, p.Name)
 		}
-		return fmt.Errorf("a setup-token starts with %q; this does not (was the right text copied?)", setupTokenPrefix)
+		return fmt.Errorf("a setup-token starts with %q; this does not (was the right text copied?)", st.Prefix)
 	}
-	if len(s) < setupTokenMinLen {
-		return fmt.Errorf("this setup-token is %d characters, too short to be whole (want at least %d); copy it again in one piece", len(s), setupTokenMinLen)
+	if len(s) < st.MinLen {
+		return fmt.Errorf("this setup-token is %d characters, too short to be whole (want at least %d); copy it again in one piece", len(s), st.MinLen)
 	}
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
@@ -286,8 +279,9 @@ func checkSetupTokenShape(s string) error {
 
 func (a *app) setupTokenCmd() *ffcli.Command {
 	fs := a.flagSet("setup-token")
-	provider := fs.String("provider", "anthropic", "provider (only anthropic has setup-tokens)")
-	id := fs.String("profile-id", "", "profile id (default anthropic:default)")
+	withTokens := setupTokenProviders()
+	provider := fs.String("provider", withTokens[0], "provider (those with setup-tokens: "+strings.Join(withTokens, ", ")+")")
+	id := fs.String("profile-id", "", "profile id (default <provider>:default)")
 	agent := fs.String("agent", "", "agent id (default: agents.default)")
 	yes := fs.Bool("yes", false, "do not ask for confirmation before saving")
 	return leaf(&ffcli.Command{
@@ -304,11 +298,12 @@ Example:
   opensoul models auth setup-token --provider anthropic`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			if *provider != "anthropic" {
-				return usageErr("setup-token is for --provider anthropic; for %s use: opensoul models auth paste-token --provider %s", *provider, *provider)
+			pr := providers.For(*provider)
+			if pr.SetupToken == nil {
+				return usageErr("setup-token is for --provider %s; for %s use: opensoul models auth paste-token --provider %s", strings.Join(withTokens, " or "), *provider, *provider)
 			}
 			if _, ok := isTerminal(a.stdin); !ok {
-				return usageErr("setup-token is interactive and needs a terminal; without one use:\n  opensoul models auth paste-token --provider anthropic < token.txt")
+				return usageErr("setup-token is interactive and needs a terminal; without one use:\n  opensoul models auth paste-token --provider %s < token.txt", pr.Name)
 			}
 			if err := a.load(); err != nil {
 				return err
@@ -317,7 +312,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(a.stderr, "Run `claude setup-token` in another terminal (it opens a browser to sign in\nwith your Claude subscription) and copy the token it prints.")
+			fmt.Fprintf(a.stderr, "Run `%s` in another terminal (it opens a browser to sign in\nwith your subscription) and copy the token it prints.\n", pr.SetupToken.Command)
 			raw, err := a.readSecret("Paste the setup-token (input hidden): ")
 			if err != nil {
 				return err
@@ -326,12 +321,12 @@ Example:
 			if err != nil {
 				return err
 			}
-			if err := checkSetupTokenShape(secret); err != nil {
+			if err := checkSetupTokenShape(pr, secret); err != nil {
 				return err
 			}
 			pid := *id
 			if pid == "" {
-				pid = "anthropic:default"
+				pid = pr.Name + ":default"
 			}
 			if !*yes {
 				ok, err := a.confirm(fmt.Sprintf("Save %s as %s? [y/N] ", gateway.Mask(secret), pid))
@@ -340,9 +335,20 @@ Example:
 				}
 			}
 			return a.saveCredential(ctx, saveOptions{
-				agent: ag, provider: "anthropic", id: pid, typ: store.TypeToken, secret: secret,
+				agent: ag, provider: pr.Name, id: pid, typ: store.TypeToken, secret: secret,
 				interactive: true, typeGiven: true,
 			})
 		},
 	})
+}
+
+// setupTokenProviders names the built-in providers that have setup-tokens.
+func setupTokenProviders() []string {
+	var out []string
+	for _, p := range providers.Builtin() {
+		if p.SetupToken != nil {
+			out = append(out, p.Name)
+		}
+	}
+	return out
 }

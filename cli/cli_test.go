@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/opensoul/opensoul/gateway"
+	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -196,7 +197,7 @@ func TestSetupTokenShape(t *testing.T) {
 		"short":   {"sk-ant-oat01-abc", "too short"},
 		"other":   {"hello-world-this-is-long-enough-to-pass-the-length-check-1234567890abcdefghij", "starts with"},
 	} {
-		err := checkSetupTokenShape(tc.tok)
+		err := checkSetupTokenShape(providers.For("anthropic"), tc.tok)
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: got %v, want %q", name, err, tc.want)
 		}

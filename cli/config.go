@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	providers "github.com/opensoul/opensoul/gateway/provider"
 )
 
 // Config is OpenSoul's typed configuration. koanf merges defaults,
@@ -122,19 +124,11 @@ type LogConfig struct {
 	Format string `koanf:"format"`
 }
 
-// Default provider base URLs (DESIGN §7).
-var defaultBaseURLs = map[string]string{
-	"anthropic":  "https://api.anthropic.com",
-	"openai":     "https://api.openai.com",
-	"openrouter": "https://openrouter.ai/api",
-	"google":     "https://generativelanguage.googleapis.com",
-}
-
 // DefaultConfig is the embedded default every source is merged over.
 func DefaultConfig() Config {
-	providers := map[string]ProviderConfig{}
-	for name, u := range defaultBaseURLs {
-		providers[name] = ProviderConfig{BaseURL: u}
+	upstreams := map[string]ProviderConfig{} // default base URLs (DESIGN §7)
+	for _, p := range providers.Builtin() {
+		upstreams[p.Name] = ProviderConfig{BaseURL: p.BaseURL}
 	}
 	return Config{
 		Gateway: GatewayConfig{
@@ -149,7 +143,7 @@ func DefaultConfig() Config {
 		Auth: AuthConfig{
 			Cooldowns: CooldownConfig{FailureWindowHours: 24, BillingBackoffHours: 5, BillingMaxHours: 24},
 		},
-		Providers: providers,
+		Providers: upstreams,
 		Policy:    PolicyConfig{TimeoutMs: 500},
 		Env:       EnvConfig{ShellEnv: ShellEnvConfig{TimeoutMs: 15_000}},
 		Log:       LogConfig{Level: "info", Format: "text"},

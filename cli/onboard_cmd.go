@@ -14,6 +14,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/opensoul/opensoul/gateway"
+	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -101,8 +102,11 @@ Examples:
 				return a.storeEnvKey(envFile, *provider, raw)
 			}
 			if _, tty := isTerminal(a.stdin); tty {
-				for _, p := range []string{"anthropic", "openai", "openrouter"} {
-					name := gateway.EnvVarsFor(p)[len(gateway.EnvVarsFor(p))-1].Var
+				for _, pr := range providers.Builtin() {
+					if !pr.Onboard {
+						continue
+					}
+					p, name := pr.Name, pr.APIKeyVar()
 					if v, ok := a.env[name]; ok {
 						fmt.Fprintf(a.stdout, "%s: already set (from %s)\n", name, v.Source)
 						continue
@@ -130,8 +134,7 @@ func (a *app) storeEnvKey(envFile, provider, raw string) error {
 	if err != nil {
 		return err
 	}
-	cands := gateway.EnvVarsFor(provider)
-	name := cands[len(cands)-1].Var // the API key variable
+	name := providers.For(provider).APIKeyVar()
 	if err := upsertDotEnv(envFile, name, secret); err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	providers "github.com/opensoul/opensoul/gateway/provider"
 )
 
 // Attempt is one try of one credential on one model.
@@ -53,9 +55,9 @@ type exhaustedError struct {
 func (e *exhaustedError) Error() string { return e.httpErr.Error() }
 func (e *exhaustedError) Unwrap() error { return ErrExhausted }
 
-// writeError answers in the provider's own error shape: Anthropic's
-// {"type":"error","error":{...}} or OpenAI's {"error":{...}}, which
-// OpenRouter and most others share.
+// writeError answers in the provider's own error shape (the provider
+// table's Errors): Anthropic's {"type":"error","error":{...}} or OpenAI's
+// {"error":{...}}, which OpenRouter and most others share.
 func writeError(w http.ResponseWriter, provider string, e *HTTPError) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -64,7 +66,7 @@ func writeError(w http.ResponseWriter, provider string, e *HTTPError) {
 		h.Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
 	}
 	var body any
-	if provider == "anthropic" {
+	if providers.For(provider).Errors == providers.ErrorsAnthropic {
 		body = map[string]any{"type": "error", "error": map[string]any{"type": anthropicType(e.Code, e.Type), "message": e.Msg}}
 	} else {
 		body = map[string]any{"error": map[string]any{"message": e.Msg, "type": openAIType(e.Code, e.Type), "code": openAICode(e.Code, e.Type)}}

@@ -3,10 +3,10 @@ package gateway
 import (
 	"math"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
+	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/policy"
 )
@@ -321,23 +321,21 @@ type EnvCandidate struct {
 }
 
 // EnvVarsFor lists, in priority order, the variables that can serve a
-// provider (DESIGN §3).
+// provider (DESIGN §3), from the provider table.
 func EnvVarsFor(provider string) []EnvCandidate {
-	switch provider {
-	case "anthropic":
-		return []EnvCandidate{{"ANTHROPIC_OAUTH_TOKEN", store.TypeToken}, {"ANTHROPIC_API_KEY", store.TypeAPIKey}}
-	case "google":
-		return []EnvCandidate{{"GEMINI_API_KEY", store.TypeAPIKey}}
+	var out []EnvCandidate
+	for _, v := range providers.For(provider).Env {
+		out = append(out, EnvCandidate{v.Name, v.Type})
 	}
-	name := strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(provider))
-	return []EnvCandidate{{name + "_API_KEY", store.TypeAPIKey}}
+	return out
 }
 
-// KnownProviderVars lists every variable a login-shell import may take.
-func KnownProviderVars(providers []string) []string {
+// KnownProviderVars lists every variable a login-shell import may take:
+// the built-in providers' and those of the configured providers.
+func KnownProviderVars(configured []string) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, p := range append([]string{"anthropic", "openai", "openrouter", "google"}, providers...) {
+	for _, p := range append(providers.Names(), configured...) {
 		for _, c := range EnvVarsFor(p) {
 			if !seen[c.Var] {
 				seen[c.Var] = true

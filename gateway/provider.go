@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/policy"
 	"github.com/opensoul/opensoul/wasm"
@@ -81,27 +82,18 @@ func ModuleStatus(c store.Credential, now time.Time, valid bool) string {
 	return StatusInvalid
 }
 
-// BuiltinHeaders is the generic way to present a credential: Anthropic
-// API keys as x-api-key, Anthropic tokens as a Bearer with the OAuth beta,
-// Google keys as x-goog-api-key, everything else as a Bearer.
+// BuiltinHeaders is the generic way to present a credential, from the
+// provider table: Anthropic API keys as x-api-key, Anthropic tokens as a
+// Bearer with the OAuth beta, Google keys as x-goog-api-key, everything
+// else as a Bearer.
 func BuiltinHeaders(provider string, c store.Credential) wasm.HeadersResult {
-	secret := c.Secret()
-	switch provider {
-	case "anthropic":
-		if c.Type == store.TypeAPIKey {
-			return wasm.HeadersResult{Set: map[string]string{"x-api-key": secret}, Remove: []string{"authorization"}}
-		}
-		return wasm.HeadersResult{
-			Set:    map[string]string{"authorization": "Bearer " + secret, "anthropic-beta": anthropicOAuthBeta},
-			Remove: []string{"x-api-key"},
-		}
-	case "google":
-		return wasm.HeadersResult{Set: map[string]string{"x-goog-api-key": secret}, Remove: []string{"authorization"}}
+	pr := providers.For(provider).Presentation(c.Type)
+	set := map[string]string{pr.Header: pr.Prefix + c.Secret()}
+	for name, v := range pr.Extra {
+		set[name] = v
 	}
-	return wasm.HeadersResult{Set: map[string]string{"authorization": "Bearer " + secret}, Remove: []string{"x-api-key"}}
+	return wasm.HeadersResult{Set: set, Remove: pr.Remove}
 }
-
-const anthropicOAuthBeta = "oauth-2025-04-20"
 
 // applyHeaders sets and removes h's headers on out. anthropic-beta is
 // merged with what the caller asked for rather than replacing it.

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/policy"
 )
 
@@ -206,7 +207,7 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, rs, herr)
 		return
 	}
-	rs.api = apiOf(provider, rest)
+	rs.api = providers.For(provider).APIOf(rest)
 	rs.model, rs.stream = bodyMeta(rs.body)
 	rs.session, rs.named = sessionOf(r.Header, rc.SessionHeaders)
 	if !rs.named {
@@ -266,19 +267,6 @@ func readBody(r *http.Request, rs *reqState, limit int64) *HTTPError {
 	}
 	rs.body = buf.Bytes()
 	return nil
-}
-
-// apiOf names the wire API of a request path (for policies and chat).
-func apiOf(provider, rest string) string {
-	switch {
-	case strings.HasSuffix(rest, "/messages") && provider == "anthropic":
-		return "anthropic-messages"
-	case strings.HasSuffix(rest, "/chat/completions"):
-		return "openai-completions"
-	case strings.HasSuffix(rest, "/responses"):
-		return "openai-responses"
-	}
-	return ""
 }
 
 // applyModelOverride rewrites the model to the session's override
