@@ -1,0 +1,264 @@
+package policy
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"testing"
+)
+
+// The decision cache is only correct if every fact of Input reaches the
+// cache key (appendKey) and every time-valued fact reaches the validity
+// window (validity). TestCacheNoticesEveryField walks Input by reflection,
+// so a field added later is covered without anyone remembering this test:
+// forgetting it in appendKey makes the test fail.
+
+// clockFields are compared with Now by the built-in policy, so they must
+// bound the validity window (see validity). Every other integer is a count
+// or an ordering and must not: notTimeFields names those, so a new integer
+// field fails TestCacheValidityFields until someone decides which it is.
+var notTimeFields = map[string]string{
+	"Profiles[0].LastUsed":   "orders profiles only (keyed by rank)",
+	"Profiles[0].ErrorCount": "a count",
+}
+
+// leaf is one settable value inside an Input, named by its path.
+type leaf struct {
+	path string
+	get  func(*Input) reflect.Value
+}
+
+// leaves lists every scalar, pointer and slice in an Input shaped like
+// the filled one: the value itself for scalars, and for pointers and
+// slices the container (the walk also descends into it).
+func leaves(t *testing.T) []leaf {
+	var out []leaf
+	var walk func(path string, typ reflect.Type, get func(*Input) reflect.Value)
+	walk = func(path string, typ reflect.Type, get func(*Input) reflect.Value) {
+		switch typ.Kind() {
+		case reflect.Struct:
+			for i := range typ.NumField() {
+				f := typ.Field(i)
+				if !f.IsExported() {
+					t.Fatalf("%s.%s: unexported field in the policy input; this test cannot see it", path, f.Name)
+				}
+				walk(join(path, f.Name), f.Type, func(in *Input) reflect.Value { return get(in).Field(i) })
+			}
+		case reflect.Pointer:
+			out = append(out, leaf{path, get})
+			walk(path, typ.Elem(), func(in *Input) reflect.Value { return get(in).Elem() })
+		case reflect.Slice:
+			out = append(out, leaf{path, get})
+			walk(path+"[0]", typ.Elem(), func(in *Input) reflect.Value { return get(in).Index(0) })
+		case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64, reflect.Float64:
+			out = append(out, leaf{path, get})
+		default:
+			t.Fatalf("%s: the policy input has a %s; teach this test to change one (and appendKey to encode it)", path, typ.Kind())
+		}
+	}
+	walk("", reflect.TypeFor[Input](), func(in *Input) reflect.Value { return reflect.ValueOf(in).Elem() })
+	return out
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// filledInput returns an Input with every field set: two elements in
+// every slice, every pointer non-nil, distinct small values counting up
+// (so profile 0's lastUsed ranks below profile 1's), and Now far after
+// all of them.
+func filledInput() *Input {
+	n := 0
+	var fill func(v reflect.Value)
+	fill = func(v reflect.Value) {
+		n++
+		switch v.Kind() {
+		case reflect.Struct:
+			for i := range v.NumField() {
+				fill(v.Field(i))
+			}
+		case reflect.Pointer:
+			v.Set(reflect.New(v.Type().Elem()))
+			fill(v.Elem())
+		case reflect.Slice:
+			v.Set(reflect.MakeSlice(v.Type(), 2, 2))
+			fill(v.Index(0))
+			fill(v.Index(1))
+		case reflect.String:
+			v.SetString(fmt.Sprintf("v%d", n))
+		case reflect.Bool:
+			v.SetBool(n%2 == 0)
+		case reflect.Int, reflect.Int64, reflect.Int32:
+			v.SetInt(int64(n))
+		case reflect.Uint, reflect.Uint64:
+			v.SetUint(uint64(n))
+		case reflect.Float64:
+			v.SetFloat(float64(n))
+		}
+	}
+	in := &Input{}
+	fill(reflect.ValueOf(in).Elem())
+	in.Now = 1 << 40
+	return in
+}
+
+// clone deep-copies an Input.
+func clone(in *Input) *Input {
+	var cp func(dst, src reflect.Value)
+	cp = func(dst, src reflect.Value) {
+		switch src.Kind() {
+		case reflect.Struct:
+			for i := range src.NumField() {
+				cp(dst.Field(i), src.Field(i))
+			}
+		case reflect.Pointer:
+			if !src.IsNil() {
+				dst.Set(reflect.New(src.Type().Elem()))
+				cp(dst.Elem(), src.Elem())
+			}
+		case reflect.Slice:
+			if !src.IsNil() {
+				dst.Set(reflect.MakeSlice(src.Type(), src.Len(), src.Len()))
+				for i := range src.Len() {
+					cp(dst.Index(i), src.Index(i))
+				}
+			}
+		default:
+			dst.Set(src)
+		}
+	}
+	out := &Input{}
+	cp(reflect.ValueOf(out).Elem(), reflect.ValueOf(in).Elem())
+	return out
+}
+
+// changes lists the ways to change the value at l, each named.
+func changes(l leaf, base *Input) map[string]func(*Input) {
+	v := l.get(base)
+	out := map[string]func(*Input){}
+	switch v.Kind() {
+	case reflect.String:
+		out["edit"] = func(in *Input) { s := l.get(in); s.SetString(s.String() + "x") }
+		out["clear"] = func(in *Input) { l.get(in).SetString("") }
+	case reflect.Bool:
+		out["flip"] = func(in *Input) { b := l.get(in); b.SetBool(!b.Bool()) }
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		out["raise"] = func(in *Input) { i := l.get(in); i.SetInt(i.Int() + 1_000_003) }
+		out["zero"] = func(in *Input) { l.get(in).SetInt(0) }
+	case reflect.Uint, reflect.Uint64:
+		out["raise"] = func(in *Input) { i := l.get(in); i.SetUint(i.Uint() + 1_000_003) }
+	case reflect.Float64:
+		out["raise"] = func(in *Input) { f := l.get(in); f.SetFloat(f.Float() + 0.5) }
+	case reflect.Pointer:
+		out["nil"] = func(in *Input) { p := l.get(in); p.Set(reflect.Zero(p.Type())) }
+	case reflect.Slice:
+		out["drop last"] = func(in *Input) { s := l.get(in); s.Set(s.Slice(0, s.Len()-1)) }
+		out["empty"] = func(in *Input) { s := l.get(in); s.Set(reflect.MakeSlice(s.Type(), 0, 0)) }
+		out["swap"] = func(in *Input) { s := l.get(in); reflect.Swapper(s.Interface())(0, 1) }
+	}
+	return out
+}
+
+// byRank returns a copy of in with each lastUsed replaced by its rank,
+// the way appendKey encodes it for the built-in policy.
+func byRank(in *Input) *Input {
+	out := clone(in)
+	var times []int64
+	for _, p := range in.Profiles {
+		times = append(times, p.LastUsed)
+	}
+	slices.Sort(times)
+	times = slices.Compact(times)
+	for i := range out.Profiles {
+		r, _ := slices.BinarySearch(times, out.Profiles[i].LastUsed)
+		out.Profiles[i].LastUsed = int64(r)
+	}
+	return out
+}
+
+// TestCacheNoticesEveryField changes every field of the policy input in
+// turn (every string, bool, number, pointer and slice, found by
+// reflection) and checks that a decision cached for the input before the
+// change is not served after it, with lastUsed keyed by value (a user
+// policy loaded) and by rank (built-in policy only).
+func TestCacheNoticesEveryField(t *testing.T) {
+	t.Parallel()
+	base := filledInput()
+	cache := newDecisionCache(16)
+	lo, hi := validity(base)
+	d := Decision{Candidates: []string{"cached"}}
+	tested := 0
+	for _, l := range leaves(t) {
+		if l.path == "Now" {
+			continue // the clock is not keyed: validity covers it (TestCacheValidityFields)
+		}
+		for name, change := range changes(l, base) {
+			in := clone(base)
+			change(in)
+			if reflect.DeepEqual(in, base) {
+				t.Fatalf("%s %s: the change changed nothing; the test proves nothing", l.path, name)
+			}
+			for _, ordinal := range []bool{false, true} {
+				if ordinal && reflect.DeepEqual(byRank(in), byRank(base)) {
+					continue // same lastUsed ranks: a hit is right when keyed by rank
+				}
+				cache.reset()
+				cache.put(1, appendKey(nil, base, ordinal), lo, hi, d)
+				if _, hit := cache.get(1, appendKey(nil, base, ordinal), base.Now); !hit {
+					t.Fatal("the unchanged input misses the cache")
+				}
+				if _, hit := cache.get(1, appendKey(nil, in, ordinal), in.Now); hit {
+					t.Errorf("%s (%s, ordinal lastUsed %v): the cache served the decision of the unchanged input; add the field to appendKey in policy/cache.go", l.path, name, ordinal)
+				}
+			}
+			tested++
+		}
+	}
+	if tested < 40 {
+		t.Fatalf("only %d changes tried; the walk lost fields", tested)
+	}
+}
+
+// TestCacheValidityFields: every integer fact is either a time the
+// built-in policy compares with now, and then bounds the validity window
+// when it lies ahead, or is named in notTimeFields. A new time-valued
+// fact forgotten in validity fails here.
+func TestCacheValidityFields(t *testing.T) {
+	t.Parallel()
+	base := filledInput()
+	if lo, hi := validity(base); hi != math.MaxInt64 || lo > base.Now {
+		t.Fatalf("filled input: validity [%d, %d) should be open-ended after now %d", lo, hi, base.Now)
+	}
+	seen := map[string]bool{}
+	for _, l := range leaves(t) {
+		v := l.get(base)
+		if l.path == "Now" || v.Kind() != reflect.Int64 && v.Kind() != reflect.Int && v.Kind() != reflect.Int32 {
+			continue
+		}
+		seen[l.path] = true
+		in := clone(base)
+		ahead := in.Now + 500
+		l.get(in).SetInt(ahead)
+		_, hi := validity(in)
+		bounds := hi == ahead
+		if _, exempt := notTimeFields[l.path]; exempt {
+			if bounds {
+				t.Errorf("%s bounds the validity window but notTimeFields says %q", l.path, notTimeFields[l.path])
+			}
+			continue
+		}
+		if !bounds {
+			t.Errorf("%s: a time ahead of now does not end the cached decision's validity; add it to validity in policy/cache.go, or to notTimeFields if it is not a time", l.path)
+		}
+	}
+	for path := range notTimeFields {
+		if !seen[path] {
+			t.Errorf("notTimeFields names %s, which the input no longer has", path)
+		}
+	}
+}
