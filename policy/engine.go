@@ -22,7 +22,10 @@ type Options struct {
 	// <state>/policies). Every *.rego file under them is loaded; *_test.rego
 	// files only by Test and Check. A directory that does not exist is empty.
 	Dirs []string
-	// Logger receives reload outcomes. Nil discards.
+	// Logger receives notes the caller cannot see in a return value (a
+	// policy that reads the clock is not cached). Reload outcomes are
+	// returned, never logged: the caller owns the loop and logs them once.
+	// Nil discards.
 	Logger *slog.Logger
 	// CacheSize bounds the decision cache: 0 means 4096 entries, a negative
 	// value turns caching off.
@@ -267,15 +270,14 @@ func (e *Engine) SetDirs(dirs []string) {
 // Reload re-reads the policy directories and, if any file changed, compiles
 // the new set and puts it in force; cached decisions of the old set are
 // never served again. A set that fails to compile is refused: the previous
-// one stays in force and the error is returned (and logged once per
-// distinct broken content). Reload is cheap when nothing changed (it reads
+// one stays in force and the error is returned (not logged: the caller
+// logs it, once per distinct error). Reload is cheap when nothing changed (it reads
 // and hashes the files), so a gateway may call it every few seconds.
 func (e *Engine) Reload(ctx context.Context) (changed bool, err error) {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 	srcs, err := dirSources(e.dirs)
 	if err != nil {
-		e.log.Error("policy reload failed; keeping the previous policies", "err", err)
 		return false, err
 	}
 	cur := e.set.Load()
@@ -290,7 +292,6 @@ func (e *Engine) Reload(ctx context.Context) (changed bool, err error) {
 	set, err := build(ctx, srcs, cur.gen+1)
 	if err != nil {
 		e.failedSum, e.failedErr = sum, err
-		e.log.Error("policy reload refused; keeping the previous policies", "err", err)
 		return false, err
 	}
 	e.failedErr = nil
@@ -298,7 +299,6 @@ func (e *Engine) Reload(ctx context.Context) (changed bool, err error) {
 	if e.cache != nil {
 		e.cache.reset()
 	}
-	e.log.Info("policies reloaded", "files", set.files)
 	e.noteVolatile(set)
 	return true, nil
 }
