@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -170,7 +171,7 @@ func exhausted(provider, model string, attempts []Attempt, cooling []Attempt, no
 	switch {
 	case soon > 0 || (len(attempts) == 0 && len(cooling) > 0 && earliest > 0):
 		e.Type, e.Code = ReasonRateLimit, http.StatusTooManyRequests
-		e.RetryAfter = max(time.UnixMilli(cmpOrInt(soon, earliest)).Sub(now).Round(time.Second), time.Second)
+		e.RetryAfter = max(time.UnixMilli(cmp.Or(soon, earliest)).Sub(now).Round(time.Second), time.Second)
 	case len(attempts) > 0:
 		last := attempts[len(attempts)-1]
 		e.Type, e.Code = last.Reason, statusForReason(last.Reason, last.Status)
@@ -184,13 +185,6 @@ func exhausted(provider, model string, attempts []Attempt, cooling []Attempt, no
 	}
 	e.Msg = msg
 	return e
-}
-
-func cmpOrInt(a, b int64) int64 {
-	if a != 0 {
-		return a
-	}
-	return b
 }
 
 func describeAttempt(a Attempt, now time.Time) string {

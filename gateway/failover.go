@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -66,7 +67,7 @@ func (s *Server) attemptAll(out *http.Request, rs *reqState) (*http.Response, er
 				rs.failovers++
 				s.metrics.failovers.WithLabelValues(rs.provider).Inc()
 			}
-			resp, next := s.try(ctx, transport, out, rs, c, model, body, mi == len(rs.models)-1)
+			resp, next := s.try(ctx, transport, out, rs, attempt{c: c, model: model, body: body, lastModel: mi == len(rs.models)-1})
 			if resp != nil {
 				return resp, nil
 			}
@@ -102,9 +103,19 @@ const (
 	stop
 )
 
-// try sends the request with one credential. It returns the response
-// the client should get, or nil and where to go next.
-func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request, rs *reqState, c candidate, model string, body []byte, lastModel bool) (*http.Response, next) {
+// attempt is one send of the request: a credential for one model of the
+// chain, with the body rewritten for that model.
+type attempt struct {
+	c         candidate
+	model     string
+	body      []byte
+	lastModel bool // the chain's last model: its model-not-found answer goes to the client
+}
+
+// try sends the request as a says. It returns the response the client
+// should get, or nil and where to go next.
+func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request, rs *reqState, a attempt) (*http.Response, next) {
+	c, body := a.c, a.body
 	req := new(http.Request)
 	*req = *out
 	req.Header = out.Header.Clone()
@@ -116,7 +127,7 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 	} else {
 		req.Body, req.GetBody = nil, nil
 	}
-	att := Attempt{Profile: c.id, Model: model}
+	att := Attempt{Profile: c.id, Model: a.model}
 	if c.owner != "" && !rs.named {
 		rs.al.picks.mark(c.id, s.now())
 	}
@@ -145,12 +156,12 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 		resp.Body = readCloser{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
 		rs.attempts = append(rs.attempts, att)
 		rs.profile = c.id
-		s.metrics.attempts.WithLabelValues(rs.provider, cmpReason(cl.Reason)).Inc()
+		s.metrics.attempts.WithLabelValues(rs.provider, cmp.Or(cl.Reason, "other")).Inc()
 		return resp
 	}
 	switch {
 	case cl.Reason == ReasonModelNotFound:
-		if lastModel {
+		if a.lastModel {
 			return restore(), nextProfile
 		}
 		resp.Body.Close()
@@ -167,13 +178,6 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 	}
 	s.fail(rs, c, att, retry, now)
 	return nil, nextProfile
-}
-
-func cmpReason(r string) string {
-	if r == "" {
-		return "other"
-	}
-	return r
 }
 
 type readCloser struct {
@@ -274,7 +278,7 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 	if id := sess.AuthProfileOverride; id != "" && (rs.named || sess.AuthProfileOverrideSource == store.PinUser) {
 		// A request without a session keeps the default session's user
 		// pin (/model …@profile) but not its auto pin: it rotates.
-		source := cmpOr(sess.AuthProfileOverrideSource, store.PinAuto)
+		source := cmp.Or(sess.AuthProfileOverrideSource, store.PinAuto)
 		c, ok := snap.Profiles[id]
 		switch {
 		case ok && c.Provider == rs.provider:
@@ -379,7 +383,7 @@ func (sel *selection) cooling() []Attempt {
 		u := sel.snap.Stats[id]
 		reason := ReasonCooldown
 		if u.DisabledUntil > sel.now.UnixMilli() {
-			reason = cmpOr(u.DisabledReason, "disabled")
+			reason = cmp.Or(u.DisabledReason, "disabled")
 		}
 		out = append(out, Attempt{Profile: id, Model: sel.model, Reason: reason, Recovery: Recovery(u, sel.model, sel.now)})
 	}

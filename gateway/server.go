@@ -13,6 +13,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -322,11 +323,11 @@ func authenticate(rc *runtimeConfig, h http.Header) (string, *HTTPError) {
 		}
 	}
 	if rc.Token == "" && len(rc.agentSums) == 0 {
-		return cmpOr(asked, rc.DefaultAgent), nil
+		return cmp.Or(asked, rc.DefaultAgent), nil
 	}
 	sum := sha256.Sum256([]byte(presentedToken(h)))
 	if rc.Token != "" && subtle.ConstantTimeCompare(sum[:], rc.tokenSum[:]) == 1 {
-		return cmpOr(asked, rc.DefaultAgent), nil
+		return cmp.Or(asked, rc.DefaultAgent), nil
 	}
 	matched := ""
 	for id, want := range rc.agentSums {
@@ -342,11 +343,4 @@ func authenticate(rc *runtimeConfig, h http.Header) (string, *HTTPError) {
 		return "", &HTTPError{Code: http.StatusForbidden, Msg: fmt.Sprintf("opensoul: this token opens agent %q only, not %q", matched, asked)}
 	}
 	return matched, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -300,23 +301,11 @@ func checkExports(cm wazero.CompiledModule) error {
 			return fmt.Errorf("%w: %s", ErrMissingExport, name)
 		}
 		want := wantExports[name]
-		if !sameTypes(def.ParamTypes(), want[0]) || !sameTypes(def.ResultTypes(), want[1]) {
+		if !slices.Equal(def.ParamTypes(), want[0]) || !slices.Equal(def.ResultTypes(), want[1]) {
 			return fmt.Errorf("%w: %s has type %s -> %s", ErrMissingExport, name, typeNames(def.ParamTypes()), typeNames(def.ResultTypes()))
 		}
 	}
 	return nil
-}
-
-func sameTypes(a, b []api.ValueType) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func typeNames(ts []api.ValueType) string {
