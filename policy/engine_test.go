@@ -36,6 +36,11 @@ func baseInput() *Input {
 
 func newEngine(t testing.TB, opts Options) *Engine {
 	t.Helper()
+	if opts.Timeout == 0 {
+		// Under -race on a loaded machine one evaluation can exceed
+		// DefaultTimeout; only TestDecideTimeout is about the bound.
+		opts.Timeout = time.Minute
+	}
 	e, err := New(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
