@@ -103,12 +103,12 @@ func (a *app) saveCredential(ctx context.Context, o saveOptions) error {
 		if !o.typeGiven {
 			probe.Type = store.TypeToken
 		}
-		status, kind, reason := a.checker(ctx, probe, now)
-		if typ, ok := providers.CredentialType(kind); ok && !o.typeGiven {
+		v := a.checker(ctx, probe, now)
+		if typ, ok := providers.CredentialType(v.Kind); ok && !o.typeGiven {
 			o.typ = typ
 		}
-		if status == gateway.StatusInvalid {
-			msg := fmt.Sprintf("the %s module rejects this secret: %s", o.provider, reason)
+		if v.Status == gateway.StatusInvalid {
+			msg := fmt.Sprintf("the %s module rejects this secret: %s", o.provider, v.Reason)
 			if !o.force {
 				if !o.interactive {
 					return fmt.Errorf("%s; nothing saved (use --force to store it anyway)", msg)
@@ -118,7 +118,7 @@ func (a *app) saveCredential(ctx context.Context, o saveOptions) error {
 					return errors.New("nothing saved")
 				}
 			} else {
-				fmt.Fprintf(a.stderr, "warning: %s; saving anyway (--force)\n", msg)
+				a.warnf("%s; saving anyway (--force)", msg)
 			}
 		}
 	}
@@ -151,7 +151,7 @@ func (a *app) saveCredential(ctx context.Context, o saveOptions) error {
 		}
 	}
 	if err := upsertProfileMeta(a.cfgFile, o.id, o.provider, o.typ); err != nil {
-		fmt.Fprintf(a.stderr, "warning: saved the credential, but could not record it in %s: %v\n", a.cfgFile, err)
+		a.warnf("saved the credential, but could not record it in %s: %v", a.cfgFile, err)
 	}
 	fmt.Fprintf(a.stdout, "Saved %s (%s %s) to %s\n", o.id, o.typ, gateway.Mask(o.secret), a.st.ProfilesPath(o.agent))
 	fmt.Fprintf(a.stdout, "Recorded auth.profiles.%s in %s\n", o.id, a.cfgFile)

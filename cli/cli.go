@@ -64,13 +64,14 @@ type app struct {
 	tokenWarnings []string
 
 	// checker runs a provider module's check on a credential; nil when
-	// no module host is wired. Returns status "" when it has no verdict.
-	checker func(ctx context.Context, c store.Credential, now time.Time) (status, kind, reason string)
+	// no module host is wired. Returns the zero Verdict when it has none.
+	checker func(ctx context.Context, c store.Credential, now time.Time) gateway.Verdict
 
 	mods    modules  // provider-module host, started on first use
 	cleanup []func() // run when the command is done
 }
 
+// warnf is the CLI's one way to warn: "opensoul: warning: …" on stderr.
 func (a *app) warnf(format string, args ...any) {
 	fmt.Fprintf(a.stderr, "opensoul: warning: "+format+"\n", args...)
 }

@@ -195,12 +195,7 @@ func (a *app) resolver(ctx context.Context, now time.Time) (gateway.Resolver, er
 		Order:     a.cfg.Auth.Order,
 		ConfigKey: func(p string) bool { return a.cfg.Providers[p].APIKey != "" },
 	}
-	if verdict := a.verdictFunc(ctx, now); verdict != nil {
-		r.Verdict = func(id string, c store.Credential) (string, string) {
-			status, kind, _ := verdict(id, c)
-			return status, kind
-		}
-	}
+	r.Verdict = a.verdictFunc(ctx, now)
 	return r, nil
 }
 
@@ -296,18 +291,18 @@ func (a *app) providerInUse(p string) bool {
 
 // verdictFunc returns a provider-module check for profiles, or nil when
 // no module host is available. Set by the provider-module integration.
-func (a *app) verdictFunc(ctx context.Context, now time.Time) func(id string, c store.Credential) (status, kind, reason string) {
+func (a *app) verdictFunc(ctx context.Context, now time.Time) func(id string, c store.Credential) gateway.Verdict {
 	if a.checker == nil {
 		return nil
 	}
-	return func(id string, c store.Credential) (string, string, string) {
+	return func(id string, c store.Credential) gateway.Verdict {
 		return a.checker(ctx, c, now)
 	}
 }
 
 // profileRow is one profile's line: its state from the store and its role
 // in the policy's decision for the provider's model.
-func profileRow(pr gateway.ProfileReason, snap *gateway.Snapshot, now time.Time, verdict func(string, store.Credential) (string, string, string)) profileStatus {
+func profileRow(pr gateway.ProfileReason, snap *gateway.Snapshot, now time.Time, verdict func(string, store.Credential) gateway.Verdict) profileStatus {
 	id := pr.ID
 	c := snap.Profiles[id]
 	st := snap.Stats[id]
@@ -335,8 +330,8 @@ func profileRow(pr gateway.ProfileReason, snap *gateway.Snapshot, now time.Time,
 		row.ExpiresAt, row.RemainingMs = &e, &rem
 	}
 	if verdict != nil && row.Status == gateway.StatusInvalid {
-		if _, _, reason := verdict(id, c); reason != "" {
-			row.Reason = reason
+		if v := verdict(id, c); v.Reason != "" {
+			row.Reason = v.Reason
 		}
 	}
 	return row

@@ -124,19 +124,19 @@ func checkRequest(c store.Credential, now time.Time) wasm.CheckRequest {
 
 // moduleChecker returns a checker that asks the provider's module about a
 // credential. A module that fails is reported once and yields no verdict.
-func (a *app) moduleChecker() func(ctx context.Context, c store.Credential, now time.Time) (string, string, string) {
+func (a *app) moduleChecker() func(ctx context.Context, c store.Credential, now time.Time) gateway.Verdict {
 	warned := map[string]bool{}
-	return func(ctx context.Context, c store.Credential, now time.Time) (string, string, string) {
+	return func(ctx context.Context, c store.Credential, now time.Time) gateway.Verdict {
 		return a.runCheck(ctx, c, now, warned)
 	}
 }
 
-// runCheck asks the provider's module; status "" means no verdict.
-func (a *app) runCheck(ctx context.Context, c store.Credential, now time.Time, warned map[string]bool) (string, string, string) {
+// runCheck asks the provider's module; the zero Verdict means none.
+func (a *app) runCheck(ctx context.Context, c store.Credential, now time.Time, warned map[string]bool) gateway.Verdict {
 	{
 		reg, _, err := a.registry(ctx)
 		if err != nil {
-			return "", "", ""
+			return gateway.Verdict{}
 		}
 		res, err := reg.Check(ctx, c.Provider, checkRequest(c, now))
 		if err != nil {
@@ -145,16 +145,16 @@ func (a *app) runCheck(ctx context.Context, c store.Credential, now time.Time, w
 				warned[c.Provider] = true
 				a.warnf("the %s provider module could not check a credential: %v", c.Provider, err)
 			}
-			return "", "", ""
+			return gateway.Verdict{}
 		}
 		if !res.Valid {
 			reason := res.Reason
 			if res.Hint != "" {
 				reason += " (" + res.Hint + ")"
 			}
-			return gateway.ModuleStatus(c, now, false), res.Kind, reason
+			return gateway.Verdict{Status: gateway.ModuleStatus(c, now, false), Kind: res.Kind, Reason: reason}
 		}
-		return gateway.ModuleStatus(c, now, true), res.Kind, ""
+		return gateway.Verdict{Status: gateway.ModuleStatus(c, now, true), Kind: res.Kind}
 	}
 }
 

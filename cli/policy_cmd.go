@@ -186,11 +186,6 @@ func (a *app) explainInput(ctx context.Context, provider, agentFlag, sessionID, 
 	if p, m, ok := SplitModelRef(a.cfg.Agents.Defaults.Model.Primary); ok && p == provider && req.Model == "" {
 		req.Model = m
 	}
-	if verdict := a.verdictFunc(ctx, now); verdict != nil {
-		req.Verdict = func(id string, c store.Credential) (string, string) {
-			status, kind, _ := verdict(id, c)
-			return status, kind
-		}
-	}
+	req.Verdict = a.verdictFunc(ctx, now)
 	return gateway.BuildInput(snap, a.env, a.cfg.Auth.Order, req, now), nil
 }

@@ -278,7 +278,7 @@ func (a *app) authRemoveCmd() *ffcli.Command {
 				return fmt.Errorf("no profile %q in %s", id, a.st.ProfilesPath(ag))
 			}
 			if err := removeProfileMeta(a.cfgFile, id); err != nil {
-				fmt.Fprintf(a.stderr, "warning: removed the profile, but could not update %s: %v\n", a.cfgFile, err)
+				a.warnf("removed the profile, but could not update %s: %v", a.cfgFile, err)
 			}
 			fmt.Fprintf(a.stdout, "Removed %s from %s\n", id, a.st.ProfilesPath(ag))
 			return nil

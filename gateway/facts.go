@@ -130,7 +130,17 @@ type FactsRequest struct {
 	Picked func(id string) int64
 	// Verdict, when set, refines a profile's status and kind with a
 	// provider module's check (status "invalid", kind "setup_token", …).
-	Verdict func(id string, c store.Credential) (status, kind string)
+	Verdict func(id string, c store.Credential) Verdict
+}
+
+// Verdict is a provider module's word on one credential: the status it
+// implies (ModuleStatus), the token kind the module recognised, and why it
+// rejected the credential. A zero Status means the module gave no verdict;
+// the status then follows from the credential's shape and expiry alone.
+type Verdict struct {
+	Status string
+	Kind   string
+	Reason string // "" unless Status is StatusInvalid; never holds the secret
 }
 
 // BuildInput turns a snapshot into the policy input for one request
@@ -253,8 +263,8 @@ func profileFacts(snap *Snapshot, req FactsRequest, now time.Time) (facts []poli
 			pf.CooldownModel = &m
 		}
 		if req.Verdict != nil {
-			if status, kind := req.Verdict(id, c); status != "" {
-				pf.Status, pf.Kind = status, kind
+			if v := req.Verdict(id, c); v.Status != "" {
+				pf.Status, pf.Kind = v.Status, v.Kind
 			} else {
 				stable = false
 			}

@@ -327,7 +327,7 @@ func (s *Server) resolver(ctx context.Context, rc *runtimeConfig, env Env, now t
 		ConfigKey: func(p string) bool { return rc.Providers[p].APIKey != "" },
 	}
 	if s.modules != nil {
-		r.Verdict = func(id string, c store.Credential) (string, string) {
+		r.Verdict = func(id string, c store.Credential) Verdict {
 			return s.verdicts.of(ctx, s.modules, id, c, now)
 		}
 	}

@@ -30,7 +30,7 @@ type Resolver struct {
 	ConfigKey func(provider string) bool
 	// Verdict refines a profile's status and kind with a provider module's
 	// check. Nil: status from shape and expiry alone.
-	Verdict func(id string, c store.Credential) (status, kind string)
+	Verdict func(id string, c store.Credential) Verdict
 }
 
 // Query is one would-be request.

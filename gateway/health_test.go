@@ -86,11 +86,11 @@ func healthResolver(t testing.TB) gateway.Resolver {
 	return gateway.Resolver{
 		Selector: engine,
 		Env:      gateway.Env{},
-		Verdict: func(id string, c store.Credential) (string, string) {
+		Verdict: func(id string, c store.Credential) gateway.Verdict {
 			if c.Token == "bad" {
-				return gateway.StatusInvalid, "unknown"
+				return gateway.Verdict{Status: gateway.StatusInvalid, Kind: "unknown"}
 			}
-			return "", ""
+			return gateway.Verdict{}
 		},
 	}
 }

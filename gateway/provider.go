@@ -44,11 +44,10 @@ type verdict struct {
 }
 
 // of returns the profile's status and kind as its module sees them, or
-// empty strings when there is no module verdict (the status then follows
-// from the credential's shape and expiry alone).
-func (v *verdicts) of(ctx context.Context, mods Modules, id string, c store.Credential, now time.Time) (status, kind string) {
+// the zero Verdict when there is no module verdict.
+func (v *verdicts) of(ctx context.Context, mods Modules, id string, c store.Credential, now time.Time) Verdict {
 	if mods == nil {
-		return "", ""
+		return Verdict{}
 	}
 	secret := c.Secret()
 	vd, _ := v.m.Load(id)
@@ -61,12 +60,12 @@ func (v *verdicts) of(ctx context.Context, mods Modules, id string, c store.Cred
 		}
 		res, err := mods.Check(ctx, c.Provider, req)
 		if err != nil {
-			return "", ""
+			return Verdict{}
 		}
 		cur = &verdict{secret: secret, expires: c.Expires, valid: res.Valid, kind: res.Kind}
 		v.m.Store(id, cur)
 	}
-	return ModuleStatus(c, now, cur.valid), cur.kind
+	return Verdict{Status: ModuleStatus(c, now, cur.valid), Kind: cur.kind}
 }
 
 // ModuleStatus is a credential's status once its provider module has
