@@ -38,6 +38,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
+	seedModuleCache(t, dir)
 	return &env{t: t, state: filepath.Join(dir, "state"), vars: map[string]string{"HOME": dir}}
 }
 
