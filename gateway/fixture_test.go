@@ -270,7 +270,10 @@ func newFixture(t testing.TB, opts ...fixtureOpt) *fixture {
 	}
 	f.anthropic = newUpstream(t, "anthropic")
 	f.openai = newUpstream(t, "openai")
-	engine, err := policy.New(context.Background(), policy.Options{})
+	// A generous evaluation bound: under -race on a loaded 2-core machine
+	// the built-in policy can take longer than policy.DefaultTimeout, and
+	// these tests are not about the bound (policy's TestDecideTimeout is).
+	engine, err := policy.New(context.Background(), policy.Options{Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
