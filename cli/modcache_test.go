@@ -17,7 +17,7 @@ import (
 // newEnv seeds the test's cache dir with the compiled modules instead:
 // they are compiled once per machine into warmModules (shared with
 // package wasm's tests; wazero keys entries by module hash and its own
-// version and writes them atomically) and copied. The verdict file
+// version and writes them atomically) and linked there. The verdict file
 // (checks.json) is not copied, so no test sees another's verdicts.
 var warmModules = filepath.Join(os.TempDir(), "opensoul-test-cache", "opensoul", "wazero")
 
@@ -36,12 +36,17 @@ func seedModuleCache(t *testing.T, home string) {
 	}
 	to := filepath.Join(home, ".cache", "opensoul", "wazero")
 	err := filepath.WalkDir(warmModules, func(path string, d os.DirEntry, err error) error {
-		if err != nil || path == warmModules || d.Name() == "checks.json" {
+		if err != nil || path == warmModules || d.Name() == "checks.json" || filepath.Ext(path) == ".tmp" {
 			return err
 		}
 		rel, _ := filepath.Rel(warmModules, path)
 		if d.IsDir() {
 			return os.MkdirAll(filepath.Join(to, rel), 0o700)
+		}
+		// A hard link costs nothing and is safe: wazero never writes a
+		// cache file in place (it renames a new one over it, or removes it).
+		if os.Link(path, filepath.Join(to, rel)) == nil {
+			return nil
 		}
 		b, err := os.ReadFile(path)
 		if err != nil {
