@@ -41,7 +41,7 @@ func leaves(t *testing.T) []leaf {
 			for i := range typ.NumField() {
 				f := typ.Field(i)
 				if !f.IsExported() {
-					t.Fatalf("%s.%s: unexported field in the policy input; this test cannot see it", path, f.Name)
+					continue // not a fact: the policy sees the JSON, which has exported fields only (list is Profiles prepared)
 				}
 				walk(join(path, f.Name), f.Type, func(in *Input) reflect.Value { return get(in).Field(i) })
 			}
@@ -80,7 +80,9 @@ func filledInput() *Input {
 		switch v.Kind() {
 		case reflect.Struct:
 			for i := range v.NumField() {
-				fill(v.Field(i))
+				if v.Type().Field(i).IsExported() {
+					fill(v.Field(i))
+				}
 			}
 		case reflect.Pointer:
 			v.Set(reflect.New(v.Type().Elem()))
@@ -107,14 +109,16 @@ func filledInput() *Input {
 	return in
 }
 
-// clone deep-copies an Input.
+// clone deep-copies an Input's facts (not a prepared ProfileList).
 func clone(in *Input) *Input {
 	var cp func(dst, src reflect.Value)
 	cp = func(dst, src reflect.Value) {
 		switch src.Kind() {
 		case reflect.Struct:
 			for i := range src.NumField() {
-				cp(dst.Field(i), src.Field(i))
+				if src.Type().Field(i).IsExported() {
+					cp(dst.Field(i), src.Field(i))
+				}
 			}
 		case reflect.Pointer:
 			if !src.IsNil() {
@@ -164,6 +168,15 @@ func changes(l leaf, base *Input) map[string]func(*Input) {
 	return out
 }
 
+// prepared returns a copy of in whose profiles are a ProfileList, the way
+// the gateway hands them over: the cache then keys and bounds them as a
+// whole (ProfileList), a second path every fact must reach.
+func prepared(in *Input) *Input {
+	out := clone(in)
+	out.SetProfiles(NewProfileList(out.Profiles))
+	return out
+}
+
 // byRank returns a copy of in with each lastUsed replaced by its rank,
 // the way appendKey encodes it for the built-in policy.
 func byRank(in *Input) *Input {
@@ -207,13 +220,19 @@ func TestCacheNoticesEveryField(t *testing.T) {
 				if ordinal && reflect.DeepEqual(byRank(in), byRank(base)) {
 					continue // same lastUsed ranks: a hit is right when keyed by rank
 				}
-				cache.reset()
-				cache.put(1, appendKey(nil, base, ordinal), lo, hi, d)
-				if _, hit := cache.get(1, appendKey(nil, base, ordinal), base.Now); !hit {
-					t.Fatal("the unchanged input misses the cache")
-				}
-				if _, hit := cache.get(1, appendKey(nil, in, ordinal), in.Now); hit {
-					t.Errorf("%s (%s, ordinal lastUsed %v): the cache served the decision of the unchanged input; add the field to appendKey in policy/cache.go", l.path, name, ordinal)
+				for _, list := range []bool{false, true} {
+					before, after := base, in
+					if list {
+						before, after = prepared(base), prepared(in)
+					}
+					cache.reset()
+					cache.put(1, appendKey(nil, before, ordinal), lo, hi, d)
+					if _, hit := cache.get(1, appendKey(nil, before, ordinal), before.Now); !hit {
+						t.Fatal("the unchanged input misses the cache")
+					}
+					if _, hit := cache.get(1, appendKey(nil, after, ordinal), after.Now); hit {
+						t.Errorf("%s (%s, ordinal lastUsed %v, ProfileList %v): the cache served the decision of the unchanged input; add the field to appendKey/appendProfiles in policy", l.path, name, ordinal, list)
+					}
 				}
 			}
 			tested++
@@ -231,8 +250,10 @@ func TestCacheNoticesEveryField(t *testing.T) {
 func TestCacheValidityFields(t *testing.T) {
 	t.Parallel()
 	base := filledInput()
-	if lo, hi := validity(base); hi != math.MaxInt64 || lo > base.Now {
-		t.Fatalf("filled input: validity [%d, %d) should be open-ended after now %d", lo, hi, base.Now)
+	for _, in := range []*Input{base, prepared(base)} {
+		if lo, hi := validity(in); hi != math.MaxInt64 || lo > in.Now {
+			t.Fatalf("filled input: validity [%d, %d) should be open-ended after now %d", lo, hi, in.Now)
+		}
 	}
 	seen := map[string]bool{}
 	for _, l := range leaves(t) {
@@ -244,16 +265,22 @@ func TestCacheValidityFields(t *testing.T) {
 		in := clone(base)
 		ahead := in.Now + 500
 		l.get(in).SetInt(ahead)
-		_, hi := validity(in)
-		bounds := hi == ahead
-		if _, exempt := notTimeFields[l.path]; exempt {
-			if bounds {
-				t.Errorf("%s bounds the validity window but notTimeFields says %q", l.path, notTimeFields[l.path])
+		for _, list := range []bool{false, true} {
+			at := in
+			if list {
+				at = prepared(in)
 			}
-			continue
-		}
-		if !bounds {
-			t.Errorf("%s: a time ahead of now does not end the cached decision's validity; add it to validity in policy/cache.go, or to notTimeFields if it is not a time", l.path)
+			_, hi := validity(at)
+			bounds := hi == ahead
+			if _, exempt := notTimeFields[l.path]; exempt {
+				if bounds {
+					t.Errorf("%s bounds the validity window (ProfileList %v) but notTimeFields says %q", l.path, list, notTimeFields[l.path])
+				}
+				continue
+			}
+			if !bounds {
+				t.Errorf("%s: a time ahead of now does not end the cached decision's validity (ProfileList %v); add it to validity in policy/cache.go and NewProfileList in policy/profiles.go, or to notTimeFields if it is not a time", l.path, list)
+			}
 		}
 	}
 	for path := range notTimeFields {
