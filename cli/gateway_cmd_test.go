@@ -117,6 +117,7 @@ func fakeAnthropic(t *testing.T, release <-chan struct{}) *fakeUpstream {
 // token in <state>/.env (0600), instructions for the SDKs (never the
 // token), and a gateway that serves with that token.
 func TestGatewayFirstRun(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	up := fakeAnthropic(t, nil)
 	e.writeFile("opensoul.yaml", "providers:\n  anthropic:\n    baseUrl: "+up.URL+"\n")
@@ -166,6 +167,7 @@ func TestGatewayFirstRun(t *testing.T) {
 }
 
 func TestGatewayRefusesOpenNonLoopback(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	_, errOut, code := e.run("", "gateway", "--listen", "0.0.0.0:0")
 	if code == 0 || !strings.Contains(errOut, "without a gateway token") {
@@ -180,6 +182,7 @@ func TestGatewayRefusesOpenNonLoopback(t *testing.T) {
 // broken ones are refused and the old kept; stopping waits for in-flight
 // requests.
 func TestGatewayReloadsAndDrains(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	release := make(chan struct{})
 	slow := fakeAnthropic(t, release)

@@ -163,6 +163,7 @@ func TestSessionsHelp(t *testing.T) {
 // `opensoul gateway` shows in `sessions show`, steers that session's
 // requests, and `sessions reset` lifts it from the running gateway.
 func TestSessionsWithRunningGateway(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	const secondKey = "sk-ant-api03-FIXTUREsecondKEYzzzzYYYYxxxxWWWWvvvvUUUUttttSSSSrrrrQQQQppppOOOOnnnnMMMMllllKKKKjjjj9876"
 	up := fakeAnthropic(t, nil)
