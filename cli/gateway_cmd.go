@@ -22,6 +22,7 @@ import (
 
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/chat"
+	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/policy"
 	"github.com/opensoul/opensoul/wasm"
 )
@@ -117,6 +118,7 @@ func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr
 	srv, err = gateway.New(gateway.Options{
 		Store: a.st, Config: gatewayConfig(a.cfg), Env: a.env, Selector: engine,
 		Modules: modules, Chat: chatHandler, Logger: log,
+		Warmup: func(ctx context.Context) { a.warmModules(ctx, modules, log) },
 	})
 	if err != nil {
 		return err
@@ -236,7 +238,8 @@ func (a *app) providerModules(ctx context.Context, log *slog.Logger) (*wasm.Regi
 	paths := a.modulePaths()
 	reg, errs := wasm.NewRegistry(ctx, host, paths)
 	// User modules are loaded now so that a broken one is reported at
-	// start; built-in ones when their provider is first used, so that a
+	// start; built-in ones for the providers in use by the gateway's warmup
+	// (warmModules), others when their provider is first used, so that a
 	// module costs memory only for a provider in use.
 	if len(paths) > 0 {
 		errs = append(errs, reg.Load(ctx, slices.Sorted(maps.Keys(paths))...)...)
@@ -246,6 +249,50 @@ func (a *app) providerModules(ctx context.Context, log *slog.Logger) (*wasm.Regi
 	}
 	debug.FreeOSMemory() // compilation garbage goes back to the OS
 	return reg, host, nil
+}
+
+// warmModules compiles, in parallel, the modules of every provider in use:
+// configured, named by the default models, holding a stored profile of the
+// main agent, or with an environment credential. /readyz stays 503 until
+// it is done (gateway.Options.Warmup), so no request waits for a compile.
+// Compiled code is kept in the shared module cache dir; wazero writes each
+// entry to a temp file, syncs and renames it, so gateways started at once
+// share it safely.
+func (a *app) warmModules(ctx context.Context, reg *wasm.Registry, log *slog.Logger) {
+	start := time.Now()
+	providers := a.providersInUse()
+	for _, err := range reg.Load(ctx, providers...) {
+		log.Error("provider module unusable; its provider uses the generic behaviour", "err", err)
+	}
+	debug.FreeOSMemory() // compilation garbage goes back to the OS
+	log.Info("provider modules ready", "providers", providers, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// providersInUse lists, sorted, the providers the gateway can expect
+// requests for.
+func (a *app) providersInUse() []string {
+	seen := map[string]bool{}
+	for name := range a.cfg.Providers {
+		seen[name] = true
+	}
+	for _, ref := range append([]string{a.cfg.Agents.Defaults.Model.Primary}, a.cfg.Agents.Defaults.Model.Fallbacks...) {
+		if p, _, ok := strings.Cut(ref, "/"); ok && p != "" {
+			seen[p] = true
+		}
+	}
+	if eff, err := a.st.LoadEffective(store.DefaultAgent); err == nil {
+		for _, c := range eff.Profiles {
+			if c.Provider != "" {
+				seen[c.Provider] = true
+			}
+		}
+	}
+	for _, p := range []string{"anthropic", "openai", "google", "openrouter"} {
+		if _, _, ok := a.env.Credential(p); ok {
+			seen[p] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // gatewayConfig takes the gateway's part of the config as plain values.

@@ -91,6 +91,11 @@ type Options struct {
 	// PollInterval is how often state files are checked and what was
 	// learned is written (default 200ms).
 	PollInterval time.Duration
+	// Warmup, when set, runs in the background from New (compiling the
+	// provider modules in use, say); /readyz answers 503 until it has
+	// returned and the default agent's profiles have been loaded and
+	// checked, so the first request does none of that work.
+	Warmup func(context.Context)
 }
 
 // Server is the gateway's HTTP handler. Create it with New, serve it with
@@ -109,6 +114,7 @@ type Server struct {
 	stop     context.CancelFunc
 	done     chan struct{}
 	draining atomic.Bool
+	warming  atomic.Bool // Warmup still running: not ready
 	closed   sync.Once
 
 	cfg atomic.Pointer[runtimeConfig]
@@ -192,7 +198,31 @@ func New(opts Options) (*Server, error) {
 		defer close(s.done)
 		s.live.run(ctx, interval)
 	}()
+	if opts.Warmup != nil {
+		s.warming.Store(true)
+		go func() {
+			defer s.warming.Store(false)
+			opts.Warmup(ctx)
+			s.warmAgent(ctx, store.DefaultAgent)
+		}()
+	}
 	return s, nil
+}
+
+// warmAgent loads an agent's state and has each of its profiles checked by
+// its provider's module, as the agent's first request would.
+func (s *Server) warmAgent(ctx context.Context, agent string) {
+	a, err := s.live.agent(agent)
+	if err != nil || s.modules == nil {
+		return // the first request reports it
+	}
+	snap, now := a.snap.Load(), s.now()
+	for id, c := range snap.Profiles {
+		if ctx.Err() != nil {
+			return
+		}
+		s.verdicts.of(ctx, s.modules, id, c, now)
+	}
 }
 
 // SetConfig replaces the configuration for requests that start after it.
@@ -262,6 +292,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.draining.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			w.Write([]byte("draining\n"))
+			return
+		}
+		if s.warming.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("starting: compiling provider modules\n"))
 			return
 		}
 		w.Write([]byte("ready\n"))

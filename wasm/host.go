@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -79,11 +80,17 @@ type Host struct {
 	now         func() time.Time
 	log         *slog.Logger
 	backoffs    *backoffs
+	loads       atomic.Uint64 // modules compiled (or read from the compile cache)
 
 	mu       sync.Mutex // guards the fields below
 	reported map[string]bool
 	closed   bool
 }
+
+// Loads counts the modules this host has compiled or read from the
+// compilation cache: a gateway that is ready does no more of it for the
+// providers it warmed.
+func (h *Host) Loads() uint64 { return h.loads.Load() }
 
 // NewHost starts a runtime. A cache directory that cannot be created is
 // logged and replaced by an in-memory cache; it is not an error.
@@ -251,6 +258,7 @@ func (h *Host) load(ctx context.Context, provider, file string, bin []byte) (*mo
 	if len(bin) < 8 || string(bin[:4]) != "\x00asm" {
 		return fail(ErrNotWasm)
 	}
+	h.loads.Add(1)
 	cm, err := h.rt.CompileModule(ctx, bin)
 	if err != nil {
 		if strings.Contains(err.Error(), "over limit") {

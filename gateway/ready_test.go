@@ -1,0 +1,62 @@
+package gateway_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/wasm"
+)
+
+// TestReadyMeansWarm: /readyz stays 503 while the warmup compiles the
+// provider modules, turns 200 when it is done, and the first request after
+// that compiles nothing.
+func TestReadyMeansWarm(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	host, err := wasm.NewHost(ctx, wasm.Options{CacheDir: filepath.Join(os.TempDir(), "opensoul-gateway-test-wazero")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close(ctx) })
+	reg, errs := wasm.NewRegistry(ctx, host, nil)
+	if len(errs) > 0 {
+		t.Fatal(errs[0])
+	}
+	release := make(chan struct{})
+	f := newFixture(t, func(_ *fixture, o *gateway.Options) {
+		o.Modules = reg
+		o.Warmup = func(ctx context.Context) {
+			<-release
+			if errs := reg.Load(ctx, "anthropic"); len(errs) > 0 {
+				t.Error(errs[0])
+			}
+		}
+	})
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
+	f.anthropic.set(keyA, answer{})
+	if resp, body := f.do("GET", "/readyz", "", nil); resp.StatusCode != 503 || body != "starting: compiling provider modules\n" {
+		t.Fatalf("readyz during warmup: %d %q", resp.StatusCode, body)
+	}
+	if host.Loads() != 0 {
+		t.Fatalf("%d modules loaded before the warmup ran", host.Loads())
+	}
+	close(release)
+	waitFor(t, "readyz", func() bool {
+		resp, _ := f.do("GET", "/readyz", "", nil)
+		return resp.StatusCode == 200
+	})
+	loads := host.Loads()
+	if loads == 0 {
+		t.Fatal("ready, but the warmup loaded no module")
+	}
+	if resp, body := f.messages("claude-sonnet-5", nil); resp.StatusCode != 200 {
+		t.Fatalf("first request: %d %s", resp.StatusCode, body)
+	}
+	if got := host.Loads(); got != loads {
+		t.Errorf("the first request after readyz loaded %d more modules", got-loads)
+	}
+}
