@@ -72,12 +72,20 @@ func BenchmarkBareProxy(b *testing.B) {
 }
 
 // BenchmarkGatewayProfiles is BenchmarkGateway with n stored profiles and
-// the decision cached (the session keeps its auto pin, the clock stands
-// still): the per-request cost should not grow with n. It reports CPU time
-// per request beside wall time, because the machine may be shared.
+// the decision cached (a named session keeps its auto pin, the clock
+// stands still): the per-request cost should not grow with n. "rotate" is
+// the same without a session header: such requests rotate over the
+// profiles, their facts change with every request and cost a pass over
+// them. It reports CPU time per request beside wall time, because the
+// machine may be shared.
 func BenchmarkGatewayProfiles(b *testing.B) {
-	for _, n := range []int{10, 100, 1000} {
-		b.Run(fmt.Sprintf("profiles-%d", n), func(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		n       int
+		session string
+	}{{"session-10", 10, "bench"}, {"session-100", 100, "bench"}, {"session-1000", 1000, "bench"}, {"rotate-1000", 1000, ""}} {
+		n := bc.n
+		b.Run(bc.name, func(b *testing.B) {
 			f := newFixture(b, func(_ *fixture, o *gateway.Options) {
 				o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 			})
@@ -93,6 +101,9 @@ func BenchmarkGatewayProfiles(b *testing.B) {
 				req := httptest.NewRequest("POST", "/anthropic/v1/messages", strings.NewReader(body))
 				req.Header.Set("x-api-key", gatewayToken)
 				req.Header.Set("content-type", "application/json")
+				if bc.session != "" {
+					req.Header.Set("x-opensoul-session", bc.session)
+				}
 				w := httptest.NewRecorder()
 				f.gw.ServeHTTP(w, req)
 				if w.Code != http.StatusOK {

@@ -162,7 +162,13 @@ func BuildInput(snap *Snapshot, env Env, configOrder map[string][]string, req Fa
 		},
 		Env: []policy.EnvFacts{},
 	}
-	in.SetProfiles(snap.profileList(req, now))
+	if req.Picked != nil {
+		// Rotation: the facts change with every request, so preparing
+		// them as a list (and interning its key) would only cost more.
+		in.Profiles, _, _, _ = profileFacts(snap, req, now)
+	} else {
+		in.SetProfiles(snap.profileList(req, now))
+	}
 	for _, ev := range EnvVarsFor(req.Provider) {
 		if v, ok := env[ev.Var]; ok && v.Value != "" {
 			in.Env = append(in.Env, policy.EnvFacts{Var: ev.Var, Type: ev.Type})
@@ -193,10 +199,6 @@ type factsEntry struct {
 // profileList returns the prepared facts of the snapshot's profiles for
 // req's provider at now, from the memo when they still hold.
 func (snap *Snapshot) profileList(req FactsRequest, now time.Time) *policy.ProfileList {
-	if req.Picked != nil {
-		facts, _, _, _ := profileFacts(snap, req, now)
-		return policy.NewProfileList(facts)
-	}
 	key := factsKey{req.Provider, req.Verdict != nil}
 	ms := now.UnixMilli()
 	if m := snap.facts; m != nil {
