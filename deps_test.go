@@ -1,7 +1,12 @@
 package main
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -47,4 +52,72 @@ func TestLeavesStayLeaves(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNoProviderSwitches keeps per-provider knowledge in the provider
+// table (gateway/provider, STYLE.md "Anti-patterns"): outside it, and
+// outside the provider modules themselves, no Go code compares a provider
+// name with a non-empty string literal or switches on one. Read the
+// table (providers.For(name).Field) instead.
+func TestNoProviderSwitches(t *testing.T) {
+	t.Parallel()
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && (path == filepath.Join("gateway", "provider") || path == filepath.Join("wasm", "modules") || path == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != ".":
+			return filepath.SkipDir
+		case d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go"):
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			return err
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.BinaryExpr:
+				if (n.Op == token.EQL || n.Op == token.NEQ) && (providerLiteral(n.X, n.Y) || providerLiteral(n.Y, n.X)) {
+					t.Errorf("%s: compares a provider with a name; use the provider table (gateway/provider)", fset.Position(n.Pos()))
+				}
+			case *ast.SwitchStmt:
+				if n.Tag != nil && namesProvider(n.Tag) {
+					for _, c := range n.Body.List {
+						for _, e := range c.(*ast.CaseClause).List {
+							if lit, ok := e.(*ast.BasicLit); ok && lit.Kind == token.STRING && lit.Value != `""` {
+								t.Errorf("%s: switches on a provider name; use the provider table (gateway/provider)", fset.Position(e.Pos()))
+							}
+						}
+					}
+				}
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// namesProvider: e is a variable or field called provider or Provider
+// (possibly dereferenced: *provider from a flag).
+func namesProvider(e ast.Expr) bool {
+	if s, ok := e.(*ast.StarExpr); ok {
+		e = s.X
+	}
+	switch e := e.(type) {
+	case *ast.Ident:
+		return strings.EqualFold(e.Name, "provider")
+	case *ast.SelectorExpr:
+		return strings.EqualFold(e.Sel.Name, "provider")
+	}
+	return false
+}
+
+// providerLiteral: x names a provider and y is a non-empty string literal.
+func providerLiteral(x, y ast.Expr) bool {
+	lit, ok := y.(*ast.BasicLit)
+	return ok && lit.Kind == token.STRING && lit.Value != `""` && namesProvider(x)
 }
