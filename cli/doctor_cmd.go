@@ -7,12 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
-	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/policy"
 	"github.com/opensoul/opensoul/wasm"
 )
@@ -117,29 +115,8 @@ func (a *app) runDoctor(ctx context.Context, agentFlag string) []doctorCheck {
 		return checks
 	}
 	add("store", "ok", rep.StorePath, "")
-	for _, ps := range rep.Providers {
-		status := "ok"
-		fix := ""
-		if ps.Effective.Source == "missing" {
-			status = "warn"
-			if ps.InUse {
-				status = "fail"
-			}
-			fix = "opensoul models auth paste-token --provider " + ps.Provider
-		}
-		detail := ps.Effective.Detail
-		if fix != "" {
-			detail, _, _ = strings.Cut(detail, "; run:")
-		}
-		add("credentials "+ps.Provider, status, detail, fix)
-		for _, r := range ps.Profiles {
-			switch r.Status {
-			case gateway.StatusExpired, gateway.StatusInvalid, gateway.StatusMissing:
-				add("profile "+r.ID, "fail", r.Status+" "+r.Reason, "opensoul models auth paste-token --provider "+ps.Provider+" --profile-id "+r.ID)
-			case gateway.StatusExpiring:
-				add("profile "+r.ID, "warn", profileNote(r, time.Now()), "renew the token (claude setup-token), then paste it again")
-			}
-		}
+	for _, c := range a.credentialChecks(rep, ag, time.Now()) {
+		add(c.Name, c.Status, c.Detail, c.Fix)
 	}
 	if files, err := policy.Check(ctx, a.policyDirs()); err != nil {
 		add("policies", "fail", err.Error(), "fix the Rego named above, then: opensoul policy check")

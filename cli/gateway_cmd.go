@@ -111,6 +111,7 @@ func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr
 		Env:      func() gateway.Env { return srv.Env() },
 		Snapshot: func(agent string) (*gateway.Snapshot, error) { return srv.Snapshot(agent) },
 		Refresh:  func(agent string) error { return srv.Refresh(agent) },
+		Resolver: func(ctx context.Context, now time.Time) gateway.Resolver { return srv.Resolver(ctx, now) },
 	})
 	if err != nil {
 		return err
@@ -127,6 +128,9 @@ func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr
 
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("gateway.listen %s: the address is in use (another gateway already running? check with: curl -s http://%s/healthz); stop it, or pick a free port with --listen 127.0.0.1:PORT or gateway.listen", listen, listen)
+		}
 		return fmt.Errorf("gateway.listen %s: %w", listen, err)
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,

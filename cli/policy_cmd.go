@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -136,41 +137,56 @@ Examples:
 			if *provider == "" {
 				return usageErr("policy explain: --provider is required")
 			}
-			in, err := a.explainInput(ctx, *provider, *agentFlag, *session, *model, time.Now())
+			now := time.Now()
+			snap, q, err := a.explainQuery(*provider, *agentFlag, *session, *model)
 			if err != nil {
 				return err
 			}
-			engine, err := policy.New(ctx, policy.Options{Dirs: a.policyDirs(), CacheSize: -1, Timeout: ms(a.cfg.Policy.TimeoutMs)})
+			r, err := a.resolver(ctx, now)
 			if err != nil {
 				return err
 			}
-			d, err := engine.Decide(ctx, in)
+			res, err := r.Resolve(ctx, snap, q, now)
+			if err != nil {
+				return err
+			}
+			others, err := a.otherModels(ctx, r, snap, q, now)
 			if err != nil {
 				return err
 			}
 			if *asJSON {
 				return writeJSON(a.stdout, struct {
-					Input    *policy.Input   `json:"input"`
-					Decision policy.Decision `json:"decision"`
-				}{in, d})
+					Input       *policy.Input             `json:"input"`
+					Decision    policy.Decision           `json:"decision"`
+					Serving     string                    `json:"serving"`
+					Source      string                    `json:"source"`
+					OtherModels []gateway.ModelResolution `json:"otherModels"`
+				}{res.Input, res.Decision, res.Serving, res.Source, others})
 			}
-			return policy.WriteExplain(a.stdout, in, d)
+			if err := policy.WriteExplain(a.stdout, res.Input, res.Decision); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "\nServes %s/%s: %s\n", q.Provider, cmpOrWord(q.Model, "(any model)"), cmpOrWord(res.Serving, "nothing can serve"))
+			for _, o := range others {
+				fmt.Fprintf(a.stdout, "Serves %s: %s (a cooldown is recorded for this model; explain it with --model %s)\n", o.Ref, cmpOrWord(o.Serving, "nothing can serve"), o.Model)
+			}
+			return nil
 		},
 	})
 }
 
-// explainInput resolves the facts for one would-be request the way the
-// gateway does (gateway.LoadSnapshot and gateway.BuildInput).
-func (a *app) explainInput(ctx context.Context, provider, agentFlag, sessionID, model string, now time.Time) (*policy.Input, error) {
+// explainQuery builds the would-be request the way the gateway sees it:
+// the session's pin and model override, else the configured model.
+func (a *app) explainQuery(provider, agentFlag, sessionID, model string) (*gateway.Snapshot, gateway.Query, error) {
 	agent, snap, err := a.agentSnapshot(agentFlag)
 	if err != nil {
-		return nil, err
+		return nil, gateway.Query{}, err
 	}
-	req := gateway.FactsRequest{Agent: agent, Session: sessionID, Provider: provider, Model: model}
+	req := gateway.Query{Agent: agent, Session: sessionID, Provider: provider, Model: model}
 	if sessionID != "" {
 		sessions, err := a.st.LoadSessions(agent)
 		if err != nil {
-			return nil, err
+			return nil, gateway.Query{}, err
 		}
 		sess, known := sessions.Sessions[sessionID]
 		req.SessionNew = !known
@@ -186,6 +202,25 @@ func (a *app) explainInput(ctx context.Context, provider, agentFlag, sessionID, 
 	if p, m, ok := SplitModelRef(a.cfg.Agents.Defaults.Model.Primary); ok && p == provider && req.Model == "" {
 		req.Model = m
 	}
-	req.Verdict = a.verdictFunc(ctx, now)
-	return gateway.BuildInput(snap, a.env, a.cfg.Auth.Order, req, now), nil
+	return snap, req, nil
+}
+
+// otherModels resolves the provider's other models with a recorded
+// cooldown, which a client may ask for instead of the configured one.
+func (a *app) otherModels(ctx context.Context, r gateway.Resolver, snap *gateway.Snapshot, q gateway.Query, now time.Time) ([]gateway.ModelResolution, error) {
+	out := []gateway.ModelResolution{}
+	for _, ref := range gateway.Models(snap, nil, now) {
+		p, m, _ := strings.Cut(ref, "/")
+		if p != q.Provider || m == "" || m == q.Model {
+			continue
+		}
+		o := q
+		o.Model = m
+		res, err := r.Resolve(ctx, snap, o, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, gateway.ModelResolution{Ref: ref, Resolution: res})
+	}
+	return out, nil
 }

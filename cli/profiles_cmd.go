@@ -84,21 +84,85 @@ func (a *app) orderGetCmd() *ffcli.Command {
 	return leaf(&ffcli.Command{
 		Name:       "get",
 		ShortUsage: "opensoul models auth order get --provider P [--agent ID] [--json]",
-		ShortHelp:  "Print the agent's explicit order for a provider.",
-		LongHelp:   "Example:\n  opensoul models auth order get --provider anthropic --json",
-		FlagSet:    fs,
+		ShortHelp:  "Print the order in effect for a provider, where it comes from, and what serves now.",
+		LongHelp: `Prints the order the gateway starts from and its source: the agent
+store's explicit order (order set), else config auth.order, else the
+built-in round-robin (oauth, token, api_key; least recently used first).
+Then, as the gateway's policy decides now (your Rego, cooldowns, disables),
+the profile that would serve the provider's model in use.
+
+Example:
+  opensoul models auth order get --provider anthropic --json`,
+		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			agent, err := a.prepareOrder(f)
 			if err != nil {
 				return err
 			}
-			eff, err := a.st.LoadEffective(agent)
+			snap, err := gateway.LoadSnapshot(a.st, agent)
 			if err != nil {
 				return err
 			}
-			return a.printOrder(f, agent, eff.Order[*f.provider])
+			return a.printOrderInForce(ctx, f, snap)
 		},
 	})
+}
+
+// orderReport is the JSON of `order get`.
+type orderReport struct {
+	Agent       string   `json:"agent"`
+	Provider    string   `json:"provider"`
+	Order       []string `json:"order"`  // the order in effect ([] for built-in)
+	Source      string   `json:"source"` // agent store | config auth.order | built-in
+	File        string   `json:"file,omitempty"`
+	StoreOrder  []string `json:"storeOrder"`
+	ConfigOrder []string `json:"configOrder"`
+	Model       string   `json:"model"`   // the provider/model ref Serving is for
+	Serving     string   `json:"serving"` // the credential tried first, "" when none can
+}
+
+// orderFile is the store file whose order an agent uses: its own, else
+// main's, which every agent inherits.
+func (a *app) orderFile(agent, provider string) string {
+	if own, err := a.st.LoadProfiles(agent); err == nil && len(own.Order[provider]) > 0 {
+		return a.st.ProfilesPath(agent)
+	}
+	return a.st.ProfilesPath(store.DefaultAgent)
+}
+
+func (a *app) printOrderInForce(ctx context.Context, f orderFlags, snap *gateway.Snapshot) error {
+	p := *f.provider
+	order, source := gateway.OrderInForce(snap, a.cfg.Auth.Order, p)
+	rep := orderReport{Agent: snap.Agent, Provider: p, Order: order, Source: source,
+		StoreOrder: nonNilStrings(snap.Order[p]), ConfigOrder: nonNilStrings(a.cfg.Auth.Order[p])}
+	switch source {
+	case gateway.OrderStore:
+		rep.File = a.orderFile(snap.Agent, p)
+	case gateway.OrderConfig:
+		rep.File = a.cfgFile
+	}
+	h, err := a.health(ctx, snap, time.Now())
+	if err != nil {
+		return err
+	}
+	if mr := h.Provider(p); mr != nil {
+		rep.Model, rep.Serving = mr.Ref, mr.Serving
+	}
+	if *f.asJSON {
+		return writeJSON(a.stdout, rep)
+	}
+	if source == gateway.OrderBuiltin {
+		fmt.Fprintf(a.stdout, "%s/%s: no explicit order (built-in round-robin: oauth, token, api_key; least recently used first)\n", snap.Agent, p)
+	} else {
+		fmt.Fprintf(a.stdout, "%s/%s: %s\n  source: %s (%s)\n", snap.Agent, p, strings.Join(order, " "), source, rep.File)
+		if source == gateway.OrderStore && len(rep.ConfigOrder) > 0 {
+			fmt.Fprintf(a.stdout, "  config auth.order (%s) is not used while the store has one\n", strings.Join(rep.ConfigOrder, " "))
+		}
+	}
+	if rep.Model != "" {
+		fmt.Fprintf(a.stdout, "  serves %s now: %s\n", rep.Model, cmpOrWord(rep.Serving, "nothing (see: opensoul models status)"))
+	}
+	return nil
 }
 
 func (a *app) orderSetCmd() *ffcli.Command {

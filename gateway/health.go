@@ -399,3 +399,24 @@ func servingProblem(mr ModelResolution) Problem {
 	}
 	return Problem{NeedsPerson, mr.Ref, text}
 }
+
+// Order sources, as the built-in policy names them (input.order).
+const (
+	OrderStore   = "agent store"
+	OrderConfig  = "config auth.order"
+	OrderBuiltin = "built-in"
+)
+
+// OrderInForce is the explicit order the built-in policy starts from for
+// a provider: the agent store's, else config auth.order, else none (the
+// built-in round-robin: oauth, token, api_key; least recently used first).
+// A user policy may still reorder or deny; Resolve shows the result.
+func OrderInForce(snap *Snapshot, config map[string][]string, provider string) ([]string, string) {
+	if o := snap.Order[provider]; len(o) > 0 {
+		return o, OrderStore
+	}
+	if o := config[provider]; len(o) > 0 {
+		return o, OrderConfig
+	}
+	return []string{}, OrderBuiltin
+}

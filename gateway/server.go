@@ -379,3 +379,10 @@ func authenticate(rc *runtimeConfig, h http.Header) (string, *HTTPError) {
 	}
 	return matched, nil
 }
+
+// Resolver is the gateway's resolver with its current config, environment
+// and module verdicts: what `/model status` and other in-process views use
+// to name the credential the next request would get.
+func (s *Server) Resolver(ctx context.Context, now time.Time) Resolver {
+	return s.resolver(ctx, s.cfg.Load(), *s.env.Load(), now)
+}

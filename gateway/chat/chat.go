@@ -58,6 +58,10 @@ type Options struct {
 	Selector gateway.Selector
 	// Env returns the environment credentials (DESIGN §3). Nil: none.
 	Env func() gateway.Env
+	// Resolver returns the gateway's resolver (gateway.Server.Resolver),
+	// so /model status names the credential the gateway would use, module
+	// verdicts included. Nil: one built from Selector, Env and Config.
+	Resolver func(ctx context.Context, now time.Time) gateway.Resolver
 	// Snapshot returns an agent's profiles and usage. Nil: read from Store
 	// with gateway.LoadSnapshot.
 	Snapshot func(agent string) (*gateway.Snapshot, error)
@@ -73,6 +77,7 @@ type Handler struct {
 	st       *store.Store
 	selector gateway.Selector
 	env      func() gateway.Env
+	resolve  func(ctx context.Context, now time.Time) gateway.Resolver
 	snapshot func(agent string) (*gateway.Snapshot, error)
 	refresh  func(agent string) error
 	now      func() time.Time
@@ -89,7 +94,7 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("chat: Store is required")
 	}
 	h := &Handler{
-		st: opts.Store, selector: opts.Selector, env: opts.Env,
+		st: opts.Store, selector: opts.Selector, env: opts.Env, resolve: opts.Resolver,
 		snapshot: opts.Snapshot, refresh: opts.Refresh, now: opts.Now, log: opts.Logger,
 	}
 	if h.env == nil {
@@ -106,6 +111,16 @@ func New(opts Options) (*Handler, error) {
 	}
 	h.SetConfig(opts.Config)
 	return h, nil
+}
+
+// resolver is the gateway's resolver, or one built from the handler's
+// selector, environment and config.
+func (h *Handler) resolver(ctx context.Context, cfg *Config, now time.Time) gateway.Resolver {
+	if h.resolve != nil {
+		return h.resolve(ctx, now)
+	}
+	return gateway.Resolver{Selector: h.selector, Env: h.env(), Order: cfg.Order,
+		ConfigKey: func(p string) bool { return cfg.Providers[p].HasAPIKey }}
 }
 
 // SetConfig replaces the configuration for commands that start after it.

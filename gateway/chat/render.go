@@ -60,28 +60,22 @@ func (c *call) pinFor(provider string) *policy.Pin {
 // next asks the policy which profile of provider the session's next
 // request would use first. dec is nil when no policy is wired or it failed.
 func (c *call) next(provider string) (id string, dec *policy.Decision) {
-	if c.h.selector == nil {
+	if c.h.selector == nil && c.h.resolve == nil {
 		return "", nil
 	}
 	pin := c.pinFor(provider)
-	in := gateway.BuildInput(c.snap, c.h.env(), c.cfg.Order, gateway.FactsRequest{
+	res, err := c.h.resolver(c.ctx, c.cfg, c.now).Resolve(c.ctx, c.snap, gateway.Query{
 		Agent: c.req.Agent, Session: c.req.Session, SessionNew: !c.known, Pin: pin,
 		Provider: provider, Model: c.modelFor(provider), API: c.req.API, Stream: c.req.Stream,
 	}, c.now)
-	d, err := c.h.selector.Decide(c.ctx, in)
 	if err != nil {
 		c.h.log.Warn("chat: policy failed", "agent", c.req.Agent, "provider", provider, "err", err)
 		return "", nil
 	}
-	for _, cand := range d.Candidates {
-		if pin != nil && pin.Source == store.PinUser && cand != pin.Profile {
-			continue // a user pin is strict: nothing else serves
-		}
-		if cr, ok := c.snap.Profiles[cand]; ok && cr.Provider == provider {
-			return cand, &d
-		}
+	if len(res.Candidates) > 0 {
+		return res.Candidates[0], &res.Decision
 	}
-	return "", &d
+	return "", &res.Decision
 }
 
 // fallback is the environment or config credential used when no profile

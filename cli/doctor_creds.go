@@ -1,0 +1,172 @@
+package cli
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/store"
+)
+
+// credentialChecks are doctor's findings about credentials, all read from
+// the resolver's decisions in rep (the same the gateway makes): which
+// credential serves each provider, what cools or is disabled for which
+// model, profiles the order in force leaves out, user pins to profiles
+// that cannot serve, and environment keys that are never reached.
+func (a *app) credentialChecks(rep *statusReport, agent string, now time.Time) []doctorCheck {
+	var out []doctorCheck
+	add := func(name, status, detail, fix string) {
+		out = append(out, doctorCheck{name, status, detail, fix})
+	}
+	for _, ps := range rep.Providers {
+		a.providerChecks(ps, add)
+	}
+	reported := map[string]bool{}
+	for _, m := range rep.Models {
+		for _, pr := range m.Profiles {
+			key := pr.ID + " " + pr.CooldownModel + pr.DisabledReason
+			if pr.Role != gateway.RoleCooling || reported[key] {
+				continue
+			}
+			reported[key] = true
+			clear := "opensoul models auth clear-cooldown " + pr.ID + agentSuffix(agent)
+			if pr.DisabledReason != "" {
+				add("disabled "+pr.ID, "warn", fmt.Sprintf("disabled for every model: %s (%s)", pr.DisabledReason, untilText(pr.Until, now)),
+					"fix the account ("+pr.DisabledReason+"), then: "+clear)
+				continue
+			}
+			add("cooldown "+pr.ID, "warn", fmt.Sprintf("cooling for %s (%s); %s", cmpOrWord(pr.CooldownModel, "every model"), untilText(pr.Until, now), servedText(m.Serving)), clear)
+		}
+	}
+	out = append(out, a.pinChecks(rep, agent)...)
+	out = append(out, a.envChecks(rep)...)
+	return out
+}
+
+func (a *app) providerChecks(ps providerStatus, add func(name, status, detail, fix string)) {
+	status, fix := "ok", ""
+	if ps.Effective.Source == "missing" {
+		status = "warn"
+		if ps.InUse {
+			status = "fail"
+		}
+		fix = "opensoul models auth paste-token --provider " + ps.Provider
+	}
+	detail, _, _ := strings.Cut(ps.Effective.Detail, "; run:")
+	if ps.Effective.Serving != "" {
+		detail = fmt.Sprintf("%s serves %s", ps.Effective.Serving, ps.Model)
+		if ps.Effective.Source != "profile" {
+			detail += " (" + ps.Effective.Detail + ")"
+		}
+	}
+	add("credentials "+ps.Provider, status, detail, fix)
+	for _, r := range ps.Profiles {
+		switch r.Status {
+		case gateway.StatusExpired, gateway.StatusInvalid, gateway.StatusMissing:
+			add("profile "+r.ID, "fail", strings.TrimSpace(r.Status+" "+r.Reason), "opensoul models auth paste-token --provider "+ps.Provider+" --profile-id "+r.ID)
+		case gateway.StatusExpiring:
+			add("profile "+r.ID, "warn", profileNote(r, time.Now()), "renew the token (claude setup-token), then paste it again")
+		}
+		if r.Role == gateway.RoleUnused && strings.HasPrefix(r.Why, "not used: not in ") {
+			add("profile "+r.ID, "warn", "never serves: "+strings.TrimPrefix(r.Why, "not used: "),
+				"opensoul models auth order get --provider "+ps.Provider+", then add it with order set (or doctor --fix)")
+		}
+	}
+}
+
+// pinChecks: sessions pinned by the user (/model …@profile) to a profile
+// that is gone or cannot serve; such a pin is strict, so requests fail.
+func (a *app) pinChecks(rep *statusReport, agent string) []doctorCheck {
+	sessions, err := a.st.LoadSessions(agent)
+	if err != nil {
+		return []doctorCheck{{"sessions", "fail", err.Error(), ""}}
+	}
+	var out []doctorCheck
+	for _, id := range slices.Sorted(maps.Keys(sessions.Sessions)) {
+		s := sessions.Sessions[id]
+		if s.AuthProfileOverrideSource != store.PinUser || s.AuthProfileOverride == "" {
+			continue
+		}
+		pin := s.AuthProfileOverride
+		why := pinProblem(rep, pin)
+		if why == "" {
+			continue
+		}
+		out = append(out, doctorCheck{"pin " + id, "fail",
+			fmt.Sprintf("session %s is pinned by /model …@%s, which %s; the pin is strict, so its requests fail", id, pin, why),
+			"send /model default in that session, or: opensoul sessions reset " + id + agentSuffix(agent) + " (or doctor --fix)"})
+	}
+	return out
+}
+
+func pinProblem(rep *statusReport, pin string) string {
+	for _, ps := range rep.Providers {
+		for _, r := range ps.Profiles {
+			if r.ID != pin {
+				continue
+			}
+			switch {
+			case r.Status == gateway.StatusExpired || r.Status == gateway.StatusInvalid || r.Status == gateway.StatusMissing:
+				return "is " + r.Status
+			case r.DisabledUntil > time.Now().UnixMilli():
+				return "is disabled (" + r.DisabledReason + ")"
+			}
+			return ""
+		}
+	}
+	return "no longer exists"
+}
+
+// envChecks: an environment key for a provider no model uses, or one
+// never reached because profiles serve every model of its provider.
+func (a *app) envChecks(rep *statusReport) []doctorCheck {
+	var out []doctorCheck
+	for _, ps := range rep.Providers {
+		_, ev, ok := a.env.Credential(ps.Provider)
+		if !ok {
+			continue
+		}
+		name := "env " + ev.Name
+		if !ps.InUse && len(a.cfg.Agents.Defaults.Models) > 0 && !a.allowsProvider(ps.Provider) {
+			out = append(out, doctorCheck{name, "warn", fmt.Sprintf("set (from %s) but no configured model uses provider %s", ev.Source, ps.Provider), "remove it, or add a " + ps.Provider + " model to agents.defaults.models"})
+			continue
+		}
+		if ps.Effective.Source == "profile" {
+			out = append(out, doctorCheck{name, "ok", fmt.Sprintf("set (from %s); not reached while a profile can serve %s (it is the fallback)", ev.Source, ps.Provider), ""})
+		}
+	}
+	return out
+}
+
+func (a *app) allowsProvider(p string) bool {
+	for ref := range a.cfg.Agents.Defaults.Models {
+		if q, _, ok := SplitModelRef(ref); ok && q == p {
+			return true
+		}
+	}
+	return false
+}
+
+func servedText(serving string) string {
+	if serving == "" {
+		return "nothing else can serve it"
+	}
+	return serving + " serves it meanwhile"
+}
+
+func cmpOrWord(s, word string) string {
+	if s == "" {
+		return word
+	}
+	return s
+}
+
+func agentSuffix(agent string) string {
+	if agent == store.DefaultAgent {
+		return ""
+	}
+	return " --agent " + agent
+}
