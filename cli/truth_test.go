@@ -1,0 +1,170 @@
+package cli
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway/store"
+)
+
+// TestOneTruth builds a state where the built-in type order, the config
+// order, a user policy, a cooldown for one model and a billing disable
+// all point at different profiles, and checks that the gateway's
+// X-Opensoul-Profile, models status (text and --json), /model status,
+// order get, doctor and policy explain name the same credential for each
+// model:
+//
+//   - type order would pick anthropic:oauth (OAuth first);
+//   - config auth.order starts with anthropic:billing, disabled (billing);
+//   - then anthropic:cool, cooling for claude-sonnet-5 only;
+//   - then anthropic:work; a user policy denies anthropic:oauth.
+//
+// So claude-opus-5 (the default model) is served by anthropic:cool and
+// claude-sonnet-5 (the model with the recorded cooldown) by anthropic:work.
+func TestOneTruth(t *testing.T) {
+	e := newEnv(t)
+	up := fakeAnthropic(t, nil)
+	now := time.Now().UnixMilli()
+	tok := func(tag string) string { return strings.Replace(fixSetupToken, "FIXTURE", "FIXTURE"+tag, 1) }
+	profiles, _ := json.Marshal(store.Profiles{Version: 1, Profiles: map[string]store.Credential{
+		"anthropic:oauth":   {Type: store.TypeOAuth, Provider: "anthropic", Access: tok("oauth"), Expires: now + 72*3600_000},
+		"anthropic:billing": {Type: store.TypeToken, Provider: "anthropic", Token: tok("billing")},
+		"anthropic:cool":    {Type: store.TypeToken, Provider: "anthropic", Token: tok("cool")},
+		"anthropic:work":    {Type: store.TypeToken, Provider: "anthropic", Token: tok("work")},
+	}})
+	e.writeFile("agents/main/agent/auth-profiles.json", string(profiles))
+	state, _ := json.Marshal(store.State{Version: 1, LastGood: map[string]string{}, UsageStats: map[string]*store.UsageStats{
+		"anthropic:billing": {DisabledUntil: now + 5*3600_000, DisabledReason: "billing", ErrorCount: 1},
+		"anthropic:cool":    {CooldownUntil: now + 30*60_000, CooldownModel: "claude-sonnet-5", ErrorCount: 1},
+	}})
+	e.writeFile("agents/main/agent/auth-state.json", string(state))
+	e.writeFile("policies/personal.rego", `package opensoul.rules
+
+deny contains {"profile": "anthropic:oauth", "reason": "personal account, not for this agent"}
+`)
+	e.writeFile(".env", envGatewayToken+"="+fixGatewayToken+"\n")
+	e.writeFile("opensoul.yaml", `# the config order disagrees with the type order
+providers:
+  anthropic:
+    baseUrl: `+up.URL+`
+agents:
+  defaults:
+    model:
+      primary: anthropic/claude-opus-5
+auth:
+  order:
+    anthropic: [anthropic:billing, anthropic:cool, anthropic:work, anthropic:oauth]
+`)
+	want := map[string]string{"claude-sonnet-5": "anthropic:work", "claude-opus-5": "anthropic:cool"}
+
+	// models status --json: the decision for the model in use and for the
+	// model with a recorded cooldown.
+	var rep statusReport
+	if err := json.Unmarshal([]byte(e.ok("", "models", "status", "--json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	for model, id := range want {
+		var got string
+		for _, m := range rep.Models {
+			if m.Ref == "anthropic/"+model {
+				got = m.Serving
+			}
+		}
+		if got != id {
+			t.Errorf("models status --json: %s served by %q, want %s", model, got, id)
+		}
+	}
+	if len(rep.Providers) != 1 || rep.Providers[0].Effective.Serving != "anthropic:cool" {
+		t.Errorf("models status --json providers: %+v", rep.Providers)
+	}
+	for _, r := range rep.Providers[0].Profiles {
+		if r.Why == "" || r.Role == "" {
+			t.Errorf("profile line without a role or reason: %+v", r)
+		}
+	}
+	// models status, text.
+	text := e.ok("", "models", "status")
+	for _, s := range []string{"anthropic — anthropic:cool", "for anthropic/claude-sonnet-5: anthropic:work",
+		"personal account, not for this agent", "cooldown 29m on claude-sonnet-5", "disabled: billing"} {
+		if !strings.Contains(text, s) && !(strings.HasPrefix(s, "cooldown 29m") && strings.Contains(text, "cooldown 30m on claude-sonnet-5")) {
+			t.Errorf("models status lacks %q:\n%s", s, text)
+		}
+	}
+	// order get: the order in force, its source, and what serves.
+	var ord orderReport
+	if err := json.Unmarshal([]byte(e.ok("", "models", "auth", "order", "get", "--provider", "anthropic", "--json")), &ord); err != nil {
+		t.Fatal(err)
+	}
+	if ord.Source != "config auth.order" || ord.Order[0] != "anthropic:billing" || ord.Serving != want["claude-opus-5"] {
+		t.Errorf("order get: %+v", ord)
+	}
+	// policy explain, per model.
+	for model, id := range want {
+		var ex struct{ Serving string }
+		if err := json.Unmarshal([]byte(e.ok("", "policy", "explain", "--provider", "anthropic", "--model", model, "--json")), &ex); err != nil {
+			t.Fatal(err)
+		}
+		if ex.Serving != id {
+			t.Errorf("policy explain --model %s: %q, want %s", model, ex.Serving, id)
+		}
+	}
+	if out := e.ok("", "policy", "explain", "--provider", "anthropic"); !strings.Contains(out, "Serves anthropic/claude-opus-5: anthropic:cool") ||
+		!strings.Contains(out, "Serves anthropic/claude-sonnet-5: anthropic:work") {
+		t.Errorf("policy explain without --model:\n%s", out)
+	}
+	// doctor: the credential that serves, the cooldown with its model, the disable.
+	var doc struct{ Checks []doctorCheck }
+	out, _, _ := e.run("", "doctor", "--json")
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	found := map[string]string{}
+	for _, c := range doc.Checks {
+		found[c.Name] = c.Status + " " + c.Detail
+	}
+	for name, s := range map[string]string{
+		"credentials anthropic":      "ok anthropic:cool serves anthropic/claude-opus-5",
+		"cooldown anthropic:cool":    "cooling for claude-sonnet-5",
+		"disabled anthropic:billing": "warn disabled for every model: billing",
+	} {
+		if !strings.Contains(found[name], s) {
+			t.Errorf("doctor %s: %q, want %q", name, found[name], s)
+		}
+	}
+
+	// The gateway itself, then /model status through it: a new session
+	// for each request, so no auto pin carries over between models. Sonnet
+	// first: a success of anthropic:cool ends its cooldown for every model.
+	g := startGateway(t, e, "127.0.0.1:0")
+	for _, model := range []string{"claude-sonnet-5", "claude-opus-5"} {
+		id := want[model]
+		_, body := truthPost(t, g, "status-"+model, `{"model":"`+model+`","max_tokens":1,"messages":[{"role":"user","content":"/model status"}]}`)
+		if !strings.Contains(body, "Credential: "+id+" (") {
+			t.Errorf("/model status for %s does not name %s:\n%s", model, id, body)
+		}
+		resp, body := truthPost(t, g, "s-"+model, `{"model":"`+model+`","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Opensoul-Profile") != id {
+			t.Errorf("gateway %s: %d served by %q, want %s\n%s\n%s", model, resp.StatusCode, resp.Header.Get("X-Opensoul-Profile"), id, body, g.stderr.String())
+		}
+	}
+	e.assertNoSecrets()
+}
+
+func truthPost(t *testing.T, g *runningGateway, session, body string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+g.addr+"/anthropic/v1/messages", strings.NewReader(body))
+	req.Header.Set("x-api-key", fixGatewayToken)
+	req.Header.Set("content-type", "application/json")
+	req.Header.Set("x-opensoul-session", session)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp, string(data)
+}
