@@ -112,14 +112,13 @@ type attempt struct {
 	lastModel bool // the chain's last model: its model-not-found answer goes to the client
 }
 
-// try sends the request as a says. It returns the response the client
-// should get, or nil and where to go next.
-func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request, rs *reqState, a attempt) (*http.Response, next) {
-	c, body := a.c, a.body
+// request is a copy of out that carries a's credential and body.
+func (s *Server) request(ctx context.Context, out *http.Request, provider string, a attempt) *http.Request {
 	req := new(http.Request)
 	*req = *out
 	req.Header = out.Header.Clone()
-	applyHeaders(req.Header, s.headers(ctx, rs.provider, c))
+	applyHeaders(req.Header, s.headers(ctx, provider, a.c))
+	body := a.body
 	req.ContentLength = int64(len(body))
 	if len(body) > 0 {
 		req.Body = io.NopCloser(bytes.NewReader(body))
@@ -127,6 +126,14 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 	} else {
 		req.Body, req.GetBody = nil, nil
 	}
+	return req
+}
+
+// try sends the request as a says. It returns the response the client
+// should get, or nil and where to go next.
+func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request, rs *reqState, a attempt) (*http.Response, next) {
+	c := a.c
+	req := s.request(ctx, out, rs.provider, a)
 	att := Attempt{Profile: c.id, Model: a.model}
 	if c.owner != "" && !rs.named {
 		rs.al.picks.mark(c.id, s.now())
