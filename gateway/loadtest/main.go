@@ -20,7 +20,15 @@
 // alternating rounds with the bare proxy, printing requests/s and each
 // server's CPU time per request side by side:
 //
-//   - cached: the decision cache on, one session (the common case);
+//   - cached: the decision cache on, every request in one session (pinned
+//     to its profile, so the decision stays cached);
+//
+//   - 32 sessions: each connection a session of its own, each pinned to
+//     its own profile; their lastUsed times (recorded once a second per
+//     profile) reorder the profiles, so decisions are often recomputed;
+//
+//   - no session: no session header: such requests rotate over the
+//     profiles, so their facts change with every request;
 //
 //   - churn (-churn): the facts change on every request. Each connection
 //     is a session of its own, pinned to its own profile, and the gateway's
@@ -341,12 +349,18 @@ type result struct {
 // drive runs conns closed-loop clients against url for dur (or max
 // requests) and reports throughput and latency (TTFB when streaming).
 func drive(url, key string, stream bool, conns int, dur time.Duration, max int) result {
-	return driveWith(url, key, stream, false, conns, dur, max)
+	return driveWith(url, key, stream, noSession, conns, dur, max)
 }
 
-// driveWith is drive; with sessions each connection names a session of
-// its own (x-opensoul-session).
-func driveWith(url, key string, stream, sessions bool, conns int, dur time.Duration, max int) result {
+// Session headers driveWith sends.
+const (
+	noSession      = iota
+	oneSession     // every request names the same session
+	sessionPerConn // each connection names a session of its own
+)
+
+// driveWith is drive with the given session headers (x-opensoul-session).
+func driveWith(url, key string, stream bool, sessions, conns int, dur time.Duration, max int) result {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns * 2, DisableCompression: true}}
 	defer client.CloseIdleConnections()
 	body := reqBody
@@ -358,7 +372,10 @@ func driveWith(url, key string, stream, sessions bool, conns int, dur time.Durat
 		req.Header.Set("x-api-key", key)
 		req.Header.Set("content-type", "application/json")
 		req.Header.Set("anthropic-version", "2023-06-01")
-		if sessions {
+		switch sessions {
+		case oneSession:
+			req.Header.Set("x-opensoul-session", "load")
+		case sessionPerConn:
 			req.Header.Set("x-opensoul-session", fmt.Sprintf("load-%d", conn))
 		}
 		if stream {
@@ -659,27 +676,27 @@ func runScale(dur time.Duration, maxReq, n int, churn, nocache bool) error {
 	type mode struct {
 		name     string
 		gw       *server
-		sessions bool
+		sessions int
 	}
-	modes := []mode{{"cached", gw, false}}
+	modes := []mode{{"cached", gw, oneSession}, {"32 sessions", gw, sessionPerConn}, {"no session", gw, noSession}}
 	if churn {
 		ch, err := start("scale-churn")
 		if err != nil {
 			return err
 		}
-		modes = append(modes, mode{"churn", ch, true})
+		modes = append(modes, mode{"churn", ch, sessionPerConn})
 	}
 	if nocache {
 		off, err := start("scale-nocache")
 		if err != nil {
 			return err
 		}
-		modes = append(modes, mode{"cache off", off, false})
+		modes = append(modes, mode{"cache off", off, oneSession})
 	}
 	const conns = 32
 	fmt.Printf("OpenSoul gateway scale: %d profiles, %d CPUs, %d conns, json, %s per mode in %d alternating rounds, loopback only\n",
 		n, runtime.NumCPU(), conns, dur, rounds)
-	fmt.Printf("%-10s | %-28s | %-28s | %s\n", "mode", "bare proxy   req/s  cpu/req", "gateway      req/s  cpu/req", "gateway vs bare")
+	fmt.Printf("%-11s | %-28s | %-28s | %s\n", "mode", "bare proxy   req/s  cpu/req", "gateway      req/s  cpu/req", "gateway vs bare")
 	for _, m := range modes {
 		var bs, gs []result
 		for range rounds {
@@ -689,7 +706,7 @@ func runScale(dur time.Duration, maxReq, n int, churn, nocache bool) error {
 			}))
 		}
 		b, g := merge(bs), merge(gs)
-		fmt.Printf("%-10s | %17.0f %9s | %17.0f %9s | %.2fx req/s, cpu %+dµs/req (%.1fx)\n", m.name,
+		fmt.Printf("%-11s | %17.0f %9s | %17.0f %9s | %.2fx req/s, cpu %+dµs/req (%.1fx)\n", m.name,
 			b.rps, us(b.cpuPer()), g.rps, us(g.cpuPer()), g.rps/b.rps,
 			(g.cpuPer() - b.cpuPer()).Microseconds(), float64(g.cpuPer())/float64(max(b.cpuPer(), 1)))
 		if b.errs+g.errs > 0 {
