@@ -3,7 +3,9 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -55,6 +57,9 @@ Examples:
   opensoul policy test policies/examples`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
+			if err := existing("policy test", args); err != nil {
+				return err
+			}
 			dirs := args
 			if len(dirs) == 0 {
 				if err := a.load(); err != nil {
@@ -90,6 +95,9 @@ Examples:
   opensoul policy check ./my-policies`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
+			if err := existing("policy check", args); err != nil {
+				return err
+			}
 			dirs := args
 			if len(dirs) == 0 {
 				if err := a.load(); err != nil {
@@ -223,4 +231,15 @@ func (a *app) otherModels(ctx context.Context, r gateway.Resolver, snap *gateway
 		out = append(out, gateway.ModelResolution{Ref: ref, Resolution: res})
 	}
 	return out, nil
+}
+
+// existing fails for a named directory or file that does not exist: a
+// typo must not pass as "no policies, every test passes".
+func existing(cmd string, paths []string) error {
+	for _, p := range paths {
+		if _, err := os.Stat(p); err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("%s: %s: %w", cmd, p, errors.Unwrap(err))}
+		}
+	}
+	return nil
 }

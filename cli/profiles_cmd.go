@@ -237,6 +237,11 @@ func (a *app) orderClearCmd() *ffcli.Command {
 	})
 }
 
+// hasSomethingToClear: a cooldown, disable, error count or failure record.
+func hasSomethingToClear(u store.UsageStats) bool {
+	return u.CooldownUntil != 0 || u.DisabledUntil != 0 || u.ErrorCount != 0 || len(u.FailureCounts) != 0 || u.LastFailureAt != 0 || u.CooldownModel != "" || u.DisabledReason != ""
+}
+
 func listOrNone(ids []string) string {
 	if len(ids) == 0 {
 		return "none"
@@ -391,22 +396,33 @@ Examples:
 				}
 				byOwner[owner] = append(byOwner[owner], id)
 			}
-			cleared := 0
+			var cleared []string
 			for owner, ids := range byOwner {
 				if err := a.st.UpdateState(owner, func(st *store.State) error {
 					for _, id := range ids {
-						if u := st.UsageStats[id]; u != nil {
-							lastUsed := u.LastUsed
-							st.UsageStats[id] = &store.UsageStats{LastUsed: lastUsed}
-							cleared++
+						if u := st.UsageStats[id]; u != nil && hasSomethingToClear(*u) {
+							st.UsageStats[id] = &store.UsageStats{LastUsed: u.LastUsed}
+							cleared = append(cleared, id)
 						}
+					}
+					if len(cleared) == 0 {
+						return store.NoChange
 					}
 					return nil
 				}); err != nil {
 					return err
 				}
 			}
-			fmt.Fprintf(a.stdout, "Cleared %d of %d profile(s) (%s); the others had nothing to clear\n", cleared, len(ids), strings.Join(ids, ", "))
+			if len(cleared) == 0 {
+				fmt.Fprintf(a.stdout, "Nothing to clear: none of %d profile(s) was cooling, disabled or counting errors\n", len(ids))
+				return nil
+			}
+			slices.Sort(cleared)
+			fmt.Fprintf(a.stdout, "Cleared %s", strings.Join(cleared, ", "))
+			if n := len(ids) - len(cleared); n > 0 {
+				fmt.Fprintf(a.stdout, " (%d other profile(s) had nothing to clear)", n)
+			}
+			fmt.Fprintln(a.stdout)
 			return nil
 		},
 	})

@@ -168,3 +168,39 @@ func truthPost(t *testing.T, g *runningGateway, session, body string) (*http.Res
 	data, _ := io.ReadAll(resp.Body)
 	return resp, string(data)
 }
+
+// TestClearCooldownListsWhatItCleared: only profiles that had something
+// to clear are named.
+func TestClearCooldownListsWhatItCleared(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.ok(fixAnthropicKey, "models", "auth", "paste-token", "--provider", "anthropic", "--type", "api_key")
+	e.ok(fixSetupToken, "models", "auth", "paste-token", "--provider", "anthropic", "--profile-id", "anthropic:work")
+	if err := store.New(e.state).UpdateState("main", func(s *store.State) error {
+		s.UsageStats["anthropic:work"] = &store.UsageStats{CooldownUntil: time.Now().UnixMilli() + 60_000, ErrorCount: 1}
+		s.UsageStats["anthropic:manual"] = &store.UsageStats{LastUsed: 1}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out := e.ok("", "models", "auth", "clear-cooldown", "--provider", "anthropic")
+	if !strings.Contains(out, "Cleared anthropic:work (1 other profile(s) had nothing to clear)") || strings.Contains(out, "anthropic:manual") {
+		t.Errorf("clear-cooldown: %q", out)
+	}
+	if out := e.ok("", "models", "auth", "clear-cooldown", "--provider", "anthropic"); !strings.HasPrefix(out, "Nothing to clear") {
+		t.Errorf("second clear-cooldown: %q", out)
+	}
+}
+
+// TestPolicyTestMissingDir: a path that does not exist fails, never
+// "PASS" over the built-in tests alone.
+func TestPolicyTestMissingDir(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, cmd := range []string{"test", "check"} {
+		out, errs, code := e.run("", "policy", cmd, "/nonexistent/policies")
+		if code != 1 || !strings.Contains(errs, "/nonexistent/policies") || strings.Contains(out, "PASS") {
+			t.Errorf("policy %s on a missing dir: exit %d %q %q", cmd, code, out, errs)
+		}
+	}
+}

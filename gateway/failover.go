@@ -86,7 +86,11 @@ func (s *Server) attemptAll(out *http.Request, rs *reqState) (*http.Response, er
 	if len(rs.attempts) == 0 && len(cooling) == 0 {
 		return nil, s.noCredential(rs, last)
 	}
-	return nil, &exhaustedError{httpErr: exhausted(rs.provider, rs.model, rs.attempts, cooling, s.now())}
+	e := exhausted(rs.provider, rs.model, rs.attempts, cooling, s.now())
+	if last != nil && last.userPin {
+		e.Msg += fmt.Sprintf(". Session %s is pinned to %s by /model …@%s (strict: no other profile is tried); send /model default to let the policy choose again", rs.session, last.pin, last.pin)
+	}
+	return nil, &exhaustedError{httpErr: e}
 }
 
 func (s *Server) currentTransport() *http.Transport {

@@ -216,9 +216,13 @@ func TestStrictUserPin(t *testing.T) {
 		t.Errorf("upstream saw %d requests; a pinned failure must not fail over", len(got))
 	}
 	// Still cooling: fails without calling anyone.
-	resp, _ = f.messages("claude-sonnet-5", map[string]string{"x-opensoul-session": "s1"})
+	resp, body = f.messages("claude-sonnet-5", map[string]string{"x-opensoul-session": "s1"})
 	if resp.StatusCode != 429 || len(f.anthropic.requests()) != 1 {
 		t.Errorf("second pinned request: %d after %d upstream calls", resp.StatusCode, len(f.anthropic.requests()))
+	}
+	// The failure names the pin, the session and the way out.
+	if _, msg := anthropicError(t, body); !strings.Contains(msg, "Session s1 is pinned to anthropic:b") || !strings.Contains(msg, "/model default") {
+		t.Errorf("a strict pin's failure does not name the pin and /model default: %s", msg)
 	}
 	// A pin to a profile that was removed fails instead of switching.
 	f.st.UpdateSessions("main", func(ss *store.Sessions) error {
