@@ -29,6 +29,10 @@ type GatewayConfig struct {
 	Auth         GatewayAuthConfig `koanf:"auth"`
 	MaxBodyBytes int64             `koanf:"maxBodyBytes"`
 	Timeouts     TimeoutsConfig    `koanf:"timeouts"`
+	// RetryWaitMaxMs is the longest recovery clients are asked to wait for
+	// (429 + Retry-After); beyond it, or with every credential disabled,
+	// the answer is final (x-should-retry: false). 0: 60000.
+	RetryWaitMaxMs int `koanf:"retryWaitMaxMs"`
 	// SessionHeaders name the session when a request has no
 	// x-opensoul-session (first present wins); nil: the built-in list.
 	SessionHeaders []string `koanf:"sessionHeaders"`

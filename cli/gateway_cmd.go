@@ -318,6 +318,7 @@ func gatewayConfig(c Config) gateway.Config {
 		},
 		Fallbacks:      c.Agents.Defaults.Model.Fallbacks,
 		SessionHeaders: c.Gateway.SessionHeaders,
+		RetryWaitMax:   ms(c.Gateway.RetryWaitMaxMs),
 	}
 	for name, p := range c.Providers {
 		g.Providers[name] = gateway.Upstream{BaseURL: p.BaseURL, APIKey: p.APIKey}

@@ -106,6 +106,8 @@ func TestClientFacts(t *testing.T) {
 	if got != (policy.ClientFacts{Name: "claude-code", Version: "2.1.332"}) {
 		t.Errorf("input.request.client = %+v", got)
 	}
+	// The log line is written after the answer is sent.
+	waitFor(t, "the request log line", func() bool { return strings.Contains(f.logs.String(), `"msg":"request"`) })
 	var line map[string]any
 	for _, l := range strings.Split(f.logs.String(), "\n") {
 		if strings.Contains(l, `"msg":"request"`) {

@@ -250,19 +250,24 @@ func TestExhaustedStatus(t *testing.T) {
 		cooling  []Attempt
 		code     int
 		retry    time.Duration
+		final    bool // x-should-retry: false
 	}{
-		{"rate limit then auth", []Attempt{{Profile: "p:a", Reason: ReasonRateLimit, Recovery: in(30 * time.Second)}, {Profile: "p:b", Reason: ReasonAuth, Recovery: DisabledUntilChanged}}, nil, 429, 30 * time.Second},
-		{"auth then billing", []Attempt{{Profile: "p:a", Reason: ReasonAuth, Recovery: DisabledUntilChanged}, {Profile: "p:b", Reason: ReasonBilling, Recovery: in(5 * time.Hour)}}, nil, 402, 0},
-		{"one 5xx", []Attempt{{Profile: "p:a", Reason: ReasonTimeout, Status: 500}}, nil, 504, 0},
-		{"all cooling", nil, []Attempt{{Profile: "p:a", Reason: ReasonCooldown, Recovery: in(20 * time.Second)}, {Profile: "p:b", Reason: ReasonCooldown, Recovery: in(90 * time.Second)}}, 429, 20 * time.Second},
-		{"all disabled for billing", nil, []Attempt{{Profile: "p:a", Reason: ReasonBilling, Recovery: in(5 * time.Hour)}}, 429, 5 * time.Hour},
-		{"all disabled until changed", nil, []Attempt{{Profile: "p:a", Reason: ReasonAuth, Recovery: DisabledUntilChanged}}, 401, 0},
-		{"scope", []Attempt{{Profile: "p:a", Reason: ReasonCredentialScope, Recovery: DisabledUntilChanged, Hint: "use an API key"}}, nil, 403, 0},
+		{"rate limit then auth", []Attempt{{Profile: "p:a", Reason: ReasonRateLimit, Recovery: in(30 * time.Second)}, {Profile: "p:b", Reason: ReasonAuth, Recovery: DisabledUntilChanged}}, nil, 429, 30 * time.Second, false},
+		{"auth then billing", []Attempt{{Profile: "p:a", Reason: ReasonAuth, Recovery: DisabledUntilChanged}, {Profile: "p:b", Reason: ReasonBilling, Recovery: in(5 * time.Hour)}}, nil, 402, 0, true},
+		{"one 5xx", []Attempt{{Profile: "p:a", Reason: ReasonTimeout, Status: 500}}, nil, 504, 0, false},
+		{"all cooling", nil, []Attempt{{Profile: "p:a", Reason: ReasonCooldown, Recovery: in(20 * time.Second)}, {Profile: "p:b", Reason: ReasonCooldown, Recovery: in(90 * time.Second)}}, 429, 20 * time.Second, false},
+		{"cooling beyond the bound", nil, []Attempt{{Profile: "p:a", Reason: ReasonCooldown, Recovery: in(90 * time.Second)}}, 429, 0, true},
+		{"rate limited beyond the bound", []Attempt{{Profile: "p:a", Reason: ReasonRateLimit, Status: 429, Recovery: in(10 * time.Minute)}}, nil, 429, 0, true},
+		{"billing, first request", []Attempt{{Profile: "p:a", Reason: ReasonBilling, Status: 402, Recovery: in(5 * time.Hour)}}, nil, 402, 0, true},
+		{"billing, later requests", nil, []Attempt{{Profile: "p:a", Reason: ReasonBilling, Recovery: in(5 * time.Hour)}}, 402, 0, true},
+		{"auth, first request", []Attempt{{Profile: "p:a", Reason: ReasonAuth, Status: 401, Recovery: DisabledUntilChanged}}, nil, 503, 0, true},
+		{"auth, later requests", nil, []Attempt{{Profile: "p:a", Reason: ReasonAuth, Recovery: DisabledUntilChanged}}, 503, 0, true},
+		{"scope", []Attempt{{Profile: "p:a", Reason: ReasonCredentialScope, Recovery: DisabledUntilChanged, Hint: "use an API key"}}, nil, 403, 0, true},
 	}
 	for _, tc := range cases {
-		e := exhausted("p", "m", tc.attempts, tc.cooling, now)
-		if e.Code != tc.code || e.RetryAfter != tc.retry {
-			t.Errorf("%s: %d Retry-After %v, want %d %v (%s)", tc.name, e.Code, e.RetryAfter, tc.code, tc.retry, e.Msg)
+		e := exhausted("p", "m", tc.attempts, tc.cooling, now, time.Minute)
+		if e.Code != tc.code || e.RetryAfter != tc.retry || e.NoRetry != tc.final {
+			t.Errorf("%s: %d Retry-After %v final %v, want %d %v %v (%s)", tc.name, e.Code, e.RetryAfter, e.NoRetry, tc.code, tc.retry, tc.final, e.Msg)
 		}
 		for _, a := range slices.Concat(tc.attempts, tc.cooling) {
 			if !strings.Contains(e.Msg, a.Profile+": "+a.Reason) {

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,7 +31,11 @@ type HTTPError struct {
 	Type       string // a reason or error class; mapped to each API's names
 	Msg        string
 	RetryAfter time.Duration // sets Retry-After when positive
-	Err        error
+	// NoRetry tells clients that retrying soon cannot help: the answer
+	// carries x-should-retry: false, which the official SDKs honour (they
+	// show the error at once instead of retrying for minutes).
+	NoRetry bool
+	Err     error
 }
 
 func (e *HTTPError) Error() string {
@@ -65,6 +68,9 @@ func writeError(w http.ResponseWriter, provider string, e *HTTPError) {
 	h.Del("Content-Length")
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
+	}
+	if e.NoRetry {
+		h.Set("X-Should-Retry", "false")
 	}
 	var body any
 	if providers.For(provider).Errors == providers.ErrorsAnthropic {
@@ -140,13 +146,23 @@ func openAICode(code int, reason string) string {
 	return strings.ToLower(strings.ReplaceAll(http.StatusText(code), " ", "_"))
 }
 
+// DefaultRetryWaitMax bounds the wait the gateway asks a client to retry
+// after (Config.RetryWaitMax): a longer recovery is answered as final.
+const DefaultRetryWaitMax = time.Minute
+
 // exhausted builds the answer for a request none of whose candidates
 // could serve: every attempt's profile and reason, the profiles skipped
-// because they are cooling, and the earliest recovery. When waiting helps
-// (a rate limit or a cooldown ends at a known time) the answer is 429 with
-// Retry-After, so SDKs back off and retry; otherwise its status follows
-// the last failure (401 for a rejected credential, 402 for billing, …).
-func exhausted(provider, model string, attempts []Attempt, cooling []Attempt, now time.Time) *HTTPError {
+// because they are cooling, and the earliest recovery.
+//
+// When waiting helps soon (a rate limit or cooldown that ends within
+// waitMax) the answer is 429 with Retry-After, so SDKs back off and
+// retry. Otherwise retrying cannot help soon (every candidate disabled, or
+// cooling for longer than waitMax): the answer carries x-should-retry:
+// false, so clients show it at once, and its status follows the reason —
+// never 401, which means a wrong gateway token: a credential the provider
+// rejected is 503. The status depends only on the reason, so a disabled
+// profile answers the same on the first request and every later one.
+func exhausted(provider, model string, attempts []Attempt, cooling []Attempt, now time.Time, waitMax time.Duration) *HTTPError {
 	var parts []string
 	for _, a := range attempts {
 		parts = append(parts, describeAttempt(a, now))
@@ -155,6 +171,7 @@ func exhausted(provider, model string, attempts []Attempt, cooling []Attempt, no
 		parts = append(parts, describeAttempt(a, now)+" (not tried)")
 	}
 	earliest, soon := int64(0), int64(0) // any recovery; a recovery waiting fixes
+	limit := now.Add(waitMax).UnixMilli()
 	for _, a := range slices.Concat(attempts, cooling) {
 		if a.Recovery <= now.UnixMilli() || a.Recovery >= DisabledUntilChanged {
 			continue
@@ -163,20 +180,33 @@ func exhausted(provider, model string, attempts []Attempt, cooling []Attempt, no
 			earliest = a.Recovery
 		}
 		waitable := a.Reason == ReasonRateLimit || a.Reason == ReasonTimeout || a.Reason == ReasonCooldown
-		if waitable && (soon == 0 || a.Recovery < soon) {
+		if waitable && a.Recovery <= limit && (soon == 0 || a.Recovery < soon) {
 			soon = a.Recovery
 		}
 	}
 	e := &HTTPError{Code: http.StatusBadGateway, Type: ReasonTimeout}
+	final := func(reason string, upstream int) {
+		e.Type, e.Code, e.NoRetry = reason, statusForReason(reason, upstream), true
+		switch {
+		case e.Code == http.StatusUnauthorized:
+			e.Code = http.StatusServiceUnavailable
+		case reason == ReasonCooldown:
+			e.Type, e.Code = ReasonRateLimit, http.StatusTooManyRequests
+		}
+	}
 	switch {
-	case soon > 0 || (len(attempts) == 0 && len(cooling) > 0 && earliest > 0):
+	case soon > 0:
 		e.Type, e.Code = ReasonRateLimit, http.StatusTooManyRequests
-		e.RetryAfter = max(time.UnixMilli(cmp.Or(soon, earliest)).Sub(now).Round(time.Second), time.Second)
-	case len(attempts) > 0:
+		e.RetryAfter = max(time.UnixMilli(soon).Sub(now).Round(time.Second), time.Second)
+	case len(attempts) > 0 && attempts[len(attempts)-1].Reason == ReasonTimeout && attempts[len(attempts)-1].Recovery <= now.UnixMilli():
+		// A transient upstream failure with nothing cooling: a retry may work.
 		last := attempts[len(attempts)-1]
 		e.Type, e.Code = last.Reason, statusForReason(last.Reason, last.Status)
+	case len(attempts) > 0:
+		last := attempts[len(attempts)-1]
+		final(last.Reason, last.Status)
 	case len(cooling) > 0:
-		e.Type, e.Code = cooling[0].Reason, statusForReason(cooling[0].Reason, 0)
+		final(cooling[0].Reason, 0)
 	}
 	msg := fmt.Sprintf("opensoul: no %s credential could serve %s: %s", provider, model, strings.Join(parts, "; "))
 	if earliest > 0 {

@@ -86,7 +86,7 @@ func (s *Server) attemptAll(out *http.Request, rs *reqState) (*http.Response, er
 	if len(rs.attempts) == 0 && len(cooling) == 0 {
 		return nil, s.noCredential(rs, last)
 	}
-	e := exhausted(rs.provider, rs.model, rs.attempts, cooling, s.now())
+	e := exhausted(rs.provider, rs.model, rs.attempts, cooling, s.now(), rs.rc.RetryWaitMax)
 	if last != nil && last.userPin {
 		e.Msg += fmt.Sprintf(". Session %s is pinned to %s by /model …@%s (strict: no other profile is tried); send /model default to let the policy choose again", rs.session, last.pin, last.pin)
 	}

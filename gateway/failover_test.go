@@ -110,9 +110,10 @@ func TestFailoverReasons(t *testing.T) {
 			if st.LastGood["anthropic"] != "anthropic:b" || st.UsageStats["anthropic:b"].LastUsed != now {
 				t.Errorf("lastGood = %v, b = %+v", st.LastGood, st.UsageStats["anthropic:b"])
 			}
-			if !strings.Contains(f.logs.String(), `"reasons":"anthropic:a=`+tc.reason+` anthropic:b=ok"`) {
-				t.Errorf("log line lacks the reasons:\n%s", f.logs.String())
-			}
+			// The log line is written after the answer is sent.
+			waitFor(t, "the request log line with the reasons", func() bool {
+				return strings.Contains(f.logs.String(), `"reasons":"anthropic:a=`+tc.reason+` anthropic:b=ok"`)
+			})
 		})
 	}
 }

@@ -50,6 +50,10 @@ type Config struct {
 	// Fallbacks are agents.defaults.model.fallbacks as provider/model refs;
 	// those of a request's provider are tried when it is exhausted.
 	Fallbacks []string
+	// RetryWaitMax is the longest recovery the gateway asks clients to wait
+	// for (429 + Retry-After); beyond it, or with every candidate disabled,
+	// the answer is final (x-should-retry: false). 0: DefaultRetryWaitMax.
+	RetryWaitMax time.Duration
 	// SessionHeaders name the session when x-opensoul-session is absent,
 	// first present wins. Nil: DefaultSessionHeaders; empty: none.
 	SessionHeaders []string
@@ -139,6 +143,9 @@ func prepare(c Config) (*runtimeConfig, error) {
 	}
 	if rc.MaxBodyBytes <= 0 {
 		rc.MaxBodyBytes = 32 << 20
+	}
+	if rc.RetryWaitMax <= 0 {
+		rc.RetryWaitMax = DefaultRetryWaitMax
 	}
 	if rc.SessionHeaders == nil {
 		rc.SessionHeaders = DefaultSessionHeaders
