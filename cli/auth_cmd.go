@@ -92,6 +92,7 @@ type saveOptions struct {
 	expires                  int64
 	interactive, force       bool
 	typeGiven                bool
+	noOrder                  bool // leave an explicit order as it is
 }
 
 // saveCredential checks the secret with the provider module (when one is
@@ -155,6 +156,11 @@ func (a *app) saveCredential(ctx context.Context, o saveOptions) error {
 	}
 	fmt.Fprintf(a.stdout, "Saved %s (%s %s) to %s\n", o.id, o.typ, gateway.Mask(o.secret), a.st.ProfilesPath(o.agent))
 	fmt.Fprintf(a.stdout, "Recorded auth.profiles.%s in %s\n", o.id, a.cfgFile)
+	if !o.noOrder {
+		if err := a.putFirstInOrder(o.agent, o.provider, o.id); err != nil {
+			a.warnf("saved the credential, but could not put it first in the order in force: %v", err)
+		}
+	}
 	fmt.Fprintln(a.stdout, "Check it with: opensoul models status")
 	return nil
 }
@@ -189,6 +195,7 @@ func (a *app) pasteTokenCmd() *ffcli.Command {
 	expiresIn := fs.String("expires-in", "", "when the token expires, e.g. 8h or 365d")
 	agent := fs.String("agent", "", "agent id (default: agents.default)")
 	force := fs.Bool("force", false, "store a secret the provider module rejects")
+	noOrder := fs.Bool("no-order", false, "leave an explicit order (agent store or config auth.order) as it is")
 	return leaf(&ffcli.Command{
 		Name:       "paste-token",
 		ShortUsage: "opensoul models auth paste-token --provider P [--profile-id ID] [--type token|api_key] [--expires-in DUR] [--agent ID]",
@@ -196,6 +203,11 @@ func (a *app) pasteTokenCmd() *ffcli.Command {
 		LongHelp: `Reads the secret from stdin when it is piped, or prompts for it without
 echo on a terminal. Pasted text is cleaned: surrounding whitespace and line
 breaks, a leading "export NAME=" and wrapping quotes are removed.
+
+With an explicit order in force for the provider (the agent store's, or
+config auth.order), the profile is put at its front so that it serves
+next — the store order is edited in the store, auth.order in the YAML
+with its comments kept — and the command says so. --no-order opts out.
 
 Examples:
   opensoul models auth paste-token --provider anthropic
@@ -249,7 +261,7 @@ Examples:
 			}
 			return a.saveCredential(ctx, saveOptions{
 				agent: ag, provider: *provider, id: pid, typ: t, secret: secret, expires: expires,
-				interactive: interactive, force: *force, typeGiven: *typ != "",
+				interactive: interactive, force: *force, typeGiven: *typ != "", noOrder: *noOrder,
 			})
 		},
 	})
@@ -284,6 +296,7 @@ func (a *app) setupTokenCmd() *ffcli.Command {
 	id := fs.String("profile-id", "", "profile id (default <provider>:default)")
 	agent := fs.String("agent", "", "agent id (default: agents.default)")
 	yes := fs.Bool("yes", false, "do not ask for confirmation before saving")
+	noOrder := fs.Bool("no-order", false, "leave an explicit order (agent store or config auth.order) as it is")
 	return leaf(&ffcli.Command{
 		Name:       "setup-token",
 		ShortUsage: "opensoul models auth setup-token --provider anthropic [--yes]",
@@ -336,7 +349,7 @@ Example:
 			}
 			return a.saveCredential(ctx, saveOptions{
 				agent: ag, provider: pr.Name, id: pid, typ: store.TypeToken, secret: secret,
-				interactive: true, typeGiven: true,
+				interactive: true, typeGiven: true, noOrder: *noOrder,
 			})
 		},
 	})

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -202,5 +203,50 @@ func TestPolicyTestMissingDir(t *testing.T) {
 		if code != 1 || !strings.Contains(errs, "/nonexistent/policies") || strings.Contains(out, "PASS") {
 			t.Errorf("policy %s on a missing dir: exit %d %q %q", cmd, code, out, errs)
 		}
+	}
+}
+
+// TestPasteTokenPutsNewProfileFirst: with an explicit order in force, a
+// new profile goes to its front (config order edited in the YAML with its
+// comments, store order in the store); --no-order leaves it alone.
+func TestPasteTokenPutsNewProfileFirst(t *testing.T) {
+	t.Parallel()
+	for _, style := range []string{"flow", "block"} {
+		e := newEnv(t)
+		e.ok(fixAnthropicKey, "models", "auth", "paste-token", "--provider", "anthropic", "--type", "api_key", "--profile-id", "anthropic:old")
+		list := "    anthropic: [anthropic:old] # the work account\n"
+		if style == "block" {
+			list = "    anthropic:\n      # the work account\n      - anthropic:old\n"
+		}
+		cfg := e.writeFile("opensoul.yaml", "# my config\nauth:\n  order:\n"+list)
+		out := e.ok(fixSetupToken, "models", "auth", "paste-token", "--provider", "anthropic", "--profile-id", "anthropic:new")
+		if !strings.Contains(out, "Put anthropic:new first in config auth.order.anthropic") {
+			t.Errorf("%s: paste-token did not say so:\n%s", style, out)
+		}
+		raw, _ := os.ReadFile(cfg)
+		if !strings.Contains(string(raw), "# the work account") || !strings.Contains(string(raw), "# my config") {
+			t.Errorf("%s: comments lost:\n%s", style, raw)
+		}
+		var ord orderReport
+		json.Unmarshal([]byte(e.ok("", "models", "auth", "order", "get", "--provider", "anthropic", "--json")), &ord)
+		if strings.Join(ord.Order, " ") != "anthropic:new anthropic:old" || ord.Serving != "anthropic:new" {
+			t.Errorf("%s: order after paste-token: %+v\n%s", style, ord, raw)
+		}
+		e.ok(fixOpenAIKey, "models", "auth", "paste-token", "--provider", "anthropic", "--type", "api_key", "--profile-id", "anthropic:third", "--no-order", "--force")
+		json.Unmarshal([]byte(e.ok("", "models", "auth", "order", "get", "--provider", "anthropic", "--json")), &ord)
+		if strings.Join(ord.Order, " ") != "anthropic:new anthropic:old" {
+			raw, _ := os.ReadFile(cfg)
+			t.Errorf("%s: --no-order changed the order: %v\n%s", style, ord.Order, raw)
+		}
+	}
+	// The agent store's order is edited in the store.
+	e := newEnv(t)
+	e.ok(fixAnthropicKey, "models", "auth", "paste-token", "--provider", "anthropic", "--type", "api_key", "--profile-id", "anthropic:old")
+	e.ok("", "models", "auth", "order", "set", "--provider", "anthropic", "anthropic:old")
+	if out := e.ok(fixSetupToken, "models", "auth", "paste-token", "--provider", "anthropic", "--profile-id", "anthropic:new"); !strings.Contains(out, "first in the agent store's order") {
+		t.Errorf("store order: %s", out)
+	}
+	if out := e.ok("", "models", "auth", "order", "get", "--provider", "anthropic"); !strings.Contains(out, "anthropic:new anthropic:old") || !strings.Contains(out, "source: agent store") {
+		t.Errorf("store order after paste-token: %s", out)
 	}
 }
