@@ -171,6 +171,11 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Gateway.Listen); err != nil {
 		bad("gateway.listen", "want host:port, got %q", c.Gateway.Listen)
 	}
+	for id, tok := range c.Gateway.Auth.Agents {
+		if tok == "" {
+			bad("gateway.auth.agents."+id, "empty token (an unset ${VAR} expands to \"\"); give the agent a token or remove the entry")
+		}
+	}
 	if c.Gateway.MaxBodyBytes <= 0 {
 		bad("gateway.maxBodyBytes", "must be positive, got %d", c.Gateway.MaxBodyBytes)
 	}

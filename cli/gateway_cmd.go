@@ -84,7 +84,7 @@ func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr
 		return &exitError{code: 2, err: fmt.Errorf("--listen: want host:port, got %q", listen)}
 	}
 	tokenCreated := false
-	if a.cfg.Gateway.Auth.Token == "" && len(a.cfg.Gateway.Auth.Agents) == 0 {
+	if !hasGatewayToken(a.cfg) {
 		if !isLoopbackHost(host) {
 			return fmt.Errorf("refusing to listen on %s without a gateway token: set gateway.auth.token or %s (`opensoul onboard` generates one), or listen on 127.0.0.1", listen, envGatewayToken)
 		}
@@ -117,7 +117,7 @@ func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr
 		return err
 	}
 	srv, err = gateway.New(gateway.Options{
-		Store: a.st, Config: gatewayConfig(a.cfg), Env: a.env, Selector: engine,
+		Store: a.st, Config: gatewayConfig(a.cfg, listen), Env: a.env, Selector: engine,
 		Modules: modules, Chat: chatHandler, Logger: log,
 		Warmup: func(ctx context.Context) { a.warmModules(ctx, modules, log) },
 	})
@@ -170,6 +170,26 @@ func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr
 	srv.Close()
 	log.Info("gateway stopped")
 	return nil
+}
+
+// hasGatewayToken says whether c puts any non-empty token in force.
+func hasGatewayToken(c Config) bool {
+	if c.Gateway.Auth.Token != "" {
+		return true
+	}
+	for _, tok := range c.Gateway.Auth.Agents {
+		if tok != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// isLoopbackAddr says whether the listen address host:port reaches
+// loopback only; an empty host ("":port) listens everywhere.
+func isLoopbackAddr(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	return err == nil && isLoopbackHost(host)
 }
 
 func isLoopbackHost(host string) bool {
@@ -300,10 +320,13 @@ func (a *app) providersInUse() []string {
 }
 
 // gatewayConfig takes the gateway's part of the config as plain values.
-func gatewayConfig(c Config) gateway.Config {
+// listen is the address in effect (a changed gateway.listen waits for a
+// restart): beyond loopback, the gateway refuses a config without a token.
+func gatewayConfig(c Config, listen string) gateway.Config {
 	g := gateway.Config{
 		Token:                 c.Gateway.Auth.Token,
 		AgentTokens:           c.Gateway.Auth.Agents,
+		Exposed:               !isLoopbackAddr(listen),
 		DefaultAgent:          c.Agents.Default,
 		MaxBodyBytes:          c.Gateway.MaxBodyBytes,
 		ConnectTimeout:        ms(c.Gateway.Timeouts.ConnectMs),
@@ -421,7 +444,7 @@ func (w *gatewayWatcher) reloadConfig() {
 	w.a.loaded = false
 	err := w.a.load()
 	if err == nil {
-		err = w.srv.SetConfig(gatewayConfig(w.a.cfg))
+		err = w.srv.SetConfig(gatewayConfig(w.a.cfg, w.listen))
 	}
 	if err != nil {
 		w.a.cfg, w.a.loaded = old, true

@@ -200,7 +200,7 @@ type readCloser struct {
 // stored profile) in the usage state with the cooldown math.
 func (s *Server) fail(rs *reqState, c candidate, att Attempt, retry time.Duration, now time.Time) {
 	s.metrics.attempts.WithLabelValues(rs.provider, att.Reason).Inc()
-	s.metrics.failures.WithLabelValues(rs.provider, c.id, att.Reason).Inc()
+	s.metrics.failures.WithLabelValues(rs.provider, labelID(c.id), clip(att.Reason)).Inc()
 	if c.owner != "" && recordsOnProfile(att.Reason) {
 		s.live.record(c.owner, stateOp{profile: c.id, reason: att.Reason, model: att.Model, retryAfter: retry, at: now})
 		att.Recovery = Recovery(rs.al.snap.Load().Stats[c.id], att.Model, now)

@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,7 +16,9 @@ import (
 
 // metrics are the gateway's Prometheus series, on a registry of its own.
 // Labels carry provider names, profile ids, reasons and status codes —
-// never a secret.
+// never a secret, and never an email: a profile id holding one (OAuth
+// logins are named after the account) is shown as provider:id-<hash>
+// (see labelID). Every label value is bounded in length.
 type metrics struct {
 	reg       *prometheus.Registry
 	requests  *prometheus.CounterVec
@@ -84,12 +90,61 @@ func (c *cooldownCollector) Collect(ch chan<- prometheus.Metric) {
 			if u.CooldownUntil > now {
 				left = float64(u.CooldownUntil-now) / 1000
 			}
-			ch <- prometheus.MustNewConstMetric(cooldownDesc, prometheus.GaugeValue, left, snap.Agent, id, u.CooldownModel)
+			ch <- prometheus.MustNewConstMetric(cooldownDesc, prometheus.GaugeValue, left, snap.Agent, labelID(id), clip(u.CooldownModel))
 			disabled, reason := 0.0, u.DisabledReason
 			if u.DisabledUntil > now {
 				disabled = 1
 			}
-			ch <- prometheus.MustNewConstMetric(disabledDesc, prometheus.GaugeValue, disabled, snap.Agent, id, reason)
+			ch <- prometheus.MustNewConstMetric(disabledDesc, prometheus.GaugeValue, disabled, snap.Agent, labelID(id), clip(reason))
 		}
 	}
+}
+
+// maxLabelLen bounds a label value taken from a request or a state file.
+const maxLabelLen = 128
+
+func clip(v string) string {
+	if len(v) > maxLabelLen {
+		return strings.ToValidUTF8(v[:maxLabelLen], "")
+	}
+	return v
+}
+
+// labelID is a profile id fit for a metrics label: one that holds an
+// email (or is too long to be a name someone chose) keeps its provider
+// and shows a short hash of the rest, which stays stable across scrapes.
+func labelID(id string) string {
+	if !strings.Contains(id, "@") && len(id) <= maxLabelLen {
+		return id
+	}
+	provider, _, _ := strings.Cut(id, ":")
+	sum := sha256.Sum256([]byte(id))
+	return clip(provider) + ":id-" + hex.EncodeToString(sum[:5])
+}
+
+// serveMetrics answers /metrics. On a listener reachable beyond loopback
+// it asks for the gateway token (an agent token when only those are set):
+// the series name profiles, agents and environment variables.
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	rc := s.cfg.Load()
+	if rc.Exposed && !metricsAllowed(rc, r.Header) {
+		writeError(w, "", &HTTPError{Code: http.StatusUnauthorized, Type: ReasonAuth,
+			Msg: "opensoul: /metrics on a non-loopback listener needs the gateway token (x-opensoul-token or Authorization: Bearer)"})
+		return
+	}
+	s.metrics.handler.ServeHTTP(w, r)
+}
+
+func metricsAllowed(rc *runtimeConfig, h http.Header) bool {
+	sum := sha256.Sum256([]byte(presentedToken(h)))
+	if rc.Token != "" {
+		return subtle.ConstantTimeCompare(sum[:], rc.tokenSum[:]) == 1
+	}
+	ok := false
+	for _, want := range rc.agentSums {
+		if subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
+			ok = true
+		}
+	}
+	return ok
 }

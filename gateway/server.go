@@ -33,11 +33,16 @@ import (
 // Config is the gateway's part of OpenSoul's configuration, as plain
 // values. The CLI builds it from the typed config.
 type Config struct {
-	// Token opens every agent; AgentTokens[id] opens only agent id. With
-	// neither set the gateway is open (the CLI allows that on loopback only).
+	// Token opens every agent; AgentTokens[id] opens only agent id (an
+	// empty one opens nothing). With neither set the gateway is open, which
+	// only a loopback-only listener allows.
 	Token        string
 	AgentTokens  map[string]string
 	DefaultAgent string // "main" when empty
+	// Exposed says the listener is reachable from beyond loopback. Then a
+	// non-empty token must be in force (New and SetConfig refuse a config
+	// without one) and /metrics asks for a token too.
+	Exposed bool
 
 	MaxBodyBytes          int64
 	ConnectTimeout        time.Duration
@@ -136,6 +141,13 @@ type runtimeConfig struct {
 	bases     map[string]*url.URL
 }
 
+// ErrNoToken refuses a config that would leave a listener beyond loopback
+// without authentication.
+var ErrNoToken = errors.New("gateway.auth: the gateway listens beyond loopback, so it needs a non-empty gateway.auth.token or gateway.auth.agents token (an empty or unset ${VAR} counts as none)")
+
+// hasToken says whether any non-empty token is in force.
+func (rc *runtimeConfig) hasToken() bool { return rc.Token != "" || len(rc.agentSums) > 0 }
+
 func prepare(c Config) (*runtimeConfig, error) {
 	rc := &runtimeConfig{Config: c, agentSums: map[string][32]byte{}, bases: map[string]*url.URL{}}
 	if rc.DefaultAgent == "" {
@@ -157,6 +169,9 @@ func prepare(c Config) (*runtimeConfig, error) {
 		if tok != "" {
 			rc.agentSums[id] = sha256.Sum256([]byte(tok))
 		}
+	}
+	if c.Exposed && !rc.hasToken() {
+		return nil, ErrNoToken
 	}
 	for name, up := range c.Providers {
 		u, err := url.Parse(up.BaseURL)
@@ -309,7 +324,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ready\n"))
 		return
 	case "/metrics":
-		s.metrics.handler.ServeHTTP(w, r)
+		s.serveMetrics(w, r)
 		return
 	}
 	s.serveProvider(w, r)
@@ -364,7 +379,7 @@ func authenticate(rc *runtimeConfig, h http.Header) (string, *HTTPError) {
 			return "", &HTTPError{Code: http.StatusBadRequest, Msg: "opensoul: x-opensoul-agent: " + err.Error()}
 		}
 	}
-	if rc.Token == "" && len(rc.agentSums) == 0 {
+	if !rc.hasToken() {
 		return cmp.Or(asked, rc.DefaultAgent), nil
 	}
 	sum := sha256.Sum256([]byte(presentedToken(h)))
