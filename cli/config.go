@@ -25,10 +25,13 @@ type Config struct {
 
 // GatewayConfig configures `opensoul gateway`.
 type GatewayConfig struct {
-	Listen       string            `koanf:"listen"`
-	Auth         GatewayAuthConfig `koanf:"auth"`
-	MaxBodyBytes int64             `koanf:"maxBodyBytes"`
-	Timeouts     TimeoutsConfig    `koanf:"timeouts"`
+	Listen           string            `koanf:"listen"`
+	Auth             GatewayAuthConfig `koanf:"auth"`
+	MaxBodyBytes     int64             `koanf:"maxBodyBytes"`
+	BodyBudgetBytes  int64             `koanf:"bodyBudgetBytes"`
+	BodyBudgetWaitMs int               `koanf:"bodyBudgetWaitMs"`
+	Timeouts         TimeoutsConfig    `koanf:"timeouts"`
+	Sessions         SessionsConfig    `koanf:"sessions"`
 	// RetryWaitMaxMs is the longest recovery clients are asked to wait for
 	// (429 + Retry-After); beyond it, or with every credential disabled,
 	// the answer is final (x-should-retry: false). 0: 60000.
@@ -36,6 +39,14 @@ type GatewayConfig struct {
 	// SessionHeaders name the session when a request has no
 	// x-opensoul-session (first present wins); nil: the built-in list.
 	SessionHeaders []string `koanf:"sessionHeaders"`
+}
+
+// SessionsConfig bounds each agent's sessions.json.
+type SessionsConfig struct {
+	MaxPerAgent   int     `koanf:"maxPerAgent"`
+	IdleDays      float64 `koanf:"idleDays"`
+	MaxIDBytes    int     `koanf:"maxIdBytes"`
+	MaxModelBytes int     `koanf:"maxModelBytes"`
 }
 
 // GatewayAuthConfig holds the tokens callers present. Token opens every
@@ -51,6 +62,7 @@ type TimeoutsConfig struct {
 	ResponseHeaderMs int `koanf:"responseHeaderMs"`
 	IdleConnMs       int `koanf:"idleConnMs"`
 	DrainMs          int `koanf:"drainMs"`
+	BodyReadMs       int `koanf:"bodyReadMs"`
 }
 
 // AgentsConfig holds defaults shared by agents.
@@ -136,9 +148,12 @@ func DefaultConfig() Config {
 	}
 	return Config{
 		Gateway: GatewayConfig{
-			Listen:       "127.0.0.1:18789",
-			MaxBodyBytes: 32 << 20,
-			Timeouts:     TimeoutsConfig{ConnectMs: 10_000, ResponseHeaderMs: 120_000, IdleConnMs: 90_000, DrainMs: 30_000},
+			Listen:           "127.0.0.1:18789",
+			MaxBodyBytes:     32 << 20,
+			BodyBudgetBytes:  128 << 20,
+			BodyBudgetWaitMs: 2000,
+			Timeouts:         TimeoutsConfig{ConnectMs: 10_000, ResponseHeaderMs: 120_000, IdleConnMs: 90_000, DrainMs: 30_000, BodyReadMs: 60_000},
+			Sessions:         SessionsConfig{MaxPerAgent: 1000, IdleDays: 28, MaxIDBytes: 256, MaxModelBytes: 256},
 		},
 		Agents: AgentsConfig{
 			Default:  "main",
@@ -179,7 +194,19 @@ func (c *Config) Validate() error {
 	if c.Gateway.MaxBodyBytes <= 0 {
 		bad("gateway.maxBodyBytes", "must be positive, got %d", c.Gateway.MaxBodyBytes)
 	}
-	for k, v := range map[string]int{"connectMs": c.Gateway.Timeouts.ConnectMs, "responseHeaderMs": c.Gateway.Timeouts.ResponseHeaderMs, "idleConnMs": c.Gateway.Timeouts.IdleConnMs, "drainMs": c.Gateway.Timeouts.DrainMs} {
+	if c.Gateway.BodyBudgetBytes < c.Gateway.MaxBodyBytes {
+		bad("gateway.bodyBudgetBytes", "must be at least gateway.maxBodyBytes (%d), got %d", c.Gateway.MaxBodyBytes, c.Gateway.BodyBudgetBytes)
+	}
+	if c.Gateway.BodyBudgetWaitMs < 0 {
+		bad("gateway.bodyBudgetWaitMs", "must be zero or a positive number of milliseconds, got %d", c.Gateway.BodyBudgetWaitMs)
+	}
+	sc := c.Gateway.Sessions
+	for k, v := range map[string]float64{"maxPerAgent": float64(sc.MaxPerAgent), "idleDays": sc.IdleDays, "maxIdBytes": float64(sc.MaxIDBytes), "maxModelBytes": float64(sc.MaxModelBytes)} {
+		if v <= 0 {
+			bad("gateway.sessions."+k, "must be positive, got %v", v)
+		}
+	}
+	for k, v := range map[string]int{"connectMs": c.Gateway.Timeouts.ConnectMs, "responseHeaderMs": c.Gateway.Timeouts.ResponseHeaderMs, "idleConnMs": c.Gateway.Timeouts.IdleConnMs, "drainMs": c.Gateway.Timeouts.DrainMs, "bodyReadMs": c.Gateway.Timeouts.BodyReadMs} {
 		if v <= 0 {
 			bad("gateway.timeouts."+k, "must be a positive number of milliseconds, got %d", v)
 		}

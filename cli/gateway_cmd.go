@@ -329,6 +329,9 @@ func gatewayConfig(c Config, listen string) gateway.Config {
 		Exposed:               !isLoopbackAddr(listen),
 		DefaultAgent:          c.Agents.Default,
 		MaxBodyBytes:          c.Gateway.MaxBodyBytes,
+		BodyBudgetBytes:       c.Gateway.BodyBudgetBytes,
+		BodyBudgetWait:        ms(max(c.Gateway.BodyBudgetWaitMs, 1)),
+		BodyReadTimeout:       ms(c.Gateway.Timeouts.BodyReadMs),
 		ConnectTimeout:        ms(c.Gateway.Timeouts.ConnectMs),
 		ResponseHeaderTimeout: ms(c.Gateway.Timeouts.ResponseHeaderMs),
 		IdleConnTimeout:       ms(c.Gateway.Timeouts.IdleConnMs),
@@ -347,6 +350,13 @@ func gatewayConfig(c Config, listen string) gateway.Config {
 		g.Providers[name] = gateway.Upstream{BaseURL: p.BaseURL, APIKey: p.APIKey}
 	}
 	return g
+}
+
+// sessionLimits are gateway.sessions for the store, which applies them on
+// every write of sessions.json.
+func sessionLimits(c Config) store.SessionLimits {
+	s := c.Gateway.Sessions
+	return store.SessionLimits{MaxPerAgent: s.MaxPerAgent, Idle: hours(24 * s.IdleDays), MaxIDBytes: s.MaxIDBytes, MaxModelBytes: s.MaxModelBytes}
 }
 
 func hours(h float64) time.Duration { return time.Duration(h * float64(time.Hour)) }

@@ -138,6 +138,7 @@ func (a *app) load() error {
 		return fmt.Errorf("%s: %w", a.cfgFile, err)
 	}
 	a.cfg = cfg
+	a.st.Sessions = sessionLimits(cfg)
 	a.env = a.collectEnv(stateDir, dotLocal, dotState)
 	a.tokenWarnings = dropClientTokens(&a.cfg, a.env)
 	for _, w := range a.tokenWarnings {

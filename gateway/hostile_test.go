@@ -1,11 +1,21 @@
 package gateway_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
@@ -79,4 +89,145 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// stalledBody opens a raw connection that declares length bytes of body
+// and sends only sent of them.
+func stalledBody(t *testing.T, f *fixture, length, sent int) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", f.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "POST /anthropic/v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n", gatewayToken, length)
+	c.Write(bytes.Repeat([]byte(" "), sent))
+	return c
+}
+
+// TestDeclaredLengthIsNotAllocated: bodies that declare 32 MiB and send
+// 10 bytes cost what arrived, not what was declared, and are answered
+// 408 when gateway.timeouts.bodyReadMs passes.
+func TestDeclaredLengthIsNotAllocated(t *testing.T) {
+	f := newFixture(t, withConfig(func(c *gateway.Config) {
+		c.MaxBodyBytes = 32 << 20
+		c.BodyReadTimeout = 300 * time.Millisecond
+	}))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var conns []net.Conn
+	for range 4 {
+		conns = append(conns, stalledBody(t, f, 32<<20, 10))
+	}
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("conn %d: no answer to a stalled body: %v", i, err)
+		}
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Errorf("conn %d: %d, want 408", i, resp.StatusCode)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+		t.Errorf("4 stalled 32 MiB bodies allocated %d MiB", grew>>20)
+	}
+}
+
+// TestBodyBudget: while the budget is held by a slow body, another body
+// waits gateway.bodyBudgetWaitMs and gets 503 with Retry-After; once
+// the slow body goes, bodies are accepted again.
+func TestBodyBudget(t *testing.T) {
+	f := newFixture(t, withConfig(func(c *gateway.Config) {
+		c.BodyBudgetBytes = 64 << 10
+		c.BodyBudgetWait = 50 * time.Millisecond
+	}))
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
+	f.anthropic.set(keyA, answer{})
+	slow := stalledBody(t, f, 1<<20, 40<<10) // holds 64 KiB once 40 KiB are in
+	pad := `{"model":"m","max_tokens":10,"messages":[],"metadata":{"pad":"` + strings.Repeat("x", 20<<10) + `"}}`
+	h := map[string]string{"x-api-key": gatewayToken}
+	var resp *http.Response
+	var body string
+	waitFor(t, "a body to find the budget taken", func() bool {
+		resp, body = f.do("POST", "/anthropic/v1/messages", pad, h)
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	if resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "bodyBudgetBytes") {
+		t.Errorf("503 without Retry-After or the key to raise: %v %s", resp.Header, body)
+	}
+	slow.Close()
+	waitFor(t, "the budget to come back", func() bool {
+		resp, _ = f.do("POST", "/anthropic/v1/messages", pad, h)
+		return resp.StatusCode == 200
+	})
+}
+
+// TestBodyDeadlineSparesStreams: a streamed answer that takes longer than
+// the body read deadline is delivered whole.
+func TestBodyDeadlineSparesStreams(t *testing.T) {
+	slowSSE := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		for i := range 3 {
+			time.Sleep(150 * time.Millisecond)
+			fmt.Fprintf(w, "data: {\"n\":%d}\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+	}))
+	t.Cleanup(slowSSE.Close)
+	f := newFixture(t, withConfig(func(c *gateway.Config) {
+		c.BodyReadTimeout = 100 * time.Millisecond
+		c.Providers["anthropic"] = gateway.Upstream{BaseURL: slowSSE.URL}
+	}))
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
+	resp, body := f.do("POST", "/anthropic/v1/messages", `{"model":"m","stream":true}`, map[string]string{"x-api-key": gatewayToken})
+	if resp.StatusCode != 200 || !strings.Contains(body, `{"n":2}`) {
+		t.Errorf("stream cut: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestUnknownAgentIsRefused: a name in x-opensoul-agent that is neither
+// configured nor on disk gets 403 saying how to add it, and no directory.
+func TestUnknownAgentIsRefused(t *testing.T) {
+	f := newFixture(t)
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
+	f.anthropic.set(keyA, answer{})
+	resp, body := f.messages("m", map[string]string{"x-opensoul-agent": "junk1"})
+	if resp.StatusCode != 403 || !strings.Contains(body, "--agent junk1") {
+		t.Errorf("unknown agent: %d %s", resp.StatusCode, body)
+	}
+	if _, err := os.Stat(f.st.AgentDir("junk1")); err == nil {
+		t.Errorf("a request created agents/junk1")
+	}
+	// A configured agent (it has a token) and one on disk are served.
+	if resp, body := f.messages("m", map[string]string{"x-opensoul-agent": "work"}); resp.StatusCode != 200 {
+		t.Errorf("configured agent: %d %s", resp.StatusCode, body)
+	}
+	f.profiles("ondisk", map[string]store.Credential{"anthropic:d": anthropicKey(keyA)}, nil)
+	if resp, body := f.messages("m", map[string]string{"x-opensoul-agent": "ondisk"}); resp.StatusCode != 200 {
+		t.Errorf("agent on disk: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestLongSessionIdIsRefused: a session id over the limit gets 400 and
+// never reaches sessions.json.
+func TestLongSessionIdIsRefused(t *testing.T) {
+	f := newFixture(t)
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
+	f.anthropic.set(keyA, answer{})
+	long := strings.Repeat("s", 4<<10)
+	if resp, _ := f.messages("m", map[string]string{"x-opensoul-session": long}); resp.StatusCode != 400 {
+		t.Errorf("4 KiB session id: %d", resp.StatusCode)
+	}
+	f.gw.Flush()
+	ss, err := f.st.LoadSessions("main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ss.Sessions[long]; ok {
+		t.Errorf("the long session id was stored")
+	}
 }

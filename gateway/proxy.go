@@ -1,23 +1,23 @@
 package gateway
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	providers "github.com/opensoul/opensoul/gateway/provider"
+	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/policy"
 )
 
@@ -42,6 +42,7 @@ type reqState struct {
 	model    string // as asked, after the session's model override
 	stream   bool
 	body     []byte
+	held     *heldBody // body's share of the budget, released by finish
 	base     *url.URL
 	rest     string // escaped path below /{provider}
 	models   []string
@@ -203,13 +204,23 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rs.agent = agent
-	if herr := readBody(r, rs, rc.MaxBodyBytes); herr != nil {
+	if herr := s.knownAgent(rc, agent); herr != nil {
+		s.reject(w, rs, herr)
+		return
+	}
+	if herr := s.readBody(w, r, rs); herr != nil {
 		s.reject(w, rs, herr)
 		return
 	}
 	rs.api = providers.For(provider).APIOf(rest)
 	rs.model, rs.stream = bodyMeta(rs.body)
 	rs.session, rs.named = sessionOf(r.Header, rc.SessionHeaders)
+	if max := s.store.Sessions.Effective().MaxIDBytes; len(rs.session) > max {
+		rs.session = ""
+		s.reject(w, rs, &HTTPError{Code: http.StatusBadRequest,
+			Msg: fmt.Sprintf("opensoul: the session id is over %d bytes (gateway.sessions.maxIdBytes)", max)})
+		return
+	}
 	if !rs.named {
 		rs.session = DefaultSession
 	}
@@ -234,39 +245,26 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqStateKey{}, rs)))
 }
 
+// knownAgent accepts the default agent, agents with a token and agents
+// with a directory in the state: a request never creates an agent.
+func (s *Server) knownAgent(rc *runtimeConfig, agent string) *HTTPError {
+	if agent == rc.DefaultAgent || agent == store.DefaultAgent {
+		return nil
+	}
+	if _, ok := rc.AgentTokens[agent]; ok {
+		return nil
+	}
+	if fi, err := os.Stat(s.store.AgentDir(agent)); err == nil && fi.IsDir() {
+		return nil
+	}
+	return &HTTPError{Code: http.StatusForbidden, Msg: fmt.Sprintf(
+		"opensoul: unknown agent %q; add it with `opensoul models auth paste-token --provider <provider> --agent %s` (its credentials, inheriting agent %s's) or give it a token under gateway.auth.agents",
+		agent, agent, store.DefaultAgent)}
+}
+
 func (s *Server) reject(w http.ResponseWriter, rs *reqState, he *HTTPError) {
 	rs.status, rs.cause = he.Code, he
 	writeError(w, rs.provider, he)
-}
-
-// readBody buffers the body once so every attempt can replay it.
-func readBody(r *http.Request, rs *reqState, limit int64) *HTTPError {
-	tooBig := &HTTPError{Code: http.StatusRequestEntityTooLarge,
-		Msg: fmt.Sprintf("opensoul: request body over gateway.maxBodyBytes (%d bytes)", limit)}
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil
-	}
-	if r.ContentLength > limit {
-		return tooBig
-	}
-	if r.ContentLength > 0 { // the common case: one exact allocation
-		body := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, body); err != nil {
-			return &HTTPError{Code: http.StatusBadRequest, Msg: "opensoul: could not read the request body", Err: err}
-		}
-		rs.body = body
-		return nil
-	}
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return &HTTPError{Code: http.StatusBadRequest, Msg: "opensoul: could not read the request body", Err: err}
-	}
-	if n > limit {
-		return tooBig
-	}
-	rs.body = buf.Bytes()
-	return nil
 }
 
 // applyModelOverride rewrites the model to the session's override
@@ -312,6 +310,7 @@ func modelChain(provider, model string, fallbacks []string) []string {
 
 // finish writes the request's one log line and its metrics.
 func (s *Server) finish(ctx context.Context, rs *reqState) {
+	rs.held.release()
 	d := s.now().Sub(rs.start)
 	s.metrics.observe(rs.provider, rs.status, d)
 	var reasons strings.Builder

@@ -45,6 +45,9 @@ type Config struct {
 	Exposed bool
 
 	MaxBodyBytes          int64
+	BodyBudgetBytes       int64         // all bodies held at once; 0: 128 MiB
+	BodyBudgetWait        time.Duration // a body over the budget waits this long, then 503; 0: 2s
+	BodyReadTimeout       time.Duration // a body must arrive within this; 0: 60s
 	ConnectTimeout        time.Duration
 	ResponseHeaderTimeout time.Duration
 	IdleConnTimeout       time.Duration
@@ -139,6 +142,7 @@ type runtimeConfig struct {
 	tokenSum  [32]byte
 	agentSums map[string][32]byte
 	bases     map[string]*url.URL
+	budget    *bodyBudget
 }
 
 // ErrNoToken refuses a config that would leave a listener beyond loopback
@@ -162,6 +166,10 @@ func prepare(c Config) (*runtimeConfig, error) {
 	if rc.SessionHeaders == nil {
 		rc.SessionHeaders = DefaultSessionHeaders
 	}
+	rc.BodyBudgetBytes = cmp.Or(max(rc.BodyBudgetBytes, 0), defaultBodyBudget)
+	rc.BodyBudgetWait = cmp.Or(max(rc.BodyBudgetWait, 0), defaultBudgetWait)
+	rc.BodyReadTimeout = cmp.Or(max(rc.BodyReadTimeout, 0), defaultBodyRead)
+	rc.budget = newBodyBudget(rc.BodyBudgetBytes)
 	if c.Token != "" {
 		rc.tokenSum = sha256.Sum256([]byte(c.Token))
 	}
@@ -253,6 +261,9 @@ func (s *Server) SetConfig(c Config) error {
 	rc, err := prepare(c)
 	if err != nil {
 		return err
+	}
+	if old := s.cfg.Load(); old.budget.size == rc.budget.size {
+		rc.budget = old.budget // bodies being held keep counting
 	}
 	old := s.cfg.Swap(rc)
 	if old.ConnectTimeout != c.ConnectTimeout || old.ResponseHeaderTimeout != c.ResponseHeaderTimeout || old.IdleConnTimeout != c.IdleConnTimeout {

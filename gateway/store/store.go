@@ -9,11 +9,13 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"time"
 )
 
 // DefaultAgent is the agent whose profiles every other agent inherits.
@@ -23,6 +25,8 @@ const DefaultAgent = "main"
 // is safe for concurrent use and cheap to copy.
 type Store struct {
 	Dir string
+	// Sessions bound sessions.json on every write (zero: the defaults).
+	Sessions SessionLimits
 }
 
 // New returns a Store rooted at dir (normally ~/.opensoul).
@@ -115,13 +119,27 @@ func (s *Store) LoadSessions(agent string) (*Sessions, error) {
 	return ss, nil
 }
 
-// UpdateSessions applies fn to the agent's sessions under the lock.
+// UpdateSessions applies fn to the agent's sessions under the lock, then
+// the session limits: a change that puts an id or a model override over
+// them is refused, and idle and surplus sessions are dropped.
 func (s *Store) UpdateSessions(agent string, fn func(*Sessions) error) error {
+	lim := s.Sessions.Effective()
 	return update(s.SessionsPath(agent), newSessions, func(ss *Sessions) error {
 		if ss.Sessions == nil {
 			ss.Sessions = map[string]*Session{}
 		}
-		return fn(ss)
+		dropped := lim.dropOversized(ss) // written before the limits existed
+		err := fn(ss)
+		if err != nil && !errors.Is(err, errNoChange) {
+			return err
+		}
+		if err := lim.check(ss); err != nil {
+			return err
+		}
+		if lim.prune(ss, time.Now()) || dropped {
+			return nil
+		}
+		return err
 	})
 }
 

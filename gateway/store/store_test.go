@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -253,5 +256,54 @@ func TestNoChangeSkipsWrite(t *testing.T) {
 	}
 	if _, err := os.Stat(s.StatePath("main")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("NoChange should not create the file: %v", err)
+	}
+}
+
+// TestSessionLimits: sessions.json stays bounded whoever writes it: long
+// ids and model overrides are refused (and old ones dropped), idle
+// sessions expire and the least recently used go beyond the cap.
+func TestSessionLimits(t *testing.T) {
+	st := New(t.TempDir())
+	st.Sessions = SessionLimits{MaxPerAgent: 3, Idle: time.Hour, MaxIDBytes: 16, MaxModelBytes: 32}
+	now := time.Now().UnixMilli()
+	put := func(id, model string, at int64) error {
+		return st.UpdateSessions("main", func(ss *Sessions) error {
+			ss.Sessions[id] = &Session{ModelOverride: model, CreatedAt: at, UpdatedAt: at}
+			return nil
+		})
+	}
+	if err := put(strings.Repeat("s", 17), "", now); err == nil || !strings.Contains(err.Error(), "maxIdBytes") {
+		t.Errorf("a 17-byte session id: %v", err)
+	}
+	if err := put("s", "anthropic/"+strings.Repeat("m", 8<<20), now); err == nil || !strings.Contains(err.Error(), "maxModelBytes") {
+		t.Errorf("an 8 MiB model override: %v", err)
+	}
+	for i, id := range []string{"old", "a", "b", "c", "d"} {
+		at := now + int64(i)
+		if id == "old" {
+			at = now - 2*time.Hour.Milliseconds()
+		}
+		if err := put(id, "anthropic/m", at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ss, err := st.LoadSessions("main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Sorted(maps.Keys(ss.Sessions)); !slices.Equal(got, []string{"b", "c", "d"}) {
+		t.Errorf("kept %v, want the 3 most recent [b c d]", got)
+	}
+	// A file written before the limits loses its oversized sessions at
+	// the next write instead of refusing every write.
+	raw := `{"version":1,"sessions":{"` + strings.Repeat("x", 100) + `":{"updatedAt":` + fmt.Sprint(now) + `}}}`
+	if err := os.WriteFile(st.SessionsPath("main"), []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("e", "", now); err != nil {
+		t.Fatalf("a write after an old oversized session: %v", err)
+	}
+	if ss, _ := st.LoadSessions("main"); len(ss.Sessions) != 1 {
+		t.Errorf("sessions after the write: %d, want 1", len(ss.Sessions))
 	}
 }
