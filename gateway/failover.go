@@ -185,7 +185,7 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 	resp.Body.Close()
 	var retry time.Duration
 	if cl.RetryAfterMs != nil {
-		retry = time.Duration(*cl.RetryAfterMs) * time.Millisecond
+		retry = time.Duration(*cl.RetryAfterMs) * time.Millisecond // clamped by classify
 	}
 	s.fail(rs, c, att, retry, now)
 	return nil, nextProfile
@@ -277,6 +277,7 @@ func (s *Server) classify(ctx context.Context, provider string, resp *http.Respo
 	if cl.RetryAfterMs == nil {
 		cl.RetryAfterMs = builtin.RetryAfterMs
 	}
+	cl.RetryAfterMs = clampRetryMs(cl.RetryAfterMs)
 	return cl
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/policy"
+	"github.com/opensoul/opensoul/wasm"
 )
 
 // TestExposedNeedsAToken: beyond loopback a config whose only tokens are
@@ -229,5 +231,43 @@ func TestLongSessionIdIsRefused(t *testing.T) {
 	}
 	if _, ok := ss.Sessions[long]; ok {
 		t.Errorf("the long session id was stored")
+	}
+}
+
+// hugeRetry is a provider module whose classify asks for years of wait.
+type hugeRetry struct{ gateway.Modules }
+
+func (h hugeRetry) Classify(ctx context.Context, provider string, req wasm.ClassifyRequest) (wasm.Classification, error) {
+	ms := int64(100_000_000_000) // about 3 years
+	return wasm.Classification{Failover: true, Reason: wasm.ReasonRateLimit, RetryAfterMs: &ms}, nil
+}
+
+// TestRetryAfterIsClamped: a module's retryAfterMs and an upstream's
+// Retry-After cool a credential for at most a day, and the client is told
+// the clamped wait.
+func TestRetryAfterIsClamped(t *testing.T) {
+	f := newFixture(t, func(f *fixture, o *gateway.Options) { o.Modules = hugeRetry{providerModules(t)} })
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
+	f.anthropic.set(keyA, answer{status: 429, body: `{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}`})
+	resp, _ := f.messages("m", nil)
+	if resp.StatusCode != 429 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); ra <= 0 || ra > 86400 {
+		t.Errorf("client told Retry-After %q", resp.Header.Get("Retry-After"))
+	}
+	u := f.state("main").UsageStats["anthropic:a"]
+	if limit := f.clock.Now().Add(24 * time.Hour).UnixMilli(); u == nil || u.CooldownUntil <= 0 || u.CooldownUntil > limit {
+		t.Errorf("cooldown until %v, want within a day", u)
+	}
+
+	// An answer passed through (not a failover) keeps Retry-After, clamped.
+	f2 := newFixture(t)
+	f2.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
+	f2.anthropic.set(keyA, answer{status: 400, body: `{"type":"error","error":{"type":"invalid_request_error","message":"bad"}}`,
+		header: map[string]string{"Retry-After": "99999999999", "retry-after-ms": "99999999999999"}})
+	resp, _ = f2.messages("m", nil)
+	if resp.Header.Get("Retry-After") != "86400" || resp.Header.Get("retry-after-ms") != "86400000" {
+		t.Errorf("passed-through Retry-After %q, retry-after-ms %q", resp.Header.Get("Retry-After"), resp.Header.Get("retry-after-ms"))
 	}
 }

@@ -165,10 +165,47 @@ func RetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 	return 0, false
 }
 
+// maxRetryAfter caps every Retry-After, the provider's or a module's
+// retryAfterMs: no answer cools a credential, or tells a client to wait,
+// longer than a day.
+const maxRetryAfter = 24 * time.Hour
+
 // clampRetry turns seconds into a duration of at most a day.
 func clampRetry(secs float64) time.Duration {
-	if !(secs < 86400) { // also catches NaN and +Inf
-		return 24 * time.Hour
+	if !(secs < maxRetryAfter.Seconds()) { // also catches NaN and +Inf
+		return maxRetryAfter
 	}
 	return time.Duration(secs * float64(time.Second))
+}
+
+// clampRetryMs bounds a module's retryAfterMs to a day before anything
+// multiplies it; a negative one means none.
+func clampRetryMs(ms *int64) *int64 {
+	switch {
+	case ms == nil || *ms < 0:
+		return nil
+	case *ms > maxRetryAfter.Milliseconds():
+		v := maxRetryAfter.Milliseconds()
+		return &v
+	}
+	return ms
+}
+
+// clampRetryHeaders rewrites an upstream answer's Retry-After and
+// retry-after-ms that ask for more than a day, so the client is told the
+// wait the gateway applies.
+func clampRetryHeaders(h http.Header, now time.Time) {
+	for _, name := range []string{"retry-after-ms", "Retry-After"} {
+		v := h.Get(name)
+		if v == "" {
+			continue
+		}
+		if d, ok := RetryAfter(http.Header{http.CanonicalHeaderKey(name): {v}}, now); ok && d >= maxRetryAfter {
+			if name == "Retry-After" {
+				h.Set(name, strconv.FormatInt(int64(maxRetryAfter.Seconds()), 10))
+			} else {
+				h.Set(name, strconv.FormatInt(maxRetryAfter.Milliseconds(), 10))
+			}
+		}
+	}
 }

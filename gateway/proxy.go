@@ -135,6 +135,7 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 	resp.Header.Set("X-Opensoul-Profile", rs.profile)
 	resp.Header.Set("X-Opensoul-Attempts", strconv.Itoa(len(rs.attempts)))
 	rs.status = resp.StatusCode
+	clampRetryHeaders(resp.Header, s.now())
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -358,6 +359,11 @@ func which(secret string) string {
 // sessions.json only, and its status names the profiles it inherits.
 func TestAgentsKeepTheirOwnSessions(t *testing.T) {
 	f := newFixture(t)
+	// An agent exists once it has a directory (the gateway refuses names
+	// that are neither configured nor on disk).
+	if err := os.MkdirAll(f.st.AgentDir("work"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	post := func(agent, text string) string {
 		t.Helper()
 		body := `{"model":"claude-sonnet-5","max_tokens":8,"messages":[{"role":"user","content":"` + text + `"}]}`

@@ -59,7 +59,9 @@ func (l SessionLimits) prune(ss *Sessions, now time.Time) bool {
 	cutoff := now.Add(-l.Idle).UnixMilli()
 	dropped := false
 	for id, s := range ss.Sessions {
-		if s == nil || max(s.UpdatedAt, s.CreatedAt) < cutoff {
+		// A session without times (hand-written) has no age to expire by;
+		// the cap still counts it, as the oldest.
+		if s == nil || (max(s.UpdatedAt, s.CreatedAt) > 0 && max(s.UpdatedAt, s.CreatedAt) < cutoff) {
 			delete(ss.Sessions, id)
 			dropped = true
 		}
