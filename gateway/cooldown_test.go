@@ -254,7 +254,9 @@ func TestExhaustedStatus(t *testing.T) {
 	}{
 		{"rate limit then auth", []Attempt{{Profile: "p:a", Reason: ReasonRateLimit, Recovery: in(30 * time.Second)}, {Profile: "p:b", Reason: ReasonAuth, Recovery: DisabledUntilChanged}}, nil, 429, 30 * time.Second, false},
 		{"auth then billing", []Attempt{{Profile: "p:a", Reason: ReasonAuth, Recovery: DisabledUntilChanged}, {Profile: "p:b", Reason: ReasonBilling, Recovery: in(5 * time.Hour)}}, nil, 402, 0, true},
-		{"one 5xx", []Attempt{{Profile: "p:a", Reason: ReasonTimeout, Status: 500}}, nil, 504, 0, false},
+		{"one 5xx", []Attempt{{Profile: "p:a", Reason: ReasonTimeout, Status: 500}}, nil, 502, 0, false},
+		{"connection refused", []Attempt{{Profile: "p:a", Reason: ReasonTimeout, Hint: "dial tcp: connection refused"}}, nil, 502, 0, false},
+		{"timed out", []Attempt{{Profile: "p:a", Reason: ReasonTimeout, Hint: timedOutHint}}, nil, 504, 0, false},
 		{"all cooling", nil, []Attempt{{Profile: "p:a", Reason: ReasonCooldown, Recovery: in(20 * time.Second)}, {Profile: "p:b", Reason: ReasonCooldown, Recovery: in(90 * time.Second)}}, 429, 20 * time.Second, false},
 		{"cooling beyond the bound", nil, []Attempt{{Profile: "p:a", Reason: ReasonCooldown, Recovery: in(90 * time.Second)}}, 429, 0, true},
 		{"rate limited beyond the bound", []Attempt{{Profile: "p:a", Reason: ReasonRateLimit, Status: 429, Recovery: in(10 * time.Minute)}}, nil, 429, 0, true},

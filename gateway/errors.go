@@ -202,9 +202,11 @@ func exhausted(provider, model string, attempts []Attempt, cooling []Attempt, no
 		// A transient upstream failure with nothing cooling: a retry may work.
 		last := attempts[len(attempts)-1]
 		e.Type, e.Code = last.Reason, statusForReason(last.Reason, last.Status)
+		upstreamFamily(e, last)
 	case len(attempts) > 0:
 		last := attempts[len(attempts)-1]
 		final(last.Reason, last.Status)
+		upstreamFamily(e, last)
 	case len(cooling) > 0:
 		final(cooling[0].Reason, 0)
 	}
@@ -216,6 +218,21 @@ func exhausted(provider, model string, attempts []Attempt, cooling []Attempt, no
 	e.Msg = msg
 	return e
 }
+
+// upstreamFamily keeps an upstream 5xx or a connection error a 502 (a
+// bad gateway, the message naming the upstream's status); only a real
+// timeout is a 504.
+func upstreamFamily(e *HTTPError, last Attempt) {
+	if last.Reason == ReasonTimeout && !timedOut(last) {
+		e.Type, e.Code = "upstream_error", http.StatusBadGateway
+	}
+}
+
+// timedOutHint is the hint of an attempt whose upstream did not answer in
+// time (see upstreamErrText); only those become 504.
+const timedOutHint = "timed out"
+
+func timedOut(a Attempt) bool { return a.Status == 0 && a.Hint == timedOutHint }
 
 func describeAttempt(a Attempt, now time.Time) string {
 	s := a.Profile + ": " + a.Reason

@@ -10,6 +10,7 @@ import (
 	"io"
 	"iter"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -77,6 +78,9 @@ func (s *Server) attemptAll(out *http.Request, rs *reqState) (*http.Response, er
 			if next == stop {
 				return nil, ctx.Err()
 			}
+			if next == abort {
+				return nil, rs.abort
+			}
 		}
 	}
 	var cooling []Attempt
@@ -105,6 +109,7 @@ const (
 	nextProfile next = iota
 	nextModel
 	stop
+	abort // answer rs.abort
 )
 
 // attempt is one send of the request: a credential for one model of the
@@ -153,6 +158,9 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 		return nil, nextProfile
 	}
 	att.Status = resp.StatusCode
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return s.redirect(rs, c, att, resp)
+	}
 	if resp.StatusCode < 400 {
 		rs.attempts = append(rs.attempts, att)
 		rs.profile = c.id
@@ -189,6 +197,53 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 	}
 	s.fail(rs, c, att, retry, now)
 	return nil, nextProfile
+}
+
+// redirect handles a 3xx: neither a success nor a failover, so no state
+// changes. One that stays under the provider's base URL is passed on with
+// Location made relative to the gateway (the client stays here); one that
+// leaves it is answered 502, since the client would follow it carrying its
+// gateway token. Both are logged.
+func (s *Server) redirect(rs *reqState, c candidate, att Attempt, resp *http.Response) (*http.Response, next) {
+	att.Reason = "redirect"
+	rs.attempts = append(rs.attempts, att)
+	rs.profile = c.id
+	s.metrics.attempts.WithLabelValues(rs.provider, "redirect").Inc()
+	loc, err := resp.Location()
+	if err == http.ErrNoLocation {
+		return resp, nextProfile // a 304 or a 300 without a target
+	}
+	if local, ok := gatewayLocation(rs, loc, err); ok {
+		resp.Header.Set("Location", local)
+		s.log.Info("upstream redirect passed on", "provider", rs.provider, "profile", c.id, "status", resp.StatusCode, "location", local)
+		return resp, nextProfile
+	}
+	resp.Body.Close()
+	target := "an unreadable Location"
+	if err == nil {
+		target = loc.Scheme + "://" + loc.Host
+	}
+	s.log.Warn("upstream redirected to another host; answered 502", "provider", rs.provider, "profile", c.id, "status", resp.StatusCode, "to", target)
+	rs.abort = &HTTPError{Code: http.StatusBadGateway, Type: "upstream_error",
+		Msg: fmt.Sprintf("opensoul: %s answered %d redirecting to %s, outside its base URL; the gateway does not pass on redirects that would carry your token elsewhere", rs.provider, resp.StatusCode, target)}
+	return nil, abort
+}
+
+// gatewayLocation turns a redirect target under the provider's base URL
+// into the same path on the gateway (/{provider}/…).
+func gatewayLocation(rs *reqState, loc *url.URL, err error) (string, bool) {
+	if err != nil || loc.Scheme != rs.base.Scheme || loc.Host != rs.base.Host {
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(loc.EscapedPath(), rs.base.EscapedPath())
+	if !ok || (rest != "" && rest[0] != '/') {
+		return "", false
+	}
+	local := "/" + rs.provider + rest
+	if loc.RawQuery != "" {
+		local += "?" + loc.RawQuery
+	}
+	return local, true
 }
 
 type readCloser struct {

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -269,5 +270,190 @@ func TestRetryAfterIsClamped(t *testing.T) {
 	resp, _ = f2.messages("m", nil)
 	if resp.Header.Get("Retry-After") != "86400" || resp.Header.Get("retry-after-ms") != "86400000" {
 		t.Errorf("passed-through Retry-After %q, retry-after-ms %q", resp.Header.Get("Retry-After"), resp.Header.Get("retry-after-ms"))
+	}
+}
+
+// recorder is an upstream run by a handler of the test's own, recording
+// each request's URL and key.
+type recorder struct {
+	*httptest.Server
+	mu   sync.Mutex
+	urls []string
+}
+
+func newRecorder(t *testing.T, h func(w http.ResponseWriter, r *http.Request)) *recorder {
+	rec := &recorder{}
+	rec.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		rec.urls = append(rec.urls, r.URL.RequestURI())
+		rec.mu.Unlock()
+		io.ReadAll(r.Body)
+		h(w, r)
+	}))
+	t.Cleanup(rec.Close)
+	return rec
+}
+
+func (rec *recorder) seen() []string {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return append([]string(nil), rec.urls...)
+}
+
+func withUpstream(rec *recorder) fixtureOpt {
+	return withConfig(func(c *gateway.Config) { c.Providers["anthropic"] = gateway.Upstream{BaseURL: rec.URL} })
+}
+
+func ok200(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, `{"ok":true}`, nil) }
+
+// TestQueryTokenIsStripped: a gateway token in the query never reaches
+// the provider; the other parameters do, unchanged.
+func TestQueryTokenIsStripped(t *testing.T) {
+	rec := newRecorder(t, ok200)
+	f := newFixture(t, withUpstream(rec))
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
+	resp, _ := f.do("POST", "/anthropic/v1/messages?key="+gatewayToken+"&beta=true&k2="+workToken, `{"model":"m"}`, map[string]string{"x-api-key": gatewayToken})
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if got := rec.seen(); len(got) != 1 || got[0] != "/v1/messages?beta=true" {
+		t.Errorf("upstream saw %q", got)
+	}
+}
+
+// TestUnsafePathsAreRefused: control characters and backslashes, plain or
+// encoded, get 400 and reach no upstream.
+func TestUnsafePathsAreRefused(t *testing.T) {
+	rec := newRecorder(t, ok200)
+	f := newFixture(t, withUpstream(rec))
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
+	for _, path := range []string{`/anthropic/v1/a\b`, "/anthropic/v1/a%5cb", "/anthropic/v1/a%5Cb", "/anthropic/v1/a%00b", "/anthropic/v1/a%0d%0aX-Injected:%20y", "/anthropic/v1/a%09b", "/anthro%5cpic/v1/messages"} {
+		c, err := net.Dial("tcp", f.srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nx-api-key: %s\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}", path, gatewayToken)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		c.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("%s: %d, want 400", path, resp.StatusCode)
+		}
+	}
+	if got := rec.seen(); len(got) != 0 {
+		t.Errorf("upstream saw %q", got)
+	}
+}
+
+// TestEchoedSecretsAreScrubbed: an upstream that echoes the key it got,
+// in headers and in the body (whole, and split across two streamed
+// chunks), reaches an agent-token caller masked.
+func TestEchoedSecretsAreScrubbed(t *testing.T) {
+	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("x-api-key")
+		w.Header().Set("x-api-key", key)
+		w.Header().Set("Authorization", "Bearer "+key)
+		w.Header().Set("x-goog-api-key", key)
+		w.Header().Set("x-debug", "got "+key)
+		if r.URL.Path == "/v1/error" {
+			writeJSON(w, 400, `{"type":"error","error":{"type":"invalid_request_error","message":"bad key `+key+`"}}`, map[string]string{"x-api-key": key})
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		half := len(key) / 2
+		io.WriteString(w, "data: {\"echo\":\""+key[:half])
+		w.(http.Flusher).Flush()
+		io.WriteString(w, key[half:]+"\"}\n\n")
+	})
+	f := newFixture(t, withUpstream(rec))
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
+	for _, path := range []string{"/anthropic/v1/error", "/anthropic/v1/messages"} {
+		resp, body := f.do("POST", path, `{"model":"m","stream":true}`, map[string]string{"x-api-key": workToken})
+		var all strings.Builder
+		resp.Header.Write(&all)
+		all.WriteString(body)
+		if strings.Contains(all.String(), keyA) || strings.Contains(all.String(), keyA[len(keyA)-8:]) {
+			t.Errorf("%s: the stored key reached the client:\n%s", path, all.String())
+		}
+		for _, h := range []string{"x-api-key", "Authorization", "x-goog-api-key"} {
+			if resp.Header.Get(h) != "" {
+				t.Errorf("%s: credential header %s passed on", path, h)
+			}
+		}
+		if !strings.Contains(body, "sk-ant-api03-***") {
+			t.Errorf("%s: no mask in the body: %q", path, body)
+		}
+	}
+}
+
+// TestRedirects: a 3xx is neither success nor failover. One to another
+// host is answered 502 naming it; one under the base URL is passed on
+// with a gateway path. Neither records lastGood or a session pin.
+func TestRedirects(t *testing.T) {
+	var rec *recorder
+	rec = newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/away":
+			w.Header().Set("Location", "http://evil.example/steal")
+		default:
+			w.Header().Set("Location", rec.URL+"/v1/other?x=1")
+		}
+		w.WriteHeader(http.StatusTemporaryRedirect)
+	})
+	f := newFixture(t, withUpstream(rec))
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA), "anthropic:b": anthropicKey(keyB)}, nil)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	post := func(path string) (*http.Response, string) {
+		req, _ := http.NewRequest("POST", f.srv.URL+path, strings.NewReader(`{"model":"m"}`))
+		req.Header.Set("x-api-key", gatewayToken)
+		req.Header.Set("x-opensoul-session", "s1")
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := post("/anthropic/v1/away")
+	if resp.StatusCode != 502 || !strings.Contains(body, "evil.example") || resp.Header.Get("Location") != "" {
+		t.Errorf("foreign redirect: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	resp, _ = post("/anthropic/v1/here")
+	if resp.StatusCode != 307 || resp.Header.Get("Location") != "/anthropic/v1/other?x=1" {
+		t.Errorf("same-host redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if n := len(rec.seen()); n != 2 {
+		t.Errorf("upstream saw %d requests, want 2 (no failover on a redirect)", n)
+	}
+	if st := f.state("main"); len(st.LastGood) != 0 {
+		t.Errorf("a redirect set lastGood: %v", st.LastGood)
+	}
+	if ss, _ := f.st.LoadSessions("main"); len(ss.Sessions) != 0 {
+		t.Errorf("a redirect pinned a session: %v", ss.Sessions)
+	}
+	if !strings.Contains(f.logs.String(), "redirected to another host") || !strings.Contains(f.logs.String(), "redirect passed on") {
+		t.Errorf("redirects not logged")
+	}
+}
+
+// TestUpstream5xxKeepsItsFamily: an upstream 500 is a 502 to the client,
+// not a 504 "timeout"; a connection refused is a 502 too.
+func TestUpstream5xxKeepsItsFamily(t *testing.T) {
+	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 500, `{"error":"boom"}`, nil) })
+	f := newFixture(t, withUpstream(rec))
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
+	if resp, body := f.messages("m", nil); resp.StatusCode != 502 || strings.Contains(body, `"timeout"`) {
+		t.Errorf("upstream 500: %d %s", resp.StatusCode, body)
+	}
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	f2 := newFixture(t, withConfig(func(c *gateway.Config) { c.Providers["anthropic"] = gateway.Upstream{BaseURL: dead.URL} }))
+	f2.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
+	if resp, body := f2.messages("m", nil); resp.StatusCode != 502 {
+		t.Errorf("connection refused: %d %s", resp.StatusCode, body)
 	}
 }

@@ -51,7 +51,8 @@ type reqState struct {
 	profile   string // the profile that served
 	status    int
 	failovers int
-	cause     error // logged, never sent
+	cause     error      // logged, never sent
+	abort     *HTTPError // the answer when the loop stops early (a foreign redirect)
 }
 
 type reqStateKey struct{}
@@ -115,10 +116,13 @@ func rewrite(pr *httputil.ProxyRequest) {
 	if p, err := url.PathUnescape(u.RawPath); err == nil {
 		u.Path = p
 	}
-	u.RawQuery = pr.In.URL.RawQuery
+	u.RawQuery = stripTokens(rs.rc, pr.In.URL.RawQuery)
 	pr.Out.URL = &u
 	pr.Out.Host = ""
 	h := pr.Out.Header
+	// Answers come back uncompressed so that the secret scrub can read
+	// them (see scrub.go), at the cost of bandwidth on the upstream leg.
+	h.Del("Accept-Encoding")
 	h.Del("Authorization")
 	for _, name := range callerKeyHeaders {
 		h.Del(name)
@@ -130,12 +134,40 @@ func rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
+// stripTokens drops query parameters whose value is a gateway token
+// (SDKs such as Google's send their key as ?key=), keeping the rest of
+// the query byte for byte.
+func stripTokens(rc *runtimeConfig, raw string) string {
+	if raw == "" || !rc.hasToken() {
+		return raw
+	}
+	kept := make([]string, 0, 4)
+	dropped := false
+	for part := range strings.SplitSeq(raw, "&") {
+		_, v, _ := strings.Cut(part, "=")
+		if val, err := url.QueryUnescape(v); err == nil && val != "" && rc.isToken(val) {
+			dropped = true
+			continue
+		}
+		kept = append(kept, part)
+	}
+	if !dropped {
+		return raw
+	}
+	return strings.Join(kept, "&")
+}
+
 func (s *Server) modifyResponse(resp *http.Response) error {
 	rs := stateOf(resp.Request.Context())
 	resp.Header.Set("X-Opensoul-Profile", rs.profile)
 	resp.Header.Set("X-Opensoul-Attempts", strconv.Itoa(len(rs.attempts)))
 	rs.status = resp.StatusCode
 	clampRetryHeaders(resp.Header, s.now())
+	ss := s.secretsFor(rs)
+	ss.scrubHeaders(resp.Header)
+	if resp.Body != nil && resp.Body != http.NoBody && len(ss.secrets) > 0 {
+		resp.Body = newScrubReader(resp.Body, ss)
+	}
 	return nil
 }
 
@@ -166,7 +198,7 @@ func upstreamErrText(err error) string {
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return "timed out"
+		return timedOutHint
 	}
 	return err.Error()
 }
@@ -183,7 +215,7 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 		rs.provider = "" // an unknown name stays out of the metrics' labels
 	}
 	if !ok {
-		s.reject(w, rs, &HTTPError{Code: http.StatusBadRequest, Msg: "opensoul: the path must be /{provider}/… without . or .. segments"})
+		s.reject(w, rs, &HTTPError{Code: http.StatusBadRequest, Msg: "opensoul: the path must be /{provider}/… without . or .. segments, control characters or backslashes"})
 		return
 	}
 	if rs.base, ok = rc.bases[provider]; !ok {

@@ -149,6 +149,18 @@ type runtimeConfig struct {
 // without authentication.
 var ErrNoToken = errors.New("gateway.auth: the gateway listens beyond loopback, so it needs a non-empty gateway.auth.token or gateway.auth.agents token (an empty or unset ${VAR} counts as none)")
 
+// isToken says whether v is the gateway token or an agent token.
+func (rc *runtimeConfig) isToken(v string) bool {
+	sum := sha256.Sum256([]byte(v))
+	hit := rc.Token != "" && subtle.ConstantTimeCompare(sum[:], rc.tokenSum[:]) == 1
+	for _, want := range rc.agentSums {
+		if subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
+			hit = true
+		}
+	}
+	return hit
+}
+
 // hasToken says whether any non-empty token is in force.
 func (rc *runtimeConfig) hasToken() bool { return rc.Token != "" || len(rc.agentSums) > 0 }
 
@@ -341,15 +353,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serveProvider(w, r)
 }
 
+// unsafePathRune is a control character or a backslash.
+func unsafePathRune(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }
+
 // splitRoute splits the escaped path /{provider}/{rest} into its parts.
 // A rest with dot segments (plain or percent-encoded) is refused, so a
-// request never leaves the provider's base path.
+// request never leaves the provider's base path, and so is one holding a
+// control character or a backslash, plain or encoded (%00, %0d%0a, %5c),
+// which upstream servers read in ways of their own.
 func splitRoute(escaped string) (provider, rest string, ok bool) {
 	p := strings.TrimPrefix(escaped, "/")
 	provider, rest, _ = strings.Cut(p, "/")
 	rest = "/" + rest
 	plain, err := url.PathUnescape(rest)
-	if err != nil || provider == "" {
+	whole, err2 := url.PathUnescape(p)
+	if err != nil || err2 != nil || provider == "" || strings.ContainsFunc(whole, unsafePathRune) {
 		return provider, rest, false
 	}
 	for seg := range strings.SplitSeq(plain, "/") {
