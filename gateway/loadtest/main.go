@@ -41,6 +41,11 @@
 //     go run ./gateway/loadtest -profiles 1000 -churn -nocache -d 3s
 //
 //     go run ./gateway/loadtest -spread 4 [-d 3s]   # session-less traffic over 4 keys: each key's share
+//
+// With -attack bodies it measures the gateway's memory under hostile
+// request bodies instead (see attack.go):
+//
+//	go run ./gateway/loadtest -attack bodies [-conns 40] [-rounds 4]
 package main
 
 import (
@@ -90,6 +95,10 @@ func main() {
 	churn := flag.Bool("churn", false, "with -profiles: also measure a new session on every request (no decision cached)")
 	nocache := flag.Bool("nocache", false, "with -profiles: also measure with the decision cache off")
 	spreadKeys := flag.Int("spread", 0, "instead: check that requests without a session spread over this many keys (4: each 15-35%)")
+	attack := flag.String("attack", "", "measure memory under hostile callers instead: bodies (see attack.go)")
+	conns := flag.Int("conns", 40, "with -attack: connections per round")
+	rounds := flag.Int("rounds", 4, "with -attack: rounds of declared-length bodies")
+	hold := flag.Duration("hold", 3*time.Second, "with -attack: how long each round holds its connections")
 	flag.Parse()
 	var err error
 	switch {
@@ -97,6 +106,8 @@ func main() {
 		err = spread(*spreadKeys, *dur)
 	case *serve != "":
 		err = child(*serve, *up, *profiles)
+	case *attack != "":
+		err = runAttack(*attack, *conns, *rounds, *hold)
 	case *profiles > 0:
 		err = runScale(*dur, *maxReq, *profiles, *churn, *nocache)
 	default:
