@@ -16,7 +16,9 @@ import (
 )
 
 // ExampleNew runs the gateway in front of a stand-in provider: the caller
-// presents the gateway token, the gateway presents the stored key.
+// presents the gateway token, the gateway presents the stored key. The
+// provider echoes the key it got; the gateway masks it on the way back,
+// as it does any stored secret in an answer.
 func ExampleNew() {
 	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"saw_key":%q}`, r.Header.Get("x-api-key"))
@@ -54,5 +56,5 @@ func ExampleNew() {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	fmt.Println(resp.StatusCode, resp.Header.Get("x-opensoul-profile"), string(body))
-	// Output: 200 anthropic:default {"saw_key":"sk-ant-api03-example-key-0123456789abcdef"}
+	// Output: 200 anthropic:default {"saw_key":"sk-ant-api03-****************************"}
 }

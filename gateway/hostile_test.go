@@ -273,16 +273,16 @@ func TestRetryAfterIsClamped(t *testing.T) {
 	}
 }
 
-// recorder is an upstream run by a handler of the test's own, recording
+// echoUpstream is an upstream run by a handler of the test's own, recording
 // each request's URL and key.
-type recorder struct {
+type echoUpstream struct {
 	*httptest.Server
 	mu   sync.Mutex
 	urls []string
 }
 
-func newRecorder(t *testing.T, h func(w http.ResponseWriter, r *http.Request)) *recorder {
-	rec := &recorder{}
+func newEchoUpstream(t *testing.T, h func(w http.ResponseWriter, r *http.Request)) *echoUpstream {
+	rec := &echoUpstream{}
 	rec.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec.mu.Lock()
 		rec.urls = append(rec.urls, r.URL.RequestURI())
@@ -294,13 +294,13 @@ func newRecorder(t *testing.T, h func(w http.ResponseWriter, r *http.Request)) *
 	return rec
 }
 
-func (rec *recorder) seen() []string {
+func (rec *echoUpstream) seen() []string {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	return append([]string(nil), rec.urls...)
 }
 
-func withUpstream(rec *recorder) fixtureOpt {
+func withUpstream(rec *echoUpstream) fixtureOpt {
 	return withConfig(func(c *gateway.Config) { c.Providers["anthropic"] = gateway.Upstream{BaseURL: rec.URL} })
 }
 
@@ -309,7 +309,7 @@ func ok200(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, `{"ok":tr
 // TestQueryTokenIsStripped: a gateway token in the query never reaches
 // the provider; the other parameters do, unchanged.
 func TestQueryTokenIsStripped(t *testing.T) {
-	rec := newRecorder(t, ok200)
+	rec := newEchoUpstream(t, ok200)
 	f := newFixture(t, withUpstream(rec))
 	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
 	resp, _ := f.do("POST", "/anthropic/v1/messages?key="+gatewayToken+"&beta=true&k2="+workToken, `{"model":"m"}`, map[string]string{"x-api-key": gatewayToken})
@@ -324,7 +324,7 @@ func TestQueryTokenIsStripped(t *testing.T) {
 // TestUnsafePathsAreRefused: control characters and backslashes, plain or
 // encoded, get 400 and reach no upstream.
 func TestUnsafePathsAreRefused(t *testing.T) {
-	rec := newRecorder(t, ok200)
+	rec := newEchoUpstream(t, ok200)
 	f := newFixture(t, withUpstream(rec))
 	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
 	for _, path := range []string{`/anthropic/v1/a\b`, "/anthropic/v1/a%5cb", "/anthropic/v1/a%5Cb", "/anthropic/v1/a%00b", "/anthropic/v1/a%0d%0aX-Injected:%20y", "/anthropic/v1/a%09b", "/anthro%5cpic/v1/messages"} {
@@ -351,7 +351,7 @@ func TestUnsafePathsAreRefused(t *testing.T) {
 // in headers and in the body (whole, and split across two streamed
 // chunks), reaches an agent-token caller masked.
 func TestEchoedSecretsAreScrubbed(t *testing.T) {
-	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+	rec := newEchoUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("x-api-key")
 		w.Header().Set("x-api-key", key)
 		w.Header().Set("Authorization", "Bearer "+key)
@@ -393,8 +393,8 @@ func TestEchoedSecretsAreScrubbed(t *testing.T) {
 // host is answered 502 naming it; one under the base URL is passed on
 // with a gateway path. Neither records lastGood or a session pin.
 func TestRedirects(t *testing.T) {
-	var rec *recorder
-	rec = newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+	var rec *echoUpstream
+	rec = newEchoUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/v1/away":
 			w.Header().Set("Location", "http://evil.example/steal")
@@ -443,7 +443,7 @@ func TestRedirects(t *testing.T) {
 // TestUpstream5xxKeepsItsFamily: an upstream 500 is a 502 to the client,
 // not a 504 "timeout"; a connection refused is a 502 too.
 func TestUpstream5xxKeepsItsFamily(t *testing.T) {
-	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 500, `{"error":"boom"}`, nil) })
+	rec := newEchoUpstream(t, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 500, `{"error":"boom"}`, nil) })
 	f := newFixture(t, withUpstream(rec))
 	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
 	if resp, body := f.messages("m", nil); resp.StatusCode != 502 || strings.Contains(body, `"timeout"`) {
