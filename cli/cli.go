@@ -121,15 +121,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // as a constructor on *app.
 func (a *app) rootCmd() *ffcli.Command {
 	fs := a.flagSet("opensoul")
+	showVersion := fs.Bool("version", false, "print the version and exit (see: opensoul version)")
 	subs := []*ffcli.Command{
 		a.modelsCmd(),
 		a.configCmd(),
 		a.doctorCmd(),
 		a.onboardCmd(),
+		a.versionCmd(),
 	}
 	subs = append(subs, a.extraCmds()...)
 	sort.Slice(subs, func(i, j int) bool { return subs[i].Name < subs[j].Name })
-	return a.group(&ffcli.Command{
+	root := a.group(&ffcli.Command{
 		Name:       "opensoul",
 		ShortUsage: "opensoul [--config FILE] [--state-dir DIR] <command> [flags]",
 		ShortHelp:  "OpenSoul: one local gateway for all your model credentials.",
@@ -144,6 +146,14 @@ Examples:
 		FlagSet:     fs,
 		Subcommands: subs,
 	})
+	group := root.Exec
+	root.Exec = func(ctx context.Context, args []string) error {
+		if *showVersion {
+			return a.printVersion(ctx, false)
+		}
+		return group(ctx, args)
+	}
+	return root
 }
 
 // flagSet returns a flag set that carries the global flags, so they may

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -248,5 +249,24 @@ func TestPasteTokenPutsNewProfileFirst(t *testing.T) {
 	}
 	if out := e.ok("", "models", "auth", "order", "get", "--provider", "anthropic"); !strings.Contains(out, "anthropic:new anthropic:old") || !strings.Contains(out, "source: agent store") {
 		t.Errorf("store order after paste-token: %s", out)
+	}
+}
+
+// TestVersion: `version` and `--version` print the build's version, the Go
+// version and every provider module's version.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out := e.ok("", args...)
+		for _, want := range []string{"opensoul ", "commit ", "go       " + runtime.Version(), "anthropic", "1.0.0"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%v lacks %q:\n%s", args, want, out)
+			}
+		}
+	}
+	var v versionInfo
+	if err := json.Unmarshal([]byte(e.ok("", "version", "--json")), &v); err != nil || v.GoVersion != runtime.Version() || len(v.Providers) == 0 {
+		t.Errorf("version --json: %+v %v", v, err)
 	}
 }
