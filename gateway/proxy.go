@@ -241,6 +241,10 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, rs, herr)
 		return
 	}
+	if p := providers.For(provider); p.OutsideAPI(rest) {
+		s.reject(w, rs, wrongBaseURL(p, r, provider, rest))
+		return
+	}
 	if herr := s.readBody(w, r, rs); herr != nil {
 		s.reject(w, rs, herr)
 		return
@@ -383,4 +387,15 @@ func clientLabel(c policy.ClientFacts) string {
 		return c.Name
 	}
 	return c.Name + "/" + c.Version
+}
+
+// wrongBaseURL answers a wire API path outside the provider's API prefix
+// (the AI SDK given …/anthropic posts to /anthropic/messages): 404, naming
+// the base URLs that work.
+func wrongBaseURL(p providers.Provider, r *http.Request, route, rest string) *HTTPError {
+	base := "http://" + r.Host + "/" + route
+	return &HTTPError{Code: http.StatusNotFound, Msg: fmt.Sprintf(
+		"opensoul: %s%s is not a path of the %s API, so it was not forwarded. Give clients that append %s themselves (the AI SDK, the OpenAI SDKs) "+
+			"the base URL %s%s, and clients that append %s%s (the Anthropic SDKs, Claude Code) the base URL %s",
+		"/"+route, rest, cmp.Or(p.Title, route), rest, base, p.APIPrefix, p.APIPrefix, rest, base)}
 }

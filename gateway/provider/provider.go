@@ -139,6 +139,11 @@ type Provider struct {
 	// APIs are the wire APIs the gateway recognises on this provider's
 	// routes; a path speaking another gets no request.api.
 	APIs []string
+	// APIPrefix is the path below BaseURL every API of the provider lives
+	// under ("/v1"). A wire API path outside it (/anthropic/messages, from
+	// a client given the wrong base URL) is answered 404 by the gateway,
+	// naming the right base URL, instead of being forwarded. "": any path.
+	APIPrefix string
 
 	Errors ErrorShape
 
@@ -164,13 +169,14 @@ var bearer = Presentation{Header: "authorization", Prefix: "Bearer ", Remove: []
 // builtin is the table, in the order providers are listed to users.
 var builtin = []Provider{
 	{
-		Name:    "anthropic",
-		Title:   "Anthropic",
-		BaseURL: "https://api.anthropic.com",
-		Env:     []EnvVar{{"ANTHROPIC_OAUTH_TOKEN", CredToken}, {"ANTHROPIC_API_KEY", CredAPIKey}},
-		APIs:    []string{APIAnthropicMessages, APIOpenAICompletions, APIOpenAIResponses},
-		Errors:  ErrorsAnthropic,
-		APIKey:  Presentation{Header: "x-api-key", Remove: []string{"authorization"}},
+		Name:      "anthropic",
+		Title:     "Anthropic",
+		BaseURL:   "https://api.anthropic.com",
+		Env:       []EnvVar{{"ANTHROPIC_OAUTH_TOKEN", CredToken}, {"ANTHROPIC_API_KEY", CredAPIKey}},
+		APIs:      []string{APIAnthropicMessages, APIOpenAICompletions, APIOpenAIResponses},
+		APIPrefix: "/v1",
+		Errors:    ErrorsAnthropic,
+		APIKey:    Presentation{Header: "x-api-key", Remove: []string{"authorization"}},
 		Token: Presentation{Header: "authorization", Prefix: "Bearer ",
 			Extra: map[string]string{"anthropic-beta": "oauth-2025-04-20"}, Remove: []string{"x-api-key"}},
 		Kinds: []string{KindAPIKey, KindSetupToken, KindOAuthAccess},
@@ -180,28 +186,30 @@ var builtin = []Provider{
 		Onboard: true,
 	},
 	{
-		Name:    "openai",
-		Title:   "OpenAI",
-		BaseURL: "https://api.openai.com",
-		Env:     []EnvVar{{"OPENAI_API_KEY", CredAPIKey}},
-		APIs:    []string{APIOpenAICompletions, APIOpenAIResponses},
-		Errors:  ErrorsOpenAI,
-		APIKey:  bearer,
-		Token:   bearer,
-		Kinds:   []string{KindAPIKey, KindOAuthAccess},
-		Onboard: true,
+		Name:      "openai",
+		Title:     "OpenAI",
+		BaseURL:   "https://api.openai.com",
+		Env:       []EnvVar{{"OPENAI_API_KEY", CredAPIKey}},
+		APIs:      []string{APIOpenAICompletions, APIOpenAIResponses},
+		APIPrefix: "/v1",
+		Errors:    ErrorsOpenAI,
+		APIKey:    bearer,
+		Token:     bearer,
+		Kinds:     []string{KindAPIKey, KindOAuthAccess},
+		Onboard:   true,
 	},
 	{
-		Name:    "openrouter",
-		Title:   "OpenRouter",
-		BaseURL: "https://openrouter.ai/api",
-		Env:     []EnvVar{{"OPENROUTER_API_KEY", CredAPIKey}},
-		APIs:    []string{APIOpenAICompletions, APIOpenAIResponses},
-		Errors:  ErrorsOpenAI,
-		APIKey:  bearer,
-		Token:   bearer,
-		Kinds:   []string{KindAPIKey},
-		Onboard: true,
+		Name:      "openrouter",
+		Title:     "OpenRouter",
+		BaseURL:   "https://openrouter.ai/api",
+		Env:       []EnvVar{{"OPENROUTER_API_KEY", CredAPIKey}},
+		APIs:      []string{APIOpenAICompletions, APIOpenAIResponses},
+		APIPrefix: "/v1",
+		Errors:    ErrorsOpenAI,
+		APIKey:    bearer,
+		Token:     bearer,
+		Kinds:     []string{KindAPIKey},
+		Onboard:   true,
 	},
 	{
 		Name:    "google",
@@ -281,6 +289,12 @@ func (p Provider) APIOf(path string) string {
 		}
 	}
 	return ""
+}
+
+// OutsideAPI reports whether path (below the provider's route) names one
+// of its wire APIs but outside APIPrefix: a client with the wrong base URL.
+func (p Provider) OutsideAPI(path string) bool {
+	return p.APIPrefix != "" && p.APIOf(path) != "" && !strings.HasPrefix(path, p.APIPrefix+"/")
 }
 
 // Presentation returns how a credential of type typ is presented.
