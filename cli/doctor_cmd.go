@@ -27,17 +27,43 @@ func (a *app) doctorCmd() *ffcli.Command {
 	fs := a.flagSet("doctor")
 	agent := fs.String("agent", "", "agent id (default: agents.default)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	fix := fs.Bool("fix", false, "show the repairs doctor can make, as diffs (a dry run unless --yes)")
+	yes := fs.Bool("yes", false, "with --fix: apply the repairs, backing up each changed file")
 	return leaf(&ffcli.Command{
 		Name:       "doctor",
-		ShortUsage: "opensoul doctor [--agent ID] [--json]",
+		ShortUsage: "opensoul doctor [--agent ID] [--json] [--fix [--yes]]",
 		ShortHelp:  "Check the installation: state dir, config, .env, stores, credentials.",
 		LongHelp: `Runs every check and prints what is wrong with how to fix it. Exits 1
-when a check fails.
+when a check fails. Credentials are judged by the gateway's own policy
+decision: which one serves each provider's model, what cools down (and for
+which model) or is disabled, profiles the order in force leaves out, user
+pins to profiles that cannot serve, environment keys never reached.
 
-Example:
-  opensoul doctor`,
+--fix shows the repairs it can make, each as a diff, and changes nothing;
+--fix --yes applies them, first copying each file it edits to
+<file>.bak-<time>. It never deletes a credential. Repairs: file and dir
+modes (0600/0700), user pins to profiles that no longer exist, profiles
+missing from the agent store's explicit order.
+
+Examples:
+  opensoul doctor
+  opensoul doctor --fix          # dry run: the diffs
+  opensoul doctor --fix --yes    # apply, with backups`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
+			if *yes && !*fix {
+				return usageErr("--yes applies the repairs of --fix; run: opensoul doctor --fix --yes")
+			}
+			if *fix {
+				if err := a.load(); err != nil {
+					return err
+				}
+				ag, err := a.agentID(*agent)
+				if err != nil {
+					return err
+				}
+				return a.runFix(a.stdout, ag, *yes)
+			}
 			checks := a.runDoctor(ctx, *agent)
 			failed := false
 			for _, c := range checks {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -269,4 +270,83 @@ func TestVersion(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.ok("", "version", "--json")), &v); err != nil || v.GoVersion != runtime.Version() || len(v.Providers) == 0 {
 		t.Errorf("version --json: %+v %v", v, err)
 	}
+}
+
+// TestDoctorFix runs doctor --fix on a copy of a broken state: the dry run
+// changes nothing, --yes makes the shown changes with backups, and no
+// credential is lost.
+func TestDoctorFix(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.ok(fixAnthropicKey, "models", "auth", "paste-token", "--provider", "anthropic", "--type", "api_key", "--profile-id", "anthropic:a")
+	e.ok("", "models", "auth", "order", "set", "--provider", "anthropic", "anthropic:a")
+	e.ok(fixSetupToken, "models", "auth", "paste-token", "--provider", "anthropic", "--profile-id", "anthropic:b", "--no-order")
+	st := store.New(e.state)
+	if err := st.UpdateSessions("main", func(ss *store.Sessions) error {
+		ss.Sessions["stuck"] = &store.Session{AuthProfileOverride: "anthropic:gone", AuthProfileOverrideSource: store.PinUser}
+		ss.Sessions["fine"] = &store.Session{AuthProfileOverride: "anthropic:a", AuthProfileOverrideSource: store.PinUser}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	profiles, sessions := st.ProfilesPath("main"), st.SessionsPath("main")
+	if err := os.Chmod(profiles, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	snapshot := func() map[string]string {
+		out := map[string]string{}
+		for _, p := range []string{profiles, sessions} {
+			data, _ := os.ReadFile(p)
+			fi, _ := os.Stat(p)
+			out[p] = fi.Mode().String() + string(data)
+		}
+		return out
+	}
+	before := snapshot()
+	dry := e.ok("", "doctor", "--fix")
+	for _, want := range []string{"chmod 600 " + profiles, "-      \"authProfileOverride\": \"anthropic:gone\"", "+    \"anthropic:b\"", "Dry run: nothing changed"} {
+		if !strings.Contains(dry, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, dry)
+		}
+	}
+	if after := snapshot(); !reflectEqual(before, after) {
+		t.Fatalf("the dry run changed files")
+	}
+	e.ok("", "doctor", "--fix", "--yes")
+	if fi, _ := os.Stat(profiles); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode not fixed: %v", fi.Mode())
+	}
+	ss, _ := st.LoadSessions("main")
+	if ss.Sessions["stuck"].AuthProfileOverride != "" || ss.Sessions["fine"].AuthProfileOverride != "anthropic:a" {
+		t.Errorf("pins after --fix: stuck %+v fine %+v", ss.Sessions["stuck"], ss.Sessions["fine"])
+	}
+	p, _ := st.LoadProfiles("main")
+	if strings.Join(p.Order["anthropic"], " ") != "anthropic:a anthropic:b" || p.Profiles["anthropic:a"].Secret() != fixAnthropicKey || p.Profiles["anthropic:b"].Secret() != fixSetupToken {
+		t.Errorf("profiles after --fix: order %v, %d profiles", p.Order, len(p.Profiles))
+	}
+	for _, path := range []string{profiles, sessions} {
+		matches, _ := filepath.Glob(path + ".bak-*")
+		if len(matches) != 1 {
+			t.Errorf("no single backup of %s: %v", path, matches)
+			continue
+		}
+		if data, _ := os.ReadFile(matches[0]); !strings.HasSuffix(before[path], string(data)) {
+			t.Errorf("backup %s is not the old content", matches[0])
+		}
+	}
+	if out := e.ok("", "doctor", "--fix"); !strings.Contains(out, "nothing to repair") {
+		t.Errorf("after --yes, more to repair:\n%s", out)
+	}
+}
+
+func reflectEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
 }
