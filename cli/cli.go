@@ -141,7 +141,7 @@ logins) in one place and serves them through one local gateway.
 Examples:
   opensoul onboard                                  # first-time setup
   opensoul models auth paste-token --provider anthropic
-  opensoul models status --check                    # exit 1 expired/missing, 2 expiring
+  opensoul models status --check                    # exit 1 needs you, 2 soon (see --help)
   opensoul gateway                                  # run the gateway on 127.0.0.1:18789`,
 		FlagSet:     fs,
 		Subcommands: subs,
