@@ -19,6 +19,19 @@ type Credential struct {
 	Expires  int64  `json:"expires,omitempty"` // epoch ms; 0 means none
 	Email    string `json:"email,omitempty"`
 	Label    string `json:"label,omitempty"`
+	// AccountID is the provider's account id of an OAuth login (for
+	// example the ChatGPT account a Codex sign-in belongs to).
+	AccountID string `json:"accountId,omitempty"`
+	// RefreshError is set when refreshing an OAuth login failed for good:
+	// the provider's answer and the command that fixes it (no secret). A
+	// new login clears it.
+	RefreshError string `json:"refreshError,omitempty"`
+}
+
+// Refreshable reports whether c is an OAuth login OpenSoul can still
+// refresh: it holds a refresh token that has not been refused.
+func (c Credential) Refreshable() bool {
+	return c.Type == TypeOAuth && c.Refresh != "" && c.RefreshError == ""
 }
 
 // Secret is the value presented upstream for this credential.
