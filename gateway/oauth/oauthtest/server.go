@@ -88,9 +88,13 @@ func New(t testing.TB) *Server {
 // RefreshGrants is how many refresh grants the server has answered with new
 // tokens; RefreshAttempts counts every refresh grant presented, refused ones
 // too; Reuses counts refresh tokens presented after they were spent.
-func (s *Server) RefreshGrants() int   { return s.st.count(func(r *reuseStorage) int { return r.grants }) }
-func (s *Server) RefreshAttempts() int { return s.st.count(func(r *reuseStorage) int { return r.attempts }) }
-func (s *Server) Reuses() int          { return s.st.count(func(r *reuseStorage) int { return r.reuses }) }
+func (s *Server) RefreshGrants() int {
+	return s.st.count(func(r *reuseStorage) int { return r.grants })
+}
+func (s *Server) RefreshAttempts() int {
+	return s.st.count(func(r *reuseStorage) int { return r.attempts })
+}
+func (s *Server) Reuses() int { return s.st.count(func(r *reuseStorage) int { return r.reuses }) }
 
 // Revoke revokes a refresh token, as a user signing out elsewhere would.
 func (s *Server) Revoke(refresh string) {
