@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/oauth"
 	providers "github.com/opensoul/opensoul/gateway/provider"
 )
 
@@ -93,6 +95,8 @@ type AuthConfig struct {
 	Profiles  map[string]ProfileMeta `koanf:"profiles"`
 	Order     map[string][]string    `koanf:"order"`
 	Cooldowns CooldownConfig         `koanf:"cooldowns"`
+	// RefreshSkewMs is how long before expiry OAuth logins are refreshed.
+	RefreshSkewMs int `koanf:"refreshSkewMs"`
 }
 
 // ProfileMeta records that a profile exists and how it authenticates.
@@ -113,6 +117,9 @@ type ProviderConfig struct {
 	BaseURL string `koanf:"baseUrl"`
 	APIKey  string `koanf:"apiKey"`
 	Module  string `koanf:"module"`
+	// OAuth supplies the provider's OAuth client, or overrides fields of
+	// its preset (gateway/oauth.Presets).
+	OAuth oauth.Client `koanf:"oauth"`
 }
 
 // PolicyConfig lists directories of user Rego policies and bounds how long
@@ -160,7 +167,8 @@ func DefaultConfig() Config {
 			Defaults: AgentDefaults{Model: ModelConfig{Primary: "anthropic/claude-sonnet-5"}},
 		},
 		Auth: AuthConfig{
-			Cooldowns: CooldownConfig{FailureWindowHours: 24, BillingBackoffHours: 5, BillingMaxHours: 24},
+			Cooldowns:     CooldownConfig{FailureWindowHours: 24, BillingBackoffHours: 5, BillingMaxHours: 24},
+			RefreshSkewMs: int(gateway.DefaultRefreshSkew / time.Millisecond),
 		},
 		Providers: upstreams,
 		Policy:    PolicyConfig{TimeoutMs: 500},
@@ -245,6 +253,18 @@ func (c *Config) Validate() error {
 			bad("providers."+name+".baseUrl", "want an http:// or https:// URL, got %q", p.BaseURL)
 		}
 	}
+	if c.Auth.RefreshSkewMs <= 0 {
+		bad("auth.refreshSkewMs", "must be a positive number of milliseconds, got %d", c.Auth.RefreshSkewMs)
+	}
+	for name, p := range c.Providers {
+		if p.OAuth.IsZero() {
+			continue
+		}
+		oc := c.OAuthClients()[name]
+		if err := oc.Validate(false); err != nil && oc.DeviceURL == "" {
+			bad("providers."+name+".oauth", "%v (no preset supplies it for %s)", err, name)
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -263,6 +283,21 @@ func (c *Config) Validate() error {
 	}
 	sort.Strings(errs)
 	return fmt.Errorf("invalid config:\n  %s", strings.Join(errs, "\n  "))
+}
+
+// OAuthClients is every provider's OAuth client: the presets, with the
+// fields of providers.<p>.oauth laid over them, plus clients config adds.
+func (c *Config) OAuthClients() map[string]oauth.Client {
+	out := map[string]oauth.Client{}
+	for name, p := range oauth.Presets {
+		out[name] = p
+	}
+	for name, p := range c.Providers {
+		if !p.OAuth.IsZero() {
+			out[name] = out[name].Merge(p.OAuth)
+		}
+	}
+	return out
 }
 
 // SplitModelRef splits "provider/model" (the model part may itself contain '/').

@@ -345,6 +345,8 @@ func gatewayConfig(c Config, listen string) gateway.Config {
 		Fallbacks:      c.Agents.Defaults.Model.Fallbacks,
 		SessionHeaders: c.Gateway.SessionHeaders,
 		RetryWaitMax:   ms(c.Gateway.RetryWaitMaxMs),
+		OAuth:          c.OAuthClients(),
+		RefreshSkew:    ms(c.Auth.RefreshSkewMs),
 	}
 	for name, p := range c.Providers {
 		g.Providers[name] = gateway.Upstream{BaseURL: p.BaseURL, APIKey: p.APIKey}

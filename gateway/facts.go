@@ -92,11 +92,18 @@ func LoadSnapshot(s *store.Store, agent string) (*Snapshot, error) {
 
 // ProfileStatus is a credential's status from its shape and expiry alone.
 // A provider module's verdict (StatusInvalid) is layered on by callers.
-// OpenSoul does not refresh OAuth logins, so an OAuth access token past its
-// expiry is expired like any token, whether or not a refresh token is kept.
+// An OAuth login OpenSoul can refresh is ok whatever its access token's
+// expiry: the gateway refreshes it before use (see Refresher). Once a
+// refresh has been refused it is expired until the user signs in again.
 func ProfileStatus(c store.Credential, now time.Time) string {
+	if c.Type == store.TypeOAuth && c.RefreshError != "" {
+		return StatusExpired
+	}
 	if c.Secret() == "" {
 		return StatusMissing
+	}
+	if c.Refreshable() {
+		return StatusOK
 	}
 	if c.Type == store.TypeAPIKey || c.Expires == 0 {
 		return StatusStatic

@@ -40,6 +40,9 @@ type candidate struct {
 	id    string
 	cred  store.Credential
 	owner string
+	// retried is set on the second try of an OAuth login after an upstream
+	// 401 made the gateway refresh it.
+	retried bool
 }
 
 // attemptAll tries every candidate of every model in the chain.
@@ -142,7 +145,17 @@ func (s *Server) request(ctx context.Context, out *http.Request, provider string
 // should get, or nil and where to go next.
 func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request, rs *reqState, a attempt) (*http.Response, next) {
 	c := a.c
+	if c.cred.Type == store.TypeOAuth && c.owner != "" {
+		fresh, err := s.refresh.Fresh(ctx, c.owner, c.id, c.cred, false)
+		if err != nil && !usableDespite(err, fresh, s.now()) {
+			s.fail(rs, c, Attempt{Profile: c.id, Model: a.model, Reason: ReasonAuth, Hint: err.Error()}, 0, s.now())
+			return nil, nextProfile
+		}
+		c.cred = fresh
+		a.c = c
+	}
 	req := s.request(ctx, out, rs.provider, a)
+	s.loginUpstream(req, rs, c.cred)
 	att := Attempt{Profile: c.id, Model: a.model}
 	if c.owner != "" && !rs.named {
 		rs.al.picks.mark(c.id, s.now())
@@ -191,6 +204,19 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 		return restore(), nextProfile // the caller's own mistake: pass it on
 	}
 	resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized && c.cred.Refreshable() && c.owner != "" && !c.retried {
+		// The provider refused the access token before its expiry (revoked,
+		// rotated elsewhere): refresh once and try again with the new one.
+		fresh, err := s.refresh.Fresh(ctx, c.owner, c.id, c.cred, true)
+		if err == nil && fresh.Access != c.cred.Access {
+			c.cred, c.retried = fresh, true
+			a.c = c
+			return s.try(ctx, t, out, rs, a)
+		}
+		if err != nil {
+			att.Hint = err.Error()
+		}
+	}
 	var retry time.Duration
 	if cl.RetryAfterMs != nil {
 		retry = time.Duration(*cl.RetryAfterMs) * time.Millisecond // clamped by classify
@@ -292,6 +318,51 @@ func pickedIf(rotate bool, al *agentLive) func(string) int64 {
 		return nil
 	}
 	return al.picks.of
+}
+
+// usableDespite reports whether a login whose refresh failed transiently
+// may still be used: its access token has not expired yet.
+func usableDespite(err error, c store.Credential, now time.Time) bool {
+	var re *RefreshError
+	return errors.As(err, &re) && !re.Dead && c.Access != "" && (c.Expires == 0 || c.Expires > now.UnixMilli())
+}
+
+// loginUpstream sends a request made with an OAuth login to the base URL
+// its provider's OAuth client names, with the client's headers (a ChatGPT
+// plan login goes to the ChatGPT backend with its account id).
+func (s *Server) loginUpstream(req *http.Request, rs *reqState, c store.Credential) {
+	if c.Type != store.TypeOAuth {
+		return
+	}
+	oc, ok := rs.rc.OAuth[rs.provider]
+	if !ok {
+		return
+	}
+	for name, v := range oc.Headers {
+		if strings.Contains(v, "{accountId}") {
+			if c.AccountID == "" {
+				continue
+			}
+			v = strings.ReplaceAll(v, "{accountId}", c.AccountID)
+		}
+		req.Header.Set(name, v)
+	}
+	if oc.BaseURL == "" {
+		return
+	}
+	base, err := url.Parse(strings.TrimSuffix(oc.BaseURL, "/"))
+	if err != nil || base.Host == "" {
+		return
+	}
+	rest := strings.TrimPrefix(rs.rest, oc.StripPrefix)
+	u := *base
+	u.RawPath = base.EscapedPath() + rest
+	if p, err := url.PathUnescape(u.RawPath); err == nil {
+		u.Path = p
+	}
+	u.RawQuery = req.URL.RawQuery
+	req.URL = &u
+	req.Host = ""
 }
 
 // headers asks the provider's module how to present c, falling back to

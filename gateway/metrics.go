@@ -26,6 +26,7 @@ type metrics struct {
 	failovers *prometheus.CounterVec
 	failures  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
+	refreshes *prometheus.CounterVec
 	handler   http.Handler
 }
 
@@ -49,8 +50,11 @@ func newMetrics(l *live, now func() time.Time) *metrics {
 			Help:    "Time from request to response headers, including every attempt.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
 		}, []string{"provider"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "opensoul_oauth_refreshes_total", Help: "OAuth refreshes this process made, by provider and result (ok; dead: refused, the login is expired; error: transient).",
+		}, []string{"provider", "result"}),
 	}
-	m.reg.MustRegister(m.requests, m.attempts, m.failovers, m.failures, m.latency,
+	m.reg.MustRegister(m.requests, m.attempts, m.failovers, m.failures, m.latency, m.refreshes,
 		&cooldownCollector{live: l, now: now},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})

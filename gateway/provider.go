@@ -75,7 +75,9 @@ func (v *verdicts) of(ctx context.Context, mods Modules, id string, c store.Cred
 // models status derive statuses this one way.
 func ModuleStatus(c store.Credential, now time.Time, valid bool) string {
 	st := ProfileStatus(c, now)
-	if valid || st == StatusExpired {
+	// A refreshable login's access token may be past its expiry, which a
+	// module rightly rejects; the refresh replaces it before use.
+	if valid || st == StatusExpired || (st == StatusOK && c.Refreshable()) {
 		return st
 	}
 	return StatusInvalid

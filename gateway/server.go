@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/opensoul/opensoul/gateway/oauth"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -65,6 +66,14 @@ type Config struct {
 	// SessionHeaders name the session when x-opensoul-session is absent,
 	// first present wins. Nil: DefaultSessionHeaders; empty: none.
 	SessionHeaders []string
+
+	// OAuth holds each provider's OAuth client (presets merged with
+	// providers.<p>.oauth), used to refresh logins and to send them to
+	// their own base URL with their headers.
+	OAuth map[string]oauth.Client
+	// RefreshSkew is how long before expiry logins are refreshed
+	// (DefaultRefreshSkew when zero).
+	RefreshSkew time.Duration
 }
 
 // Upstream is where a provider's requests go and its config API key.
@@ -108,6 +117,8 @@ type Options struct {
 	// returned and the default agent's profiles have been loaded and
 	// checked, so the first request does none of that work.
 	Warmup func(context.Context)
+	// OAuthHTTPClient talks to token endpoints (nil: http.DefaultClient).
+	OAuthHTTPClient *http.Client
 }
 
 // Server is the gateway's HTTP handler. Create it with New, serve it with
@@ -121,6 +132,7 @@ type Server struct {
 	now      func() time.Time
 	live     *live
 	verdicts verdicts
+	refresh  *Refresher
 	metrics  *metrics
 	proxy    http.Handler
 	stop     context.CancelFunc
@@ -228,6 +240,15 @@ func New(opts Options) (*Server, error) {
 	s.env.Store(&env)
 	s.live = newLive(opts.Store, opts.Logger, s.now, func() Cooldowns { return s.cfg.Load().Cooldowns })
 	s.metrics = newMetrics(s.live, s.now)
+	s.refresh = &Refresher{
+		Store: opts.Store, HTTPClient: opts.OAuthHTTPClient, Now: s.now, Log: opts.Logger,
+		Client: func(provider string) (oauth.Client, bool) {
+			c, ok := s.cfg.Load().OAuth[provider]
+			return c, ok
+		},
+		SkewOf:    func() time.Duration { return s.cfg.Load().RefreshSkew },
+		OnRefresh: func(provider, result string) { s.metrics.refreshes.WithLabelValues(provider, result).Inc() },
+	}
 	s.transport = newTransport(rc.Config)
 	s.proxy = s.newProxy()
 	interval := opts.PollInterval

@@ -27,7 +27,10 @@ func TestProfileAndModuleStatus(t *testing.T) {
 		{"token with time left", store.Credential{Type: store.TypeToken, Token: "t", Expires: at(72 * time.Hour)}, StatusOK, StatusOK, StatusInvalid},
 		{"token expiring soon", store.Credential{Type: store.TypeToken, Token: "t", Expires: at(time.Hour)}, StatusExpiring, StatusExpiring, StatusInvalid},
 		{"token expired", store.Credential{Type: store.TypeToken, Token: "t", Expires: at(-time.Minute)}, StatusExpired, StatusExpired, StatusExpired},
-		{"oauth past expiry, refresh token kept", store.Credential{Type: store.TypeOAuth, Access: "a", Refresh: "r", Expires: at(-time.Minute)}, StatusExpired, StatusExpired, StatusExpired},
+		// The gateway refreshes such a login before use (Refresher).
+		{"oauth past expiry, refresh token kept", store.Credential{Type: store.TypeOAuth, Access: "a", Refresh: "r", Expires: at(-time.Minute)}, StatusOK, StatusOK, StatusOK},
+		{"oauth whose refresh was refused", store.Credential{Type: store.TypeOAuth, Access: "a", Refresh: "r", Expires: at(time.Hour), RefreshError: "invalid_grant"}, StatusExpired, StatusExpired, StatusExpired},
+		{"oauth past expiry without a refresh token", store.Credential{Type: store.TypeOAuth, Access: "a", Expires: at(-time.Minute)}, StatusExpired, StatusExpired, StatusExpired},
 		{"oauth with only a refresh token", store.Credential{Type: store.TypeOAuth, Refresh: "r", Expires: at(time.Hour)}, StatusMissing, StatusMissing, StatusInvalid},
 		{"no secret", store.Credential{Type: store.TypeToken}, StatusMissing, StatusMissing, StatusInvalid},
 	}

@@ -53,10 +53,20 @@ type Client struct {
 	// BaseURL, when set, is where requests made with this login go instead
 	// of the provider's base URL; Headers are added to them, with
 	// {accountId} replaced by the login's account id.
-	BaseURL string            `json:"baseUrl,omitempty" koanf:"baseUrl"`
-	Headers map[string]string `json:"headers,omitempty" koanf:"headers"`
+	// StripPrefix is removed from the request path before it is joined
+	// to BaseURL ("/v1" when the login's backend has no version prefix).
+	BaseURL     string            `json:"baseUrl,omitempty" koanf:"baseUrl"`
+	StripPrefix string            `json:"stripPrefix,omitempty" koanf:"stripPrefix"`
+	Headers     map[string]string `json:"headers,omitempty" koanf:"headers"`
 	// Source says where these values come from (documentation only).
 	Source string `json:"source,omitempty" koanf:"source"`
+}
+
+// IsZero reports whether no field is set.
+func (c Client) IsZero() bool {
+	return c.AuthURL == "" && c.TokenURL == "" && c.DeviceURL == "" && c.ClientID == "" && c.Scopes == nil &&
+		c.RedirectPort == 0 && c.RedirectPath == "" && c.Params == nil && c.AccountIDClaim == nil && c.EmailClaim == nil &&
+		c.BaseURL == "" && c.StripPrefix == "" && c.Headers == nil && c.Source == ""
 }
 
 // Merge returns c with every field o sets replacing c's.
@@ -72,6 +82,7 @@ func (c Client) Merge(o Client) Client {
 	set(&c.ClientID, o.ClientID)
 	set(&c.RedirectPath, o.RedirectPath)
 	set(&c.BaseURL, o.BaseURL)
+	set(&c.StripPrefix, o.StripPrefix)
 	set(&c.Source, o.Source)
 	if o.RedirectPort != 0 {
 		c.RedirectPort = o.RedirectPort

@@ -151,23 +151,7 @@ func TestLoginDevice(t *testing.T) {
 	checkLogin(t, tok)
 }
 
-func login(t *testing.T, srv *oauthtest.Server) oauth.Token {
-	t.Helper()
-	tok, err := srv.Client.Login(ctx(t), oauth.LoginOptions{Open: func(u string) error {
-		go func() {
-			if loc, err := srv.Approve(u); err == nil {
-				if resp, err := http.Get(loc); err == nil {
-					resp.Body.Close()
-				}
-			}
-		}()
-		return nil
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
+func login(t *testing.T, srv *oauthtest.Server) oauth.Token { return srv.Login(t) }
 
 // Rotation: each refresh returns a new refresh token and spends the old;
 // presenting the old one again is reuse, which also kills the new one.

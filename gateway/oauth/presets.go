@@ -33,6 +33,7 @@ var Presets = map[string]Client{
 		AccountIDClaim: []string{"https://api.openai.com/auth", "chatgpt_account_id"},
 		EmailClaim:     []string{"email"},
 		BaseURL:        "https://chatgpt.com/backend-api/codex",
+		StripPrefix:    "/v1",
 		Headers:        map[string]string{"chatgpt-account-id": "{accountId}"},
 		Source:         "OpenAI Codex CLI sign-in (openai/codex codex-rs/login; public client)",
 	},

@@ -101,6 +101,23 @@ func (s *Server) Revoke(refresh string) {
 	s.st.Storage.RevokeToken(context.Background(), refresh, "", ClientID)
 }
 
+// RevokeAccess revokes an access token at the server's revocation
+// endpoint; its refresh token stays valid.
+func (s *Server) RevokeAccess(access string) error {
+	resp, err := http.PostForm(s.URL+"/revoke", url.Values{"token": {access}, "token_type_hint": {"access_token"}, "client_id": {ClientID}})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("oauthtest: revoke answered HTTP %d", resp.StatusCode)
+	}
+	if s.Valid(access) {
+		return errors.New("oauthtest: the access token survived its revocation")
+	}
+	return nil
+}
+
 // Approve plays the user's browser: it opens authURL, signs in on the
 // server's login page and returns the address the server finally sends
 // the browser to (the client's redirect URL with code and state), without
@@ -264,4 +281,40 @@ func (j *cookies) Cookies(*url.URL) []*http.Cookie {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return append([]*http.Cookie(nil), j.c...)
+}
+
+// Login signs in as the test user through the browser step and returns
+// the token.
+func (s *Server) Login(t testing.TB) oauth.Token {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tok, err := s.Client.Login(ctx, oauth.LoginOptions{Open: func(u string) error {
+		go func() {
+			if loc, err := s.Approve(u); err == nil {
+				if resp, err := http.Get(loc); err == nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// Valid asks the server's userinfo endpoint whether access is a live
+// access token, as a provider's API checks the bearer it gets. Rotation
+// and revocation end an access token.
+func (s *Server) Valid(access string) bool {
+	req, _ := http.NewRequest("GET", s.URL+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+access)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
