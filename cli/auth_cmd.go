@@ -28,13 +28,14 @@ func (a *app) authCmd() *ffcli.Command {
 (mode 0600); opensoul.yaml records which profiles exist.
 
 Examples:
+  opensoul models auth login --provider openai       # ChatGPT plan (Codex sign-in)
   claude setup-token && opensoul models auth setup-token --provider anthropic
   pbpaste | opensoul models auth paste-token --provider openrouter --type api_key
   opensoul models auth order set --provider anthropic anthropic:work anthropic:default
   opensoul models auth clear-cooldown --provider anthropic`,
 		FlagSet: a.flagSet("auth"),
 		Subcommands: []*ffcli.Command{
-			a.pasteTokenCmd(), a.setupTokenCmd(), a.orderCmd(),
+			a.loginCmd(), a.pasteTokenCmd(), a.setupTokenCmd(), a.orderCmd(),
 			a.authListCmd(), a.authRemoveCmd(), a.clearCooldownCmd(),
 		},
 	})
@@ -140,16 +141,7 @@ func (a *app) saveCredential(ctx context.Context, o saveOptions) error {
 	if changed {
 		// Cooldowns and disables were about the old secret (an auth
 		// disable lasts "until the credential is changed"): start afresh.
-		if err := a.st.UpdateState(o.agent, func(st *store.State) error {
-			u := st.UsageStats[o.id]
-			if u == nil {
-				return store.NoChange
-			}
-			st.UsageStats[o.id] = &store.UsageStats{LastUsed: u.LastUsed}
-			return nil
-		}); err != nil {
-			a.warnf("saved the credential, but could not clear its old cooldowns: %v", err)
-		}
+		a.resetUsage(o.agent, o.id)
 	}
 	if err := upsertProfileMeta(a.cfgFile, o.id, o.provider, o.typ); err != nil {
 		a.warnf("saved the credential, but could not record it in %s: %v", a.cfgFile, err)

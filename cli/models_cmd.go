@@ -85,6 +85,8 @@ type profileStatus struct {
 	Label          string `json:"label"`
 	Email          string `json:"email,omitempty"`
 	LastUsed       int64  `json:"lastUsed"`
+	// Refreshable: an OAuth login the gateway refreshes before use.
+	Refreshable bool `json:"refreshable,omitempty"`
 }
 
 type checkResult struct {
@@ -324,6 +326,10 @@ func profileRow(pr gateway.ProfileReason, snap *gateway.Snapshot, now time.Time,
 	if c.Label != "" {
 		row.Label = c.Label + " " + row.Label
 	}
+	row.Refreshable = c.Refreshable()
+	if c.RefreshError != "" {
+		row.Reason = c.RefreshError // the provider's answer and the fix
+	}
 	if c.Expires != 0 {
 		e := c.Expires
 		rem := c.Expires - now.UnixMilli()
@@ -454,7 +460,9 @@ func profileNote(r profileStatus, now time.Time) string {
 	var notes []string
 	nowMs := now.UnixMilli()
 	if r.RemainingMs != nil {
-		if *r.RemainingMs > 0 {
+		if r.Refreshable {
+			notes = append(notes, "refreshed before use")
+		} else if *r.RemainingMs > 0 {
 			notes = append(notes, "expires in "+gateway.Human(time.Duration(*r.RemainingMs)*time.Millisecond))
 		} else {
 			notes = append(notes, "expired "+gateway.Human(time.Duration(-*r.RemainingMs)*time.Millisecond)+" ago")

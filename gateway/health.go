@@ -365,6 +365,10 @@ func profileProblem(pr ProfileReason, c store.Credential, now time.Time) (Proble
 	case StatusInvalid:
 		return Problem{NeedsPerson, pr.ID, "invalid: " + pr.Reason}, true
 	case StatusExpired, StatusMissing:
+		if c.RefreshError != "" {
+			// A refused OAuth refresh: the provider's answer and the fix.
+			return Problem{NeedsPerson, pr.ID, "expired: " + c.RefreshError}, true
+		}
 		return Problem{NeedsPerson, pr.ID, pr.Status}, true
 	case StatusExpiring:
 		left := time.Duration(c.Expires-now.UnixMilli()) * time.Millisecond

@@ -84,8 +84,6 @@ func oauthFixture(t *testing.T, as *oauthtest.Server) (*fixture, *oauthUpstream)
 	return f, up
 }
 
-func (f *fixture) chat() (*http.Response, string) { return f.chatIn("") }
-
 // chatIn sends a chat completion in session (the default one when empty).
 func (f *fixture) chatIn(session string) (*http.Response, string) {
 	h := map[string]string{"Authorization": "Bearer " + gatewayToken}
@@ -111,7 +109,7 @@ func TestOAuthRefreshBeforeExpiry(t *testing.T) {
 	tok := as.Login(t)
 	f.profiles("main", map[string]store.Credential{"openai:me": loginCred(tok, f.clock.Now().Add(time.Minute))}, nil)
 
-	resp, body := f.chat()
+	resp, body := f.chatIn("")
 	if resp.StatusCode != 200 || resp.Header.Get("X-Opensoul-Attempts") != "1" {
 		t.Fatalf("status %d, attempts %s: %s", resp.StatusCode, resp.Header.Get("X-Opensoul-Attempts"), body)
 	}
@@ -123,7 +121,7 @@ func TestOAuthRefreshBeforeExpiry(t *testing.T) {
 		t.Fatal("the upstream did not get the refreshed access token (only)")
 	}
 	// Fresh now: the next request spends nothing.
-	f.chat()
+	f.chatIn("")
 	if as.RefreshGrants() != 1 {
 		t.Fatalf("a fresh login was refreshed again (%d grants)", as.RefreshGrants())
 	}
@@ -146,7 +144,7 @@ func TestOAuthRefreshOn401(t *testing.T) {
 	}
 	f.profiles("main", map[string]store.Credential{"openai:me": loginCred(tok, f.clock.Now().Add(time.Hour))}, nil)
 
-	resp, body := f.chat()
+	resp, body := f.chatIn("")
 	if resp.StatusCode != 200 || resp.Header.Get("X-Opensoul-Attempts") != "1" {
 		t.Fatalf("status %d, attempts %s: %s", resp.StatusCode, resp.Header.Get("X-Opensoul-Attempts"), body)
 	}
@@ -228,7 +226,7 @@ func TestOAuthLoginUpstreamAndHeaders(t *testing.T) {
 	}))
 	tok := as.Login(t)
 	f.profiles("main", map[string]store.Credential{"openai:me": loginCred(tok, f.clock.Now().Add(time.Hour))}, nil)
-	resp, body := f.chat()
+	resp, body := f.chatIn("")
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
