@@ -260,9 +260,9 @@ func (c *Config) Validate() error {
 		if p.OAuth.IsZero() {
 			continue
 		}
-		oc := c.OAuthClients()[name]
-		if err := oc.Validate(false); err != nil && oc.DeviceURL == "" {
-			bad("providers."+name+".oauth", "%v (no preset supplies it for %s)", err, name)
+		oc := c.OAuthClients(nil)[name]
+		if oc.ClientID == "" || oc.TokenURL == "" {
+			bad("providers."+name+".oauth", "clientId and tokenUrl are required (no preset supplies them for %s)", name)
 		}
 	}
 	switch c.Log.Level {
@@ -285,12 +285,16 @@ func (c *Config) Validate() error {
 	return fmt.Errorf("invalid config:\n  %s", strings.Join(errs, "\n  "))
 }
 
-// OAuthClients is every provider's OAuth client: the presets, with the
-// fields of providers.<p>.oauth laid over them, plus clients config adds.
-func (c *Config) OAuthClients() map[string]oauth.Client {
+// OAuthClients is every provider's OAuth client: the presets, then what
+// provider modules declare in their info answer (fromModules, may be nil),
+// with the fields of providers.<p>.oauth laid over them.
+func (c *Config) OAuthClients(fromModules map[string]oauth.Client) map[string]oauth.Client {
 	out := map[string]oauth.Client{}
 	for name, p := range oauth.Presets {
 		out[name] = p
+	}
+	for name, m := range fromModules {
+		out[name] = out[name].Merge(m)
 	}
 	for name, p := range c.Providers {
 		if !p.OAuth.IsZero() {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/opensoul/opensoul/gateway/oauth"
 	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/wasm"
 )
 
 func (a *app) loginCmd() *ffcli.Command {
@@ -69,7 +71,7 @@ Examples:
 			if *id != "" && (!strings.HasPrefix(*id, *provider+":") || len(*id) == len(*provider)+1) {
 				return usageErr("--profile-id %q must look like %s:<name>", *id, *provider)
 			}
-			client, err := a.oauthClient(*provider, *device)
+			client, err := a.oauthClient(ctx, *provider, *device)
 			if err != nil {
 				return err
 			}
@@ -92,8 +94,9 @@ Examples:
 
 // oauthClient is the provider's OAuth client from the presets and config,
 // or an error that says how to get one.
-func (a *app) oauthClient(provider string, device bool) (oauth.Client, error) {
-	clients := a.cfg.OAuthClients()
+func (a *app) oauthClient(ctx context.Context, provider string, device bool) (oauth.Client, error) {
+	reg, _, _ := a.registry(ctx)
+	clients := a.cfg.OAuthClients(a.moduleOAuth(ctx, reg, provider))
 	c, ok := clients[provider]
 	if !ok {
 		if provider == "anthropic" {
@@ -111,6 +114,29 @@ func (a *app) oauthClient(provider string, device bool) (oauth.Client, error) {
 		return c, fmt.Errorf("providers.%s.oauth: %v", provider, err)
 	}
 	return c, nil
+}
+
+// moduleOAuth is the OAuth clients that the modules of providers
+// declare in their info answer. A declaration that is not valid JSON for a
+// client is warned about and skipped.
+func (a *app) moduleOAuth(ctx context.Context, reg *wasm.Registry, providers ...string) map[string]oauth.Client {
+	if reg == nil {
+		return nil
+	}
+	out := map[string]oauth.Client{}
+	for _, name := range providers {
+		raw := reg.OAuth(ctx, name)
+		if len(raw) == 0 {
+			continue
+		}
+		var c oauth.Client
+		if err := json.Unmarshal(raw, &c); err != nil {
+			a.warnf("provider module %s: its info's oauth is not an OAuth client (%v); ignored", name, err)
+			continue
+		}
+		out[name] = c
+	}
+	return out
 }
 
 // saveLogin stores a login under the lock and records it in opensoul.yaml.

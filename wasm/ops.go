@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -175,6 +176,22 @@ func (r *Registry) Classify(ctx context.Context, provider string, req ClassifyRe
 	return resp.Classification, nil
 }
 
+// OAuth returns the OAuth client provider's module declares in its info
+// answer (raw JSON), loading that module if needed; nil when it declares
+// none or has no module.
+func (r *Registry) OAuth(ctx context.Context, provider string) json.RawMessage {
+	e := r.entry(provider)
+	if e == nil {
+		return nil
+	}
+	if m, err := r.load(ctx, e); err != nil || m == nil {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.info.OAuth
+}
+
 // Providers describes every provider the registry knows, loading modules
 // that have not been loaded yet. A module that failed shows its error.
 func (r *Registry) Providers(ctx context.Context) []ProviderInfo {
@@ -190,6 +207,7 @@ func (r *Registry) Providers(ctx context.Context) []ProviderInfo {
 			pi.Error = e.err.Error()
 		} else if e.mod != nil {
 			pi.ABIVersion, pi.Version, pi.OpsDeclared = ABIVersion, e.info.Version, e.declared
+			pi.OAuth = e.info.OAuth
 			for _, op := range []string{OpInfo, OpCheck, OpHeaders, OpClassify} {
 				if e.ops[op] {
 					pi.Ops = append(pi.Ops, op)

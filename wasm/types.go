@@ -1,5 +1,7 @@
 package wasm
 
+import "encoding/json"
+
 // The JSON messages of provider module ABI v1 (DESIGN §6, wasm/ABI.md).
 // Every request carries "v":1 and an "op"; every response carries "ok".
 
@@ -18,6 +20,9 @@ type Info struct {
 	Provider string   `json:"provider"`
 	Version  string   `json:"version"`
 	Ops      []string `json:"ops,omitempty"`
+	// OAuth, when the module sends it, describes the provider's OAuth
+	// client (ABI.md "info"; decoded by gateway/oauth.Client).
+	OAuth json.RawMessage `json:"oauth,omitempty"`
 }
 
 // CheckRequest asks a module whether a secret looks usable. Now is epoch
@@ -104,10 +109,12 @@ type ProviderInfo struct {
 	Name string `json:"name"`
 	// Source is "builtin", "generic" (no module: Bearer header and the
 	// DESIGN §4 table), or the path of a module file.
-	Source     string   `json:"source"`
-	ABIVersion int      `json:"abiVersion,omitempty"`
-	Version    string   `json:"version,omitempty"` // the module's own version (info op)
-	Ops        []string `json:"ops"`               // ops the module answers
+	Source     string `json:"source"`
+	ABIVersion int    `json:"abiVersion,omitempty"`
+	Version    string `json:"version,omitempty"` // the module's own version (info op)
+	// OAuth is the OAuth client the module's info declares, as sent.
+	OAuth json.RawMessage `json:"oauth,omitempty"`
+	Ops   []string        `json:"ops"` // ops the module answers
 	// OpsDeclared: Ops is the module's own declaration; otherwise what it
 	// answered to one probe call each (it is still asked every op).
 	OpsDeclared bool     `json:"opsDeclared"`
