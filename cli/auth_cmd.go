@@ -35,7 +35,7 @@ Examples:
   opensoul models auth clear-cooldown --provider anthropic`,
 		FlagSet: a.flagSet("auth"),
 		Subcommands: []*ffcli.Command{
-			a.loginCmd(), a.pasteTokenCmd(), a.setupTokenCmd(), a.orderCmd(),
+			a.loginCmd(), a.importCmd(), a.pasteTokenCmd(), a.setupTokenCmd(), a.orderCmd(),
 			a.authListCmd(), a.authRemoveCmd(), a.clearCooldownCmd(),
 		},
 	})

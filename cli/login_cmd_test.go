@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -179,4 +180,43 @@ func setLogin(t *testing.T, e *env, id string, fn func(*store.Credential)) {
 func redacted(c store.Credential) store.Credential {
 	c.Access, c.Refresh = strings.Repeat("*", min(len(c.Access), 3)), strings.Repeat("*", min(len(c.Refresh), 3))
 	return c
+}
+
+func TestImportCodexAndClaude(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	home := e.vars["HOME"]
+	// A Codex id_token: {"email":"me@example.com","https://api.openai.com/auth":{"chatgpt_account_id":"acct-9"}}
+	idTok := "e30.eyJlbWFpbCI6Im1lQGV4YW1wbGUuY29tIiwiaHR0cHM6Ly9hcGkub3BlbmFpLmNvbS9hdXRoIjp7ImNoYXRncHRfYWNjb3VudF9pZCI6ImFjY3QtOSJ9fQ.sig"
+	codexAccess, codexRefresh := "codex-FIXTUREaccess-0123456789abcdef", "codex-FIXTURErefresh-0123456789abcdef"
+	writeAbs(t, home+"/.codex/auth.json", `{"OPENAI_API_KEY":null,"tokens":{"id_token":"`+idTok+`","access_token":"`+codexAccess+`","refresh_token":"`+codexRefresh+`"},"last_refresh":"2026-11-30T10:00:00Z"}`)
+	writeAbs(t, home+"/.claude/.credentials.json", `{"claudeAiOauth":{"accessToken":"`+fixSetupToken+`","refreshToken":"sk-ant-ort01-FIXTUREr","expiresAt":4102444800000,"scopes":["user:inference"],"subscriptionType":"max"}}`)
+	out := e.ok("", "models", "auth", "import", "codex")
+	e.ok("", "models", "auth", "import", "claude", "--write-back")
+	if strings.Contains(out, codexAccess) || strings.Contains(out, codexRefresh) {
+		t.Fatal("import printed a token")
+	}
+	c := e.login("openai:codex")
+	if c.Type != store.TypeOAuth || c.Access != codexAccess || c.Email != "me@example.com" || c.AccountID != "acct-9" ||
+		c.External == nil || c.External.Source != "codex" || c.External.WriteBack || c.Refreshable() {
+		t.Fatalf("openai:codex = %+v", redacted(c))
+	}
+	a := e.login("anthropic:claude")
+	if a.Access != fixSetupToken || a.Expires != 4102444800000 || a.External == nil || !a.External.WriteBack {
+		t.Fatalf("anthropic:claude = %+v", redacted(a))
+	}
+	if _, errs, code := e.run("", "models", "auth", "import", "gemini"); code != 2 || !strings.Contains(errs, "codex or claude") {
+		t.Fatalf("unknown source: exit %d %s", code, errs)
+	}
+	e.assertNoSecrets()
+}
+
+func writeAbs(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -204,7 +204,7 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 		return restore(), nextProfile // the caller's own mistake: pass it on
 	}
 	resp.Body.Close()
-	if resp.StatusCode == http.StatusUnauthorized && c.cred.Refreshable() && c.owner != "" && !c.retried {
+	if resp.StatusCode == http.StatusUnauthorized && (c.cred.Refreshable() || c.cred.External != nil) && c.owner != "" && !c.retried {
 		// The provider refused the access token before its expiry (revoked,
 		// rotated elsewhere): refresh once and try again with the new one.
 		fresh, err := s.refresh.Fresh(ctx, c.owner, c.id, c.cred, true)

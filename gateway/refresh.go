@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -55,6 +56,15 @@ type Refresher struct {
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
 	dead  sync.Map // owner/id → the refresh token the provider refused
+	ext   sync.Map // owner/id → extSeen: the source file as last read
+}
+
+// extSeen is an external login's source file as last read: its stat
+// signature and the tokens it held.
+type extSeen struct {
+	sig             string
+	access, refresh string
+	expires         int64
 }
 
 // RefreshError is a login whose refresh failed. Dead means the provider
@@ -115,6 +125,13 @@ func (r *Refresher) Fresh(ctx context.Context, owner, id string, c store.Credent
 	if c.Type != store.TypeOAuth {
 		return c, nil
 	}
+	if c.External != nil {
+		if got, err := r.followExternal(owner, id, c); err != nil {
+			r.logWarn("cannot read the login's source file; using the stored copy", id, err)
+		} else {
+			c = got
+		}
+	}
 	if c.RefreshError != "" {
 		return c, &RefreshError{Profile: id, Msg: c.RefreshError, Dead: true}
 	}
@@ -122,7 +139,7 @@ func (r *Refresher) Fresh(ctx context.Context, owner, id string, c store.Credent
 	if bad, ok := r.dead.Load(key); ok && bad == c.Refresh {
 		return c, &RefreshError{Profile: id, Msg: "the provider refused this login's refresh token; sign in again", Dead: true}
 	}
-	if c.Refresh == "" || (!force && !r.Due(c)) {
+	if !c.Refreshable() || (!force && !r.Due(c)) {
 		return c, nil
 	}
 	m := r.lock(key)
@@ -148,6 +165,16 @@ func (r *Refresher) Fresh(ctx context.Context, owner, id string, c store.Credent
 		case cur.Refresh == "":
 			return store.NoChange
 		}
+		if cur.External != nil {
+			// Never spend a refresh token older than the source file's:
+			// if the provider's CLI rotated the lineage, take its tokens.
+			src, err := ReadExternal(cur.External.Source, cur.External.Path)
+			if err == nil && src.Refresh != cur.Refresh {
+				out = adopt(cur, src)
+				p.Profiles[id] = out
+				return nil
+			}
+		}
 		next, err := r.refresh(ctx, id, cur)
 		out = next
 		if err != nil {
@@ -159,6 +186,11 @@ func (r *Refresher) Fresh(ctx context.Context, owner, id string, c store.Credent
 			return store.NoChange
 		}
 		p.Profiles[id] = next
+		if x := next.External; x != nil && x.WriteBack {
+			if err := WriteExternal(x.Source, x.Path, next); err != nil {
+				r.logWarn("refreshed, but could not write the new tokens back to the source file; its CLI will need a new login", id, err)
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -169,6 +201,71 @@ func (r *Refresher) Fresh(ctx context.Context, owner, id string, c store.Credent
 		r.dead.Store(key, c.Refresh)
 	}
 	return out, rerr
+}
+
+// followExternal returns c with the tokens its source file holds now. The
+// file is read again only when its size or modification time changed;
+// a changed file's tokens are stored in the profile under its lock.
+func (r *Refresher) followExternal(owner, id string, c store.Credential) (store.Credential, error) {
+	x := c.External
+	fi, err := os.Stat(x.Path)
+	if err != nil {
+		return c, err
+	}
+	key := owner + "/" + id
+	sig := fmt.Sprint(fi.ModTime().UnixNano(), "/", fi.Size())
+	if v, ok := r.ext.Load(key); ok && v.(extSeen).sig == sig {
+		seen := v.(extSeen)
+		c.Access, c.Refresh, c.Expires = seen.access, seen.refresh, seen.expires
+		return c, nil
+	}
+	src, err := ReadExternal(x.Source, x.Path)
+	if err != nil {
+		return c, err
+	}
+	out := adopt(c, src)
+	if src.Access != c.Access || src.Refresh != c.Refresh {
+		err = r.Store.UpdateProfiles(owner, func(p *store.Profiles) error {
+			cur, ok := p.Profiles[id]
+			if !ok || cur.External == nil {
+				return store.NoChange
+			}
+			out = adopt(cur, src)
+			p.Profiles[id] = out
+			return nil
+		})
+		if err != nil {
+			return c, err
+		}
+		if r.Log != nil {
+			r.Log.Info("oauth login taken from its source file", "profile", id, "source", x.Source)
+		}
+	}
+	r.ext.Store(key, extSeen{sig: sig, access: out.Access, refresh: out.Refresh, expires: out.Expires})
+	return out, nil
+}
+
+// adopt gives cur the tokens (and what else it knows) of src, a read of
+// the login's source file. A refused refresh is forgotten: the file holds
+// a new lineage.
+func adopt(cur, src store.Credential) store.Credential {
+	if src.Refresh != cur.Refresh || src.Access != cur.Access {
+		cur.RefreshError = ""
+	}
+	cur.Access, cur.Refresh, cur.Expires = src.Access, src.Refresh, src.Expires
+	if src.AccountID != "" {
+		cur.AccountID = src.AccountID
+	}
+	if src.Email != "" {
+		cur.Email = src.Email
+	}
+	return cur
+}
+
+func (r *Refresher) logWarn(msg, id string, err error) {
+	if r.Log != nil {
+		r.Log.Warn(msg, "profile", id, "error", err)
+	}
 }
 
 // refresh spends cur's refresh token once. On a refusal the returned

@@ -401,3 +401,86 @@ func refreshHelper(mode string) int {
 	}
 	return fail(fmt.Errorf("unknown mode"))
 }
+
+// writeCodexAuth writes a Codex CLI auth.json holding tok, as the CLI does.
+func writeCodexAuth(t *testing.T, path string, tok oauth.Token) {
+	t.Helper()
+	doc := map[string]any{"OPENAI_API_KEY": nil, "last_refresh": time.Now().UTC().Format(time.RFC3339Nano),
+		"tokens": map[string]any{"id_token": "", "access_token": tok.Access, "refresh_token": tok.Refresh, "account_id": "acct-1"}}
+	data, _ := json.Marshal(doc)
+	if err := store.WriteFileAtomic(path, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The Codex CLI rotates the login while the gateway runs: the gateway
+// takes the new lineage from the file and never sends the old refresh
+// token (which the server would answer with reuse detection).
+func TestOAuthExternalLoginFollowsItsFile(t *testing.T) {
+	as := oauthtest.New(t)
+	f, up := oauthFixture(t, as)
+	path := t.TempDir() + "/auth.json"
+	first := as.Login(t)
+	writeCodexAuth(t, path, first)
+	c, err := gateway.ReadExternal(gateway.SourceCodex, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.External = &store.External{Source: gateway.SourceCodex, Path: path}
+	f.profiles("main", map[string]store.Credential{"openai:codex": c}, nil)
+	if resp, body := f.chatIn(""); resp.StatusCode != 200 {
+		t.Fatalf("before the rotation: %d %s", resp.StatusCode, body)
+	}
+
+	// The Codex CLI refreshes: the old access and refresh tokens die.
+	second, err := as.Client.Refresh(context.Background(), nil, first.Refresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeCodexAuth(t, path, second)
+	resp, body := f.chatIn("")
+	if resp.StatusCode != 200 || resp.Header.Get("X-Opensoul-Attempts") != "1" {
+		t.Fatalf("after the rotation: %d (attempts %s) %s", resp.StatusCode, resp.Header.Get("X-Opensoul-Attempts"), body)
+	}
+	if seen := up.tokens(); seen[len(seen)-1] != second.Access {
+		t.Fatal("the gateway did not send the file's new access token")
+	}
+	if as.Reuses() != 0 || as.RefreshAttempts() != 1 {
+		t.Fatalf("reuses %d, refresh grants %d: the gateway spent a refresh token", as.Reuses(), as.RefreshAttempts())
+	}
+	if got := f.stored("openai:codex"); got.Refresh != second.Refresh || got.AccountID != "acct-1" {
+		t.Fatal("the profile does not hold the file's new lineage")
+	}
+
+	// Without write-back OpenSoul never refreshes the CLI's login, even
+	// when it is due; with it, it refreshes once and writes the file.
+	exp := f.stored("openai:codex").Expires
+	if exp == 0 {
+		t.Fatal("no expiry read from the access token")
+	}
+	f.clock.Advance(time.UnixMilli(exp).Sub(f.clock.Now()) - time.Minute)
+	f.chatIn("")
+	if as.RefreshAttempts() != 1 {
+		t.Fatal("OpenSoul refreshed a login it may only read")
+	}
+	f.profiles("main", map[string]store.Credential{"openai:codex": func() store.Credential {
+		c := f.stored("openai:codex")
+		c.External.WriteBack = true
+		return c
+	}()}, nil)
+	waitFor(t, "the gateway to see write-back", func() bool {
+		snap, err := f.gw.Snapshot("main")
+		return err == nil && snap.Profiles["openai:codex"].External.WriteBack
+	})
+	resp, body = f.chatIn("")
+	if resp.StatusCode != 200 {
+		t.Fatalf("write-back refresh: %d %s", resp.StatusCode, body)
+	}
+	fromFile, err := gateway.ReadExternal(gateway.SourceCodex, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if as.RefreshAttempts() != 2 || fromFile.Refresh != f.stored("openai:codex").Refresh || fromFile.Refresh == second.Refresh || as.Reuses() != 0 {
+		t.Fatalf("after a write-back refresh: attempts %d, file==profile %v, file rotated %v, reuses %d\n%s", as.RefreshAttempts(), fromFile.Refresh == f.stored("openai:codex").Refresh, fromFile.Refresh != second.Refresh, as.Reuses(), f.logs.String())
+	}
+}

@@ -26,12 +26,26 @@ type Credential struct {
 	// the provider's answer and the command that fixes it (no secret). A
 	// new login clears it.
 	RefreshError string `json:"refreshError,omitempty"`
+	// External, when set, says the login belongs to a provider's own CLI
+	// (opensoul models auth import): OpenSoul follows its credential file.
+	External *External `json:"external,omitempty"`
+}
+
+// External is the source of an externally managed login.
+type External struct {
+	Source string `json:"source"` // codex | claude
+	Path   string `json:"path"`   // the CLI's credential file
+	// WriteBack lets OpenSoul refresh the login itself and write the new
+	// tokens into Path. Without it only the CLI refreshes; OpenSoul
+	// re-reads the file and never spends the refresh token.
+	WriteBack bool `json:"writeBack,omitempty"`
 }
 
 // Refreshable reports whether c is an OAuth login OpenSoul can still
-// refresh: it holds a refresh token that has not been refused.
+// refresh: it holds a refresh token that has not been refused, and it is
+// not a provider CLI's login that OpenSoul may only read.
 func (c Credential) Refreshable() bool {
-	return c.Type == TypeOAuth && c.Refresh != "" && c.RefreshError == ""
+	return c.Type == TypeOAuth && c.Refresh != "" && c.RefreshError == "" && (c.External == nil || c.External.WriteBack)
 }
 
 // Secret is the value presented upstream for this credential.

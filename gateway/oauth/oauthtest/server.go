@@ -256,6 +256,9 @@ func (r *reuseStorage) GetClientByClientID(ctx context.Context, id string) (op.C
 
 type deviceToo struct{ op.Client }
 
+// AccessTokenType makes access tokens JWTs (with exp), as OpenAI's are.
+func (d deviceToo) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeJWT }
+
 // IDTokenUserinfoClaimsAssertion puts the email in the id_token, where
 // logins read it.
 func (d deviceToo) IDTokenUserinfoClaimsAssertion() bool { return true }
