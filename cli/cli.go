@@ -17,6 +17,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/opensoul/opensoul/cli/service"
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
 )
@@ -69,6 +70,12 @@ type app struct {
 
 	mods    modules  // provider-module host, started on first use
 	cleanup []func() // run when the command is done
+
+	// The service manager `gateway install` drives: runtime.GOOS and the
+	// real systemctl/launchctl unless a test sets them.
+	goos      string
+	svcRunner *service.Runner
+	binary    string // the binary a unit runs: this executable unless a test sets it
 }
 
 // warnf is the CLI's one way to warn: "opensoul: warning: …" on stderr.
@@ -77,6 +84,10 @@ func (a *app) warnf(format string, args ...any) {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) int {
+	return newApp(stdin, stdout, stderr, environ).run(ctx, args)
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer, environ []string) *app {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, environ: map[string]string{}}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -85,6 +96,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			}
 		}
 	}
+	return a
+}
+
+// run executes one command line and returns the exit code.
+func (a *app) run(ctx context.Context, args []string) int {
+	stderr := a.stderr
 	a.checker = a.moduleChecker()
 	defer func() {
 		for _, f := range a.cleanup {

@@ -35,7 +35,7 @@ func (a *app) gatewayCmd() *ffcli.Command {
 	listen := fs.String("listen", "", "address to listen on (default gateway.listen, 127.0.0.1:18789)")
 	return leaf(&ffcli.Command{
 		Name:       "gateway",
-		ShortUsage: "opensoul gateway [--listen ADDR]",
+		ShortUsage: "opensoul gateway [--listen ADDR] | gateway install|uninstall|status|restart|logs",
 		ShortHelp:  "Run the gateway: one local endpoint for every provider and credential.",
 		LongHelp: `Serves /{provider}/... (anthropic, openai, openrouter and configured
 providers) with a credential chosen per request by the policies, failing
@@ -51,13 +51,23 @@ calls keep hitting the deadline or trapping is skipped for a while (its
 provider gets the built-in behaviour; see providers list and doctor).
 SIGINT/SIGTERM drain in-flight requests for at most gateway.timeouts.drainMs.
 
+To keep it running in the background, install it as a user service
+(systemd on Linux, launchd on macOS): ` + "`opensoul gateway install`" + `, then
+status, restart, logs [-f] and uninstall.
+
 Examples:
   opensoul gateway
-  opensoul gateway --listen 127.0.0.1:9000`,
-		FlagSet: fs,
+  opensoul gateway --listen 127.0.0.1:9000
+  opensoul gateway install && opensoul gateway status`,
+		FlagSet:     fs,
+		Subcommands: a.serviceCmds(),
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
-				return &exitError{code: 2, err: fmt.Errorf("gateway takes no arguments, got %q", args)}
+				msg := fmt.Sprintf("gateway takes no arguments, got %q", args)
+				if s := suggest(args[0], []string{"install", "uninstall", "status", "restart", "logs"}); s != "" {
+					msg += fmt.Sprintf("; did you mean `opensoul gateway %s`?", s)
+				}
+				return &exitError{code: 2, err: errors.New(msg)}
 			}
 			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -137,13 +147,19 @@ func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
+	run := runInfo{PID: os.Getpid(), Binary: thisBinary(), Listen: listen, Addr: ln.Addr().String(), Config: a.cfgFile, Started: time.Now().UTC()}
+	if err := writeRunInfo(a.st.Dir, run); err != nil {
+		log.Warn("cannot write the run file; `opensoul gateway status` will know less", "file", runInfoPath(a.st.Dir), "err", err)
+	}
+	defer removeRunInfo(a.st.Dir, run.PID)
 	a.printGatewayBanner(ln.Addr().String(), tokenCreated)
 	log.Info("gateway listening", "addr", ln.Addr().String(), "state", a.st.Dir, "config", a.cfgFile)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
 
-	w := &gatewayWatcher{a: a, log: log, level: level, srv: srv, chat: chatHandler, engine: engine, modules: modules, listen: listen}
+	w := &gatewayWatcher{a: a, log: log, level: level, srv: srv, chat: chatHandler, engine: engine, modules: modules,
+		run: run, listenFlag: listenFlag, startFormat: a.cfg.Log.Format}
 	w.stamps = w.stamp()
 	tick := time.NewTicker(gatewayWatchInterval)
 	defer tick.Stop()
@@ -190,6 +206,19 @@ func hasGatewayToken(c Config) bool {
 func isLoopbackAddr(listen string) bool {
 	host, _, err := net.SplitHostPort(listen)
 	return err == nil && isLoopbackHost(host)
+}
+
+// thisBinary is the running executable's absolute path, symlinks
+// resolved; "" when the OS cannot say.
+func thisBinary() string {
+	p, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
 }
 
 func isLoopbackHost(host string) bool {
@@ -399,7 +428,10 @@ type gatewayWatcher struct {
 	chat    *chat.Handler
 	engine  *policy.Engine
 	modules *wasm.Registry
-	listen  string
+	// What the gateway started with: the settings only a restart changes.
+	run         runInfo
+	listenFlag  string
+	startFormat string
 
 	stamps     string
 	lastErr    string
@@ -464,7 +496,7 @@ func (w *gatewayWatcher) reloadConfig() {
 	w.a.loaded = false
 	err := w.a.load()
 	if err == nil {
-		err = w.srv.SetConfig(w.a.gatewayConfig(context.Background(), w.modules, w.listen))
+		err = w.srv.SetConfig(w.a.gatewayConfig(context.Background(), w.modules, w.run.Listen))
 	}
 	if err != nil {
 		w.a.cfg, w.a.loaded = old, true
@@ -483,11 +515,6 @@ func (w *gatewayWatcher) reloadConfig() {
 	}
 	w.srv.SetEnv(w.a.env)
 	w.chat.SetConfig(chatConfig(w.a.cfg))
-	if w.a.cfg.Gateway.Listen != old.Gateway.Listen {
-		w.log.Warn("gateway.listen changed; restart the gateway to move", "listen", w.listen)
-	}
-	if w.a.cfg.Log.Format != old.Log.Format {
-		w.log.Warn("log.format changed; restart the gateway to switch", "format", old.Log.Format)
-	}
+	w.noteRestart()
 	w.log.Info("config reloaded", "file", w.a.cfgFile)
 }

@@ -1,0 +1,298 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// agentLabel is the launchd agent's label and file name.
+const agentLabel = "ai.opensoul.gateway"
+
+// launchd is an agent in ~/Library/LaunchAgents, loaded into the user's
+// gui/<uid> domain. launchd keeps no journal, so the gateway's output goes
+// to <state>/logs/gateway.log.
+type launchd struct {
+	home string
+	uid  int
+	run  Runner
+}
+
+func (l *launchd) kind() string { return "launchd agent" }
+
+func (l *launchd) path() string {
+	return filepath.Join(l.home, "Library", "LaunchAgents", agentLabel+".plist")
+}
+
+func (l *launchd) hint() string {
+	return "launchd starts the agent at each login and restarts it when it fails."
+}
+
+func (l *launchd) target() string { return "gui/" + strconv.Itoa(l.uid) + "/" + agentLabel }
+
+// logFile is where the agent's stdout and stderr go.
+func logFile(s Spec) string { return filepath.Join(s.StateDir, "logs", "gateway.log") }
+
+// render writes the plist. KeepAlive{SuccessfulExit: false} restarts a
+// gateway that failed and leaves a clean stop alone (Restart=on-failure);
+// ExitTimeOut is the drain plus a margin before SIGKILL.
+func (l *launchd) render(s Spec) ([]byte, error) {
+	if err := checkSpec(s); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString(xml.Header)
+	b.WriteString(`<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">` + "\n")
+	b.WriteString("<!-- Written by `opensoul gateway install`. No secret belongs here: the gateway reads " + xmlText(filepath.Join(s.StateDir, ".env")) + " itself. -->\n")
+	b.WriteString("<plist version=\"1.0\">\n<dict>\n")
+	key := func(k string) { fmt.Fprintf(&b, "\t<key>%s</key>\n", k) }
+	str := func(k, v string) { key(k); fmt.Fprintf(&b, "\t<string>%s</string>\n", xmlText(v)) }
+	str("Label", agentLabel)
+	key("ProgramArguments")
+	b.WriteString("\t<array>\n")
+	for _, a := range s.Args() {
+		fmt.Fprintf(&b, "\t\t<string>%s</string>\n", xmlText(a))
+	}
+	b.WriteString("\t</array>\n")
+	str("WorkingDirectory", s.StateDir)
+	key("RunAtLoad")
+	b.WriteString("\t<true/>\n")
+	key("KeepAlive")
+	b.WriteString("\t<dict>\n\t\t<key>SuccessfulExit</key>\n\t\t<false/>\n\t</dict>\n")
+	key("ExitTimeOut")
+	fmt.Fprintf(&b, "\t<integer>%d</integer>\n", int(s.StopTimeout()/time.Second))
+	key("ThrottleInterval")
+	b.WriteString("\t<integer>5</integer>\n")
+	str("StandardOutPath", logFile(s))
+	str("StandardErrorPath", logFile(s))
+	b.WriteString("</dict>\n</plist>\n")
+	return b.Bytes(), nil
+}
+
+func xmlText(s string) string {
+	var b strings.Builder
+	xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+// ReadPlist decodes an XML property list into Go values: dict →
+// map[string]any, array → []any, string, integer → int64, real → float64,
+// true/false → bool. It reads what render writes and what Apple's tools
+// write in XML form.
+func ReadPlist(data []byte) (any, error) {
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("plist: %w", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "plist" {
+			v, _, err := plistValue(dec)
+			return v, err
+		}
+	}
+}
+
+// plistValue reads the next value; end reports the parent's end tag.
+func plistValue(dec *xml.Decoder) (v any, end bool, err error) {
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, false, fmt.Errorf("plist: %w", err)
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return nil, true, nil
+		case xml.StartElement:
+			return plistElement(dec, t)
+		}
+	}
+}
+
+func plistElement(dec *xml.Decoder, t xml.StartElement) (any, bool, error) {
+	switch t.Name.Local {
+	case "dict":
+		m := map[string]any{}
+		for {
+			k, end, err := plistValue(dec)
+			if err != nil || end {
+				return m, false, err
+			}
+			ks, ok := k.(plistKey)
+			if !ok {
+				return nil, false, fmt.Errorf("plist: dict holds a %T where a <key> belongs", k)
+			}
+			v, end, err := plistValue(dec)
+			if err != nil {
+				return nil, false, err
+			}
+			if end {
+				return nil, false, fmt.Errorf("plist: key %q has no value", ks)
+			}
+			m[string(ks)] = v
+		}
+	case "array":
+		a := []any{}
+		for {
+			v, end, err := plistValue(dec)
+			if err != nil || end {
+				return a, false, err
+			}
+			a = append(a, v)
+		}
+	case "true", "false":
+		if err := dec.Skip(); err != nil {
+			return nil, false, err
+		}
+		return t.Name.Local == "true", false, nil
+	}
+	var text string
+	if err := dec.DecodeElement(&text, &t); err != nil {
+		return nil, false, fmt.Errorf("plist: <%s>: %w", t.Name.Local, err)
+	}
+	switch t.Name.Local {
+	case "key":
+		return plistKey(text), false, nil
+	case "string":
+		return text, false, nil
+	case "integer":
+		n, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64)
+		return n, false, err
+	case "real":
+		f, err := strconv.ParseFloat(strings.TrimSpace(text), 64)
+		return f, false, err
+	}
+	return nil, false, fmt.Errorf("plist: unknown element <%s>", t.Name.Local)
+}
+
+// plistKey tells a dict's <key> from a <string> value.
+type plistKey string
+
+func (l *launchd) args(unit []byte) ([]string, error) {
+	v, err := ReadPlist(unit)
+	if err != nil {
+		return nil, err
+	}
+	m, _ := v.(map[string]any)
+	arr, _ := m["ProgramArguments"].([]any)
+	if len(arr) == 0 {
+		return nil, errors.New("no ProgramArguments")
+	}
+	out := make([]string, 0, len(arr))
+	for _, a := range arr {
+		s, ok := a.(string)
+		if !ok {
+			return nil, fmt.Errorf("ProgramArguments holds a %T", a)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func (l *launchd) launchctl(ctx context.Context, args ...string) ([]byte, error) {
+	return l.run.Output(ctx, "launchctl", args...)
+}
+
+// activate unloads a loaded copy (launchd keeps the old plist until
+// then; an error means there was none) and bootstraps the file.
+func (l *launchd) activate(ctx context.Context) error {
+	l.launchctl(ctx, "bootout", l.target())
+	if _, err := l.launchctl(ctx, "bootstrap", "gui/"+strconv.Itoa(l.uid), l.path()); err != nil {
+		return err
+	}
+	_, err := l.launchctl(ctx, "enable", l.target())
+	return err
+}
+
+func (l *launchd) uninstall(ctx context.Context) error {
+	l.launchctl(ctx, "bootout", l.target()) // an error means it was not loaded
+	if err := os.Remove(l.path()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func (l *launchd) restart(ctx context.Context) error {
+	_, err := l.launchctl(ctx, "kickstart", "-k", l.target())
+	return err
+}
+
+// state reads `launchctl print`: "state = running" and "pid = N" lines.
+// launchctl fails when the agent is not loaded.
+func (l *launchd) state(ctx context.Context) (State, error) {
+	out, err := l.launchctl(ctx, "print", l.target())
+	if err != nil {
+		return State{Active: "not loaded"}, nil
+	}
+	st := State{}
+	for _, line := range strings.Split(string(out), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), " = ")
+		switch {
+		case !ok:
+		case k == "state" && st.Active == "":
+			st.Active = v
+		case k == "pid" && st.PID == 0:
+			st.PID, _ = strconv.Atoi(v)
+		}
+	}
+	st.Running = st.Active == "running" && st.PID > 0
+	return st, nil
+}
+
+func (l *launchd) logs(ctx context.Context, s Spec, w io.Writer, lines int, follow bool) error {
+	args := []string{"-n", strconv.Itoa(lines)}
+	if follow {
+		args = append(args, "-F")
+	}
+	return l.run.Stream(ctx, w, "tail", append(args, logFile(s))...)
+}
+
+// recent reads the log file's tail itself: no command needed.
+func (l *launchd) recent(_ context.Context, s Spec, lines int) ([]string, error) {
+	data, err := readTail(logFile(s), 256<<10)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	all := nonEmptyLines(data)
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return all, nil
+}
+
+// readTail reads at most limit bytes from the end of a file.
+func readTail(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	off := max(fi.Size()-limit, 0)
+	buf := make([]byte, fi.Size()-off)
+	_, err = f.ReadAt(buf, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if off > 0 {
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+			buf = buf[i+1:]
+		}
+	}
+	return buf, nil
+}
