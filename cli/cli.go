@@ -76,6 +76,8 @@ type app struct {
 	goos      string
 	svcRunner *service.Runner
 	binary    string // the binary a unit runs: this executable unless a test sets it
+
+	cwdWarned bool // the ./.env warning was printed (a running gateway reloads)
 }
 
 // warnf is the CLI's one way to warn: "opensoul: warning: …" on stderr.

@@ -133,6 +133,9 @@ type PolicyConfig struct {
 type EnvConfig struct {
 	Vars     map[string]string `koanf:"vars"`
 	ShellEnv ShellEnvConfig    `koanf:"shellEnv"`
+	// CwdDotenv lets ./.env in the working directory supply provider keys
+	// and gateway tokens; off, they are ignored with a warning.
+	CwdDotenv bool `koanf:"cwdDotenv"`
 }
 
 // ShellEnvConfig imports known provider keys from a login shell.

@@ -81,10 +81,6 @@ func (a *app) load() error {
 	if err != nil {
 		return err
 	}
-	dotLocal, err := readDotEnvFile(".env")
-	if err != nil {
-		return err
-	}
 
 	k := koanf.New(koanfDelim)
 	if err := k.Load(structs.Provider(DefaultConfig(), "koanf"), nil); err != nil {
@@ -102,6 +98,10 @@ func (a *app) load() error {
 		if err := k.Load(rawbytes.Provider(raw), kyaml.Parser()); err != nil {
 			return fmt.Errorf("%s: %w", a.cfgFile, err)
 		}
+	}
+	dotLocal, err := a.cwdDotEnv(k, stateDir)
+	if err != nil {
+		return err
 	}
 	// OPENSOUL_* overrides: .env files below the process environment.
 	for _, src := range []struct {
