@@ -43,7 +43,12 @@ pins to profiles that cannot serve, environment keys never reached.
 --fix --yes applies them, first copying each file it edits to
 <file>.bak-<time>. It never deletes a credential. Repairs: file and dir
 modes (0600/0700), user pins to profiles that no longer exist, profiles
-missing from the agent store's explicit order.
+missing from the agent store's explicit order, and (with the gateway
+installed as a service) provider keys this shell has that the service
+would miss: the service manager's environment, <state>/.env, env.vars and
+env.shellEnv are compared with this shell, each gap is warned about, and
+--fix copies it into <state>/.env (0600, the rest of the file kept; on a
+terminal without --yes it asks per key).
 
 Examples:
   opensoul doctor
@@ -62,7 +67,10 @@ Examples:
 				if err != nil {
 					return err
 				}
-				return a.runFix(a.stdout, ag, *yes)
+				if err := a.runFix(a.stdout, ag, *yes); err != nil {
+					return err
+				}
+				return a.fixServiceEnv(ctx, *yes)
 			}
 			checks := a.runDoctor(ctx, *agent)
 			failed := false
@@ -161,6 +169,7 @@ func (a *app) runDoctor(ctx context.Context, agentFlag string) []doctorCheck {
 		}
 	}
 	a.moduleBackoffChecks(add)
+	a.serviceEnvChecks(ctx, add)
 	return checks
 }
 

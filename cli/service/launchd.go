@@ -296,3 +296,9 @@ func readTail(path string, limit int64) ([]byte, error) {
 	}
 	return buf, nil
 }
+
+// environ: launchd gives an agent a fixed minimal environment (PATH,
+// HOME, USER, …) and no variable from the user's shell.
+func (l *launchd) environ(context.Context) (map[string]string, error) {
+	return map[string]string{}, nil
+}

@@ -114,6 +114,7 @@ type backend interface {
 	logs(ctx context.Context, s Spec, w io.Writer, lines int, follow bool) error
 	recent(ctx context.Context, s Spec, lines int) ([]string, error) // last log lines, oldest first
 	hint() string                                                    // what the user should know after install
+	environ(ctx context.Context) (map[string]string, error)          // what the manager passes to the service
 }
 
 // Service is the gateway's service on one machine.
@@ -236,6 +237,11 @@ func (s *Service) Restart(ctx context.Context) error {
 	}
 	return s.b.restart(ctx)
 }
+
+// Environ is the environment the service manager gives the service: the
+// systemd user manager's environment (the unit adds none), or nothing for
+// a launchd agent, which gets no keys from the user's shell.
+func (s *Service) Environ(ctx context.Context) (map[string]string, error) { return s.b.environ(ctx) }
 
 // State is what the service manager says about the service.
 type State struct {

@@ -246,3 +246,18 @@ func nonEmptyLines(b []byte) []string {
 	}
 	return out
 }
+
+// environ reads `systemctl --user show-environment`: KEY=value lines.
+func (d *systemd) environ(ctx context.Context) (map[string]string, error) {
+	out, err := d.systemctl(ctx, "show-environment")
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok && k != "" {
+			env[k] = v
+		}
+	}
+	return env, nil
+}
