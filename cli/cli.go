@@ -78,6 +78,15 @@ type app struct {
 	binary    string // the binary a unit runs: this executable unless a test sets it
 
 	cwdWarned bool // the ./.env warning was printed (a running gateway reloads)
+
+	clock func() time.Time // time.Now unless a test sets it
+}
+
+func (a *app) now() time.Time {
+	if a.clock != nil {
+		return a.clock()
+	}
+	return time.Now()
 }
 
 // warnf is the CLI's one way to warn: "opensoul: warning: …" on stderr.

@@ -11,5 +11,6 @@ func (a *app) extraCmds() []*ffcli.Command {
 		a.providersCmd(),
 		a.gatewayCmd(),
 		a.sessionsCmd(),
+		a.monitorCmd(),
 	}
 }

@@ -127,7 +127,7 @@ Examples:
 			if len(args) > 0 {
 				return usageErr("models status takes no arguments, got %q", args)
 			}
-			rep, err := a.buildStatus(ctx, *agent, time.Now())
+			rep, err := a.buildStatus(ctx, *agent, a.now())
 			if err != nil {
 				return err
 			}
@@ -139,7 +139,7 @@ Examples:
 					return err
 				}
 			} else {
-				rep.writeText(a.stdout, time.Now())
+				rep.writeText(a.stdout, a.now())
 			}
 			if rep.Check != nil && rep.Check.ExitCode != 0 {
 				return &exitError{code: rep.Check.ExitCode}

@@ -1,0 +1,178 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+)
+
+// listFlag is a flag that may be given more than once.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// monitorFlags are the notifier choices, shared by monitor and monitor install.
+type monitorFlags struct {
+	ntfy, webhook, execs listFlag
+	desktop, stdout      bool
+}
+
+// register adds the notifier flags to fs.
+func (m *monitorFlags) register(fs *flag.FlagSet) {
+	fs.Var(&m.ntfy, "ntfy", "POST alerts to this ntfy-style topic URL (repeatable)")
+	fs.Var(&m.webhook, "webhook", "POST alerts as JSON to this URL (repeatable)")
+	fs.Var(&m.execs, "exec", "run this shell command per alert: text on stdin, OPENSOUL_ALERT_* variables (repeatable)")
+	fs.BoolVar(&m.desktop, "desktop", false, "desktop notification (notify-send on Linux, osascript on macOS)")
+	fs.BoolVar(&m.stdout, "stdout", false, "print alerts to stdout")
+}
+
+func (a *app) monitorCmd() *ffcli.Command {
+	fs := a.flagSet("monitor")
+	var m monitorFlags
+	m.register(fs)
+	format := fs.String("format", "text", "output: text, simple (one line per problem, or OK) or json")
+	return leaf(&ffcli.Command{
+		Name:       "monitor",
+		ShortUsage: "opensoul monitor [--ntfy URL] [--webhook URL] [--exec CMD] [--desktop] [--stdout] [--format text|simple|json]",
+		ShortHelp:  "Check every agent's credentials and alert when something needs you.",
+		LongHelp: `Runs the ` + "`models status --check`" + ` rules for every agent: a token or login
+expired or expiring within 24h, an invalid profile, a provider in use
+with no credential or with every profile disabled. Exits 0 when all is
+well, 1 when something is broken, 2 when something only expires soon.
+
+With notifiers, it alerts on a change: a new problem at once, the same
+problem again at most once an hour, and one "resolved" message when it
+is gone (state in <state>/monitor-state.json). Several notifiers may be
+combined; alerts carry profile ids and fixes, never a secret.
+
+--format simple prints OK, or one line per problem, worst first:
+  EXPIRED <profile>   EXPIRING <profile> <time left>   MISSING <provider>
+  INVALID <profile>   DISABLED <provider>
+(<agent>/<profile> for agents other than the default), for widgets and
+scripts. ` + "`opensoul monitor install`" + ` runs it every 30 minutes.
+
+Examples:
+  opensoul monitor --format simple
+  opensoul monitor --ntfy https://ntfy.sh/my-opensoul-topic --desktop
+  opensoul monitor --webhook http://127.0.0.1:9000/hook --exec 'logger -t opensoul'`,
+		FlagSet:     fs,
+		Subcommands: a.monitorServiceCmds(),
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return &exitError{code: 2, err: fmt.Errorf("monitor takes no arguments, got %q (subcommands: install, uninstall)", args)}
+			}
+			return a.monitor(ctx, m, *format)
+		},
+	})
+}
+
+func (a *app) monitor(ctx context.Context, m monitorFlags, format string) error {
+	if format != "text" && format != "simple" && format != "json" {
+		return &exitError{code: 2, err: fmt.Errorf("--format: want text, simple or json, got %q", format)}
+	}
+	now := a.now()
+	problems, err := a.allProblems(ctx, now)
+	if err != nil {
+		return err
+	}
+	ns, err := a.notifiers(m, now)
+	if err != nil {
+		return err
+	}
+	if len(ns) > 0 {
+		if err := a.runAlerts(ctx, ns, problems, now); err != nil {
+			return fmt.Errorf("monitor: %w", err)
+		}
+	}
+	code := exitCode(problems)
+	a.writeMonitor(format, problems, code, now)
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
+func (a *app) writeMonitor(format string, problems []problem, code int, now time.Time) {
+	def := a.cfg.Agents.Default
+	switch format {
+	case "json":
+		writeJSON(a.stdout, map[string]any{"status": []string{"ok", "problem", "expiring"}[code], "exitCode": code, "problems": append([]problem{}, problems...)})
+	case "simple":
+		if len(problems) == 0 {
+			fmt.Fprintln(a.stdout, "OK")
+		}
+		for _, p := range problems {
+			fmt.Fprintln(a.stdout, p.simple(def, now))
+		}
+	default:
+		if len(problems) == 0 {
+			fmt.Fprintln(a.stdout, "OK: every agent's credentials are usable.")
+		}
+		for _, p := range problems {
+			fmt.Fprintf(a.stdout, "%s\n  fix: %s\n", p.Message, p.Fix)
+		}
+	}
+}
+
+// notifiers builds the chosen notifiers.
+func (a *app) notifiers(m monitorFlags, now time.Time) ([]notifier, error) {
+	client := &http.Client{Timeout: notifyTimeout}
+	var ns []notifier
+	for _, u := range m.ntfy {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return nil, &exitError{code: 2, err: fmt.Errorf("--ntfy: want an http(s) topic URL, got %q", u)}
+		}
+		ns = append(ns, ntfyNotifier(client, u))
+	}
+	for _, u := range m.webhook {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return nil, &exitError{code: 2, err: fmt.Errorf("--webhook: want an http(s) URL, got %q", u)}
+		}
+		ns = append(ns, webhookNotifier(client, u, now))
+	}
+	for _, c := range m.execs {
+		ns = append(ns, execNotifier(c))
+	}
+	if m.desktop {
+		ns = append(ns, desktopNotifier(cmp.Or(a.goos, runtime.GOOS)))
+	}
+	if m.stdout {
+		ns = append(ns, stdoutNotifier(a.stdout))
+	}
+	for i := range ns {
+		ns[i] = withTimeout(ns[i])
+	}
+	return ns, nil
+}
+
+// args turns the flags back into a command line, for monitor install.
+func (m monitorFlags) args() []string {
+	var out []string
+	for _, u := range m.ntfy {
+		out = append(out, "--ntfy", u)
+	}
+	for _, u := range m.webhook {
+		out = append(out, "--webhook", u)
+	}
+	for _, c := range m.execs {
+		out = append(out, "--exec", c)
+	}
+	if m.desktop {
+		out = append(out, "--desktop")
+	}
+	if m.stdout {
+		out = append(out, "--stdout")
+	}
+	return out
+}
+
+// monitorServiceCmds are `monitor install|uninstall`.
+func (a *app) monitorServiceCmds() []*ffcli.Command { return nil }
