@@ -3,6 +3,7 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/opensoul/opensoul/cli/service"
 )
 
 // listFlag is a flag that may be given more than once.
@@ -175,4 +178,81 @@ func (m monitorFlags) args() []string {
 }
 
 // monitorServiceCmds are `monitor install|uninstall`.
-func (a *app) monitorServiceCmds() []*ffcli.Command { return nil }
+func (a *app) monitorServiceCmds() []*ffcli.Command {
+	fs := a.flagSet("monitor install")
+	var m monitorFlags
+	m.register(fs)
+	force := fs.Bool("force", false, "replace installed units that differ from the ones install writes")
+	install := leaf(&ffcli.Command{
+		Name:       "install",
+		ShortUsage: "opensoul monitor install [--ntfy URL] [--webhook URL] [--exec CMD] [--desktop] [--force]",
+		ShortHelp:  "Run the monitor every 30 minutes (systemd user timer or launchd interval job).",
+		LongHelp: `Installs a systemd user timer (opensoul-monitor.timer: 5 minutes after
+boot, then every 30 minutes, catching up a run missed while the machine
+was off) or a launchd interval job (ai.opensoul.monitor: at login and
+every 30 minutes) that runs ` + "`opensoul monitor`" + ` with the notifiers given here.
+
+Examples:
+  opensoul monitor install --ntfy https://ntfy.sh/my-opensoul-topic
+  opensoul monitor install --desktop --exec 'logger -t opensoul'`,
+		FlagSet: fs,
+		Exec: func(ctx context.Context, args []string) error {
+			return a.installMonitor(ctx, m, *force)
+		},
+	})
+	ufs := a.flagSet("monitor uninstall")
+	uninstall := leaf(&ffcli.Command{
+		Name:       "uninstall",
+		ShortUsage: "opensoul monitor uninstall",
+		ShortHelp:  "Remove the monitor's timer or interval job.",
+		FlagSet:    ufs,
+		Exec: func(ctx context.Context, args []string) error {
+			svc, err := a.service()
+			if err != nil {
+				return err
+			}
+			if err := svc.UninstallMonitor(ctx); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "Removed %s.\n", strings.Join(svc.MonitorPaths(), " and "))
+			return nil
+		},
+	})
+	return []*ffcli.Command{install, uninstall}
+}
+
+func (a *app) installMonitor(ctx context.Context, m monitorFlags, force bool) error {
+	if len(m.args()) == 0 {
+		return &exitError{code: 2, err: fmt.Errorf("name at least one notifier: --ntfy URL, --webhook URL, --exec CMD or --desktop")}
+	}
+	if _, err := a.notifiers(m, a.now()); err != nil {
+		return err
+	}
+	svc, err := a.service()
+	if err != nil {
+		return err
+	}
+	spec, err := a.serviceSpec("")
+	if err != nil {
+		return err
+	}
+	if err := installable(spec.Binary); err != nil {
+		return err
+	}
+	ms := service.MonitorSpec{Binary: spec.Binary, StateDir: spec.StateDir, Config: spec.Config, Args: m.args()}
+	unchanged, err := svc.InstallMonitor(ctx, ms, force)
+	var ce *service.ChangedError
+	if errors.As(err, &ce) {
+		fmt.Fprint(a.stderr, ce.Diff)
+		return fmt.Errorf("%s differs from what install would write (diff above); rerun with --force to replace it", ce.Path)
+	}
+	if err != nil {
+		return err
+	}
+	verb := "Installed"
+	if unchanged {
+		verb = "Already installed"
+	}
+	fmt.Fprintf(a.stdout, "%s %s\n  runs: %s\nTry it now: %s\n", verb, strings.Join(svc.MonitorPaths(), " and "), strings.Join(ms.Argv(), " "), strings.Join(append([]string{"opensoul", "monitor"}, m.args()...), " "))
+	return nil
+}

@@ -247,3 +247,33 @@ func TestDesktopCommand(t *testing.T) {
 		t.Error("plan9 accepted")
 	}
 }
+
+func TestMonitorInstall(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	f := &fakeManager{}
+	if _, errs, code := e.runService(f, "", "monitor", "install"); code != 2 || !strings.Contains(errs, "at least one notifier") {
+		t.Fatalf("install without a notifier: %d %s", code, errs)
+	}
+	out, errs, code := e.runService(f, "", "monitor", "install", "--ntfy", "https://ntfy.sh/ada", "--desktop")
+	if code != 0 {
+		t.Fatalf("monitor install: %d %s%s", code, out, errs)
+	}
+	unitDir := filepath.Join(e.vars["HOME"], ".config", "systemd", "user")
+	svc, err := os.ReadFile(filepath.Join(unitDir, "opensoul-monitor.service"))
+	if err != nil || !strings.Contains(string(svc), `ExecStart="/usr/local/bin/opensoul" "monitor" "--state-dir" "`+e.state+`" "--ntfy" "https://ntfy.sh/ada" "--desktop"`) {
+		t.Fatalf("monitor unit: %v\n%s", err, svc)
+	}
+	if got := strings.Join(f.calls, "\n"); !strings.Contains(got, "systemctl --user enable --now opensoul-monitor.timer") {
+		t.Errorf("calls:\n%s", got)
+	}
+	if _, errs, code := e.runService(f, "", "monitor", "install", "--stdout"); code != 1 || !strings.Contains(errs, `-ExecStart=`) || !strings.Contains(errs, "--force") {
+		t.Errorf("a different install without --force: %d %s", code, errs)
+	}
+	if out, errs, code := e.runService(f, "", "monitor", "uninstall"); code != 0 || !strings.Contains(out, "opensoul-monitor.timer") {
+		t.Fatalf("uninstall: %d %s%s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(unitDir, "opensoul-monitor.timer")); !os.IsNotExist(err) {
+		t.Error("timer left behind")
+	}
+}

@@ -108,8 +108,8 @@ func (a *app) install(ctx context.Context, listen string, force bool) error {
 	if err != nil {
 		return err
 	}
-	if spec.Binary == "" || strings.Contains(spec.Binary, string(filepath.Separator)+"go-build") {
-		return fmt.Errorf("this binary (%s) is a temporary `go run` build; build or install opensoul (go install ., or go build -o ~/bin/opensoul .) and run install from that binary", spec.Binary)
+	if err := installable(spec.Binary); err != nil {
+		return err
 	}
 	if err := a.st.EnsureDir(); err != nil {
 		return fmt.Errorf("state dir %s: %w", a.st.Dir, err)
@@ -129,6 +129,15 @@ func (a *app) install(ctx context.Context, listen string, force bool) error {
 	}
 	fmt.Fprintf(a.stdout, "%s the %s %s\n  runs: %s\nStarted it. Secrets are not in the unit: the gateway reads %s.\n%s\nSee it with: opensoul gateway status\n",
 		verb, svc.Kind(), svc.Path(), strings.Join(spec.Args(), " "), filepath.Join(spec.StateDir, ".env"), svc.Hint())
+	return nil
+}
+
+// installable refuses a binary a unit cannot keep running: a temporary
+// `go run` build is deleted when go run exits.
+func installable(bin string) error {
+	if bin == "" || strings.Contains(bin, string(filepath.Separator)+"go-build") {
+		return fmt.Errorf("this binary (%s) is a temporary `go run` build; build or install opensoul (go install ., or go build -o ~/bin/opensoul .) and run install from that binary", bin)
+	}
 	return nil
 }
 

@@ -302,3 +302,57 @@ func readTail(path string, limit int64) ([]byte, error) {
 func (l *launchd) environ(context.Context) (map[string]string, error) {
 	return map[string]string{}, nil
 }
+
+// monitorLabel is the launchd interval job's label.
+const monitorLabel = "ai.opensoul.monitor"
+
+func (l *launchd) monitorPath() string {
+	return filepath.Join(l.home, "Library", "LaunchAgents", monitorLabel+".plist")
+}
+
+// monitorFiles is one plist: RunAtLoad runs it at login (launchd has no
+// boot delay), StartInterval every 30 minutes; launchd runs a job missed
+// while the Mac slept once it wakes.
+func (l *launchd) monitorFiles(m MonitorSpec) ([]unitFile, error) {
+	if err := checkSpec(Spec{Binary: m.Binary, StateDir: m.StateDir, Config: m.Config}); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString(xml.Header)
+	b.WriteString(`<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">` + "\n")
+	b.WriteString("<!-- Written by `opensoul monitor install`. -->\n<plist version=\"1.0\">\n<dict>\n")
+	key := func(k string) { fmt.Fprintf(&b, "\t<key>%s</key>\n", k) }
+	str := func(k, v string) { key(k); fmt.Fprintf(&b, "\t<string>%s</string>\n", xmlText(v)) }
+	str("Label", monitorLabel)
+	key("ProgramArguments")
+	b.WriteString("\t<array>\n")
+	for _, a := range m.Argv() {
+		fmt.Fprintf(&b, "\t\t<string>%s</string>\n", xmlText(a))
+	}
+	b.WriteString("\t</array>\n")
+	str("WorkingDirectory", m.StateDir)
+	key("RunAtLoad")
+	b.WriteString("\t<true/>\n")
+	key("StartInterval")
+	fmt.Fprintf(&b, "\t<integer>%d</integer>\n", int(monitorEvery/time.Second))
+	log := filepath.Join(m.StateDir, "logs", "monitor.log")
+	str("StandardOutPath", log)
+	str("StandardErrorPath", log)
+	b.WriteString("</dict>\n</plist>\n")
+	return []unitFile{{l.monitorPath(), b.Bytes()}}, nil
+}
+
+func (l *launchd) activateMonitor(ctx context.Context) error {
+	target := "gui/" + strconv.Itoa(l.uid) + "/" + monitorLabel
+	l.launchctl(ctx, "bootout", target) // an error means it was not loaded
+	_, err := l.launchctl(ctx, "bootstrap", "gui/"+strconv.Itoa(l.uid), l.monitorPath())
+	return err
+}
+
+func (l *launchd) uninstallMonitor(ctx context.Context) error {
+	l.launchctl(ctx, "bootout", "gui/"+strconv.Itoa(l.uid)+"/"+monitorLabel)
+	if err := os.Remove(l.monitorPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}

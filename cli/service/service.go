@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pmezard/go-difflib/difflib"
@@ -32,7 +33,7 @@ import (
 var ErrUnsupported = errors.New("no supported service manager")
 
 // ErrNotInstalled: the unit file is not there.
-var ErrNotInstalled = errors.New("the gateway service is not installed")
+var ErrNotInstalled = errors.New("not installed")
 
 // stopMargin is how long the service manager waits, beyond the gateway's
 // own drain, before it kills the process: closing the store and the module
@@ -115,6 +116,7 @@ type backend interface {
 	recent(ctx context.Context, s Spec, lines int) ([]string, error) // last log lines, oldest first
 	hint() string                                                    // what the user should know after install
 	environ(ctx context.Context) (map[string]string, error)          // what the manager passes to the service
+	monitorBackend
 }
 
 // Service is the gateway's service on one machine.
@@ -173,7 +175,7 @@ func (e *ChangedError) Error() string {
 func (s *Service) Installed() ([]byte, error) {
 	data, err := os.ReadFile(s.b.path())
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ErrNotInstalled
+		return nil, fmt.Errorf("the gateway service is %w (no %s; run `opensoul gateway install`)", ErrNotInstalled, s.b.path())
 	}
 	return data, err
 }
@@ -309,4 +311,111 @@ func writeUnit(path string, data []byte) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// MonitorSpec is the periodic `opensoul monitor` run.
+type MonitorSpec struct {
+	Binary   string
+	StateDir string
+	Config   string   // --config when not <state>/opensoul.yaml
+	Args     []string // the notifier flags
+}
+
+// Argv is the command line each run executes.
+func (m MonitorSpec) Argv() []string {
+	args := []string{m.Binary, "monitor", "--state-dir", m.StateDir}
+	if m.Config != "" {
+		args = append(args, "--config", m.Config)
+	}
+	return append(args, m.Args...)
+}
+
+// The monitor runs 5 minutes after boot (or login) and every 30 minutes.
+const (
+	monitorBootDelay = 5 * time.Minute
+	monitorEvery     = 30 * time.Minute
+)
+
+// unitFile is one file of a unit set.
+type unitFile struct {
+	path string
+	data []byte
+}
+
+// monitorBackend is what a backend adds for the periodic monitor.
+type monitorBackend interface {
+	monitorFiles(MonitorSpec) ([]unitFile, error)
+	activateMonitor(ctx context.Context) error
+	uninstallMonitor(ctx context.Context) error
+}
+
+// MonitorPaths are the monitor's unit files.
+func (s *Service) MonitorPaths() []string {
+	files, _ := s.b.monitorFiles(MonitorSpec{Binary: "/x", StateDir: "/x"})
+	var out []string
+	for _, f := range files {
+		out = append(out, f.path)
+	}
+	return out
+}
+
+// RenderMonitor returns the monitor's unit files, path → content.
+func (s *Service) RenderMonitor(spec MonitorSpec) (map[string][]byte, error) {
+	files, err := s.b.monitorFiles(spec)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		out[f.path] = f.data
+	}
+	return out, nil
+}
+
+// InstallMonitor writes the monitor's units and starts its schedule, with
+// Install's rules: a changed file is replaced only when force is set.
+func (s *Service) InstallMonitor(ctx context.Context, spec MonitorSpec, force bool) (unchanged bool, err error) {
+	mb := s.b
+	files, err := mb.monitorFiles(spec)
+	if err != nil {
+		return false, err
+	}
+	unchanged = true
+	var diffs []string
+	var changed []string
+	for _, f := range files {
+		have, err := os.ReadFile(f.path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			unchanged = false
+		case err != nil:
+			return false, err
+		case !bytes.Equal(have, f.data):
+			unchanged = false
+			diffs = append(diffs, Diff(f.path, have, f.data))
+			changed = append(changed, f.path)
+		}
+	}
+	if len(diffs) > 0 && !force {
+		return false, &ChangedError{Path: strings.Join(changed, ", "), Diff: strings.Join(diffs, "")}
+	}
+	if err := os.MkdirAll(filepath.Dir(logFile(Spec{StateDir: spec.StateDir})), 0o700); err != nil {
+		return false, err
+	}
+	for _, f := range files {
+		if err := writeUnit(f.path, f.data); err != nil {
+			return false, err
+		}
+	}
+	return unchanged, mb.activateMonitor(ctx)
+}
+
+// UninstallMonitor stops the schedule and removes the monitor's units.
+func (s *Service) UninstallMonitor(ctx context.Context) error {
+	for _, p := range s.MonitorPaths() {
+		if _, err := os.Stat(p); err == nil {
+			return s.b.uninstallMonitor(ctx)
+		}
+	}
+	return fmt.Errorf("the monitor is %w (run `opensoul monitor install`)", ErrNotInstalled)
 }

@@ -445,3 +445,116 @@ func FuzzExecStartRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+var goldenMonitor = MonitorSpec{Binary: "/usr/local/bin/opensoul", StateDir: "/home/ada/.opensoul", Args: []string{"--ntfy", "https://ntfy.sh/ada-opensoul", "--exec", `logger -t "opensoul" 100%`}}
+
+func TestGoldenMonitorUnits(t *testing.T) {
+	t.Parallel()
+	for _, goos := range []string{"linux", "darwin"} {
+		s := newService(t, goos, &fakeRunner{})
+		files, err := s.RenderMonitor(goldenMonitor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for path, got := range files {
+			golden := filepath.Join("testdata", filepath.Base(path))
+			if *update {
+				os.WriteFile(golden, got, 0o644)
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s differs from the golden file (go test -update to accept):\n%s", path, Diff(golden, want, got))
+			}
+		}
+	}
+}
+
+func TestMonitorUnitsVerify(t *testing.T) {
+	t.Parallel()
+	tool := systemdAnalyze(t)
+	bin, _ := os.Executable()
+	state := t.TempDir()
+	s := newService(t, "linux", &fakeRunner{})
+	files, err := s.RenderMonitor(MonitorSpec{Binary: bin, StateDir: state, Args: goldenMonitor.Args})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var paths []string
+	for p, data := range files {
+		paths = append(paths, filepath.Join(dir, filepath.Base(p)))
+		os.WriteFile(paths[len(paths)-1], data, 0o600)
+	}
+	rt := t.TempDir()
+	cmd := exec.Command(tool, append([]string{"verify", "--user", "--man=no"}, paths...)...)
+	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+rt)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.Contains(string(out), "opensoul-monitor") {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	timer := string(files[filepath.Join(filepath.Dir(s.Path()), "opensoul-monitor.timer")])
+	for _, want := range []string{"\nOnBootSec=5min\n", "\nOnCalendar=*:0/30\n", "\nPersistent=true\n", "\nWantedBy=timers.target\n"} {
+		if !strings.Contains(timer, want) {
+			t.Errorf("timer lacks %q:\n%s", want, timer)
+		}
+	}
+}
+
+func TestMonitorPlistFields(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "darwin", &fakeRunner{})
+	files, _ := s.RenderMonitor(goldenMonitor)
+	v, err := ReadPlist(files[s.MonitorPaths()[0]])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"Label":             "ai.opensoul.monitor",
+		"ProgramArguments":  []any{"/usr/local/bin/opensoul", "monitor", "--state-dir", "/home/ada/.opensoul", "--ntfy", "https://ntfy.sh/ada-opensoul", "--exec", `logger -t "opensoul" 100%`},
+		"WorkingDirectory":  "/home/ada/.opensoul",
+		"RunAtLoad":         true,
+		"StartInterval":     int64(1800),
+		"StandardOutPath":   "/home/ada/.opensoul/logs/monitor.log",
+		"StandardErrorPath": "/home/ada/.opensoul/logs/monitor.log",
+	}
+	if !reflect.DeepEqual(v, any(want)) {
+		t.Errorf("plist = %#v\nwant %#v", v, want)
+	}
+}
+
+func TestMonitorLifecycle(t *testing.T) {
+	t.Parallel()
+	f := &fakeRunner{}
+	s := newService(t, "linux", f)
+	ctx := context.Background()
+	spec := MonitorSpec{Binary: "/bin/opensoul", StateDir: t.TempDir(), Args: []string{"--desktop"}}
+	if err := s.UninstallMonitor(ctx); !errors.Is(err, ErrNotInstalled) {
+		t.Fatalf("uninstall before install: %v", err)
+	}
+	if _, err := s.InstallMonitor(ctx, spec, false); err != nil {
+		t.Fatal(err)
+	}
+	wantCalls(t, f.take(), "systemctl --user daemon-reload", "systemctl --user enable --now opensoul-monitor.timer")
+	spec.Args = []string{"--stdout"}
+	_, err := s.InstallMonitor(ctx, spec, false)
+	var ce *ChangedError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Diff, `+ExecStart="/bin/opensoul" "monitor" "--state-dir"`) || len(f.take()) != 0 {
+		t.Fatalf("changed monitor install: %v", err)
+	}
+	if _, err := s.InstallMonitor(ctx, spec, true); err != nil {
+		t.Fatal(err)
+	}
+	f.take()
+	if err := s.UninstallMonitor(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantCalls(t, f.take(), "systemctl --user disable --now opensoul-monitor.timer", "systemctl --user daemon-reload")
+	for _, p := range s.MonitorPaths() {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s still there", p)
+		}
+	}
+}

@@ -261,3 +261,86 @@ func (d *systemd) environ(ctx context.Context) (map[string]string, error) {
 	}
 	return env, nil
 }
+
+// The monitor's units: a oneshot service that runs `opensoul monitor`
+// and a timer. Exit 1 and 2 are monitor's findings, not failures.
+const (
+	monitorService = "opensoul-monitor.service"
+	monitorTimer   = "opensoul-monitor.timer"
+)
+
+var monitorUnitTmpl = template.Must(template.New("monitor").Parse(`# Written by ` + "`opensoul monitor install`" + `; it runs the credential check and alerts.
+[Unit]
+Description=OpenSoul credential monitor (alerts when a login needs you)
+Documentation=https://github.com/opensoul/opensoul#monitoring
+
+[Service]
+Type=oneshot
+ExecStart={{.ExecStart}}
+WorkingDirectory={{.WorkDir}}
+# monitor exits 1 (something broken) and 2 (expiring soon) after alerting.
+SuccessExitStatus=1 2
+`))
+
+var monitorTimerTmpl = template.Must(template.New("timer").Parse(`# Written by ` + "`opensoul monitor install`" + `.
+[Unit]
+Description=Run the OpenSoul credential monitor every {{.Every}}
+
+[Timer]
+OnBootSec={{.Boot}}
+# Every {{.Every}} on the clock rather than OnUnitActiveSec=: Persistent=
+# only acts on OnCalendar=, and it runs a check missed while the machine
+# was off or asleep as soon as it is back.
+OnCalendar=*:0/{{.Minutes}}
+Persistent=true
+Unit=` + monitorService + `
+
+[Install]
+WantedBy=timers.target
+`))
+
+func (d *systemd) monitorFiles(m MonitorSpec) ([]unitFile, error) {
+	if err := checkSpec(Spec{Binary: m.Binary, StateDir: m.StateDir, Config: m.Config}); err != nil {
+		return nil, err
+	}
+	quoted := make([]string, 0, len(m.Argv()))
+	for _, a := range m.Argv() {
+		if strings.ContainsAny(a, "\n\r\x00") {
+			return nil, fmt.Errorf("service: argument %q holds a line break", a)
+		}
+		quoted = append(quoted, systemdQuote(a))
+	}
+	var svc, timer bytes.Buffer
+	if err := monitorUnitTmpl.Execute(&svc, map[string]any{"ExecStart": strings.Join(quoted, " "), "WorkDir": systemdEscape(m.StateDir)}); err != nil {
+		return nil, err
+	}
+	if err := monitorTimerTmpl.Execute(&timer, map[string]any{"Boot": systemdSpan(monitorBootDelay), "Every": systemdSpan(monitorEvery), "Minutes": int(monitorEvery / time.Minute)}); err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(d.path())
+	return []unitFile{{filepath.Join(dir, monitorService), svc.Bytes()}, {filepath.Join(dir, monitorTimer), timer.Bytes()}}, nil
+}
+
+// systemdSpan writes whole minutes the way systemd.time(7) reads them.
+func systemdSpan(d time.Duration) string { return strconv.Itoa(int(d/time.Minute)) + "min" }
+
+func (d *systemd) activateMonitor(ctx context.Context) error {
+	if err := d.reload(ctx); err != nil {
+		return err
+	}
+	_, err := d.systemctl(ctx, "enable", "--now", monitorTimer)
+	return err
+}
+
+func (d *systemd) uninstallMonitor(ctx context.Context) error {
+	if _, err := d.systemctl(ctx, "disable", "--now", monitorTimer); err != nil {
+		return err
+	}
+	dir := filepath.Dir(d.path())
+	for _, f := range []string{monitorTimer, monitorService} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return d.reload(ctx)
+}
