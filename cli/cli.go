@@ -80,6 +80,10 @@ type app struct {
 	cwdWarned bool // the ./.env warning was printed (a running gateway reloads)
 
 	clock func() time.Time // time.Now unless a test sets it
+
+	// oauthLogin runs a provider's browser login and stores the result as
+	// a profile; nil until OAuth login lands (onboard then says so).
+	oauthLogin func(ctx context.Context, provider string) error
 }
 
 func (a *app) now() time.Time {

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
@@ -55,78 +54,86 @@ func (a *app) ensureGatewayToken() (token string, created bool, err error) {
 
 func (a *app) onboardCmd() *ffcli.Command {
 	flags := a.flagSet("onboard")
-	provider := flags.String("provider", "", "non-interactive: store an API key for this provider, read from stdin, in <state>/.env")
+	var o onboardOptions
+	flags.StringVar(&o.auth, "auth", "", "non-interactive: api-key, setup-token, token or oauth; the secret is read from stdin")
+	flags.StringVar(&o.provider, "provider", "", "provider for --auth api-key|token|oauth; alone, the same as --auth api-key")
+	flags.StringVar(&o.store, "store", "", "--auth api-key: env (<state>/.env, the default) or profile")
+	flags.StringVar(&o.profileID, "profile-id", "", "profile id (default <provider>:default)")
+	flags.StringVar(&o.expiresIn, "expires-in", "", "--auth token: when it expires, e.g. 8h or 365d")
+	flags.StringVar(&o.agent, "agent", "", "agent id for profiles (default: agents.default)")
+	flags.BoolVar(&o.install, "install-service", false, "install and start the gateway as a user service at the end")
 	return leaf(&ffcli.Command{
 		Name:       "onboard",
-		ShortUsage: "opensoul onboard [--provider P < key.txt]",
-		ShortHelp:  "First-time setup: state dir, config, gateway token, API keys for the daemon.",
-		LongHelp: `Creates ~/.opensoul (0700) and a starter opensoul.yaml, generates a gateway
-token, and on a terminal asks for API keys, which it stores in
-~/.opensoul/.env (0600) so a gateway run by systemd/launchd can read them.
-Running it again keeps what is already there.
+		ShortUsage: "opensoul onboard [--auth api-key|setup-token|token|oauth --provider P [--store env|profile]] [--install-service]",
+		ShortHelp:  "First-time setup: state dir, config, gateway token, credentials, the gateway service.",
+		LongHelp: `Creates ~/.opensoul (0700) and a starter opensoul.yaml and generates a
+gateway token. On a terminal it then offers every way in: an API key
+(kept in ~/.opensoul/.env (0600), where a gateway run by systemd/launchd
+reads it, or as a profile), a Claude subscription setup-token, a token
+pasted for any provider, and an OAuth login once this build has it. It
+ends by offering to install and start the gateway service and showing
+` + "`models status`" + `. Running it again keeps what is already there.
 
-Examples:
-  opensoul onboard
-  echo "$KEY" | opensoul onboard --provider openrouter`,
+For scripts, one choice per run with the secret on stdin:
+  echo "$KEY" | opensoul onboard --provider openrouter               # API key into <state>/.env
+  echo "$KEY" | opensoul onboard --auth api-key --provider openai --store profile
+  opensoul onboard --auth setup-token < token.txt
+  opensoul onboard --auth token --provider acme --expires-in 30d < token.txt
+  opensoul onboard --install-service`,
 		FlagSet: flags,
 		Exec: func(ctx context.Context, args []string) error {
-			if err := a.load(); err != nil {
+			if len(args) > 0 {
+				return usageErr("onboard reads secrets from stdin, not from arguments (arguments end up in shell history)")
+			}
+			if o.auth == "" && o.provider != "" {
+				o.auth = authAPIKey
+			}
+			if err := a.onboardBase(); err != nil {
 				return err
 			}
-			if err := a.st.EnsureDir(); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "State dir: %s\n", a.st.Dir)
-			if _, err := os.Stat(a.cfgFile); errors.Is(err, fs.ErrNotExist) {
-				if err := store.WriteFileAtomic(a.cfgFile, []byte(starterConfig)); err != nil {
-					return err
-				}
-				fmt.Fprintf(a.stdout, "Wrote %s\n", a.cfgFile)
+			_, tty := isTerminal(a.stdin)
+			var err error
+			if o.auth == "" && tty {
+				err = a.onboardMenu(ctx)
 			} else {
-				fmt.Fprintf(a.stdout, "Config: %s (kept)\n", a.cfgFile)
+				err = a.onboardWith(ctx, o)
 			}
-			if _, created, err := a.ensureGatewayToken(); err != nil {
+			if err != nil {
 				return err
-			} else if created {
-				fmt.Fprintf(a.stdout, "Generated a gateway token: OPENSOUL_GATEWAY_TOKEN in %s\n", filepath.Join(a.st.Dir, ".env"))
 			}
-			envFile := filepath.Join(a.st.Dir, ".env")
-			if *provider != "" {
-				if err := validProvider(*provider); err != nil {
-					return err
-				}
-				raw, err := a.readSecret("")
-				if err != nil {
-					return err
-				}
-				return a.storeEnvKey(envFile, *provider, raw)
+			if err := a.onboardService(ctx, o.install, tty); err != nil {
+				return err
 			}
-			if _, tty := isTerminal(a.stdin); tty {
-				for _, pr := range providers.Builtin() {
-					if !pr.Onboard {
-						continue
-					}
-					p, name := pr.Name, pr.APIKeyVar()
-					if v, ok := a.env[name]; ok {
-						fmt.Fprintf(a.stdout, "%s: already set (from %s)\n", name, v.Source)
-						continue
-					}
-					raw, err := a.readSecret(fmt.Sprintf("%s API key for %s (Enter to skip, input hidden): ", p, name))
-					if err != nil {
-						return err
-					}
-					if strings.TrimSpace(raw) == "" {
-						continue
-					}
-					if err := a.storeEnvKey(envFile, p, raw); err != nil {
-						return err
-					}
-				}
-			}
-			fmt.Fprintln(a.stdout, "\nNext:\n  opensoul models status     # see which credentials are in place\n  opensoul gateway           # start the gateway")
-			return nil
+			return a.onboardStatus(ctx, o.agent)
 		},
 	})
+}
+
+// onboardBase makes the state dir, a starter config and the gateway token.
+func (a *app) onboardBase() error {
+	if err := a.load(); err != nil {
+		return err
+	}
+	if err := a.st.EnsureDir(); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "State dir: %s\n", a.st.Dir)
+	if _, err := os.Stat(a.cfgFile); errors.Is(err, fs.ErrNotExist) {
+		if err := store.WriteFileAtomic(a.cfgFile, []byte(starterConfig)); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "Wrote %s\n", a.cfgFile)
+	} else {
+		fmt.Fprintf(a.stdout, "Config: %s (kept)\n", a.cfgFile)
+	}
+	_, created, err := a.ensureGatewayToken()
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(a.stdout, "Generated a gateway token: OPENSOUL_GATEWAY_TOKEN in %s\n", filepath.Join(a.st.Dir, ".env"))
+	}
+	return nil
 }
 
 func (a *app) storeEnvKey(envFile, provider, raw string) error {

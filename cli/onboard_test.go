@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway/store"
+)
+
+// Every way in, with flags only: the secret on stdin.
+func TestOnboardFlagsOnly(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	f := &fakeManager{}
+	out, errs, code := e.runService(f, fixOpenAIKey, "onboard", "--auth", "api-key", "--provider", "openai", "--store", "profile")
+	if code != 0 || !strings.Contains(out, "Saved openai:default (api_key") || !strings.Contains(out, "opensoul models status:") {
+		t.Fatalf("api-key as profile: %d\n%s%s", code, out, errs)
+	}
+	if _, errs, code := e.runService(f, fixAnthropicKey, "onboard", "--auth", "setup-token"); code == 0 || !strings.Contains(errs, "API key, not a setup-token") {
+		t.Errorf("an API key given as a setup-token: %d %s", code, errs)
+	}
+	if out, errs, code := e.runService(f, fixSetupToken+"\n", "onboard", "--auth", "setup-token"); code != 0 || !strings.Contains(out, "Saved anthropic:default (token") {
+		t.Fatalf("setup-token: %d\n%s%s", code, out, errs)
+	}
+	if out, errs, code := e.runService(f, "export ACME_TOKEN='"+fixEnvKey+"'\n", "onboard", "--auth", "token", "--provider", "acme", "--expires-in", "30d", "--profile-id", "acme:ci"); code != 0 || !strings.Contains(out, "Saved acme:ci (token") {
+		t.Fatalf("token: %d\n%s%s", code, out, errs)
+	}
+	if _, errs, code := e.runService(f, "", "onboard", "--auth", "oauth", "--provider", "anthropic"); code != 2 || !strings.Contains(errs, "OAuth login is not in this build yet") {
+		t.Errorf("oauth without the hook: %d %s", code, errs)
+	}
+	if _, errs, code := e.runService(f, "", "onboard", "--auth", "magic"); code != 2 || !strings.Contains(errs, "--auth: want api-key") {
+		t.Errorf("unknown --auth: %d %s", code, errs)
+	}
+	ps, err := store.New(e.state).LoadProfiles("main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := ps.Profiles["openai:default"]; c.Type != store.TypeAPIKey || c.Key != fixOpenAIKey {
+		t.Errorf("openai:default = %+v", c.Type)
+	}
+	if c := ps.Profiles["anthropic:default"]; c.Type != store.TypeToken || c.Token != fixSetupToken {
+		t.Errorf("anthropic:default = %+v", c.Type)
+	}
+	if c := ps.Profiles["acme:ci"]; c.Token != fixEnvKey || time.Until(time.UnixMilli(c.Expires)) < 29*24*time.Hour {
+		t.Errorf("acme:ci = %v expires %v", c.Type, c.Expires)
+	}
+
+	out, errs, code = e.runService(f, "", "onboard", "--install-service")
+	unit := filepath.Join(e.vars["HOME"], ".config", "systemd", "user", "opensoul-gateway.service")
+	if _, err := os.Stat(unit); code != 0 || err != nil || !strings.Contains(strings.Join(f.calls, "\n"), "systemctl --user restart opensoul-gateway.service") {
+		t.Fatalf("--install-service: %d %v\n%s%s", code, err, out, errs)
+	}
+	e.assertNoSecrets()
+}
+
+// The OAuth choice calls the hook the OAuth login will fill.
+func TestOnboardOAuthHook(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := newApp(strings.NewReader(""), &lockedBuffer{}, &lockedBuffer{}, []string{"OPENSOUL_STATE_DIR=" + e.state, "HOME=" + e.vars["HOME"]})
+	var got string
+	a.oauthLogin = func(_ context.Context, provider string) error { got = provider; return nil }
+	if code := a.run(context.Background(), []string{"onboard", "--auth", "oauth", "--provider", "openai"}); code != 0 || got != "openai" {
+		t.Fatalf("exit %d, hook saw %q", code, got)
+	}
+}
