@@ -105,6 +105,7 @@ func TestEveryCommandKeepsSecretsOut(t *testing.T) {
 		{"models", "auth", "order", "get", "--provider", "anthropic", "--json"},
 		{"config", "show"}, {"config", "show", "--json"}, {"config", "validate"},
 		{"doctor"}, {"doctor", "--json"},
+		{"monitor"}, {"monitor", "--format", "json"}, {"monitor", "--format", "simple", "--stdout"},
 		{"models", "auth", "clear-cooldown", "--provider", "anthropic"},
 		{"models", "auth", "remove", "anthropic:default"},
 	} {

@@ -290,11 +290,11 @@ func (a *app) serviceStatus(ctx context.Context) (serviceStatus, error) {
 		} else if !st.UnitCurrent {
 			st.Differences = append(st.Differences, "the unit differs from what install would write now (`opensoul gateway install` shows how)")
 		}
-		ms, err := svc.State(ctx)
-		if err != nil {
-			return st, err
+		if ms, err := svc.State(ctx); err != nil {
+			st.State = "unknown: " + err.Error() // no user manager to ask, say
+		} else {
+			st.State, st.Running, st.PID = ms.Active, ms.Running, ms.PID
 		}
-		st.State, st.Running, st.PID = ms.Active, ms.Running, ms.PID
 		if p, err := svc.Problems(ctx, spec, 5); err == nil {
 			st.Problems = append(st.Problems, p...)
 		} else {
