@@ -85,9 +85,9 @@ func ExecRunner() Runner {
 			out, err := cmd.Output()
 			if err != nil {
 				if msg := bytes.TrimSpace(stderr.Bytes()); len(msg) > 0 {
-					return out, fmt.Errorf("%s %v: %w: %s", name, args, err, msg)
+					return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, msg)
 				}
-				return out, fmt.Errorf("%s %v: %w", name, args, err)
+				return out, fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
 			}
 			return out, nil
 		},
@@ -221,7 +221,10 @@ func (s *Service) Install(ctx context.Context, spec Spec, force bool) (unchanged
 			return false, err
 		}
 	}
-	return unchanged, s.b.activate(ctx)
+	if err := s.b.activate(ctx); err != nil {
+		return unchanged, fmt.Errorf("wrote %s, but the service manager did not start it (no user session or manager here?): %w", s.b.path(), err)
+	}
+	return unchanged, nil
 }
 
 // Uninstall stops the service and removes its unit file.
