@@ -3,7 +3,6 @@ package cli
 import (
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -240,18 +239,9 @@ func (a *app) installMonitor(ctx context.Context, m monitorFlags, force bool) er
 		return err
 	}
 	ms := service.MonitorSpec{Binary: spec.Binary, StateDir: spec.StateDir, Config: spec.Config, Args: m.args()}
-	unchanged, err := svc.InstallMonitor(ctx, ms, force)
-	var ce *service.ChangedError
-	if errors.As(err, &ce) {
-		fmt.Fprint(a.stderr, ce.Diff)
-		return fmt.Errorf("%s differs from what install would write (diff above); rerun with --force to replace it", ce.Path)
-	}
+	verb, err := a.installResult(svc.InstallMonitor(ctx, ms, force))
 	if err != nil {
 		return err
-	}
-	verb := "Installed"
-	if unchanged {
-		verb = "Already installed"
 	}
 	fmt.Fprintf(a.stdout, "%s %s\n  runs: %s\nTry it now: %s\n", verb, strings.Join(svc.MonitorPaths(), " and "), strings.Join(ms.Argv(), " "), strings.Join(append([]string{"opensoul", "monitor"}, m.args()...), " "))
 	return nil

@@ -114,22 +114,30 @@ func (a *app) install(ctx context.Context, listen string, force bool) error {
 	if err := a.st.EnsureDir(); err != nil {
 		return fmt.Errorf("state dir %s: %w", a.st.Dir, err)
 	}
-	unchanged, err := svc.Install(ctx, spec, force)
-	var ce *service.ChangedError
-	if errors.As(err, &ce) {
-		fmt.Fprint(a.stderr, ce.Diff)
-		return fmt.Errorf("%s differs from what install would write (diff above); rerun with --force to replace it", ce.Path)
-	}
+	verb, err := a.installResult(svc.Install(ctx, spec, force))
 	if err != nil {
 		return err
-	}
-	verb := "Installed"
-	if unchanged {
-		verb = "Already installed"
 	}
 	fmt.Fprintf(a.stdout, "%s the %s %s\n  runs: %s\nStarted it. Secrets are not in the unit: the gateway reads %s.\n%s\nSee it with: opensoul gateway status\n",
 		verb, svc.Kind(), svc.Path(), strings.Join(spec.Args(), " "), filepath.Join(spec.StateDir, ".env"), svc.Hint())
 	return nil
+}
+
+// installResult words an install's outcome: "Installed" or "Already
+// installed", or the diff (on stderr) of a changed unit left alone.
+func (a *app) installResult(unchanged bool, err error) (verb string, _ error) {
+	var ce *service.ChangedError
+	if errors.As(err, &ce) {
+		fmt.Fprint(a.stderr, ce.Diff)
+		return "", fmt.Errorf("%s differs from what install would write (diff above); rerun with --force to replace it", ce.Path)
+	}
+	if err != nil {
+		return "", err
+	}
+	if unchanged {
+		return "Already installed", nil
+	}
+	return "Installed", nil
 }
 
 // installable refuses a binary a unit cannot keep running: a temporary

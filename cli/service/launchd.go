@@ -49,34 +49,48 @@ func (l *launchd) render(s Spec) ([]byte, error) {
 	if err := checkSpec(s); err != nil {
 		return nil, err
 	}
-	var b bytes.Buffer
-	b.WriteString(xml.Header)
-	b.WriteString(`<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">` + "\n")
-	b.WriteString("<!-- Written by `opensoul gateway install`. No secret belongs here: the gateway reads " + xmlText(filepath.Join(s.StateDir, ".env")) + " itself. -->\n")
-	b.WriteString("<plist version=\"1.0\">\n<dict>\n")
-	key := func(k string) { fmt.Fprintf(&b, "\t<key>%s</key>\n", k) }
-	str := func(k, v string) { key(k); fmt.Fprintf(&b, "\t<string>%s</string>\n", xmlText(v)) }
-	str("Label", agentLabel)
-	key("ProgramArguments")
-	b.WriteString("\t<array>\n")
-	for _, a := range s.Args() {
-		fmt.Fprintf(&b, "\t\t<string>%s</string>\n", xmlText(a))
-	}
-	b.WriteString("\t</array>\n")
-	str("WorkingDirectory", s.StateDir)
-	key("RunAtLoad")
-	b.WriteString("\t<true/>\n")
-	key("KeepAlive")
-	b.WriteString("\t<dict>\n\t\t<key>SuccessfulExit</key>\n\t\t<false/>\n\t</dict>\n")
-	key("ExitTimeOut")
-	fmt.Fprintf(&b, "\t<integer>%d</integer>\n", int(s.StopTimeout()/time.Second))
-	key("ThrottleInterval")
-	b.WriteString("\t<integer>5</integer>\n")
-	str("StandardOutPath", logFile(s))
-	str("StandardErrorPath", logFile(s))
-	b.WriteString("</dict>\n</plist>\n")
-	return b.Bytes(), nil
+	p := newPlist("Written by `opensoul gateway install`. No secret belongs here: the gateway reads " + filepath.Join(s.StateDir, ".env") + " itself.")
+	p.str("Label", agentLabel)
+	p.strs("ProgramArguments", s.Args())
+	p.str("WorkingDirectory", s.StateDir)
+	p.value("RunAtLoad", "<true/>")
+	p.value("KeepAlive", "<dict>\n\t\t<key>SuccessfulExit</key>\n\t\t<false/>\n\t</dict>")
+	p.integer("ExitTimeOut", int(s.StopTimeout()/time.Second))
+	p.integer("ThrottleInterval", 5)
+	p.str("StandardOutPath", logFile(s))
+	p.str("StandardErrorPath", logFile(s))
+	return p.bytes(), nil
 }
+
+// plist writes an XML property list holding one dict, key by key.
+type plist struct{ b bytes.Buffer }
+
+func newPlist(comment string) *plist {
+	p := &plist{}
+	p.b.WriteString(xml.Header)
+	p.b.WriteString(`<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">` + "\n")
+	p.b.WriteString("<!-- " + xmlText(strings.ReplaceAll(comment, "--", "-")) + " -->\n<plist version=\"1.0\">\n<dict>\n")
+	return p
+}
+
+// value writes a key and its value, given as XML.
+func (p *plist) value(k, v string) { fmt.Fprintf(&p.b, "\t<key>%s</key>\n\t%s\n", xmlText(k), v) }
+
+func (p *plist) str(k, v string) { p.value(k, "<string>"+xmlText(v)+"</string>") }
+
+func (p *plist) integer(k string, n int) { p.value(k, "<integer>"+strconv.Itoa(n)+"</integer>") }
+
+func (p *plist) strs(k string, vs []string) {
+	var b strings.Builder
+	b.WriteString("<array>\n")
+	for _, v := range vs {
+		b.WriteString("\t\t<string>" + xmlText(v) + "</string>\n")
+	}
+	b.WriteString("\t</array>")
+	p.value(k, b.String())
+}
+
+func (p *plist) bytes() []byte { return append(p.b.Bytes(), "</dict>\n</plist>\n"...) }
 
 func xmlText(s string) string {
 	var b strings.Builder
@@ -317,29 +331,16 @@ func (l *launchd) monitorFiles(m MonitorSpec) ([]unitFile, error) {
 	if err := checkSpec(Spec{Binary: m.Binary, StateDir: m.StateDir, Config: m.Config}); err != nil {
 		return nil, err
 	}
-	var b bytes.Buffer
-	b.WriteString(xml.Header)
-	b.WriteString(`<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">` + "\n")
-	b.WriteString("<!-- Written by `opensoul monitor install`. -->\n<plist version=\"1.0\">\n<dict>\n")
-	key := func(k string) { fmt.Fprintf(&b, "\t<key>%s</key>\n", k) }
-	str := func(k, v string) { key(k); fmt.Fprintf(&b, "\t<string>%s</string>\n", xmlText(v)) }
-	str("Label", monitorLabel)
-	key("ProgramArguments")
-	b.WriteString("\t<array>\n")
-	for _, a := range m.Argv() {
-		fmt.Fprintf(&b, "\t\t<string>%s</string>\n", xmlText(a))
-	}
-	b.WriteString("\t</array>\n")
-	str("WorkingDirectory", m.StateDir)
-	key("RunAtLoad")
-	b.WriteString("\t<true/>\n")
-	key("StartInterval")
-	fmt.Fprintf(&b, "\t<integer>%d</integer>\n", int(monitorEvery/time.Second))
+	p := newPlist("Written by `opensoul monitor install`.")
+	p.str("Label", monitorLabel)
+	p.strs("ProgramArguments", m.Argv())
+	p.str("WorkingDirectory", m.StateDir)
+	p.value("RunAtLoad", "<true/>")
+	p.integer("StartInterval", int(monitorEvery/time.Second))
 	log := filepath.Join(m.StateDir, "logs", "monitor.log")
-	str("StandardOutPath", log)
-	str("StandardErrorPath", log)
-	b.WriteString("</dict>\n</plist>\n")
-	return []unitFile{{l.monitorPath(), b.Bytes()}}, nil
+	p.str("StandardOutPath", log)
+	p.str("StandardErrorPath", log)
+	return []unitFile{{l.monitorPath(), p.bytes()}}, nil
 }
 
 func (l *launchd) activateMonitor(ctx context.Context) error {
