@@ -21,101 +21,90 @@ import (
 // alertEvery is how often one unchanged problem is alerted again.
 const alertEvery = time.Hour
 
-// Problem kinds, worst first in the simple output.
-const (
-	kindExpired  = "expired"
-	kindMissing  = "missing"
-	kindInvalid  = "invalid"
-	kindDisabled = "disabled"
-	kindExpiring = "expiring"
-)
-
-// problem is one thing about credentials that needs the user. It holds
-// ids and times, never a secret.
+// problem is one thing about credentials that needs the user: a
+// gateway.Problem of one agent, with a fix. It holds ids and times, never
+// a secret.
 type problem struct {
-	Kind      string `json:"kind"`
 	Agent     string `json:"agent"`
-	Provider  string `json:"provider"`
-	Profile   string `json:"profile,omitempty"`   // "" for a provider-wide problem
-	ExpiresAt int64  `json:"expiresAt,omitempty"` // ms, for expiring
+	Kind      string `json:"kind"`     // gateway.Problem* kinds
+	Severity  int    `json:"severity"` // gateway.NeedsPerson or NeedsSoon
+	Subject   string `json:"subject"`  // a profile id or provider/model
+	ExpiresAt int64  `json:"expiresAt,omitempty"`
 	Message   string `json:"message"`
 	Fix       string `json:"fix,omitempty"`
 }
 
-// key names a problem across runs: the same kind for the same profile
-// is the same problem however its expiry time moves.
-func (p problem) key() string {
-	return p.Kind + " " + p.Agent + " " + cmp.Or(p.Profile, p.Provider)
+// key names a problem across runs: the same kind for the same subject is
+// the same problem however its expiry time moves.
+func (p problem) key() string { return p.Kind + " " + p.Agent + " " + p.Subject }
+
+// simpleWords are the simple form's first words per kind.
+var simpleWords = map[string]string{
+	gateway.ProblemExpired: "EXPIRED", gateway.ProblemMissing: "MISSING", gateway.ProblemInvalid: "INVALID",
+	gateway.ProblemExpiring: "EXPIRING", gateway.ProblemCooling: "COOLING", gateway.ProblemDisabled: "DISABLED",
+	gateway.ProblemNoCredential: "MISSING",
 }
 
 // simple is the one-line form for widgets: EXPIRED <profile>,
-// EXPIRING <profile> <time left>, MISSING <provider>, INVALID <profile>,
-// DISABLED <provider>. A profile of an agent other than the default one
-// is written <agent>/<profile>.
+// EXPIRING <profile> <time left>, MISSING <profile or provider/model>,
+// INVALID <profile>, COOLING|DISABLED <provider/model>. A subject of an
+// agent other than the default one is written <agent>/<subject>.
 func (p problem) simple(defaultAgent string, now time.Time) string {
-	what := cmp.Or(p.Profile, p.Provider)
+	what := p.Subject
 	if p.Agent != defaultAgent {
 		what = p.Agent + "/" + what
 	}
-	line := strings.ToUpper(p.Kind) + " " + what
-	if p.Kind == kindExpiring {
+	line := cmp.Or(simpleWords[p.Kind], strings.ToUpper(p.Kind)) + " " + what
+	if p.Kind == gateway.ProblemExpiring {
 		line += " " + gateway.Human(time.UnixMilli(p.ExpiresAt).Sub(now))
 	}
 	return line
 }
 
-// exitCode is `models status --check`'s: 1 when something is broken,
-// 2 when something only expires soon, else 0.
+// exitCode is `models status --check`'s: 1 when something needs a
+// person, else 2 when something needs attention soon, else 0.
 func exitCode(ps []problem) int {
-	code := 0
+	h := gateway.Health{}
 	for _, p := range ps {
-		if p.Kind != kindExpiring {
-			return 1
-		}
-		code = 2
+		h.Problems = append(h.Problems, gateway.Problem{Severity: p.Severity})
 	}
-	return code
+	return h.ExitCode()
 }
 
-// agentProblems reads one agent's `models status` report and applies the
-// rules of `models status --check` (evaluateCheck), plus "every profile of
-// a provider in use is disabled". It stands in for gateway/health.go,
-// which will hold these rules for --check, doctor and monitor alike.
+// agentProblems is one agent's gateway.Health problems (the same answer
+// `models status --check` and doctor give), each with a fix.
 func (a *app) agentProblems(ctx context.Context, agent string, now time.Time) ([]problem, error) {
-	rep, err := a.buildStatus(ctx, agent, now)
+	ag, snap, err := a.agentSnapshot(agent)
+	if err != nil {
+		return nil, err
+	}
+	h, err := a.health(ctx, snap, now)
 	if err != nil {
 		return nil, err
 	}
 	var out []problem
-	add := func(kind, provider, profile, msg, fix string, expires int64) {
-		out = append(out, problem{Kind: kind, Agent: rep.Agent, Provider: provider, Profile: profile, ExpiresAt: expires, Message: msg, Fix: fix})
-	}
-	for _, p := range rep.MissingProvidersInUse {
-		add(kindMissing, p, "", p+": no credential, but a model in use needs it", "opensoul models auth paste-token --provider "+p, 0)
-	}
-	for _, ps := range rep.Providers {
-		renew := "opensoul models auth paste-token --provider " + ps.Provider + " --profile-id "
-		disabled := 0
-		for _, r := range ps.Profiles {
-			switch {
-			case r.Status == gateway.StatusInvalid:
-				add(kindInvalid, ps.Provider, r.ID, r.ID+": invalid: "+r.Reason, renew+r.ID, 0)
-			case r.Type != store.TypeAPIKey && r.Status == gateway.StatusExpired:
-				add(kindExpired, ps.Provider, r.ID, r.ID+": expired", renew+r.ID, 0)
-			case r.Type != store.TypeAPIKey && r.Status == gateway.StatusMissing:
-				add(kindExpired, ps.Provider, r.ID, r.ID+": no usable secret", renew+r.ID, 0)
-			case r.Status == gateway.StatusExpiring && r.ExpiresAt != nil:
-				add(kindExpiring, ps.Provider, r.ID, fmt.Sprintf("%s: expires in %s", r.ID, gateway.Human(time.UnixMilli(*r.ExpiresAt).Sub(now))), renew+r.ID, *r.ExpiresAt)
-			}
-			if r.DisabledUntil > now.UnixMilli() {
-				disabled++
-			}
-		}
-		if ps.InUse && len(ps.Profiles) > 0 && disabled == len(ps.Profiles) && ps.Effective.Source != "env" && ps.Effective.Source != "config" {
-			add(kindDisabled, ps.Provider, "", ps.Provider+": every profile is disabled", "opensoul models status; opensoul models auth clear-cooldown --provider "+ps.Provider, 0)
-		}
+	for _, gp := range h.Problems {
+		out = append(out, problem{Agent: ag, Kind: gp.Kind, Severity: gp.Severity, Subject: gp.Subject,
+			ExpiresAt: gp.ExpiresAt, Message: gp.String(), Fix: problemFix(gp)})
 	}
 	return out, nil
+}
+
+// problemFix is the command that fixes p.
+func problemFix(p gateway.Problem) string {
+	provider, _, _ := strings.Cut(p.Subject, ":")
+	if prov, _, ok := strings.Cut(p.Subject, "/"); ok {
+		provider = prov
+	}
+	switch p.Kind {
+	case gateway.ProblemCooling:
+		return "wait, or see: opensoul models status"
+	case gateway.ProblemDisabled:
+		return "opensoul models status (why), then a new secret: opensoul models auth paste-token --provider " + provider
+	case gateway.ProblemNoCredential:
+		return "opensoul models auth paste-token --provider " + provider
+	}
+	return "opensoul models auth paste-token --provider " + provider + " --profile-id " + p.Subject
 }
 
 // monitorAgents are the default agent and every agent with a store.
@@ -147,7 +136,8 @@ func (a *app) allProblems(ctx context.Context, now time.Time) ([]problem, error)
 		return nil, err
 	}
 	// An agent sees the main agent's profiles too: a profile's problem is
-	// reported once, for the first agent (the default one) that has it.
+	// reported once, for the first agent (the default one) that has it;
+	// severity 1 (needs a person) before 2 (soon).
 	var all []problem
 	seen := map[string]bool{}
 	for _, ag := range agents {
@@ -156,18 +146,15 @@ func (a *app) allProblems(ctx context.Context, now time.Time) ([]problem, error)
 			return nil, fmt.Errorf("agent %s: %w", ag, err)
 		}
 		for _, p := range ps {
-			k := p.Kind + " " + p.Profile
-			if p.Profile != "" && seen[k] {
+			k := p.Kind + " " + p.Subject
+			if !strings.Contains(p.Subject, "/") && seen[k] {
 				continue
 			}
 			seen[k] = true
 			all = append(all, p)
 		}
 	}
-	order := []string{kindExpired, kindMissing, kindInvalid, kindDisabled, kindExpiring}
-	slices.SortStableFunc(all, func(x, y problem) int {
-		return cmp.Compare(slices.Index(order, x.Kind), slices.Index(order, y.Kind))
-	})
+	slices.SortStableFunc(all, func(x, y problem) int { return cmp.Compare(x.Severity, y.Severity) })
 	return all, nil
 }
 

@@ -45,10 +45,12 @@ func (a *app) monitorCmd() *ffcli.Command {
 		Name:       "monitor",
 		ShortUsage: "opensoul monitor [--ntfy URL] [--webhook URL] [--exec CMD] [--desktop] [--stdout] [--format text|simple|json]",
 		ShortHelp:  "Check every agent's credentials and alert when something needs you.",
-		LongHelp: `Runs the ` + "`models status --check`" + ` rules for every agent: a token or login
-expired or expiring within 24h, an invalid profile, a provider in use
-with no credential or with every profile disabled. Exits 0 when all is
-well, 1 when something is broken, 2 when something only expires soon.
+		LongHelp: `Asks, for every agent, what ` + "`models status --check`" + ` asks (gateway/health.go):
+a token or login expired or expiring within 24h, a profile without a usable
+secret or rejected by its provider module, a model in use that nothing can
+serve (no credential, every profile disabled) or whose every candidate is
+cooling down. Exits 0 when all is well, 1 when something needs a person,
+2 when something needs attention soon.
 
 With notifiers, it alerts on a change: a new problem at once, the same
 problem again at most once an hour, and one "resolved" message when it
@@ -56,9 +58,9 @@ is gone (state in <state>/monitor-state.json). Several notifiers may be
 combined; alerts carry profile ids and fixes, never a secret.
 
 --format simple prints OK, or one line per problem, worst first:
-  EXPIRED <profile>   EXPIRING <profile> <time left>   MISSING <provider>
-  INVALID <profile>   DISABLED <provider>
-(<agent>/<profile> for agents other than the default), for widgets and
+  EXPIRED <profile>    EXPIRING <profile> <time left>    INVALID <profile>
+  MISSING <profile or provider/model>    DISABLED|COOLING <provider/model>
+(<agent>/<subject> for agents other than the default), for widgets and
 scripts. ` + "`opensoul monitor install`" + ` runs it every 30 minutes.
 
 Examples:

@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/opensoul/opensoul/gateway"
 )
 
 // notifyTimeout bounds one notifier's delivery.
@@ -47,7 +49,7 @@ func ntfyNotifier(client *http.Client, url string) notifier {
 			req.Header.Set("Priority", "default")
 			req.Header.Set("Tags", "white_check_mark")
 		} else {
-			req.Header.Set("Priority", map[bool]string{true: "default", false: "high"}[al.Problem.Kind == kindExpiring])
+			req.Header.Set("Priority", map[bool]string{true: "high", false: "default"}[al.Problem.Severity == gateway.NeedsPerson])
 			req.Header.Set("Tags", "warning")
 		}
 		return post(client, req)
@@ -94,8 +96,7 @@ func execNotifier(command string) notifier {
 			"OPENSOUL_ALERT_EVENT="+al.Event,
 			"OPENSOUL_ALERT_KIND="+al.Problem.Kind,
 			"OPENSOUL_ALERT_AGENT="+al.Problem.Agent,
-			"OPENSOUL_ALERT_PROVIDER="+al.Problem.Provider,
-			"OPENSOUL_ALERT_PROFILE="+al.Problem.Profile,
+			"OPENSOUL_ALERT_SUBJECT="+al.Problem.Subject,
 			"OPENSOUL_ALERT_TEXT="+alertText(al),
 		)
 		if out, err := cmd.CombinedOutput(); err != nil {

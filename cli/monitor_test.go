@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -53,13 +54,13 @@ func TestMonitorSimple(t *testing.T) {
 		}, now.Add(time.Minute), "EXPIRING anthropic:work 5h\n", 2},
 		{"expired", func(e *env) {
 			e.ok(fixSetupToken, "models", "auth", "paste-token", "--provider", "anthropic", "--profile-id", "anthropic:work", "--expires-in", "5h")
-		}, now.Add(6 * time.Hour), "EXPIRED anthropic:work\nMISSING anthropic\n", 1},
-		{"missing", func(e *env) {}, now, "MISSING anthropic\n", 1},
+		}, now.Add(6 * time.Hour), "EXPIRED anthropic:work\nMISSING anthropic/claude-sonnet-5\n", 1},
+		{"missing", func(e *env) {}, now, "MISSING anthropic/claude-sonnet-5\n", 1},
 		{"every candidate disabled", func(e *env) {
 			e.ok(fixAnthropicKey, "models", "auth", "paste-token", "--provider", "anthropic", "--type", "api_key", "--profile-id", "anthropic:a")
 			e.ok(fixSetupToken, "models", "auth", "paste-token", "--provider", "anthropic", "--profile-id", "anthropic:b")
 			disable(e, "main", now.Add(time.Hour), "anthropic:a", "anthropic:b")
-		}, now, "DISABLED anthropic\n", 1},
+		}, now, "DISABLED anthropic/claude-sonnet-5\n", 1},
 		{"another agent, worst first", func(e *env) {
 			e.ok(fixSetupToken, "models", "auth", "paste-token", "--provider", "anthropic", "--profile-id", "anthropic:work", "--expires-in", "20h")
 			e.ok(fixSetupToken, "models", "auth", "paste-token", "--agent", "coder", "--provider", "anthropic", "--profile-id", "anthropic:ci", "--expires-in", "1h")
@@ -74,7 +75,7 @@ func TestMonitorSimple(t *testing.T) {
 			if out != tc.want || code != tc.code {
 				t.Errorf("monitor --format simple = %q exit %d, want %q exit %d\n%s", out, code, tc.want, tc.code, errs)
 			}
-			if _, _, check := e.runAt(tc.at, "models", "status", "--check"); tc.name != "every candidate disabled" && tc.name != "another agent, worst first" && check != code {
+			if _, _, check := e.runAt(tc.at, "models", "status", "--check"); tc.name != "another agent, worst first" && check != code {
 				t.Errorf("models status --check exits %d, monitor %d", check, code)
 			}
 			out, _, _ = e.runAt(tc.at, "monitor", "--format", "json")
@@ -149,7 +150,7 @@ func TestMonitorAlerts(t *testing.T) {
 	e := newEnv(t)
 	h := newHookServer(t)
 	log := filepath.Join(t.TempDir(), "exec.log")
-	notify := []string{"monitor", "--ntfy", h.URL + "/opensoul-topic", "--webhook", h.URL + "/hook", "--exec", `echo "$OPENSOUL_ALERT_EVENT $OPENSOUL_ALERT_KIND $OPENSOUL_ALERT_PROFILE" >> ` + log}
+	notify := []string{"monitor", "--ntfy", h.URL + "/opensoul-topic", "--webhook", h.URL + "/hook", "--exec", `echo "$OPENSOUL_ALERT_EVENT $OPENSOUL_ALERT_KIND $OPENSOUL_ALERT_SUBJECT" >> ` + log}
 	e.ok(fixSetupToken, "models", "auth", "paste-token", "--provider", "anthropic", "--profile-id", "anthropic:work", "--expires-in", "5h")
 	t0 := time.Now()
 
@@ -158,7 +159,7 @@ func TestMonitorAlerts(t *testing.T) {
 	if code != 2 || len(ntfy) != 1 || !strings.HasPrefix(ntfy[0], "default|anthropic:work: expires in 5h") || len(hooks) != 1 {
 		t.Fatalf("first run: exit %d ntfy %q hooks %v\n%s", code, ntfy, hooks, errs)
 	}
-	if p := hooks[0]["problem"].(map[string]any); hooks[0]["event"] != "problem" || p["kind"] != "expiring" || p["profile"] != "anthropic:work" {
+	if p := hooks[0]["problem"].(map[string]any); hooks[0]["event"] != "problem" || p["kind"] != "expiring" || p["subject"] != "anthropic:work" {
 		t.Errorf("webhook body: %v", hooks[0])
 	}
 	// Within the hour: nothing new, though the time left changed.
@@ -176,14 +177,14 @@ func TestMonitorAlerts(t *testing.T) {
 	// resolved.
 	e.runAt(t0.Add(5*time.Hour+2*time.Minute), notify...)
 	ntfy, _ = h.take()
-	if len(ntfy) != 3 || !strings.HasPrefix(ntfy[0], "high|anthropic:work: expired") || !strings.HasPrefix(ntfy[1], "high|anthropic: no credential") || !strings.HasPrefix(ntfy[2], "default|Resolved: anthropic:work: expires in") {
+	if len(ntfy) != 3 || !strings.HasPrefix(ntfy[0], "high|anthropic:work: expired") || !strings.HasPrefix(ntfy[1], "high|anthropic/claude-sonnet-5: no credential can serve") || !strings.HasPrefix(ntfy[2], "default|Resolved: anthropic:work: expires in") {
 		t.Fatalf("expired: %q", ntfy)
 	}
 	// A fresh token: one resolved message, then silence.
 	e.ok(fixSetupToken, "models", "auth", "paste-token", "--provider", "anthropic", "--profile-id", "anthropic:work", "--expires-in", "200h")
 	out, _, code := e.runAt(t0.Add(5*time.Hour+3*time.Minute), append(notify, "--format", "simple")...)
 	ntfy, hooks = h.take()
-	if code != 0 || out != "OK\n" || len(ntfy) != 2 || !strings.HasPrefix(ntfy[0], "default|Resolved: anthropic:work: expired") || !strings.HasPrefix(ntfy[1], "default|Resolved: anthropic: no credential") || hooks[0]["event"] != "resolved" {
+	if code != 0 || out != "OK\n" || len(ntfy) != 2 || !strings.HasPrefix(ntfy[0], "default|Resolved: anthropic:work: expired") || !strings.HasPrefix(ntfy[1], "default|Resolved: anthropic/claude-sonnet-5: no credential") || hooks[0]["event"] != "resolved" {
 		t.Fatalf("resolved: exit %d %q %q %v", code, out, ntfy, hooks)
 	}
 	e.runAt(t0.Add(7*time.Hour), notify...)
@@ -191,7 +192,7 @@ func TestMonitorAlerts(t *testing.T) {
 		t.Fatalf("resolved twice: %q %v", ntfy, hooks)
 	}
 	data, _ := os.ReadFile(log)
-	if want := "problem expiring anthropic:work\nproblem expiring anthropic:work\nproblem expired anthropic:work\nproblem missing \nresolved expiring anthropic:work\nresolved expired anthropic:work\nresolved missing \n"; string(data) != want {
+	if want := "problem expiring anthropic:work\nproblem expiring anthropic:work\nproblem expired anthropic:work\nproblem no-credential anthropic/claude-sonnet-5\nresolved expiring anthropic:work\nresolved expired anthropic:work\nresolved no-credential anthropic/claude-sonnet-5\n"; string(data) != want {
 		t.Errorf("--exec saw:\n%s\nwant:\n%s", data, want)
 	}
 	fi, err := os.Stat(monitorStatePath(e.state))
@@ -207,7 +208,7 @@ func TestMonitorAlerts(t *testing.T) {
 		t.Errorf("a failing notifier is not reported: %s", errs)
 	}
 	_, _, _ = e2.runAt(t0.Add(time.Minute), "monitor", "--ntfy", h.URL+"/opensoul-topic")
-	if ntfy, _ := h.take(); len(ntfy) != 1 || !strings.Contains(ntfy[0], "anthropic: no credential") {
+	if ntfy, _ := h.take(); len(ntfy) != 1 || !strings.Contains(ntfy[0], "anthropic/claude-sonnet-5: no credential") {
 		t.Errorf("undelivered alert not retried: %q", ntfy)
 	}
 	e.assertNoSecrets()
@@ -217,7 +218,7 @@ func TestMonitorAlerts(t *testing.T) {
 func TestPlanAlertsPure(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	p := problem{Kind: kindExpired, Agent: "main", Provider: "anthropic", Profile: "anthropic:a"}
+	p := problem{Kind: gateway.ProblemExpired, Agent: "main", Subject: "anthropic:a", Severity: gateway.NeedsPerson}
 	al, st := planAlerts(nil, []problem{p}, t0)
 	if len(al) != 1 || st[p.key()].LastAlert != t0 {
 		t.Fatalf("%v %v", al, st)

@@ -214,11 +214,25 @@ const (
 	NeedsSoon   = 2 // expires within 24h, or every candidate is cooling
 )
 
+// Kinds of a Problem, for scripts and the monitor's one-line form.
+const (
+	ProblemInvalid      = "invalid"       // a profile the provider module rejects
+	ProblemExpired      = "expired"       // a token or login past its expiry
+	ProblemMissing      = "missing"       // a profile without a usable secret
+	ProblemExpiring     = "expiring"      // expires within ExpiringWithin
+	ProblemCooling      = "cooling"       // a model in use whose every candidate is cooling down
+	ProblemDisabled     = "disabled"      // a model in use whose profiles are disabled
+	ProblemNoCredential = "no-credential" // a model in use with nothing that could serve it
+)
+
 // Problem is one thing that needs attention.
 type Problem struct {
 	Severity int    `json:"severity"` // NeedsPerson or NeedsSoon
 	Subject  string `json:"subject"`  // a profile id or provider/model
 	Text     string `json:"text"`
+	Kind     string `json:"kind"` // one of the Problem* kinds
+	// ExpiresAt is an expiring profile's expiry (epoch ms; 0 otherwise).
+	ExpiresAt int64 `json:"expiresAt,omitempty"`
 }
 
 func (p Problem) String() string { return p.Subject + ": " + p.Text }
@@ -363,16 +377,16 @@ func (r Resolver) problems(h *Health, snap *Snapshot, now time.Time) []Problem {
 func profileProblem(pr ProfileReason, c store.Credential, now time.Time) (Problem, bool) {
 	switch pr.Status {
 	case StatusInvalid:
-		return Problem{NeedsPerson, pr.ID, "invalid: " + pr.Reason}, true
+		return Problem{Severity: NeedsPerson, Subject: pr.ID, Text: "invalid: " + pr.Reason, Kind: ProblemInvalid}, true
 	case StatusExpired, StatusMissing:
 		if c.RefreshError != "" {
 			// A refused OAuth refresh: the provider's answer and the fix.
-			return Problem{NeedsPerson, pr.ID, "expired: " + c.RefreshError}, true
+			return Problem{Severity: NeedsPerson, Subject: pr.ID, Text: "expired: " + c.RefreshError, Kind: ProblemExpired}, true
 		}
-		return Problem{NeedsPerson, pr.ID, pr.Status}, true
+		return Problem{Severity: NeedsPerson, Subject: pr.ID, Text: pr.Status, Kind: pr.Status}, true
 	case StatusExpiring:
 		left := time.Duration(c.Expires-now.UnixMilli()) * time.Millisecond
-		return Problem{NeedsSoon, pr.ID, "expires in " + Human(left)}, true
+		return Problem{Severity: NeedsSoon, Subject: pr.ID, Text: "expires in " + Human(left), Kind: ProblemExpiring, ExpiresAt: c.Expires}, true
 	}
 	return Problem{}, false
 }
@@ -392,16 +406,17 @@ func servingProblem(mr ModelResolution) Problem {
 		}
 	}
 	if len(cooling) > 0 && len(disabled) == 0 {
-		return Problem{NeedsSoon, mr.Ref, "every candidate is cooling down: " + strings.Join(cooling, ", ")}
+		return Problem{Severity: NeedsSoon, Subject: mr.Ref, Text: "every candidate is cooling down: " + strings.Join(cooling, ", "), Kind: ProblemCooling}
 	}
-	text := "no credential can serve"
+	p := Problem{Severity: NeedsPerson, Subject: mr.Ref, Text: "no credential can serve", Kind: ProblemNoCredential}
 	if len(disabled) > 0 {
-		text += "; disabled: " + strings.Join(disabled, ", ")
+		p.Text += "; disabled: " + strings.Join(disabled, ", ")
+		p.Kind = ProblemDisabled
 	}
 	if len(mr.Profiles) == 0 {
-		text = "no credential (no profile, environment variable or config key)"
+		p.Text = "no credential (no profile, environment variable or config key)"
 	}
-	return Problem{NeedsPerson, mr.Ref, text}
+	return p
 }
 
 // Order sources, as the built-in policy names them (input.order).
