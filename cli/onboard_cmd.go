@@ -74,7 +74,8 @@ pasted for any provider, and an OAuth login once this build has it. It
 ends by offering to install and start the gateway service and showing
 ` + "`models status`" + `. Running it again keeps what is already there.
 
-For scripts, one choice per run with the secret on stdin:
+Examples (scripts: one choice per run, the secret on stdin):
+  opensoul onboard
   echo "$KEY" | opensoul onboard --provider openrouter               # API key into <state>/.env
   echo "$KEY" | opensoul onboard --auth api-key --provider openai --store profile
   opensoul onboard --auth setup-token < token.txt

@@ -40,10 +40,21 @@ func TestOnboardOnATerminal(t *testing.T) {
 	done := make(chan int, 1)
 	go func() { done <- a.run(context.Background(), []string{"onboard"}) }()
 
+	// Generous waits: on a loaded 2-core machine a step can take seconds.
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("gave up waiting for %s\nstderr: %s", what, stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	// answer waits for the n-th appearance of prompt, then types text.
 	answer := func(prompt string, n int, text string) {
 		t.Helper()
-		waitUntil(t, prompt, func() bool { return strings.Count(stderr.String(), prompt) >= n })
+		wait(prompt, func() bool { return strings.Count(stderr.String(), prompt) >= n })
 		if _, err := ptmx.WriteString(text + "\r"); err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +62,7 @@ func TestOnboardOnATerminal(t *testing.T) {
 	// secret waits for the n-th hidden prompt with echo off.
 	secret := func(n int, text string) {
 		t.Helper()
-		waitUntil(t, "hidden prompt", func() bool {
+		wait("hidden prompt", func() bool {
 			if strings.Count(stderr.String(), "input hidden") < n {
 				return false
 			}
@@ -81,7 +92,7 @@ func TestOnboardOnATerminal(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
 		}
-	case <-time.After(60 * time.Second):
+	case <-time.After(2 * time.Minute):
 		t.Fatalf("onboard did not finish\nstderr: %s", stderr.String())
 	}
 
