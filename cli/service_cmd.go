@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -378,9 +379,13 @@ func probeReadyz(ctx context.Context, listen string) string {
 	if err != nil {
 		return "unreachable"
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
 		return "ready"
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+	if why := strings.TrimSpace(string(body)); why != "" {
+		return fmt.Sprintf("not ready (%d: %s)", resp.StatusCode, why)
 	}
 	return fmt.Sprintf("not ready (%s)", resp.Status)
 }

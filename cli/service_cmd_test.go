@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/opensoul/opensoul/cli/service"
 )
@@ -112,10 +113,18 @@ func TestGatewayServiceLifecycle(t *testing.T) {
 
 	// The "service's process" is a gateway run in this test process.
 	g := startGateway(t, e, "127.0.0.1:0")
-	out, errs, code = e.runService(f, "", "gateway", "status", "--json")
+	// /readyz says "starting" until the provider modules are compiled.
 	var st serviceStatus
-	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
-		t.Fatalf("status --json: %d %v\n%s%s", code, err, out, errs)
+	deadline := time.Now().Add(2 * time.Minute)
+	for st.Readyz != "ready" && time.Now().Before(deadline) {
+		out, errs, code = e.runService(f, "", "gateway", "status", "--json")
+		if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+			t.Fatalf("status --json: %d %v\n%s%s", code, err, out, errs)
+		}
+		if st.Readyz != "ready" && !strings.HasPrefix(st.Readyz, "not ready (503: starting") {
+			t.Fatalf("readyz = %q", st.Readyz)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if !st.Installed || !st.Running || st.PID != os.Getpid() || st.Listen != g.addr || st.Readyz != "ready" {
 		t.Errorf("status = %+v, want installed, running as pid %d on %s, ready", st, os.Getpid(), g.addr)
