@@ -126,10 +126,13 @@ func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr
 	if err != nil {
 		return err
 	}
+	// Read from the config now: the warm-up runs beside the watcher, which
+	// replaces a.cfg on every reload.
+	inUse := a.providersInUse()
 	srv, err = gateway.New(gateway.Options{
 		Store: a.st, Config: a.gatewayConfig(ctx, modules, listen), Env: a.env, Selector: engine,
 		Modules: modules, Chat: chatHandler, Logger: log,
-		Warmup: func(ctx context.Context) { a.warmModules(ctx, modules, log) },
+		Warmup: func(ctx context.Context) { warmProviderModules(ctx, modules, inUse, log) },
 	})
 	if err != nil {
 		return err
@@ -304,16 +307,15 @@ func (a *app) providerModules(ctx context.Context, log *slog.Logger) (*wasm.Regi
 	return reg, host, nil
 }
 
-// warmModules compiles, in parallel, the modules of every provider in use:
+// warmProviderModules compiles, in parallel, the modules of every provider in use:
 // configured, named by the default models, holding a stored profile of the
 // main agent, or with an environment credential. /readyz stays 503 until
 // it is done (gateway.Options.Warmup), so no request waits for a compile.
 // Compiled code is kept in the shared module cache dir; wazero writes each
 // entry to a temp file, syncs and renames it, so gateways started at once
 // share it safely.
-func (a *app) warmModules(ctx context.Context, reg *wasm.Registry, log *slog.Logger) {
+func warmProviderModules(ctx context.Context, reg *wasm.Registry, providers []string, log *slog.Logger) {
 	start := time.Now()
-	providers := a.providersInUse()
 	for _, err := range reg.Load(ctx, providers...) {
 		log.Error("provider module unusable; its provider uses the generic behaviour", "err", err)
 	}
