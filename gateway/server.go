@@ -138,7 +138,8 @@ type Server struct {
 	stop     context.CancelFunc
 	done     chan struct{}
 	draining atomic.Bool
-	warming  atomic.Bool // Warmup still running: not ready
+	warming  atomic.Bool   // Warmup still running: not ready
+	warmed   chan struct{} // closed when Warmup has returned (at once without one)
 	closed   sync.Once
 
 	cfg atomic.Pointer[runtimeConfig]
@@ -261,9 +262,13 @@ func New(opts Options) (*Server, error) {
 		defer close(s.done)
 		s.live.run(ctx, interval)
 	}()
-	if opts.Warmup != nil {
+	s.warmed = make(chan struct{})
+	if opts.Warmup == nil {
+		close(s.warmed)
+	} else {
 		s.warming.Store(true)
 		go func() {
+			defer close(s.warmed)
 			defer s.warming.Store(false)
 			opts.Warmup(ctx)
 			s.warmAgent(ctx, store.DefaultAgent)
@@ -339,6 +344,9 @@ func (s *Server) Close() error {
 		s.draining.Store(true)
 		s.stop()
 		<-s.done
+		// The warm-up uses the module host, which the caller closes once
+		// Close returns: a compile still running on a closed host panics.
+		<-s.warmed
 		s.mu.Lock()
 		s.transport.CloseIdleConnections()
 		s.mu.Unlock()
