@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -289,14 +290,17 @@ func (r *Refresher) refresh(ctx context.Context, id string, cur store.Credential
 	defer cancel()
 	tok, err := client.Refresh(ctx, r.HTTPClient, cur.Refresh)
 	if err != nil {
+		// The provider's words are stored and shown: make sure they never
+		// carry the tokens back, whatever the provider echoes.
+		text := strings.NewReplacer(cur.Refresh, "[refresh token]", cur.Access, "[access token]").Replace(err.Error())
 		var oe *oauth.Error
 		if errors.As(err, &oe) && oe.Dead() {
-			cur.RefreshError = fmt.Sprintf("refresh refused: %v; sign in again: %s", err, fix)
+			cur.RefreshError = fmt.Sprintf("refresh refused: %s; sign in again: %s", text, fix)
 			r.report(cur.Provider, "dead", id, cur.RefreshError)
 			return cur, &RefreshError{Profile: id, Msg: cur.RefreshError, Dead: true}
 		}
-		r.report(cur.Provider, "error", id, err.Error())
-		return cur, &RefreshError{Profile: id, Msg: "refresh failed (will retry): " + err.Error()}
+		r.report(cur.Provider, "error", id, text)
+		return cur, &RefreshError{Profile: id, Msg: "refresh failed (will retry): " + text}
 	}
 	cur.Access = tok.Access
 	if tok.Refresh != "" {
