@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os/exec"
 	"runtime"
@@ -14,6 +13,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/opensoul/opensoul/gateway/oauth"
+	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/wasm"
 )
@@ -99,8 +99,8 @@ func (a *app) oauthClient(ctx context.Context, provider string, device bool) (oa
 	clients := a.cfg.OAuthClients(a.moduleOAuth(ctx, reg, provider))
 	c, ok := clients[provider]
 	if !ok {
-		if provider == "anthropic" {
-			return c, errors.New("Anthropic subscriptions sign in with a setup-token, not OAuth here: run `claude setup-token`, then `opensoul models auth setup-token --provider anthropic`")
+		if st := providers.For(provider).SetupToken; st != nil {
+			return c, fmt.Errorf("%s subscriptions sign in with a setup-token, not OAuth here: run `%s`, then `opensoul models auth setup-token --provider %s`", provider, st.Command, provider)
 		}
 		var known []string
 		for name := range clients {
