@@ -81,8 +81,9 @@ type app struct {
 
 	clock func() time.Time // time.Now unless a test sets it
 
-	// oauthLogin runs a provider's browser login and stores the result as
-	// a profile; nil until OAuth login lands (onboard then says so).
+	// oauthLogin runs a provider's OAuth login and stores the result as a
+	// profile (onboard's OAuth choice): the signIn of `models auth login`
+	// unless a test sets it; nil makes onboard say it is not available.
 	oauthLogin func(ctx context.Context, provider string) error
 }
 
@@ -104,6 +105,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer, environ []string) *app {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, environ: map[string]string{}}
+	a.oauthLogin = func(ctx context.Context, provider string) error {
+		return a.signIn(ctx, signIn{provider: provider, timeout: 10 * time.Minute})
+	}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			if _, dup := a.environ[k]; !dup {

@@ -64,32 +64,46 @@ Examples:
 			if err := a.load(); err != nil {
 				return err
 			}
-			ag, err := a.agentID(*agent)
-			if err != nil {
-				return err
-			}
 			if *id != "" && (!strings.HasPrefix(*id, *provider+":") || len(*id) == len(*provider)+1) {
 				return usageErr("--profile-id %q must look like %s:<name>", *id, *provider)
 			}
-			client, err := a.oauthClient(ctx, *provider, *device)
-			if err != nil {
-				return err
-			}
-			paste := *noBrowser || (!*device && !a.hasDisplay())
-			if paste && !*noBrowser {
-				fmt.Fprintln(a.stderr, "No display found (or this is an SSH session): paste mode. Use --device if the provider offers it.")
-			}
-			ctx, cancel := context.WithTimeout(ctx, *timeout)
-			defer cancel()
-			tok, err := client.Login(ctx, oauth.LoginOptions{
-				Out: a.stderr, Open: a.openBrowser, Paste: paste, In: a.stdin, Device: *device,
-			})
-			if err != nil {
-				return err
-			}
-			return a.saveLogin(ag, *provider, *id, tok)
+			return a.signIn(ctx, signIn{provider: *provider, id: *id, agent: *agent, device: *device, noBrowser: *noBrowser, timeout: *timeout})
 		},
 	})
+}
+
+// signIn is one OAuth login: what `models auth login` and onboard's OAuth
+// choice ask for.
+type signIn struct {
+	provider, id, agent string // id "": <provider>:<email>; agent "": agents.default
+	device, noBrowser   bool
+	timeout             time.Duration
+}
+
+// signIn runs the provider's OAuth flow and stores the login. The config
+// must be loaded.
+func (a *app) signIn(ctx context.Context, s signIn) error {
+	ag, err := a.agentID(s.agent)
+	if err != nil {
+		return err
+	}
+	client, err := a.oauthClient(ctx, s.provider, s.device)
+	if err != nil {
+		return err
+	}
+	paste := s.noBrowser || (!s.device && !a.hasDisplay())
+	if paste && !s.noBrowser {
+		fmt.Fprintln(a.stderr, "No display found (or this is an SSH session): paste mode. Use --device if the provider offers it.")
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	tok, err := client.Login(ctx, oauth.LoginOptions{
+		Out: a.stderr, Open: a.openBrowser, Paste: paste, In: a.stdin, Device: s.device,
+	})
+	if err != nil {
+		return err
+	}
+	return a.saveLogin(ag, s.provider, s.id, tok)
 }
 
 // oauthClient is the provider's OAuth client from the presets and config,

@@ -19,7 +19,8 @@ import (
 
 // TestOnboardOnATerminal walks onboard's menu on a real pseudo terminal:
 // an API key into <state>/.env, a setup-token, a token for another
-// provider with an expiry, the OAuth choice (not in this build), done,
+// provider with an expiry, the OAuth choice for anthropic (refused: its
+// subscriptions use setup-tokens; no network), done,
 // then yes to installing the service; secrets are typed with echo off.
 func TestOnboardOnATerminal(t *testing.T) {
 	t.Parallel()
@@ -84,7 +85,7 @@ func TestOnboardOnATerminal(t *testing.T) {
 	answer("Enter if it does not expire): ", 1, "8h")
 	secret(3, fixOpenAIKey)
 	answer("Choice: ", 4, "4")
-	answer("Provider [anthropic]: ", 2, "")
+	answer("Provider [openai]: ", 1, "anthropic")
 	answer("Choice: ", 5, "")
 	answer("and start it now? (y/n) [y]: ", 1, "y")
 	select {
@@ -107,7 +108,7 @@ func TestOnboardOnATerminal(t *testing.T) {
 	if c := ps.Profiles["acme:default"]; c.Token != fixOpenAIKey || c.Expires == 0 {
 		t.Errorf("acme token not saved with its expiry: %+v", c.Expires)
 	}
-	if !strings.Contains(stderr.String(), "Not saved: OAuth login is not in this build yet") {
+	if !strings.Contains(stderr.String(), "Not saved: anthropic subscriptions sign in with a setup-token") {
 		t.Errorf("the OAuth choice:\n%s", stderr.String())
 	}
 	if _, err := os.Stat(filepath.Join(e.vars["HOME"], ".config", "systemd", "user", "opensoul-gateway.service")); err != nil {

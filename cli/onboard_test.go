@@ -2,12 +2,14 @@ package cli
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/opensoul/opensoul/gateway/oauth/oauthtest"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -29,8 +31,8 @@ func TestOnboardFlagsOnly(t *testing.T) {
 	if out, errs, code := e.runService(f, "export ACME_TOKEN='"+fixEnvKey+"'\n", "onboard", "--auth", "token", "--provider", "acme", "--expires-in", "30d", "--profile-id", "acme:ci"); code != 0 || !strings.Contains(out, "Saved acme:ci (token") {
 		t.Fatalf("token: %d\n%s%s", code, out, errs)
 	}
-	if _, errs, code := e.runService(f, "", "onboard", "--auth", "oauth", "--provider", "anthropic"); code != 2 || !strings.Contains(errs, "OAuth login is not in this build yet") {
-		t.Errorf("oauth without the hook: %d %s", code, errs)
+	if _, errs, code := e.runService(f, "", "onboard", "--auth", "oauth", "--provider", "anthropic"); code == 0 || !strings.Contains(errs, "anthropic subscriptions sign in with a setup-token") {
+		t.Errorf("oauth for anthropic: %d %s", code, errs)
 	}
 	if _, errs, code := e.runService(f, "", "onboard", "--auth", "magic"); code != 2 || !strings.Contains(errs, "--auth: want api-key") {
 		t.Errorf("unknown --auth: %d %s", code, errs)
@@ -67,4 +69,28 @@ func TestOnboardOAuthHook(t *testing.T) {
 	if code := a.run(context.Background(), []string{"onboard", "--auth", "oauth", "--provider", "openai"}); code != 0 || got != "openai" {
 		t.Fatalf("exit %d, hook saw %q", code, got)
 	}
+}
+
+// onboard's OAuth choice runs the same sign-in as `models auth login`:
+// here the pasted-redirect flow against a real authorization server.
+func TestOnboardOAuthSignsIn(t *testing.T) {
+	t.Parallel()
+	e, as := loginEnv(t)
+	out, errs, code := e.interact(func(line string, stdin io.Writer) {
+		if u := strings.TrimSpace(line); strings.HasPrefix(u, as.URL+"/auth?") {
+			loc, err := as.Approve(u)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.WriteString(stdin, loc+"\n")
+		}
+	}, "onboard", "--auth", "oauth", "--provider", "acme")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	if c := e.login("acme:" + oauthtest.Email); c.Type != store.TypeOAuth || c.Refresh == "" {
+		t.Fatalf("stored login = %+v", redacted(c))
+	}
+	e.assertNoSecrets()
 }

@@ -167,7 +167,7 @@ func (a *app) askOnboardChoice(choice string) (onboardOptions, error) {
 		}
 	case "4":
 		o.auth = authOAuth
-		if o.provider, err = a.askDefault("Provider", "anthropic"); err != nil {
+		if o.provider, err = a.askDefault("Provider", "openai"); err != nil {
 			return o, err
 		}
 	default:
