@@ -42,6 +42,10 @@
 //
 //     go run ./gateway/loadtest -spread 4 [-d 3s]   # session-less traffic over 4 keys: each key's share
 //
+// With -soak 10m it runs the gateway for that long under good, 429, 401
+// and 5xx keys, hostile bodies, slow clients and CLI writers, and reports
+// RSS, goroutines, open files, outcomes and lost state writes (see soak.go).
+//
 // With -attack bodies it measures the gateway's memory under hostile
 // request bodies instead (see attack.go):
 //
@@ -99,13 +103,17 @@ func main() {
 	conns := flag.Int("conns", 40, "with -attack: connections per round")
 	rounds := flag.Int("rounds", 4, "with -attack: rounds of declared-length bodies")
 	hold := flag.Duration("hold", 3*time.Second, "with -attack: how long each round holds its connections")
+	soak := flag.Duration("soak", 0, "instead: soak the gateway for this long under mixed traffic and CLI writers (see soak.go)")
+	state := flag.String("state", "", "internal: the state dir for -serve soak")
 	flag.Parse()
 	var err error
 	switch {
 	case *spreadKeys > 0:
 		err = spread(*spreadKeys, *dur)
 	case *serve != "":
-		err = child(*serve, *up, *profiles)
+		err = child(*serve, *up, *profiles, *state)
+	case *soak > 0:
+		err = runSoak(*soak)
 	case *attack != "":
 		err = runAttack(*attack, *conns, *rounds, *hold)
 	case *profiles > 0:
@@ -121,9 +129,16 @@ func main() {
 
 // child serves one proxy on loopback, prints its address and runs until
 // its stdin closes (the parent exited).
-func child(kind, upstreamURL string, profiles int) error {
+func child(kind, upstreamURL string, profiles int, state string) error {
 	var h http.Handler
 	switch kind {
+	case "soak":
+		gw, closeGW, err := newSoakGateway(context.Background(), upstreamURL, state)
+		if err != nil {
+			return err
+		}
+		defer closeGW()
+		h = gw
 	case "bare":
 		h = bareProxy(upstreamURL)
 	case "scale", "scale-nocache", "scale-churn":
