@@ -11,6 +11,12 @@ import (
 // defaultCacheSize bounds the decision cache when Options.CacheSize is 0.
 const defaultCacheSize = 4096
 
+// cacheBudget bounds the bytes the decision cache holds (keys and
+// decisions, as counted by entrySize). An entry grows with the number of
+// profiles (every profile has a reason), so the entry count alone would
+// let a thousand-profile agent pin hundreds of megabytes.
+const cacheBudget = 32 << 20
+
 // decisionCache maps every input fact except the clock to a decision and
 // the clock interval [lo, hi) over which that decision holds.
 //
@@ -26,8 +32,11 @@ type decisionCache struct {
 	seed maphash.Seed
 	max  int
 
-	mu      sync.RWMutex // guards the field below
+	budget int // bytes; see cacheBudget
+
+	mu      sync.RWMutex // guards the fields below
 	entries map[uint64]*cacheEntry
+	size    int // sum of the entries' sizes
 }
 
 // cacheEntry never changes after it is stored.
@@ -36,10 +45,28 @@ type cacheEntry struct {
 	key    []byte
 	lo, hi int64 // valid while lo <= now < hi
 	d      Decision
+	size   int // entrySize
 }
 
 func newDecisionCache(max int) *decisionCache {
-	return &decisionCache{seed: maphash.MakeSeed(), max: max, entries: make(map[uint64]*cacheEntry)}
+	return &decisionCache{seed: maphash.MakeSeed(), max: max, budget: cacheBudget, entries: make(map[uint64]*cacheEntry)}
+}
+
+// entrySize approximates the bytes an entry holds: its key, the strings of
+// its decision and a word or two of overhead for each.
+func entrySize(key []byte, d Decision) int {
+	const word = 16
+	n := 128 + len(key)
+	for _, id := range d.Candidates {
+		n += word + len(id)
+	}
+	for _, id := range d.Cooling {
+		n += word + len(id)
+	}
+	for id, r := range d.Reasons {
+		n += 2*word + len(id) + len(r)
+	}
+	return n
 }
 
 func (c *decisionCache) get(gen uint64, key []byte, now int64) (Decision, bool) {
@@ -54,26 +81,43 @@ func (c *decisionCache) get(gen uint64, key []byte, now int64) (Decision, bool) 
 }
 
 func (c *decisionCache) put(gen uint64, key []byte, lo, hi int64, d Decision) {
-	e := &cacheEntry{gen: gen, key: bytes.Clone(key), lo: lo, hi: hi, d: d}
+	size := entrySize(key, d)
+	if size > c.budget/4 {
+		return // one decision that big would crowd out the rest
+	}
+	e := &cacheEntry{gen: gen, key: bytes.Clone(key), lo: lo, hi: hi, d: d, size: size}
 	h := maphash.Bytes(c.seed, key)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) >= c.max {
-		// Drop about a quarter, in map order (effectively random).
-		n := c.max/4 + 1
-		for k := range c.entries {
+	if old := c.entries[h]; old != nil {
+		c.size -= old.size
+		delete(c.entries, h)
+	}
+	if len(c.entries) >= c.max || c.size+size > c.budget {
+		// Drop about a quarter of the entries or of the bytes, whichever
+		// is more, in map order (effectively random).
+		n, free := 0, c.budget/4+size
+		if len(c.entries) >= c.max {
+			n, free = c.max/4+1, 0
+		}
+		for k, old := range c.entries {
 			delete(c.entries, k)
-			if n--; n == 0 {
+			c.size -= old.size
+			n--
+			free -= old.size
+			if n <= 0 && free <= 0 {
 				break
 			}
 		}
 	}
 	c.entries[h] = e
+	c.size += size
 }
 
 func (c *decisionCache) reset() {
 	c.mu.Lock()
 	clear(c.entries)
+	c.size = 0
 	c.mu.Unlock()
 }
 
