@@ -3,6 +3,7 @@ package cli
 import (
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/opensoul/opensoul/gateway"
 )
@@ -33,6 +34,9 @@ func dropClientTokens(cfg *Config, env gateway.Env) []string {
 	}
 	var warnings []string
 	for _, name := range slices.Sorted(maps.Keys(env)) {
+		if strings.HasPrefix(name, "OPENSOUL_") {
+			continue // OpenSoul's own settings, such as the gateway token itself
+		}
 		v := env[name]
 		if what, ok := tokens[v.Value]; ok {
 			delete(env, name)

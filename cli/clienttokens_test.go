@@ -34,6 +34,9 @@ providers:
 			t.Errorf("models status stderr lacks %q:\n%s", want, errs)
 		}
 	}
+	if strings.Contains(errs, "ignoring OPENSOUL_GATEWAY_TOKEN") {
+		t.Errorf("the gateway token's own variable is reported as a provider credential:\n%s", errs)
+	}
 	if strings.Contains(out, "env:ANTHROPIC_API_KEY") || strings.Contains(out, "env: ANTHROPIC_API_KEY") {
 		t.Errorf("models status still uses the gateway token as the Anthropic credential:\n%s", out)
 	}

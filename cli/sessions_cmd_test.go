@@ -216,7 +216,13 @@ func TestSessionsWithRunningGateway(t *testing.T) {
 		t.Errorf("/model after reset: %s", out)
 	}
 	// Without the pin, round-robin moves to the least recently used key.
+	// The gateway notices the reset at its next state poll (200 ms); a
+	// request it serves before then still goes to the pinned key and
+	// records that key as the session's auto pin, after the reset. So each
+	// try resets, gives the poll time to run, then sends one request.
 	waitUntil(t, "the gateway to drop the pin", func() bool {
+		e.run("", "sessions", "reset", "chat-9") // exit 1 once nothing is left to reset
+		time.Sleep(600 * time.Millisecond)
 		send("chat-9", "hi")
 		seen := up.seen()
 		return seen[len(seen)-1] == fixAnthropicKey
