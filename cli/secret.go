@@ -25,6 +25,11 @@ func normalizeSecret(raw string) (string, error) {
 	if s == "" {
 		return "", errors.New("no secret given (empty input)")
 	}
+	if exportPrefix.MatchString(s) {
+		// Peeling once more would change it: not a token, and normalizing
+		// must give the same answer twice.
+		return "", errors.New("the pasted secret still reads NAME=value after one such prefix was removed; paste only the token")
+	}
 	for i, r := range s {
 		if r <= ' ' || r == 0x7f || r > '~' {
 			return "", fmt.Errorf("the pasted secret has an unexpected character at position %d (whitespace, a control character or non-ASCII); paste it again without extra text", i+1)
