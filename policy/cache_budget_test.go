@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"testing"
 )
@@ -62,5 +63,27 @@ func TestCacheStaysWithinItsByteBudget(t *testing.T) {
 	c.put(1, []byte("huge"), 0, 100, huge)
 	if _, ok := c.get(1, []byte("huge"), 50); ok || strings.Contains(fmt.Sprint(c.size), "-") {
 		t.Errorf("a decision over a quarter of the budget was cached (size %d)", c.size)
+	}
+}
+
+// The intern table keeps to its byte budget too, and a number once given
+// is never given to another encoding, even after the table starts over.
+func TestInternStaysWithinItsByteBudget(t *testing.T) {
+	k := &keyIntern{seed: maphash.MakeSeed(), m: map[uint64][]internEntry{}}
+	enc := make([]byte, 200<<10) // one list of a few thousand profiles
+	ids := map[uint64]string{}
+	for i := range 300 {
+		copy(enc, fmt.Sprintf("list-%04d", i))
+		id := k.intern(enc)
+		if prev, dup := ids[id]; dup {
+			t.Fatalf("id %d given to %s and list-%04d", id, prev, i)
+		}
+		ids[id] = fmt.Sprintf("list-%04d", i)
+		if k.bytes > internBudget {
+			t.Fatalf("after %d lists the table holds %d bytes, over %d", i+1, k.bytes, internBudget)
+		}
+		if again := k.intern(enc); again != id {
+			t.Fatalf("list-%04d interned again got %d, want %d", i, again, id)
+		}
 	}
 }

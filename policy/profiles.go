@@ -90,9 +90,10 @@ type keyIntern struct {
 	seed maphash.Seed
 	next atomic.Uint64
 
-	mu sync.Mutex
-	m  map[uint64][]internEntry
-	n  int
+	mu    sync.Mutex
+	m     map[uint64][]internEntry
+	n     int // entries in m
+	bytes int // encoding bytes held in m
 }
 
 type internEntry struct {
@@ -101,8 +102,13 @@ type internEntry struct {
 }
 
 // maxInterned bounds the intern table: about one entry per snapshot of an
-// agent's state still in use.
-const maxInterned = 1024
+// agent's state still in use. internBudget bounds its bytes too, because an
+// encoding grows with the profile count: a thousand-profile agent whose
+// state changes often would otherwise pin a thousand large encodings.
+const (
+	maxInterned  = 1024
+	internBudget = 16 << 20
+)
 
 var profileKeys = &keyIntern{seed: maphash.MakeSeed(), m: map[uint64][]internEntry{}}
 
@@ -115,13 +121,14 @@ func (k *keyIntern) intern(enc []byte) uint64 {
 			return e.id
 		}
 	}
-	if k.n >= maxInterned {
+	if k.n >= maxInterned || k.bytes+len(enc) > internBudget {
 		clear(k.m)
-		k.n = 0
+		k.n, k.bytes = 0, 0
 	}
 	id := k.next.Add(1)
 	k.m[h] = append(k.m[h], internEntry{enc: bytes.Clone(enc), id: id})
 	k.n++
+	k.bytes += len(enc)
 	return id
 }
 
