@@ -330,26 +330,7 @@ func newGateway(ctx context.Context, upstreamURL, first string) (*gateway.Server
 	if err != nil {
 		return nil, nil, err
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil)) // one line per request, as in production
-	engine, err := policy.New(ctx, policy.Options{})
-	if err != nil {
-		return nil, nil, err
-	}
-	host, err := wasm.NewHost(ctx, wasm.Options{NoDiskCache: true})
-	if err != nil {
-		return nil, nil, err
-	}
-	reg, errs := wasm.NewRegistry(ctx, host, nil)
-	if errs = append(errs, reg.Load(ctx, "anthropic")...); len(errs) > 0 {
-		return nil, nil, errs[0]
-	}
-	debug.FreeOSMemory() // hand compilation garbage back, as opensoul gateway does
-	var mods gateway.Modules = reg
-	if os.Getenv("LOADTEST_NO_MODULES") != "" {
-		mods = nil
-	}
-	gw, err := gateway.New(gateway.Options{
-		Store: st, Selector: engine, Modules: mods, Logger: log,
+	gw, err := wire(ctx, st, policy.Options{}, os.Getenv("LOADTEST_NO_MODULES") == "", gateway.Options{
 		Config: gateway.Config{
 			Token:        gwToken,
 			MaxBodyBytes: 32 << 20,
@@ -360,6 +341,33 @@ func newGateway(ctx context.Context, upstreamURL, first string) (*gateway.Server
 		return nil, nil, err
 	}
 	return gw, func() { gw.Close(); os.RemoveAll(dir) }, nil
+}
+
+// wire builds a gateway over st as `opensoul gateway` does: the built-in
+// policy with popts, the anthropic module compiled before the first
+// request (modules false: none, built-in headers only), compilation garbage
+// handed back, and the request log written to nowhere. o supplies the
+// config and clock; wire fills in the rest.
+func wire(ctx context.Context, st *store.Store, popts policy.Options, modules bool, o gateway.Options) (*gateway.Server, error) {
+	engine, err := policy.New(ctx, popts)
+	if err != nil {
+		return nil, err
+	}
+	o.Store, o.Selector = st, engine
+	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) // one line per request, as in production
+	if modules {
+		host, err := wasm.NewHost(ctx, wasm.Options{NoDiskCache: true})
+		if err != nil {
+			return nil, err
+		}
+		reg, errs := wasm.NewRegistry(ctx, host, nil)
+		if errs = append(errs, reg.Load(ctx, "anthropic")...); len(errs) > 0 {
+			return nil, errs[0]
+		}
+		o.Modules = reg
+	}
+	debug.FreeOSMemory() // hand compilation garbage back, as opensoul gateway does
+	return gateway.New(o)
 }
 
 type result struct {
@@ -646,21 +654,8 @@ func newScaleGateway(ctx context.Context, upstreamURL string, n int, kind string
 		var ticks atomic.Int64
 		now = func() time.Time { return start.Add(time.Duration(ticks.Add(1)) * 1001 * time.Millisecond) }
 	}
-	engine, err := policy.New(ctx, opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	host, err := wasm.NewHost(ctx, wasm.Options{NoDiskCache: true})
-	if err != nil {
-		return nil, nil, err
-	}
-	reg, errs := wasm.NewRegistry(ctx, host, nil)
-	if errs = append(errs, reg.Load(ctx, "anthropic")...); len(errs) > 0 {
-		return nil, nil, errs[0]
-	}
-	debug.FreeOSMemory()
-	gw, err := gateway.New(gateway.Options{
-		Store: st, Selector: engine, Modules: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: now,
+	gw, err := wire(ctx, st, opts, true, gateway.Options{
+		Now: now,
 		Config: gateway.Config{
 			Token:        gwToken,
 			MaxBodyBytes: 32 << 20,

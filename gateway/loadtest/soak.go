@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -24,7 +22,6 @@ import (
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/policy"
-	"github.com/opensoul/opensoul/wasm"
 )
 
 // Soak mode (-soak 10m) runs the gateway, in a child process over a temp
@@ -109,21 +106,7 @@ func newSoakGateway(ctx context.Context, upstreamURL, dir string) (*gateway.Serv
 	if err != nil {
 		return nil, nil, err
 	}
-	engine, err := policy.New(ctx, policy.Options{})
-	if err != nil {
-		return nil, nil, err
-	}
-	host, err := wasm.NewHost(ctx, wasm.Options{NoDiskCache: true})
-	if err != nil {
-		return nil, nil, err
-	}
-	reg, errs := wasm.NewRegistry(ctx, host, nil)
-	if errs = append(errs, reg.Load(ctx, "anthropic")...); len(errs) > 0 {
-		return nil, nil, errs[0]
-	}
-	debug.FreeOSMemory()
-	gw, err := gateway.New(gateway.Options{
-		Store: st, Selector: engine, Modules: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	gw, err := wire(ctx, st, policy.Options{}, true, gateway.Options{
 		Config: gateway.Config{
 			Token:           gwToken,
 			MaxBodyBytes:    soakMaxBody,
