@@ -5,6 +5,7 @@ package cli
 import (
 	"context"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,22 +16,28 @@ import (
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
+// openTerminal opens a pseudo terminal for one test (skipping it where
+// there is none) and collects everything the terminal shows the user (its
+// echo) in screen. Both ends close when the test ends.
+func openTerminal(t *testing.T) (ptmx, tty *os.File, screen *lockedBuffer) {
+	t.Helper()
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo terminal here: %v", err)
+	}
+	t.Cleanup(func() { ptmx.Close(); tty.Close() })
+	screen = &lockedBuffer{}
+	go io.Copy(screen, ptmx)
+	return ptmx, tty, screen
+}
+
 // TestSetupTokenOnATerminal drives setup-token through a real pseudo
 // terminal: the token is typed with echo off (nothing of it comes back on
 // the terminal), confirmed, checked and saved.
 func TestSetupTokenOnATerminal(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		t.Skipf("no pseudo terminal here: %v", err)
-	}
-	defer ptmx.Close()
-	defer tty.Close()
-
-	// Everything the terminal shows the user (its echo).
-	var screen lockedBuffer
-	go io.Copy(&screen, ptmx)
+	ptmx, tty, screen := openTerminal(t)
 
 	var stdout, stderr lockedBuffer
 	environ := []string{"OPENSOUL_STATE_DIR=" + e.state, "HOME=" + e.vars["HOME"]}

@@ -4,14 +4,12 @@ package cli
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
 	"github.com/opensoul/opensoul/gateway/store"
@@ -25,14 +23,7 @@ import (
 func TestOnboardOnATerminal(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		t.Skipf("no pseudo terminal here: %v", err)
-	}
-	defer ptmx.Close()
-	defer tty.Close()
-	var screen lockedBuffer
-	go io.Copy(&screen, ptmx)
+	ptmx, tty, screen := openTerminal(t)
 
 	var stdout, stderr lockedBuffer
 	f := &fakeManager{}
