@@ -196,27 +196,17 @@ func userTextsRef(body []byte, spec turnSpec) ([]string, bool) {
 			return []string{s}, true
 		}
 	}
+	// The conversation split by full decoding instead of the scan; which
+	// item is the user's turn is then the same rule (turnTexts).
 	var elems []json.RawMessage
 	if json.Unmarshal(raw, &elems) != nil {
 		return nil, false
 	}
-	for i := len(elems) - 1; i >= 0; i-- {
-		var it item
-		if json.Unmarshal(elems[i], &it) != nil {
-			return nil, false
-		}
-		if spec.items && it.Type != "" && it.Type != "message" {
-			return nil, false
-		}
-		if skipsRole(it.Role) {
-			continue
-		}
-		if it.Role != "user" {
-			return nil, false
-		}
-		return contentTexts(it.Content, spec.textType)
+	items := make([][]byte, len(elems))
+	for i, e := range elems {
+		items[i] = e
 	}
-	return nil, false
+	return turnTexts(items, spec)
 }
 
 // FuzzUserTexts: on valid JSON the one-pass scan finds what decoding
