@@ -100,11 +100,7 @@ func (s *Server) attemptAll(out *http.Request, rs *reqState) (*http.Response, er
 	return nil, &exhaustedError{httpErr: e}
 }
 
-func (s *Server) currentTransport() *http.Transport {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.transport
-}
+func (s *Server) currentTransport() *http.Transport { return s.transport.Load() }
 
 type next int
 

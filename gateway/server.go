@@ -124,29 +124,29 @@ type Options struct {
 // Server is the gateway's HTTP handler. Create it with New, serve it with
 // any http.Server and Close it when done.
 type Server struct {
+	// Set once by New, read without locks.
 	store    *store.Store
 	selector Selector
 	modules  Modules
 	chat     ChatInterceptor
 	log      *slog.Logger
 	now      func() time.Time
-	live     *live
+	live     *live // agent cache and journal; own locks and goroutines
 	verdicts verdicts
 	refresh  *Refresher
 	metrics  *metrics
 	proxy    http.Handler
-	stop     context.CancelFunc
-	done     chan struct{}
-	draining atomic.Bool
-	warming  atomic.Bool   // Warmup still running: not ready
-	warmed   chan struct{} // closed when Warmup has returned (at once without one)
+	stop     context.CancelFunc // ends the warm-up
+	warmed   chan struct{}      // closed when Warmup has returned (at once without one)
 	closed   sync.Once
 
-	cfg atomic.Pointer[runtimeConfig]
-	env atomic.Pointer[Env]
-
-	mu        sync.Mutex // guards transport
-	transport *http.Transport
+	// Replaced whole while serving (SetConfig, SetEnv, Drain); each request
+	// loads them once.
+	cfg       atomic.Pointer[runtimeConfig]
+	env       atomic.Pointer[Env]
+	transport atomic.Pointer[http.Transport] // rebuilt when the timeouts change
+	draining  atomic.Bool
+	warming   atomic.Bool // Warmup still running: not ready
 }
 
 // runtimeConfig is Config prepared for per-request use.
@@ -228,7 +228,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		store: opts.Store, selector: opts.Selector, modules: opts.Modules, chat: opts.Chat,
-		log: opts.Logger, now: opts.Now, done: make(chan struct{}),
+		log: opts.Logger, now: opts.Now,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -250,18 +250,15 @@ func New(opts Options) (*Server, error) {
 		SkewOf:    func() time.Duration { return s.cfg.Load().RefreshSkew },
 		OnRefresh: func(provider, result string) { s.metrics.refreshes.WithLabelValues(provider, result).Inc() },
 	}
-	s.transport = newTransport(rc.Config)
+	s.transport.Store(newTransport(rc.Config))
 	s.proxy = s.newProxy()
 	interval := opts.PollInterval
 	if interval <= 0 {
 		interval = 200 * time.Millisecond
 	}
+	s.live.start(interval)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	go func() {
-		defer close(s.done)
-		s.live.run(ctx, interval)
-	}()
 	s.warmed = make(chan struct{})
 	if opts.Warmup == nil {
 		close(s.warmed)
@@ -305,11 +302,7 @@ func (s *Server) SetConfig(c Config) error {
 	}
 	old := s.cfg.Swap(rc)
 	if old.ConnectTimeout != c.ConnectTimeout || old.ResponseHeaderTimeout != c.ResponseHeaderTimeout || old.IdleConnTimeout != c.IdleConnTimeout {
-		s.mu.Lock()
-		prev := s.transport
-		s.transport = newTransport(c)
-		s.mu.Unlock()
-		prev.CloseIdleConnections()
+		s.transport.Swap(newTransport(c)).CloseIdleConnections()
 	}
 	return nil
 }
@@ -343,13 +336,11 @@ func (s *Server) Close() error {
 	s.closed.Do(func() {
 		s.draining.Store(true)
 		s.stop()
-		<-s.done
+		s.live.Close()
 		// The warm-up uses the module host, which the caller closes once
 		// Close returns: a compile still running on a closed host panics.
 		<-s.warmed
-		s.mu.Lock()
-		s.transport.CloseIdleConnections()
-		s.mu.Unlock()
+		s.transport.Load().CloseIdleConnections()
 	})
 	return nil
 }

@@ -1,0 +1,314 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway/store"
+)
+
+// agentCache holds each loaded agent's snapshot and sessions. A goroutine
+// started by start polls the agents' files every interval and reloads
+// those that changed, applying again what the journal has not written.
+type agentCache struct {
+	st      *store.Store
+	log     *slog.Logger
+	errs    *ErrorOnce
+	now     func() time.Time
+	cd      func() Cooldowns
+	journal *journal // its unwritten operations are applied at each reload
+	bg      background
+
+	// loadMu serialises first loads and reloads, and guards seen and
+	// every agentLive's stamps.
+	loadMu sync.Mutex
+	seen   map[string]store.Credential // profile owner/id → credential last seen
+
+	mu     sync.Mutex // guards agents and stale
+	agents map[string]*agentLive
+	stale  bool // reload every agent at the next poll
+}
+
+type agentLive struct {
+	snap     atomic.Pointer[Snapshot]
+	sessions atomic.Pointer[map[string]store.Session]
+	stamps   []store.Stamp // of paths(agent), guarded by agentCache.loadMu
+	used     atomic.Int64  // unix ns of the last request for the agent
+	picks    picks         // when each profile was last handed a request
+}
+
+// agentIdle is how long an agent may go without a request before poll
+// unloads it: callers can name any agent, and each loaded one is kept in
+// memory and its files checked every poll. Unloading loses nothing: the
+// operations not yet written stay queued, and a reload applies them.
+const agentIdle = 15 * time.Minute
+
+func newAgentCache(st *store.Store, log *slog.Logger, errs *ErrorOnce, now func() time.Time, cd func() Cooldowns, j *journal) *agentCache {
+	return &agentCache{
+		st: st, log: log, errs: errs, now: now, cd: cd, journal: j,
+		agents: map[string]*agentLive{},
+		seen:   map[string]store.Credential{},
+	}
+}
+
+// start polls every interval until Close.
+func (c *agentCache) start(interval time.Duration) {
+	c.bg.start(func(ctx context.Context) { every(ctx, c.log, interval, "checking", c.poll) })
+}
+
+// Close stops polling and waits for a poll under way. Safe twice.
+func (c *agentCache) Close() { c.bg.close(nil) }
+
+// markStale has the next poll reload every agent.
+func (c *agentCache) markStale() {
+	c.mu.Lock()
+	c.stale = true
+	c.mu.Unlock()
+}
+
+// agent returns the agent's live state, loading it on first use, and
+// notes the use (poll unloads agents idle for agentIdle).
+func (c *agentCache) agent(id string) (*agentLive, error) {
+	a, err := c.load(id)
+	if err != nil {
+		return nil, err
+	}
+	a.used.Store(c.now().UnixNano())
+	return a, nil
+}
+
+func (c *agentCache) loaded(id string) *agentLive {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.agents[id]
+}
+
+func (c *agentCache) load(id string) (*agentLive, error) {
+	if a := c.loaded(id); a != nil {
+		return a, nil
+	}
+	c.loadMu.Lock()
+	defer c.loadMu.Unlock()
+	if a := c.loaded(id); a != nil {
+		return a, nil
+	}
+	a := &agentLive{}
+	a.used.Store(c.now().UnixNano()) // not unloaded before its first request returns
+	if err := c.reload(id, a); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.agents[id] = a
+	c.mu.Unlock()
+	return a, nil
+}
+
+func (c *agentCache) paths(id string) []string {
+	ps := []string{c.st.ProfilesPath(id), c.st.StatePath(id), c.st.SessionsPath(id)}
+	if id != store.DefaultAgent {
+		ps = append(ps, c.st.ProfilesPath(store.DefaultAgent), c.st.StatePath(store.DefaultAgent))
+	}
+	return ps
+}
+
+// reload reads the agent's files and installs a fresh snapshot with the
+// unwritten operations applied. Callers hold loadMu.
+func (c *agentCache) reload(id string, a *agentLive) error {
+	stamps := store.StampsOf(c.paths(id)...)
+	snap, err := LoadSnapshot(c.st, id)
+	if err != nil {
+		return err
+	}
+	ss, err := c.st.LoadSessions(id)
+	if err != nil {
+		return err
+	}
+	sessions := make(map[string]store.Session, len(ss.Sessions))
+	for k, v := range ss.Sessions {
+		if v != nil {
+			sessions[k] = *v
+		}
+	}
+	c.journal.publish(func(u unwritten) {
+		cd := c.cd()
+		for _, owner := range []string{id, store.DefaultAgent} {
+			for _, op := range u.state(owner) {
+				applyToSnapshot(snap, owner, op, cd)
+			}
+			if id == store.DefaultAgent {
+				break
+			}
+		}
+		c.noticeChangedCredentials(snap, u) // after the unwritten ops: one may be the disable
+		for _, op := range u.sessions(id) {
+			if ss.ResetAfter(op.session, op.at.UnixMilli()) {
+				continue
+			}
+			s := sessions[op.session]
+			if op.apply(&s) {
+				sessions[op.session] = s
+			}
+		}
+		a.snap.Store(snap)
+		a.sessions.Store(&sessions)
+	})
+	a.stamps = stamps
+	return nil
+}
+
+// noticeChangedCredentials lifts an until-changed disable (auth,
+// credential_scope) when the profile's secret was replaced, recording the
+// lift in the journal. Callers hold loadMu and are inside publish.
+func (c *agentCache) noticeChangedCredentials(snap *Snapshot, u unwritten) {
+	for id, cred := range snap.Profiles {
+		key := snap.Owner[id] + "/" + id
+		prev, known := c.seen[key]
+		c.seen[key] = cred
+		if !known || prev.Secret() == cred.Secret() {
+			continue
+		}
+		if st, ok := snap.Stats[id]; ok && st.DisabledUntil >= DisabledUntilChanged {
+			c.log.Info("credential changed; lifting its disable", "profile", id, "reason", st.DisabledReason)
+			op := stateOp{profile: id, clear: true, at: c.now()}
+			owner := snap.Owner[id]
+			u.add(owner, op)
+			applyToSnapshot(snap, owner, op, c.cd())
+		}
+	}
+}
+
+// applyToSnapshot applies op (for the state file of agent owner) to snap
+// in place. Only for snapshots not yet published.
+func applyToSnapshot(snap *Snapshot, owner string, op stateOp, cd Cooldowns) {
+	if op.lastGood {
+		if snap.Agent == owner {
+			snap.LastGood[op.provider] = op.profile
+		}
+		return
+	}
+	if snap.Owner[op.profile] != owner {
+		return
+	}
+	u := snap.Stats[op.profile]
+	if u.FailureCounts != nil {
+		u.FailureCounts = maps.Clone(u.FailureCounts)
+	}
+	op.applyStats(&u, cd)
+	snap.Stats[op.profile] = u
+}
+
+// apply applies ops (for owner's state file) to every loaded snapshot
+// they concern, copying them so readers never see a change. The journal
+// calls it from add, holding its lock.
+func (c *agentCache) apply(owner string, ops []stateOp) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cd := c.cd()
+	for _, a := range c.agents {
+		old := a.snap.Load()
+		if !concerns(old, owner, ops) {
+			continue
+		}
+		snap := *old
+		snap.facts = &factsMemo{} // the facts change with the stats
+		snap.Stats = maps.Clone(old.Stats)
+		snap.LastGood = maps.Clone(old.LastGood)
+		for _, op := range ops {
+			applyToSnapshot(&snap, owner, op, cd)
+		}
+		a.snap.Store(&snap)
+	}
+}
+
+// concerns says whether any of ops (for owner's state file) changes snap.
+func concerns(snap *Snapshot, owner string, ops []stateOp) bool {
+	return slices.ContainsFunc(ops, func(op stateOp) bool {
+		return (op.lastGood && snap.Agent == owner) || (!op.lastGood && snap.Owner[op.profile] == owner)
+	})
+}
+
+// pin sets the session's auto pin in memory, copying the sessions so
+// readers never see a change, and says whether it changed anything. The
+// journal calls it from addSession, holding its lock.
+func (a *agentLive) pin(op sessionOp) bool {
+	old := *a.sessions.Load()
+	s := old[op.session]
+	if !op.apply(&s) {
+		return false
+	}
+	m := maps.Clone(old)
+	m[op.session] = s
+	a.sessions.Store(&m)
+	return true
+}
+
+// poll unloads agents idle for agentIdle and reloads every other loaded
+// agent whose files changed. A file that cannot be read keeps the last
+// good snapshot in use.
+func (c *agentCache) poll() {
+	c.mu.Lock()
+	ids := slices.Collect(maps.Keys(c.agents))
+	stale := c.stale
+	c.stale = false
+	c.mu.Unlock()
+	c.loadMu.Lock()
+	defer c.loadMu.Unlock()
+	idleSince := c.now().Add(-agentIdle).UnixNano()
+	for _, id := range ids {
+		a := c.unloadIdle(id, idleSince)
+		if a == nil {
+			continue
+		}
+		if !stale && slices.Equal(store.StampsOf(c.paths(id)...), a.stamps) {
+			continue
+		}
+		key := c.st.AgentDir(id)
+		if err := c.reload(id, a); err != nil {
+			logStateError(c.log, c.errs, key, "keeping the last good state", err)
+			continue
+		}
+		c.errs.Clear(key)
+	}
+}
+
+// unloadIdle unloads agent id when it has had no request since idleSince
+// and returns nil then, else its live state.
+func (c *agentCache) unloadIdle(id string, idleSince int64) *agentLive {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a := c.agents[id]
+	if a == nil || a.used.Load() < idleSince {
+		delete(c.agents, id)
+		return nil
+	}
+	return a
+}
+
+// refresh reloads one agent now (after a chat command changed its
+// sessions, say).
+func (c *agentCache) refresh(id string) error {
+	a := c.loaded(id)
+	if a == nil {
+		_, err := c.agent(id)
+		return err
+	}
+	c.loadMu.Lock()
+	defer c.loadMu.Unlock()
+	return c.reload(id, a)
+}
+
+// snapshots returns the current snapshot of every loaded agent.
+func (c *agentCache) snapshots() []*Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*Snapshot, 0, len(c.agents))
+	for _, a := range c.agents {
+		out = append(out, a.snap.Load())
+	}
+	return out
+}
