@@ -28,7 +28,7 @@ func TestIdleAgentsAreUnloaded(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := newLive(st, slog.New(slog.NewTextHandler(io.Discard, nil)), clock, func() Cooldowns { return Cooldowns{} })
-	loaded := func(id string) bool { l.agentCache.mu.Lock(); defer l.agentCache.mu.Unlock(); return l.agents[id] != nil }
+	loaded := func(id string) bool { return l.agentCache.loaded(id) != nil }
 	cooldown := func() int64 {
 		a, err := l.agent("x")
 		if err != nil {
