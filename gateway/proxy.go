@@ -18,6 +18,7 @@ import (
 
 	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/gateway/usage"
 	"github.com/opensoul/opensoul/policy"
 )
 
@@ -163,12 +164,35 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 	resp.Header.Set("X-Opensoul-Attempts", strconv.Itoa(len(rs.attempts)))
 	rs.status = resp.StatusCode
 	clampRetryHeaders(resp.Header, s.now())
+	s.meter(resp, rs)
 	ss := s.secretsFor(rs)
 	ss.scrubHeaders(resp.Header)
 	if resp.Body != nil && resp.Body != http.NoBody && len(ss.secrets) > 0 {
 		resp.Body = newScrubReader(resp.Body, ss)
 	}
 	return nil
+}
+
+// meter hands the answer's usage to the sink when its body is done: a
+// success's body goes through a usage.Meter (which never holds the stream
+// back), anything else is recorded at once with no tokens.
+func (s *Server) meter(resp *http.Response, rs *reqState) {
+	if s.usage == nil {
+		return
+	}
+	rec := usage.Record{Time: rs.start, Agent: rs.agent, Provider: rs.provider, Profile: rs.profile,
+		Client: rs.client.Name, Status: resp.StatusCode}
+	if n := len(rs.attempts); n > 0 {
+		rec.Model = rs.attempts[n-1].Model
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 || resp.Body == nil || resp.Body == http.NoBody {
+		s.usage.Record(rec) // 101 keeps its read-write body: never wrapped
+		return
+	}
+	resp.Body = usage.NewMeter(resp.Body, rs.api, func(u usage.Usage) {
+		rec.Usage = u
+		s.usage.Record(rec)
+	})
 }
 
 func (s *Server) errorHandler(w http.ResponseWriter, r *http.Request, err error) {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/opensoul/opensoul/gateway/oauth"
 	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/gateway/usage"
 )
 
 // Config is the gateway's part of OpenSoul's configuration, as plain
@@ -76,6 +77,13 @@ type Config struct {
 	RefreshSkew time.Duration
 }
 
+// UsageSink receives what each answer served by a credential spent
+// (gateway/usage). Record is called on the request's goroutine when the
+// answer's body is finished with, so it must not block.
+type UsageSink interface {
+	Record(usage.Record)
+}
+
 // Upstream is where a provider's requests go and its config API key.
 type Upstream struct {
 	BaseURL string
@@ -107,6 +115,7 @@ type Options struct {
 	Selector Selector
 	Modules  Modules         // nil: built-in headers and classification
 	Chat     ChatInterceptor // nil: no chat commands
+	Usage    UsageSink       // nil: token usage is not metered
 	Logger   *slog.Logger
 	Now      func() time.Time // nil: time.Now
 	// PollInterval is how often state files are checked and what was
@@ -129,6 +138,7 @@ type Server struct {
 	selector Selector
 	modules  Modules
 	chat     ChatInterceptor
+	usage    UsageSink
 	log      *slog.Logger
 	now      func() time.Time
 	live     *live // agent cache and journal; own locks and goroutines
@@ -227,7 +237,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		store: opts.Store, selector: opts.Selector, modules: opts.Modules, chat: opts.Chat,
+		store: opts.Store, selector: opts.Selector, modules: opts.Modules, chat: opts.Chat, usage: opts.Usage,
 		log: opts.Logger, now: opts.Now,
 	}
 	if s.now == nil {
