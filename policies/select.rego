@@ -90,8 +90,11 @@ order_label := {
 
 explicit := input.order[order_source]
 
-# Position of each id in the explicit order (its first occurrence).
-order_index := {id: i |
+# Position of each id in the explicit order (its first occurrence). Only an
+# order that repeats an id needs the quadratic first-occurrence test.
+order_index := {id: i | some i, id in explicit; is_string(id)} if {
+	count({id | some id in explicit}) == count(explicit)
+} else := {id: i |
 	some i, id in explicit
 	is_string(id)
 	not id in array.slice(explicit, 0, i)

@@ -60,7 +60,7 @@ func BenchmarkDecide(b *testing.B) {
 			}
 		})
 	})
-	for _, n := range []int{10, 100} {
+	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("uncached-%d", n), func(b *testing.B) {
 			e := newEngine(b, Options{CacheSize: -1})
 			in := benchInput(n)
@@ -100,10 +100,11 @@ func BenchmarkDecideBounds(b *testing.B) {
 			b.Fatal(err)
 		}
 		set := &policySet{query: q}
+		memo := new(termMemo)
 		for _, n := range []int{10, 100} {
 			b.Run(fmt.Sprintf("%s-%d", name, n), func(b *testing.B) {
 				in := benchInput(n)
-				got, err := set.eval(ctx, in)
+				got, err := set.eval(ctx, in, memo)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -114,7 +115,7 @@ func BenchmarkDecideBounds(b *testing.B) {
 				b.ReportAllocs()
 				defer reportCPU(b, cpuTime())
 				for b.Loop() {
-					if _, err := set.eval(ctx, in); err != nil {
+					if _, err := set.eval(ctx, in, memo); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -49,6 +49,7 @@ type Engine struct {
 
 	set   atomic.Pointer[policySet] // the set in force
 	evals atomic.Uint64             // policy evaluations (cache misses), for tests
+	terms termMemo                  // the input terms of profiles, reused while their facts stay
 
 	meter meter                    // measures an evaluation's work: threadCPU, or a test's
 	check func(used time.Duration) // tests: told of each check of the CPU budget
@@ -216,7 +217,7 @@ func (e *Engine) eval(parent context.Context, set *policySet, in *Input) (Decisi
 	if e.pause != nil {
 		e.pause()
 	}
-	d, err := set.eval(ctx, in)
+	d, err := set.eval(ctx, in, &e.terms)
 	stop()
 	release()
 	if err != nil && parent.Err() == nil {
@@ -238,13 +239,13 @@ func (e *Engine) SetTimeout(d time.Duration) {
 	e.timeout.Store(int64(cmp.Or(d, DefaultTimeout)))
 }
 
-func (s *policySet) eval(ctx context.Context, in *Input) (d Decision, err error) {
+func (s *policySet) eval(ctx context.Context, in *Input, memo *termMemo) (d Decision, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			d, err = Decision{}, decisionErr("evaluation panicked: %v", r)
 		}
 	}()
-	rs, err := s.query.Eval(ctx, rego.EvalParsedInput(in.value()))
+	rs, err := s.query.Eval(ctx, rego.EvalParsedInput(in.value(memo)))
 	if err != nil {
 		return Decision{}, &DecisionError{Rule: DecisionRule, Err: err}
 	}

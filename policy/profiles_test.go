@@ -92,3 +92,44 @@ func TestProfileListKey(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTermMemoFollowsFacts: the engine reuses a profile's input term only
+// while its facts are unchanged, including facts behind pointers the caller
+// changes in place, so every decision equals one made from a freshly
+// converted input.
+func TestTermMemoFollowsFacts(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, Options{CacheSize: -1})
+	set := e.set.Load()
+	r := rand.New(rand.NewPCG(3, 4))
+	in := benchInput(12)
+	exp, model, reason := t0+minute, "claude-opus-5", "billing"
+	for i := range 300 {
+		p := &in.Profiles[r.IntN(len(in.Profiles))]
+		switch r.IntN(6) {
+		case 0:
+			p.CooldownUntil = t0 + (r.Int64N(5)-2)*minute
+		case 1:
+			p.LastUsed = t0 - r.Int64N(100)*minute
+		case 2:
+			p.Type = []string{"oauth", "token", "api_key"}[r.IntN(3)]
+			p.ExpiresAt = &exp
+		case 3:
+			exp = t0 + (r.Int64N(5)-2)*minute // changes every profile pointing at exp
+		case 4:
+			p.CooldownModel, p.CooldownUntil = &model, t0+minute
+			model = []string{"claude-opus-5", "claude-sonnet-5"}[r.IntN(2)]
+		case 5:
+			p.DisabledReason, p.DisabledUntil = &reason, t0+(r.Int64N(3)-1)*minute
+			reason = []string{"billing", "auth"}[r.IntN(2)]
+		}
+		got := decide(t, e, in)
+		want, err := set.eval(context.Background(), in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("step %d: with the memo %+v, converted afresh %+v", i, got, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package policy
 import (
 	"encoding/json"
 	"strconv"
+	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -11,7 +12,7 @@ import (
 // round trip. Nil slices become empty arrays and nil pointers null, exactly
 // as the JSON encoding of Input would show them (except nil slices, which
 // JSON would render as null).
-func (in *Input) value() ast.Value {
+func (in *Input) value(memo *termMemo) ast.Value {
 	return ast.NewObject(
 		item("now", intTerm(in.Now)),
 		item("agent", ast.ObjectTerm(item("id", ast.StringTerm(in.Agent.ID)))),
@@ -34,7 +35,7 @@ func (in *Input) value() ast.Value {
 			item("store", stringsTerm(in.Order.Store)),
 			item("config", stringsTerm(in.Order.Config)),
 		)),
-		item("profiles", profilesTerm(in.Profiles)),
+		item("profiles", memo.profiles(in.Profiles)),
 		item("env", envTerm(in.Env)),
 	)
 }
@@ -101,38 +102,112 @@ func stringsTerm(ss []string) *ast.Term {
 	return ast.ArrayTerm(ts...)
 }
 
-func profilesTerm(ps []ProfileFacts) *ast.Term {
+// termMemo keeps the Rego term of each profile the engine has converted,
+// so an input whose profiles mostly did not change since the last decision
+// (one cooldown set, one lastUsed moved) converts only the ones that did.
+// Terms are shared between evaluations and never modified (like OPA's
+// interned terms). A nil memo converts everything.
+type termMemo struct {
+	mu sync.Mutex
+	m  map[string]memoTerm // profile id → its last facts and term
+}
+
+type memoTerm struct {
+	f ProfileFacts // a deep copy: the caller may reuse its pointers
+	t *ast.Term
+}
+
+// maxMemoTerms bounds the memo: about the profiles of every agent in use.
+const maxMemoTerms = 16384
+
+func (m *termMemo) profiles(ps []ProfileFacts) *ast.Term {
 	ts := make([]*ast.Term, len(ps))
-	// Provider, type, status and kind repeat across profiles: one term per
-	// distinct string, shared within this input (terms are never modified).
-	shared := make(map[string]*ast.Term, 8)
-	str := func(s string) *ast.Term {
-		t, ok := shared[s]
-		if !ok {
-			t = ast.StringTerm(s)
-			shared[s] = t
+	if m == nil {
+		for i := range ps {
+			ts[i] = profileTerm(&ps[i])
 		}
-		return t
+		return ast.ArrayTerm(ts...)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil || len(m.m)+len(ps) > maxMemoTerms {
+		m.m = make(map[string]memoTerm, len(ps))
 	}
 	for i := range ps {
 		p := &ps[i]
-		ts[i] = ast.ObjectTerm(
-			item("id", ast.StringTerm(p.ID)),
-			item("provider", str(p.Provider)),
-			item("type", str(p.Type)),
-			item("status", str(p.Status)),
-			item("kind", str(p.Kind)),
-			item("expiresAt", optInt(p.ExpiresAt)),
-			item("email", optString(p.Email)),
-			item("lastUsed", intTerm(p.LastUsed)),
-			item("cooldownUntil", intTerm(p.CooldownUntil)),
-			item("cooldownModel", optString(p.CooldownModel)),
-			item("disabledUntil", intTerm(p.DisabledUntil)),
-			item("disabledReason", optString(p.DisabledReason)),
-			item("errorCount", intTerm(int64(p.ErrorCount))),
-		)
+		if e, ok := m.m[p.ID]; ok && sameFacts(&e.f, p) {
+			ts[i] = e.t
+			continue
+		}
+		ts[i] = profileTerm(p)
+		m.m[p.ID] = memoTerm{f: copyFacts(p), t: ts[i]}
 	}
 	return ast.ArrayTerm(ts...)
+}
+
+func sameFacts(a, b *ProfileFacts) bool {
+	return a.ID == b.ID && a.Provider == b.Provider && a.Type == b.Type && a.Status == b.Status &&
+		a.Kind == b.Kind && sameOpt(a.ExpiresAt, b.ExpiresAt) && sameOpt(a.Email, b.Email) &&
+		a.LastUsed == b.LastUsed && a.CooldownUntil == b.CooldownUntil &&
+		sameOpt(a.CooldownModel, b.CooldownModel) && a.DisabledUntil == b.DisabledUntil &&
+		sameOpt(a.DisabledReason, b.DisabledReason) && a.ErrorCount == b.ErrorCount
+}
+
+func sameOpt[T comparable](a, b *T) bool {
+	return a == b || (a != nil && b != nil && *a == *b)
+}
+
+func copyFacts(p *ProfileFacts) ProfileFacts {
+	c := *p
+	c.ExpiresAt = copyOpt(p.ExpiresAt)
+	c.Email = copyOpt(p.Email)
+	c.CooldownModel = copyOpt(p.CooldownModel)
+	c.DisabledReason = copyOpt(p.DisabledReason)
+	return c
+}
+
+func copyOpt[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+// sharedStrings holds one term for each of the values provider, type,
+// status and kind usually take, shared by every profile term.
+var sharedStrings = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, s := range []string{"", "oauth", "token", "api_key", "ok", "static", "expiring", "expired",
+		"invalid", "missing", "setup_token", "oauth_access", "unknown"} {
+		m[s] = ast.StringTerm(s)
+	}
+	return m
+}()
+
+func str(s string) *ast.Term {
+	if t, ok := sharedStrings[s]; ok {
+		return t
+	}
+	return ast.StringTerm(s)
+}
+
+func profileTerm(p *ProfileFacts) *ast.Term {
+	return ast.ObjectTerm(
+		item("id", ast.StringTerm(p.ID)),
+		item("provider", ast.StringTerm(p.Provider)),
+		item("type", str(p.Type)),
+		item("status", str(p.Status)),
+		item("kind", str(p.Kind)),
+		item("expiresAt", optInt(p.ExpiresAt)),
+		item("email", optString(p.Email)),
+		item("lastUsed", intTerm(p.LastUsed)),
+		item("cooldownUntil", intTerm(p.CooldownUntil)),
+		item("cooldownModel", optString(p.CooldownModel)),
+		item("disabledUntil", intTerm(p.DisabledUntil)),
+		item("disabledReason", optString(p.DisabledReason)),
+		item("errorCount", intTerm(int64(p.ErrorCount))),
+	)
 }
 
 func envTerm(es []EnvFacts) *ast.Term {

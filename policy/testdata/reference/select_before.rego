@@ -1,0 +1,345 @@
+# OpenSoul built-in credential selection (DESIGN §4–5).
+#
+# Decides, for one request, which credential profiles of the request's
+# provider may be tried and in what order, and why every other profile is
+# not. Evaluated as data.opensoul.select.decision over the §5 input. User
+# policies change the outcome through two extension points in package
+# opensoul.rules: `deny` (a set of {"profile", "reason"}) and `prefer` (a
+# set of profile ids).
+#
+# Time: input.now is compared only with cooldownUntil, disabledUntil and
+# expiresAt, always as `t > input.now` (still active) or `t <= input.now`
+# (over), and reasons show absolute times only. The Go decision cache relies
+# on this: a decision stays valid until the next such boundary.
+#
+# Speed: this runs on every uncached request. Intermediates are complete
+# rules (evaluated once per query), built by comprehensions whose filters
+# fail fast for the common profile (usable, not cooling, not denied);
+# whole profile objects are never copied into new collections.
+package opensoul.select
+
+# ---------------------------------------------------------------------------
+# Decision
+
+decision := {
+	"candidates": candidates,
+	"cooling": cooling,
+	"strict": strict,
+	"reasons": reasons,
+}
+
+# A user pin is strict: only the pinned profile, no failover, even when it
+# cannot be used right now.
+candidates := [user_pin] if {
+	ready[user_pin]
+} else := [] if {
+	user_pin
+} else := ranked
+
+default strict := false
+
+strict if user_pin
+
+# Cooling profiles are listed for display, soonest recovery first. Profiles
+# outside the explicit order are not listed (they would never be used).
+cooling := [x[1] | some x in sort([[t, id] | some id, t in recovery; not hidden[id]])]
+
+hidden := out_of_scope - pinned
+
+# ---------------------------------------------------------------------------
+# Facts
+
+# index maps a profile id to its position in input.profiles.
+index := {p.id: i | some i, p in input.profiles}
+
+# user_pin is the profile the user pinned for this session (/model …@id),
+# when it belongs to the request's provider.
+user_pin := id if {
+	input.session.pin.source == "user"
+	id := input.session.pin.profile
+	for_provider(id)
+}
+
+for_provider(id) if index[id] >= 0
+
+for_provider(id) if {
+	not index[id]
+	startswith(id, concat("", [input.request.provider, ":"]))
+}
+
+pinned := {id | id := user_pin}
+
+# auto_pin is the profile that last succeeded in this session; a new (or
+# reset) session has none.
+auto_pin := id if {
+	input.session.pin.source == "auto"
+	not input.session.new
+	id := input.session.pin.profile
+}
+
+# ---------------------------------------------------------------------------
+# Explicit order: the agent store's order, else the config's auth.order.
+
+order_source := "store" if count(input.order.store) > 0
+else := "config" if count(input.order.config) > 0
+
+order_label := {
+	"store": "the agent store's explicit order",
+	"config": "the config's auth.order",
+}[order_source]
+
+explicit := input.order[order_source]
+
+# Position of each id in the explicit order (its first occurrence).
+order_index := {id: i |
+	some i, id in explicit
+	is_string(id)
+	not id in array.slice(explicit, 0, i)
+}
+
+out_of_scope := {p.id | order_source; some p in input.profiles; not order_index[p.id]}
+
+# ---------------------------------------------------------------------------
+# Hard exclusions: an unusable credential, or a user rule's deny.
+
+# usable[type][status] holds for the credential types the gateway can use
+# and the statuses that allow it. Anything else is flagged and excluded.
+usable := {
+	"oauth": {"ok": true, "static": true, "expiring": true},
+	"token": {"ok": true, "static": true, "expiring": true},
+	"api_key": {"ok": true, "static": true, "expiring": true},
+}
+
+status_text := {
+	"expired": "the credential has expired",
+	"invalid": "the credential is invalid",
+	"missing": "the credential is missing",
+}
+
+excluded := object.union_n([bad_status, token_expired, denied])
+
+# The profiles whose type and status do not allow use (a profile missing
+# either field is not usable). The test fails for the common, usable
+# profile, which is cheaper than a positive test plus a set difference.
+bad_status := bad if {
+	u := usable
+	bad := {p.id: unusable_text(p) | some p in input.profiles; not u[object.get(p, "type", null)][object.get(p, "status", null)]}
+}
+
+unusable_text(p) := sprintf("not usable: unknown credential type %v", [t]) if {
+	t := object.get(p, "type", null)
+	not usable[t]
+} else := sprintf("not usable: %s (status %s)", [status_text[s], s]) if {
+	s := object.get(p, "status", null)
+	status_text[s]
+} else := sprintf("not usable: unknown status %v", [object.get(p, "status", null)])
+
+# A setup token cannot be refreshed; an OAuth access token can, so only the
+# status (set by whoever knows whether a refresh is possible) excludes it.
+token_expired := {p.id: sprintf("not usable: the token expired at %s", [fmt_time(p.expiresAt)]) |
+	some p in input.profiles
+	p.type == "token"
+	p.expiresAt <= input.now
+	is_number(p.expiresAt)
+	not bad_status[p.id]
+}
+
+denied := {id: sprintf("denied: %s", [concat("; ", sort(rs))]) |
+	some id, rs in deny_reasons
+	not bad_status[id]
+	not token_expired[id]
+}
+
+denies := [d | some d in data.opensoul.rules.deny]
+
+deny_reasons := {id: {deny_reason(d) | some d in denies; deny_id(d) == id} |
+	some d0 in denies
+	id := deny_id(d0)
+	index[id] >= 0
+}
+
+deny_id(d) := d.profile if is_object(d)
+
+deny_id(d) := d if is_string(d)
+
+deny_reason(d) := d.reason if {
+	is_object(d)
+	is_string(d.reason)
+} else := "denied by data.opensoul.rules.deny"
+
+# ---------------------------------------------------------------------------
+# Cooldowns: recovery[id] is when a cooling profile can be used again.
+
+# A cooldown scoped to a model only blocks requests for that model. (The
+# clock is bound once: a local is cheaper than input.now in the loop.)
+default cooldown_until := {}
+
+cooldown_until := until if {
+	now := input.now
+	until := {p.id: t |
+		some p in input.profiles
+		p.cooldownUntil > now
+		t := p.cooldownUntil
+		is_number(t)
+		object.get(p, "cooldownModel", null) in {null, "", input.request.model}
+	}
+}
+
+default disabled_until := {}
+
+disabled_until := until if {
+	now := input.now
+	until := {p.id: t |
+		some p in input.profiles
+		p.disabledUntil > now
+		t := p.disabledUntil
+		is_number(t)
+	}
+}
+
+recovery := {id: max([object.get(cooldown_until, id, 0), object.get(disabled_until, id, 0)]) |
+	some id in {id | some id, _ in cooldown_until} | {id | some id, _ in disabled_until}
+	not excluded[id]
+}
+
+ready := (object.keys(index) - object.keys(excluded)) - object.keys(recovery)
+
+# ---------------------------------------------------------------------------
+# Ordering
+
+# base is the order before pins and preferences: the explicit order as
+# given, else OAuth before token before api_key, least recently used first,
+# ties broken by id so the result is deterministic.
+base := [id | some i, id in explicit; order_index[id] == i; ready[id]] if order_source
+else := [x[2] | some x in sort(round_robin_keys)]
+
+round_robin_keys := keys if {
+	# Rules bound to locals once: a local lookup is much cheaper than a
+	# reference to a rule inside the loop.
+	rdy := ready
+	ranks := type_ranks
+	keys := [[ranks[p.type], object.get(p, "lastUsed", 0), p.id] |
+		some p in input.profiles
+		rdy[p.id]
+	]
+}
+
+type_ranks := {"oauth": 0, "token": 1, "api_key": 2}
+
+preferred := {id: 0 | some id in data.opensoul.rules.prefer; is_string(id)}
+
+# The auto pin counts only while it is usable and within the explicit order.
+auto_first := {id: 0 | id := auto_pin; ready[id]; not out_of_scope[id]}
+
+# Preferred profiles first, then the session's auto pin, then the rest, each
+# group in base order.
+ranked := base if {
+	count(preferred) == 0
+	count(auto_first) == 0
+} else := array.concat([pin], [id | some id in base; id != pin]) if {
+	count(preferred) == 0
+	pin := auto_pin
+	auto_first[pin] == 0
+} else := [x[3] | some x in sort([[object.get(preferred, id, 1), object.get(auto_first, id, 1), i, id] | some i, id in base])]
+
+# ---------------------------------------------------------------------------
+# Reasons: one for every profile of the input (and for a pinned id that
+# names no profile). Each group covers profiles no other group does.
+
+reasons := object.union_n([
+	candidate_reasons,
+	pin_reason,
+	missing_pin_reason,
+	out_of_scope_reasons,
+	unchosen_reasons,
+])
+
+candidate_reasons := {id: "candidate: pinned by the user for this session (strict: no failover)" |
+	some id in candidates
+} if user_pin else := object.union(plain_reasons, {id: concat("; ", tags) |
+	some id in special
+	id in candidates
+	tags := [t | some t in [object.get(prefer_text, id, ""), object.get(auto_text, id, ""), plain_reasons[id]]; t != ""]
+})
+
+special := object.keys(preferred) | object.keys(auto_first)
+
+# plain_reasons says why each candidate is where the base order put it.
+plain_reasons := {id: sprintf("candidate: position %d in %s", [i + 1, order_label]) |
+	some id in base
+	i := order_index[id]
+} if order_source else := texts if {
+	rr := round_robin_text
+	texts := {id: rr[r] | some [r, _, id] in round_robin_keys}
+}
+
+round_robin_text := [
+	"candidate: round robin, an oauth profile (oauth, then token, then api_key; least recently used first)",
+	"candidate: round robin, a token profile (oauth, then token, then api_key; least recently used first)",
+	"candidate: round robin, an api_key profile (oauth, then token, then api_key; least recently used first)",
+]
+
+pin_reason := {id: sprintf("pinned by the user (strict) but %s", [why_not[id]]) |
+	id := user_pin
+	why_not[id]
+}
+
+missing_pin_reason := {id: sprintf("pinned by the user (strict) but there is no profile %s for provider %s", [id, input.request.provider]) |
+	id := user_pin
+	not index[id]
+}
+
+out_of_scope_reasons := {id: sprintf("not used: not in %s", [order_label]) |
+	some id in out_of_scope
+	not pinned[id]
+}
+
+# Profiles in scope that are neither candidates nor the user pin.
+unchosen_reasons := {id: why_not[id] |
+	some id, _ in why_not
+	not out_of_scope[id]
+} if not user_pin else := {p.id: pinned_elsewhere(p.id) |
+	some p in input.profiles
+	not pinned[p.id]
+	not out_of_scope[p.id]
+}
+
+pinned_elsewhere(id) := sprintf("%s; the session is pinned to %s by the user", [why_not[id], user_pin]) if {
+	why_not[id]
+} else := sprintf("not used: the session is pinned to %s by the user", [user_pin])
+
+why_not := object.union(excluded, {id: concat("; ", texts) |
+	some id, _ in recovery
+	texts := [s | some s in [object.get(cooldown_text, id, ""), object.get(disabled_text, id, "")]; s != ""]
+})
+
+cooldown_text := {id: phrase |
+	some id, t in cooldown_until
+	m := object.get(input.profiles[index[id]], "cooldownModel", null)
+	phrase := cooldown_phrase(m, fmt_time(t))
+}
+
+cooldown_phrase(m, at) := sprintf("in cooldown for model %s until %s", [m, at]) if {
+	is_string(m)
+	m != ""
+} else := sprintf("in cooldown until %s", [at])
+
+disabled_text := {id: phrase |
+	some id, t in disabled_until
+	r := object.get(input.profiles[index[id]], "disabledReason", null)
+	phrase := disabled_phrase(r, fmt_time(t))
+}
+
+disabled_phrase(r, at) := sprintf("disabled until %s (%s)", [at, r]) if {
+	is_string(r)
+	r != ""
+} else := sprintf("disabled until %s", [at])
+
+prefer_text := {id: "preferred by data.opensoul.rules.prefer" | some id, _ in preferred}
+
+auto_text := {id: sprintf("auto pin of session %s (last profile that succeeded)", [input.session.id]) | id := auto_pin}
+
+# fmt_time renders epoch ms as RFC 3339 (UTC). Times past what nanoseconds
+# in an int64 can hold (year 2262) mean "until further notice".
+fmt_time(ms) := time.format(ms * 1000000) if ms < 9000000000000
+else := "further notice"
