@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/oauth"
 	providers "github.com/opensoul/opensoul/gateway/provider"
+	"github.com/opensoul/opensoul/wasm"
 )
 
 // Config is OpenSoul's typed configuration. koanf merges defaults,
@@ -118,7 +120,8 @@ type ProviderConfig struct {
 	APIKey  string `koanf:"apiKey"`
 	Module  string `koanf:"module"`
 	// OAuth supplies the provider's OAuth client, or overrides fields of
-	// its preset (gateway/oauth.Presets).
+	// the one its provider module declares (the built-in openai module
+	// declares OpenAI's Codex sign-in; wasm/ABI.md "info").
 	OAuth oauth.Client `koanf:"oauth"`
 }
 
@@ -263,9 +266,10 @@ func (c *Config) Validate() error {
 		if p.OAuth.IsZero() {
 			continue
 		}
-		oc := c.OAuthClients(nil)[name]
-		if oc.ClientID == "" || oc.TokenURL == "" {
-			bad("providers."+name+".oauth", "clientId and tokenUrl are required (no preset supplies them for %s)", name)
+		// A built-in module may declare the rest (openai does); what
+		// the module declares is checked at login.
+		if !slices.Contains(wasm.BuiltinNames(), name) && (p.OAuth.ClientID == "" || p.OAuth.TokenURL == "") {
+			bad("providers."+name+".oauth", "clientId and tokenUrl are required (no built-in provider module declares them for %s)", name)
 		}
 	}
 	switch c.Log.Level {
@@ -288,20 +292,26 @@ func (c *Config) Validate() error {
 	return fmt.Errorf("invalid config:\n  %s", strings.Join(errs, "\n  "))
 }
 
-// OAuthClients is every provider's OAuth client: the presets, then what
-// provider modules declare in their info answer (fromModules, may be nil),
-// with the fields of providers.<p>.oauth laid over them.
+// OAuthClients is every provider's OAuth client: what provider modules
+// declare in their info answer (fromModules, may be nil), with the fields
+// of providers.<p>.oauth laid over them.
 func (c *Config) OAuthClients(fromModules map[string]oauth.Client) map[string]oauth.Client {
 	out := map[string]oauth.Client{}
-	for name, p := range oauth.Presets {
-		out[name] = p
-	}
 	for name, m := range fromModules {
-		out[name] = out[name].Merge(m)
+		out[name] = m
 	}
+	for name, o := range c.OAuthOverrides() {
+		out[name] = out[name].Merge(o)
+	}
+	return out
+}
+
+// OAuthOverrides is providers.<p>.oauth for each provider that sets it.
+func (c *Config) OAuthOverrides() map[string]oauth.Client {
+	out := map[string]oauth.Client{}
 	for name, p := range c.Providers {
 		if !p.OAuth.IsZero() {
-			out[name] = out[name].Merge(p.OAuth)
+			out[name] = p.OAuth
 		}
 	}
 	return out

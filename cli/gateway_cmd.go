@@ -130,7 +130,7 @@ func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr
 	// replaces a.cfg on every reload.
 	inUse := a.providersInUse()
 	srv, err = gateway.New(gateway.Options{
-		Store: a.st, Config: a.gatewayConfig(ctx, modules, listen), Env: a.env, Selector: engine,
+		Store: a.st, Config: gatewayConfig(a.cfg, listen), Env: a.env, Selector: engine,
 		Modules: modules, Chat: chatHandler, Logger: log,
 		Warmup: func(ctx context.Context) { warmProviderModules(ctx, modules, inUse, log) },
 	})
@@ -376,7 +376,7 @@ func gatewayConfig(c Config, listen string) gateway.Config {
 		Fallbacks:      c.Agents.Defaults.Model.Fallbacks,
 		SessionHeaders: c.Gateway.SessionHeaders,
 		RetryWaitMax:   ms(c.Gateway.RetryWaitMaxMs),
-		OAuth:          c.OAuthClients(nil),
+		OAuth:          c.OAuthOverrides(),
 		RefreshSkew:    ms(c.Auth.RefreshSkewMs),
 	}
 	for name, p := range c.Providers {
@@ -390,14 +390,6 @@ func gatewayConfig(c Config, listen string) gateway.Config {
 func sessionLimits(c Config) store.SessionLimits {
 	s := c.Gateway.Sessions
 	return store.SessionLimits{MaxPerAgent: s.MaxPerAgent, Idle: hours(24 * s.IdleDays), MaxIDBytes: s.MaxIDBytes, MaxModelBytes: s.MaxModelBytes}
-}
-
-// gatewayConfig is gatewayConfig(a.cfg) with the OAuth clients that user
-// provider modules (loaded at start anyway) declare.
-func (a *app) gatewayConfig(ctx context.Context, reg *wasm.Registry, listen string) gateway.Config {
-	g := gatewayConfig(a.cfg, listen)
-	g.OAuth = a.cfg.OAuthClients(a.moduleOAuth(ctx, reg, slices.Sorted(maps.Keys(a.modulePaths()))...))
-	return g
 }
 
 func hours(h float64) time.Duration { return time.Duration(h * float64(time.Hour)) }
@@ -498,7 +490,7 @@ func (w *gatewayWatcher) reloadConfig() {
 	w.a.loaded = false
 	err := w.a.load()
 	if err == nil {
-		err = w.srv.SetConfig(w.a.gatewayConfig(context.Background(), w.modules, w.run.Listen))
+		err = w.srv.SetConfig(gatewayConfig(w.a.cfg, w.run.Listen))
 	}
 	if err != nil {
 		w.a.cfg, w.a.loaded = old, true

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -106,7 +108,7 @@ func (a *app) signIn(ctx context.Context, s signIn) error {
 	return a.saveLogin(ag, s.provider, s.id, tok)
 }
 
-// oauthClient is the provider's OAuth client from the presets and config,
+// oauthClient is the provider's OAuth client from its module and config,
 // or an error that says how to get one.
 func (a *app) oauthClient(ctx context.Context, provider string, device bool) (oauth.Client, error) {
 	reg, _, _ := a.registry(ctx)
@@ -116,8 +118,10 @@ func (a *app) oauthClient(ctx context.Context, provider string, device bool) (oa
 		if st := providers.For(provider).SetupToken; st != nil {
 			return c, fmt.Errorf("%s subscriptions sign in with a setup-token, not OAuth here: run `%s`, then `opensoul models auth setup-token --provider %s`", provider, st.Command, provider)
 		}
+		// Every module that declares a client, and config's.
+		all := append(wasm.BuiltinNames(), slices.Collect(maps.Keys(a.modulePaths()))...)
 		var known []string
-		for name := range clients {
+		for name := range a.cfg.OAuthClients(a.moduleOAuth(ctx, reg, all...)) {
 			known = append(known, name)
 		}
 		sort.Strings(known)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -218,5 +219,46 @@ func writeAbs(t *testing.T, path, content string) {
 	}
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The openai sign-in comes from the built-in openai module's info answer
+// (the Codex CLI's client), and config overrides it field by field: the
+// authorize URL carries the module's client id, redirect, scopes and
+// parameters with config's authorize endpoint.
+func TestLoginOpenAIClientComesFromTheModule(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.writeFile("opensoul.yaml", "providers:\n  openai:\n    oauth:\n      authUrl: http://127.0.0.1:9/authorize\n")
+	var authURL string
+	_, errs, code := e.interact(func(line string, stdin io.Writer) {
+		if u := strings.TrimSpace(line); strings.HasPrefix(u, "http://127.0.0.1:9/authorize?") {
+			authURL = u
+			io.WriteString(stdin, "not a redirect\n")
+		}
+	}, "models", "auth", "login", "--provider", "openai", "--no-browser", "--timeout", "30s")
+	if code == 0 || authURL == "" {
+		t.Fatalf("exit %d, authorize URL %q\n%s", code, authURL, errs)
+	}
+	u, err := url.Parse(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	for k, want := range map[string]string{
+		"client_id":                  "app_EMoamEEZ73f0CkXaXp7hrann",
+		"redirect_uri":               "http://localhost:1455/auth/callback",
+		"scope":                      "openid profile email offline_access",
+		"codex_cli_simplified_flow":  "true",
+		"id_token_add_organizations": "true",
+		"code_challenge_method":      "S256",
+	} {
+		if q.Get(k) != want {
+			t.Errorf("%s = %q, want %q", k, q.Get(k), want)
+		}
+	}
+	// The module declares no RFC 8628 endpoint for Codex.
+	if _, errs, code := e.run("", "models", "auth", "login", "--provider", "openai", "--device"); code == 0 || !strings.Contains(errs, "no device login") {
+		t.Errorf("--device: exit %d\n%s", code, errs)
 	}
 }

@@ -120,12 +120,14 @@ type attempt struct {
 	lastModel bool // the chain's last model: its model-not-found answer goes to the client
 }
 
-// request is a copy of out that carries a's credential and body.
-func (s *Server) request(ctx context.Context, out *http.Request, provider string, a attempt) *http.Request {
+// request is a copy of out that carries a's credential and body, and
+// where and how to present it.
+func (s *Server) request(ctx context.Context, out *http.Request, provider string, a attempt) (*http.Request, wasm.HeadersResult) {
 	req := new(http.Request)
 	*req = *out
 	req.Header = out.Header.Clone()
-	applyHeaders(req.Header, s.headers(ctx, provider, a.c))
+	h := s.headers(ctx, provider, a.c)
+	applyHeaders(req.Header, h)
 	body := a.body
 	req.ContentLength = int64(len(body))
 	if len(body) > 0 {
@@ -134,7 +136,7 @@ func (s *Server) request(ctx context.Context, out *http.Request, provider string
 	} else {
 		req.Body, req.GetBody = nil, nil
 	}
-	return req
+	return req, h
 }
 
 // try sends the request as a says. It returns the response the client
@@ -150,8 +152,8 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 		c.cred = fresh
 		a.c = c
 	}
-	req := s.request(ctx, out, rs.provider, a)
-	s.loginUpstream(req, rs, c.cred)
+	req, h := s.request(ctx, out, rs.provider, a)
+	s.loginUpstream(ctx, req, rs, c.cred, h)
 	att := Attempt{Profile: c.id, Model: a.model}
 	if c.owner != "" && !rs.named {
 		rs.al.picks.mark(c.id, s.now())
@@ -323,49 +325,11 @@ func usableDespite(err error, c store.Credential, now time.Time) bool {
 	return errors.As(err, &re) && !re.Dead && c.Access != "" && (c.Expires == 0 || c.Expires > now.UnixMilli())
 }
 
-// loginUpstream sends a request made with an OAuth login to the base URL
-// its provider's OAuth client names, with the client's headers (a ChatGPT
-// plan login goes to the ChatGPT backend with its account id).
-func (s *Server) loginUpstream(req *http.Request, rs *reqState, c store.Credential) {
-	if c.Type != store.TypeOAuth {
-		return
-	}
-	oc, ok := rs.rc.OAuth[rs.provider]
-	if !ok {
-		return
-	}
-	for name, v := range oc.Headers {
-		if strings.Contains(v, "{accountId}") {
-			if c.AccountID == "" {
-				continue
-			}
-			v = strings.ReplaceAll(v, "{accountId}", c.AccountID)
-		}
-		req.Header.Set(name, v)
-	}
-	if oc.BaseURL == "" {
-		return
-	}
-	base, err := url.Parse(strings.TrimSuffix(oc.BaseURL, "/"))
-	if err != nil || base.Host == "" {
-		return
-	}
-	rest := strings.TrimPrefix(rs.rest, oc.StripPrefix)
-	u := *base
-	u.RawPath = base.EscapedPath() + rest
-	if p, err := url.PathUnescape(u.RawPath); err == nil {
-		u.Path = p
-	}
-	u.RawQuery = req.URL.RawQuery
-	req.URL = &u
-	req.Host = ""
-}
-
 // headers asks the provider's module how to present c, falling back to
 // the built-in rules.
 func (s *Server) headers(ctx context.Context, provider string, c candidate) wasm.HeadersResult {
 	if s.modules != nil {
-		h, err := s.modules.Headers(ctx, provider, wasm.HeadersRequest{Type: c.cred.Type, Secret: c.cred.Secret()})
+		h, err := s.modules.Headers(ctx, provider, wasm.HeadersRequest{Type: c.cred.Type, Secret: c.cred.Secret(), AccountID: c.cred.AccountID})
 		if err == nil && (len(h.Set) > 0 || len(h.Remove) > 0) {
 			return h
 		}

@@ -37,8 +37,8 @@ const DefaultRefreshSkew = 5 * time.Minute
 // at the next use.
 type Refresher struct {
 	Store *store.Store
-	// Client returns the OAuth client for a provider (presets, module
-	// info, providers.<p>.oauth); false when none is known.
+	// Client returns the OAuth client for a provider (its module's info
+	// with providers.<p>.oauth laid over it); false when none is known.
 	Client func(provider string) (oauth.Client, bool)
 	// Skew is how long before expiry a login is refreshed
 	// (DefaultRefreshSkew when zero).

@@ -24,6 +24,7 @@ import (
 	"github.com/opensoul/opensoul/gateway/oauth/oauthtest"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/policy"
+	"github.com/opensoul/opensoul/wasm"
 )
 
 // TestMain lets the test binary play the other processes of the
@@ -40,9 +41,10 @@ func TestMain(m *testing.M) {
 // records which tokens it saw.
 type oauthUpstream struct {
 	*httptest.Server
-	mu   sync.Mutex
-	seen []string
-	hdr  []http.Header
+	mu    sync.Mutex
+	seen  []string
+	hdr   []http.Header
+	paths []string
 }
 
 func newOAuthUpstream(t testing.TB, as *oauthtest.Server) *oauthUpstream {
@@ -52,6 +54,7 @@ func newOAuthUpstream(t testing.TB, as *oauthtest.Server) *oauthUpstream {
 		u.mu.Lock()
 		u.seen = append(u.seen, tok)
 		u.hdr = append(u.hdr, r.Header.Clone())
+		u.paths = append(u.paths, r.URL.Path)
 		u.mu.Unlock()
 		if !as.Valid(tok) {
 			writeJSON(w, 401, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`, nil)
@@ -77,9 +80,13 @@ func loginCred(tok oauth.Token, expires time.Time) store.Credential {
 // oauthFixture is a gateway whose openai logins refresh against as.
 func oauthFixture(t *testing.T, as *oauthtest.Server) (*fixture, *oauthUpstream) {
 	up := newOAuthUpstream(t, as)
+	// The openai module sends logins to the ChatGPT backend; config's
+	// providers.openai.oauth.baseUrl keeps them on the test upstream.
+	client := as.Client
+	client.BaseURL = up.URL
 	f := newFixture(t, withConfig(func(c *gateway.Config) {
 		c.Providers["openai"] = gateway.Upstream{BaseURL: up.URL}
-		c.OAuth = map[string]oauth.Client{"openai": as.Client}
+		c.OAuth = map[string]oauth.Client{"openai": client}
 	}))
 	return f, up
 }
@@ -214,6 +221,63 @@ func TestOAuthLoginDiesMidRun(t *testing.T) {
 
 // A ChatGPT-plan style login goes to its client's base URL with the
 // account id header.
+func TestOAuthLoginUpstreamFromTheModule(t *testing.T) {
+	as := oauthtest.New(t)
+	up := newOAuthUpstream(t, as)
+	mods := &backendAt{Registry: providerModules(t), real: "https://chatgpt.com/backend-api/codex", test: up.URL + "/backend-api/codex"}
+	f := newFixture(t, func(_ *fixture, o *gateway.Options) {
+		o.Modules = mods
+		o.Config.OAuth = map[string]oauth.Client{"openai": {TokenURL: as.Client.TokenURL, ClientID: as.Client.ClientID}}
+	})
+	tok := as.Login(t)
+	f.profiles("main", map[string]store.Credential{"openai:me": loginCred(tok, f.clock.Now().Add(time.Hour))}, nil)
+	resp, body := f.chatIn("")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if len(up.hdr) != 1 || up.hdr[0].Get("chatgpt-account-id") != tok.AccountID || tok.AccountID == "" {
+		t.Fatalf("upstream saw %d requests; chatgpt-account-id = %q, want %q from the module", len(up.hdr), up.hdr[0].Get("chatgpt-account-id"), tok.AccountID)
+	}
+	if len(mods.swapped()) != 1 {
+		t.Fatal("the openai module did not name the ChatGPT backend for the login")
+	}
+	if len(up.paths) != 1 || up.paths[0] != "/backend-api/codex/chat/completions" {
+		t.Fatalf("paths = %v, want the ChatGPT backend's (no /v1)", up.paths)
+	}
+	if len(f.openai.requests()) != 0 {
+		t.Fatal("the login went to the provider's API-key base URL")
+	}
+}
+
+// backendAt is the real provider modules, with the ChatGPT backend the
+// openai module names for a login swapped for a test upstream (after
+// checking that the module named it).
+type backendAt struct {
+	*wasm.Registry
+	real, test string
+	mu         sync.Mutex
+	seen       []string
+}
+
+func (b *backendAt) Headers(ctx context.Context, provider string, req wasm.HeadersRequest) (wasm.HeadersResult, error) {
+	h, err := b.Registry.Headers(ctx, provider, req)
+	if h.BaseURL == b.real {
+		h.BaseURL = b.test
+		b.mu.Lock()
+		b.seen = append(b.seen, h.BaseURL)
+		b.mu.Unlock()
+	}
+	return h, err
+}
+
+func (b *backendAt) swapped() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.seen...)
+}
+
 func TestOAuthLoginUpstreamAndHeaders(t *testing.T) {
 	as := oauthtest.New(t)
 	up := newOAuthUpstream(t, as)

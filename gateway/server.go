@@ -68,9 +68,11 @@ type Config struct {
 	// first present wins. Nil: DefaultSessionHeaders; empty: none.
 	SessionHeaders []string
 
-	// OAuth holds each provider's OAuth client (presets merged with
-	// providers.<p>.oauth), used to refresh logins and to send them to
-	// their own base URL with their headers.
+	// OAuth is providers.<p>.oauth from config: each field overrides what
+	// the provider's module declares in its info answer (wasm/ABI.md),
+	// and it supplies a client for a provider whose module declares none.
+	// The result refreshes logins and sends them to their own base URL
+	// with their headers.
 	OAuth map[string]oauth.Client
 	// RefreshSkew is how long before expiry logins are refreshed
 	// (DefaultRefreshSkew when zero).
@@ -137,6 +139,7 @@ type Server struct {
 	store    *store.Store
 	selector Selector
 	modules  Modules
+	declared declared // OAuth clients modules declare (oauthclient.go)
 	chat     ChatInterceptor
 	usage    UsageSink
 	log      *slog.Logger
@@ -254,8 +257,7 @@ func New(opts Options) (*Server, error) {
 	s.refresh = &Refresher{
 		Store: opts.Store, HTTPClient: opts.OAuthHTTPClient, Now: s.now, Log: opts.Logger,
 		Client: func(provider string) (oauth.Client, bool) {
-			c, ok := s.cfg.Load().OAuth[provider]
-			return c, ok
+			return s.oauthClient(context.Background(), provider)
 		},
 		SkewOf:    func() time.Duration { return s.cfg.Load().RefreshSkew },
 		OnRefresh: func(provider, result string) { s.metrics.refreshes.WithLabelValues(provider, result).Inc() },

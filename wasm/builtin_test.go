@@ -3,6 +3,7 @@ package wasm
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -130,6 +131,10 @@ func TestBuiltinHeaders(t *testing.T) {
 			map[string]string{"authorization": "Bearer " + setupToken, "anthropic-beta": "oauth-2025-04-20"}, []string{"x-api-key"}},
 		{"openai", "openai", HeadersRequest{Type: "api_key", Secret: openaiProjKey},
 			map[string]string{"authorization": "Bearer " + openaiProjKey}, []string{"x-api-key"}},
+		{"openai chatgpt login", "openai", HeadersRequest{Type: "oauth", Secret: "eyJ.a.b", AccountID: "acct-9"},
+			map[string]string{"authorization": "Bearer eyJ.a.b", "chatgpt-account-id": "acct-9"}, []string{"x-api-key"}},
+		{"openai chatgpt login, another account", "openai", HeadersRequest{Type: "oauth", Secret: "eyJ.a.b", AccountID: "acct-10"},
+			map[string]string{"authorization": "Bearer eyJ.a.b", "chatgpt-account-id": "acct-10"}, []string{"x-api-key"}},
 		{"openrouter", "openrouter", HeadersRequest{Type: "api_key", Secret: openrouterKey},
 			map[string]string{"authorization": "Bearer " + openrouterKey}, []string{"x-api-key"}},
 		{"google api key", "google", HeadersRequest{Type: "api_key", Secret: googleKey},
@@ -148,6 +153,14 @@ func TestBuiltinHeaders(t *testing.T) {
 			}
 			if !equalMap(got.Set, tt.set) || strings.Join(got.Remove, ",") != strings.Join(tt.remove, ",") {
 				t.Errorf("got set=%v remove=%v, want set=%v remove=%v", keys(got.Set), got.Remove, keys(tt.set), tt.remove)
+			}
+			// Only a ChatGPT-plan login moves to another upstream.
+			wantBase := ""
+			if tt.provider == "openai" && tt.req.Type == "oauth" {
+				wantBase = "https://chatgpt.com/backend-api/codex"
+			}
+			if got.BaseURL != wantBase || (wantBase != "") != (got.StripPrefix == "/v1") {
+				t.Errorf("baseUrl=%q stripPrefix=%q, want %q", got.BaseURL, got.StripPrefix, wantBase)
 			}
 		})
 	}
@@ -426,6 +439,37 @@ func TestCheckAll(t *testing.T) {
 	for i, o := range got {
 		if o.Err != nil || o.Result.Valid != want[i] {
 			t.Errorf("call %d: %+v", i, o)
+		}
+	}
+}
+
+// The built-in openai module declares the Codex sign-in in its info answer
+// (ABI 1 revision 2); the values are pinned here and, decoded as
+// gateway/oauth.Client, in cli's login test.
+func TestBuiltinOpenAIDeclaresItsOAuthClient(t *testing.T) {
+	t.Parallel()
+	r := builtins(t)
+	var got map[string]any
+	if err := json.Unmarshal(r.OAuth(context.Background(), "openai"), &got); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]any{
+		"authUrl": "https://auth.openai.com/oauth/authorize", "tokenUrl": "https://auth.openai.com/oauth/token",
+		"clientId": "app_EMoamEEZ73f0CkXaXp7hrann", "redirectPort": float64(1455), "redirectPath": "/auth/callback",
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+	if _, ok := got["deviceUrl"]; ok {
+		t.Error("deviceUrl declared: Codex's device sign-in is not RFC 8628")
+	}
+	if src, _ := got["source"].(string); !strings.Contains(src, "openai/codex") {
+		t.Errorf("source = %q, want the Codex CLI named", src)
+	}
+	for _, p := range []string{"anthropic", "google", "openrouter"} {
+		if raw := r.OAuth(context.Background(), p); raw != nil {
+			t.Errorf("%s declares an OAuth client: %s", p, raw)
 		}
 	}
 }

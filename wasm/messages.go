@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -103,6 +104,15 @@ func validHeaders(h HeadersResult) error {
 		if !validHeaderName(name) {
 			return fmt.Errorf("%w: bad header name %.40q", ErrBadResponse, name)
 		}
+	}
+	if h.BaseURL != "" {
+		u, err := url.Parse(h.BaseURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("%w: baseUrl is not an http(s) URL without user, query or fragment", ErrBadResponse)
+		}
+	}
+	if h.StripPrefix != "" && (h.StripPrefix[0] != '/' || strings.ContainsAny(h.StripPrefix, "?#\r\n\x00")) {
+		return fmt.Errorf("%w: stripPrefix %.40q is not a path", ErrBadResponse, h.StripPrefix)
 	}
 	return nil
 }

@@ -119,7 +119,9 @@ func (r *Registry) Check(ctx context.Context, provider string, req CheckRequest)
 // credential it has seen. The result is shared: treat it as read-only and
 // apply it with HeadersResult.Apply.
 func (r *Registry) Headers(ctx context.Context, provider string, req HeadersRequest) (HeadersResult, error) {
-	key := cacheKey(OpHeaders, provider, req.Type, req.Secret, nil)
+	// The account id is part of what the answer depends on; NUL cannot
+	// be in a type, so type+NUL+account is unambiguous.
+	key := cacheKey(OpHeaders, provider, req.Type+"\x00"+req.AccountID, req.Secret, nil)
 	mk := genericKey(key)
 	if e := r.entry(provider); e != nil {
 		mk = e.memKey(key)

@@ -43,16 +43,23 @@ type CheckResult struct {
 	Hint      string `json:"hint,omitempty"`
 }
 
-// HeadersRequest asks how to present a secret upstream.
+// HeadersRequest asks how to present a secret upstream. AccountID is an
+// OAuth login's account id, when it has one (ABI 1 revision 3).
 type HeadersRequest struct {
-	Type   string `json:"type"`
-	Secret string `json:"secret"`
+	Type      string `json:"type"`
+	Secret    string `json:"secret"`
+	AccountID string `json:"accountId,omitempty"`
 }
 
 // HeadersResult lists headers to set and to remove on the upstream request.
+// BaseURL, when set, is where this credential's requests go instead of the
+// provider's base URL, with StripPrefix removed from the request path first
+// (ABI 1 revision 3: a ChatGPT-plan login goes to the ChatGPT backend).
 type HeadersResult struct {
-	Set    map[string]string `json:"set"`
-	Remove []string          `json:"remove"`
+	Set         map[string]string `json:"set"`
+	Remove      []string          `json:"remove"`
+	BaseURL     string            `json:"baseUrl,omitempty"`
+	StripPrefix string            `json:"stripPrefix,omitempty"`
 }
 
 // ClassifyRequest describes an upstream answer. Header names are lower

@@ -10,9 +10,10 @@
 // reading the account id and email out of the token answer, and errors that
 // say whether a refresh token is dead or the failure was transient.
 //
-// A provider's OAuth client is data (Client), not code: it comes from a
-// preset (Presets), a provider module's info answer or providers.<p>.oauth
-// in config.
+// A provider's OAuth client is data (Client), not code: a provider
+// module's info answer declares it (the built-in openai module declares
+// OpenAI's Codex sign-in; wasm/ABI.md), and providers.<p>.oauth in config
+// overrides its fields or supplies one for any provider.
 package oauth
 
 import (

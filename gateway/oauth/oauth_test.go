@@ -209,7 +209,7 @@ func TestRefreshUnreachableIsTransient(t *testing.T) {
 }
 
 func TestMergeOverridesSetFields(t *testing.T) {
-	p := oauth.Presets["openai"]
+	p := oauth.Client{ClientID: "theirs", TokenURL: "https://t.example/token", RedirectPort: 1455, Scopes: []string{"x", "y"}}
 	m := p.Merge(oauth.Client{ClientID: "mine", Scopes: []string{"a"}})
 	if m.ClientID != "mine" || len(m.Scopes) != 1 || m.TokenURL != p.TokenURL || m.RedirectPort != 1455 {
 		t.Fatalf("merge = %+v", m)

@@ -3,6 +3,10 @@
 //
 // API keys (sk-…, sk-proj-…, sk-svcacct-…) and OAuth access tokens (JWTs,
 // whose exp claim becomes the expiry) both go in Authorization: Bearer.
+//
+// The module declares OpenAI's Codex sign-in (ChatGPT plans) as the
+// provider's OAuth client (codexSignIn), and sends a login made with it to
+// the ChatGPT backend with its account id (headers).
 package main
 
 import (
@@ -20,11 +24,58 @@ func main() {}
 func init() {
 	guest.Register(&guest.Provider{
 		Name:     "openai",
-		Version:  "1.0.0",
+		Version:  "1.1.0",
+		OAuth:    codexSignIn,
 		Check:    check,
-		Headers:  guest.Bearer,
+		Headers:  headers,
 		Classify: classify,
 	})
+}
+
+// codexSignIn is the OAuth client of OpenAI's Codex CLI sign-in, which
+// ChatGPT plans (Plus, Pro, Business…) use. These are the public values of
+// the Codex CLI's own login (github.com/openai/codex, codex-rs/login): its
+// public client id (no secret: PKCE), auth.openai.com's authorize and token
+// endpoints, the loopback redirect http://localhost:1455/auth/callback the
+// client is registered with, the scopes and the extra authorize parameters
+// the CLI sends. The ChatGPT account id is the
+// "https://api.openai.com/auth".chatgpt_account_id claim of the id_token.
+// OpenAI's Codex docs state that ChatGPT sign-in may be used by other
+// tools. Checked against the Codex CLI's auth.json schema and several
+// independent clients (December 2026); if OpenAI changes them, override
+// them under providers.openai.oauth in opensoul.yaml. Codex's device sign-in
+// is not the standard RFC 8628 grant, so no deviceUrl is declared.
+var codexSignIn = &guest.OAuth{
+	AuthURL:        "https://auth.openai.com/oauth/authorize",
+	TokenURL:       "https://auth.openai.com/oauth/token",
+	ClientID:       "app_EMoamEEZ73f0CkXaXp7hrann",
+	Scopes:         []string{"openid", "profile", "email", "offline_access"},
+	RedirectPort:   1455,
+	RedirectPath:   "/auth/callback",
+	Params:         map[string]string{"id_token_add_organizations": "true", "codex_cli_simplified_flow": "true"},
+	AccountIDClaim: []string{"https://api.openai.com/auth", "chatgpt_account_id"},
+	EmailClaim:     []string{"email"},
+	Source:         "OpenAI Codex CLI sign-in (github.com/openai/codex codex-rs/login; public client)",
+}
+
+// chatGPTBackend serves ChatGPT-plan logins: the Responses API under
+// /responses, without the /v1 prefix of api.openai.com.
+const chatGPTBackend = "https://chatgpt.com/backend-api/codex"
+
+// headers presents every credential as a Bearer token. A login made with
+// the Codex sign-in (stored as type oauth) is a ChatGPT-plan login: its
+// requests go to the ChatGPT backend, with the chatgpt-account-id header
+// when the login has an account id. API keys stay on api.openai.com.
+func headers(r guest.Request) guest.Headers {
+	h := guest.Bearer(r)
+	if r.Type != "oauth" {
+		return h
+	}
+	h.BaseURL, h.StripPrefix = chatGPTBackend, "/v1"
+	if r.AccountID != "" {
+		h.Set["chatgpt-account-id"] = r.AccountID
+	}
+	return h
 }
 
 func check(r guest.Request) guest.Check {

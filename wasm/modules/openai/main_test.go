@@ -28,3 +28,19 @@ func FuzzCheck(f *testing.F) {
 		_ = classify(guest.Request{Status: int(now % 600), Body: secret, Headers: map[string]string{"retry-after": typ}})
 	})
 }
+
+// A ChatGPT-plan login goes to the ChatGPT backend with its account id; an
+// API key stays on the provider's base URL with only its Bearer header.
+func TestHeadersSendALoginToTheChatGPTBackend(t *testing.T) {
+	key := headers(guest.Request{Type: "api_key", Secret: "sk-proj-x"})
+	if key.BaseURL != "" || key.StripPrefix != "" || len(key.Set) != 1 || key.Set["authorization"] != "Bearer sk-proj-x" {
+		t.Errorf("api key: %+v", key)
+	}
+	login := headers(guest.Request{Type: "oauth", Secret: "eyJ.a.b", AccountID: "acct-1"})
+	if login.BaseURL != chatGPTBackend || login.StripPrefix != "/v1" || login.Set["chatgpt-account-id"] != "acct-1" || login.Set["authorization"] != "Bearer eyJ.a.b" {
+		t.Errorf("login: %+v", login)
+	}
+	if _, ok := headers(guest.Request{Type: "oauth", Secret: "eyJ.a.b"}).Set["chatgpt-account-id"]; ok {
+		t.Error("a login without an account id got an empty chatgpt-account-id header")
+	}
+}

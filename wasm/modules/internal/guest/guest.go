@@ -14,6 +14,7 @@ type Request struct {
 	Op        string
 	Type      string
 	Secret    string
+	AccountID string // headers: the login's account id, when it has one
 	ExpiresAt *int64
 	Now       int64
 	Status    int
@@ -32,10 +33,26 @@ type Check struct {
 	Hint      string
 }
 
-// Headers is the answer to the headers op.
+// Headers is the answer to the headers op. BaseURL and StripPrefix, when
+// set, send this credential's requests to another upstream (ABI 1
+// revision 3): a ChatGPT-plan login is served by the ChatGPT backend.
 type Headers struct {
-	Set    map[string]string
-	Remove []string
+	Set         map[string]string
+	Remove      []string
+	BaseURL     string
+	StripPrefix string
+}
+
+// OAuth is the provider's OAuth client, declared in the info answer (ABI 1
+// revision 2; wasm/ABI.md "info"). Source says where the values come from.
+type OAuth struct {
+	AuthURL, TokenURL, DeviceURL, ClientID string
+	Scopes                                 []string
+	RedirectPort                           int64
+	RedirectPath                           string
+	Params                                 map[string]string
+	AccountIDClaim, EmailClaim             []string
+	Source                                 string
 }
 
 // Class is the answer to the classify op. RetryAfterMs < 0 means none.
@@ -50,6 +67,7 @@ type Class struct {
 type Provider struct {
 	Name     string
 	Version  string
+	OAuth    *OAuth // nil: the provider has no OAuth sign-in for external tools
 	Check    func(Request) Check
 	Headers  func(Request) Headers
 	Classify func(Request) Class
@@ -75,8 +93,7 @@ func Handle(in []byte) []byte {
 	}
 	switch {
 	case req.Op == "info":
-		return NewObject().Bool("ok", true).String("provider", p.Name).String("version", p.Version).
-			Strings("ops", p.ops()).Bytes()
+		return encodeInfo(p)
 	case req.Op == "check" && p.Check != nil:
 		return encodeCheck(p.Check(req))
 	case req.Op == "headers" && p.Headers != nil:
@@ -107,6 +124,46 @@ func fail(code, msg string) []byte {
 	return NewObject().Bool("ok", false).Open("error").String("code", code).String("message", msg).Bytes()
 }
 
+func encodeInfo(p *Provider) []byte {
+	w := NewObject().Bool("ok", true).String("provider", p.Name).String("version", p.Version).
+		Strings("ops", p.ops())
+	if o := p.OAuth; o != nil {
+		w.Open("oauth")
+		opt := func(k, v string) {
+			if v != "" {
+				w.String(k, v)
+			}
+		}
+		opt("authUrl", o.AuthURL)
+		opt("tokenUrl", o.TokenURL)
+		opt("deviceUrl", o.DeviceURL)
+		opt("clientId", o.ClientID)
+		if o.Scopes != nil {
+			w.Strings("scopes", o.Scopes)
+		}
+		if o.RedirectPort != 0 {
+			w.Int("redirectPort", &o.RedirectPort)
+		}
+		opt("redirectPath", o.RedirectPath)
+		if o.Params != nil {
+			w.Open("params")
+			for _, k := range sortedKeys(o.Params) {
+				w.String(k, o.Params[k])
+			}
+			w.Close()
+		}
+		if o.AccountIDClaim != nil {
+			w.Strings("accountIdClaim", o.AccountIDClaim)
+		}
+		if o.EmailClaim != nil {
+			w.Strings("emailClaim", o.EmailClaim)
+		}
+		opt("source", o.Source)
+		w.Close()
+	}
+	return w.Bytes()
+}
+
 func encodeCheck(c Check) []byte {
 	if c.Kind == "" {
 		c.Kind = "unknown"
@@ -130,7 +187,14 @@ func encodeHeaders(h Headers) []byte {
 	if h.Remove == nil {
 		h.Remove = []string{}
 	}
-	return w.Strings("remove", h.Remove).Bytes()
+	w.Strings("remove", h.Remove)
+	if h.BaseURL != "" {
+		w.String("baseUrl", h.BaseURL)
+	}
+	if h.StripPrefix != "" {
+		w.String("stripPrefix", h.StripPrefix)
+	}
+	return w.Bytes()
 }
 
 func encodeClass(c Class) []byte {

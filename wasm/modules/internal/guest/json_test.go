@@ -96,6 +96,23 @@ func TestHandle(t *testing.T) {
 			t.Errorf("Handle(%s) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
+
+	// ABI 1 revision 2 (info oauth) and 3 (accountId in, baseUrl out).
+	Register(&Provider{Name: "o", Version: "1",
+		OAuth: &OAuth{TokenURL: "https://t.example/token", ClientID: "c", Scopes: []string{"a", "b"}, RedirectPort: 1455,
+			Params: map[string]string{"z": "1", "a": "2"}, AccountIDClaim: []string{"https://x/auth", "id"}},
+		Headers: func(r Request) Headers {
+			return Headers{Set: map[string]string{"acct": r.AccountID}, BaseURL: "https://b.example/x", StripPrefix: "/v1"}
+		}})
+	tests = []struct{ in, want string }{
+		{`{"v":1,"op":"info"}`, `{"ok":true,"provider":"o","version":"1","ops":["headers"],"oauth":{"tokenUrl":"https://t.example/token","clientId":"c","scopes":["a","b"],"redirectPort":1455,"params":{"a":"2","z":"1"},"accountIdClaim":["https://x/auth","id"]}}`},
+		{`{"v":1,"op":"headers","type":"oauth","secret":"s","accountId":"A-1"}`, `{"ok":true,"set":{"acct":"A-1"},"remove":[],"baseUrl":"https://b.example/x","stripPrefix":"/v1"}`},
+	}
+	for _, tt := range tests {
+		if got := string(Handle([]byte(tt.in))); got != tt.want {
+			t.Errorf("Handle(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
 }
 
 func TestJWTExpiry(t *testing.T) {

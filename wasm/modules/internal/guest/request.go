@@ -68,6 +68,8 @@ func (p *parser) field(r *Request, v *int, key string) error {
 		dst = &r.Type
 	case "secret":
 		dst = &r.Secret
+	case "accountId":
+		dst = &r.AccountID
 	case "body":
 		dst = &r.Body
 	case "v", "now", "status", "expiresAt":

@@ -1,0 +1,120 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/opensoul/opensoul/gateway/oauth"
+	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/wasm"
+)
+
+// OAuthDeclarer is implemented by Modules that can say which OAuth client
+// a provider's module declares in its info answer (wasm.Registry.OAuth):
+// the raw JSON of wasm/ABI.md's info "oauth" object, nil when none.
+type OAuthDeclarer interface {
+	OAuth(ctx context.Context, provider string) json.RawMessage
+}
+
+// declared caches each provider's module-declared client, decoded once
+// per declaration (a module file that changes may declare another).
+type declared struct {
+	mu sync.Mutex
+	m  map[string]declaredClient
+}
+
+type declaredClient struct {
+	raw    json.RawMessage
+	client oauth.Client
+}
+
+// moduleOAuth is the OAuth client provider's module declares, loading the
+// module if needed; false when it declares none (or cannot be read, which
+// is logged once per declaration).
+func (s *Server) moduleOAuth(ctx context.Context, provider string) (oauth.Client, bool) {
+	d, ok := s.modules.(OAuthDeclarer)
+	if !ok || d == nil {
+		return oauth.Client{}, false
+	}
+	raw := d.OAuth(ctx, provider)
+	if len(raw) == 0 {
+		return oauth.Client{}, false
+	}
+	s.declared.mu.Lock()
+	defer s.declared.mu.Unlock()
+	if c, ok := s.declared.m[provider]; ok && bytes.Equal(c.raw, raw) {
+		return c.client, !c.client.IsZero()
+	}
+	var c oauth.Client
+	if err := json.Unmarshal(raw, &c); err != nil {
+		s.log.Warn("provider module's oauth declaration is not an OAuth client; ignored", "provider", provider, "err", err)
+		c = oauth.Client{}
+	}
+	if s.declared.m == nil {
+		s.declared.m = map[string]declaredClient{}
+	}
+	s.declared.m[provider] = declaredClient{raw: bytes.Clone(raw), client: c}
+	return c, !c.IsZero()
+}
+
+// oauthClient is provider's OAuth client: what its module declares, with
+// the fields of providers.<p>.oauth in config laid over it (Config.OAuth).
+func (s *Server) oauthClient(ctx context.Context, provider string) (oauth.Client, bool) {
+	c, fromModule := s.moduleOAuth(ctx, provider)
+	o, fromConfig := s.cfg.Load().OAuth[provider]
+	if fromConfig {
+		c = c.Merge(o)
+	}
+	return c, fromModule || fromConfig
+}
+
+// loginUpstream sends a request made with an OAuth login where its
+// provider wants it: the base URL of providers.<p>.oauth in config, else
+// the one the module's headers answer gives for this credential (a
+// ChatGPT-plan login goes to the ChatGPT backend), else the one its
+// module's oauth declaration names; and adds the client's headers, with
+// {accountId} replaced by the login's account id.
+func (s *Server) loginUpstream(ctx context.Context, req *http.Request, rs *reqState, c store.Credential, h wasm.HeadersResult) {
+	if c.Type != store.TypeOAuth {
+		return
+	}
+	declared, _ := s.moduleOAuth(ctx, rs.provider)
+	cfg := rs.rc.OAuth[rs.provider]
+	oc := declared.Merge(cfg)
+	for name, v := range oc.Headers {
+		if strings.Contains(v, "{accountId}") {
+			if c.AccountID == "" {
+				continue
+			}
+			v = strings.ReplaceAll(v, "{accountId}", c.AccountID)
+		}
+		req.Header.Set(name, v)
+	}
+	base, strip := declared.BaseURL, declared.StripPrefix
+	switch {
+	case cfg.BaseURL != "":
+		base, strip = cfg.BaseURL, cfg.StripPrefix
+	case h.BaseURL != "":
+		base, strip = h.BaseURL, h.StripPrefix
+	}
+	if base == "" {
+		return
+	}
+	u, err := url.Parse(strings.TrimSuffix(base, "/"))
+	if err != nil || u.Host == "" {
+		return
+	}
+	rest := strings.TrimPrefix(rs.rest, strip)
+	u.RawPath = u.EscapedPath() + rest
+	if p, err := url.PathUnescape(u.RawPath); err == nil {
+		u.Path = p
+	}
+	u.RawQuery = req.URL.RawQuery
+	req.URL = u
+	req.Host = ""
+}
