@@ -161,6 +161,7 @@ func (a *app) rootCmd() *ffcli.Command {
 	subs := []*ffcli.Command{
 		a.modelsCmd(),
 		a.configCmd(),
+		a.connectCmd(),
 		a.doctorCmd(),
 		a.onboardCmd(),
 		a.versionCmd(),

@@ -254,7 +254,9 @@ Point your agents at it:
 Never export the gateway token as a provider key (ANTHROPIC_API_KEY, OPENAI_API_KEY):
 the gateway ignores such a value and warns.
 Headers: x-opensoul-agent picks the agent, x-opensoul-session the session.
-`, envFile, envGatewayToken, base, token, base, token)
+The exact setup for each client (Codex and OpenClaw need a config entry):
+  opensoul connect %s
+`, envFile, envGatewayToken, base, token, base, token, connectClients())
 }
 
 // newLogger logs in format (text or json) at level, which a running
