@@ -41,7 +41,9 @@ func TestWebSocketUpgradeGets426(t *testing.T) {
 			t.Fatalf("no HTTP answer to the handshake: %v", err)
 		}
 		body, _ := io.ReadAll(resp.Body)
-		var e struct{ Error struct{ Message, Type string } }
+		var e struct {
+			Error struct{ Message, Type string }
+		}
 		if resp.StatusCode != http.StatusUpgradeRequired || json.Unmarshal(body, &e) != nil ||
 			!strings.Contains(e.Error.Message, "WebSockets") || resp.Header.Get("X-Should-Retry") != "false" {
 			t.Errorf("token %q: %d %s %q", token, resp.StatusCode, body, resp.Header.Get("X-Should-Retry"))
