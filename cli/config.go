@@ -11,6 +11,7 @@ import (
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/oauth"
 	providers "github.com/opensoul/opensoul/gateway/provider"
+	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/wasm"
 )
 
@@ -69,10 +70,32 @@ type TimeoutsConfig struct {
 	BodyReadMs       int `koanf:"bodyReadMs"`
 }
 
-// AgentsConfig holds defaults shared by agents.
+// AgentsConfig holds defaults shared by agents and, under each other key
+// (agents.<id>), one agent's own settings.
 type AgentsConfig struct {
 	Default  string        `koanf:"default"`
 	Defaults AgentDefaults `koanf:"defaults"`
+	// Agents are the agents.<id> entries: every key but default and
+	// defaults (so no agent called either can have one).
+	Agents map[string]AgentConfig `koanf:",remain,omitempty"`
+}
+
+// AgentConfig is one agent's own settings.
+type AgentConfig struct {
+	// Attrs are free-form facts about the agent (team, purpose, budget
+	// class…) that policies read as input.agent.attrs.
+	Attrs map[string]string `koanf:"attrs"`
+}
+
+// AgentAttrs returns each configured agent's attributes (agents.<id>.attrs).
+func (c AgentsConfig) AgentAttrs() map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for id, a := range c.Agents {
+		if len(a.Attrs) > 0 {
+			out[id] = a.Attrs
+		}
+	}
+	return out
 }
 
 // AgentDefaults are the model settings every agent starts from.
@@ -199,6 +222,11 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Gateway.Listen); err != nil {
 		bad("gateway.listen", "want host:port, got %q", c.Gateway.Listen)
+	}
+	for id := range c.Agents.Agents {
+		if err := store.ValidAgentID(id); err != nil {
+			bad("agents."+id, "not an agent id (%v); agents.<id> holds one agent's settings (attrs), beside agents.default and agents.defaults", err)
+		}
 	}
 	for id, tok := range c.Gateway.Auth.Agents {
 		if tok == "" {

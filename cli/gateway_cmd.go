@@ -377,6 +377,7 @@ func gatewayConfig(c Config, listen string) gateway.Config {
 		},
 		Fallbacks:      c.Agents.Defaults.Model.Fallbacks,
 		SessionHeaders: c.Gateway.SessionHeaders,
+		AgentAttrs:     c.Agents.AgentAttrs(),
 		RetryWaitMax:   ms(c.Gateway.RetryWaitMaxMs),
 		OAuth:          c.OAuthOverrides(),
 		RefreshSkew:    ms(c.Auth.RefreshSkewMs),

@@ -246,6 +246,17 @@ func fieldByKey(t reflect.Type, key string, fold bool) (reflect.StructField, boo
 	return reflect.StructField{}, false
 }
 
+// remainField is t's field that collects the keys no other field names
+// (koanf:",remain"), such as agents.<id>.
+func remainField(t reflect.Type) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		if f := t.Field(i); strings.HasPrefix(f.Tag.Get("koanf"), ",remain") {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
 func schemaKeys(t reflect.Type) []string {
 	var keys []string
 	for i := 0; i < t.NumField(); i++ {
@@ -323,6 +334,12 @@ func walkYAML(file string, n *yaml.Node, t reflect.Type, key string, errs *[]err
 				continue
 			}
 			f, ok := fieldByKey(t, kn.Value, false)
+			if !ok {
+				if f, ok := remainField(t); ok { // a map of the other keys (agents.<id>)
+					walkYAML(file, vn, f.Type.Elem(), join(kn.Value), errs)
+					continue
+				}
+			}
 			if !ok {
 				msg := "unknown key"
 				if s := suggest(kn.Value, schemaKeys(t)); s != "" {

@@ -196,6 +196,7 @@ func (a *app) resolver(ctx context.Context, now time.Time) (gateway.Resolver, er
 		Env:       a.env,
 		Order:     a.cfg.Auth.Order,
 		ConfigKey: func(p string) bool { return a.cfg.Providers[p].APIKey != "" },
+		Attrs:     a.cfg.Agents.AgentAttrs(),
 	}
 	r.Verdict = a.verdictFunc(ctx, now)
 	return r, nil

@@ -23,6 +23,9 @@ func TestEveryKeyIsDocumented(t *testing.T) {
 	for _, key := range documentedKeys(reflect.TypeOf(Config{}), "") {
 		var node any = doc
 		for part := range strings.SplitSeq(key, ".") {
+			if part == "<id>" {
+				part = "cron" // the example agent
+			}
 			m, ok := node.(map[string]any)
 			if !ok {
 				node = nil
@@ -46,6 +49,14 @@ func documentedKeys(t reflect.Type, prefix string) []string {
 		name := f.Tag.Get("koanf")
 		if name == "" {
 			continue
+		}
+		if strings.HasPrefix(name, ",remain") {
+			// The other keys (agents.<id>): documented by an example <id>.
+			name = "<id>"
+			if f.Type.Kind() == reflect.Map && f.Type.Elem().Kind() == reflect.Struct {
+				keys = append(keys, documentedKeys(f.Type.Elem(), prefix+name+".")...)
+				continue
+			}
 		}
 		key := prefix + name
 		if f.Type.Kind() == reflect.Struct {

@@ -129,6 +129,11 @@ type FactsRequest struct {
 	API        string
 	Stream     bool
 	Client     policy.ClientFacts
+	// Attrs are the agent's attributes (config agents.<id>.attrs).
+	Attrs map[string]string
+	// Visit is what the gateway knows of the session (its client, start
+	// and request count, quantized here for the policy).
+	Visit SessionVisit
 	// Picked, when set, is when the gateway last handed the profile a
 	// request (unix ms, 0 never); lastUsed is the later of it and the
 	// stored one, so that rotation sees requests still in flight. It is
@@ -159,9 +164,10 @@ type Verdict struct {
 // profile on every request.
 func BuildInput(snap *Snapshot, env Env, configOrder map[string][]string, req FactsRequest, now time.Time) *policy.Input {
 	in := &policy.Input{
-		Now:     now.UnixMilli(),
-		Agent:   policy.AgentFacts{ID: req.Agent},
-		Session: policy.SessionFacts{ID: req.Session, New: req.SessionNew, Pin: req.Pin},
+		Now:   now.UnixMilli(),
+		Agent: policy.AgentFacts{ID: req.Agent, Attrs: nonNilMap(req.Attrs)},
+		Session: policy.SessionFacts{ID: req.Session, New: req.SessionNew, Pin: req.Pin,
+			Client: req.Visit.Client, Started: req.Visit.Started, Requests: policy.SessionRequestsBucket(req.Visit.Requests)},
 		Request: policy.RequestFacts{Provider: req.Provider, Model: req.Model, API: req.API, Stream: req.Stream, Client: req.Client},
 		Order: policy.OrderFacts{
 			Store:  nonNil(snap.Order[req.Provider]),
@@ -313,6 +319,13 @@ func defaultKind(c store.Credential) string {
 		return "oauth_access"
 	}
 	return "unknown"
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }
 
 func nonNil(s []string) []string {

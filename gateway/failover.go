@@ -393,7 +393,7 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 	in, dec, err := s.resolver(ctx, rs.rc, env, now).Decide(ctx, snap, Query{
 		Agent: rs.agent, Session: rs.session, SessionNew: !known, Pin: pin,
 		Provider: rs.provider, Model: model, API: rs.api, Stream: rs.stream,
-		Client: rs.client, Picked: pickedIf(!rs.named, rs.al),
+		Client: rs.client, Picked: pickedIf(!rs.named, rs.al), Visit: rs.visit,
 	}, now)
 	if err != nil {
 		return nil, &HTTPError{Code: http.StatusInternalServerError, Msg: "opensoul: the credential policy failed; see the gateway log", Err: err}
@@ -423,6 +423,7 @@ func (s *Server) resolver(ctx context.Context, rc *runtimeConfig, env Env, now t
 		Env:       env,
 		Order:     rc.Order,
 		ConfigKey: func(p string) bool { return rc.Providers[p].APIKey != "" },
+		Attrs:     rc.AgentAttrs,
 	}
 	if s.modules != nil {
 		r.Verdict = func(id string, c store.Credential) Verdict {

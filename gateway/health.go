@@ -31,6 +31,9 @@ type Resolver struct {
 	// Verdict refines a profile's status and kind with a provider module's
 	// check. Nil: status from shape and expiry alone.
 	Verdict func(id string, c store.Credential) Verdict
+	// Attrs are the agents' attributes (config agents.<id>.attrs), given
+	// to the policy as input.agent.attrs.
+	Attrs map[string]map[string]string
 }
 
 // Query is one would-be request.
@@ -43,6 +46,9 @@ type Query struct {
 	API            string
 	Stream         bool
 	Client         policy.ClientFacts
+	// Visit is what is known of the session: its client, start and
+	// request count (see FactsRequest.Visit).
+	Visit SessionVisit
 	// Picked: see FactsRequest.Picked (the gateway's session-less rotation).
 	Picked func(id string) int64
 }
@@ -104,7 +110,7 @@ func (r Resolver) Decide(ctx context.Context, snap *Snapshot, q Query, now time.
 	in := BuildInput(snap, r.Env, r.Order, FactsRequest{
 		Agent: q.Agent, Session: q.Session, SessionNew: q.SessionNew, Pin: q.Pin,
 		Provider: q.Provider, Model: q.Model, API: q.API, Stream: q.Stream, Verdict: r.Verdict,
-		Client: q.Client, Picked: q.Picked,
+		Client: q.Client, Picked: q.Picked, Attrs: r.Attrs[q.Agent], Visit: q.Visit,
 	}, now)
 	dec, err := r.Selector.Decide(ctx, in)
 	return in, dec, err

@@ -40,6 +40,7 @@ type agentLive struct {
 	stamps   []store.Stamp // of paths(agent), guarded by agentCache.loadMu
 	used     atomic.Int64  // unix ns of the last request for the agent
 	picks    picks         // when each profile was last handed a request
+	seen     sessionsSeen  // named sessions' client, start and request count
 }
 
 // agentIdle is how long an agent may go without a request before poll

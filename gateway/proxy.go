@@ -38,6 +38,7 @@ type reqState struct {
 	method   string
 	path     string
 	client   policy.ClientFacts
+	visit    SessionVisit // the named session's client, start and count
 	provider string
 	api      string
 	model    string // as asked, after the session's model override
@@ -308,6 +309,10 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rs.al = al
+	if rs.named {
+		rs.visit = al.seen.visit(rs.session, rs.client, start.UnixMilli())
+		rs.visit.Started = earliest((*al.sessions.Load())[rs.session].CreatedAt, rs.visit.Started)
+	}
 	if herr := s.applyModelOverride(rs); herr != nil {
 		s.reject(w, rs, herr)
 		return

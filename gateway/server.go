@@ -67,6 +67,9 @@ type Config struct {
 	// SessionHeaders name the session when x-opensoul-session is absent,
 	// first present wins. Nil: DefaultSessionHeaders; empty: none.
 	SessionHeaders []string
+	// AgentAttrs are each agent's free-form attributes (config
+	// agents.<id>.attrs), given to the policy as input.agent.attrs.
+	AgentAttrs map[string]map[string]string
 
 	// OAuth is providers.<p>.oauth from config: each field overrides what
 	// the provider's module declares in its info answer (wasm/ABI.md),

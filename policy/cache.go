@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"math"
+	"slices"
 	"sync"
 )
 
@@ -167,6 +168,7 @@ func validity(in *Input) (lo, hi int64) {
 // number, so the key's length does not grow with the number of profiles.
 func appendKey(b []byte, in *Input, ordinal bool) []byte {
 	b = appendString(b, in.Agent.ID)
+	b = appendAttrs(b, in.Agent.Attrs)
 	b = appendString(b, in.Session.ID)
 	b = appendBool(b, in.Session.New)
 	if p := in.Session.Pin; p != nil {
@@ -176,6 +178,10 @@ func appendKey(b []byte, in *Input, ordinal bool) []byte {
 	} else {
 		b = append(b, 0)
 	}
+	b = appendString(b, in.Session.Client.Name)
+	b = appendString(b, in.Session.Client.Version)
+	b = binary.AppendVarint(b, in.Session.Started)
+	b = binary.AppendVarint(b, in.Session.Requests)
 	b = appendString(b, in.Request.Provider)
 	b = appendString(b, in.Request.Model)
 	b = appendString(b, in.Request.API)
@@ -203,6 +209,24 @@ func appendKey(b []byte, in *Input, ordinal bool) []byte {
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
+}
+
+// appendAttrs encodes a string map in key order.
+func appendAttrs(b []byte, m map[string]string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(m)))
+	if len(m) == 0 {
+		return b
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		b = appendString(b, k)
+		b = appendString(b, m[k])
+	}
+	return b
 }
 
 func appendStrings(b []byte, ss []string) []byte {

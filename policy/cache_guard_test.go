@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"reflect"
@@ -21,6 +22,8 @@ import (
 var notTimeFields = map[string]string{
 	"Profiles[0].LastUsed":   "orders profiles only (keyed by rank)",
 	"Profiles[0].ErrorCount": "a count",
+	"Session.Requests":       "a count (quantized by the gateway: SessionRequestsBucket)",
+	"Session.Started":        "a past time: keyed by value; a policy comparing it with input.now reads the clock and is not cached (volatileRef)",
 }
 
 // leaf is one settable value inside an Input, named by its path.
@@ -53,6 +56,11 @@ func leaves(t *testing.T) []leaf {
 			walk(path+"[0]", typ.Elem(), func(in *Input) reflect.Value { return get(in).Index(0) })
 		case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64, reflect.Float64:
 			out = append(out, leaf{path, get})
+		case reflect.Map:
+			if typ.Key().Kind() != reflect.String || typ.Elem().Kind() != reflect.String {
+				t.Fatalf("%s: the policy input has a %s; teach this test to change one (and appendKey to encode it)", path, typ)
+			}
+			out = append(out, leaf{path, get}) // changed as a whole: see changes
 		default:
 			t.Fatalf("%s: the policy input has a %s; teach this test to change one (and appendKey to encode it)", path, typ.Kind())
 		}
@@ -91,6 +99,12 @@ func filledInput() *Input {
 			v.Set(reflect.MakeSlice(v.Type(), 2, 2))
 			fill(v.Index(0))
 			fill(v.Index(1))
+		case reflect.Map:
+			v.Set(reflect.MakeMap(v.Type()))
+			for range 2 {
+				n++
+				v.SetMapIndex(reflect.ValueOf(fmt.Sprintf("k%d", n)), reflect.ValueOf(fmt.Sprintf("v%d", n)))
+			}
 		case reflect.String:
 			v.SetString(fmt.Sprintf("v%d", n))
 		case reflect.Bool:
@@ -132,6 +146,13 @@ func clone(in *Input) *Input {
 					cp(dst.Index(i), src.Index(i))
 				}
 			}
+		case reflect.Map:
+			if !src.IsNil() {
+				dst.Set(reflect.MakeMap(src.Type()))
+				for it := src.MapRange(); it.Next(); {
+					dst.SetMapIndex(it.Key(), it.Value())
+				}
+			}
 		default:
 			dst.Set(src)
 		}
@@ -164,6 +185,36 @@ func changes(l leaf, base *Input) map[string]func(*Input) {
 		out["drop last"] = func(in *Input) { s := l.get(in); s.Set(s.Slice(0, s.Len()-1)) }
 		out["empty"] = func(in *Input) { s := l.get(in); s.Set(reflect.MakeSlice(s.Type(), 0, 0)) }
 		out["swap"] = func(in *Input) { s := l.get(in); reflect.Swapper(s.Interface())(0, 1) }
+	case reflect.Map: // map[string]string (leaves refuses others)
+		first := func(m reflect.Value) reflect.Value {
+			keys := m.MapKeys()
+			slices.SortFunc(keys, func(a, b reflect.Value) int { return cmp.Compare(a.String(), b.String()) })
+			return keys[0]
+		}
+		out["edit value"] = func(in *Input) {
+			m := l.get(in)
+			k := first(m)
+			m.SetMapIndex(k, reflect.ValueOf(m.MapIndex(k).String()+"x"))
+		}
+		out["rename key"] = func(in *Input) {
+			m := l.get(in)
+			k := first(m)
+			v := m.MapIndex(k)
+			m.SetMapIndex(k, reflect.Value{})
+			m.SetMapIndex(reflect.ValueOf(k.String()+"x"), v)
+		}
+		out["add"] = func(in *Input) { l.get(in).SetMapIndex(reflect.ValueOf("added"), reflect.ValueOf("")) }
+		out["delete"] = func(in *Input) { m := l.get(in); m.SetMapIndex(first(m), reflect.Value{}) }
+		out["empty"] = func(in *Input) { m := l.get(in); m.Set(reflect.MakeMap(m.Type())) }
+		// Moving a value between keys keeps the multisets of keys and of
+		// values: an encoding that lost the pairing would miss it.
+		out["swap values"] = func(in *Input) {
+			m := l.get(in)
+			keys := m.MapKeys()
+			a, b := m.MapIndex(keys[0]), m.MapIndex(keys[1])
+			m.SetMapIndex(keys[0], b)
+			m.SetMapIndex(keys[1], a)
+		}
 	}
 	return out
 }

@@ -15,6 +15,8 @@ func TestExampleRegoTests(t *testing.T) {
 		"cron":          {dir + "cron_no_api_keys.rego", dir + "cron_no_api_keys_test.rego"},
 		"working hours": {dir + "working_hours_tokens.rego", dir + "working_hours_tokens_test.rego"},
 		"opus routing":  {dir + "opus_routing.rego", dir + "opus_routing_test.rego"},
+		"interactive":   {dir + "interactive_tokens.rego", dir + "interactive_tokens_test.rego"},
+		"batch":         {dir + "batch_metered.rego", dir + "batch_metered_test.rego"},
 		"all together":  {dir},
 	}
 	for name, paths := range sets {

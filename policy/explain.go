@@ -19,14 +19,27 @@ func WriteExplain(w io.Writer, in *Input, d Decision) error {
 
 	p("Facts\n")
 	p("  now\t%s\n", fmtMillis(in.Now))
-	p("  agent\t%s\n", in.Agent.ID)
-	p("  request\tprovider %s, model %s\n", orNone(in.Request.Provider), orNone(in.Request.Model))
+	p("  agent\t%s\n", in.Agent.ID+attrsText(in.Agent.Attrs))
+	request := fmt.Sprintf("provider %s, model %s", orNone(in.Request.Provider), orNone(in.Request.Model))
+	if c := clientText(in.Request.Client); c != "" {
+		request += ", client " + c
+	}
+	p("  request\t%s\n", request)
 	session := orNone(in.Session.ID)
 	if in.Session.New {
 		session += " (new)"
 	}
 	if pin := in.Session.Pin; pin != nil {
 		session += fmt.Sprintf(", pinned to %s (%s)", pin.Profile, pin.Source)
+	}
+	if c := clientText(in.Session.Client); c != "" && in.Session.ID != "" {
+		session += ", opened by " + c
+	}
+	if in.Session.Started != 0 {
+		session += ", started " + fmtMillis(in.Session.Started)
+	}
+	if in.Session.Requests != 0 {
+		session += fmt.Sprintf(", requests %d+", in.Session.Requests)
 	}
 	p("  session\t%s\n", session)
 	p("  order\tagent store: %s; config: %s\n", list(in.Order.Store), list(in.Order.Config))
@@ -38,7 +51,13 @@ func WriteExplain(w io.Writer, in *Input, d Decision) error {
 	if len(in.Profiles) == 0 {
 		p("  profiles\tnone for this provider\n")
 	} else {
-		p("\n  PROFILE\tTYPE\tSTATUS\tKIND\tEXPIRES\tLAST USED\tCOOLDOWN UNTIL\tDISABLED UNTIL\tERRORS\n")
+		// The scope column shows only when a profile is scoped to a client.
+		scoped := slices.ContainsFunc(in.Profiles, func(f ProfileFacts) bool { return f.Scope != nil && *f.Scope != "" })
+		head := "\n  PROFILE\tTYPE\tSTATUS\tKIND\tEXPIRES\tLAST USED\tCOOLDOWN UNTIL\tDISABLED UNTIL\tERRORS"
+		if scoped {
+			head += "\tSCOPE"
+		}
+		p("%s\n", head)
 		for _, f := range in.Profiles {
 			expires := "-"
 			if f.ExpiresAt != nil {
@@ -52,8 +71,16 @@ func WriteExplain(w io.Writer, in *Input, d Decision) error {
 			if f.DisabledReason != nil && *f.DisabledReason != "" && f.DisabledUntil != 0 {
 				disabled += " (" + *f.DisabledReason + ")"
 			}
-			p("  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", f.ID, f.Type, f.Status, orNone(f.Kind), expires,
+			row := fmt.Sprintf("  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d", f.ID, f.Type, f.Status, orNone(f.Kind), expires,
 				fmtMillis(f.LastUsed), cooldown, disabled, f.ErrorCount)
+			if scoped {
+				scope := "-"
+				if f.Scope != nil && *f.Scope != "" {
+					scope = "only " + *f.Scope
+				}
+				row += "\t" + scope
+			}
+			p("%s\n", row)
 		}
 	}
 
@@ -91,6 +118,29 @@ func WriteExplain(w io.Writer, in *Input, d Decision) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// attrsText renders agent attributes as " (k=v, …)" in key order.
+func attrsText(m map[string]string) string {
+	if len(m) == 0 {
+		return ""
+	}
+	kv := make([]string, 0, len(m))
+	for k, v := range m {
+		kv = append(kv, k+"="+v)
+	}
+	slices.Sort(kv)
+	return " (" + strings.Join(kv, ", ") + ")"
+}
+
+func clientText(c ClientFacts) string {
+	if c.Name == "" {
+		return ""
+	}
+	if c.Version == "" {
+		return c.Name
+	}
+	return c.Name + "/" + c.Version
 }
 
 func fmtMillis(ms int64) string {

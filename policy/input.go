@@ -1,5 +1,7 @@
 package policy
 
+import "math/bits"
+
 // Input is the document the selection policy is evaluated over
 // (DESIGN §5). Times are epoch milliseconds. It never carries a secret:
 // profiles are described by metadata only.
@@ -15,16 +17,42 @@ type Input struct {
 	list *ProfileList // set by SetProfiles: Profiles prepared once
 }
 
-// AgentFacts names the agent a request is made for.
+// AgentFacts names the agent a request is made for, with the free-form
+// attributes the config gives it (agents.<id>.attrs: team, purpose,
+// budget class…; an empty object when none).
 type AgentFacts struct {
-	ID string `json:"id"`
+	ID    string            `json:"id"`
+	Attrs map[string]string `json:"attrs"`
 }
 
 // SessionFacts describes the caller's session and its credential pin.
+// For a request without a session (ID "") the other facts are zero.
 type SessionFacts struct {
 	ID  string `json:"id"`
 	New bool   `json:"new"`
 	Pin *Pin   `json:"pin"`
+	// Client is the client that opened the session (its first request
+	// the gateway saw), identified like RequestFacts.Client.
+	Client ClientFacts `json:"client"`
+	// Started is when the session began (epoch ms): when it was first
+	// stored, or first seen by this gateway; 0 when not known.
+	Started int64 `json:"started"`
+	// Requests counts the session's requests, this one included, rounded
+	// down to a power of two (see SessionRequestsBucket) so that a busy
+	// session's decision stays cached between the steps.
+	Requests int64 `json:"requests"`
+}
+
+// SessionRequestsBucket quantizes a request count for SessionFacts:
+// 0 stays 0, and n > 0 becomes the largest power of two not above it
+// (1, 2, 4, 8, …). A policy can still tell a session's first request
+// (1), its first few and a long one (>= 64, say), while a session's facts
+// change only log2(n) times, so its cached decision keeps hitting.
+func SessionRequestsBucket(n int64) int64 {
+	if n <= 0 {
+		return 0
+	}
+	return 1 << (bits.Len64(uint64(n)) - 1)
 }
 
 // Pin is a session's credential pin. Source is "user" (strict, set by
@@ -76,6 +104,10 @@ type ProfileFacts struct {
 	DisabledUntil  int64   `json:"disabledUntil"`
 	DisabledReason *string `json:"disabledReason"`
 	ErrorCount     int     `json:"errorCount"`
+	// Scope names the only client the provider accepts the credential
+	// from ("claude-code" after Anthropic answered that a setup token is
+	// "only authorized for use with Claude Code"); nil: any client.
+	Scope *string `json:"scope"`
 }
 
 // EnvFacts names an environment variable that can serve the provider.

@@ -164,6 +164,7 @@ func appendProfiles(b []byte, ps []ProfileFacts, ordinal bool) []byte {
 		b = binary.AppendVarint(b, p.DisabledUntil)
 		b = appendOptString(b, p.DisabledReason)
 		b = binary.AppendVarint(b, int64(p.ErrorCount))
+		b = appendOptString(b, p.Scope)
 	}
 	return b
 }

@@ -15,21 +15,24 @@ import (
 func (in *Input) value(memo *termMemo) ast.Value {
 	return ast.NewObject(
 		item("now", intTerm(in.Now)),
-		item("agent", ast.ObjectTerm(item("id", ast.StringTerm(in.Agent.ID)))),
+		item("agent", ast.ObjectTerm(
+			item("id", ast.StringTerm(in.Agent.ID)),
+			item("attrs", attrsTerm(in.Agent.Attrs)),
+		)),
 		item("session", ast.ObjectTerm(
 			item("id", ast.StringTerm(in.Session.ID)),
 			item("new", ast.InternedTerm(in.Session.New)),
 			item("pin", pinTerm(in.Session.Pin)),
+			item("client", clientTerm(in.Session.Client)),
+			item("started", intTerm(in.Session.Started)),
+			item("requests", intTerm(in.Session.Requests)),
 		)),
 		item("request", ast.ObjectTerm(
 			item("provider", ast.StringTerm(in.Request.Provider)),
 			item("model", ast.StringTerm(in.Request.Model)),
 			item("api", ast.StringTerm(in.Request.API)),
 			item("stream", ast.InternedTerm(in.Request.Stream)),
-			item("client", ast.ObjectTerm(
-				item("name", ast.StringTerm(in.Request.Client.Name)),
-				item("version", ast.StringTerm(in.Request.Client.Version)),
-			)),
+			item("client", clientTerm(in.Request.Client)),
 		)),
 		item("order", ast.ObjectTerm(
 			item("store", stringsTerm(in.Order.Store)),
@@ -52,6 +55,7 @@ var keyTerms = func() map[string]*ast.Term {
 		"profile", "source", "type", "status", "kind", "expiresAt", "email",
 		"lastUsed", "cooldownUntil", "cooldownModel", "disabledUntil",
 		"disabledReason", "errorCount", "var", "client", "name", "version",
+		"attrs", "started", "requests", "scope",
 	} {
 		m[k] = ast.StringTerm(k)
 	}
@@ -92,6 +96,19 @@ func pinTerm(p *Pin) *ast.Term {
 		return ast.InternedNullTerm
 	}
 	return ast.ObjectTerm(item("profile", ast.StringTerm(p.Profile)), item("source", ast.StringTerm(p.Source)))
+}
+
+func clientTerm(c ClientFacts) *ast.Term {
+	return ast.ObjectTerm(item("name", ast.StringTerm(c.Name)), item("version", ast.StringTerm(c.Version)))
+}
+
+// attrsTerm renders a string map as an object ({} when nil).
+func attrsTerm(m map[string]string) *ast.Term {
+	kvs := make([][2]*ast.Term, 0, len(m))
+	for k, v := range m {
+		kvs = append(kvs, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
+	}
+	return ast.ObjectTerm(kvs...)
 }
 
 func stringsTerm(ss []string) *ast.Term {
@@ -150,7 +167,8 @@ func sameFacts(a, b *ProfileFacts) bool {
 		a.Kind == b.Kind && sameOpt(a.ExpiresAt, b.ExpiresAt) && sameOpt(a.Email, b.Email) &&
 		a.LastUsed == b.LastUsed && a.CooldownUntil == b.CooldownUntil &&
 		sameOpt(a.CooldownModel, b.CooldownModel) && a.DisabledUntil == b.DisabledUntil &&
-		sameOpt(a.DisabledReason, b.DisabledReason) && a.ErrorCount == b.ErrorCount
+		sameOpt(a.DisabledReason, b.DisabledReason) && a.ErrorCount == b.ErrorCount &&
+		sameOpt(a.Scope, b.Scope)
 }
 
 func sameOpt[T comparable](a, b *T) bool {
@@ -163,6 +181,7 @@ func copyFacts(p *ProfileFacts) ProfileFacts {
 	c.Email = copyOpt(p.Email)
 	c.CooldownModel = copyOpt(p.CooldownModel)
 	c.DisabledReason = copyOpt(p.DisabledReason)
+	c.Scope = copyOpt(p.Scope)
 	return c
 }
 
@@ -207,6 +226,7 @@ func profileTerm(p *ProfileFacts) *ast.Term {
 		item("disabledUntil", intTerm(p.DisabledUntil)),
 		item("disabledReason", optString(p.DisabledReason)),
 		item("errorCount", intTerm(int64(p.ErrorCount))),
+		item("scope", optString(p.Scope)),
 	)
 }
 
