@@ -47,6 +47,8 @@ type statusReport struct {
 	Models   []gateway.ModelResolution `json:"models"`
 	Problems []gateway.Problem         `json:"problems"`
 	Check    *checkResult              `json:"check,omitempty"`
+	// Probes: --probe's results (cli/probe.go).
+	Probes []gateway.ProbeResult `json:"probes,omitempty"`
 
 	health *gateway.Health
 }
@@ -99,9 +101,12 @@ func (a *app) modelsStatusCmd() *ffcli.Command {
 	asJSON := fs.Bool("json", false, "print JSON")
 	check := fs.Bool("check", false, "exit 1 when a credential needs a person, 2 when one expires within 24h or all are cooling (see below)")
 	agent := fs.String("agent", "", "agent id (default: agents.default, normally main)")
+	probe := fs.Bool("probe", false, "send one real, smallest request per profile (may cost a token) and show ok and latency, or the provider's error")
+	probeProvider := fs.String("provider", "", "with --probe: only this provider's profiles")
+	probeTimeout := fs.Duration("probe-timeout", 20*time.Second, "with --probe: how long each probe may take")
 	return leaf(&ffcli.Command{
 		Name:       "status",
-		ShortUsage: "opensoul models status [--json] [--check] [--agent ID]",
+		ShortUsage: "opensoul models status [--json] [--check] [--agent ID] [--probe [--provider P] [--probe-timeout D]]",
 		ShortHelp:  "Show where each provider's credential comes from and the state of every profile.",
 		LongHelp: `For each provider: the credential the gateway would use first, as its
 policy decides now (your Rego, the agent store's order or config
@@ -118,8 +123,16 @@ are shown too, each with the credential that would serve it.
   2  something expires within 24h, or every candidate is cooling down
   0  otherwise
 
+--probe sends each stored profile the smallest real request of its
+provider's API (one output token, so it may cost a token), to the model in
+use, presented exactly as the gateway presents it (module headers, a
+login's own upstream, refreshed first if due). It shows ok and the
+latency, or the provider's error (status, type, message; secrets masked).
+With --check, a failed probe exits 1. It changes no cooldown.
+
 Examples:
   opensoul models status
+  opensoul models status --probe --provider openai
   opensoul models status --check || notify-send "OpenSoul credentials need attention"
   opensoul models status --json --agent cron`,
 		FlagSet: fs,
@@ -131,8 +144,18 @@ Examples:
 			if err != nil {
 				return err
 			}
+			if *probe {
+				if err := a.runProbes(ctx, rep, *probeProvider, *probeTimeout); err != nil {
+					return err
+				}
+			} else if *probeProvider != "" {
+				return usageErr("--provider goes with --probe")
+			}
 			if *check {
 				rep.Check = rep.evaluateCheck()
+				if failed := rep.probesFailed(); len(failed) > 0 {
+					rep.Check.ExitCode, rep.Check.Problems = 1, append(rep.Check.Problems, failed...)
+				}
 			}
 			if *asJSON {
 				if err := writeJSON(a.stdout, rep); err != nil {
@@ -140,6 +163,7 @@ Examples:
 				}
 			} else {
 				rep.writeText(a.stdout, a.now())
+				rep.writeProbes(a.stdout)
 			}
 			if rep.Check != nil && rep.Check.ExitCode != 0 {
 				return &exitError{code: rep.Check.ExitCode}
