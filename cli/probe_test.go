@@ -8,7 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/opensoul/opensoul/gateway/oauth/oauthtest"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -227,5 +229,76 @@ func TestModelsStatusProbe(t *testing.T) {
 	}
 	if _, _, code := e.run("", "models", "status", "--provider", "openai"); code != 2 {
 		t.Errorf("--provider without --probe: exit %d, want a usage error", code)
+	}
+}
+
+// A login is probed as the gateway uses it: refreshed first when due
+// (through the refresh-once path, against a real authorization server),
+// and refreshed once more and retried when the upstream answers 401.
+func TestModelsStatusProbeRefreshesALogin(t *testing.T) {
+	t.Parallel()
+	as := oauthtest.New(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !as.Valid(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")) {
+			w.WriteHeader(401)
+			io.WriteString(w, `{"error":{"message":"token expired","type":"invalid_request_error","code":"token_expired"}}`)
+			return
+		}
+		io.WriteString(w, `{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":""},"finish_reason":"length"}]}`)
+	}))
+	t.Cleanup(up.Close)
+	e := newEnv(t)
+	e.writeFile("opensoul.yaml", `agents: {defaults: {model: {primary: acme/m1}}}
+providers:
+  acme:
+    baseUrl: `+up.URL+`
+    oauth: {tokenUrl: `+as.Client.TokenURL+`, clientId: `+as.Client.ClientID+`}
+`)
+	due, revoked := as.Login(t), as.Login(t)
+	if err := as.RevokeAccess(revoked.Access); err != nil {
+		t.Fatal(err)
+	}
+	err := store.New(e.state).UpdateProfiles("main", func(p *store.Profiles) error {
+		p.Profiles["acme:due"] = store.Credential{Type: store.TypeOAuth, Provider: "acme", Access: due.Access, Refresh: due.Refresh,
+			Expires: time.Now().Add(time.Minute).UnixMilli()} // within the 5 min refresh skew
+		p.Profiles["acme:revoked"] = store.Credential{Type: store.TypeOAuth, Provider: "acme", Access: revoked.Access, Refresh: revoked.Refresh,
+			Expires: time.Now().Add(time.Hour).UnixMilli()}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := e.run("", "models", "status", "--probe", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	var raw struct {
+		Probes []struct {
+			Profile       string
+			OK, Refreshed bool
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatal(err)
+	}
+	if len(raw.Probes) != 2 {
+		t.Fatalf("probes: %+v", raw.Probes)
+	}
+	for _, p := range raw.Probes {
+		if !p.OK || !p.Refreshed {
+			t.Errorf("%s: ok=%v refreshed=%v, want a refreshed login that answered\n%s", p.Profile, p.OK, p.Refreshed, out)
+		}
+	}
+	if as.RefreshGrants() != 2 || as.Reuses() != 0 {
+		t.Errorf("refresh grants %d (want 2, one per login), reuses %d", as.RefreshGrants(), as.Reuses())
+	}
+	for _, id := range []string{"acme:due", "acme:revoked"} {
+		c := e.login(id)
+		if c.Access == due.Access || c.Access == revoked.Access || !as.Valid(c.Access) {
+			t.Errorf("%s: the refreshed token was not stored", id)
+		}
+		if strings.Contains(out+errs, c.Access) || strings.Contains(out+errs, c.Refresh) {
+			t.Fatal("a token reached the output")
+		}
 	}
 }
