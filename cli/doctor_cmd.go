@@ -43,7 +43,9 @@ pins to profiles that cannot serve, environment keys never reached.
 --fix --yes applies them, first copying each file it edits to
 <file>.bak-<time>. It never deletes a credential. Repairs: file and dir
 modes (0600/0700), user pins to profiles that no longer exist, profiles
-missing from the agent store's explicit order, and (with the gateway
+missing from the agent store's explicit order, OAuth logins that expire
+within 24h (or the refresh skew) refreshed once now, as the gateway would
+(under the profile file's lock; a refused refresh marks the login), and (with the gateway
 installed as a service) provider keys this shell has that the service
 would miss: the service manager's environment, <state>/.env, env.vars and
 env.shellEnv are compared with this shell, each gap is warned about, and

@@ -39,7 +39,12 @@ func (a *app) repairs(agent string) ([]repair, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(out, order...), nil
+	out = append(out, order...)
+	logins, err := a.loginRepairs(agent) // doctor_login.go
+	if err != nil {
+		return nil, err
+	}
+	return append(out, logins...), nil
 }
 
 func (a *app) modeRepairs(agent string) []repair {
