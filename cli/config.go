@@ -37,6 +37,7 @@ type GatewayConfig struct {
 	BodyBudgetWaitMs int               `koanf:"bodyBudgetWaitMs"`
 	Timeouts         TimeoutsConfig    `koanf:"timeouts"`
 	Sessions         SessionsConfig    `koanf:"sessions"`
+	Modules          ModulesConfig     `koanf:"modules"`
 	// RetryWaitMaxMs is the longest recovery clients are asked to wait for
 	// (429 + Retry-After); beyond it, or with every credential disabled,
 	// the answer is final (x-should-retry: false). 0: 60000.
@@ -190,6 +191,7 @@ func DefaultConfig() Config {
 			BodyBudgetWaitMs: 2000,
 			Timeouts:         TimeoutsConfig{ConnectMs: 10_000, ResponseHeaderMs: 120_000, IdleConnMs: 90_000, DrainMs: 30_000, BodyReadMs: 60_000},
 			Sessions:         SessionsConfig{MaxPerAgent: 1000, IdleDays: 28, MaxIDBytes: 256, MaxModelBytes: 256},
+			Modules:          defaultModulesConfig(),
 		},
 		Agents: AgentsConfig{
 			Default:  "main",
@@ -242,6 +244,7 @@ func (c *Config) Validate() error {
 	if c.Gateway.BodyBudgetWaitMs < 0 {
 		bad("gateway.bodyBudgetWaitMs", "must be zero or a positive number of milliseconds, got %d", c.Gateway.BodyBudgetWaitMs)
 	}
+	c.Gateway.Modules.validate(bad)
 	sc := c.Gateway.Sessions
 	for k, v := range map[string]float64{"maxPerAgent": float64(sc.MaxPerAgent), "idleDays": sc.IdleDays, "maxIdBytes": float64(sc.MaxIDBytes), "maxModelBytes": float64(sc.MaxModelBytes)} {
 		if v <= 0 {

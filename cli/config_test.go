@@ -101,6 +101,7 @@ func TestConfigErrorsNameFileLineKey(t *testing.T) {
 		{"bad provider url", "providers:\n  acme:\n    baseUrl: ftp://x\n", []string{"providers.acme.baseUrl"}},
 		{"mapping expected", "auth: yes\n", []string{":1:7", "auth", "mapping"}},
 		{"policy timeout", "policy:\n  timeoutMs: 0\n", []string{"policy.timeoutMs", "positive"}},
+		{"module breaker", "gateway:\n  modules:\n    breakerFailures: 0\n", []string{"gateway.modules.breakerFailures", "positive"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

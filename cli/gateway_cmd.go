@@ -289,7 +289,7 @@ func (a *app) policyDirs() []string {
 // providers.<p>.module. A module that fails is logged and its provider
 // reports the failure on use; the other providers keep working.
 func (a *app) providerModules(ctx context.Context, log *slog.Logger) (*wasm.Registry, *wasm.Host, error) {
-	host, err := wasm.NewHost(ctx, wasm.Options{Logger: log, BackoffFile: a.backoffFile()})
+	host, err := wasm.NewHost(ctx, a.cfg.Gateway.Modules.hostOptions(wasm.Options{Logger: log, BackoffFile: a.backoffFile()}))
 	if err != nil {
 		return nil, nil, fmt.Errorf("provider modules: %w", err)
 	}

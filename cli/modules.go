@@ -33,12 +33,12 @@ func (a *app) registry(ctx context.Context) (*wasm.Registry, []error, error) {
 		return nil, nil, err
 	}
 	a.mods.once.Do(func() {
-		a.mods.host, a.mods.err = wasm.NewHost(ctx, wasm.Options{
+		a.mods.host, a.mods.err = wasm.NewHost(ctx, a.cfg.Gateway.Modules.hostOptions(wasm.Options{
 			// Compiled modules and their verdicts persist here, so a warm
 			// models status loads no module at all.
 			CacheDir: filepath.Join(cacheDir(a.environ), "wazero"),
 			Logger:   slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		})
+		}))
 		if a.mods.err != nil {
 			return
 		}

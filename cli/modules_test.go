@@ -151,7 +151,7 @@ func TestSkippedModuleShownInListAndDoctor(t *testing.T) {
 		t.Errorf("loopy's declared ops: %+v", row)
 	}
 	table := e.ok("", "providers", "list")
-	for _, want := range []string{"(skipped by the gateway: built-in behaviour)", "loopy: module " + loopy + " skipped by the running gateway"} {
+	for _, want := range []string{"(skipped by the gateway: requests get 503)", "loopy: module " + loopy + " skipped by the running gateway", "so its requests get 503"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("the table lacks %q:\n%s", want, table)
 		}
@@ -164,7 +164,7 @@ func TestSkippedModuleShownInListAndDoctor(t *testing.T) {
 	found := false
 	for _, c := range doc.Checks {
 		if c.Name == "provider module loopy" {
-			found = c.Status == "warn" && strings.Contains(c.Detail, "built-in headers") && strings.Contains(c.Fix, loopy)
+			found = c.Status == "warn" && strings.Contains(c.Detail, "requests get 503") && strings.Contains(c.Fix, loopy)
 		}
 	}
 	if !found {
@@ -175,5 +175,34 @@ func TestSkippedModuleShownInListAndDoctor(t *testing.T) {
 	h.Close(ctx)
 	if out := e.ok("", "providers", "list"); strings.Contains(out, "skipped") {
 		t.Errorf("a closed host's backoff is still listed:\n%s", out)
+	}
+}
+
+// gateway.modules.* reach the module host: one deadline failure opens the
+// breaker when breakerFailures is 1, for breakerBackoffMs; the defaults
+// are the host's own.
+func TestModuleLimitsAreConfig(t *testing.T) {
+	t.Parallel()
+	o := DefaultConfig().Gateway.Modules.hostOptions(wasm.Options{})
+	if o.PoolWait != wasm.DefaultPoolWait || o.BreakerFailures != wasm.DefaultBreakerFailures || o.BreakerBackoff != wasm.DefaultBreakerBackoff {
+		t.Errorf("default host options: pool wait %v, breaker %d failures, backoff %v", o.PoolWait, o.BreakerFailures, o.BreakerBackoff)
+	}
+	ctx := context.Background()
+	backoffs := filepath.Join(t.TempDir(), "module-backoff.json")
+	m := ModulesConfig{PoolWaitMs: 250, BreakerFailures: 1, BreakerBackoffMs: 90_000}
+	h, err := wasm.NewHost(ctx, m.hostOptions(wasm.Options{NoDiskCache: true, CallTimeout: 500 * time.Millisecond, BackoffFile: backoffs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	loopy := moduleFixture(t, "bad/loop-headers.wasm")
+	reg, _ := wasm.NewRegistry(ctx, h, map[string]string{"loopy": loopy})
+	reg.Headers(ctx, "loopy", wasm.HeadersRequest{Secret: "s"})
+	skipped, err := wasm.ReadBackoffs(backoffs)
+	if err != nil || len(skipped) != 1 {
+		t.Fatalf("after one failure with breakerFailures 1: %v, %v", skipped, err)
+	}
+	if b := skipped[0]; b.Failures != 1 || b.Until.Sub(b.Since) != 90*time.Second {
+		t.Errorf("backoff %+v, want 1 failure and 90s", b)
 	}
 }

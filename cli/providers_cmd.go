@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	providers "github.com/opensoul/opensoul/gateway/provider"
 	"io"
 	"slices"
 	"strings"
@@ -94,8 +95,10 @@ func writeProviderTable(w io.Writer, rows []providerRow) error {
 			ops = "(failed to load)"
 		case r.Module == "generic":
 			ops = "(generic: Bearer header, status table)"
-		case r.Backoff != nil:
+		case r.Backoff != nil && builtinProvider(r.Name):
 			ops = "(skipped by the gateway: built-in behaviour)"
+		case r.Backoff != nil:
+			ops = "(skipped by the gateway: requests get 503)"
 		case !r.OpsDeclared && r.ABIVersion > 0:
 			ops += " (probed)"
 		}
@@ -115,11 +118,22 @@ func writeProviderTable(w io.Writer, rows []providerRow) error {
 	return nil
 }
 
-// backoffText says what a skipped module means for its provider.
+// backoffText says what a skipped module means for its provider: a
+// built-in provider is served the built-in way meanwhile, a custom one
+// gets 503 (wasm/ABI.md "Limits").
 func backoffText(b wasm.Backoff) string {
+	meanwhile := "its provider gets the built-in headers and classification"
+	if !builtinProvider(b.Provider) {
+		meanwhile = "its provider has no built-in way to present credentials, so its requests get 503"
+	}
 	return fmt.Sprintf("module %s skipped by the running gateway since %s, after %d failures in a row (last: %s); "+
-		"its provider gets the built-in headers and classification until %s, then one request tries the module again",
-		b.Module, b.Since.UTC().Format(time.RFC3339), b.Failures, b.Error, b.Until.UTC().Format(time.RFC3339))
+		"%s until %s, then one request tries the module again",
+		b.Module, b.Since.UTC().Format(time.RFC3339), b.Failures, b.Error, meanwhile, b.Until.UTC().Format(time.RFC3339))
+}
+
+func builtinProvider(name string) bool {
+	_, ok := providers.Lookup(name)
+	return ok
 }
 
 // addBackoffs marks the rows whose module the running gateway is skipping

@@ -121,12 +121,16 @@ type attempt struct {
 }
 
 // request is a copy of out that carries a's credential and body, and
-// where and how to present it.
-func (s *Server) request(ctx context.Context, out *http.Request, provider string, a attempt) (*http.Request, wasm.HeadersResult) {
+// where and how to present it; or the error to answer when the
+// credential cannot be presented.
+func (s *Server) request(ctx context.Context, out *http.Request, provider string, a attempt) (*http.Request, wasm.HeadersResult, *HTTPError) {
+	h, herr := s.headers(ctx, provider, a.c)
+	if herr != nil {
+		return nil, h, herr
+	}
 	req := new(http.Request)
 	*req = *out
 	req.Header = out.Header.Clone()
-	h := s.headers(ctx, provider, a.c)
 	applyHeaders(req.Header, h)
 	body := a.body
 	req.ContentLength = int64(len(body))
@@ -136,7 +140,7 @@ func (s *Server) request(ctx context.Context, out *http.Request, provider string
 	} else {
 		req.Body, req.GetBody = nil, nil
 	}
-	return req, h
+	return req, h, nil
 }
 
 // try sends the request as a says. It returns the response the client
@@ -152,7 +156,11 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 		c.cred = fresh
 		a.c = c
 	}
-	req, h := s.request(ctx, out, rs.provider, a)
+	req, h, herr := s.request(ctx, out, rs.provider, a)
+	if herr != nil {
+		rs.abort = herr
+		return nil, abort
+	}
 	s.loginUpstream(ctx, req, rs, c.cred, h)
 	att := Attempt{Profile: c.id, Model: a.model}
 	if c.owner != "" && !rs.named {
@@ -326,15 +334,20 @@ func usableDespite(err error, c store.Credential, now time.Time) bool {
 }
 
 // headers asks the provider's module how to present c, falling back to
-// the built-in rules.
-func (s *Server) headers(ctx context.Context, provider string, c candidate) wasm.HeadersResult {
+// the built-in rules (see moduleUnavailable for when it does not).
+func (s *Server) headers(ctx context.Context, provider string, c candidate) (wasm.HeadersResult, *HTTPError) {
 	if s.modules != nil {
 		h, err := s.modules.Headers(ctx, provider, wasm.HeadersRequest{Type: c.cred.Type, Secret: c.cred.Secret(), AccountID: c.cred.AccountID})
 		if err == nil && (len(h.Set) > 0 || len(h.Remove) > 0) {
-			return h
+			return h, nil
+		}
+		if err != nil {
+			if e := s.moduleUnavailable(provider, err); e != nil {
+				return wasm.HeadersResult{}, e
+			}
 		}
 	}
-	return BuiltinHeaders(provider, c.cred)
+	return BuiltinHeaders(provider, c.cred), nil
 }
 
 // classify asks the module to read a failure, falling back to the

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +24,19 @@ const acmeKey = "acme-SECRETACME-0123456789"
 // on a host of its own with options o; it returns that registry.
 func withAcme(t testing.TB, module string, o wasm.Options) (fixtureOpt, *wasm.Registry) {
 	t.Helper()
+	opt, reg := withModule(t, "acme", module, o)
+	return func(f *fixture, opts *gateway.Options) {
+		opt(f, opts)
+		opts.Config.Providers["acme"] = gateway.Upstream{BaseURL: f.openai.URL}
+		f.openai.set(acmeKey, answer{})
+		f.openai.set(openaiKey, answer{})
+	}, reg
+}
+
+// withModule has provider's module be the file module, on a host of its
+// own with options o; it returns that registry.
+func withModule(t testing.TB, provider, module string, o wasm.Options) (fixtureOpt, *wasm.Registry) {
+	t.Helper()
 	ctx := context.Background()
 	o.CacheDir = filepath.Join(os.TempDir(), "opensoul-gateway-test-wazero") // as providerModules: compiled once
 	host, err := wasm.NewHost(ctx, o)
@@ -32,16 +44,11 @@ func withAcme(t testing.TB, module string, o wasm.Options) (fixtureOpt, *wasm.Re
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { host.Close(ctx) })
-	reg, errs := wasm.NewRegistry(ctx, host, map[string]string{"acme": module})
-	if errs = append(errs, reg.Load(ctx, "acme", "openai")...); len(errs) > 0 {
+	reg, errs := wasm.NewRegistry(ctx, host, map[string]string{provider: module})
+	if errs = append(errs, reg.Load(ctx, provider, "openai", "anthropic")...); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	return func(f *fixture, opts *gateway.Options) {
-		opts.Modules = reg
-		opts.Config.Providers["acme"] = gateway.Upstream{BaseURL: f.openai.URL}
-		f.openai.set(acmeKey, answer{})
-		f.openai.set(openaiKey, answer{})
-	}, reg
+	return func(f *fixture, opts *gateway.Options) { opts.Modules = reg }, reg
 }
 
 func (f *fixture) chat(provider string) (*http.Response, string) {
@@ -57,9 +64,12 @@ func acmeProfiles(f *fixture) {
 }
 
 // A module whose headers op loops forever (issue 11): after a few calls hit
-// the deadline its breaker opens, the provider is served with the built-in
-// headers without calling the module, the opening is logged once, and the
-// other providers are served throughout.
+// the deadline its breaker opens and the module is no longer called, the
+// opening is logged once, and the other providers are served throughout.
+// acme is a provider OpenSoul does not know, so there is no built-in way
+// to present its credential: its requests get 503 naming the module (with
+// Retry-After once the breaker is open), none reaches the upstream with a
+// guessed header, and no acme credential is cooled or disabled.
 func TestLoopingModuleIsSkipped(t *testing.T) {
 	t.Parallel()
 	logs := &syncBuffer{}
@@ -70,14 +80,16 @@ func TestLoopingModuleIsSkipped(t *testing.T) {
 	f := newFixture(t, opt)
 	acmeProfiles(f)
 
+	acme503 := func(resp *http.Response, body string) {
+		t.Helper()
+		if resp.StatusCode != 503 || !strings.Contains(body, "provider acme") || !strings.Contains(body, "loop-headers.wasm") {
+			t.Errorf("acme: %d %s; want 503 naming the provider and its module", resp.StatusCode, body)
+		}
+	}
 	var wg sync.WaitGroup
-	var failed atomic.Int32
 	for range 12 {
 		wg.Go(func() {
-			if resp, body := f.chat("acme"); resp.StatusCode != 200 {
-				failed.Add(1)
-				t.Errorf("acme: %d %s", resp.StatusCode, body)
-			}
+			acme503(f.chat("acme"))
 			if resp, body := f.chat("openai"); resp.StatusCode != 200 {
 				t.Errorf("openai: %d %s", resp.StatusCode, body)
 			}
@@ -85,8 +97,10 @@ func TestLoopingModuleIsSkipped(t *testing.T) {
 	}
 	wg.Wait()
 	for range 20 {
-		if resp, body := f.chat("acme"); resp.StatusCode != 200 {
-			t.Fatalf("acme: %d %s", resp.StatusCode, body)
+		resp, body := f.chat("acme")
+		acme503(resp, body)
+		if !strings.Contains(body, "skipped after repeated failures") || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("acme while skipped: Retry-After %q, %s", resp.Header.Get("Retry-After"), body)
 		}
 	}
 	var skipped *wasm.Backoff
@@ -98,21 +112,64 @@ func TestLoopingModuleIsSkipped(t *testing.T) {
 	if skipped == nil {
 		t.Fatalf("the looping module is not skipped:\n%s", logs)
 	}
-	// Every acme request reached the upstream with the built-in Bearer.
-	n := 0
 	for _, s := range f.openai.requests() {
-		if strings.HasPrefix(s.path, "/v1/chat/completions") && s.secret == acmeKey {
-			n++
-			if s.header.Get("authorization") != "Bearer "+acmeKey {
-				t.Errorf("acme request with headers %v", s.header)
-			}
+		if s.secret == acmeKey || strings.Contains(s.header.Get("authorization"), acmeKey) {
+			t.Errorf("an acme request reached the upstream with headers %v", s.header)
 		}
 	}
-	if n != 32 {
-		t.Errorf("%d acme requests reached the upstream, want 32", n)
+	if u := f.state("main").UsageStats["acme:a"]; u != nil && (u.CooldownUntil != 0 || u.DisabledUntil != 0) {
+		t.Errorf("the module's failure touched the credential: %+v", u)
 	}
 	if c := strings.Count(logs.String(), "skipped after repeated failures"); c != 1 {
 		t.Errorf("the opening was logged %d times, want once:\n%s", c, logs)
+	}
+	f.assertNoSecrets(logs.String())
+}
+
+// A built-in provider whose module loops in headers is served with the
+// built-in presentation meanwhile: OpenAI keys as a Bearer.
+func TestLoopingModuleOfBuiltinProviderFallsBack(t *testing.T) {
+	t.Parallel()
+	logs := &syncBuffer{}
+	opt, reg := withModule(t, "openai", "../testdata/wasm/bad/loop-headers.wasm", wasm.Options{
+		CallTimeout: time.Second, MaxInstances: 2,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	f := newFixture(t, opt)
+	f.openai.set(openaiKey, answer{})
+	f.profiles("main", map[string]store.Credential{"openai:a": {Type: store.TypeAPIKey, Provider: "openai", Key: openaiKey}}, nil)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if resp, body := f.chat("openai"); resp.StatusCode != 200 {
+				t.Errorf("openai: %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+	wg.Wait()
+	for range 10 {
+		if resp, body := f.chat("openai"); resp.StatusCode != 200 {
+			t.Fatalf("openai while skipped: %d %s", resp.StatusCode, body)
+		}
+	}
+	skipped := false
+	for _, p := range reg.Providers(context.Background()) {
+		skipped = skipped || p.Name == "openai" && p.Backoff != nil
+	}
+	if !skipped {
+		t.Fatalf("the looping module is not skipped:\n%s", logs)
+	}
+	n := 0
+	for _, s := range f.openai.requests() {
+		if strings.HasPrefix(s.path, "/v1/chat/completions") {
+			n++
+			if s.header.Get("authorization") != "Bearer "+openaiKey {
+				t.Errorf("openai request with headers %v", s.header)
+			}
+		}
+	}
+	if n != 18 {
+		t.Errorf("%d openai requests reached the upstream, want 18", n)
 	}
 	f.assertNoSecrets(logs.String())
 }

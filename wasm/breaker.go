@@ -30,6 +30,16 @@ type Backoff struct {
 	Error    string    `json:"error"`    // the last of them
 }
 
+// BackoffError is the error of a call the breaker skipped: it is
+// ErrBackoff (errors.Is) and says until when.
+type BackoffError struct{ Backoff }
+
+func (e *BackoffError) Error() string {
+	return fmt.Sprintf("%v until %s (%d failures, the last: %s)", ErrBackoff, e.Until.UTC().Format(time.RFC3339), e.Failures, e.Backoff.Error)
+}
+
+func (e *BackoffError) Unwrap() error { return ErrBackoff }
+
 // breaker counts a module's consecutive calls that hit the deadline or
 // trapped. At the threshold it opens: calls fail fast with ErrBackoff, so a
 // looping module stops burning a core per request and stops filling the

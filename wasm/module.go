@@ -187,7 +187,7 @@ func (m *module) record(trial bool, err error) {
 // skipped is the error of a call the breaker refused.
 func (m *module) skipped() error {
 	if b := m.brk.state(); b != nil {
-		return fmt.Errorf("%w until %s (%d failures, the last: %s)", ErrBackoff, b.Until.UTC().Format(time.RFC3339), b.Failures, b.Error)
+		return &BackoffError{Backoff: *b}
 	}
 	return ErrBackoff
 }

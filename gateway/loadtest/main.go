@@ -45,6 +45,8 @@
 // With -soak 10m it runs the gateway for that long under good, 429, 401
 // and 5xx keys, hostile bodies, slow clients and CLI writers, and reports
 // RSS, goroutines, open files, outcomes and lost state writes (see soak.go).
+// With LOADTEST_HEAPPROFILE=FILE set, the gateway's child process writes
+// its heap profile to FILE every 30 s and when it stops.
 //
 // With -attack bodies it measures the gateway's memory under hostile
 // request bodies instead (see attack.go):
@@ -170,11 +172,44 @@ func child(kind, upstreamURL string, profiles int, state string) error {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
+	if path := os.Getenv("LOADTEST_HEAPPROFILE"); path != "" {
+		defer writeHeapProfiles(path)()
+	}
 	addr, stop := listen(h)
 	defer stop()
 	fmt.Println(addr)
 	io.Copy(io.Discard, os.Stdin)
 	return nil
+}
+
+// writeHeapProfiles writes the child's heap profile to path every 30 s
+// (replacing it) until the returned func is called: what holds the memory
+// of a long soak (go tool pprof -sample_index=inuse_space path).
+func writeHeapProfiles(path string) (stop func()) {
+	write := func() {
+		f, err := os.Create(path + ".tmp")
+		if err != nil {
+			return
+		}
+		runtime.GC()
+		pprof.WriteHeapProfile(f)
+		f.Close()
+		os.Rename(path+".tmp", path)
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				write()
+			}
+		}
+	}()
+	return func() { close(done); write() }
 }
 
 // server is a child process serving one proxy.
