@@ -167,7 +167,10 @@ func (p *Prober) Probe(ctx context.Context, pr ProbeRequest) ProbeResult {
 func (p *Prober) send(ctx context.Context, base string, res *ProbeResult, c store.Credential, model string) (*http.Response, []byte, error) {
 	s := p.s
 	prov := providers.For(c.Provider)
-	h := s.headers(ctx, c.Provider, candidate{cred: c})
+	h, herr := s.headers(ctx, c.Provider, candidate{cred: c})
+	if herr != nil {
+		return nil, nil, herr // a custom provider's module cannot present it
+	}
 	moved := c.Type == store.TypeOAuth && (h.BaseURL != "" || s.cfg.Load().OAuth[c.Provider].BaseURL != "")
 	res.API = probeAPI(prov, moved)
 	path, body := probeBody(res.API, model)
