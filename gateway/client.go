@@ -32,10 +32,11 @@ func sessionOf(h http.Header, clientHeaders []string) (id string, ok bool) {
 }
 
 // picks remembers, in memory, when each profile of an agent was last
-// handed a request that named no session. The stored lastUsed is written at most once a second
-// and only after an answer, so without this every request in that second
-// would see the same least-recently-used profile. Values are unix ms made
-// strictly increasing, so requests within one millisecond still rotate.
+// handed a request that named no session: the gateway's own rotation among
+// the policy's equal-rank candidates (policy.Decision.Rotate). It is not
+// policy input, so rotating does not change the facts and the decision
+// stays cached. Values are unix ms made strictly increasing, so requests
+// within one millisecond still rotate.
 type picks struct {
 	mu   sync.Mutex
 	last map[string]int64
@@ -46,6 +47,10 @@ type picks struct {
 func (p *picks) mark(id string, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.markLocked(id, now)
+}
+
+func (p *picks) markLocked(id string, now time.Time) {
 	p.seq = max(p.seq+1, now.UnixMilli())
 	if p.last == nil {
 		p.last = map[string]int64{}
@@ -53,11 +58,20 @@ func (p *picks) mark(id string, now time.Time) {
 	p.last[id] = p.seq
 }
 
-// of is when id was last handed a request by this gateway, 0 for never.
-func (p *picks) of(id string) int64 {
+// take picks the least recently picked of ids (the policy's equal-rank
+// candidates; the earliest in ids among equals) and records it as picked
+// now, in one step, so that concurrent requests take different ones.
+func (p *picks) take(ids []string, now time.Time) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.last[id]
+	best, at := "", int64(0)
+	for _, id := range ids {
+		if t := p.last[id]; best == "" || t < at {
+			best, at = id, t
+		}
+	}
+	p.markLocked(best, now)
+	return best
 }
 
 // Client names of ClientFacts (policy.ClientFacts.Name).

@@ -134,12 +134,6 @@ type FactsRequest struct {
 	// Visit is what the gateway knows of the session (its client, start
 	// and request count, quantized here for the policy).
 	Visit SessionVisit
-	// Picked, when set, is when the gateway last handed the profile a
-	// request (unix ms, 0 never); lastUsed is the later of it and the
-	// stored one, so that rotation sees requests still in flight. It is
-	// set for requests that name no session (they rotate); their facts
-	// change with every request and are not memoized.
-	Picked func(id string) int64
 	// Verdict, when set, refines a profile's status and kind with a
 	// provider module's check (status "invalid", kind "setup_token", …).
 	Verdict func(id string, c store.Credential) Verdict
@@ -175,13 +169,7 @@ func BuildInput(snap *Snapshot, env Env, configOrder map[string][]string, req Fa
 		},
 		Env: []policy.EnvFacts{},
 	}
-	if req.Picked != nil {
-		// Rotation: the facts change with every request, so preparing
-		// them as a list (and interning its key) would only cost more.
-		in.Profiles, _, _, _ = profileFacts(snap, req, now)
-	} else {
-		in.SetProfiles(snap.profileList(req, now))
-	}
+	in.SetProfiles(snap.profileList(req, now))
 	for _, ev := range EnvVarsFor(req.Provider) {
 		if v, ok := env[ev.Var]; ok && v.Value != "" {
 			in.Env = append(in.Env, policy.EnvFacts{Var: ev.Var, Type: ev.Type})
@@ -266,7 +254,7 @@ func profileFacts(snap *Snapshot, req FactsRequest, now time.Time) (facts []poli
 			Type:          c.Type,
 			Status:        ProfileStatus(c, now),
 			Kind:          defaultKind(c),
-			LastUsed:      lastUsed(st.LastUsed, id, req.Picked),
+			LastUsed:      st.LastUsed,
 			CooldownUntil: st.CooldownUntil,
 			DisabledUntil: st.DisabledUntil,
 			ErrorCount:    st.ErrorCount,
@@ -302,13 +290,6 @@ func profileFacts(snap *Snapshot, req FactsRequest, now time.Time) (facts []poli
 		facts = append(facts, pf)
 	}
 	return facts, lo, hi, stable
-}
-
-func lastUsed(stored int64, id string, picked func(string) int64) int64 {
-	if picked == nil {
-		return stored
-	}
-	return max(stored, picked(id))
 }
 
 func defaultKind(c store.Credential) string {

@@ -317,15 +317,6 @@ func (s *Server) succeed(rs *reqState, c candidate, now time.Time) {
 	}
 }
 
-// pickedIf is the agent's rotation memory for a request that names no
-// session (rotate), nil otherwise.
-func pickedIf(rotate bool, al *agentLive) func(string) int64 {
-	if !rotate {
-		return nil
-	}
-	return al.picks.of
-}
-
 // usableDespite reports whether a login whose refresh failed transiently
 // may still be used: its access token has not expired yet.
 func usableDespite(err error, c store.Credential, now time.Time) bool {
@@ -406,7 +397,7 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 	in, dec, err := s.resolver(ctx, rs.rc, env, now).Decide(ctx, snap, Query{
 		Agent: rs.agent, Session: rs.session, SessionNew: !known, Pin: pin,
 		Provider: rs.provider, Model: model, API: rs.api, Stream: rs.stream,
-		Client: rs.client, Picked: pickedIf(!rs.named, rs.al), Visit: rs.visit,
+		Client: rs.client, Visit: rs.visit,
 	}, now)
 	if err != nil {
 		return nil, &HTTPError{Code: http.StatusInternalServerError, Msg: "opensoul: the credential policy failed; see the gateway log", Err: err}
@@ -417,6 +408,11 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 		sel.pin = pin.Profile
 	}
 	sel.strict = dec.Strict || sel.userPin
+	if !rs.named && !sel.userPin {
+		// A request without a session rotates among the policy's
+		// equal-rank candidates, least recently picked first.
+		sel.rotate = func(ids []string) string { return rs.al.picks.take(ids, now) }
+	}
 	if !sel.userPin {
 		if cred, ev, ok := env.Credential(rs.provider); ok {
 			sel.fallback = &candidate{id: "env:" + ev.Name, cred: cred}
@@ -462,20 +458,35 @@ type selection struct {
 	pin      string // the user's pin, when userPin
 	strict   bool
 	fallback *candidate // the environment or config key, tried when no profile can be
+	// rotate, when set, picks which of the policy's equal-rank leading
+	// candidates goes first (see policy.Decision.Rotate).
+	rotate func(equal []string) string
 }
 
 // all yields the candidates in order: the policy's profiles that belong to
 // the provider (only the pinned one under a user pin), else the fallback.
+// With rotate set, the one it picks among the equal-rank leading
+// candidates goes first and the rest follow in the policy's order.
 func (sel *selection) all() iter.Seq[candidate] {
 	return func(yield func(candidate) bool) {
+		first := ""
+		if eq := sel.dec.Equal(); sel.rotate != nil && len(eq) > 1 {
+			first = sel.rotate(eq)
+		}
 		found := false
-		for _, id := range sel.dec.Candidates {
+		try := func(id string) bool {
 			c, ok := sel.snap.Profiles[id]
 			if !ok || c.Provider != sel.provider || (sel.userPin && id != sel.pin) {
-				continue
+				return true
 			}
 			found = true
-			if !yield(candidate{id: id, cred: c, owner: sel.snap.Owner[id]}) {
+			return yield(candidate{id: id, cred: c, owner: sel.snap.Owner[id]})
+		}
+		if first != "" && !try(first) {
+			return
+		}
+		for _, id := range sel.dec.Candidates {
+			if id != first && !try(id) {
 				return
 			}
 		}

@@ -248,6 +248,7 @@ type fixture struct {
 	gw        *gateway.Server
 	srv       *httptest.Server
 	cfg       gateway.Config
+	engine    *policy.Engine // the gateway's selector, unless an option replaced it
 }
 
 type fixtureOpt func(*fixture, *gateway.Options)
@@ -277,6 +278,7 @@ func newFixture(t testing.TB, opts ...fixtureOpt) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.engine = engine
 	o := gateway.Options{
 		Store: f.st,
 		Config: gateway.Config{

@@ -49,8 +49,6 @@ type Query struct {
 	// Visit is what is known of the session: its client, start and
 	// request count (see FactsRequest.Visit).
 	Visit SessionVisit
-	// Picked: see FactsRequest.Picked (the gateway's session-less rotation).
-	Picked func(id string) int64
 }
 
 // Credential sources of a Resolution.
@@ -110,7 +108,7 @@ func (r Resolver) Decide(ctx context.Context, snap *Snapshot, q Query, now time.
 	in := BuildInput(snap, r.Env, r.Order, FactsRequest{
 		Agent: q.Agent, Session: q.Session, SessionNew: q.SessionNew, Pin: q.Pin,
 		Provider: q.Provider, Model: q.Model, API: q.API, Stream: q.Stream, Verdict: r.Verdict,
-		Client: q.Client, Picked: q.Picked, Attrs: r.Attrs[q.Agent], Visit: q.Visit,
+		Client: q.Client, Attrs: r.Attrs[q.Agent], Visit: q.Visit,
 	}, now)
 	dec, err := r.Selector.Decide(ctx, in)
 	return in, dec, err

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
@@ -57,6 +58,43 @@ func TestSessionlessRotates(t *testing.T) {
 	}
 	if s := f.sessions("main")["default"]; s.AuthProfileOverride != "anthropic:a" {
 		t.Errorf("session-less requests changed the default session's pin: %+v", s)
+	}
+}
+
+// TestSessionlessRotationStaysCached: session-less requests rotate over
+// four keys of one type (each serves 15–35%) while the policy's decision
+// comes from the cache: the rotation is the gateway's own among the
+// policy's equal-rank candidates (decision.rotate), not a fact in the
+// input. The clock moves a second every 40 requests, so stored lastUsed
+// times change as they do under real traffic.
+func TestSessionlessRotationStaysCached(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	fourKeys(f)
+	f.messages("claude-sonnet-5", nil) // the first decision is evaluated
+	before := f.engine.Stats()
+	served := map[string]int{}
+	const n = 400
+	for i := range n {
+		if i%40 == 39 {
+			f.clock.Advance(time.Second)
+		}
+		resp, body := f.messages("claude-sonnet-5", nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: status %d: %s", i, resp.StatusCode, body)
+		}
+		served[resp.Header.Get("x-opensoul-profile")]++
+	}
+	for _, id := range []string{"anthropic:a", "anthropic:b", "anthropic:c", "anthropic:d"} {
+		if c := served[id]; c < n*15/100 || c > n*35/100 {
+			t.Errorf("%s served %d of %d requests (%v), want 15–35%%", id, c, n, served)
+		}
+	}
+	st := f.engine.Stats()
+	decisions, evals := st.Decisions-before.Decisions, st.Evaluations-before.Evaluations
+	t.Logf("%d decisions, %d evaluated (hit rate %.1f%%), served %v", decisions, evals, 100*(1-float64(evals)/float64(decisions)), served)
+	if decisions < n || evals > decisions/10 {
+		t.Errorf("%d of %d decisions evaluated; a rotating request must not miss the decision cache", evals, decisions)
 	}
 }
 

@@ -26,6 +26,7 @@ decision := {
 	"cooling": cooling,
 	"strict": strict,
 	"reasons": reasons,
+	"rotate": rotate,
 }
 
 # A user pin is strict: only the pinned profile, no failover, even when it
@@ -45,6 +46,25 @@ strict if user_pin
 cooling := [x[1] | some x in sort([[t, id] | some id, t in recovery; not hidden[id]])]
 
 hidden := out_of_scope - pinned
+
+# rotate is how many leading candidates are of equal rank: the gateway may
+# serve any of them first, and serves a request that names no session the
+# least recently picked of them (by its own counter, outside this
+# decision, which therefore stays cached while requests rotate). In round
+# robin every candidate of the first one's type is equal (lastUsed only
+# orders them); a pin, a preference or an explicit order ranks each
+# candidate on its own.
+default rotate := 0
+
+rotate := n if {
+	not user_pin
+	not order_source
+	count(preferred) == 0
+	count(auto_first) == 0
+	keys := round_robin_keys
+	top := sorted_keys[0][0]
+	n := count([1 | some k in keys; k[0] == top])
+} else := 1 if count(candidates) > 0
 
 # ---------------------------------------------------------------------------
 # Facts
@@ -214,7 +234,9 @@ ready := (object.keys(index) - object.keys(excluded)) - object.keys(recovery)
 # given, else OAuth before token before api_key, least recently used first,
 # ties broken by id so the result is deterministic.
 base := [id | some i, id in explicit; order_index[id] == i; ready[id]] if order_source
-else := [x[2] | some x in sort(round_robin_keys)]
+else := [x[2] | some x in sorted_keys]
+
+sorted_keys := sort(round_robin_keys)
 
 round_robin_keys := keys if {
 	# Rules bound to locals once: a local lookup is much cheaper than a

@@ -65,7 +65,7 @@ test_type_outranks_recency if {
 
 test_no_profiles if {
 	d := select.decision with input as req([])
-	d == {"candidates": [], "cooling": [], "strict": false, "reasons": {}}
+	d == {"candidates": [], "cooling": [], "strict": false, "reasons": {}, "rotate": 0}
 }
 
 # --- explicit order ---------------------------------------------------------
@@ -362,4 +362,57 @@ test_sparse_profiles_are_handled if {
 	d.cooling == ["anthropic:b"]
 	d.reasons["anthropic:c"] == "not usable: unknown credential type null"
 	d.reasons["anthropic:d"] == "not usable: unknown status weird"
+}
+
+# --- rotate: the leading candidates of equal rank ----------------------------
+
+test_rotate_counts_the_first_type if {
+	ps := [
+		prof("anthropic:o1", "oauth"), prof("anthropic:o2", "oauth"),
+		patched(prof("anthropic:o3", "oauth"), {"cooldownUntil": now + minute}),
+		prof("anthropic:t1", "token"), prof("anthropic:k1", "api_key"),
+	]
+	d := select.decision with input as req(ps)
+	d.candidates == ["anthropic:o1", "anthropic:o2", "anthropic:t1", "anthropic:k1"]
+	d.rotate == 2
+}
+
+test_rotate_all_of_one_type if {
+	ps := [prof("anthropic:a", "api_key"), prof("anthropic:b", "api_key"), prof("anthropic:c", "api_key")]
+	d := select.decision with input as req(ps)
+	d.rotate == 3
+}
+
+test_rotate_one_under_an_explicit_order if {
+	inp := with_order(req(three), "store", ["anthropic:key", "anthropic:tok"])
+	d := select.decision with input as inp
+	d.rotate == 1
+}
+
+test_rotate_one_with_an_auto_pin if {
+	ps := [prof("anthropic:a", "api_key"), prof("anthropic:b", "api_key")]
+	d := select.decision with input as with_pin(req(ps), "anthropic:b", "auto")
+	d.candidates == ["anthropic:b", "anthropic:a"]
+	d.rotate == 1
+}
+
+test_rotate_one_with_a_preference if {
+	ps := [prof("anthropic:a", "api_key"), prof("anthropic:b", "api_key")]
+	d := select.decision with input as req(ps) with data.opensoul.rules.prefer as {"anthropic:b"}
+	d.candidates == ["anthropic:b", "anthropic:a"]
+	d.rotate == 1
+}
+
+test_rotate_one_under_a_user_pin if {
+	ps := [prof("anthropic:a", "api_key"), prof("anthropic:b", "api_key")]
+	d := select.decision with input as with_pin(req(ps), "anthropic:b", "user")
+	d.candidates == ["anthropic:b"]
+	d.rotate == 1
+}
+
+test_rotate_zero_without_candidates if {
+	ps := [patched(prof("anthropic:a", "api_key"), {"status": "invalid"})]
+	d := select.decision with input as req(ps)
+	d.candidates == []
+	d.rotate == 0
 }

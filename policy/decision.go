@@ -31,7 +31,8 @@ func decisionErr(format string, args ...any) error {
 // parseDecision checks that v has the shape of a Decision and names only
 // the input's profiles: candidates and cooling are disjoint lists of known,
 // distinct ids; strict is a boolean; reasons maps every profile (and may
-// map the session's pinned id) to a string.
+// map the session's pinned id) to a string; rotate, when given, counts
+// some of the candidates.
 func parseDecision(v ast.Value, in *Input) (Decision, error) {
 	obj, ok := v.(ast.Object)
 	if !ok {
@@ -61,7 +62,31 @@ func parseDecision(v ast.Value, in *Input) (Decision, error) {
 	if d.Reasons, err = reasons(obj, in, known); err != nil {
 		return Decision{}, err
 	}
+	if d.Rotate, err = rotate(obj, len(d.Candidates)); err != nil {
+		return Decision{}, err
+	}
 	return d, nil
+}
+
+// rotate reads the optional count of leading candidates of equal rank:
+// an integer from 1 to the number of candidates (0 when there are none).
+func rotate(obj ast.Object, candidates int) (int, error) {
+	v := field(obj, "rotate")
+	if v == nil {
+		return min(candidates, 1), nil
+	}
+	n, ok := v.(ast.Number)
+	if !ok {
+		return 0, decisionErr("rotate: want a number of candidates, got %s", ast.ValueName(v))
+	}
+	i, ok := n.Int()
+	if !ok {
+		return 0, decisionErr("rotate: want a whole number of candidates, got %s", n)
+	}
+	if lo := min(candidates, 1); i < lo || i > candidates {
+		return 0, decisionErr("rotate: %d is not between %d and the %d candidates", i, lo, candidates)
+	}
+	return i, nil
 }
 
 func field(obj ast.Object, name string) ast.Value {

@@ -38,6 +38,12 @@ var decisionCases = []struct {
 	{"reasons not an object", `{"candidates":[],"cooling":[],"strict":false,"reasons":[]}`, "reasons: want an object"},
 	{"reason not a string", `{"candidates":[],"cooling":[],"strict":false,"reasons":{"p:a":1,"p:b":"y"}}`, `reasons["p:a"]: want a string, got number`},
 	{"reason for unknown profile", `{"candidates":[],"cooling":[],"strict":false,"reasons":{"p:a":"x","p:b":"y","p:c":"z"}}`, `reasons: unknown profile "p:c"`},
+	{"rotate among two", `{"candidates":["p:a","p:b"],"cooling":[],"strict":false,"reasons":{"p:a":"x","p:b":"y"},"rotate":2}`, ""},
+	{"rotate zero without candidates", `{"candidates":[],"cooling":[],"strict":false,"reasons":{"p:a":"x","p:b":"y"},"rotate":0}`, ""},
+	{"rotate not a number", `{"candidates":["p:a"],"cooling":[],"strict":false,"reasons":{"p:a":"x","p:b":"y"},"rotate":"all"}`, "rotate: want a number of candidates, got string"},
+	{"rotate not whole", `{"candidates":["p:a"],"cooling":[],"strict":false,"reasons":{"p:a":"x","p:b":"y"},"rotate":1.5}`, "rotate: want a whole number"},
+	{"rotate past the candidates", `{"candidates":["p:a"],"cooling":[],"strict":false,"reasons":{"p:a":"x","p:b":"y"},"rotate":2}`, "rotate: 2 is not between 1 and the 1 candidates"},
+	{"rotate zero with candidates", `{"candidates":["p:a"],"cooling":[],"strict":false,"reasons":{"p:a":"x","p:b":"y"},"rotate":0}`, "rotate: 0 is not between 1"},
 	{"reason missing for a profile", `{"candidates":[],"cooling":[],"strict":false,"reasons":{"p:a":"x"}}`, `no reason for profile "p:b"`},
 }
 
@@ -96,10 +102,33 @@ func FuzzParseDecision(f *testing.F) {
 			}
 			seen[id] = true
 		}
+		if eq := d.Equal(); len(eq) != d.Rotate || (len(d.Candidates) > 0 && d.Rotate < 1) {
+			t.Fatalf("accepted rotate %d for %d candidates: %s", d.Rotate, len(d.Candidates), s)
+		}
 		for id := range known {
 			if _, ok := d.Reasons[id]; !ok {
 				t.Fatalf("accepted a decision without a reason for %s: %s", id, s)
 			}
 		}
 	})
+}
+
+// TestExplainNamesEqualRank: explain says which leading candidates the
+// gateway rotates among, and says nothing of it when there is one.
+func TestExplainNamesEqualRank(t *testing.T) {
+	t.Parallel()
+	in := twoProfiles()
+	for _, tt := range []struct {
+		rotate int
+		want   bool
+	}{{2, true}, {1, false}} {
+		d := Decision{Candidates: []string{"p:a", "p:b"}, Reasons: map[string]string{"p:a": "x", "p:b": "y"}, Rotate: tt.rotate}
+		var b strings.Builder
+		if err := WriteExplain(&b, in, d); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(b.String(), "the first 2 are of equal rank"); got != tt.want {
+			t.Errorf("rotate %d: explain mentions equal rank %v, want %v:\n%s", tt.rotate, got, tt.want, b.String())
+		}
+	}
 }

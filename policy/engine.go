@@ -48,7 +48,8 @@ type Engine struct {
 	timeout atomic.Int64   // time.Duration bounding one evaluation
 
 	set   atomic.Pointer[policySet] // the set in force
-	evals atomic.Uint64             // policy evaluations (cache misses), for tests
+	evals atomic.Uint64             // policy evaluations (cache misses)
+	calls atomic.Uint64             // Decide calls
 	terms termMemo                  // the input terms of profiles, reused while their facts stay
 
 	meter meter                    // measures an evaluation's work: threadCPU, or a test's
@@ -178,6 +179,7 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	if in == nil {
 		return Decision{}, decisionErr("no input")
 	}
+	e.calls.Add(1)
 	set := e.set.Load()
 	if e.cache == nil || len(set.volatile) > 0 {
 		e.evals.Add(1)
@@ -198,6 +200,18 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	lo, hi := validity(in)
 	e.cache.put(set.gen, key, lo, hi, d)
 	return d, nil
+}
+
+// Stats counts the engine's decisions since it was made.
+type Stats struct {
+	Decisions   uint64 // Decide calls
+	Evaluations uint64 // of those, the ones the cache did not answer
+}
+
+// Stats returns how many decisions the engine made and how many of them
+// it had to evaluate (the rest came from the decision cache).
+func (e *Engine) Stats() Stats {
+	return Stats{Decisions: e.calls.Load(), Evaluations: e.evals.Load()}
 }
 
 // eval evaluates set within the engine's CPU time bound (and, with user

@@ -97,6 +97,9 @@ func WriteExplain(w io.Writer, in *Input, d Decision) error {
 		for i, id := range d.Candidates {
 			p("    %d. %s\t%s\n", i+1, id, d.Reasons[id])
 		}
+		if n := len(d.Equal()); n > 1 {
+			p("  the first %d are of equal rank: a request without a session gets the least recently picked of them\n", n)
+		}
 	}
 	if len(d.Cooling) > 0 {
 		p("  cooling, soonest recovery first:\n")

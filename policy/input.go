@@ -120,9 +120,25 @@ type EnvFacts struct {
 // Decision is what data.opensoul.select.decision evaluates to.
 // Candidates are tried in order; Cooling are listed for display only;
 // Strict means the caller must not fail over to another profile.
+//
+// Rotate is how many leading candidates are of equal rank (optional in
+// the policy's answer; absent means 1, or 0 without candidates). The
+// caller may serve any of them first: the gateway serves a request that
+// names no session the least recently picked of them, by its own counter,
+// and the rest in the policy's order. The policy stays the author of which
+// profiles are equal; the rotation itself is not in the input, so the
+// decision stays cached while the gateway rotates.
 type Decision struct {
 	Candidates []string          `json:"candidates"`
 	Cooling    []string          `json:"cooling"`
 	Strict     bool              `json:"strict"`
 	Reasons    map[string]string `json:"reasons"`
+	Rotate     int               `json:"rotate"`
+}
+
+// Equal returns the leading candidates of equal rank (see Rotate): at
+// most one unless the policy said otherwise.
+func (d Decision) Equal() []string {
+	n := min(max(d.Rotate, 1), len(d.Candidates))
+	return d.Candidates[:n]
 }
