@@ -181,6 +181,8 @@ func TestStatusMarks(t *testing.T) {
 		p.Profiles["anthropic:default"] = store.Credential{Type: store.TypeAPIKey, Provider: "anthropic", Key: keyDefault}
 		p.Profiles["anthropic:billing"] = store.Credential{Type: store.TypeAPIKey, Provider: "anthropic", Key: keyBilling}
 		p.Profiles["anthropic:old"] = store.Credential{Type: store.TypeToken, Provider: "anthropic", Token: keyWork, Expires: ms - 1000}
+		p.Profiles["anthropic:login"] = store.Credential{Type: store.TypeOAuth, Provider: "anthropic", Access: "eyJhbGciOiJub25lIn0.e30.login-access", Refresh: "login-refresh-token-0123",
+			Expires: ms + time.Hour.Milliseconds(), RefreshError: "refresh refused: the provider answered invalid_grant (refresh token reused); sign in again: opensoul models auth login --provider anthropic"}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -209,6 +211,7 @@ func TestStatusMarks(t *testing.T) {
 		"anthropic:default": {"api_key sk-ant-api03-…aaaa", "lastGood", "cooldown 4m"},
 		"anthropic:billing": {"api_key sk-ant-api03-…dddd", "disabled: billing (5h)"},
 		"anthropic:old":     {"expired"},
+		"anthropic:login":   {"expired: refresh refused: the provider answered invalid_grant", "sign in again: opensoul models auth login --provider anthropic"},
 		"env":               {"ANTHROPIC_API_KEY (process)", "sk-ant-api03-…ffff", "used when no profile can serve"},
 	} {
 		for _, w := range want {
@@ -227,6 +230,9 @@ func TestStatusMarks(t *testing.T) {
 		t.Errorf("a cooling profile is marked next: %s", lines["anthropic:default"])
 	}
 	noSecrets(t, "status", text)
+	if strings.Contains(text, "login-refresh-token") || strings.Contains(text, "login-access") {
+		t.Error("status shows the dead login's tokens")
+	}
 	t.Log("\n" + text)
 
 	// The list says which providers have a credential.

@@ -142,7 +142,11 @@ func (c *call) marks(id, model string, dec *policy.Decision) []string {
 	case gateway.StatusMissing:
 		out = append(out, "no secret")
 	case gateway.StatusExpired:
-		out = append(out, "expired")
+		w := "expired"
+		if cr.RefreshError != "" { // the provider's answer and the fixing command
+			w += ": " + cr.RefreshError
+		}
+		out = append(out, w)
 	default:
 		if cr.Expires > ms {
 			out = append(out, "expires "+gateway.Human(time.Duration(cr.Expires-ms)*time.Millisecond))

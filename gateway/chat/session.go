@@ -182,7 +182,7 @@ func (c *call) profileWarning(id, full string) string {
 	_, model, _ := strings.Cut(full, "/")
 	m := c.marks(id, model, nil)
 	for _, w := range m {
-		if strings.HasPrefix(w, "cooldown") || strings.HasPrefix(w, "disabled") || w == "expired" || w == "no secret" {
+		if strings.HasPrefix(w, "cooldown") || strings.HasPrefix(w, "disabled") || strings.HasPrefix(w, "expired") || w == "no secret" {
 			return fmt.Sprintf("%s is %s; with a strict pin requests fail until it recovers (or /model default).", id, w)
 		}
 	}
