@@ -87,6 +87,27 @@ const (
 	ClientUnknown      = "unknown"
 )
 
+// finalStatus overrides, per client, the status of a final answer (one
+// with x-should-retry: false) for clients that ignore that header. Codex
+// 0.171.0 retries every 5xx and every 4xx but 400 and 429 five times
+// (7 s to 25 s) and shows no message for a 429; a 400 it prints at once,
+// message included (measured with testdata/clients/realclients.sh and a
+// server answering each status). The official SDKs, Claude Code and the
+// frameworks on them honour x-should-retry and keep the reason's status.
+var finalStatus = map[string]int{ClientCodex: http.StatusBadRequest}
+
+// finalFor is e as client client should get it: a final answer takes the
+// client's final status, the rest is unchanged.
+func finalFor(e *HTTPError, client string) *HTTPError {
+	code, ok := finalStatus[client]
+	if !e.NoRetry || !ok {
+		return e
+	}
+	c := *e
+	c.Code = code
+	return &c
+}
+
 // clientRule recognises a client by a product token of its user agent
 // ("claude-cli/2.1.332"): the token's name, case-insensitively.
 type clientRule struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -68,5 +69,35 @@ func TestCoolingBeyondBoundIsFinal(t *testing.T) {
 	resp, body = g.messages("claude-sonnet-5", nil)
 	if resp.StatusCode != 429 || resp.Header.Get("x-should-retry") != "" || resp.Header.Get("retry-after") != "20" {
 		t.Errorf("20 s cooldown: %d x-should-retry %q retry-after %q: %s", resp.StatusCode, resp.Header.Get("x-should-retry"), resp.Header.Get("retry-after"), body)
+	}
+}
+
+// TestFinalAnswerForCodex: Codex ignores x-should-retry and retries
+// every final status but 400 (and shows no message for 429), so a final
+// answer to Codex is a 400 carrying the same message; the same request
+// from another client keeps the reason's status.
+func TestFinalAnswerForCodex(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
+	f.anthropic.set(keyA, answer{status: 401, body: invalidKey})
+	for i, tc := range []struct {
+		ua   string
+		want int
+	}{
+		{"codex_exec/0.171.0 (Debian 13.0.0; x86_64) dumb (codex_exec; 0.171.0)", http.StatusBadRequest},
+		{"claude-cli/2.1.332 (external, sdk-cli)", http.StatusServiceUnavailable},
+		{"codex_exec/0.171.0", http.StatusBadRequest},
+	} {
+		resp, body := f.messages("claude-sonnet-5", map[string]string{"User-Agent": tc.ua})
+		if resp.StatusCode != tc.want || resp.Header.Get("x-should-retry") != "false" || !strings.Contains(body, "no anthropic credential could serve") {
+			t.Errorf("request %d (%s): %d x-should-retry %q: %s", i, tc.ua, resp.StatusCode, resp.Header.Get("x-should-retry"), body)
+		}
+	}
+	// A wrong gateway token is not final: Codex still gets the 401.
+	resp, _ := f.do("POST", "/anthropic/v1/messages", `{"model":"m","max_tokens":1,"messages":[]}`,
+		map[string]string{"x-api-key": "wrong", "User-Agent": "codex_exec/0.171.0"})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("wrong token from Codex: %d", resp.StatusCode)
 	}
 }

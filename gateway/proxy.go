@@ -210,6 +210,7 @@ func (s *Server) errorHandler(w http.ResponseWriter, r *http.Request, err error)
 	default:
 		he = &HTTPError{Code: http.StatusBadGateway, Msg: "opensoul: upstream failed: " + upstreamErrText(err), Err: err}
 	}
+	he = finalFor(he, rs.client.Name)
 	w.Header().Set("X-Opensoul-Attempts", strconv.Itoa(len(rs.attempts)))
 	rs.status, rs.cause = he.Code, err
 	writeError(w, rs.provider, he)
