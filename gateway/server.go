@@ -82,11 +82,14 @@ type Config struct {
 	RefreshSkew time.Duration
 }
 
-// UsageSink receives what each answer served by a credential spent
-// (gateway/usage). Record is called on the request's goroutine when the
-// answer's body is finished with, so it must not block.
+// UsageSink receives what each answer served by a credential spent and
+// the limits providers report (gateway/usage). Record is called on the
+// request's goroutine when the answer's body is finished with, Limits
+// when an answer (a failing one too) carries rate-limit headers its
+// provider module reads; neither may block.
 type UsageSink interface {
 	Record(usage.Record)
+	Limits(usage.Limits)
 }
 
 // Upstream is where a provider's requests go and its config API key.
@@ -145,6 +148,7 @@ type Server struct {
 	declared declared // OAuth clients modules declare (oauthclient.go)
 	chat     ChatInterceptor
 	usage    UsageSink
+	observer Observer // Modules, when it reads rate-limit headers; else nil
 	log      *slog.Logger
 	now      func() time.Time
 	live     *live // agent cache and journal; own locks and goroutines
@@ -155,6 +159,8 @@ type Server struct {
 	stop     context.CancelFunc // ends the warm-up
 	warmed   chan struct{}      // closed when Warmup has returned (at once without one)
 	closed   sync.Once
+
+	observeGate observeGate // which answers are read for limits; own lock-free state
 
 	// Replaced whole while serving (SetConfig, SetEnv, Drain); each request
 	// loads them once.
@@ -246,6 +252,7 @@ func New(opts Options) (*Server, error) {
 		store: opts.Store, selector: opts.Selector, modules: opts.Modules, chat: opts.Chat, usage: opts.Usage,
 		log: opts.Logger, now: opts.Now,
 	}
+	s.observer, _ = opts.Modules.(Observer)
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/anthropics/anthropic-sdk-go"
 	"github.com/openai/openai-go/v3"
@@ -23,8 +24,21 @@ import (
 
 // usageSink keeps every record the gateway hands over.
 type usageSink struct {
-	mu   sync.Mutex
-	recs []usage.Record
+	mu     sync.Mutex
+	recs   []usage.Record
+	limits []usage.Limits
+}
+
+func (s *usageSink) Limits(l usage.Limits) {
+	s.mu.Lock()
+	s.limits = append(s.limits, l)
+	s.mu.Unlock()
+}
+
+func (s *usageSink) observed() []usage.Limits {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]usage.Limits(nil), s.limits...)
 }
 
 func (s *usageSink) Record(r usage.Record) {
@@ -89,6 +103,9 @@ func (u *countingUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	case strings.HasSuffix(r.URL.Path, "/messages") && req.Stream:
 		u.anthropicSSE(w, r, req.Model, x, cut)
 	case strings.HasSuffix(r.URL.Path, "/messages"):
+		w.Header().Set("Anthropic-Ratelimit-Requests-Limit", "1000")
+		w.Header().Set("Anthropic-Ratelimit-Requests-Remaining", fmt.Sprint(1000-x.Input/100))
+		w.Header().Set("Anthropic-Ratelimit-Requests-Reset", "2026-11-25T12:01:00Z")
 		writeJSON(w, 200, fmt.Sprintf(`{"id":"msg_1","type":"message","role":"assistant","model":%q,"content":[{"type":"text","text":"the \"usage\": {\"input_tokens\": 1} is text"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":%d,"cache_creation_input_tokens":%d,"cache_read_input_tokens":%d,"output_tokens":%d}}`,
 			req.Model, x.Input, x.CacheWrite, x.CacheRead, x.Output), nil)
 		u.report(x)
@@ -227,6 +244,20 @@ func TestUsageTotals(t *testing.T) {
 	if want := up.total(); got != want {
 		t.Fatalf("gateway recorded %+v, upstream reported %+v", got, want)
 	}
+
+	// The one Anthropic JSON answer carried rate-limit headers (the first
+	// request: 999 of 1000 left), read by the built-in module.
+	lim := sink.observed()
+	if len(lim) != 1 {
+		t.Fatalf("limits observed %d times, want once: %+v", len(lim), lim)
+	}
+	want := usage.Window{Name: "requests", Limit: 1000, Remaining: 999, Utilization: 0.001,
+		ResetAt: time.Date(2026, 11, 25, 12, 1, 0, 0, time.UTC)}
+	if l := lim[0]; l.Profile != "anthropic:default" || l.Status != "allowed" || len(l.Windows) != 1 ||
+		l.Windows[0].Name != want.Name || l.Windows[0].Remaining != 999 || l.Windows[0].Limit != 1000 ||
+		!l.Windows[0].ResetAt.Equal(want.ResetAt) || l.Windows[0].Utilization < 0.00099 || l.Windows[0].Utilization > 0.00101 {
+		t.Errorf("limits %+v, want profile anthropic:default, allowed, %+v", l, want)
+	}
 }
 
 // cutStream reads an Anthropic stream up to its first text delta and
@@ -253,4 +284,33 @@ func cutStream(t *testing.T, f *fixture) {
 	}
 	resp.Body.Close()
 	io.Copy(io.Discard, r)
+}
+
+// TestLimitsOnFailure: a 429's rate-limit headers are observed for the
+// profile that got it, before the gateway fails over.
+func TestLimitsOnFailure(t *testing.T) {
+	t.Parallel()
+	sink := &usageSink{}
+	f := newFixture(t, func(_ *fixture, o *gateway.Options) { o.Usage = sink })
+	f.profiles("main", map[string]store.Credential{
+		"anthropic:a": anthropicKey(keyA),
+		"anthropic:b": anthropicKey(keyB),
+	}, map[string][]string{"anthropic": {"anthropic:a", "anthropic:b"}})
+	f.anthropic.set(keyA, answer{status: 429, body: `{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}`,
+		header: map[string]string{"retry-after": "30", "anthropic-ratelimit-tokens-remaining": "0", "anthropic-ratelimit-tokens-limit": "8000"}})
+	f.anthropic.set(keyB, answer{})
+	resp, body := f.messages("claude-sonnet-5", nil)
+	if resp.StatusCode != 200 || resp.Header.Get("x-opensoul-profile") != "anthropic:b" {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	lim := sink.observed()
+	if len(lim) != 1 {
+		t.Fatalf("limits observed %d times, want once (b's answer has no rate-limit headers): %+v", len(lim), lim)
+	}
+	l := lim[0]
+	wantReset := f.clock.Now().Add(30 * time.Second)
+	if l.Profile != "anthropic:a" || l.Status != "rejected" || !l.ResetAt.Equal(wantReset) || len(l.Windows) != 1 ||
+		l.Windows[0].Name != "tokens" || l.Windows[0].Remaining != 0 || l.Windows[0].Headroom() != 0 {
+		t.Errorf("limits %+v, want anthropic:a rejected until %v with no tokens left", l, wantReset)
+	}
 }

@@ -210,7 +210,7 @@ func (r *Registry) Providers(ctx context.Context) []ProviderInfo {
 		} else if e.mod != nil {
 			pi.ABIVersion, pi.Version, pi.OpsDeclared = ABIVersion, e.info.Version, e.declared
 			pi.OAuth = e.info.OAuth
-			for _, op := range []string{OpInfo, OpCheck, OpHeaders, OpClassify} {
+			for _, op := range []string{OpInfo, OpCheck, OpHeaders, OpClassify, OpObserve} {
 				if e.ops[op] {
 					pi.Ops = append(pi.Ops, op)
 				}

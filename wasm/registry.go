@@ -53,6 +53,8 @@ type entry struct {
 	info     Info
 	ops      map[string]bool // ops the module answers (declared, or probed)
 	declared bool            // ops come from the module's info declaration
+
+	observe atomic.Pointer[[]string] // observe's header prefixes, set at load; read per answer
 }
 
 // loadRetry is how long a module whose load hit the deadline (perhaps a
@@ -184,6 +186,10 @@ func (r *Registry) load(ctx context.Context, e *entry) (*module, error) {
 		e.info, e.ops, e.declared, err = probe(ctx, m)
 		if err != nil {
 			m.retire()
+		} else if prefixes := observeDecl(e.info.Observe); e.ops[OpObserve] && len(prefixes) > 0 {
+			e.observe.Store(&prefixes)
+		} else {
+			e.observe.Store(nil) // a new version may stop observing
 		}
 	}
 	if err != nil {
@@ -245,7 +251,7 @@ func probe(ctx context.Context, m *module) (Info, map[string]bool, bool, error) 
 		info = resp.Info
 		if info.Ops != nil {
 			for _, op := range info.Ops {
-				if op == OpCheck || op == OpHeaders || op == OpClassify {
+				if op == OpCheck || op == OpHeaders || op == OpClassify || op == OpObserve {
 					ops[op] = true // unknown names: ops of a later revision
 				}
 			}

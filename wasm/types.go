@@ -23,6 +23,9 @@ type Info struct {
 	// OAuth, when the module sends it, describes the provider's OAuth
 	// client (ABI.md "info"; decoded by gateway/oauth.Client).
 	OAuth json.RawMessage `json:"oauth,omitempty"`
+	// Observe, when the module answers the observe op, names the answers
+	// it wants to see (ABI.md "observe").
+	Observe *ObserveDecl `json:"observe,omitempty"`
 }
 
 // CheckRequest asks a module whether a secret looks usable. Now is epoch

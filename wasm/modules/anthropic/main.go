@@ -34,10 +34,13 @@ func main() {}
 func init() {
 	guest.Register(&guest.Provider{
 		Name:     "anthropic",
-		Version:  "1.0.0",
+		Version:  "1.1.0",
 		Check:    check,
 		Headers:  headers,
 		Classify: classify,
+		Observe:  observe,
+		// retry-after as well, for a 429's reset.
+		ObserveHeaders: []string{ratelimitPrefix, "retry-after"},
 	})
 }
 

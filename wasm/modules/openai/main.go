@@ -24,11 +24,14 @@ func main() {}
 func init() {
 	guest.Register(&guest.Provider{
 		Name:     "openai",
-		Version:  "1.1.0",
+		Version:  "1.2.0",
 		OAuth:    codexSignIn,
 		Check:    check,
 		Headers:  headers,
 		Classify: classify,
+		Observe:  observe,
+		// retry-after as well, for a 429's reset.
+		ObserveHeaders: []string{"x-ratelimit-", "x-codex-", "retry-after"},
 	})
 }
 

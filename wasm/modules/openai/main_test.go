@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -42,5 +43,47 @@ func TestHeadersSendALoginToTheChatGPTBackend(t *testing.T) {
 	}
 	if _, ok := headers(guest.Request{Type: "oauth", Secret: "eyJ.a.b"}).Set["chatgpt-account-id"]; ok {
 		t.Error("a login without an account id got an empty chatgpt-account-id header")
+	}
+}
+
+func TestObserve(t *testing.T) {
+	const now = 1_800_000_000_000
+	for _, tc := range []struct {
+		name    string
+		status  int
+		headers map[string]string
+		want    guest.Observation
+	}{
+		{"api key", 200, map[string]string{
+			"x-ratelimit-limit-requests":     "10000",
+			"x-ratelimit-remaining-requests": "9999",
+			"x-ratelimit-reset-requests":     "6ms",
+			"x-ratelimit-limit-tokens":       "30000000",
+			"x-ratelimit-remaining-tokens":   "29999000",
+			"x-ratelimit-reset-tokens":       "1m2.5s",
+		}, guest.Observation{Status: "allowed", Windows: []guest.Window{
+			{Name: "requests", Limit: 10000, Remaining: 9999, ResetAt: now + 6, Utilization: -1},
+			{Name: "tokens", Limit: 30000000, Remaining: 29999000, ResetAt: now + 62500, Utilization: -1},
+		}}},
+		{"chatgpt plan", 200, map[string]string{
+			"x-codex-primary-used-percent":          "87.5",
+			"x-codex-primary-reset-after-seconds":   "600",
+			"x-codex-secondary-used-percent":        "12",
+			"x-codex-secondary-window-minutes":      "10080",
+			"x-codex-secondary-reset-after-seconds": "bad",
+		}, guest.Observation{Status: "allowed", Windows: []guest.Window{
+			{Name: "primary", Limit: -1, Remaining: -1, ResetAt: now + 600000, Utilization: 0.875},
+			{Name: "secondary", Limit: -1, Remaining: -1, ResetAt: -1, Utilization: 0.12},
+		}}},
+		{"429", 429, map[string]string{"retry-after-ms": "1500", "x-ratelimit-remaining-tokens": "0"},
+			guest.Observation{Status: "rejected", ResetAt: now + 1500, Windows: []guest.Window{
+				{Name: "tokens", Limit: -1, Remaining: 0, ResetAt: -1, Utilization: -1}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := observe(guest.Request{Op: "observe", Status: tc.status, Headers: tc.headers, Now: now})
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tc.want)
+			}
+		})
 	}
 }

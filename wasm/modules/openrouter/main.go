@@ -20,10 +20,13 @@ func main() {}
 func init() {
 	guest.Register(&guest.Provider{
 		Name:     "openrouter",
-		Version:  "1.0.0",
+		Version:  "1.1.0",
 		Check:    check,
 		Headers:  guest.Bearer,
 		Classify: classify,
+		Observe:  observe,
+		// retry-after as well, for a 429's reset.
+		ObserveHeaders: []string{"x-ratelimit-", "retry-after"},
 	})
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -27,4 +28,19 @@ func FuzzCheck(f *testing.F) {
 		_ = guest.Bearer(r)
 		_ = classify(guest.Request{Status: int(now % 600), Body: secret, Headers: map[string]string{"retry-after": typ}})
 	})
+}
+
+func TestObserve(t *testing.T) {
+	const now = 1_800_000_000_000
+	h := map[string]string{"x-ratelimit-limit": "20", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "1800000060000"}
+	want := guest.Observation{Status: "rejected", ResetAt: 1800000060000, Windows: []guest.Window{
+		{Name: "requests", Limit: 20, Remaining: 0, ResetAt: 1800000060000, Utilization: -1}}}
+	if got := observe(guest.Request{Op: "observe", Status: 429, Headers: h, Now: now}); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+	h["x-ratelimit-remaining"] = "19"
+	want.Status, want.ResetAt, want.Windows[0].Remaining = "allowed", 0, 19
+	if got := observe(guest.Request{Op: "observe", Status: 200, Headers: h, Now: now}); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
 }

@@ -71,6 +71,10 @@ type Provider struct {
 	Check    func(Request) Check
 	Headers  func(Request) Headers
 	Classify func(Request) Class
+	// Observe reads an answer's rate-limit headers; ObserveHeaders are the
+	// lower-case header name prefixes it wants (the host sends only those).
+	Observe        func(Request) Observation
+	ObserveHeaders []string
 }
 
 var registered *Provider
@@ -100,6 +104,8 @@ func Handle(in []byte) []byte {
 		return encodeHeaders(p.Headers(req))
 	case req.Op == "classify" && p.Classify != nil:
 		return encodeClass(p.Classify(req))
+	case req.Op == "observe" && p.Observe != nil:
+		return encodeObservation(p.Observe(req))
 	}
 	return fail("unsupported_op", "op "+strconv.Quote(req.Op)+" is not supported")
 }
@@ -116,6 +122,9 @@ func (p *Provider) ops() []string {
 	}
 	if p.Classify != nil {
 		ops = append(ops, "classify")
+	}
+	if p.Observe != nil {
+		ops = append(ops, "observe")
 	}
 	return ops
 }
@@ -160,6 +169,9 @@ func encodeInfo(p *Provider) []byte {
 		}
 		opt("source", o.Source)
 		w.Close()
+	}
+	if p.Observe != nil {
+		w.Open("observe").Strings("headers", p.ObserveHeaders).Close()
 	}
 	return w.Bytes()
 }
