@@ -58,8 +58,12 @@ func TestProvidersList(t *testing.T) {
 		byName[r.Name] = r
 	}
 	for _, name := range []string{"anthropic", "openai", "openrouter", "google"} {
+		ops := "info,check,headers,classify,observe"
+		if name == "google" {
+			ops = "info,check,headers,classify"
+		}
 		if r := byName[name]; r.Module != "builtin" || r.ABIVersion != 1 || r.Version == "" || r.BaseURL == "" ||
-			strings.Join(r.Ops, ",") != "info,check,headers,classify" {
+			strings.Join(r.Ops, ",") != ops {
 			t.Errorf("%s: %+v", name, r)
 		}
 	}

@@ -183,7 +183,7 @@ func TestDeclaredOps(t *testing.T) {
 	}{
 		{"picky", "info,classify", true},
 		{"old", "info", false},
-		{"anthropic", "info,check,headers,classify", true},
+		{"anthropic", "info,check,headers,classify,observe", true},
 	} {
 		if p := listed[tt.name]; strings.Join(p.Ops, ",") != tt.ops || p.OpsDeclared != tt.declared {
 			t.Errorf("%s listed with ops %v declared %v, want %s declared %v", tt.name, p.Ops, p.OpsDeclared, tt.ops, tt.declared)
