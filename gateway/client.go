@@ -58,19 +58,27 @@ func (p *picks) markLocked(id string, now time.Time) {
 	p.last[id] = p.seq
 }
 
-// take picks the least recently picked of ids (the policy's equal-rank
-// candidates; the earliest in ids among equals) and records it as picked
-// now, in one step, so that concurrent requests take different ones.
-func (p *picks) take(ids []string, now time.Time) string {
+// take picks the least recently used of ids (the policy's equal-rank
+// candidates): by the later of its stored lastUsed and this gateway's own
+// record, the earliest in ids among equals. It records the pick in the
+// same locked step, so concurrent requests take different ones.
+func (p *picks) take(ids []string, now time.Time, stored func(id string) int64) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	best := leastRecent(ids, func(id string) int64 { return max(p.last[id], stored(id)) })
+	p.markLocked(best, now)
+	return best
+}
+
+// leastRecent returns the id of ids with the smallest last(id), the
+// earliest in ids among equals ("" for none).
+func leastRecent(ids []string, last func(id string) int64) string {
 	best, at := "", int64(0)
 	for _, id := range ids {
-		if t := p.last[id]; best == "" || t < at {
+		if t := last(id); best == "" || t < at {
 			best, at = id, t
 		}
 	}
-	p.markLocked(best, now)
 	return best
 }
 

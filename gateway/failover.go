@@ -409,10 +409,13 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 		sel.pin = pin.Profile
 	}
 	sel.strict = dec.Strict || sel.userPin
-	if !rs.named && !sel.userPin {
-		// A request without a session rotates among the policy's
-		// equal-rank candidates, least recently picked first.
-		sel.rotate = func(ids []string) string { return rs.al.picks.take(ids, now) }
+	if !sel.userPin {
+		// The policy's equal-rank candidates are served in turn, least
+		// recently used first: a request without a session every time, a
+		// new session once (then its auto pin ranks alone).
+		sel.rotate = func(ids []string) string {
+			return rs.al.picks.take(ids, now, func(id string) int64 { return snap.Stats[id].LastUsed })
+		}
 	}
 	if !sel.userPin {
 		if cred, ev, ok := env.Credential(rs.provider); ok {

@@ -135,6 +135,14 @@ func (r Resolver) Resolve(ctx context.Context, snap *Snapshot, q Query, now time
 			res.Candidates = append(res.Candidates, id)
 		}
 	}
+	if eq := dec.Equal(); len(eq) > 1 && !userPin {
+		// The gateway serves the least recently used of the policy's
+		// equal-rank candidates first (see failover.go): so does this.
+		first := leastRecent(eq, func(id string) int64 { return snap.Stats[id].LastUsed })
+		if i := slices.Index(res.Candidates, first); i > 0 {
+			res.Candidates = slices.Insert(slices.Delete(res.Candidates, i, i+1), 0, first)
+		}
+	}
 	if len(res.Candidates) > 0 {
 		res.Serving, res.Source = res.Candidates[0], SourceProfile
 	} else if !userPin {

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -95,6 +96,34 @@ func TestSessionlessRotationStaysCached(t *testing.T) {
 	t.Logf("%d decisions, %d evaluated (hit rate %.1f%%), served %v", decisions, evals, 100*(1-float64(evals)/float64(decisions)), served)
 	if decisions < n || evals > decisions/10 {
 		t.Errorf("%d of %d decisions evaluated; a rotating request must not miss the decision cache", evals, decisions)
+	}
+}
+
+// TestNewSessionsStartLeastRecentlyUsed: the first request of a new
+// session is served by the least recently used of the policy's equal-rank
+// keys: by the stored lastUsed on a fresh gateway (what `models status`
+// shows as serving), then in turn; each session then sticks to its key.
+func TestNewSessionsStartLeastRecentlyUsed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	fourKeys(f)
+	now := f.clock.Now().UnixMilli()
+	f.st.UpdateState("main", func(st *store.State) error {
+		for i, id := range []string{"anthropic:a", "anthropic:b", "anthropic:d"} {
+			st.UsageStats[id] = &store.UsageStats{LastUsed: now - int64(3-i)*60_000}
+		}
+		return nil // anthropic:c never used
+	})
+	want := []string{"anthropic:c", "anthropic:a", "anthropic:b", "anthropic:d"}
+	for i, w := range want {
+		h := map[string]string{"x-opensoul-session": fmt.Sprint("new-", i)}
+		resp, body := f.messages("claude-sonnet-5", h)
+		if got := resp.Header.Get("x-opensoul-profile"); resp.StatusCode != 200 || got != w {
+			t.Fatalf("new session %d: served by %q (status %d), want %s: %s", i, got, resp.StatusCode, w, body)
+		}
+		if again, _ := f.messages("claude-sonnet-5", h); again.Header.Get("x-opensoul-profile") != w {
+			t.Errorf("session new-%d moved from %s to %s", i, w, again.Header.Get("x-opensoul-profile"))
+		}
 	}
 }
 

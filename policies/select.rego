@@ -47,13 +47,12 @@ cooling := [x[1] | some x in sort([[t, id] | some id, t in recovery; not hidden[
 
 hidden := out_of_scope - pinned
 
-# rotate is how many leading candidates are of equal rank: the gateway may
-# serve any of them first, and serves a request that names no session the
-# least recently picked of them (by its own counter, outside this
-# decision, which therefore stays cached while requests rotate). In round
-# robin every candidate of the first one's type is equal (lastUsed only
-# orders them); a pin, a preference or an explicit order ranks each
-# candidate on its own.
+# rotate is how many leading candidates are of equal rank: the gateway
+# serves the least recently used of them first (by its own record of what
+# it handed out, outside this decision, which therefore stays cached while
+# requests rotate). In round robin every candidate of the first one's type
+# is equal; a pin, a preference or an explicit order ranks each candidate
+# on its own.
 default rotate := 0
 
 rotate := n if {
@@ -231,10 +230,12 @@ ready := (object.keys(index) - object.keys(excluded)) - object.keys(recovery)
 # Ordering
 
 # base is the order before pins and preferences: the explicit order as
-# given, else OAuth before token before api_key, least recently used first,
-# ties broken by id so the result is deterministic.
+# given, else OAuth before token before api_key, by id within a type. The
+# profiles of one type are of equal rank (see rotate): which of them goes
+# first is the gateway's round robin, least recently used first, so this
+# policy never reads lastUsed and a profile's use does not change it.
 base := [id | some i, id in explicit; order_index[id] == i; ready[id]] if order_source
-else := [x[2] | some x in sorted_keys]
+else := [x[1] | some x in sorted_keys]
 
 sorted_keys := sort(round_robin_keys)
 
@@ -243,7 +244,7 @@ round_robin_keys := keys if {
 	# reference to a rule inside the loop.
 	rdy := ready
 	ranks := type_ranks
-	keys := [[ranks[p.type], object.get(p, "lastUsed", 0), p.id] |
+	keys := [[ranks[p.type], p.id] |
 		some p in input.profiles
 		rdy[p.id]
 	]
@@ -295,7 +296,7 @@ plain_reasons := {id: sprintf("candidate: position %d in %s", [i + 1, order_labe
 	i := order_index[id]
 } if order_source else := texts if {
 	rr := round_robin_text
-	texts := {id: rr[r] | some [r, _, id] in round_robin_keys}
+	texts := {id: rr[r] | some [r, id] in round_robin_keys}
 }
 
 round_robin_text := [

@@ -40,15 +40,21 @@ test_oauth_before_token_before_api_key if {
 	d.strict == false
 }
 
-test_least_recently_used_first_within_a_type if {
+# Within a type the profiles are of equal rank whatever their lastUsed:
+# the gateway serves the least recently used first (rotate), outside the
+# decision, so using a profile does not change the decision.
+test_one_type_is_of_equal_rank_whatever_its_use if {
 	ps := [
 		patched(prof("anthropic:a", "token"), {"lastUsed": now - minute}),
 		patched(prof("anthropic:b", "token"), {"lastUsed": now - (2 * minute)}),
 		prof("anthropic:c", "token"),
 	]
 	d := select.decision with input as req(ps)
-	d.candidates == ["anthropic:c", "anthropic:b", "anthropic:a"]
+	d.candidates == ["anthropic:a", "anthropic:b", "anthropic:c"]
+	d.rotate == 3
 	d.reasons["anthropic:c"] == "candidate: round robin, a token profile (oauth, then token, then api_key; least recently used first)"
+	d2 := select.decision with input as req([ps[0], patched(ps[1], {"lastUsed": now}), ps[2]])
+	d2 == d
 }
 
 test_ties_broken_by_id if {

@@ -156,17 +156,15 @@ func validity(in *Input) (lo, hi int64) {
 
 // appendKey appends an unambiguous encoding of every fact in in except Now.
 //
-// With ordinal set, lastUsed is encoded as its rank among the profiles'
-// lastUsed values (equal values, equal rank) instead of its value. That is
-// exact for the built-in policy, which uses lastUsed only to order
-// profiles, and it turns the common gateway pattern (a session keeps using
-// its pinned profile, so the ranks stay put while the times advance) into
-// cache hits. The engine sets it only when no user policy is loaded: a user
-// policy could read the value itself.
+// With builtin set, lastUsed is left out: the built-in policy does not read
+// it (profiles of one type are of equal rank and the gateway rotates among
+// them, see Decision.Rotate), so using a profile, which moves its lastUsed,
+// does not cost a cache miss. The engine sets it only when no user policy
+// is loaded: a user policy could read the value itself.
 //
 // Profiles set with a ProfileList are encoded as the list's interned
 // number, so the key's length does not grow with the number of profiles.
-func appendKey(b []byte, in *Input, ordinal bool) []byte {
+func appendKey(b []byte, in *Input, builtin bool) []byte {
 	b = appendString(b, in.Agent.ID)
 	b = appendAttrs(b, in.Agent.Attrs)
 	b = appendString(b, in.Session.ID)
@@ -192,8 +190,8 @@ func appendKey(b []byte, in *Input, ordinal bool) []byte {
 	b = appendStrings(b, in.Order.Config)
 	switch l := in.prepared(); {
 	case l == nil:
-		b = appendProfiles(append(b, 0), in.Profiles, ordinal)
-	case ordinal:
+		b = appendProfiles(append(b, 0), in.Profiles, builtin)
+	case builtin:
 		b = binary.AppendUvarint(append(b, 1), l.rank)
 	default:
 		b = binary.AppendUvarint(append(b, 2), l.exact)

@@ -71,7 +71,7 @@ type policySet struct {
 	query    rego.PreparedEvalQuery
 	files    []string
 	volatile []string // user files that read the clock: no caching
-	ordinal  bool     // only built-in policies: key lastUsed by rank (see appendKey)
+	ordinal  bool     // only built-in policies: lastUsed left out of the key (see appendKey)
 }
 
 // New loads the built-in policies and the files under opts.Dirs, compiles

@@ -98,7 +98,7 @@ func WriteExplain(w io.Writer, in *Input, d Decision) error {
 			p("    %d. %s\t%s\n", i+1, id, d.Reasons[id])
 		}
 		if n := len(d.Equal()); n > 1 {
-			p("  the first %d are of equal rank: a request without a session gets the least recently picked of them\n", n)
+			p("  the first %d are of equal rank: the gateway serves the least recently used of them first\n", n)
 		}
 	}
 	if len(d.Cooling) > 0 {

@@ -123,11 +123,11 @@ type EnvFacts struct {
 //
 // Rotate is how many leading candidates are of equal rank (optional in
 // the policy's answer; absent means 1, or 0 without candidates). The
-// caller may serve any of them first: the gateway serves a request that
-// names no session the least recently picked of them, by its own counter,
-// and the rest in the policy's order. The policy stays the author of which
-// profiles are equal; the rotation itself is not in the input, so the
-// decision stays cached while the gateway rotates.
+// caller may serve any of them first: the gateway serves the least
+// recently used of them (to a request without a session, and to a new
+// session's first request), and the rest in the policy's order. The policy
+// stays the author of which profiles are equal; the rotation itself is not
+// in the input, so the decision stays cached while the gateway rotates.
 type Decision struct {
 	Candidates []string          `json:"candidates"`
 	Cooling    []string          `json:"cooling"`

@@ -21,7 +21,7 @@ import (
 type ProfileList struct {
 	facts []ProfileFacts
 	exact uint64  // interned id of the exact encoding
-	rank  uint64  // interned id of the encoding with lastUsed as a rank
+	rank  uint64  // interned id of the encoding without lastUsed (built-in policy only)
 	times []int64 // sorted, distinct time boundaries (see validity)
 }
 
@@ -132,17 +132,9 @@ func (k *keyIntern) intern(enc []byte) uint64 {
 	return id
 }
 
-// appendProfiles appends an unambiguous encoding of ps (see appendKey).
-func appendProfiles(b []byte, ps []ProfileFacts, ordinal bool) []byte {
-	var ranks []int64
-	if ordinal {
-		ranks = make([]int64, 0, len(ps))
-		for i := range ps {
-			ranks = append(ranks, ps[i].LastUsed)
-		}
-		slices.Sort(ranks)
-		ranks = slices.Compact(ranks)
-	}
+// appendProfiles appends an unambiguous encoding of ps (see appendKey);
+// with builtin set it leaves lastUsed out.
+func appendProfiles(b []byte, ps []ProfileFacts, builtin bool) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ps)))
 	for i := range ps {
 		p := &ps[i]
@@ -153,10 +145,7 @@ func appendProfiles(b []byte, ps []ProfileFacts, ordinal bool) []byte {
 		b = appendString(b, p.Kind)
 		b = appendOptInt(b, p.ExpiresAt)
 		b = appendOptString(b, p.Email)
-		if ordinal {
-			r, _ := slices.BinarySearch(ranks, p.LastUsed)
-			b = binary.AppendUvarint(b, uint64(r))
-		} else {
+		if !builtin {
 			b = binary.AppendVarint(b, p.LastUsed)
 		}
 		b = binary.AppendVarint(b, p.CooldownUntil)

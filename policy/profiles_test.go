@@ -65,15 +65,15 @@ func TestProfileListKey(t *testing.T) {
 	if string(appendKey(nil, a, false)) == string(appendKey(nil, c, false)) {
 		t.Error("lists that differ in errorCount share a key")
 	}
-	// lastUsed moved without changing the order: same key when ordinal.
+	// lastUsed moved, order and all: the same key for the built-in policy.
 	moved := append([]ProfileFacts(nil), in.Profiles...)
 	for i := range moved {
-		moved[i].LastUsed += minute
+		moved[i].LastUsed = t0 + int64(len(moved)-i)*minute
 	}
 	d := withList(in)
 	d.SetProfiles(NewProfileList(moved))
 	if string(appendKey(nil, a, true)) != string(appendKey(nil, d, true)) {
-		t.Error("lists that differ only in lastUsed values (same ranks) have different ordinal keys")
+		t.Error("lists that differ only in lastUsed have different built-in keys")
 	}
 	if string(appendKey(nil, a, false)) == string(appendKey(nil, d, false)) {
 		t.Error("lists that differ in lastUsed share an exact key")
