@@ -42,8 +42,10 @@ pins to profiles that cannot serve, environment keys never reached.
 --fix shows the repairs it can make, each as a diff, and changes nothing;
 --fix --yes applies them, first copying each file it edits to
 <file>.bak-<time>. It never deletes a credential. Repairs: file and dir
-modes (0600/0700), user pins to profiles that no longer exist, profiles
-missing from the agent store's explicit order, OAuth logins that expire
+modes (0600/0700), sessions unused for gateway.sessions.idleDays (or over
+its other limits), user pins to profiles that no longer exist, profiles
+missing from the agent store's explicit order, cooldowns and disables
+recorded for a secret the profile no longer has, OAuth logins that expire
 within 24h (or the refresh skew) refreshed once now, as the gateway would
 (under the profile file's lock; a refused refresh marks the login), and (with the gateway
 installed as a service) provider keys this shell has that the service

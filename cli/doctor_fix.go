@@ -25,11 +25,19 @@ type repair struct {
 }
 
 // repairs lists what doctor --fix would change for an agent: file and dir
-// modes, user pins to profiles that no longer exist, and profiles missing
-// from the agent store's explicit order.
+// modes, expired sessions, user pins to profiles that no longer exist,
+// profiles missing from the agent store's explicit order, cooldowns
+// recorded for a replaced secret, and logins to refresh. Repairs of one
+// file come in the order they apply, each diff starting where the
+// previous one ended.
 func (a *app) repairs(agent string) ([]repair, error) {
 	var out []repair
 	out = append(out, a.modeRepairs(agent)...)
+	expired, err := a.expiredSessionsRepair(agent, time.Now()) // doctor_fix_state.go
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, expired...)
 	pins, err := a.pinRepair(agent)
 	if err != nil {
 		return nil, err
@@ -40,6 +48,11 @@ func (a *app) repairs(agent string) ([]repair, error) {
 		return nil, err
 	}
 	out = append(out, order...)
+	stale, err := a.staleCooldownRepairs(agent) // doctor_fix_state.go
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, stale...)
 	logins, err := a.loginRepairs(agent) // doctor_login.go
 	if err != nil {
 		return nil, err
@@ -79,6 +92,7 @@ func (a *app) pinRepair(agent string) ([]repair, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.st.Sessions.Tidy(sessions, time.Now()) // what expiredSessionsRepair drops first
 	fix := func(ss *store.Sessions) bool {
 		changed := false
 		for _, s := range ss.Sessions {
@@ -165,11 +179,13 @@ func (a *app) runFix(w io.Writer, agent string, yes bool) error {
 		return nil
 	}
 	stamp := time.Now().UTC().Format("20060102T150405Z")
+	backedUp := map[string]bool{} // a file's backup is its content before the first repair
 	for _, r := range reps {
-		if r.Diff != "" {
+		if r.Diff != "" && !backedUp[r.Path] {
 			if err := backup(r.Path, stamp); err != nil {
 				return fmt.Errorf("backup of %s: %w (nothing else changed)", r.Path, err)
 			}
+			backedUp[r.Path] = true
 		}
 		if err := r.apply(); err != nil {
 			return fmt.Errorf("%s: %w", r.What, err)

@@ -290,7 +290,7 @@ func (s *Server) fail(rs *reqState, c candidate, att Attempt, retry time.Duratio
 	s.metrics.attempts.WithLabelValues(rs.provider, att.Reason).Inc()
 	s.metrics.failures.WithLabelValues(rs.provider, labelID(c.id), clip(att.Reason)).Inc()
 	if c.owner != "" && recordsOnProfile(att.Reason) {
-		s.live.record(c.owner, stateOp{profile: c.id, reason: att.Reason, model: att.Model, retryAfter: retry, at: now})
+		s.live.record(c.owner, stateOp{profile: c.id, reason: att.Reason, model: att.Model, retryAfter: retry, at: now, tag: c.cred.Tag()})
 		att.Recovery = Recovery(rs.al.snap.Load().Stats[c.id], att.Model, now)
 	}
 	rs.attempts = append(rs.attempts, att)

@@ -107,6 +107,9 @@ func TestFailoverReasons(t *testing.T) {
 				t.Fatalf("anthropic:a stats = %+v, want one %s", u, tc.reason)
 			}
 			tc.check(t, u)
+			if want := anthropicKey(keyA).Tag(); u.SecretTag != want || want == "" {
+				t.Errorf("secretTag = %q, want %q (the failing key's)", u.SecretTag, want)
+			}
 			if st.LastGood["anthropic"] != "anthropic:b" || st.UsageStats["anthropic:b"].LastUsed != now {
 				t.Errorf("lastGood = %v, b = %+v", st.LastGood, st.UsageStats["anthropic:b"])
 			}

@@ -206,6 +206,7 @@ type stateOp struct {
 	model      string
 	retryAfter time.Duration
 	at         time.Time
+	tag        string // the failing credential's store.Credential.Tag
 }
 
 func (op stateOp) applyStats(u *store.UsageStats, cd Cooldowns) {
@@ -218,6 +219,9 @@ func (op stateOp) applyStats(u *store.UsageStats, cd Cooldowns) {
 		ApplySuccess(u, op.at)
 	default:
 		ApplyFailure(u, op.reason, op.model, op.retryAfter, op.at, cd)
+		if op.tag != "" && recordsOnProfile(op.reason) {
+			u.SecretTag = op.tag
+		}
 	}
 }
 

@@ -80,3 +80,13 @@ func (l SessionLimits) prune(ss *Sessions, now time.Time) bool {
 	}
 	return true
 }
+
+// Tidy applies the limits to ss as every write of sessions.json does
+// (UpdateSessions): it drops sessions over the id or model limits, those
+// idle past Idle at now, and the least recently used beyond MaxPerAgent,
+// and reports whether it dropped any. doctor --fix shows what it drops.
+func (l SessionLimits) Tidy(ss *Sessions, now time.Time) bool {
+	e := l.Effective()
+	oversized := e.dropOversized(ss)
+	return e.prune(ss, now) || oversized
+}

@@ -82,6 +82,9 @@ type UsageStats struct {
 	ErrorCount     int            `json:"errorCount,omitempty"`
 	FailureCounts  map[string]int `json:"failureCounts,omitempty"`
 	LastFailureAt  int64          `json:"lastFailureAt,omitempty"`
+	// SecretTag is the Tag of the secret the last failure was recorded
+	// for ("" before it was recorded, and for OAuth logins).
+	SecretTag string `json:"secretTag,omitempty"`
 }
 
 // State is the content of auth-state.json.

@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway/store"
+)
+
+// expiredSessionsRepair drops the agent's sessions that any write of
+// sessions.json would drop (gateway.sessions): idle past idleDays, over
+// the id or model limits, or beyond maxPerAgent, least recently used
+// first. Until something writes the file they stay in it, and in every
+// command that reads it.
+func (a *app) expiredSessionsRepair(agent string, now time.Time) ([]repair, error) {
+	ss, err := a.st.LoadSessions(agent)
+	if err != nil {
+		return nil, err
+	}
+	before, _ := json.MarshalIndent(ss, "", "  ")
+	n := len(ss.Sessions)
+	if !a.st.Sessions.Tidy(ss, now) {
+		return nil, nil
+	}
+	after, _ := json.MarshalIndent(ss, "", "  ")
+	lim := a.st.Sessions.Effective()
+	what := fmt.Sprintf("drop %d expired session(s) of agent %s (unused for %s, or over the gateway.sessions limits)",
+		n-len(ss.Sessions), agent, days(lim.Idle))
+	return []repair{{What: what, Path: a.st.SessionsPath(agent), Diff: lineDiff(string(before), string(after)),
+		apply: func() error {
+			// The store applies the limits on every write.
+			return a.st.UpdateSessions(agent, func(*store.Sessions) error { return store.NoChange })
+		}}}, nil
+}
+
+func days(d time.Duration) string {
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", d.Hours()/24), ".0") + " days"
+}
+
+// staleCooldownRepairs lift the cooldowns and disables recorded for a
+// secret the profile no longer has: the gateway records the secret's tag
+// (store.Credential.Tag) with each failure, and a profile whose secret was
+// replaced by hand, or while a running gateway still wrote what it had
+// learned about the old one, keeps them otherwise. Like pasting a new
+// secret, the repair keeps only lastUsed. Failures recorded without a tag
+// (before tags existed, or OAuth logins) are left alone.
+func (a *app) staleCooldownRepairs(agent string) ([]repair, error) {
+	var out []repair
+	for _, owner := range slices.Compact([]string{store.DefaultAgent, agent}) {
+		r, err := a.staleCooldownRepair(owner)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r...)
+	}
+	return out, nil
+}
+
+func (a *app) staleCooldownRepair(owner string) ([]repair, error) {
+	p, err := a.st.LoadProfiles(owner)
+	if err != nil {
+		return nil, err
+	}
+	st, err := a.st.LoadState(owner)
+	if err != nil {
+		return nil, err
+	}
+	before, _ := json.MarshalIndent(st, "", "  ")
+	ids := liftStaleCooldowns(st, p)
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	after, _ := json.MarshalIndent(st, "", "  ")
+	what := fmt.Sprintf("lift cooldowns recorded for a replaced secret: %s (agent %s)", strings.Join(ids, ", "), owner)
+	return []repair{{What: what, Path: a.st.StatePath(owner), Diff: lineDiff(string(before), string(after)),
+		apply: func() error {
+			p, err := a.st.LoadProfiles(owner)
+			if err != nil {
+				return err
+			}
+			return a.st.UpdateState(owner, func(st *store.State) error {
+				if len(liftStaleCooldowns(st, p)) == 0 {
+					return store.NoChange
+				}
+				return nil
+			})
+		}}}, nil
+}
+
+// liftStaleCooldowns resets, in st, the stats of the profiles of p whose
+// failures were recorded for another secret, and returns their ids.
+func liftStaleCooldowns(st *store.State, p *store.Profiles) []string {
+	var ids []string
+	for _, id := range slices.Sorted(maps.Keys(st.UsageStats)) {
+		u := st.UsageStats[id]
+		c, ok := p.Profiles[id]
+		if u == nil || !ok || u.SecretTag == "" || c.Tag() == "" || c.Tag() == u.SecretTag || !hasSomethingToClear(*u) {
+			continue
+		}
+		st.UsageStats[id] = &store.UsageStats{LastUsed: u.LastUsed}
+		ids = append(ids, id)
+	}
+	return ids
+}
