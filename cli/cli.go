@@ -53,9 +53,13 @@ type app struct {
 	// global flags
 	configPath string
 	stateDir   string
+	// flagSets are the config keys given on the command line (--set and
+	// key-bound flags such as gateway --listen), in order: the flag layer.
+	flagSets []flagSetting
 
-	// loaded by load()
-	loaded  bool
+	// put in force by use(); cfg, cfgFile, env and tokenWarnings are
+	// cur's, kept as fields for the commands that read them.
+	cur     *loadedConfig
 	cfg     Config
 	cfgFile string
 	env     gateway.Env
@@ -170,7 +174,7 @@ func (a *app) rootCmd() *ffcli.Command {
 	sort.Slice(subs, func(i, j int) bool { return subs[i].Name < subs[j].Name })
 	root := a.group(&ffcli.Command{
 		Name:       "opensoul",
-		ShortUsage: "opensoul [--config FILE] [--state-dir DIR] <command> [flags]",
+		ShortUsage: "opensoul [--config FILE] [--state-dir DIR] [--set key=value]... <command> [flags]",
 		ShortHelp:  "OpenSoul: one local gateway for all your model credentials.",
 		LongHelp: `OpenSoul keeps your model credentials (API keys, setup-tokens, OAuth
 logins) in one place and serves them through one local gateway.
@@ -200,7 +204,37 @@ func (a *app) flagSet(name string) *flag.FlagSet {
 	fs.SetOutput(a.stdout)
 	fs.StringVar(&a.configPath, "config", a.configPath, "config file (default $OPENSOUL_CONFIG_PATH or <state>/opensoul.yaml)")
 	fs.StringVar(&a.stateDir, "state-dir", a.stateDir, "state directory (default $OPENSOUL_STATE_DIR or ~/.opensoul)")
+	fs.Var(setFlag{a, "--set", ""}, "set", "set a config key for this command, over every other layer: --set gateway.listen=127.0.0.1:9000 (repeatable; lists are comma-separated)")
 	return fs
+}
+
+// keyFlag defines a command flag that sets one config key, through the
+// same flag layer as --set (so `config show --sources` names it).
+func (a *app) keyFlag(fs *flag.FlagSet, name, key, usage string) {
+	fs.Var(setFlag{a, "--" + name, key}, name, usage)
+}
+
+// setFlag records a config flag into app.flagSets when the flag set
+// parses it. key "" is --set, whose value is key=value.
+type setFlag struct {
+	a    *app
+	flag string
+	key  string
+}
+
+func (f setFlag) String() string { return "" }
+
+func (f setFlag) Set(v string) error {
+	s := flagSetting{Flag: f.flag, Key: f.key, Value: v}
+	if f.key == "" {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return fmt.Errorf("want key=value (a config key such as gateway.listen), got %q", v)
+		}
+		s.Key, s.Value = strings.TrimSpace(k), val
+	}
+	f.a.flagSets = append(f.a.flagSets, s)
+	return nil
 }
 
 // group makes cmd a command that only holds subcommands: run bare it

@@ -216,11 +216,23 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
 
+// InvalidError is every problem Validate found, sorted by key.
+type InvalidError struct{ Fields []*FieldError }
+
+func (e *InvalidError) Error() string {
+	lines := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		lines[i] = f.Error()
+	}
+	return "invalid config:\n  " + strings.Join(lines, "\n  ")
+}
+
 // Validate checks the merged config once; every problem names its key.
+// The error is an *InvalidError.
 func (c *Config) Validate() error {
-	var errs []string
+	var errs []*FieldError
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, (&FieldError{Key: key, Msg: fmt.Sprintf(format, args...)}).Error())
+		errs = append(errs, &FieldError{Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
 	if _, _, err := net.SplitHostPort(c.Gateway.Listen); err != nil {
 		bad("gateway.listen", "want host:port, got %q", c.Gateway.Listen)
@@ -319,8 +331,8 @@ func (c *Config) Validate() error {
 	if len(errs) == 0 {
 		return nil
 	}
-	sort.Strings(errs)
-	return fmt.Errorf("invalid config:\n  %s", strings.Join(errs, "\n  "))
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return &InvalidError{Fields: errs}
 }
 
 // OAuthClients is every provider's OAuth client: what provider modules

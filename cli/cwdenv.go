@@ -2,7 +2,6 @@ package cli
 
 import (
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -11,36 +10,31 @@ import (
 	"github.com/opensoul/opensoul/gateway"
 )
 
-// cwdDotEnv reads ./.env for load. A service's working directory is
-// whatever its manager chose, so provider keys and gateway tokens found
-// there are dropped (with a warning naming them, never their values)
-// unless env.cwdDotenv is true; other variables and OPENSOUL_* settings
-// stay. A ./.env that is <state>/.env itself is already read as that.
-func (a *app) cwdDotEnv(k *koanf.Koanf, stateDir string) (map[string]string, error) {
-	vars, err := readDotEnvFile(".env")
+// cwdDotEnv reads the working directory's .env (path). A service's
+// working directory is whatever its manager chose, so provider keys and
+// gateway tokens found there are dropped (and named, never their values,
+// for the caller to warn about) unless env.cwdDotenv is true in k, the
+// other layers merged; other variables and OPENSOUL_* settings stay. A
+// ./.env that is <state>/.env itself is already read as that.
+func cwdDotEnv(path, statePath string, k *koanf.Koanf) (vars map[string]string, dropped []string, err error) {
+	vars, err = readDotEnvFile(path)
 	if err != nil || len(vars) == 0 {
-		return vars, err
+		return vars, nil, err
 	}
-	if sameFile(".env", filepath.Join(stateDir, ".env")) {
-		return map[string]string{}, nil
+	if sameFile(path, statePath) {
+		return map[string]string{}, nil, nil
 	}
 	if k.Bool("env" + koanfDelim + "cwdDotenv") {
-		return vars, nil
+		return vars, nil, nil
 	}
-	var dropped []string
 	for name := range vars {
 		if secretEnvName(name, k.MapKeys("providers")) {
 			dropped = append(dropped, name)
 			delete(vars, name)
 		}
 	}
-	if len(dropped) > 0 && !a.cwdWarned {
-		a.cwdWarned = true
-		slices.Sort(dropped)
-		a.warnf("ignoring %s in ./.env: provider keys and gateway tokens come from the environment, %s or env.vars (set env.cwdDotenv: true to read them from the working directory)",
-			strings.Join(dropped, ", "), filepath.Join(stateDir, ".env"))
-	}
-	return vars, nil
+	slices.Sort(dropped)
+	return vars, dropped, nil
 }
 
 // secretEnvName: a provider's key variable, the gateway token, or an

@@ -18,7 +18,8 @@ func gatewayStartErr(e *env, listen string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- a.runGateway(ctx, listen, func(string) { cancel() }) }()
+	a.flagSets = []flagSetting{{Flag: "--listen", Key: "gateway.listen", Value: listen}}
+	go func() { done <- a.runGateway(ctx, func(string) { cancel() }) }()
 	if err := <-done; ctx.Err() == nil {
 		return err
 	}

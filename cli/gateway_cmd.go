@@ -32,7 +32,7 @@ const gatewayWatchInterval = 500 * time.Millisecond
 
 func (a *app) gatewayCmd() *ffcli.Command {
 	fs := a.flagSet("gateway")
-	listen := fs.String("listen", "", "address to listen on (default gateway.listen, 127.0.0.1:18789)")
+	a.keyFlag(fs, "listen", "gateway.listen", "address to listen on: sets gateway.listen for this run (default 127.0.0.1:18789)")
 	return leaf(&ffcli.Command{
 		Name:       "gateway",
 		ShortUsage: "opensoul gateway [--listen ADDR] | gateway install|uninstall|status|restart|logs",
@@ -71,99 +71,137 @@ Examples:
 			}
 			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return a.runGateway(ctx, *listen, nil)
+			return a.runGateway(ctx, nil)
 		},
 	})
 }
 
 // runGateway serves until ctx ends, then drains. ready, when set, gets the
 // bound address once the gateway accepts connections.
-func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr string)) error {
+func (a *app) runGateway(ctx context.Context, ready func(addr string)) error {
+	g, err := a.buildGateway(ctx)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	return a.serveGateway(ctx, g, ready)
+}
+
+// builtGateway is a gateway wired from one config and not yet serving:
+// what buildGateway made and serveGateway runs.
+type builtGateway struct {
+	listen       string // gateway.listen at start; a change waits for a restart
+	tokenCreated bool   // this start generated the gateway token
+	log          *slog.Logger
+	level        *slog.LevelVar // log.level, which a reload changes
+	engine       *policy.Engine
+	modules      *wasm.Registry
+	host         *wasm.Host
+	chat         *chat.Handler
+	srv          *gateway.Server
+}
+
+// close releases what buildGateway made, the server before the module
+// host (closing the host empties the module backoff file).
+func (g *builtGateway) close() {
+	g.srv.Close()
+	g.host.Close(context.Background())
+}
+
+// buildGateway wires the gateway from the config in force: state dir,
+// gateway token, logger, policy engine, provider modules, chat commands
+// and the server. It listens on nothing.
+func (a *app) buildGateway(ctx context.Context) (*builtGateway, error) {
+	g := &builtGateway{}
+	if err := a.prepareGateway(g); err != nil {
+		return nil, err
+	}
+	g.level = new(slog.LevelVar)
+	setLevel(g.level, a.cfg.Log.Level)
+	g.log = newLogger(a.stderr, a.cfg.Log.Format, g.level)
+	var err error
+	if g.engine, err = policy.New(ctx, policy.Options{Dirs: a.policyDirs(), Logger: g.log, Timeout: ms(a.cfg.Policy.TimeoutMs)}); err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	if g.modules, g.host, err = a.providerModules(ctx, g.log); err != nil {
+		return nil, err
+	}
+	inUse := a.providersInUse() // read now: the warm-up runs beside reloads
+	g.srv, err = gateway.New(gateway.Options{
+		Store: a.st, Config: gatewayConfig(a.cfg, g.listen), Env: a.env, Selector: g.engine,
+		Modules: g.modules, Logger: g.log,
+		Warmup: func(ctx context.Context) { warmProviderModules(ctx, g.modules, inUse, g.log) },
+		Chat: func(srv *gateway.Server) (gateway.ChatInterceptor, error) {
+			h, err := newChatHandler(a.st, a.cfg, g.engine, g.log, srv)
+			g.chat = h
+			return h, err
+		},
+	})
+	if err != nil {
+		g.host.Close(context.Background())
+		return nil, err
+	}
+	return g, nil
+}
+
+// prepareGateway makes the state dir and, on loopback, a gateway token
+// when none is configured (then the config is loaded again, so that the
+// token's source is <state>/.env like on every later start).
+func (a *app) prepareGateway(g *builtGateway) error {
 	if err := a.load(); err != nil {
 		return err
 	}
 	if err := a.st.EnsureDir(); err != nil {
 		return fmt.Errorf("state dir %s: %w", a.st.Dir, err)
 	}
-	listen := a.cfg.Gateway.Listen
-	if listenFlag != "" {
-		listen = listenFlag
+	g.listen = a.cfg.Gateway.Listen
+	if hasGatewayToken(a.cfg) {
+		return nil
 	}
-	host, _, err := net.SplitHostPort(listen)
+	if !isLoopbackAddr(g.listen) {
+		return fmt.Errorf("refusing to listen on %s without a gateway token: set gateway.auth.token or %s (`opensoul onboard` generates one), or listen on 127.0.0.1", g.listen, envGatewayToken)
+	}
+	var err error
+	if _, g.tokenCreated, err = a.ensureGatewayToken(); err != nil || !g.tokenCreated {
+		return err
+	}
+	l, err := loadConfig(a.configSource())
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("--listen: want host:port, got %q", listen)}
+		return err
 	}
-	tokenCreated := false
-	if !hasGatewayToken(a.cfg) {
-		if !isLoopbackHost(host) {
-			return fmt.Errorf("refusing to listen on %s without a gateway token: set gateway.auth.token or %s (`opensoul onboard` generates one), or listen on 127.0.0.1", listen, envGatewayToken)
-		}
-		if _, tokenCreated, err = a.ensureGatewayToken(); err != nil {
-			return err
-		}
-	}
-	level := new(slog.LevelVar)
-	setLevel(level, a.cfg.Log.Level)
-	log := newLogger(a.stderr, a.cfg.Log.Format, level)
+	a.use(l)
+	return nil
+}
 
-	engine, err := policy.New(ctx, policy.Options{Dirs: a.policyDirs(), Logger: log, Timeout: ms(a.cfg.Policy.TimeoutMs)})
-	if err != nil {
-		return fmt.Errorf("policies: %w", err)
-	}
-	modules, modHost, err := a.providerModules(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer modHost.Close(context.Background()) // after srv.Close; empties the module backoff file
-	var srv *gateway.Server
-	chatHandler, err := chat.New(chat.Options{
-		Store: a.st, Config: chatConfig(a.cfg), Selector: engine, Logger: log,
-		Env:      func() gateway.Env { return srv.Env() },
-		Snapshot: func(agent string) (*gateway.Snapshot, error) { return srv.Snapshot(agent) },
-		Refresh:  func(agent string) error { return srv.Refresh(agent) },
-		Resolver: func(ctx context.Context, now time.Time) gateway.Resolver { return srv.Resolver(ctx, now) },
+// newChatHandler answers chat commands (/model, /status) with the
+// server's live view: its environment, snapshots and resolver.
+func newChatHandler(st *store.Store, c Config, engine *policy.Engine, log *slog.Logger, srv *gateway.Server) (*chat.Handler, error) {
+	return chat.New(chat.Options{
+		Store: st, Config: chatConfig(c), Selector: engine, Logger: log,
+		Env: srv.Env, Snapshot: srv.Snapshot, Refresh: srv.Refresh, Resolver: srv.Resolver,
 	})
-	if err != nil {
-		return err
-	}
-	// Read from the config now: the warm-up runs beside the watcher, which
-	// replaces a.cfg on every reload.
-	inUse := a.providersInUse()
-	srv, err = gateway.New(gateway.Options{
-		Store: a.st, Config: gatewayConfig(a.cfg, listen), Env: a.env, Selector: engine,
-		Modules: modules, Chat: chatHandler, Logger: log,
-		Warmup: func(ctx context.Context) { warmProviderModules(ctx, modules, inUse, log) },
-	})
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
+}
 
-	ln, err := net.Listen("tcp", listen)
+// serveGateway listens, says where, applies config, policy and module
+// edits until ctx ends, then drains.
+func (a *app) serveGateway(ctx context.Context, g *builtGateway, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", g.listen)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("gateway.listen %s: the address is in use (another gateway already running? check with: curl -s http://%s/healthz); stop it, or pick a free port with --listen 127.0.0.1:PORT or gateway.listen", listen, listen)
+			return fmt.Errorf("gateway.listen %s: the address is in use (another gateway already running? check with: curl -s http://%s/healthz); stop it, or pick a free port with --listen 127.0.0.1:PORT or gateway.listen", g.listen, g.listen)
 		}
-		return fmt.Errorf("gateway.listen %s: %w", listen, err)
+		return fmt.Errorf("gateway.listen %s: %w", g.listen, err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	hs := &http.Server{Handler: g.srv, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	run := runInfo{PID: os.Getpid(), Binary: thisBinary(), Listen: listen, Addr: ln.Addr().String(), Config: a.cfgFile, Started: time.Now().UTC()}
-	if err := writeRunInfo(a.st.Dir, run); err != nil {
-		log.Warn("cannot write the run file; `opensoul gateway status` will know less", "file", runInfoPath(a.st.Dir), "err", err)
-	}
+	run := a.announce(g, ln.Addr().String())
 	defer removeRunInfo(a.st.Dir, run.PID)
-	a.printGatewayBanner(ln.Addr().String(), tokenCreated)
-	log.Info("gateway listening", "addr", ln.Addr().String(), "state", a.st.Dir, "config", a.cfgFile)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
-
-	w := &gatewayWatcher{a: a, log: log, level: level, srv: srv, chat: chatHandler, engine: engine, modules: modules,
-		run: run, listenFlag: listenFlag, startFormat: a.cfg.Log.Format}
-	w.stamps = w.stamp()
+	w := newGatewayWatcher(a, g, run)
 	tick := time.NewTicker(gatewayWatchInterval)
 	defer tick.Stop()
 	for {
@@ -177,18 +215,34 @@ func (a *app) runGateway(ctx context.Context, listenFlag string, ready func(addr
 		}
 		break
 	}
+	a.drain(g, hs)
+	return nil
+}
+
+// announce writes the run file and prints and logs where the gateway is.
+func (a *app) announce(g *builtGateway, addr string) runInfo {
+	run := runInfo{PID: os.Getpid(), Binary: thisBinary(), Listen: g.listen, Addr: addr, Config: a.cfgFile, Started: time.Now().UTC()}
+	if err := writeRunInfo(a.st.Dir, run); err != nil {
+		g.log.Warn("cannot write the run file; `opensoul gateway status` will know less", "file", runInfoPath(a.st.Dir), "err", err)
+	}
+	a.printGatewayBanner(addr, g.tokenCreated)
+	g.log.Info("gateway listening", "addr", addr, "state", a.st.Dir, "config", a.cfgFile)
+	return run
+}
+
+// drain lets in-flight requests finish for at most gateway.timeouts.drainMs.
+func (a *app) drain(g *builtGateway, hs *http.Server) {
 	drain := ms(a.cfg.Gateway.Timeouts.DrainMs)
-	log.Info("draining", "timeout", drain)
-	srv.Drain()
+	g.log.Info("draining", "timeout", drain)
+	g.srv.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
-		log.Warn("drain timed out; closing the remaining connections", "err", err)
+		g.log.Warn("drain timed out; closing the remaining connections", "err", err)
 		hs.Close()
 	}
-	srv.Close()
-	log.Info("gateway stopped")
-	return nil
+	g.srv.Close()
+	g.log.Info("gateway stopped")
 }
 
 // hasGatewayToken says whether c puts any non-empty token in force.
@@ -278,9 +332,11 @@ func setLevel(v *slog.LevelVar, name string) {
 }
 
 // policyDirs are policy.dirs, else <state>/policies.
-func (a *app) policyDirs() []string {
-	if len(a.cfg.Policy.Dirs) > 0 {
-		return a.cfg.Policy.Dirs
+func (a *app) policyDirs() []string { return a.policyDirsOf(a.cfg) }
+
+func (a *app) policyDirsOf(c Config) []string {
+	if len(c.Policy.Dirs) > 0 {
+		return c.Policy.Dirs
 	}
 	return []string{filepath.Join(a.st.Dir, "policies")}
 }
@@ -415,25 +471,28 @@ func chatConfig(c Config) chat.Config {
 	return cc
 }
 
-// gatewayWatcher applies config, .env and policy edits to a running
-// gateway. A broken edit is refused and logged; the old one stays.
+// gatewayWatcher applies config, .env, policy and module edits to a
+// running gateway. A broken edit is refused and logged; the old one stays
+// whole: a reload loads a new config value and puts it in use only when
+// the gateway took it.
 type gatewayWatcher struct {
-	a       *app
-	log     *slog.Logger
-	level   *slog.LevelVar
-	srv     *gateway.Server
-	chat    *chat.Handler
-	engine  *policy.Engine
-	modules *wasm.Registry
+	a   *app
+	g   *builtGateway
+	log *slog.Logger
 	// What the gateway started with: the settings only a restart changes.
 	run         runInfo
-	listenFlag  string
 	startFormat string
 
 	stamps     string
 	lastErr    string
 	lastPolErr string
 	lastModErr string
+}
+
+func newGatewayWatcher(a *app, g *builtGateway, run runInfo) *gatewayWatcher {
+	w := &gatewayWatcher{a: a, g: g, log: g.log, run: run, startFormat: a.cfg.Log.Format}
+	w.stamps = w.stamp()
+	return w
 }
 
 // stamp fingerprints the config file and both .env files.
@@ -455,7 +514,7 @@ func (w *gatewayWatcher) check(ctx context.Context) {
 		w.reloadConfig()
 	}
 	w.reloadModules(ctx)
-	changed, err := w.engine.Reload(ctx)
+	changed, err := w.g.engine.Reload(ctx)
 	switch {
 	case err != nil:
 		if err.Error() != w.lastPolErr {
@@ -464,7 +523,7 @@ func (w *gatewayWatcher) check(ctx context.Context) {
 		}
 	case changed:
 		w.lastPolErr = ""
-		w.log.Info("policies reloaded", "files", len(w.engine.Files()))
+		w.log.Info("policies reloaded", "files", len(w.g.engine.Files()))
 	}
 }
 
@@ -472,7 +531,7 @@ func (w *gatewayWatcher) check(ctx context.Context) {
 // config, like policies: a module that fails to load is refused, its file
 // named in the log once, and the module in force kept.
 func (w *gatewayWatcher) reloadModules(ctx context.Context) {
-	changed, errs := w.modules.Update(ctx, w.a.modulePaths())
+	changed, errs := w.g.modules.Update(ctx, w.a.modulePaths())
 	if len(changed) > 0 {
 		w.log.Info("provider modules reloaded", "providers", changed)
 	}
@@ -489,14 +548,11 @@ func (w *gatewayWatcher) reloadModules(ctx context.Context) {
 }
 
 func (w *gatewayWatcher) reloadConfig() {
-	old, oldDirs := w.a.cfg, w.a.policyDirs()
-	w.a.loaded = false
-	err := w.a.load()
+	l, err := loadConfig(w.a.configSource())
 	if err == nil {
-		err = w.srv.SetConfig(gatewayConfig(w.a.cfg, w.run.Listen))
+		err = w.g.srv.SetConfig(gatewayConfig(l.Cfg, w.g.listen))
 	}
 	if err != nil {
-		w.a.cfg, w.a.loaded = old, true
 		if err.Error() != w.lastErr {
 			w.lastErr = err.Error()
 			w.log.Error("config change refused; keeping the config in force", "err", err)
@@ -504,14 +560,16 @@ func (w *gatewayWatcher) reloadConfig() {
 		return
 	}
 	w.lastErr = ""
-	setLevel(w.level, w.a.cfg.Log.Level)
-	w.engine.SetTimeout(ms(w.a.cfg.Policy.TimeoutMs))
+	oldDirs := w.a.policyDirs()
+	w.a.use(l)
+	setLevel(w.g.level, l.Cfg.Log.Level)
+	w.g.engine.SetTimeout(ms(l.Cfg.Policy.TimeoutMs))
 	if dirs := w.a.policyDirs(); !slices.Equal(dirs, oldDirs) {
-		w.engine.SetDirs(dirs) // the policy reload right after this reads them
+		w.g.engine.SetDirs(dirs) // the policy reload right after this reads them
 		w.log.Info("policy.dirs changed", "dirs", dirs)
 	}
-	w.srv.SetEnv(w.a.env)
-	w.chat.SetConfig(chatConfig(w.a.cfg))
+	w.g.srv.SetEnv(l.Env)
+	w.g.chat.SetConfig(chatConfig(l.Cfg))
 	w.noteRestart()
-	w.log.Info("config reloaded", "file", w.a.cfgFile)
+	w.log.Info("config reloaded", "file", l.File)
 }

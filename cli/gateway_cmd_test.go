@@ -50,7 +50,8 @@ func startGateway(t *testing.T, e *env, listen string) *runningGateway {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- a.runGateway(ctx, listen, func(addr string) { ready <- addr }) }()
+	a.flagSets = []flagSetting{{Flag: "--listen", Key: "gateway.listen", Value: listen}}
+	go func() { done <- a.runGateway(ctx, func(addr string) { ready <- addr }) }()
 	select {
 	case g.addr = <-ready:
 	case err := <-done:

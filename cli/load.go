@@ -1,21 +1,20 @@
 package cli
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 
 	kyaml "github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/rawbytes"
 	"github.com/knadh/koanf/providers/structs"
 	"github.com/knadh/koanf/v2"
-	"gopkg.in/yaml.v3"
 
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
@@ -33,15 +32,202 @@ const (
 	envPrefix       = "OPENSOUL_"
 )
 
-// statePath resolves the state dir: --state-dir, $OPENSOUL_STATE_DIR, ~/.opensoul.
-func (a *app) statePath() (string, error) {
-	if a.stateDir != "" {
-		return filepath.Abs(a.stateDir)
+// configSource is everything loadConfig reads besides files: the
+// environment as a value, never os.Getenv, and the command line.
+type configSource struct {
+	Environ    map[string]string
+	ConfigPath string        // --config; "": $OPENSOUL_CONFIG_PATH, else <state>/opensoul.yaml
+	StateDir   string        // --state-dir; "": $OPENSOUL_STATE_DIR, else ~/.opensoul
+	Flags      []flagSetting // --set and key-bound command flags, in command-line order
+	Dir        string        // the working directory whose .env is read; "": the process's
+}
+
+// loadedConfig is one load's outcome: the typed config and where each
+// key came from. A reload builds a new one and swaps it in only when the
+// gateway accepted it.
+type loadedConfig struct {
+	Cfg      Config
+	File     string // the config file (it may not exist)
+	StateDir string
+	Env      gateway.Env       // credential-bearing environment, DESIGN §3 order
+	Sources  map[string]Source // dotted key → where its value came from
+	// Warnings are printed by the caller: environment and config values
+	// dropped because they hold a client token, a failed login-shell import.
+	Warnings []string
+	// CwdDropped names the ./.env variables ignored because env.cwdDotenv
+	// is off (the caller warns once per process).
+	CwdDropped []string
+}
+
+// loadConfig merges, lowest first: built-in defaults, the YAML file, the
+// <state>/.env and ./.env files, the environment, then flags (DESIGN §3),
+// expands ${VAR}, and validates. It reads files and nothing of the
+// process: the environment comes in src. It changes nothing.
+func loadConfig(src configSource) (*loadedConfig, error) {
+	stateDir, err := src.statePath()
+	if err != nil {
+		return nil, err
 	}
-	if d := a.environ[envStateDir]; d != "" {
+	l := &loadedConfig{StateDir: stateDir, File: src.configFile(stateDir), Sources: map[string]Source{}}
+	p, err := readLayers(src, l)
+	if err != nil {
+		return nil, err
+	}
+	k := koanf.New(koanfDelim)
+	for _, ly := range p.layers {
+		if err := k.Merge(ly.k); err != nil {
+			return nil, fmt.Errorf("%s: %w", ly.src, err)
+		}
+		ly.sources(l.Sources)
+	}
+	expandAll(k, p.lookup(k))
+	if err := k.UnmarshalWithConf("", &l.Cfg, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := l.Cfg.Validate(); err != nil {
+		return nil, l.nameSources(err)
+	}
+	l.Env = collectEnv(src.Environ, l, p.dotLocal, p.dotState)
+	l.Warnings = append(l.Warnings, dropClientTokens(&l.Cfg, l.Env)...)
+	return l, nil
+}
+
+// nameSources adds to each invalid key set by a variable or flag where
+// it was set; the rest came from the config file, which the error names.
+func (l *loadedConfig) nameSources(err error) error {
+	var inv *InvalidError
+	if errors.As(err, &inv) {
+		for _, f := range inv.Fields {
+			if src, ok := l.Sources[f.Key]; ok && src.Layer != layerYAML && src.Layer != layerDefault {
+				f.Msg += " (set by " + src.String() + ")"
+			}
+		}
+	}
+	return fmt.Errorf("%s: %w", l.File, err)
+}
+
+// pipeline is the layers of one load, lowest first, and the variable
+// maps ${VAR} and the credential environment read.
+type pipeline struct {
+	layers             []*layer
+	environ            map[string]string
+	dotLocal, dotState map[string]string
+}
+
+// readLayers reads every source into its own layer. ./.env is read last
+// because whether it may hold secrets (env.cwdDotenv) is decided by the
+// other layers: a ./.env cannot unlock itself.
+func readLayers(src configSource, l *loadedConfig) (*pipeline, error) {
+	p := &pipeline{environ: src.Environ}
+	def, err := defaultsLayer()
+	if err != nil {
+		return nil, err
+	}
+	yml, err := yamlLayer(l.File)
+	if err != nil {
+		return nil, err
+	}
+	statePath := filepath.Join(l.StateDir, ".env")
+	if p.dotState, err = readDotEnvFile(statePath); err != nil {
+		return nil, err
+	}
+	dotState, err := envLayer(Source{Layer: layerDotenv, File: statePath}, p.dotState)
+	if err != nil {
+		return nil, err
+	}
+	environ, err := envLayer(Source{Layer: layerEnv}, src.Environ)
+	if err != nil {
+		return nil, err
+	}
+	flags, err := flagLayer(src.Flags)
+	if err != nil {
+		return nil, err
+	}
+	others := []*layer{def, yml, dotState, environ, flags}
+	localPath := filepath.Join(src.Dir, ".env")
+	if p.dotLocal, l.CwdDropped, err = cwdDotEnv(localPath, statePath, merged(others)); err != nil {
+		return nil, err
+	}
+	if src.Dir == "" {
+		localPath = "./.env"
+	}
+	dotLocal, err := envLayer(Source{Layer: layerDotenv, File: localPath}, p.dotLocal)
+	if err != nil {
+		return nil, err
+	}
+	p.layers = []*layer{def, yml, dotState, dotLocal, environ, flags}
+	return p, nil
+}
+
+func defaultsLayer() (*layer, error) {
+	k := koanf.New(koanfDelim)
+	if err := k.Load(structs.Provider(DefaultConfig(), "koanf"), nil); err != nil {
+		return nil, fmt.Errorf("load defaults: %w", err)
+	}
+	return &layer{src: Source{Layer: layerDefault}, k: k}, nil
+}
+
+// yamlLayer is the config file, checked against the schema first so that
+// every mistake names its line; a missing file is an empty layer.
+func yamlLayer(file string) (*layer, error) {
+	ly := &layer{src: Source{Layer: layerYAML, File: file}, k: koanf.New(koanfDelim)}
+	raw, err := os.ReadFile(file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return ly, nil
+	case err != nil:
+		return nil, err
+	}
+	if err := checkYAML(file, raw); err != nil {
+		return nil, err
+	}
+	if err := ly.k.Load(rawbytes.Provider(raw), kyaml.Parser()); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return ly, nil
+}
+
+// merged is the layers merged into one koanf, lowest first.
+func merged(layers []*layer) *koanf.Koanf {
+	k := koanf.New(koanfDelim)
+	for _, ly := range layers {
+		k.Merge(ly.k)
+	}
+	return k
+}
+
+// lookup resolves ${VAR}: the environment, then ./.env, then <state>/.env,
+// then env.vars from the config itself.
+func (p *pipeline) lookup(k *koanf.Koanf) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		for _, m := range []map[string]string{p.environ, p.dotLocal, p.dotState} {
+			if v, ok := m[name]; ok {
+				return v, true
+			}
+		}
+		v, ok := k.Get("env" + koanfDelim + "vars" + koanfDelim + name).(string)
+		return v, ok
+	}
+}
+
+// expandAll expands ${VAR} in every string value of k.
+func expandAll(k *koanf.Koanf, lookup func(string) (string, bool)) {
+	for _, key := range k.Keys() {
+		if s, ok := k.Get(key).(string); ok && strings.Contains(s, "${") {
+			k.Set(key, expandVars(s, lookup))
+		}
+	}
+}
+
+// statePath resolves the state dir: --state-dir, $OPENSOUL_STATE_DIR, ~/.opensoul.
+func (src configSource) statePath() (string, error) {
+	if src.StateDir != "" {
+		return filepath.Abs(src.StateDir)
+	}
+	if d := src.Environ[envStateDir]; d != "" {
 		return filepath.Abs(d)
 	}
-	home := a.environ["HOME"]
+	home := src.Environ["HOME"]
 	if home == "" {
 		h, err := os.UserHomeDir()
 		if err != nil {
@@ -52,100 +238,57 @@ func (a *app) statePath() (string, error) {
 	return filepath.Join(home, ".opensoul"), nil
 }
 
-// configFilePath resolves the config file: --config, $OPENSOUL_CONFIG_PATH,
+// configFile resolves the config file: --config, $OPENSOUL_CONFIG_PATH,
 // <state>/opensoul.yaml.
-func (a *app) configFilePath(stateDir string) string {
-	if a.configPath != "" {
-		return a.configPath
+func (src configSource) configFile(stateDir string) string {
+	if src.ConfigPath != "" {
+		return src.ConfigPath
 	}
-	if p := a.environ[envConfigPath]; p != "" {
+	if p := src.Environ[envConfigPath]; p != "" {
 		return p
 	}
 	return filepath.Join(stateDir, "opensoul.yaml")
 }
 
-// load merges every config source once: defaults, opensoul.yaml, .env
-// files, the process environment, then (by the caller) flags.
+// configSource is what this command line gives loadConfig.
+func (a *app) configSource() configSource {
+	return configSource{Environ: a.environ, ConfigPath: a.configPath, StateDir: a.stateDir, Flags: slices.Clone(a.flagSets)}
+}
+
+// statePath is the state dir this command line names.
+func (a *app) statePath() (string, error) { return a.configSource().statePath() }
+
+// load loads the config once per command (loadConfig) and puts it in use.
 func (a *app) load() error {
-	if a.loaded {
+	if a.cur != nil {
 		return nil
 	}
-	stateDir, err := a.statePath()
+	l, err := loadConfig(a.configSource())
 	if err != nil {
 		return err
 	}
-	a.st = store.New(stateDir)
-	a.cfgFile = a.configFilePath(stateDir)
+	a.use(l)
+	return nil
+}
 
-	dotState, err := readDotEnvFile(filepath.Join(stateDir, ".env"))
-	if err != nil {
-		return err
+// use puts a loaded config in force for the commands and prints its
+// warnings. The store is made once: a reloaded config keeps the store
+// the running gateway holds.
+func (a *app) use(l *loadedConfig) {
+	a.cur = l
+	a.cfg, a.cfgFile, a.env, a.tokenWarnings = l.Cfg, l.File, l.Env, l.Warnings
+	if a.st == nil || a.st.Dir != l.StateDir {
+		a.st = store.New(l.StateDir)
+		a.st.Sessions = sessionLimits(l.Cfg)
 	}
-
-	k := koanf.New(koanfDelim)
-	if err := k.Load(structs.Provider(DefaultConfig(), "koanf"), nil); err != nil {
-		return fmt.Errorf("load defaults: %w", err)
-	}
-	raw, err := os.ReadFile(a.cfgFile)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return err
-	default:
-		if err := checkYAML(a.cfgFile, raw); err != nil {
-			return err
-		}
-		if err := k.Load(rawbytes.Provider(raw), kyaml.Parser()); err != nil {
-			return fmt.Errorf("%s: %w", a.cfgFile, err)
-		}
-	}
-	dotLocal, err := a.cwdDotEnv(k, stateDir)
-	if err != nil {
-		return err
-	}
-	// OPENSOUL_* overrides: .env files below the process environment.
-	for _, src := range []struct {
-		name string
-		vars map[string]string
-	}{{filepath.Join(stateDir, ".env"), dotState}, {"./.env", dotLocal}, {"environment", a.environ}} {
-		if err := applyEnvOverrides(k, src.name, src.vars); err != nil {
-			return err
-		}
-	}
-
-	// ${VAR} lookups see the process env, then ./.env, then <state>/.env,
-	// then env.vars from the config itself.
-	lookup := func(name string) (string, bool) {
-		for _, m := range []map[string]string{a.environ, dotLocal, dotState} {
-			if v, ok := m[name]; ok {
-				return v, true
-			}
-		}
-		v, ok := k.Get("env" + koanfDelim + "vars" + koanfDelim + name).(string)
-		return v, ok
-	}
-	for _, key := range k.Keys() {
-		if s, ok := k.Get(key).(string); ok && strings.Contains(s, "${") {
-			k.Set(key, expandVars(s, lookup))
-		}
-	}
-
-	cfg := Config{}
-	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%s: %w", a.cfgFile, err)
-	}
-	a.cfg = cfg
-	a.st.Sessions = sessionLimits(cfg)
-	a.env = a.collectEnv(stateDir, dotLocal, dotState)
-	a.tokenWarnings = dropClientTokens(&a.cfg, a.env)
-	for _, w := range a.tokenWarnings {
+	for _, w := range l.Warnings {
 		a.warnf("%s", w)
 	}
-	a.loaded = true
-	return nil
+	if len(l.CwdDropped) > 0 && !a.cwdWarned {
+		a.cwdWarned = true
+		a.warnf("ignoring %s in ./.env: provider keys and gateway tokens come from the environment, %s or env.vars (set env.cwdDotenv: true to read them from the working directory)",
+			strings.Join(l.CwdDropped, ", "), filepath.Join(l.StateDir, ".env"))
+	}
 }
 
 // expandVars replaces ${VAR} and ${VAR:-default}; an unset variable
@@ -172,66 +315,6 @@ func expandVars(s string, lookup func(string) (string, bool)) string {
 		}
 		s = s[i+j+1:]
 	}
-}
-
-// applyEnvOverrides maps OPENSOUL_SECTION__KEY=value onto config keys
-// (OPENSOUL_GATEWAY__LISTEN → gateway.listen; segments match the YAML's
-// camelCase keys case-insensitively, underscores inside a segment ignored).
-func applyEnvOverrides(k *koanf.Koanf, source string, vars map[string]string) error {
-	names := make([]string, 0, len(vars))
-	for n := range vars {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if name == envGatewayToken {
-			k.Set(strings.Join([]string{"gateway", "auth", "token"}, koanfDelim), vars[name])
-			continue
-		}
-		if !strings.HasPrefix(name, envPrefix) || !strings.Contains(name, "__") {
-			continue
-		}
-		segs := strings.Split(strings.TrimPrefix(name, envPrefix), "__")
-		path, t, err := schemaPath(reflect.TypeOf(Config{}), segs)
-		if err != nil {
-			return fmt.Errorf("%s: %s: %w", source, name, err)
-		}
-		var v any = vars[name]
-		if t.Kind() == reflect.Slice {
-			parts := []string{}
-			for _, p := range strings.Split(vars[name], ",") {
-				if p = strings.TrimSpace(p); p != "" {
-					parts = append(parts, p)
-				}
-			}
-			v = parts
-		}
-		k.Set(strings.Join(path, koanfDelim), v)
-	}
-	return nil
-}
-
-// schemaPath resolves env-style segments to the config's key path and
-// the type found there.
-func schemaPath(t reflect.Type, segs []string) ([]string, reflect.Type, error) {
-	var path []string
-	for _, seg := range segs {
-		switch t.Kind() {
-		case reflect.Struct:
-			f, ok := fieldByKey(t, seg, true)
-			if !ok {
-				return nil, nil, fmt.Errorf("no config key %q under %q", strings.ToLower(seg), strings.Join(path, "."))
-			}
-			path = append(path, f.Tag.Get("koanf"))
-			t = f.Type
-		case reflect.Map:
-			path = append(path, strings.ToLower(seg))
-			t = t.Elem()
-		default:
-			return nil, nil, fmt.Errorf("%q is a value, it has no key %q", strings.Join(path, "."), seg)
-		}
-	}
-	return path, t, nil
 }
 
 func fieldByKey(t reflect.Type, key string, fold bool) (reflect.StructField, bool) {
@@ -265,152 +348,9 @@ func schemaKeys(t reflect.Type) []string {
 	return keys
 }
 
-// ConfigError names the file, line and key of a config problem.
-type ConfigError struct {
-	File string
-	Line int
-	Col  int
-	Key  string
-	Msg  string
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("%s:%d:%d: %s: %s", e.File, e.Line, e.Col, e.Key, e.Msg)
-}
-
-// checkYAML parses raw and checks every key and value kind against the
-// Config schema, so mistakes are reported with file:line before merging.
-func checkYAML(file string, raw []byte) error {
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, errEOF) {
-			return nil
-		}
-		return fmt.Errorf("%s: %w", file, err)
-	}
-	if len(doc.Content) == 0 {
-		return nil
-	}
-	root := doc.Content[0]
-	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
-		return nil
-	}
-	var errs []error
-	walkYAML(file, root, reflect.TypeOf(Config{}), "", &errs)
-	return errors.Join(errs...)
-}
-
-func walkYAML(file string, n *yaml.Node, t reflect.Type, key string, errs *[]error) {
-	bad := func(n *yaml.Node, msg string) {
-		k := key
-		if k == "" {
-			k = "(top level)"
-		}
-		*errs = append(*errs, &ConfigError{File: file, Line: n.Line, Col: n.Column, Key: k, Msg: msg})
-	}
-	if n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		return
-	}
-	join := func(k string) string {
-		if key == "" {
-			return k
-		}
-		return key + "." + k
-	}
-	switch t.Kind() {
-	case reflect.Struct, reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			bad(n, fmt.Sprintf("expected a mapping of keys, got %s", describeNode(n)))
-			return
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			kn, vn := n.Content[i], n.Content[i+1]
-			if t.Kind() == reflect.Map {
-				walkYAML(file, vn, t.Elem(), join(kn.Value), errs)
-				continue
-			}
-			f, ok := fieldByKey(t, kn.Value, false)
-			if !ok {
-				if f, ok := remainField(t); ok { // a map of the other keys (agents.<id>)
-					walkYAML(file, vn, f.Type.Elem(), join(kn.Value), errs)
-					continue
-				}
-			}
-			if !ok {
-				msg := "unknown key"
-				if s := suggest(kn.Value, schemaKeys(t)); s != "" {
-					msg += fmt.Sprintf(" (did you mean %q?)", join(s))
-				}
-				saved := key
-				key = join(kn.Value)
-				bad(kn, msg)
-				key = saved
-				continue
-			}
-			walkYAML(file, vn, f.Type, join(kn.Value), errs)
-		}
-	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			bad(n, fmt.Sprintf("expected a list, got %s", describeNode(n)))
-			return
-		}
-		for i, c := range n.Content {
-			walkYAML(file, c, t.Elem(), fmt.Sprintf("%s[%d]", key, i), errs)
-		}
-	default:
-		if n.Kind != yaml.ScalarNode {
-			bad(n, fmt.Sprintf("expected %s, got %s", kindName(t), describeNode(n)))
-			return
-		}
-		if n.Tag == "!!str" && strings.Contains(n.Value, "${") {
-			return // checked after expansion
-		}
-		ok := true
-		switch t.Kind() {
-		case reflect.Int, reflect.Int64:
-			ok = n.Tag == "!!int"
-		case reflect.Float64:
-			ok = n.Tag == "!!int" || n.Tag == "!!float"
-		case reflect.Bool:
-			ok = n.Tag == "!!bool"
-		}
-		if !ok {
-			bad(n, fmt.Sprintf("expected %s, got %q", kindName(t), n.Value))
-		}
-	}
-}
-
-func kindName(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.Int, reflect.Int64:
-		return "a whole number"
-	case reflect.Float64:
-		return "a number"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.String:
-		return "a string"
-	}
-	return t.Kind().String()
-}
-
-func describeNode(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	}
-	return fmt.Sprintf("%q", n.Value)
-}
-
 // collectEnv gathers credential-bearing environment values in DESIGN §3
 // order; an earlier source is never overwritten by a later one.
-func (a *app) collectEnv(stateDir string, dotLocal, dotState map[string]string) gateway.Env {
+func collectEnv(environ map[string]string, l *loadedConfig, dotLocal, dotState map[string]string) gateway.Env {
 	env := gateway.Env{}
 	add := func(source string, vars map[string]string) {
 		for k, v := range vars {
@@ -419,13 +359,13 @@ func (a *app) collectEnv(stateDir string, dotLocal, dotState map[string]string) 
 			}
 		}
 	}
-	add("process", a.environ)
+	add("process", environ)
 	add("./.env", dotLocal)
-	add(filepath.Join(stateDir, ".env"), dotState)
-	add("config env.vars", a.cfg.Env.Vars)
-	if a.cfg.Env.ShellEnv.Enabled {
-		if vars, err := loginShellEnv(a.environ, a.cfg.Env.ShellEnv.TimeoutMs, gateway.KnownProviderVars(a.providerNames())); err != nil {
-			fmt.Fprintf(a.stderr, "opensoul: warning: env.shellEnv: %v\n", err)
+	add(filepath.Join(l.StateDir, ".env"), dotState)
+	add("config env.vars", l.Cfg.Env.Vars)
+	if l.Cfg.Env.ShellEnv.Enabled {
+		if vars, err := loginShellEnv(environ, l.Cfg.Env.ShellEnv.TimeoutMs, gateway.KnownProviderVars(l.Cfg.providerNames())); err != nil {
+			l.Warnings = append(l.Warnings, fmt.Sprintf("env.shellEnv: %v", err))
 		} else {
 			add("login shell", vars)
 		}
@@ -434,11 +374,9 @@ func (a *app) collectEnv(stateDir string, dotLocal, dotState map[string]string) 
 }
 
 // providerNames lists configured providers, sorted.
-func (a *app) providerNames() []string {
-	names := make([]string, 0, len(a.cfg.Providers))
-	for n := range a.cfg.Providers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+func (c *Config) providerNames() []string {
+	return slices.Sorted(maps.Keys(c.Providers))
 }
+
+// providerNames lists configured providers, sorted.
+func (a *app) providerNames() []string { return a.cfg.providerNames() }

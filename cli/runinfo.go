@@ -65,8 +65,11 @@ func removeRunInfo(stateDir string, pid int) {
 // records them in the run file for `gateway status`.
 func (w *gatewayWatcher) noteRestart() {
 	var reasons []string
-	if w.listenFlag == "" && w.a.cfg.Gateway.Listen != w.run.Listen {
+	if w.a.cfg.Gateway.Listen != w.run.Listen {
 		reasons = append(reasons, fmt.Sprintf("gateway.listen is %s, the gateway listens on %s", w.a.cfg.Gateway.Listen, w.run.Listen))
+	}
+	if sessionLimits(w.a.cfg) != w.a.st.Sessions {
+		reasons = append(reasons, "gateway.sessions changed; the gateway keeps the limits it started with")
 	}
 	if w.a.cfg.Log.Format != w.startFormat {
 		reasons = append(reasons, fmt.Sprintf("log.format is %s, the gateway logs %s", w.a.cfg.Log.Format, w.startFormat))

@@ -121,11 +121,14 @@ type Options struct {
 	Config   Config
 	Env      Env
 	Selector Selector
-	Modules  Modules         // nil: built-in headers and classification
-	Chat     ChatInterceptor // nil: no chat commands
-	Usage    UsageSink       // nil: token usage is not metered
-	Logger   *slog.Logger
-	Now      func() time.Time // nil: time.Now
+	Modules  Modules // nil: built-in headers and classification
+	// Chat builds the chat-command interceptor for the server it will
+	// serve in (so it may use the server's live view); New calls it once,
+	// before anything runs. Nil: no chat commands.
+	Chat   func(*Server) (ChatInterceptor, error)
+	Usage  UsageSink // nil: token usage is not metered
+	Logger *slog.Logger
+	Now    func() time.Time // nil: time.Now
 	// PollInterval is how often state files are checked and what was
 	// learned is written (default 200ms).
 	PollInterval time.Duration
@@ -249,7 +252,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		store: opts.Store, selector: opts.Selector, modules: opts.Modules, chat: opts.Chat, usage: opts.Usage,
+		store: opts.Store, selector: opts.Selector, modules: opts.Modules, usage: opts.Usage,
 		log: opts.Logger, now: opts.Now,
 	}
 	s.observer, _ = opts.Modules.(Observer)
@@ -274,6 +277,11 @@ func New(opts Options) (*Server, error) {
 	}
 	s.transport.Store(newTransport(rc.Config))
 	s.proxy = s.newProxy()
+	if opts.Chat != nil {
+		if s.chat, err = opts.Chat(s); err != nil {
+			return nil, fmt.Errorf("chat commands: %w", err)
+		}
+	}
 	interval := opts.PollInterval
 	if interval <= 0 {
 		interval = 200 * time.Millisecond

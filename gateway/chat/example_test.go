@@ -15,12 +15,11 @@ import (
 // The gateway calls Intercept for every chat request before it picks a
 // credential. `opensoul gateway` wires it like this:
 //
-//	var srv *gateway.Server
-//	h, _ := chat.New(chat.Options{Store: st, Config: cfg, Selector: engine,
-//		Env:      func() gateway.Env { return srv.Env() },
-//		Snapshot: func(agent string) (*gateway.Snapshot, error) { return srv.Snapshot(agent) },
-//		Refresh:  func(agent string) error { return srv.Refresh(agent) }})
-//	srv, _ = gateway.New(gateway.Options{..., Chat: h})
+//	srv, _ := gateway.New(gateway.Options{...,
+//		Chat: func(srv *gateway.Server) (gateway.ChatInterceptor, error) {
+//			return chat.New(chat.Options{Store: st, Config: cfg, Selector: engine,
+//				Env: srv.Env, Snapshot: srv.Snapshot, Refresh: srv.Refresh, Resolver: srv.Resolver})
+//		}})
 //
 // Here the handler runs alone: "/model opus" sets the session's model.
 func ExampleHandler_Intercept() {

@@ -162,22 +162,7 @@ func (f *fixture) start() {
 		f.t.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	var gw *gateway.Server
-	h, err := chat.New(chat.Options{
-		Store:    f.st,
-		Config:   f.chatCfg,
-		Selector: engine,
-		// Wired as `opensoul gateway` wires it: the gateway's live view.
-		Env:      func() gateway.Env { return gw.Env() },
-		Snapshot: func(agent string) (*gateway.Snapshot, error) { return gw.Snapshot(agent) },
-		Refresh:  func(agent string) error { return gw.Refresh(agent) },
-		Now:      fixedNow,
-		Logger:   log,
-	})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	gw, err = gateway.New(gateway.Options{
+	gw, err := gateway.New(gateway.Options{
 		Store: f.st,
 		Config: gateway.Config{
 			Token: gatewayToken,
@@ -186,9 +171,16 @@ func (f *fixture) start() {
 				"openai":    {BaseURL: f.openai.URL},
 			},
 		},
-		Env:          f.env,
-		Selector:     engine,
-		Chat:         h,
+		Env:      f.env,
+		Selector: engine,
+		// Wired as `opensoul gateway` wires it: the gateway's live view.
+		Chat: func(gw *gateway.Server) (gateway.ChatInterceptor, error) {
+			return chat.New(chat.Options{
+				Store: f.st, Config: f.chatCfg, Selector: engine,
+				Env: gw.Env, Snapshot: gw.Snapshot, Refresh: gw.Refresh,
+				Now: fixedNow, Logger: log,
+			})
+		},
 		Logger:       log,
 		Now:          fixedNow,
 		PollInterval: 10 * time.Millisecond,
