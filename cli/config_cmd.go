@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
+	"strings"
 	"text/tabwriter"
 
 	kmaps "github.com/knadh/koanf/maps"
@@ -193,5 +195,29 @@ func (c Config) redacted() Config {
 // asMap renders the config with its YAML key names.
 func (c Config) asMap() map[string]any {
 	m, _ := structs.Provider(c, "koanf").Read()
+	liftRemain(m, reflect.TypeOf(c))
 	return m
+}
+
+// liftRemain puts the entries of a koanf:",remain" field (agents.<id>)
+// where the YAML has them, beside the struct's other keys, rather than
+// under the Go field name the structs provider gives them.
+func liftRemain(m map[string]any, t reflect.Type) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("koanf")
+		switch {
+		case strings.HasPrefix(tag, ",remain"):
+			if v := reflect.ValueOf(m[f.Name]); v.Kind() == reflect.Map {
+				for _, k := range v.MapKeys() {
+					m[fmt.Sprint(k.Interface())] = v.MapIndex(k).Interface()
+				}
+			}
+			delete(m, f.Name)
+		case f.Type.Kind() == reflect.Struct:
+			if sub, ok := m[tag].(map[string]any); ok {
+				liftRemain(sub, f.Type)
+			}
+		}
+	}
 }

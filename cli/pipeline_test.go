@@ -125,7 +125,8 @@ func TestSourcesOfTypedKeys(t *testing.T) {
 	p.write(filepath.Join(p.state, ".env"), "OPENSOUL_GATEWAY_TOKEN="+fixGatewayToken+"\n")
 	l, err := loadConfig(p.source(map[string]string{"OPENSOUL_GATEWAY__MAX_BODY_BYTES": "2048"},
 		flagSetting{Flag: "--set", Key: "auth.order.openai", Value: "openai:x, openai:y"},
-		flagSetting{Flag: "--set", Key: "agents.defaults.models.anthropic/claude-haiku-4.5.alias", Value: "h45"}))
+		flagSetting{Flag: "--set", Key: "agents.defaults.models.anthropic/claude-haiku-4.5.alias", Value: "h45"},
+		flagSetting{Flag: "--set", Key: "agents.cron.attrs.team", Value: "blue"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,11 +143,15 @@ func TestSourcesOfTypedKeys(t *testing.T) {
 	if c.Agents.Defaults.Models["anthropic/claude-sonnet-4.5"].Alias != "s45" || c.Agents.Defaults.Models["anthropic/claude-haiku-4.5"].Alias != "h45" {
 		t.Errorf("models = %+v", c.Agents.Defaults.Models)
 	}
+	if got := c.Agents.Agents["cron"].Attrs["team"]; got != "blue" {
+		t.Errorf("agents.cron.attrs.team = %q", got)
+	}
 	for key, want := range map[string]string{
-		"auth.order.anthropic": "yaml " + p.cfg,
-		"auth.order.openai":    "flag --set",
-		"gateway.maxBodyBytes": "env OPENSOUL_GATEWAY__MAX_BODY_BYTES",
-		"gateway.auth.token":   "dotenv " + filepath.Join(p.state, ".env") + " OPENSOUL_GATEWAY_TOKEN",
+		"agents.cron.attrs.team": "flag --set",
+		"auth.order.anthropic":   "yaml " + p.cfg,
+		"auth.order.openai":      "flag --set",
+		"gateway.maxBodyBytes":   "env OPENSOUL_GATEWAY__MAX_BODY_BYTES",
+		"gateway.auth.token":     "dotenv " + filepath.Join(p.state, ".env") + " OPENSOUL_GATEWAY_TOKEN",
 		"agents.defaults.models.anthropic/claude-sonnet-4.5.alias": "yaml " + p.cfg,
 		"agents.defaults.models.anthropic/claude-haiku-4.5.alias":  "flag --set",
 		"gateway.bodyBudgetBytes":                                  "default",
@@ -165,6 +170,7 @@ func TestConfigShowSources(t *testing.T) {
 	cfg := e.writeFile("opensoul.yaml", "auth:\n  order:\n    anthropic: [anthropic:work]\nproviders:\n  openai:\n    apiKey: "+fixOpenAIKey+"\n")
 	e.writeFile(".env", "OPENSOUL_GATEWAY_TOKEN="+fixGatewayToken+"\n")
 	e.vars["OPENSOUL_LOG__LEVEL"] = "debug"
+	e.vars["OPENSOUL_AGENTS__OPS__ATTRS__TEAM"] = "red"
 	out := e.ok("", "config", "show", "--sources", "--set", "gateway.listen=127.0.0.1:8787")
 	home := e.vars["HOME"]
 	for _, want := range []string{
@@ -173,6 +179,7 @@ func TestConfigShowSources(t *testing.T) {
 		"log.level", "env OPENSOUL_LOG__LEVEL",
 		"gateway.auth.token", "<redacted>", "dotenv ~/" + strings.TrimPrefix(filepath.Join(e.state, ".env"), home+"/") + " OPENSOUL_GATEWAY_TOKEN",
 		"providers.openai.apiKey",
+		"agents.ops.attrs.team", "env OPENSOUL_AGENTS__OPS__ATTRS__TEAM",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--sources lacks %q:\n%s", want, out)
