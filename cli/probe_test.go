@@ -36,31 +36,40 @@ type probeUpstream struct {
 	bad    []string // what was wrong with a request
 }
 
-func (u *probeUpstream) note(b map[string]any, wrong string) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.bodies = append(u.bodies, b)
-	if wrong != "" {
-		u.bad = append(u.bad, wrong)
-	}
-}
-
-func anthropicProbeUpstream(t *testing.T) *probeUpstream {
+// newProbeUpstream serves what answer says, after wrongIn checks the
+// request (path, headers, decoded body) and notes what was wrong.
+func newProbeUpstream(t *testing.T, path string, wrongIn func(r *http.Request, b map[string]any) string, answer http.HandlerFunc) *probeUpstream {
 	u := &probeUpstream{}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var b map[string]any
 		json.NewDecoder(r.Body).Decode(&b)
-		wrong := ""
-		switch {
-		case r.Method != http.MethodPost || r.URL.Path != "/v1/messages":
+		wrong := wrongIn(r, b)
+		if r.Method != http.MethodPost || r.URL.Path != path {
 			wrong = "request " + r.Method + " " + r.URL.Path
-		case r.Header.Get("anthropic-version") == "":
-			wrong = "no anthropic-version"
-		case b["max_tokens"] != float64(1) || b["model"] != probeModelAnt:
-			wrong = "body not the smallest request for the model in use"
 		}
-		u.note(b, wrong)
+		u.mu.Lock()
+		u.bodies = append(u.bodies, b)
+		if wrong != "" {
+			u.bad = append(u.bad, wrong)
+		}
+		u.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
+		answer(w, r)
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func anthropicProbeUpstream(t *testing.T) *probeUpstream {
+	return newProbeUpstream(t, "/v1/messages", func(r *http.Request, b map[string]any) string {
+		switch {
+		case r.Header.Get("anthropic-version") == "":
+			return "no anthropic-version"
+		case b["max_tokens"] != float64(1) || b["model"] != probeModelAnt:
+			return "body not the smallest request for the model in use"
+		}
+		return ""
+	}, func(w http.ResponseWriter, r *http.Request) {
 		switch r.Header.Get("x-api-key") {
 		case probeAntOK:
 			io.WriteString(w, `{"id":"msg_01","type":"message","role":"assistant","model":"claude-sonnet-5","content":[{"type":"text","text":"Hi"}],"stop_reason":"max_tokens","usage":{"input_tokens":8,"output_tokens":1}}`)
@@ -74,25 +83,16 @@ func anthropicProbeUpstream(t *testing.T) *probeUpstream {
 			w.WriteHeader(401)
 			io.WriteString(w, `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key `+r.Header.Get("x-api-key")+`"}}`)
 		}
-	}))
-	t.Cleanup(u.Close)
-	return u
+	})
 }
 
 func openaiProbeUpstream(t *testing.T) *probeUpstream {
-	u := &probeUpstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b map[string]any
-		json.NewDecoder(r.Body).Decode(&b)
-		wrong := ""
-		switch {
-		case r.Method != http.MethodPost || r.URL.Path != "/v1/chat/completions":
-			wrong = "request " + r.Method + " " + r.URL.Path
-		case b["max_completion_tokens"] != float64(1) || b["model"] != probeModelOAI:
-			wrong = "body not the smallest request for the model in use"
+	return newProbeUpstream(t, "/v1/chat/completions", func(r *http.Request, b map[string]any) string {
+		if b["max_completion_tokens"] != float64(1) || b["model"] != probeModelOAI {
+			return "body not the smallest request for the model in use"
 		}
-		u.note(b, wrong)
-		w.Header().Set("Content-Type", "application/json")
+		return ""
+	}, func(w http.ResponseWriter, r *http.Request) {
 		switch strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ") {
 		case probeOAIOK:
 			io.WriteString(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-5","choices":[{"index":0,"message":{"role":"assistant","content":""},"finish_reason":"length"}],"usage":{"prompt_tokens":8,"completion_tokens":1,"total_tokens":9}}`)
@@ -103,9 +103,7 @@ func openaiProbeUpstream(t *testing.T) *probeUpstream {
 			w.WriteHeader(401)
 			io.WriteString(w, `{"error":{"message":"Incorrect API key provided: `+r.Header.Get("Authorization")+`.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`)
 		}
-	}))
-	t.Cleanup(u.Close)
-	return u
+	})
 }
 
 func probeEnv(t *testing.T) (*env, *probeUpstream, *probeUpstream) {
