@@ -483,10 +483,8 @@ type gatewayWatcher struct {
 	run         runInfo
 	startFormat string
 
-	stamps     string
-	lastErr    string
-	lastPolErr string
-	lastModErr string
+	stamps []store.Stamp     // of the config file and both .env files
+	errs   gateway.ErrorOnce // each refusal ("config", "policies", "modules") logged once
 }
 
 func newGatewayWatcher(a *app, g *builtGateway, run runInfo) *gatewayWatcher {
@@ -496,20 +494,12 @@ func newGatewayWatcher(a *app, g *builtGateway, run runInfo) *gatewayWatcher {
 }
 
 // stamp fingerprints the config file and both .env files.
-func (w *gatewayWatcher) stamp() string {
-	var b strings.Builder
-	for _, p := range []string{w.a.cfgFile, filepath.Join(w.a.st.Dir, ".env"), ".env"} {
-		if fi, err := os.Stat(p); err == nil {
-			fmt.Fprintf(&b, "%s:%d:%d;", p, fi.Size(), fi.ModTime().UnixNano())
-		} else {
-			fmt.Fprintf(&b, "%s:-;", p)
-		}
-	}
-	return b.String()
+func (w *gatewayWatcher) stamp() []store.Stamp {
+	return store.StampsOf(w.a.cfgFile, filepath.Join(w.a.st.Dir, ".env"), ".env")
 }
 
 func (w *gatewayWatcher) check(ctx context.Context) {
-	if s := w.stamp(); s != w.stamps {
+	if s := w.stamp(); !slices.Equal(s, w.stamps) {
 		w.stamps = s
 		w.reloadConfig()
 	}
@@ -517,12 +507,11 @@ func (w *gatewayWatcher) check(ctx context.Context) {
 	changed, err := w.g.engine.Reload(ctx)
 	switch {
 	case err != nil:
-		if err.Error() != w.lastPolErr {
-			w.lastPolErr = err.Error()
+		if w.errs.Changed("policies", err) {
 			w.log.Error("policy change refused; keeping the policies in force", "err", err)
 		}
 	case changed:
-		w.lastPolErr = ""
+		w.errs.Clear("policies")
 		w.log.Info("policies reloaded", "files", len(w.g.engine.Files()))
 	}
 }
@@ -538,9 +527,8 @@ func (w *gatewayWatcher) reloadModules(ctx context.Context) {
 	msg := errors.Join(errs...)
 	switch {
 	case msg == nil:
-		w.lastModErr = ""
-	case msg.Error() != w.lastModErr:
-		w.lastModErr = msg.Error()
+		w.errs.Clear("modules")
+	case w.errs.Changed("modules", msg):
 		for _, err := range errs {
 			w.log.Error("provider module change refused; keeping the module in force", "err", err)
 		}
@@ -553,13 +541,12 @@ func (w *gatewayWatcher) reloadConfig() {
 		err = w.g.srv.SetConfig(gatewayConfig(l.Cfg, w.g.listen))
 	}
 	if err != nil {
-		if err.Error() != w.lastErr {
-			w.lastErr = err.Error()
+		if w.errs.Changed("config", err) {
 			w.log.Error("config change refused; keeping the config in force", "err", err)
 		}
 		return
 	}
-	w.lastErr = ""
+	w.errs.Clear("config")
 	oldDirs := w.a.policyDirs()
 	w.a.use(l)
 	setLevel(w.g.level, l.Cfg.Log.Level)
