@@ -109,7 +109,7 @@ http_headers = { "` + agentHeader + `" = "{{.Agent}}" }
 		},
 	},
 	{
-		name: "openclaw", title: "OpenClaw",
+		name: "openclaw", title: "OpenClaw", checked: "OpenClaw 2026.9.6",
 		oneOf: true,
 		parts: []partSpec{
 			{
@@ -125,8 +125,8 @@ http_headers = { "` + agentHeader + `" = "{{.Agent}}" }
 		},
 		notes: []string{
 			"OpenClaw ignores ANTHROPIC_BASE_URL: it needs a custom provider under models.providers. It reads ${VAR} in config strings, so the file holds the variable's name, not the token.",
-			"Pick the model as opensoul/<model> (agents.defaults.model.primary).",
-			"Not run here with the real OpenClaw (it needs Node 22); built from its configuration reference.",
+			"Pick the model as opensoul/<model> (agents.defaults.model.primary, or --model with `openclaw agent exec`).",
+			"OpenClaw sends Node's default user agent, so OpenSoul cannot tell it from other clients.",
 		},
 	},
 	{

@@ -3,6 +3,7 @@ package chat
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 )
 
@@ -101,25 +102,40 @@ func userTexts(body []byte, spec turnSpec) ([]string, bool) {
 	return turnTexts(elems, spec)
 }
 
-// turnTexts finds the user's turn in the raw conversation items.
+// turnTexts finds the user's turn in the raw conversation items: the
+// user messages at the end of the conversation (system and developer
+// messages among and after them passed over), in order. The turn can be
+// several messages: OpenClaw sends the typed text and its internal
+// context as two user messages (openclaw 2026.9.6, testdata/clients), and
+// the APIs read consecutive user messages as one turn. A message of the
+// turn without text parts (a tool result) adds nothing.
 func turnTexts(elems [][]byte, spec turnSpec) ([]string, bool) {
+	var turn [][]string // the turn's messages' texts, last first
+	found := false
 	for i := len(elems) - 1; i >= 0; i-- {
 		var it item
 		if json.Unmarshal(elems[i], &it) != nil {
 			return nil, false
 		}
 		if spec.items && it.Type != "" && it.Type != "message" {
-			return nil, false
+			break
 		}
 		if skipsRole(it.Role) {
 			continue
 		}
 		if it.Role != "user" {
-			return nil, false
+			break
 		}
-		return contentTexts(it.Content, spec.textType)
+		found = true
+		if texts, ok := contentTexts(it.Content, spec.textType); ok {
+			turn = append(turn, texts)
+		}
 	}
-	return nil, false
+	if !found || len(turn) == 0 {
+		return nil, false
+	}
+	slices.Reverse(turn)
+	return slices.Concat(turn...), true
 }
 
 // contentTexts is a message's content when it is a string, else the

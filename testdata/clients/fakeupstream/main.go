@@ -12,6 +12,10 @@
 //	POST /_mode?key=K&mode=M   (key=* sets every key, and the default)
 //	GET  /_stats               {"requests":{"<key>":n,…},"total":n}
 //
+// With -dump DIR each request is also written to DIR/NNN.json (headers
+// included: point it only at fake keys), which is how the captures in
+// testdata/clients are made.
+//
 // Usage: go run ./testdata/clients/fakeupstream -addr 127.0.0.1:0 -addr-file F
 package main
 
@@ -32,13 +36,16 @@ type upstream struct {
 	mu    sync.Mutex
 	modes map[string]string // key → mode; "*" is the default
 	count map[string]int
+	dump  string // directory for request dumps; "" for none
+	n     int    // requests dumped
 }
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	addrFile := flag.String("addr-file", "", "write the bound address here once listening")
+	dump := flag.String("dump", "", "write each request (method, path, headers, body) as JSON into this directory")
 	flag.Parse()
-	u := &upstream{modes: map[string]string{"*": "ok"}, count: map[string]int{}}
+	u := &upstream{modes: map[string]string{"*": "ok"}, count: map[string]int{}, dump: *dump}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
@@ -90,6 +97,11 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	u.mu.Lock()
 	u.count[name]++
+	if u.dump != "" {
+		u.n++
+		rec, _ := json.MarshalIndent(map[string]any{"method": r.Method, "path": r.URL.Path, "header": r.Header, "body": json.RawMessage(body)}, "", "  ")
+		os.WriteFile(fmt.Sprintf("%s/%03d.json", u.dump, u.n), rec, 0o600)
+	}
 	mode, ok := u.modes[key]
 	if !ok {
 		mode = u.modes["*"]
