@@ -39,6 +39,9 @@ type Snapshot struct {
 	// snapshot (nil: not cached). A snapshot is never modified once in
 	// use, so they stay true until a status changes with the clock.
 	facts *factsMemo
+	// scrub caches the secret sets of answers (see secretsFor). Unlike
+	// facts it is kept by copies that change only usage state.
+	scrub *scrubMemo
 }
 
 // LoadSnapshot reads an agent's effective profiles (main's as the base) and
@@ -57,6 +60,7 @@ func LoadSnapshot(s *store.Store, agent string) (*Snapshot, error) {
 		LastGood: map[string]string{},
 		Paths:    []string{s.ProfilesPath(agent), s.StatePath(agent)},
 		facts:    &factsMemo{},
+		scrub:    &scrubMemo{},
 	}
 	states := map[string]*store.State{}
 	stateOf := func(a string) (*store.State, error) {

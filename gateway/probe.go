@@ -282,7 +282,7 @@ func (p *Prober) secrets(rc *runtimeConfig, c store.Credential) *secretSet {
 		ss.add(up.APIKey)
 	}
 	ss.add(rc.Token)
-	return ss
+	return ss.done()
 }
 
 // mask replaces every secret in s with its mask.

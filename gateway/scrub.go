@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // What an upstream sends back reaches a caller who may hold only an agent
@@ -25,23 +26,54 @@ var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "X-Api-
 const minScrubLen = 12
 
 // secretSet is the secrets to hide from one answer and their masks.
+// A set is built once per state of what it hides (see secretsFor) and
+// then only read, by any number of answers at once.
 type secretSet struct {
 	secrets, masks [][]byte
 	longest        int
+	seen           map[string]bool
+
+	// With many secrets (an agent with a thousand keys) a search per
+	// secret would cost every answer a pass over all of them: index
+	// finds the secrets that begin with a given minScrubLen bytes, and
+	// heads holds every shorter beginning, so replace and holdBack cost
+	// about the same for a thousand secrets as for one.
+	index map[string][]int
+	heads map[string]bool
 }
 
+// indexFrom is the number of secrets from which a set searches by index.
+const indexFrom = 16
+
 func (ss *secretSet) add(secret string) {
-	if len(secret) < minScrubLen {
+	if len(secret) < minScrubLen || ss.seen[secret] {
 		return
 	}
-	for _, s := range ss.secrets {
-		if string(s) == secret {
-			return
-		}
+	if ss.seen == nil {
+		ss.seen = map[string]bool{}
 	}
+	ss.seen[secret] = true
 	ss.secrets = append(ss.secrets, []byte(secret))
 	ss.masks = append(ss.masks, []byte(sameLengthMask(secret)))
 	ss.longest = max(ss.longest, len(secret))
+	ss.index, ss.heads = nil, nil // built by done
+}
+
+// done indexes a set of many secrets; call it once all are added.
+func (ss *secretSet) done() *secretSet {
+	if len(ss.secrets) < indexFrom {
+		return ss
+	}
+	ss.index = make(map[string][]int, len(ss.secrets))
+	ss.heads = make(map[string]bool, len(ss.secrets)*(minScrubLen-1))
+	for i, sec := range ss.secrets {
+		k := string(sec[:minScrubLen])
+		ss.index[k] = append(ss.index[k], i)
+		for n := 1; n < minScrubLen; n++ {
+			ss.heads[string(sec[:n])] = true
+		}
+	}
+	return ss
 }
 
 // sameLengthMask is Mask's prefix (no last characters) padded with '*' to
@@ -57,16 +89,33 @@ func sameLengthMask(secret string) string {
 
 // secretsFor collects what the gateway could leak in rs's answer: every
 // stored credential the agent sees, the environment and config keys of
-// the provider, and the gateway tokens.
+// the provider, and the gateway tokens. The set is built once per
+// snapshot of the agent's profiles (kept while only usage state changes),
+// environment, config and provider, not once per answer.
 func (s *Server) secretsFor(rs *reqState) *secretSet {
+	envp := s.env.Load()
+	if rs.al == nil {
+		return s.buildSecrets(rs, nil, envp)
+	}
+	snap := rs.al.snap.Load()
+	key := scrubKey{env: envp, rc: rs.rc, provider: rs.provider}
+	if ss := snap.scrub.get(key); ss != nil {
+		return ss
+	}
+	ss := s.buildSecrets(rs, snap, envp)
+	snap.scrub.put(key, ss)
+	return ss
+}
+
+func (s *Server) buildSecrets(rs *reqState, snap *Snapshot, envp *Env) *secretSet {
 	ss := &secretSet{}
-	if rs.al != nil {
-		for _, c := range rs.al.snap.Load().Profiles {
+	if snap != nil {
+		for _, c := range snap.Profiles {
 			ss.add(c.Secret())
 			ss.add(c.Refresh)
 		}
 	}
-	env := *s.env.Load()
+	env := *envp
 	for _, c := range EnvVarsFor(rs.provider) {
 		ss.add(env[c.Var].Value)
 	}
@@ -77,11 +126,49 @@ func (s *Server) secretsFor(rs *reqState) *secretSet {
 	for _, tok := range rs.rc.AgentTokens {
 		ss.add(tok)
 	}
-	return ss
+	return ss.done()
 }
 
-// replace masks every secret in b in place and reports whether any was.
+// scrubMemo keeps a snapshot's secret sets. Snapshots that differ only in
+// usage state share it (they share the profiles).
+type scrubMemo struct {
+	mu sync.Mutex
+	m  map[scrubKey]*secretSet
+}
+
+type scrubKey struct {
+	env      *Env
+	rc       *runtimeConfig
+	provider string
+}
+
+func (m *scrubMemo) get(k scrubKey) *secretSet {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.m[k]
+}
+
+func (m *scrubMemo) put(k scrubKey, ss *secretSet) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil || len(m.m) >= 64 {
+		m.m = map[scrubKey]*secretSet{} // configs and environments replaced many times
+	}
+	m.m[k] = ss
+}
+
+// replace masks every secret in b in place.
 func (ss *secretSet) replace(b []byte) {
+	if ss.index != nil {
+		ss.replaceIndexed(b)
+		return
+	}
 	for i, sec := range ss.secrets {
 		for off := 0; ; {
 			j := bytes.Index(b[off:], sec)
@@ -94,8 +181,31 @@ func (ss *secretSet) replace(b []byte) {
 	}
 }
 
+// replaceIndexed is replace by index: at each offset, the secrets that
+// begin with the next minScrubLen bytes are the only ones to compare (the
+// longest that matches is masked).
+func (ss *secretSet) replaceIndexed(b []byte) {
+	for i := 0; i+minScrubLen <= len(b); {
+		best := -1
+		for _, j := range ss.index[string(b[i:i+minScrubLen])] {
+			if sec := ss.secrets[j]; bytes.HasPrefix(b[i:], sec) && (best < 0 || len(sec) > len(ss.secrets[best])) {
+				best = j
+			}
+		}
+		if best < 0 {
+			i++
+			continue
+		}
+		copy(b[i:], ss.masks[best])
+		i += len(ss.secrets[best])
+	}
+}
+
 // holdBack is how many bytes at the end of b could begin a secret.
 func (ss *secretSet) holdBack(b []byte) int {
+	if ss.index != nil {
+		return ss.holdBackIndexed(b)
+	}
 	hold := 0
 	for _, sec := range ss.secrets {
 		for n := min(len(sec)-1, len(b)); n > hold; n-- {
@@ -106,6 +216,26 @@ func (ss *secretSet) holdBack(b []byte) int {
 		}
 	}
 	return hold
+}
+
+// holdBackIndexed is holdBack by index: the longest tail of b that some
+// secret (longer than it) begins with.
+func (ss *secretSet) holdBackIndexed(b []byte) int {
+	for n := min(ss.longest-1, len(b)); n > 0; n-- {
+		tail := b[len(b)-n:]
+		if n < minScrubLen {
+			if ss.heads[string(tail)] {
+				return n
+			}
+			continue
+		}
+		for _, j := range ss.index[string(tail[:minScrubLen])] {
+			if sec := ss.secrets[j]; len(sec) > n && bytes.HasPrefix(sec, tail) {
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 // scrubHeaders drops credential headers and masks secrets in the others.

@@ -45,6 +45,9 @@
 // With -soak 10m it runs the gateway for that long under good, 429, 401
 // and 5xx keys, hostile bodies, slow clients and CLI writers, and reports
 // RSS, goroutines, open files, outcomes and lost state writes (see soak.go).
+// With LOADTEST_CPUPROFILE=FILE set, each gateway child writes its CPU
+// profile to FILE (the -profiles children to FILE.scale, FILE.scale-churn,
+// …; -only picks the modes to measure, e.g. -only cached).
 // With LOADTEST_HEAPPROFILE=FILE set, the gateway's child process writes
 // its heap profile to FILE every 30 s and when it stops.
 //
@@ -100,6 +103,7 @@ func main() {
 	profiles := flag.Int("profiles", 0, "measure scale: the gateway holds this many profiles (see the package doc)")
 	churn := flag.Bool("churn", false, "with -profiles: also measure a new session on every request (no decision cached)")
 	nocache := flag.Bool("nocache", false, "with -profiles: also measure with the decision cache off")
+	only := flag.String("only", "", "with -profiles: measure only these modes (comma-separated: cached, sessions, nosession, churn, nocache)")
 	spreadKeys := flag.Int("spread", 0, "instead: check that requests without a session spread over this many keys (4: each 15-35%)")
 	attack := flag.String("attack", "", "measure memory under hostile callers instead: bodies (see attack.go)")
 	conns := flag.Int("conns", 40, "with -attack: connections per round")
@@ -119,7 +123,7 @@ func main() {
 	case *attack != "":
 		err = runAttack(*attack, *conns, *rounds, *hold)
 	case *profiles > 0:
-		err = runScale(*dur, *maxReq, *profiles, *churn, *nocache)
+		err = runScale(*dur, *maxReq, *profiles, *churn, *nocache, *only)
 	default:
 		err = run(*dur, *maxReq)
 	}
@@ -164,7 +168,10 @@ func child(kind, upstreamURL string, profiles int, state string) error {
 	default:
 		return fmt.Errorf("unknown -serve %q", kind)
 	}
-	if path := os.Getenv("LOADTEST_CPUPROFILE"); path != "" && kind == "gateway" {
+	if path := os.Getenv("LOADTEST_CPUPROFILE"); path != "" && kind != "bare" && kind != "soak" {
+		if kind != "gateway" {
+			path += "." + kind // one file per gateway child
+		}
 		f, err := os.Create(path)
 		if err != nil {
 			return err
@@ -705,7 +712,7 @@ func newScaleGateway(ctx context.Context, upstreamURL string, n int, kind string
 
 // runScale drives the bare proxy and an n-profile gateway (one process per
 // cache setting) through each selected mode, alternating rounds.
-func runScale(dur time.Duration, maxReq, n int, churn, nocache bool) error {
+func runScale(dur time.Duration, maxReq, n int, churn, nocache bool, only string) error {
 	upURL, stopUp := listen(http.HandlerFunc(upstream))
 	defer stopUp()
 	var servers []*server
@@ -731,29 +738,33 @@ func runScale(dur time.Duration, maxReq, n int, churn, nocache bool) error {
 	}
 	type mode struct {
 		name     string
+		flag     string // its name for -only
 		gw       *server
 		sessions int
 	}
-	modes := []mode{{"cached", gw, oneSession}, {"32 sessions", gw, sessionPerConn}, {"no session", gw, noSession}}
+	modes := []mode{{"cached", "cached", gw, oneSession}, {"32 sessions", "sessions", gw, sessionPerConn}, {"no session", "nosession", gw, noSession}}
 	if churn {
 		ch, err := start("scale-churn")
 		if err != nil {
 			return err
 		}
-		modes = append(modes, mode{"churn", ch, sessionPerConn})
+		modes = append(modes, mode{"churn", "churn", ch, sessionPerConn})
 	}
 	if nocache {
 		off, err := start("scale-nocache")
 		if err != nil {
 			return err
 		}
-		modes = append(modes, mode{"cache off", off, oneSession})
+		modes = append(modes, mode{"cache off", "nocache", off, oneSession})
 	}
 	const conns = 32
 	fmt.Printf("OpenSoul gateway scale: %d profiles, %d CPUs, %d conns, json, %s per mode in %d alternating rounds, loopback only\n",
 		n, runtime.NumCPU(), conns, dur, rounds)
 	fmt.Printf("%-11s | %-28s | %-28s | %s\n", "mode", "bare proxy   req/s  cpu/req", "gateway      req/s  cpu/req", "gateway vs bare")
 	for _, m := range modes {
+		if only != "" && !slices.Contains(strings.Split(only, ","), m.flag) {
+			continue
+		}
 		var bs, gs []result
 		for range rounds {
 			bs = append(bs, bare.measure(func() result { return drive(bare.url, keyGood, false, conns, dur/rounds, maxReq/rounds) }))
