@@ -95,13 +95,7 @@ func (s *Server) loginUpstream(ctx context.Context, req *http.Request, rs *reqSt
 		}
 		req.Header.Set(name, v)
 	}
-	base, strip := declared.BaseURL, declared.StripPrefix
-	switch {
-	case cfg.BaseURL != "":
-		base, strip = cfg.BaseURL, cfg.StripPrefix
-	case h.BaseURL != "":
-		base, strip = h.BaseURL, h.StripPrefix
-	}
+	base, strip := loginBase(declared, cfg, h)
 	if base == "" {
 		return
 	}
@@ -117,4 +111,18 @@ func (s *Server) loginUpstream(ctx context.Context, req *http.Request, rs *reqSt
 	u.RawQuery = req.URL.RawQuery
 	req.URL = u
 	req.Host = ""
+}
+
+// loginBase is where a login's requests go instead of the provider's base
+// URL ("" for there), and the path prefix to strip first: config's
+// providers.<p>.oauth.baseUrl, else the module's answer for this
+// credential, else its oauth declaration's.
+func loginBase(declared, cfg oauth.Client, h wasm.HeadersResult) (base, strip string) {
+	switch {
+	case cfg.BaseURL != "":
+		return cfg.BaseURL, cfg.StripPrefix
+	case h.BaseURL != "":
+		return h.BaseURL, h.StripPrefix
+	}
+	return declared.BaseURL, declared.StripPrefix
 }

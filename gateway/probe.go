@@ -171,7 +171,9 @@ func (p *Prober) send(ctx context.Context, base string, res *ProbeResult, c stor
 	if herr != nil {
 		return nil, nil, herr // a custom provider's module cannot present it
 	}
-	moved := c.Type == store.TypeOAuth && (h.BaseURL != "" || s.cfg.Load().OAuth[c.Provider].BaseURL != "")
+	declared, _ := s.moduleOAuth(ctx, c.Provider)
+	own, _ := loginBase(declared, s.cfg.Load().OAuth[c.Provider], h)
+	moved := c.Type == store.TypeOAuth && own != ""
 	res.API = probeAPI(prov, moved)
 	path, body := probeBody(res.API, model)
 	rest := prov.APIPrefix + path
