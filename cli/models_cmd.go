@@ -128,7 +128,10 @@ provider's API (one output token, so it may cost a token), to the model in
 use, presented exactly as the gateway presents it (module headers, a
 login's own upstream, refreshed first if due). It shows ok and the
 latency, or the provider's error (status, type, message; secrets masked).
-With --check, a failed probe exits 1. It changes no cooldown.
+With --check, a failed probe exits 1. It changes no cooldown. A
+subscription token its provider restricts to its own CLI (a Claude
+setup-token may be) can fail here and still work in that CLI: the
+provider's message says so.
 
 Examples:
   opensoul models status
