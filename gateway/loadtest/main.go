@@ -51,6 +51,9 @@
 // With LOADTEST_HEAPPROFILE=FILE set, the gateway's child process writes
 // its heap profile to FILE every 30 s and when it stops.
 //
+// With -firstreq BINARY it times the first request after /readyz of the
+// built binary with an empty module cache against the next 99 (firstreq.go).
+//
 // With -attack bodies it measures the gateway's memory under hostile
 // request bodies instead (see attack.go):
 //
@@ -103,11 +106,12 @@ func main() {
 	profiles := flag.Int("profiles", 0, "measure scale: the gateway holds this many profiles (see the package doc)")
 	churn := flag.Bool("churn", false, "with -profiles: also measure a new session on every request (no decision cached)")
 	nocache := flag.Bool("nocache", false, "with -profiles: also measure with the decision cache off")
+	firstReq := flag.String("firstreq", "", "instead: time the first request after /readyz of this built opensoul binary, empty module cache (see firstreq.go)")
 	only := flag.String("only", "", "with -profiles: measure only these modes (comma-separated: cached, sessions, nosession, churn, nocache)")
 	spreadKeys := flag.Int("spread", 0, "instead: check that requests without a session spread over this many keys (4: each 15-35%)")
 	attack := flag.String("attack", "", "measure memory under hostile callers instead: bodies (see attack.go)")
 	conns := flag.Int("conns", 40, "with -attack: connections per round")
-	rounds := flag.Int("rounds", 4, "with -attack: rounds of declared-length bodies")
+	rounds := flag.Int("rounds", 4, "with -attack: rounds of declared-length bodies; with -firstreq: gateway starts")
 	hold := flag.Duration("hold", 3*time.Second, "with -attack: how long each round holds its connections")
 	soak := flag.Duration("soak", 0, "instead: soak the gateway for this long under mixed traffic and CLI writers (see soak.go)")
 	state := flag.String("state", "", "internal: the state dir for -serve soak")
@@ -118,6 +122,8 @@ func main() {
 		err = spread(*spreadKeys, *dur)
 	case *serve != "":
 		err = child(*serve, *up, *profiles, *state)
+	case *firstReq != "":
+		err = runFirstRequest(*firstReq, *rounds)
 	case *soak > 0:
 		err = runSoak(*soak)
 	case *attack != "":
