@@ -33,8 +33,13 @@
 //   - churn (-churn): the facts change on every request. Each connection
 //     is a session of its own, pinned to its own profile, and the gateway's
 //     clock moves a second per reading, so every success records a new
-//     lastUsed and the sessions' profiles change their order on every
-//     request: no cached decision applies;
+//     lastUsed. (The built-in policy no longer reads lastUsed — the gateway
+//     rotates among equal-rank candidates itself — so these decisions stay
+//     cached now; "new session" is the uncached case.)
+//
+//   - new session (with -churn): every request names a session never seen
+//     before, so the decision's cache key is new every time: every request
+//     is an uncached decision over all N profiles;
 //
 //   - cache off (-nocache): the decision cache turned off.
 //
@@ -107,7 +112,7 @@ func main() {
 	churn := flag.Bool("churn", false, "with -profiles: also measure a new session on every request (no decision cached)")
 	nocache := flag.Bool("nocache", false, "with -profiles: also measure with the decision cache off")
 	firstReq := flag.String("firstreq", "", "instead: time the first request after /readyz of this built opensoul binary, empty module cache (see firstreq.go)")
-	only := flag.String("only", "", "with -profiles: measure only these modes (comma-separated: cached, sessions, nosession, churn, nocache)")
+	only := flag.String("only", "", "with -profiles: measure only these modes (comma-separated: cached, sessions, nosession, churn, newsession, nocache)")
 	spreadKeys := flag.Int("spread", 0, "instead: check that requests without a session spread over this many keys (4: each 15-35%)")
 	attack := flag.String("attack", "", "measure memory under hostile callers instead: bodies (see attack.go)")
 	conns := flag.Int("conns", 40, "with -attack: connections per round")
@@ -439,7 +444,10 @@ const (
 	noSession      = iota
 	oneSession     // every request names the same session
 	sessionPerConn // each connection names a session of its own
+	sessionPerReq  // every request names a new session: the decision's key is new every time
 )
+
+var newSessions atomic.Int64
 
 // driveWith is drive with the given session headers (x-opensoul-session).
 func driveWith(url, key string, stream bool, sessions, conns int, dur time.Duration, max int) result {
@@ -459,6 +467,8 @@ func driveWith(url, key string, stream bool, sessions, conns int, dur time.Durat
 			req.Header.Set("x-opensoul-session", "load")
 		case sessionPerConn:
 			req.Header.Set("x-opensoul-session", fmt.Sprintf("load-%d", conn))
+		case sessionPerReq:
+			req.Header.Set("x-opensoul-session", fmt.Sprintf("new-%d", newSessions.Add(1)))
 		}
 		if stream {
 			req.Header.Set("accept", "text/event-stream")
@@ -754,7 +764,7 @@ func runScale(dur time.Duration, maxReq, n int, churn, nocache bool, only string
 		if err != nil {
 			return err
 		}
-		modes = append(modes, mode{"churn", "churn", ch, sessionPerConn})
+		modes = append(modes, mode{"churn", "churn", ch, sessionPerConn}, mode{"new session", "newsession", gw, sessionPerReq})
 	}
 	if nocache {
 		off, err := start("scale-nocache")
