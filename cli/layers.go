@@ -112,11 +112,18 @@ func (p *flagProvider) ReadBytes() ([]byte, error) {
 	return nil, errors.New("the flag provider has no bytes; use Read")
 }
 
+// FlagError is a config problem a flag caused (--set, --listen): a usage
+// error, so the command exits 2.
+type FlagError struct{ Err error }
+
+func (e *FlagError) Error() string { return e.Err.Error() }
+func (e *FlagError) Unwrap() error { return e.Err }
+
 func flagLayer(sets []flagSetting) (*layer, error) {
 	p := &flagProvider{sets: sets, names: map[string]string{}}
 	k := koanf.New(koanfDelim)
 	if err := k.Load(p, nil); err != nil {
-		return nil, err
+		return nil, &FlagError{err}
 	}
 	return &layer{src: Source{Layer: layerFlag}, k: k, names: p.names}, nil
 }

@@ -96,14 +96,20 @@ func loadConfig(src configSource) (*loadedConfig, error) {
 // it was set; the rest came from the config file, which the error names.
 func (l *loadedConfig) nameSources(err error) error {
 	var inv *InvalidError
+	byFlag := false
 	if errors.As(err, &inv) {
 		for _, f := range inv.Fields {
 			if src, ok := l.Sources[f.Key]; ok && src.Layer != layerYAML && src.Layer != layerDefault {
 				f.Msg += " (set by " + src.String() + ")"
+				byFlag = byFlag || src.Layer == layerFlag
 			}
 		}
 	}
-	return fmt.Errorf("%s: %w", l.File, err)
+	err = fmt.Errorf("%s: %w", l.File, err)
+	if byFlag {
+		return &FlagError{err}
+	}
+	return err
 }
 
 // pipeline is the layers of one load, lowest first, and the variable
@@ -264,6 +270,10 @@ func (a *app) load() error {
 		return nil
 	}
 	l, err := loadConfig(a.configSource())
+	var flagErr *FlagError
+	if errors.As(err, &flagErr) {
+		return &exitError{code: 2, err: err}
+	}
 	if err != nil {
 		return err
 	}

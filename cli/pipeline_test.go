@@ -217,7 +217,7 @@ func TestConfigShowSources(t *testing.T) {
 }
 
 // TestSetNamesTheBadKey: --set with an unknown key, a section, a bad value
-// or no '=' fails, naming the key (and the flag).
+// or no '=' is a usage error (exit 2) naming the key and the flag.
 func TestSetNamesTheBadKey(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -230,11 +230,11 @@ func TestSetNamesTheBadKey(t *testing.T) {
 		{"gateway.listen", `want key=value`},
 	} {
 		_, errs, code := e.run("", "config", "validate", "--set", tc.set)
-		if code == 0 || !strings.Contains(errs, tc.want) {
+		if code != 2 || !strings.Contains(errs, tc.want) {
 			t.Errorf("--set %s: exit %d, %q; want %q", tc.set, code, errs, tc.want)
 		}
 	}
-	if _, errs, code := e.run("", "gateway", "--listen", "nowhere"); code == 0 || !strings.Contains(errs, `gateway.listen: want host:port, got "nowhere" (set by flag --listen)`) {
+	if _, errs, code := e.run("", "gateway", "--listen", "nowhere"); code != 2 || !strings.Contains(errs, `gateway.listen: want host:port, got "nowhere" (set by flag --listen)`) {
 		t.Errorf("gateway --listen nowhere: exit %d, %q", code, errs)
 	}
 }
