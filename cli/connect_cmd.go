@@ -168,6 +168,9 @@ func (a *app) connectSetup(agentFlag string) (connect.Setup, error) {
 	}
 	if id != defaultAgent {
 		s.Agent = id
+		if !a.agentKnown(id) {
+			a.warnf("agent %q has no token and no profiles yet; the gateway refuses it until it has one (opensoul models auth paste-token --agent %s …)", id, id)
+		}
 	}
 	s.TokenFrom = a.tokenSource(id, &s.TokenVar)
 	for _, name := range a.providersInUse() {
@@ -179,6 +182,17 @@ func (a *app) connectSetup(agentFlag string) (connect.Setup, error) {
 	order := providers.Names()
 	slices.SortStableFunc(s.Routes, func(x, y connect.Route) int { return rank(order, x.Provider) - rank(order, y.Provider) })
 	return s, nil
+}
+
+// agentKnown says whether the gateway accepts requests for agent id: it
+// has a token of its own or a directory in the state (the gateway's
+// knownAgent; the default agent is always known).
+func (a *app) agentKnown(id string) bool {
+	if _, ok := a.cfg.Gateway.Auth.Agents[id]; ok {
+		return true
+	}
+	fi, err := os.Stat(a.st.AgentDir(id))
+	return err == nil && fi.IsDir()
 }
 
 // rank orders table providers first, in table order.

@@ -68,6 +68,12 @@ providers:
 	e.ok("", "connect", "openclaw", "--write")
 	e.seen.WriteString(read(t, e.vars["OPENCLAW_CONFIG_PATH"]))
 
+	if _, errs, code := e.run("", "connect", "curl", "--agent", "nobody"); code != 0 || !strings.Contains(errs, `agent "nobody" has no token and no profiles yet`) {
+		t.Errorf("connect --agent for an unknown agent should warn: exit %d %s", code, errs)
+	}
+	if _, errs, _ := e.run("", "connect", "curl", "--agent", "batch"); strings.Contains(errs, "no token and no profiles") {
+		t.Errorf("an agent with a token is known: %s", errs)
+	}
 	if _, errs, code := e.run("", "connect", "curl", "--write"); code != 2 || !strings.Contains(errs, "no config file") {
 		t.Errorf("connect curl --write: exit %d %s", code, errs)
 	}
