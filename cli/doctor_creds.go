@@ -70,6 +70,10 @@ func (a *app) providerChecks(ps providerStatus, add func(name, status, detail, f
 		case gateway.StatusExpiring:
 			add("profile "+r.ID, "warn", profileNote(r, time.Now()), "renew the token (claude setup-token), then paste it again")
 		}
+		if r.Scope != "" {
+			add("scope "+r.ID, "ok", fmt.Sprintf("serves %s requests only (the provider accepts it from %s only); other clients use the next credential", r.Scope, r.Scope),
+				"")
+		}
 		if r.Role == gateway.RoleUnused && strings.HasPrefix(r.Why, "not used: not in ") {
 			add("profile "+r.ID, "warn", "never serves: "+strings.TrimPrefix(r.Why, "not used: "),
 				"opensoul models auth order get --provider "+ps.Provider+", then add it with order set (or doctor --fix)")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -84,9 +85,12 @@ type profileStatus struct {
 	CooldownModel  string `json:"cooldownModel,omitempty"`
 	DisabledUntil  int64  `json:"disabledUntil"`
 	DisabledReason string `json:"disabledReason"`
-	Label          string `json:"label"`
-	Email          string `json:"email,omitempty"`
-	LastUsed       int64  `json:"lastUsed"`
+	// Scope names the only client the provider accepts the credential
+	// from ("claude-code"); "" for any client.
+	Scope    string `json:"scope,omitempty"`
+	Label    string `json:"label"`
+	Email    string `json:"email,omitempty"`
+	LastUsed int64  `json:"lastUsed"`
 	// Refreshable: an OAuth login the gateway refreshes before use.
 	Refreshable bool `json:"refreshable,omitempty"`
 }
@@ -347,6 +351,7 @@ func profileRow(pr gateway.ProfileReason, snap *gateway.Snapshot, now time.Time,
 		CooldownModel:  st.CooldownModel,
 		DisabledUntil:  st.DisabledUntil,
 		DisabledReason: st.DisabledReason,
+		Scope:          st.Scope,
 		Label:          gateway.Mask(c.Secret()),
 		Email:          c.Email,
 		LastUsed:       st.LastUsed,
@@ -430,6 +435,7 @@ func (rep *statusReport) writeText(w io.Writer, now time.Time) {
 			}
 			tw.Flush()
 		}
+		rep.writeClientScopes(w, ps.Model)
 		rep.writeOtherModels(w, ps.Provider, ps.Model, now)
 	}
 	if len(rep.MissingProvidersInUse) > 0 {
@@ -448,6 +454,19 @@ func (rep *statusReport) writeText(w io.Writer, now time.Time) {
 		fmt.Fprintln(w, "\nCheck:")
 		for _, p := range rep.Check.Problems {
 			fmt.Fprintf(w, "  %s\n", p)
+		}
+	}
+}
+
+// writeClientScopes says what serves the requests of each client a
+// profile is scoped to (the table above is for any other client).
+func (rep *statusReport) writeClientScopes(w io.Writer, ref string) {
+	for _, m := range rep.Models {
+		if m.Ref != ref {
+			continue
+		}
+		for _, client := range slices.Sorted(maps.Keys(m.ForClients)) {
+			fmt.Fprintf(w, "  %s requests: %s (a profile is scoped to %s)\n", client, cmpOrWord(m.ForClients[client], "nothing can serve"), client)
 		}
 	}
 }
@@ -501,6 +520,9 @@ func profileNote(r profileStatus, now time.Time) string {
 		notes = append(notes, fmt.Sprintf("disabled: %s (until the credential is replaced or the cooldown cleared)", r.DisabledReason))
 	case r.DisabledUntil > nowMs:
 		notes = append(notes, fmt.Sprintf("disabled: %s (%s left)", r.DisabledReason, gateway.Human(time.Duration(r.DisabledUntil-nowMs)*time.Millisecond)))
+	}
+	if r.Scope != "" {
+		notes = append(notes, "only for "+r.Scope+" requests (the provider accepts it from "+r.Scope+" only)")
 	}
 	if r.CooldownUntil > nowMs {
 		cd := "cooldown " + gateway.Human(time.Duration(r.CooldownUntil-nowMs)*time.Millisecond)

@@ -124,10 +124,11 @@ func (a *app) policyExplainCmd() *ffcli.Command {
 	agentFlag := fs.String("agent", "", "agent (default: the configured default agent)")
 	session := fs.String("session", "", "session id, to apply its credential pin")
 	model := fs.String("model", "", "model requested (default: the session's or the configured model for this provider)")
+	client := fs.String("client", "", "the calling client, NAME[/VERSION] as input.request.client names it (claude-code, codex, curl, …; default: none)")
 	asJSON := fs.Bool("json", false, `print {"input": ..., "decision": ...}`)
 	return leaf(&ffcli.Command{
 		Name:       "explain",
-		ShortUsage: "opensoul policy explain --provider P [--agent A] [--session S] [--model M] [--json]",
+		ShortUsage: "opensoul policy explain --provider P [--agent A] [--session S] [--model M] [--client C] [--json]",
 		ShortHelp:  "Show the facts a request would be decided on and the decision, with a reason for every profile.",
 		LongHelp: `Builds the policy input the gateway would build for a request now (the
 same resolver: store, usage state, session pin, environment) and
@@ -136,7 +137,8 @@ evaluates the policies over it. The input holds no secrets.
 Examples:
   opensoul policy explain --provider anthropic
   opensoul policy explain --provider anthropic --agent cron --model claude-opus-5
-  opensoul policy explain --provider anthropic --session my-chat --json`,
+  opensoul policy explain --provider anthropic --session my-chat --json
+  opensoul policy explain --provider anthropic --client claude-code   # a profile scoped to Claude Code serves it`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
@@ -150,6 +152,7 @@ Examples:
 			if err != nil {
 				return err
 			}
+			q.Client.Name, q.Client.Version, _ = strings.Cut(*client, "/")
 			r, err := a.resolver(ctx, now)
 			if err != nil {
 				return err
@@ -199,6 +202,7 @@ func (a *app) explainQuery(provider, agentFlag, sessionID, model string) (*gatew
 		sess, known := sessions.Sessions[sessionID]
 		req.SessionNew = !known
 		if known {
+			req.Visit.Started = sess.CreatedAt // the client and count live in the gateway's memory only
 			if c, ok := snap.Profiles[sess.AuthProfileOverride]; ok && sess.AuthProfileOverride != "" && c.Provider == provider {
 				req.Pin = &policy.Pin{Profile: sess.AuthProfileOverride, Source: cmp.Or(sess.AuthProfileOverrideSource, store.PinAuto)}
 			}

@@ -239,7 +239,7 @@ func (a *app) orderClearCmd() *ffcli.Command {
 
 // hasSomethingToClear: a cooldown, disable, error count or failure record.
 func hasSomethingToClear(u store.UsageStats) bool {
-	return u.CooldownUntil != 0 || u.DisabledUntil != 0 || u.ErrorCount != 0 || len(u.FailureCounts) != 0 || u.LastFailureAt != 0 || u.CooldownModel != "" || u.DisabledReason != ""
+	return u.CooldownUntil != 0 || u.DisabledUntil != 0 || u.ErrorCount != 0 || len(u.FailureCounts) != 0 || u.LastFailureAt != 0 || u.CooldownModel != "" || u.DisabledReason != "" || u.Scope != ""
 }
 
 func listOrNone(ids []string) string {
@@ -363,8 +363,10 @@ func (a *app) clearCooldownCmd() *ffcli.Command {
 		Name:       "clear-cooldown",
 		ShortUsage: "opensoul models auth clear-cooldown [--agent ID] [--provider P] [ID…]",
 		ShortHelp:  "Make cooling or disabled profiles usable again now.",
-		LongHelp: `Clears cooldowns, disables and error counts. A running gateway picks the
-change up without a restart.
+		LongHelp: `Clears cooldowns, disables, error counts and a client scope (a token the
+provider accepts from one client only, such as a Claude setup-token kept for
+Claude Code: it is offered to every client again until the provider refuses
+it once more). A running gateway picks the change up without a restart.
 
 Examples:
   opensoul models auth clear-cooldown --provider anthropic

@@ -69,16 +69,7 @@ func ApplyFailure(u *store.UsageStats, reason, model string, retryAfter time.Dur
 	}
 	cfg = cfg.withDefaults()
 	ms := now.UnixMilli()
-	if u.LastFailureAt != 0 && ms-u.LastFailureAt > cfg.FailureWindow.Milliseconds() {
-		u.ErrorCount, u.FailureCounts = 0, nil
-	}
-	if u.FailureCounts == nil {
-		u.FailureCounts = map[string]int{}
-	}
-	u.ErrorCount++
-	u.FailureCounts[reason]++
-	u.LastFailureAt = ms
-	n := u.FailureCounts[reason]
+	n := countFailure(u, reason, ms, cfg)
 
 	switch {
 	case reason == ReasonRateLimit:
@@ -106,6 +97,31 @@ func ApplyFailure(u *store.UsageStats, reason, model string, retryAfter time.Dur
 			u.CooldownUntil, u.CooldownModel = ms+retryAfter.Milliseconds(), model
 		}
 	}
+}
+
+// countFailure counts one failure of reason at ms (epoch), starting the
+// counts again after a failure-free window, and returns reason's count.
+func countFailure(u *store.UsageStats, reason string, ms int64, cfg Cooldowns) int {
+	if u.LastFailureAt != 0 && ms-u.LastFailureAt > cfg.FailureWindow.Milliseconds() {
+		u.ErrorCount, u.FailureCounts = 0, nil
+	}
+	if u.FailureCounts == nil {
+		u.FailureCounts = map[string]int{}
+	}
+	u.ErrorCount++
+	u.FailureCounts[reason]++
+	u.LastFailureAt = ms
+	return u.FailureCounts[reason]
+}
+
+// ApplyScope records that the provider accepts the credential from one
+// client only (a credential_scope answer naming it): the profile is not
+// disabled but scoped, and the policy keeps it for that client's requests
+// (input.profiles[].scope). It stays scoped until the secret changes or
+// the user clears it (clear-cooldown); a success does not lift it.
+func ApplyScope(u *store.UsageStats, client string, now time.Time, cfg Cooldowns) {
+	countFailure(u, ReasonCredentialScope, now.UnixMilli(), cfg.withDefaults())
+	u.Scope = client
 }
 
 // ApplySuccess clears u's cooldown and error counts and records lastUsed.

@@ -114,7 +114,7 @@ func TestBuiltinClassify(t *testing.T) {
 		{403, nil, `forbidden`, true, ReasonAuth, -1},
 		{402, nil, `{}`, true, ReasonBilling, -1},
 		{400, nil, `Your credit balance is too low`, true, ReasonBilling, -1},
-		{400, nil, `This credential is only authorized for use with Claude Code and cannot be used for other API requests.`, true, ReasonCredentialScope, -1},
+		{400, nil, `This credential is only authorized for use with Claude Code and cannot be used for other API requests.`, false, ReasonFormat, -1}, // provider knowledge: see TestClassifyScope
 		{404, nil, `{"error":{"message":"model: nope"}}`, true, ReasonModelNotFound, -1},
 		{404, nil, `not here`, false, "", -1},
 		{500, nil, ``, true, ReasonTimeout, -1},

@@ -20,6 +20,10 @@ type Attempt struct {
 	Status  int    `json:"status,omitempty"` // upstream status; 0 when none came
 	Reason  string `json:"reason,omitempty"` // empty when it succeeded
 	Hint    string `json:"hint,omitempty"`
+	// Scope is the one client the provider accepts the credential from
+	// (a credential_scope answer that scoped the profile instead of
+	// disabling it); "" otherwise.
+	Scope string `json:"scope,omitempty"`
 	// Recovery is when the profile may serve again (epoch ms), 0 if now.
 	Recovery int64 `json:"recovery,omitempty"`
 }
@@ -240,6 +244,8 @@ func describeAttempt(a Attempt, now time.Time) string {
 		s += fmt.Sprintf(" (HTTP %d)", a.Status)
 	}
 	switch {
+	case a.Scope != "":
+		s += ", kept for " + a.Scope + " requests only"
 	case a.Recovery >= DisabledUntilChanged:
 		s += ", disabled until the credential is changed or its cooldown cleared"
 	case a.Recovery > now.UnixMilli():

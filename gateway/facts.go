@@ -291,6 +291,10 @@ func profileFacts(snap *Snapshot, req FactsRequest, now time.Time) (facts []poli
 			r := st.DisabledReason
 			pf.DisabledReason = &r
 		}
+		if st.Scope != "" {
+			s := st.Scope
+			pf.Scope = &s
+		}
 		facts = append(facts, pf)
 	}
 	return facts, lo, hi, stable

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	providers "github.com/opensoul/opensoul/gateway/provider"
 	"io"
 	"iter"
 	"net/http"
@@ -191,6 +192,12 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 	peek, _ := io.ReadAll(io.LimitReader(resp.Body, peekLimit))
 	cl := s.classify(ctx, rs.provider, resp, peek, now)
 	att.Reason, att.Hint = cl.Reason, cl.Hint
+	if cl.Reason == ReasonCredentialScope && cl.Scope != rs.client.Name {
+		// Kept for the one client the provider accepts it from. (When
+		// that client itself is refused, the scope cannot help: the
+		// credential is disabled as before.)
+		att.Scope = cl.Scope
+	}
 	restore := func() *http.Response {
 		resp.Body = readCloser{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
 		rs.attempts = append(rs.attempts, att)
@@ -290,7 +297,7 @@ func (s *Server) fail(rs *reqState, c candidate, att Attempt, retry time.Duratio
 	s.metrics.attempts.WithLabelValues(rs.provider, att.Reason).Inc()
 	s.metrics.failures.WithLabelValues(rs.provider, labelID(c.id), clip(att.Reason)).Inc()
 	if c.owner != "" && recordsOnProfile(att.Reason) {
-		s.live.record(c.owner, stateOp{profile: c.id, reason: att.Reason, model: att.Model, retryAfter: retry, at: now, tag: c.cred.Tag()})
+		s.live.record(c.owner, stateOp{profile: c.id, reason: att.Reason, model: att.Model, retryAfter: retry, scope: att.Scope, at: now, tag: c.cred.Tag()})
 		att.Recovery = Recovery(rs.al.snap.Load().Stats[c.id], att.Model, now)
 	}
 	rs.attempts = append(rs.attempts, att)
@@ -352,6 +359,9 @@ func (s *Server) classify(ctx context.Context, provider string, resp *http.Respo
 		}
 	}
 	builtin := BuiltinClassify(resp.StatusCode, resp.Header, string(text), now)
+	if rule, ok := providers.For(provider).ScopedTo(string(text)); ok {
+		builtin = wasm.Classification{Failover: true, Reason: ReasonCredentialScope, Hint: rule.Hint, Scope: rule.Client}
+	}
 	if s.modules == nil {
 		return builtin
 	}
@@ -367,6 +377,9 @@ func (s *Server) classify(ctx context.Context, provider string, resp *http.Respo
 	}
 	if cl.RetryAfterMs == nil {
 		cl.RetryAfterMs = builtin.RetryAfterMs
+	}
+	if cl.Reason == ReasonCredentialScope && cl.Scope == "" {
+		cl.Scope = builtin.Scope // a module of revision < 4; the table knows the answer
 	}
 	cl.RetryAfterMs = clampRetryMs(cl.RetryAfterMs)
 	return cl
@@ -536,7 +549,9 @@ func (sel *selection) unusable() []string {
 	return out
 }
 
-// noCredential is the 503 for a provider nothing can serve.
+// noCredential is the 503 for a provider nothing can serve. Waiting does
+// not help (a person must add or free a credential), so it is final:
+// x-should-retry: false, and clients show it at once.
 func (s *Server) noCredential(rs *reqState, last *selection) *HTTPError {
 	agentFlag := ""
 	if rs.agent != store.DefaultAgent {
@@ -555,7 +570,7 @@ func (s *Server) noCredential(rs *reqState, last *selection) *HTTPError {
 			unusable = " Profiles that cannot serve: " + strings.Join(u, "; ") + "."
 		}
 	}
-	return &HTTPError{Code: http.StatusServiceUnavailable, Type: "no_credential", Msg: fmt.Sprintf(
+	return &HTTPError{Code: http.StatusServiceUnavailable, Type: "no_credential", NoRetry: true, Msg: fmt.Sprintf(
 		"opensoul: no credential for %s (agent %s).%s Add one with `opensoul models auth paste-token --provider %s%s` (stored in %s), or set %s",
 		rs.provider, rs.agent, unusable, rs.provider, agentFlag, s.store.ProfilesPath(rs.agent), vars)}
 }

@@ -80,8 +80,9 @@ func TestFailoverReasons(t *testing.T) {
 			}
 		}, "billing"},
 		{"Claude Code only", answer{status: 400, body: claudeCodeOnly}, func(t *testing.T, u *store.UsageStats) {
-			if u.DisabledUntil != gateway.DisabledUntilChanged || u.DisabledReason != "credential_scope" {
-				t.Errorf("disabled = %d %q, want until changed (credential_scope)", u.DisabledUntil, u.DisabledReason)
+			// Asked by a client that is not Claude Code: scoped, not disabled.
+			if u.DisabledUntil != 0 || u.DisabledReason != "" || u.Scope != "claude-code" {
+				t.Errorf("disabled = %d %q, scope %q; want scoped to claude-code, not disabled", u.DisabledUntil, u.DisabledReason, u.Scope)
 			}
 		}, "credential_scope"},
 		{"500 once", answer{status: 500, body: `{"type":"error","error":{"type":"api_error","message":"Internal server error"}}`}, func(t *testing.T, u *store.UsageStats) {
@@ -189,7 +190,7 @@ func TestCredentialScopeHint(t *testing.T) {
 	f.anthropic.set(tokenC, answer{status: 400, body: claudeCodeOnly})
 	resp, body := f.messages("claude-sonnet-5", nil)
 	typ, msg := anthropicError(t, body)
-	if resp.StatusCode != 403 || typ != "permission_error" || !strings.Contains(msg, "use an Anthropic API key") || !strings.Contains(msg, "disabled until the credential is changed") {
+	if resp.StatusCode != 403 || typ != "permission_error" || !strings.Contains(msg, "other clients need an Anthropic API key") || !strings.Contains(msg, "kept for claude-code requests only") {
 		t.Errorf("%d %s: %s", resp.StatusCode, typ, msg)
 	}
 	// Replacing the credential lifts the disable.

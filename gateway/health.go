@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -100,6 +101,9 @@ type ProfileReason struct {
 	Until          int64  `json:"until,omitempty"`
 	CooldownModel  string `json:"cooldownModel,omitempty"`
 	DisabledReason string `json:"disabledReason,omitempty"`
+	// Scope names the only client the provider accepts the credential
+	// from; requests of other clients skip it.
+	Scope string `json:"scope,omitempty"`
 }
 
 // Decide builds the policy input for q over snap and evaluates the policy:
@@ -180,6 +184,9 @@ func (r Resolver) reasons(in *policy.Input, dec policy.Decision, res *Resolution
 		}
 		if f.DisabledReason != nil && f.DisabledUntil > now.UnixMilli() {
 			pr.DisabledReason = *f.DisabledReason
+		}
+		if f.Scope != nil {
+			pr.Scope = *f.Scope
 		}
 		if role == RoleCooling {
 			pr.Until = max(f.CooldownUntil, f.DisabledUntil)
@@ -262,6 +269,10 @@ type ModelResolution struct {
 	Ref   string `json:"ref"` // provider/model
 	InUse bool   `json:"inUse"`
 	*Resolution
+	// ForClients names, for each client a profile is scoped to, what
+	// serves that client's requests (they may use the scoped profile);
+	// "" when nothing can. Nil when no profile is scoped.
+	ForClients map[string]string `json:"forClients,omitempty"`
 }
 
 // ExitCode is the `--check` exit code: 1 when any problem needs a person
@@ -355,7 +366,21 @@ func (r Resolver) Health(ctx context.Context, snap *Snapshot, refs []string, inU
 		if err != nil {
 			return nil, fmt.Errorf("policy decision for %s: %w", ref, err)
 		}
-		h.Models = append(h.Models, ModelResolution{Ref: ref, InUse: slices.Contains(inUse, ref), Resolution: res})
+		mr := ModelResolution{Ref: ref, InUse: slices.Contains(inUse, ref), Resolution: res}
+		for _, pr := range res.Profiles {
+			if pr.Scope == "" || mr.ForClients[pr.Scope] != "" {
+				continue
+			}
+			for_, err := r.Resolve(ctx, snap, Query{Agent: snap.Agent, Provider: p, Model: m, Client: policy.ClientFacts{Name: pr.Scope}}, now)
+			if err != nil {
+				return nil, fmt.Errorf("policy decision for %s (%s requests): %w", ref, pr.Scope, err)
+			}
+			if mr.ForClients == nil {
+				mr.ForClients = map[string]string{}
+			}
+			mr.ForClients[pr.Scope] = for_.Serving
+		}
+		h.Models = append(h.Models, mr)
 	}
 	h.Problems = r.problems(h, snap, now)
 	return h, nil
@@ -421,6 +446,11 @@ func servingProblem(mr ModelResolution) Problem {
 		return Problem{Severity: NeedsSoon, Subject: mr.Ref, Text: "every candidate is cooling down: " + strings.Join(cooling, ", "), Kind: ProblemCooling}
 	}
 	p := Problem{Severity: NeedsPerson, Subject: mr.Ref, Text: "no credential can serve", Kind: ProblemNoCredential}
+	for _, client := range slices.Sorted(maps.Keys(mr.ForClients)) {
+		if id := mr.ForClients[client]; id != "" {
+			p.Text += fmt.Sprintf(" requests of other clients than %s (%s serves %s only)", client, id, client)
+		}
+	}
 	if len(disabled) > 0 {
 		p.Text += "; disabled: " + strings.Join(disabled, ", ")
 		p.Kind = ProblemDisabled

@@ -163,8 +163,9 @@ func (c *agentCache) reload(id string, a *agentLive) error {
 }
 
 // noticeChangedCredentials lifts an until-changed disable (auth,
-// credential_scope) when the profile's secret was replaced, recording the
-// lift in the journal. Callers hold loadMu and are inside publish.
+// credential_scope) and a client scope when the profile's secret was
+// replaced, recording the lift in the journal. Callers hold loadMu and are
+// inside publish.
 func (c *agentCache) noticeChangedCredentials(snap *Snapshot, u unwritten) {
 	for id, cred := range snap.Profiles {
 		key := snap.Owner[id] + "/" + id
@@ -173,8 +174,8 @@ func (c *agentCache) noticeChangedCredentials(snap *Snapshot, u unwritten) {
 		if !known || prev.Secret() == cred.Secret() {
 			continue
 		}
-		if st, ok := snap.Stats[id]; ok && st.DisabledUntil >= DisabledUntilChanged {
-			c.log.Info("credential changed; lifting its disable", "profile", id, "reason", st.DisabledReason)
+		if st, ok := snap.Stats[id]; ok && (st.DisabledUntil >= DisabledUntilChanged || st.Scope != "") {
+			c.log.Info("credential changed; lifting its disable or client scope", "profile", id, "reason", st.DisabledReason, "scope", st.Scope)
 			op := stateOp{profile: id, clear: true, at: c.now()}
 			owner := snap.Owner[id]
 			u.add(owner, op)

@@ -205,6 +205,7 @@ type stateOp struct {
 	reason     string
 	model      string
 	retryAfter time.Duration
+	scope      string // a credential_scope failure that scopes the profile to this client
 	at         time.Time
 	tag        string // the failing credential's store.Credential.Tag
 }
@@ -215,10 +216,15 @@ func (op stateOp) applyStats(u *store.UsageStats, cd Cooldowns) {
 		if u.DisabledUntil >= DisabledUntilChanged {
 			u.DisabledUntil, u.DisabledReason = 0, ""
 		}
+		u.Scope = "" // a new secret may not be limited
 	case op.success:
 		ApplySuccess(u, op.at)
 	default:
-		ApplyFailure(u, op.reason, op.model, op.retryAfter, op.at, cd)
+		if op.scope != "" {
+			ApplyScope(u, op.scope, op.at, cd)
+		} else {
+			ApplyFailure(u, op.reason, op.model, op.retryAfter, op.at, cd)
+		}
 		if op.tag != "" && recordsOnProfile(op.reason) {
 			u.SecretTag = op.tag
 		}

@@ -120,8 +120,6 @@ func BuiltinClassify(status int, h http.Header, body string, now time.Time) wasm
 	switch {
 	case status < 400:
 		return c
-	case strings.Contains(lower, "only authorized for use with claude code"):
-		c.Failover, c.Reason, c.Hint = true, ReasonCredentialScope, "this credential only works in Claude Code; use an Anthropic API key"
 	case status == 402 || strings.Contains(lower, "credit balance") || strings.Contains(lower, "insufficient_quota") || strings.Contains(lower, "billing"):
 		c.Failover, c.Reason = true, ReasonBilling
 	case status == 429:

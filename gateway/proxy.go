@@ -299,7 +299,7 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.chat != nil && rs.api != "" && s.chat.Intercept(w, r, ChatRequest{
 		Agent: agent, Session: rs.session, SessionSet: rs.named, Provider: provider, API: rs.api,
-		Model: rs.model, Stream: rs.stream, Body: rs.body,
+		Model: rs.model, Stream: rs.stream, Body: rs.body, Client: rs.client,
 	}) {
 		rs.status, rs.profile = http.StatusOK, "chat"
 		return

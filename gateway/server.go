@@ -30,6 +30,7 @@ import (
 	"github.com/opensoul/opensoul/gateway/oauth"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/gateway/usage"
+	"github.com/opensoul/opensoul/policy"
 )
 
 // Config is the gateway's part of OpenSoul's configuration, as plain
@@ -113,6 +114,9 @@ type ChatRequest struct {
 	Model          string
 	Stream         bool
 	Body           []byte
+	// Client is the client that sent the command (gateway/client.go), so
+	// /model status answers for that client (a profile may be scoped to it).
+	Client policy.ClientFacts
 }
 
 // Options are New's dependencies. Store, Selector and Logger are required.

@@ -138,7 +138,7 @@ status_text := {
 	"missing": "the credential is missing",
 }
 
-excluded := object.union_n([bad_status, token_expired, denied])
+excluded := object.union_n([bad_status, token_expired, client_scoped, denied])
 
 # The profiles whose type and status do not allow use (a profile missing
 # either field is not usable). The test fails for the common, usable
@@ -165,6 +165,22 @@ token_expired := {p.id: sprintf("not usable: the token expired at %s", [fmt_time
 	is_number(p.expiresAt)
 	not bad_status[p.id]
 }
+
+# A credential the provider accepts from one client only (its scope,
+# learned from the provider's answer) serves that client's requests only.
+client_scoped := {p.id: sprintf("not usable here: the provider accepts this credential from %s only, and this request is from %s", [p.scope, client_text]) |
+	some p in input.profiles
+	is_string(p.scope)
+	p.scope != client_name
+	p.scope != ""
+	not bad_status[p.id]
+	not token_expired[p.id]
+}
+
+client_name := object.get(input, ["request", "client", "name"], "")
+
+client_text := client_name if client_name != ""
+else := "an unidentified client"
 
 denied := {id: sprintf("denied: %s", [concat("; ", sort(rs))]) |
 	some id, rs in deny_reasons

@@ -422,3 +422,45 @@ test_rotate_zero_without_candidates if {
 	d.candidates == []
 	d.rotate == 0
 }
+
+# --- client scope -------------------------------------------------------------
+# (Clients here are interactive ones: the policy tests also run with the
+# examples loaded, and interactive_tokens.rego denies tokens to the others.)
+
+from_client(x, name) := object.union(x, {"request": {"client": {"name": name, "version": "1.0.0"}}})
+
+scoped_two := [
+	patched(prof("anthropic:sub", "token"), {"scope": "claude-code"}),
+	prof("anthropic:key", "api_key"),
+]
+
+test_a_scoped_profile_serves_its_client if {
+	d := select.decision with input as from_client(req(scoped_two), "claude-code")
+	d.candidates == ["anthropic:sub", "anthropic:key"]
+}
+
+test_a_scoped_profile_is_skipped_for_other_clients_with_a_reason if {
+	d := select.decision with input as from_client(req(scoped_two), "codex")
+	d.candidates == ["anthropic:key"]
+	d.cooling == []
+	d.reasons["anthropic:sub"] == "not usable here: the provider accepts this credential from claude-code only, and this request is from codex"
+}
+
+test_a_scoped_profile_is_skipped_without_a_client if {
+	d := select.decision with input as req(scoped_two)
+	d.candidates == ["anthropic:key"]
+	d.reasons["anthropic:sub"] == "not usable here: the provider accepts this credential from claude-code only, and this request is from an unidentified client"
+}
+
+test_a_null_scope_serves_every_client if {
+	ps := [patched(prof("anthropic:sub", "token"), {"scope": null}), prof("anthropic:key", "api_key")]
+	d := select.decision with input as from_client(req(ps), "openclaw")
+	d.candidates == ["anthropic:sub", "anthropic:key"]
+}
+
+test_a_scoped_profile_in_the_explicit_order_is_still_skipped if {
+	x := with_order(from_client(req(scoped_two), "codex"), "store", ["anthropic:sub", "anthropic:key"])
+	d := select.decision with input as x
+	d.candidates == ["anthropic:key"]
+	startswith(d.reasons["anthropic:sub"], "not usable here: the provider accepts this credential from claude-code only")
+}

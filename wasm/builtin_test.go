@@ -234,6 +234,9 @@ func TestBuiltinClassify(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if wantScope := map[bool]string{true: "claude-code"}[tt.reason == ReasonCredentialScope]; got.Scope != wantScope {
+				t.Errorf("scope %q, want %q", got.Scope, wantScope)
+			}
 			if got.Reason != tt.reason || got.Failover != tt.failover || !strings.Contains(got.Hint, tt.hint) {
 				t.Errorf("got %+v, want reason=%s failover=%v hint~%q", got, tt.reason, tt.failover, tt.hint)
 			}

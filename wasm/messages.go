@@ -79,6 +79,20 @@ var knownReasons = map[string]bool{
 	ReasonModelNotFound: true, ReasonTimeout: true, ReasonFormat: true, ReasonOK: true, ReasonUnknown: true,
 }
 
+// validClientName accepts the client names the gateway gives clients
+// (input.request.client.name): lower-case letters, digits and '-'.
+func validClientName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 func validCheck(c CheckResult) error {
 	if !knownKinds[c.Kind] {
 		return fmt.Errorf("%w: unknown kind %.40q", ErrBadResponse, c.Kind)

@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -105,4 +106,16 @@ func FuzzDecodeResponse(f *testing.F) {
 			_ = validHeaders(resp.HeadersResult)
 		}
 	})
+}
+
+func TestValidClientName(t *testing.T) {
+	t.Parallel()
+	for s, ok := range map[string]bool{
+		"claude-code": true, "codex": true, "ai-sdk": true, "x1": true,
+		"": false, "Claude Code": false, "claude_code": false, "a\nb": false, strings.Repeat("a", 65): false,
+	} {
+		if got := validClientName(s); got != ok {
+			t.Errorf("validClientName(%q) = %v, want %v", s, got, ok)
+		}
+	}
 }

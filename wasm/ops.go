@@ -175,6 +175,12 @@ func (r *Registry) Classify(ctx context.Context, provider string, req ClassifyRe
 		r.host.report(me, ErrBadResponse)
 		return Classification{}, me
 	}
+	if s := resp.Scope; s != "" && (resp.Reason != ReasonCredentialScope || !validClientName(s)) {
+		me := &ModuleError{Provider: m.provider, File: m.file, Op: OpClassify,
+			Err: fmt.Errorf("%w: scope %.40q (a client name of lower-case letters, digits and '-', with reason credential_scope)", ErrBadResponse, s)}
+		r.host.report(me, ErrBadResponse)
+		return Classification{}, me
+	}
 	return resp.Classification, nil
 }
 

@@ -80,6 +80,11 @@ type Classification struct {
 	Reason       string `json:"reason"`
 	RetryAfterMs *int64 `json:"retryAfterMs"`
 	Hint         string `json:"hint,omitempty"`
+	// Scope, with reason credential_scope, names the only client the
+	// provider accepts the credential from, as the gateway names clients
+	// ("claude-code"; ABI 1 revision 5). The gateway then keeps the
+	// credential for that client's requests instead of disabling it.
+	Scope string `json:"scope,omitempty"`
 }
 
 // ABIVersion is the version of the provider module ABI this host speaks.

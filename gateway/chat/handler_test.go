@@ -373,3 +373,43 @@ func TestOpenRouterModels(t *testing.T) {
 		t.Errorf("/model: %s", w.Body)
 	}
 }
+
+// TestStatusScope: /model status answers for the client that asks. A
+// token scoped to Claude Code is next for Claude Code and marked, and for
+// another client the next profile is the key.
+func TestStatusScope(t *testing.T) {
+	t.Parallel()
+	hf := newHandler(t, chatConfig("https://api.anthropic.example", "https://o.example"), gateway.Env{})
+	if err := hf.st.UpdateProfiles("main", func(p *store.Profiles) error {
+		p.Profiles["anthropic:sub"] = store.Credential{Type: store.TypeToken, Provider: "anthropic", Token: tokenSub}
+		p.Profiles["anthropic:default"] = store.Credential{Type: store.TypeAPIKey, Provider: "anthropic", Key: keyDefault}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := hf.st.UpdateState("main", func(s *store.State) error {
+		s.UsageStats["anthropic:sub"] = &store.UsageStats{Scope: "claude-code"}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	line := func(client, id string) string {
+		req := anthropicReq("s", "/model status", false)
+		req.Client.Name = client
+		for _, l := range strings.Split(textOf(t, must(hf.do(req))), "\n") {
+			if f := strings.Fields(l); len(f) > 0 && f[0] == id {
+				return l
+			}
+		}
+		return ""
+	}
+	if l := line("claude-code", "anthropic:sub"); !strings.Contains(l, "next") || !strings.Contains(l, "only for claude-code requests") {
+		t.Errorf("Claude Code's /model status: anthropic:sub line %q", l)
+	}
+	if l := line("codex", "anthropic:sub"); strings.Contains(l, "next") || !strings.Contains(l, "only for claude-code requests") {
+		t.Errorf("Codex's /model status: anthropic:sub line %q", l)
+	}
+	if l := line("codex", "anthropic:default"); !strings.Contains(l, "next") {
+		t.Errorf("Codex's /model status: anthropic:default line %q", l)
+	}
+}

@@ -67,6 +67,7 @@ func (c *call) next(provider string) (id string, dec *policy.Decision) {
 	res, err := c.h.resolver(c.ctx, c.cfg, c.now).Resolve(c.ctx, c.snap, gateway.Query{
 		Agent: c.req.Agent, Session: c.req.Session, SessionNew: !c.known, Pin: pin,
 		Provider: provider, Model: c.modelFor(provider), API: c.req.API, Stream: c.req.Stream,
+		Client: c.req.Client,
 	}, c.now)
 	if err != nil {
 		c.h.log.Warn("chat: policy failed", "agent", c.req.Agent, "provider", provider, "err", err)
@@ -128,6 +129,9 @@ func (c *call) marks(id, model string, dec *policy.Decision) []string {
 			w += " on " + st.CooldownModel
 		}
 		out = append(out, w)
+	}
+	if st.Scope != "" {
+		out = append(out, "only for "+st.Scope+" requests")
 	}
 	if st.DisabledUntil > ms {
 		w := "disabled: " + orWord(st.DisabledReason, "unknown")

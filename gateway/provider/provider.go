@@ -126,6 +126,18 @@ type ClientHint struct {
 	Client string
 }
 
+// ClientScope is an error answer by which the provider says a credential
+// works for one client only: a body containing Match (lower case) means
+// the credential is limited to Client, as the gateway names clients
+// (gateway/client.go, input.request.client.name). Used when no provider
+// module classifies the answer; modules say it themselves (classify's
+// scope, wasm/ABI.md).
+type ClientScope struct {
+	Match  string
+	Client string
+	Hint   string // what the user sees
+}
+
 // Provider is what OpenSoul knows about one provider.
 type Provider struct {
 	Name    string
@@ -162,6 +174,20 @@ type Provider struct {
 
 	OAuth       *OAuth       // nil: no OAuth login (all today; issue 14)
 	ClientHints []ClientHint // nil: none known yet (issue 10)
+	// ClientScopes are the answers that limit a credential to one client.
+	ClientScopes []ClientScope
+}
+
+// ScopedTo returns the rule whose text body (an upstream error) contains,
+// if any: the credential then serves that rule's client only.
+func (p Provider) ScopedTo(body string) (ClientScope, bool) {
+	lower := strings.ToLower(body)
+	for _, s := range p.ClientScopes {
+		if strings.Contains(lower, s.Match) {
+			return s, true
+		}
+	}
+	return ClientScope{}, false
 }
 
 var bearer = Presentation{Header: "authorization", Prefix: "Bearer ", Remove: []string{"x-api-key"}}
@@ -184,6 +210,9 @@ var builtin = []Provider{
 			Command: "claude setup-token", Prefix: "sk-ant-oat01-", MinLen: 108, APIKeyPrefix: "sk-ant-api",
 		},
 		Onboard: true,
+		// A Claude subscription's setup-token, sent by another client.
+		ClientScopes: []ClientScope{{Match: "only authorized for use with claude code", Client: "claude-code",
+			Hint: "this token only works inside Claude Code; it is kept for Claude Code requests, and other clients need an Anthropic API key"}},
 	},
 	{
 		Name:      "openai",
@@ -322,6 +351,7 @@ func (p Provider) clone() Provider {
 		p.OAuth = &o
 	}
 	p.ClientHints = slices.Clone(p.ClientHints)
+	p.ClientScopes = slices.Clone(p.ClientScopes)
 	return p
 }
 

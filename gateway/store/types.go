@@ -85,6 +85,9 @@ type UsageStats struct {
 	// SecretTag is the Tag of the secret the last failure was recorded
 	// for ("" before it was recorded, and for OAuth logins).
 	SecretTag string `json:"secretTag,omitempty"`
+	// Scope names the only client the provider accepts the credential
+	// from ("claude-code"), learned from its answer; "" for any client.
+	Scope string `json:"scope,omitempty"`
 }
 
 // State is the content of auth-state.json.

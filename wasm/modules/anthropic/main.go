@@ -112,8 +112,11 @@ func classify(r guest.Request) guest.Class {
 	c := guest.StatusTable(&r)
 	switch {
 	case r.Mentions("only authorized for use with claude code"):
-		return guest.Class{Failover: true, Reason: "credential_scope", RetryAfterMs: -1,
-			Hint: "this token only works inside Claude Code; use an Anthropic API key for the gateway"}
+		// A subscription token Anthropic accepts from Claude Code only:
+		// the gateway keeps it for Claude Code's requests (scope) and
+		// serves other clients with another credential.
+		return guest.Class{Failover: true, Reason: "credential_scope", RetryAfterMs: -1, Scope: "claude-code",
+			Hint: "this token only works inside Claude Code; it is kept for Claude Code requests, and other clients need an Anthropic API key"}
 	case r.Mentions("credit balance"):
 		return guest.Class{Failover: true, Reason: "billing", RetryAfterMs: -1,
 			Hint: "add credits at console.anthropic.com, or use another credential"}

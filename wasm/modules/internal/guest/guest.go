@@ -61,6 +61,9 @@ type Class struct {
 	Reason       string
 	RetryAfterMs int64
 	Hint         string
+	// Scope, with Reason "credential_scope", names the only client the
+	// provider accepts the credential from (ABI 1 revision 5).
+	Scope string
 }
 
 // Provider is what a module implements. A nil func answers unsupported_op.
@@ -218,6 +221,9 @@ func encodeClass(c Class) []byte {
 	}
 	if c.Hint != "" {
 		w.String("hint", c.Hint)
+	}
+	if c.Scope != "" {
+		w.String("scope", c.Scope)
 	}
 	return w.Bytes()
 }
