@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -305,4 +306,31 @@ func TestLoadConfigIsPure(t *testing.T) {
 	if a.Cfg.Gateway.Listen != "127.0.0.1:6" || b.Cfg.Gateway.Listen != a.Cfg.Gateway.Listen {
 		t.Errorf("listen %q then %q, want 127.0.0.1:6", a.Cfg.Gateway.Listen, b.Cfg.Gateway.Listen)
 	}
+}
+
+// FuzzConfigFlag: any --set key=value either loads into the flag layer
+// under a key the schema knows, named by its flag, or fails as a
+// FlagError that names the key; it never panics.
+func FuzzConfigFlag(f *testing.F) {
+	for _, s := range [][2]string{
+		{"gateway.listen", "127.0.0.1:1"}, {"gateway.maxBodyBytes", "lots"}, {"log", "x"},
+		{"agents.defaults.models.anthropic/claude-sonnet-4.5.alias", "s"}, {"auth.order.anthropic", "a, b,"},
+		{"agents.cron.attrs.team", "blue"}, {"providers..baseUrl", "x"}, {"gateway.listen.x", "1"}, {"", ""},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, key, value string) {
+		ly, err := flagLayer([]flagSetting{{Flag: "--set", Key: key, Value: value}})
+		if err != nil {
+			var fe *FlagError
+			if !errors.As(err, &fe) || !strings.Contains(err.Error(), "--set "+key+"=") {
+				t.Fatalf("error does not name --set %q: %v", key, err)
+			}
+			return
+		}
+		keys := ly.k.Keys()
+		if len(keys) != 1 || ly.names[keys[0]] != "--set" {
+			t.Fatalf("--set %q=%q loaded keys %q", key, value, keys)
+		}
+	})
 }
