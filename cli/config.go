@@ -12,6 +12,7 @@ import (
 	"github.com/opensoul/opensoul/gateway/oauth"
 	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/gateway/usage"
 	"github.com/opensoul/opensoul/wasm"
 )
 
@@ -26,6 +27,7 @@ type Config struct {
 	Policy    PolicyConfig              `koanf:"policy"`
 	Env       EnvConfig                 `koanf:"env"`
 	Log       LogConfig                 `koanf:"log"`
+	Usage     UsageConfig               `koanf:"usage"`
 }
 
 // GatewayConfig configures `opensoul gateway`.
@@ -171,6 +173,14 @@ type ShellEnvConfig struct {
 	TimeoutMs int  `koanf:"timeoutMs"`
 }
 
+// UsageConfig is the gateway's usage store (<state>/usage.db): what each
+// credential spent, and the limits providers report.
+type UsageConfig struct {
+	Enabled       bool                   `koanf:"enabled"`
+	RetentionDays float64                `koanf:"retentionDays"`
+	Prices        map[string]usage.Price `koanf:"prices"` // by model name prefix, over usage.DefaultPrices
+}
+
 // LogConfig sets the gateway's log level and format (text or json).
 type LogConfig struct {
 	Level  string `koanf:"level"`
@@ -205,6 +215,7 @@ func DefaultConfig() Config {
 		Policy:    PolicyConfig{TimeoutMs: 500},
 		Env:       EnvConfig{ShellEnv: ShellEnvConfig{TimeoutMs: 15_000}},
 		Log:       LogConfig{Level: "info", Format: "text"},
+		Usage:     UsageConfig{Enabled: true, RetentionDays: usage.DefaultRetention.Hours() / 24},
 	}
 }
 
@@ -324,6 +335,14 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		bad("log.format", "want text or json, got %q", c.Log.Format)
+	}
+	if c.Usage.RetentionDays <= 0 {
+		bad("usage.retentionDays", "must be a positive number of days, got %v", c.Usage.RetentionDays)
+	}
+	for model, p := range c.Usage.Prices {
+		if p.Input < 0 || p.Output < 0 || p.CacheRead < 0 || p.CacheWrite < 0 {
+			bad("usage.prices."+model, "prices are US dollars per million tokens and cannot be negative")
+		}
 	}
 	if c.Env.ShellEnv.TimeoutMs <= 0 {
 		bad("env.shellEnv.timeoutMs", "must be positive")

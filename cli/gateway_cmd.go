@@ -21,6 +21,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/usage"
 	"github.com/opensoul/opensoul/gateway/chat"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/policy"
@@ -99,12 +100,16 @@ type builtGateway struct {
 	host         *wasm.Host
 	chat         *chat.Handler
 	srv          *gateway.Server
+	usage        *usage.Store // nil: usage.enabled is off, or the store did not open
 }
 
 // close releases what buildGateway made, the server before the module
 // host (closing the host empties the module backoff file).
 func (g *builtGateway) close() {
 	g.srv.Close()
+	if g.usage != nil {
+		g.usage.Close() // after the server: the last answers' usage is flushed
+	}
 	g.host.Close(context.Background())
 }
 
@@ -127,9 +132,10 @@ func (a *app) buildGateway(ctx context.Context) (*builtGateway, error) {
 		return nil, err
 	}
 	inUse := a.providersInUse() // read now: the warm-up runs beside reloads
+	g.usage = a.openUsage(g.log)
 	g.srv, err = gateway.New(gateway.Options{
 		Store: a.st, Config: gatewayConfig(a.cfg, g.listen), Env: a.env, Selector: g.engine,
-		Modules: g.modules, Logger: g.log,
+		Modules: g.modules, Logger: g.log, Usage: usageSink(g.usage),
 		Warmup: func(ctx context.Context) { warmProviderModules(ctx, g.modules, inUse, g.log) },
 		Chat: func(srv *gateway.Server) (gateway.ChatInterceptor, error) {
 			h, err := newChatHandler(a.st, a.cfg, g.engine, g.log, srv)
@@ -138,6 +144,9 @@ func (a *app) buildGateway(ctx context.Context) (*builtGateway, error) {
 		},
 	})
 	if err != nil {
+		if g.usage != nil {
+			g.usage.Close()
+		}
 		g.host.Close(context.Background())
 		return nil, err
 	}
@@ -244,6 +253,34 @@ func (a *app) drain(g *builtGateway, hs *http.Server) {
 	g.srv.Close()
 	g.log.Info("gateway stopped")
 }
+
+// openUsage opens the usage store (usage.enabled); a store that cannot be
+// opened is logged and the gateway runs without it.
+func (a *app) openUsage(log *slog.Logger) *usage.Store {
+	if !a.cfg.Usage.Enabled {
+		return nil
+	}
+	us, err := usage.Open(usagePath(a.st.Dir), usage.Options{
+		Retention: hours(24 * a.cfg.Usage.RetentionDays),
+		Prices:    usage.Prices(a.cfg.Usage.Prices).WithDefaults(),
+		Logger:    log,
+	})
+	if err != nil {
+		log.Warn("usage is not recorded", "err", err)
+		return nil
+	}
+	return us
+}
+
+// usageSink is us as a gateway.UsageSink, nil (not a nil *Store) without one.
+func usageSink(us *usage.Store) gateway.UsageSink {
+	if us == nil {
+		return nil
+	}
+	return us
+}
+
+func usagePath(stateDir string) string { return filepath.Join(stateDir, "usage.db") }
 
 // hasGatewayToken says whether c puts any non-empty token in force.
 func hasGatewayToken(c Config) bool {

@@ -1,0 +1,348 @@
+package usage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	_ "github.com/ncruces/go-sqlite3/driver" // database/sql driver "sqlite3"
+)
+
+// The usage store is one SQLite database (usage.db in the state dir) in
+// WAL mode. Counters are kept in minute buckets per agent, profile,
+// model and client; the latest limits per profile and model. The gateway
+// never writes on the request path: Record and Limits add to memory,
+// and a flusher writes what piled up once per interval in a single
+// transaction. Every write adds (INSERT … ON CONFLICT DO UPDATE SET
+// n = n + excluded.n), so two gateways sharing the file each add their
+// own counts and neither overwrites the other; SQLite's locking with a
+// busy timeout serialises them. A crash loses at most what was recorded
+// since the last flush: the WAL keeps committed transactions, and a
+// torn one is rolled back when the file is next opened.
+
+// Bucket is the width of a usage bucket.
+const Bucket = time.Minute
+
+// DefaultRetention is how long buckets are kept.
+const DefaultRetention = 35 * 24 * time.Hour
+
+// DefaultFlushInterval is how often recorded usage is written.
+const DefaultFlushInterval = time.Second
+
+// Options configure a Store. The zero value is ready to use.
+type Options struct {
+	Retention     time.Duration // 0: DefaultRetention
+	FlushInterval time.Duration // 0: DefaultFlushInterval; < 0: only Flush and Close write
+	Prices        Prices        // nil: DefaultPrices (use Prices.WithDefaults to add to them)
+	Logger        *slog.Logger  // nil: discard; flush failures are logged once per distinct error
+	Now           func() time.Time
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS usage (
+	bucket      INTEGER NOT NULL, -- unix seconds at the start of the minute
+	agent       TEXT NOT NULL,
+	provider    TEXT NOT NULL,
+	profile     TEXT NOT NULL,
+	model       TEXT NOT NULL,
+	client      TEXT NOT NULL,
+	requests    INTEGER NOT NULL DEFAULT 0,
+	errors      INTEGER NOT NULL DEFAULT 0,
+	input       INTEGER NOT NULL DEFAULT 0,
+	output      INTEGER NOT NULL DEFAULT 0,
+	cache_read  INTEGER NOT NULL DEFAULT 0,
+	cache_write INTEGER NOT NULL DEFAULT 0,
+	cost_micros INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (bucket, agent, provider, profile, model, client)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS limits (
+	provider TEXT NOT NULL,
+	profile  TEXT NOT NULL,
+	model    TEXT NOT NULL,
+	agent    TEXT NOT NULL,
+	at       INTEGER NOT NULL, -- unix ms of the answer
+	status   TEXT NOT NULL,
+	reset_at INTEGER NOT NULL, -- unix ms, 0: unknown
+	windows  TEXT NOT NULL,    -- JSON array of Window
+	PRIMARY KEY (provider, profile, model)
+) WITHOUT ROWID;
+`
+
+// bucketKey is one bucket row's identity.
+type bucketKey struct {
+	bucket                                  int64
+	agent, provider, profile, model, client string
+}
+
+// counts are one bucket row's counters.
+type counts struct {
+	requests, errors, input, output, cacheRead, cacheWrite, costMicros int64
+}
+
+// Store is the usage store. Record and Limits are safe for concurrent
+// use and never touch the disk; Flush, Totals and LatestLimits do.
+type Store struct {
+	db     *sql.DB
+	opts   Options
+	prices Prices
+	log    *slog.Logger
+
+	mu      sync.Mutex // guards pending, limits and lastErr
+	pending map[bucketKey]*counts
+	limits  map[[3]string]Limits
+	lastErr string
+
+	flushMu sync.Mutex // one flush at a time
+	stop    chan struct{}
+	done    chan struct{}
+	closed  sync.Once
+}
+
+// Open opens (creating it 0600 in a 0700 directory) the store at path
+// and starts its flusher.
+func Open(path string, opts Options) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("usage store %s: %w", path, err)
+	}
+	// SQLite would create the file with the process umask: create it 0600.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("usage store %s: %w", path, err)
+	}
+	f.Close()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)")
+	if err != nil {
+		return nil, fmt.Errorf("usage store %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1) // the flusher and the readers take turns; SQLite has one writer anyway
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("usage store %s: %w", path, err)
+	}
+	// The driver's VFS creates -wal and -shm with the umask's mode; the
+	// 0700 directory already keeps them private, and this makes them 0600
+	// like every other state file.
+	for _, side := range []string{"-wal", "-shm"} {
+		if err := os.Chmod(path+side, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			db.Close()
+			return nil, fmt.Errorf("usage store %s: %w", path, err)
+		}
+	}
+	s := &Store{db: db, opts: opts, prices: opts.Prices, log: opts.Logger,
+		pending: map[bucketKey]*counts{}, limits: map[[3]string]Limits{}, stop: make(chan struct{}), done: make(chan struct{})}
+	if s.prices == nil {
+		s.prices = DefaultPrices
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.opts.Now == nil {
+		s.opts.Now = time.Now
+	}
+	if s.opts.Retention <= 0 {
+		s.opts.Retention = DefaultRetention
+	}
+	if s.opts.FlushInterval == 0 {
+		s.opts.FlushInterval = DefaultFlushInterval
+	}
+	if err := s.prune(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("usage store %s: %w", path, err)
+	}
+	go s.run()
+	return s, nil
+}
+
+// run flushes every interval, and prunes old buckets once an hour, until
+// Close.
+func (s *Store) run() {
+	defer close(s.done)
+	if s.opts.FlushInterval < 0 {
+		<-s.stop
+		return
+	}
+	tick := time.NewTicker(s.opts.FlushInterval)
+	defer tick.Stop()
+	lastPrune := s.opts.Now()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+		s.logErr(s.Flush())
+		if now := s.opts.Now(); now.Sub(lastPrune) > time.Hour {
+			lastPrune = now
+			s.logErr(s.prune())
+		}
+	}
+}
+
+func (s *Store) logErr(err error) {
+	s.mu.Lock()
+	text := ""
+	if err != nil {
+		text = err.Error()
+	}
+	repeat := text == s.lastErr
+	s.lastErr = text
+	s.mu.Unlock()
+	if err != nil && !repeat {
+		s.log.Warn("usage store", "err", err)
+	}
+}
+
+// Record counts one answer (gateway.UsageSink).
+func (s *Store) Record(r Record) {
+	k := bucketKey{bucket: r.Time.Truncate(Bucket).Unix(), agent: r.Agent, provider: r.Provider, profile: r.Profile,
+		model: r.Model, client: r.Client}
+	var cost int64
+	if pr, ok := s.prices.For(r.Model); ok {
+		cost = pr.CostMicros(r.Usage)
+	}
+	s.mu.Lock()
+	c := s.pending[k]
+	if c == nil {
+		c = &counts{}
+		s.pending[k] = c
+	}
+	c.requests++
+	if r.Status >= 400 {
+		c.errors++
+	}
+	c.input += r.Input
+	c.output += r.Output
+	c.cacheRead += r.CacheRead
+	c.cacheWrite += r.CacheWrite
+	c.costMicros += cost
+	s.mu.Unlock()
+}
+
+// Limits keeps the latest limits a provider reported for a profile and
+// model (gateway.UsageSink).
+func (s *Store) Limits(l Limits) {
+	k := [3]string{l.Provider, l.Profile, l.Model}
+	s.mu.Lock()
+	if old, ok := s.limits[k]; !ok || !l.Time.Before(old.Time) {
+		s.limits[k] = l
+	}
+	s.mu.Unlock()
+}
+
+// Flush writes what was recorded since the last flush in one
+// transaction. On failure the counts are kept for the next try.
+func (s *Store) Flush() error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.mu.Lock()
+	pending, limits := s.pending, s.limits
+	s.pending, s.limits = map[bucketKey]*counts{}, map[[3]string]Limits{}
+	s.mu.Unlock()
+	if len(pending) == 0 && len(limits) == 0 {
+		return nil
+	}
+	err := s.write(pending, limits)
+	if err != nil {
+		s.restore(pending, limits)
+	}
+	return err
+}
+
+// restore puts counts that could not be written back in front of what
+// was recorded meanwhile.
+func (s *Store) restore(pending map[bucketKey]*counts, limits map[[3]string]Limits) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, c := range pending {
+		if n := s.pending[k]; n != nil {
+			c.requests += n.requests
+			c.errors += n.errors
+			c.input += n.input
+			c.output += n.output
+			c.cacheRead += n.cacheRead
+			c.cacheWrite += n.cacheWrite
+			c.costMicros += n.costMicros
+		}
+		s.pending[k] = c
+	}
+	for k, l := range limits {
+		if _, newer := s.limits[k]; !newer {
+			s.limits[k] = l
+		}
+	}
+}
+
+func (s *Store) write(pending map[bucketKey]*counts, limits map[[3]string]Limits) error {
+	ctx := context.Background()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("usage store: %w", err)
+	}
+	defer tx.Rollback()
+	if len(pending) > 0 {
+		st, err := tx.Prepare(`INSERT INTO usage (bucket, agent, provider, profile, model, client,
+			requests, errors, input, output, cache_read, cache_write, cost_micros)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, errors = errors + excluded.errors,
+			input = input + excluded.input, output = output + excluded.output,
+			cache_read = cache_read + excluded.cache_read, cache_write = cache_write + excluded.cache_write,
+			cost_micros = cost_micros + excluded.cost_micros`)
+		if err != nil {
+			return fmt.Errorf("usage store: %w", err)
+		}
+		defer st.Close()
+		for k, c := range pending {
+			if _, err := st.Exec(k.bucket, k.agent, k.provider, k.profile, k.model, k.client,
+				c.requests, c.errors, c.input, c.output, c.cacheRead, c.cacheWrite, c.costMicros); err != nil {
+				return fmt.Errorf("usage store: %w", err)
+			}
+		}
+	}
+	for _, l := range limits {
+		ws, _ := json.Marshal(l.Windows)
+		var reset int64
+		if !l.ResetAt.IsZero() {
+			reset = l.ResetAt.UnixMilli()
+		}
+		// A row another gateway wrote later than this answer stays.
+		if _, err := tx.Exec(`INSERT INTO limits (provider, profile, model, agent, at, status, reset_at, windows)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT DO UPDATE SET agent = excluded.agent, at = excluded.at, status = excluded.status,
+			reset_at = excluded.reset_at, windows = excluded.windows WHERE excluded.at >= limits.at`,
+			l.Provider, l.Profile, l.Model, l.Agent, l.Time.UnixMilli(), l.Status, reset, string(ws)); err != nil {
+			return fmt.Errorf("usage store: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("usage store: %w", err)
+	}
+	return nil
+}
+
+// prune deletes buckets older than the retention.
+func (s *Store) prune() error {
+	cut := s.opts.Now().Add(-s.opts.Retention).Unix()
+	if _, err := s.db.Exec(`DELETE FROM usage WHERE bucket < ?`, cut); err != nil {
+		return fmt.Errorf("usage store: pruning: %w", err)
+	}
+	return nil
+}
+
+// Close writes what is pending and closes the database. It is safe to
+// call twice.
+func (s *Store) Close() error {
+	var err error
+	s.closed.Do(func() {
+		close(s.stop)
+		<-s.done
+		err = errors.Join(s.Flush(), s.db.Close())
+	})
+	return err
+}
