@@ -12,5 +12,6 @@ func (a *app) extraCmds() []*ffcli.Command {
 		a.gatewayCmd(),
 		a.sessionsCmd(),
 		a.monitorCmd(),
+		a.usageCmd(),
 	}
 }

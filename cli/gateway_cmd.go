@@ -21,9 +21,9 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/opensoul/opensoul/gateway"
-	"github.com/opensoul/opensoul/gateway/usage"
 	"github.com/opensoul/opensoul/gateway/chat"
 	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/gateway/usage"
 	"github.com/opensoul/opensoul/policy"
 	"github.com/opensoul/opensoul/wasm"
 )

@@ -1,0 +1,250 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/opensoul/opensoul/gateway/usage"
+)
+
+// usageCmd is `opensoul usage`: what each credential spent, from the
+// gateway's usage store, with the headroom providers last reported.
+func (a *app) usageCmd() *ffcli.Command {
+	fs := a.flagSet("usage")
+	agent := fs.String("agent", "", "only this agent's usage (default: every agent)")
+	by := fs.String("by", "profile", "group by profile, model, client, agent or provider")
+	since := fs.String("since", "24h", "how far back: a duration such as 90m, 24h or 7d")
+	asJSON := fs.Bool("json", false, "print JSON")
+	return leaf(&ffcli.Command{
+		Name:       "usage",
+		ShortUsage: "opensoul usage [--agent ID] [--by profile|model|client|agent|provider] [--since 24h] [--json]",
+		ShortHelp:  "Show what each credential spent: requests, tokens, cost and headroom.",
+		LongHelp: `The gateway counts every answer a credential served: requests, input,
+output and prompt-cache tokens as the provider reported them (streams
+included, a stream cut short counts what passed), and their cost at
+list prices (usage.prices adds or overrides a model's price; a
+subscription login's cost is what the same tokens would cost on a key).
+It also keeps the latest rate limits each provider reported. HEADROOM
+is the share left of the tightest window (requests, tokens, a
+subscription's 5-hour window), with its reset time.
+
+The counts live in <state>/usage.db for usage.retentionDays (35); a
+running gateway writes them once a second.
+
+Examples:
+  opensoul usage
+  opensoul usage --since 7d --by model
+  opensoul usage --agent cron --by client --json`,
+		FlagSet: fs,
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return usageErr("usage takes no arguments, got %q", args[0])
+			}
+			d, err := parseSince(*since)
+			if err != nil {
+				return usageErr("--since: %v", err)
+			}
+			return a.showUsage(ctx, usage.Query{Since: a.now().Add(-d), Agent: *agent, By: *by}, *since, *asJSON)
+		},
+	})
+}
+
+// parseSince reads a Go duration, or whole days as "7d".
+func parseSince(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.ParseFloat(n, 64)
+		if err != nil || days <= 0 {
+			return 0, fmt.Errorf("want a positive duration such as 24h or 7d, got %q", s)
+		}
+		return time.Duration(days * 24 * float64(time.Hour)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("want a positive duration such as 24h or 7d, got %q", s)
+	}
+	return d, nil
+}
+
+// usageReport is `opensoul usage --json`.
+type usageReport struct {
+	Since  time.Time     `json:"since"`
+	By     string        `json:"by"`
+	Agent  string        `json:"agent,omitempty"`
+	Path   string        `json:"path"`
+	Rows   []usageRow    `json:"rows"`
+	Total  usage.Row     `json:"total"`
+	Limits []limitReport `json:"limits"`
+}
+
+// usageRow is a group's usage, with its headroom when grouped by profile.
+type usageRow struct {
+	usage.Row
+	Headroom *headroom `json:"headroom,omitempty"`
+}
+
+// headroom is the tightest window a profile's provider last reported.
+type headroom struct {
+	Left    float64   `json:"left"` // share of the window left, 0..1
+	Window  string    `json:"window"`
+	Status  string    `json:"status,omitempty"`
+	ResetAt time.Time `json:"resetAt,omitzero"`
+	At      time.Time `json:"at"` // when the provider said so
+}
+
+// limitReport is one stored limits row.
+type limitReport struct {
+	Provider string         `json:"provider"`
+	Profile  string         `json:"profile"`
+	Model    string         `json:"model,omitempty"`
+	At       time.Time      `json:"at"`
+	Status   string         `json:"status,omitempty"`
+	ResetAt  time.Time      `json:"resetAt,omitzero"`
+	Windows  []usage.Window `json:"windows"`
+}
+
+func (a *app) showUsage(ctx context.Context, q usage.Query, since string, asJSON bool) error {
+	if err := a.load(); err != nil {
+		return err
+	}
+	path := usagePath(a.st.Dir)
+	rep := usageReport{Since: q.Since.UTC(), By: q.By, Agent: q.Agent, Path: path, Rows: []usageRow{}, Limits: []limitReport{}}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		if asJSON {
+			return writeJSON(a.stdout, rep)
+		}
+		fmt.Fprintf(a.stdout, "No usage recorded yet (%s): the gateway records it as it serves requests.\n", path)
+		return nil
+	}
+	st, err := usage.Open(path, usage.Options{FlushInterval: -1, Retention: hours(24 * a.cfg.Usage.RetentionDays), Now: a.now})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rows, err := st.Totals(ctx, q)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	limits, err := st.LatestLimits(ctx)
+	if err != nil {
+		return err
+	}
+	tight := tightest(limits)
+	for _, r := range rows {
+		row := usageRow{Row: r}
+		if q.By == "profile" || q.By == "" {
+			row.Headroom = tight[r.Key]
+		}
+		rep.Rows = append(rep.Rows, row)
+		rep.Total.Add(r)
+	}
+	rep.Total.Key = "total"
+	for _, l := range limits {
+		rep.Limits = append(rep.Limits, limitReport{Provider: l.Provider, Profile: l.Profile, Model: l.Model, At: l.Time.UTC(),
+			Status: l.Status, ResetAt: l.ResetAt, Windows: l.Windows})
+	}
+	if asJSON {
+		return writeJSON(a.stdout, rep)
+	}
+	return writeUsageTable(a.stdout, rep, since, a.now())
+}
+
+// tightest is, per profile, the window with the least left across the
+// profile's models; a rejected status counts as nothing left.
+func tightest(limits []usage.Limits) map[string]*headroom {
+	out := map[string]*headroom{}
+	for _, l := range limits {
+		for _, w := range l.Windows {
+			left := w.Headroom()
+			if left < 0 {
+				continue
+			}
+			if cur := out[l.Profile]; cur == nil || left < cur.Left {
+				out[l.Profile] = &headroom{Left: left, Window: w.Name, Status: l.Status, ResetAt: w.ResetAt, At: l.Time}
+			}
+		}
+		if l.Status == "rejected" {
+			out[l.Profile] = &headroom{Left: 0, Window: "all", Status: l.Status, ResetAt: l.ResetAt, At: l.Time}
+		}
+	}
+	return out
+}
+
+func writeUsageTable(w io.Writer, rep usageReport, since string, now time.Time) error {
+	scope := "every agent"
+	if rep.Agent != "" {
+		scope = "agent " + rep.Agent
+	}
+	if len(rep.Rows) == 0 {
+		fmt.Fprintf(w, "No usage in the last %s for %s (%s).\n", since, scope, rep.Path)
+		return nil
+	}
+	fmt.Fprintf(w, "Usage in the last %s, %s, by %s:\n\n", since, scope, rep.By)
+	var most int64
+	for _, r := range rep.Rows {
+		most = max(most, tokens(r.Row))
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.ToUpper(rep.By)+"\tREQUESTS\tERRORS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST\tHEADROOM\tTOKENS")
+	for _, r := range rep.Rows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(r.Key), r.Requests, r.Errors, count(r.Input), count(r.Output),
+			count(r.CacheRead), count(r.CacheWrite), dollars(r.CostUSD), r.Headroom.text(now), bar(tokens(r.Row), most))
+	}
+	t := rep.Total
+	fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\t\n", t.Requests, t.Errors, count(t.Input), count(t.Output),
+		count(t.CacheRead), count(t.CacheWrite), dollars(t.CostUSD))
+	return tw.Flush()
+}
+
+func tokens(r usage.Row) int64 { return r.Input + r.Output + r.CacheRead + r.CacheWrite }
+
+// text is "62% 5h, resets 14:05" or "-" when unknown.
+func (h *headroom) text(now time.Time) string {
+	if h == nil {
+		return "-"
+	}
+	s := fmt.Sprintf("%.0f%% %s", 100*h.Left, h.Window)
+	if h.Status == "rejected" || h.Status == "warning" {
+		s += " " + h.Status
+	}
+	if !h.ResetAt.IsZero() && h.ResetAt.After(now) {
+		s += ", resets in " + h.ResetAt.Sub(now).Round(time.Second).String()
+	}
+	return s
+}
+
+// count is a token count in short form: 950, 12.3k, 4.5M.
+func count(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.1fG", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	case n >= 1e4:
+		return fmt.Sprintf("%.1fk", float64(n)/1e3)
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func dollars(v float64) string {
+	if v > 0 && v < 0.01 {
+		return "<$0.01"
+	}
+	return fmt.Sprintf("$%.2f", v)
+}
+
+// bar is n's share of most as up to 20 blocks.
+func bar(n, most int64) string {
+	if most <= 0 || n <= 0 {
+		return ""
+	}
+	return strings.Repeat("█", max(1, int(20*n/most)))
+}
