@@ -127,6 +127,32 @@ func TestNewSessionsStartLeastRecentlyUsed(t *testing.T) {
 	}
 }
 
+// TestBusySessionsStayCached: named sessions that keep sending (their
+// request count doubling, their profiles' lastUsed moving) are decided
+// twice each — a new session, then its auto pin — and then from the cache:
+// the built-in policy reads neither, so neither is in its cache key.
+func TestBusySessionsStayCached(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	fourKeys(f)
+	f.messages("claude-sonnet-5", nil)
+	before := f.engine.Stats()
+	const sessions, each = 8, 40
+	for i := range sessions * each {
+		f.clock.Advance(300 * time.Millisecond)
+		resp, body := f.messages("claude-sonnet-5", map[string]string{"x-opensoul-session": fmt.Sprint("busy-", i%sessions)})
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: status %d: %s", i, resp.StatusCode, body)
+		}
+	}
+	st := f.engine.Stats()
+	evals := st.Evaluations - before.Evaluations
+	t.Logf("%d decisions, %d evaluated", st.Decisions-before.Decisions, evals)
+	if evals > 2*sessions {
+		t.Errorf("%d evaluations for %d sessions of %d requests, want at most 2 per session", evals, sessions, each)
+	}
+}
+
 // TestClientSessionHeaders: Claude Code's and Codex's own session headers
 // name the session (so each window sticks to its key), x-opensoul-session
 // wins over them, and a configured list replaces the defaults.

@@ -156,14 +156,20 @@ func validity(in *Input) (lo, hi int64) {
 
 // appendKey appends an unambiguous encoding of every fact in in except Now.
 //
-// With builtin set, lastUsed is left out: the built-in policy does not read
-// it (profiles of one type are of equal rank and the gateway rotates among
-// them, see Decision.Rotate), so using a profile, which moves its lastUsed,
-// does not cost a cache miss. The engine sets it only when no user policy
-// is loaded: a user policy could read the value itself.
+// With builtin set, the facts the built-in policy never reads are left out
+// (builtinUnread; TestBuiltinReadsNoUnkeyedFact holds the policy to it):
+// profiles' lastUsed (profiles of one type are of equal rank and the
+// gateway rotates among them, see Decision.Rotate) and the session's start
+// and request count. So using a profile, which moves its lastUsed, or a
+// session growing busier, does not cost a cache miss. The engine sets it
+// only when no user policy is loaded: a user policy could read them.
 //
 // Profiles set with a ProfileList are encoded as the list's interned
 // number, so the key's length does not grow with the number of profiles.
+// builtinUnread names the input fields the built-in policy does not read
+// and the built-in-only cache key leaves out.
+var builtinUnread = []string{"lastUsed", "started", "requests"}
+
 func appendKey(b []byte, in *Input, builtin bool) []byte {
 	b = appendString(b, in.Agent.ID)
 	b = appendAttrs(b, in.Agent.Attrs)
@@ -178,8 +184,10 @@ func appendKey(b []byte, in *Input, builtin bool) []byte {
 	}
 	b = appendString(b, in.Session.Client.Name)
 	b = appendString(b, in.Session.Client.Version)
-	b = binary.AppendVarint(b, in.Session.Started)
-	b = binary.AppendVarint(b, in.Session.Requests)
+	if !builtin {
+		b = binary.AppendVarint(b, in.Session.Started)
+		b = binary.AppendVarint(b, in.Session.Requests)
+	}
 	b = appendString(b, in.Request.Provider)
 	b = appendString(b, in.Request.Model)
 	b = appendString(b, in.Request.API)

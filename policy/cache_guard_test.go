@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 )
 
 // The decision cache is only correct if every fact of Input reaches the
@@ -22,7 +24,7 @@ import (
 var notTimeFields = map[string]string{
 	"Profiles[0].LastUsed":   "not read by the built-in policy; keyed by value for user policies",
 	"Profiles[0].ErrorCount": "a count",
-	"Session.Requests":       "a count (quantized by the gateway: SessionRequestsBucket)",
+	"Session.Requests":       "a count (quantized by the gateway: SessionRequestsBucket; not read by the built-in policy)",
 	"Session.Started":        "a past time: keyed by value; a policy comparing it with input.now reads the clock and is not cached (volatileRef)",
 }
 
@@ -228,14 +230,46 @@ func prepared(in *Input) *Input {
 	return out
 }
 
-// withoutLastUsed returns a copy of in with every lastUsed zero: what
-// appendKey keys for the built-in policy, which does not read it.
-func withoutLastUsed(in *Input) *Input {
+// withoutUnread returns a copy of in with the facts the built-in policy
+// does not read (builtinUnread) zero: what appendKey keys for it.
+func withoutUnread(in *Input) *Input {
 	out := clone(in)
 	for i := range out.Profiles {
 		out.Profiles[i].LastUsed = 0
 	}
+	out.Session.Started, out.Session.Requests = 0, 0
 	return out
+}
+
+// TestBuiltinReadsNoUnkeyedFact: the built-in-only cache key leaves out
+// builtinUnread, which is right only while no built-in policy file names
+// those fields (as a ref like p.lastUsed or a string like "lastUsed").
+func TestBuiltinReadsNoUnkeyedFact(t *testing.T) {
+	t.Parallel()
+	srcs, err := builtinSources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, src := range srcs {
+		if src.isTest() {
+			continue
+		}
+		m, err := ast.ParseModuleWithOpts(src.name, string(src.text), ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.WalkTerms(m, func(x *ast.Term) bool {
+			if s, ok := x.Value.(ast.String); ok && slices.Contains(builtinUnread, string(s)) {
+				t.Errorf("%s:%d reads %q, which the built-in-only cache key leaves out (builtinUnread in policy/cache.go)", src.name, x.Location.Row, string(s))
+			}
+			return false
+		})
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no built-in policy checked")
+	}
 }
 
 // TestCacheNoticesEveryField changes every field of the policy input in
@@ -261,8 +295,8 @@ func TestCacheNoticesEveryField(t *testing.T) {
 				t.Fatalf("%s %s: the change changed nothing; the test proves nothing", l.path, name)
 			}
 			for _, ordinal := range []bool{false, true} {
-				if ordinal && reflect.DeepEqual(withoutLastUsed(in), withoutLastUsed(base)) {
-					continue // only lastUsed changed: a hit is right for the built-in policy
+				if ordinal && reflect.DeepEqual(withoutUnread(in), withoutUnread(base)) {
+					continue // only facts the built-in policy does not read changed: a hit is right
 				}
 				for _, list := range []bool{false, true} {
 					before, after := base, in
