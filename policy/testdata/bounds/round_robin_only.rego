@@ -12,7 +12,7 @@ decision := {"candidates": candidates, "cooling": cooling, "strict": false, "rea
 plain := keys if {
 	st := {"ok": true, "static": true, "expiring": true}
 	r := {"oauth": 0, "token": 1, "api_key": 2}
-	keys := {p.id: [r[p.type], p.lastUsed, p.id] |
+	keys := {p.id: [r[p.type], p.id] |
 		some p in input.profiles
 		st[p.status]
 		p.cooldownUntil = 0
@@ -36,16 +36,16 @@ ready := object.union(plain, late) if {
 	plain_ := plain
 	now := input.now
 	r := {"oauth": 0, "token": 1, "api_key": 2}
-	late := {p.id: [r[p.type], p.lastUsed, p.id] |
+	late := {p.id: [r[p.type], p.id] |
 		some p in input.profiles
 		not plain_[p.id]
 		p.cooldownUntil <= now
 	}
 }
 
-auto_first := {pin: [-1, 0, pin] | pin := input.session.pin.profile; ready[pin]}
+auto_first := {pin: [-1, pin] | pin := input.session.pin.profile; ready[pin]}
 
-candidates := [k[2] | some k in sort([k | some k in object.union(ready, auto_first)])]
+candidates := [k[1] | some k in sort([k | some k in object.union(ready, auto_first)])]
 
 cooling := [x[1] | some x in sort([[c[0], id] | some id, c in cooling_until])]
 
