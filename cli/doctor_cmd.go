@@ -156,6 +156,7 @@ func (a *app) runDoctor(ctx context.Context, agentFlag string) []doctorCheck {
 	for _, c := range a.credentialChecks(rep, ag, time.Now()) {
 		add(c.Name, c.Status, c.Detail, c.Fix)
 	}
+	a.staleStateChecks(ag, add) // doctor_fix_state.go
 	if files, err := policy.Check(ctx, a.policyDirs()); err != nil {
 		add("policies", "fail", err.Error(), "fix the Rego named above, then: opensoul policy check")
 	} else {

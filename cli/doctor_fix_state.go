@@ -106,3 +106,18 @@ func liftStaleCooldowns(st *store.State, p *store.Profiles) []string {
 	}
 	return ids
 }
+
+// staleStateChecks warns about what expiredSessionsRepair and
+// staleCooldownRepairs would change, so that doctor without --fix says
+// so: expired sessions still in sessions.json, and cooldowns recorded for
+// a secret the profile no longer has.
+func (a *app) staleStateChecks(agent string, add func(name, status, detail, fix string)) {
+	if r, err := a.expiredSessionsRepair(agent, time.Now()); err == nil && len(r) > 0 {
+		add("sessions", "warn", r[0].What+" in "+r[0].Path, "opensoul doctor --fix"+agentSuffix(agent))
+	}
+	if rs, err := a.staleCooldownRepairs(agent); err == nil {
+		for _, r := range rs {
+			add("cooldowns", "warn", r.What+": they were about the old secret", "opensoul doctor --fix"+agentSuffix(agent))
+		}
+	}
+}

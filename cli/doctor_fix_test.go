@@ -63,6 +63,28 @@ func TestDoctorFixExpiredSessionsAndStaleCooldowns(t *testing.T) {
 		return out
 	}
 	before := read()
+	warned := func() (sessions, cooldowns string) {
+		t.Helper()
+		out, _, _ := e.run("", "doctor", "--json")
+		var doc struct{ Checks []doctorCheck }
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("doctor --json: %v\n%s", err, out)
+		}
+		for _, c := range doc.Checks {
+			if c.Status == "warn" && c.Fix == "opensoul doctor --fix" {
+				switch c.Name {
+				case "sessions":
+					sessions += c.Detail
+				case "cooldowns":
+					cooldowns += c.Detail
+				}
+			}
+		}
+		return sessions, cooldowns
+	}
+	if s, c := warned(); !strings.Contains(s, "drop 1 expired session") || !strings.Contains(c, "anthropic:a") || strings.Contains(c, "anthropic:b") {
+		t.Errorf("doctor warns: sessions %q, cooldowns %q", s, c)
+	}
 
 	dry := e.ok("", "doctor", "--fix")
 	for _, want := range []string{
@@ -113,6 +135,9 @@ func TestDoctorFixExpiredSessionsAndStaleCooldowns(t *testing.T) {
 	}
 	if out := e.ok("", "doctor", "--fix"); !strings.Contains(out, "nothing to repair") {
 		t.Errorf("after --yes, more to repair:\n%s", out)
+	}
+	if s, c := warned(); s != "" || c != "" {
+		t.Errorf("after --yes doctor still warns: sessions %q, cooldowns %q", s, c)
 	}
 }
 
