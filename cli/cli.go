@@ -204,7 +204,7 @@ func (a *app) flagSet(name string) *flag.FlagSet {
 	fs.SetOutput(a.stdout)
 	fs.StringVar(&a.configPath, "config", a.configPath, "config file (default $OPENSOUL_CONFIG_PATH or <state>/opensoul.yaml)")
 	fs.StringVar(&a.stateDir, "state-dir", a.stateDir, "state directory (default $OPENSOUL_STATE_DIR or ~/.opensoul)")
-	fs.Var(setFlag{a, "--set", ""}, "set", "set a config key for this command, over every other layer: --set gateway.listen=127.0.0.1:9000 (repeatable; lists are comma-separated)")
+	fs.Var(setFlag{a, "--set", ""}, "set", "`key=value`: set a config key for this command, over every other layer, e.g. --set gateway.listen=127.0.0.1:9000 (repeatable; lists comma-separated; see: opensoul config show --sources)")
 	return fs
 }
 

@@ -33,7 +33,7 @@ const gatewayWatchInterval = 500 * time.Millisecond
 
 func (a *app) gatewayCmd() *ffcli.Command {
 	fs := a.flagSet("gateway")
-	a.keyFlag(fs, "listen", "gateway.listen", "address to listen on: sets gateway.listen for this run (default 127.0.0.1:18789)")
+	a.keyFlag(fs, "listen", "gateway.listen", "`host:port` to listen on: sets gateway.listen for this run (default 127.0.0.1:18789)")
 	return leaf(&ffcli.Command{
 		Name:       "gateway",
 		ShortUsage: "opensoul gateway [--listen ADDR] | gateway install|uninstall|status|restart|logs",
