@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	providers "github.com/opensoul/opensoul/gateway/provider"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/opensoul/opensoul/gateway/oauth"
 	"github.com/opensoul/opensoul/wasm"
 )
 
@@ -37,9 +39,12 @@ type providerRow struct {
 	Ops        []string `json:"ops"`
 	// OpsDeclared: the module lists its ops in info; otherwise Ops is what
 	// it answered to one probe each, and it is asked every op.
-	OpsDeclared bool          `json:"opsDeclared"`
-	Error       string        `json:"error,omitempty"`
-	Backoff     *wasm.Backoff `json:"backoff,omitempty"` // the running gateway is skipping this module
+	OpsDeclared bool `json:"opsDeclared"`
+	// OAuth is the OAuth client the module declares in its info answer
+	// (wasm/ABI.md), as sent; `models auth login` uses it.
+	OAuth   json.RawMessage `json:"oauth,omitempty"`
+	Error   string          `json:"error,omitempty"`
+	Backoff *wasm.Backoff   `json:"backoff,omitempty"` // the running gateway is skipping this module
 }
 
 func (a *app) providersListCmd() *ffcli.Command {
@@ -114,6 +119,15 @@ func writeProviderTable(w io.Writer, rows []providerRow) error {
 		if b := r.Backoff; b != nil {
 			fmt.Fprintf(w, "\n%s: %s\n", r.Name, backoffText(*b))
 		}
+		if len(r.OAuth) > 0 {
+			var c oauth.Client
+			json.Unmarshal(r.OAuth, &c)
+			from := ""
+			if c.Source != "" {
+				from = " (" + c.Source + ")"
+			}
+			fmt.Fprintf(w, "\n%s: the module declares an OAuth sign-in%s: opensoul models auth login --provider %s\n", r.Name, from, r.Name)
+		}
 	}
 	return nil
 }
@@ -156,7 +170,7 @@ func (a *app) providerRows(infos []wasm.ProviderInfo) []providerRow {
 		rows = append(rows, providerRow{
 			Name: p.Name, BaseURL: a.cfg.Providers[p.Name].BaseURL, Module: p.Source,
 			ABIVersion: p.ABIVersion, Version: p.Version, Ops: p.Ops, OpsDeclared: p.OpsDeclared,
-			Error: p.Error, Backoff: p.Backoff,
+			OAuth: p.OAuth, Error: p.Error, Backoff: p.Backoff,
 		})
 	}
 	return rows

@@ -67,6 +67,13 @@ func TestProvidersList(t *testing.T) {
 			t.Errorf("%s: %+v", name, r)
 		}
 	}
+	var declared struct{ ClientID string }
+	if r := byName["openai"]; json.Unmarshal(r.OAuth, &declared) != nil || declared.ClientID != "app_EMoamEEZ73f0CkXaXp7hrann" {
+		t.Errorf("openai's declared OAuth client is not listed: %s", r.OAuth)
+	}
+	if r := byName["anthropic"]; r.OAuth != nil {
+		t.Errorf("anthropic declares an OAuth client: %s", r.OAuth)
+	}
 	if r := byName["acme"]; r.Module != acme || r.ABIVersion != 1 || r.Version != "0.1.0" || strings.Join(r.Ops, ",") != "info,check,headers" {
 		t.Errorf("acme: %+v", r)
 	}
@@ -86,6 +93,7 @@ func TestProvidersList(t *testing.T) {
 		"https://api.anthropic.com", "builtin", "info,check,headers,classify",
 		acme, "0.1.0", "(generic: Bearer header, status table)",
 		"(failed to load)", "broken: provider broken: module " + trap,
+		"openai: the module declares an OAuth sign-in (OpenAI Codex CLI sign-in", "opensoul models auth login --provider openai",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the table lacks %q:\n%s", want, out.String())
