@@ -53,7 +53,7 @@ type layer struct {
 	names map[string]string // koanf key → the variable or flag that set it
 }
 
-// keyLayer is the layer's keys, each with where it came from.
+// sources records every key of the layer with where it came from.
 func (l *layer) sources(into map[string]Source) {
 	for _, key := range l.k.Keys() {
 		s := l.src

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
 )
 
 // pipelineDirs is a state dir and a working dir holding the files of one
@@ -333,4 +335,26 @@ func FuzzConfigFlag(f *testing.F) {
 			t.Fatalf("--set %q=%q loaded keys %q", key, value, keys)
 		}
 	})
+}
+
+// TestEveryCommandTakesSet: --set is part of every command's flags, so
+// any command runs with a config key changed for that run.
+func TestEveryCommandTakesSet(t *testing.T) {
+	t.Parallel()
+	a := newApp(strings.NewReader(""), &lockedBuffer{}, &lockedBuffer{}, nil)
+	var walk func(cmd *ffcli.Command, path string)
+	walk = func(cmd *ffcli.Command, path string) {
+		if cmd.FlagSet == nil || cmd.FlagSet.Lookup("set") == nil {
+			t.Errorf("%s has no --set", path)
+		}
+		for _, sub := range cmd.Subcommands {
+			walk(sub, path+" "+sub.Name)
+		}
+	}
+	walk(a.rootCmd(), "opensoul")
+	e := newEnv(t)
+	out := e.ok("", "--set", "agents.defaults.model.primary=openai/gpt-6", "models", "list", "--set", "log.level=warn")
+	if !strings.Contains(out, "openai/gpt-6") {
+		t.Errorf("models list with --set primary:\n%s", out)
+	}
 }
