@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/opensoul/opensoul/gateway/usage"
 )
 
 // metrics are the gateway's Prometheus series, on a registry of its own.
@@ -151,4 +153,73 @@ func metricsAllowed(rc *runtimeConfig, h http.Header) bool {
 		}
 	}
 	return ok
+}
+
+// UsageReporter is what /metrics reads from the usage sink at scrape
+// time, when the sink offers it (*usage.Store does): running totals per
+// profile and the latest limits. Nothing is counted on the request path.
+type UsageReporter interface {
+	Spent() []usage.Spent
+	Latest() []usage.Limits
+}
+
+// usageCollector reports tokens, cost and headroom per profile. Labels
+// are bounded: provider and profile (labelID keeps emails out), a token
+// kind of four, and a window name a module declared (at most 16 per
+// answer, validated); no model, which a request body names freely.
+type usageCollector struct{ src UsageReporter }
+
+var (
+	tokensDesc = prometheus.NewDesc("opensoul_profile_tokens_total",
+		"Tokens the profile's answers reported since the gateway started, by kind (input, output, cache_read, cache_write).",
+		[]string{"provider", "profile", "kind"}, nil)
+	costDesc = prometheus.NewDesc("opensoul_profile_cost_usd_total",
+		"What the profile's answers cost at list prices (usage.prices) since the gateway started.", []string{"provider", "profile"}, nil)
+	servedDesc = prometheus.NewDesc("opensoul_profile_requests_total",
+		"Answers the profile served since the gateway started.", []string{"provider", "profile"}, nil)
+	headroomDesc = prometheus.NewDesc("opensoul_profile_headroom_ratio",
+		"Share of a rate-limit window left (0..1) as the provider last reported it, the lowest across models; 0 while rejected.",
+		[]string{"provider", "profile", "window"}, nil)
+	resetDesc = prometheus.NewDesc("opensoul_profile_limit_reset_timestamp_seconds",
+		"When the window refills, as the provider last reported it.", []string{"provider", "profile", "window"}, nil)
+)
+
+func (c usageCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{tokensDesc, costDesc, servedDesc, headroomDesc, resetDesc} {
+		ch <- d
+	}
+}
+
+func (c usageCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, sp := range c.src.Spent() {
+		p, id := clip(sp.Provider), labelID(sp.Profile)
+		for kind, n := range map[string]int64{"input": sp.Input, "output": sp.Output, "cache_read": sp.CacheRead, "cache_write": sp.CacheWrite} {
+			ch <- prometheus.MustNewConstMetric(tokensDesc, prometheus.CounterValue, float64(n), p, id, kind)
+		}
+		ch <- prometheus.MustNewConstMetric(costDesc, prometheus.CounterValue, float64(sp.CostMicros)/1e6, p, id)
+		ch <- prometheus.MustNewConstMetric(servedDesc, prometheus.CounterValue, float64(sp.Requests), p, id)
+	}
+	type win struct{ provider, profile, name string }
+	left, reset := map[win]float64{}, map[win]time.Time{}
+	for _, l := range c.src.Latest() {
+		for _, w := range l.Windows {
+			h := w.Headroom()
+			if l.Status == "rejected" {
+				h = 0
+			}
+			if h < 0 {
+				continue
+			}
+			k := win{clip(l.Provider), labelID(l.Profile), w.Name}
+			if cur, ok := left[k]; !ok || h < cur {
+				left[k], reset[k] = h, w.ResetAt
+			}
+		}
+	}
+	for k, h := range left {
+		ch <- prometheus.MustNewConstMetric(headroomDesc, prometheus.GaugeValue, h, k.provider, k.profile, k.name)
+		if t := reset[k]; !t.IsZero() {
+			ch <- prometheus.MustNewConstMetric(resetDesc, prometheus.GaugeValue, float64(t.Unix()), k.provider, k.profile, k.name)
+		}
+	}
 }

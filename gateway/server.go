@@ -271,6 +271,9 @@ func New(opts Options) (*Server, error) {
 	s.env.Store(&env)
 	s.live = newLive(opts.Store, opts.Logger, s.now, func() Cooldowns { return s.cfg.Load().Cooldowns })
 	s.metrics = newMetrics(s.live, s.now)
+	if ur, ok := opts.Usage.(UsageReporter); ok {
+		s.metrics.reg.MustRegister(usageCollector{ur})
+	}
 	s.refresh = &Refresher{
 		Store: opts.Store, HTTPClient: opts.OAuthHTTPClient, Now: s.now, Log: opts.Logger,
 		Client: func(provider string) (oauth.Client, bool) {

@@ -314,3 +314,46 @@ func TestLimitsOnFailure(t *testing.T) {
 		t.Errorf("limits %+v, want anthropic:a rejected until %v with no tokens left", l, wantReset)
 	}
 }
+
+// TestUsageMetrics: with the real usage store as the sink, /metrics has
+// tokens, cost, requests and headroom per profile; a profile named after
+// an email shows as its hash, and no model label appears.
+func TestUsageMetrics(t *testing.T) {
+	t.Parallel()
+	up := newCountingUpstream(t)
+	st, err := usage.Open(t.TempDir()+"/usage.db", usage.Options{FlushInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := newFixture(t,
+		withConfig(func(c *gateway.Config) { c.Providers["anthropic"] = gateway.Upstream{BaseURL: up.URL} }),
+		func(_ *fixture, o *gateway.Options) { o.Usage = st })
+	const id = "anthropic:someone@example.com"
+	f.profiles("main", map[string]store.Credential{id: anthropicKey(keyA)}, nil)
+	ac := f.anthropicClient()
+	if _, err := ac.Messages.New(context.Background(), anthropicParams); err != nil {
+		t.Fatal(err)
+	}
+	x := up.total()
+	var body string
+	waitFor(t, "the answer's usage in /metrics", func() bool {
+		_, body = f.do("GET", "/metrics", "", nil)
+		return strings.Contains(body, "opensoul_profile_requests_total")
+	})
+	for _, want := range []string{
+		`opensoul_profile_tokens_total{kind="input",profile="anthropic:id-`,
+		`kind="output",profile="anthropic:id-`,
+		`opensoul_profile_cost_usd_total{profile="anthropic:id-`,
+		`opensoul_profile_headroom_ratio{profile="anthropic:id-`,
+		`window="requests"} 0.999`,
+		fmt.Sprintf("} %d\n", x.Input),
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "example.com") || strings.Contains(body, `model="claude`) {
+		t.Error("/metrics shows an email or a model label")
+	}
+}

@@ -94,9 +94,11 @@ type Store struct {
 	prices Prices
 	log    *slog.Logger
 
-	mu      sync.Mutex // guards pending, limits and lastErr
-	pending map[bucketKey]*counts
-	limits  map[[3]string]Limits
+	mu      sync.Mutex            // guards the maps below and lastErr
+	pending map[bucketKey]*counts // recorded, not yet flushed
+	limits  map[[3]string]Limits  // observed, not yet flushed
+	running map[[2]string]*counts // since start, by provider and profile (live.go)
+	latest  map[[3]string]Limits  // since start (live.go)
 	lastErr string
 
 	flushMu sync.Mutex // one flush at a time
@@ -136,7 +138,8 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 	}
 	s := &Store{db: db, opts: opts, prices: opts.Prices, log: opts.Logger,
-		pending: map[bucketKey]*counts{}, limits: map[[3]string]Limits{}, stop: make(chan struct{}), done: make(chan struct{})}
+		pending: map[bucketKey]*counts{}, limits: map[[3]string]Limits{},
+		running: map[[2]string]*counts{}, latest: map[[3]string]Limits{}, stop: make(chan struct{}), done: make(chan struct{})}
 	if s.prices == nil {
 		s.prices = DefaultPrices
 	}
@@ -207,22 +210,30 @@ func (s *Store) Record(r Record) {
 	if pr, ok := s.prices.For(r.Model); ok {
 		cost = pr.CostMicros(r.Usage)
 	}
+	one := counts{requests: 1, input: r.Input, output: r.Output, cacheRead: r.CacheRead, cacheWrite: r.CacheWrite, costMicros: cost}
+	if r.Status >= 400 {
+		one.errors = 1
+	}
+	rk := [2]string{r.Provider, r.Profile}
 	s.mu.Lock()
-	c := s.pending[k]
+	s.counter(s.pending, k).add(&one)
+	run := s.running[rk]
+	if run == nil {
+		run = &counts{}
+		s.running[rk] = run
+	}
+	run.add(&one)
+	s.mu.Unlock()
+}
+
+// counter is m's counts for k, added if new.
+func (s *Store) counter(m map[bucketKey]*counts, k bucketKey) *counts {
+	c := m[k]
 	if c == nil {
 		c = &counts{}
-		s.pending[k] = c
+		m[k] = c
 	}
-	c.requests++
-	if r.Status >= 400 {
-		c.errors++
-	}
-	c.input += r.Input
-	c.output += r.Output
-	c.cacheRead += r.CacheRead
-	c.cacheWrite += r.CacheWrite
-	c.costMicros += cost
-	s.mu.Unlock()
+	return c
 }
 
 // Limits keeps the latest limits a provider reported for a profile and
@@ -232,6 +243,9 @@ func (s *Store) Limits(l Limits) {
 	s.mu.Lock()
 	if old, ok := s.limits[k]; !ok || !l.Time.Before(old.Time) {
 		s.limits[k] = l
+	}
+	if old, ok := s.latest[k]; !ok || !l.Time.Before(old.Time) {
+		s.latest[k] = l
 	}
 	s.mu.Unlock()
 }
@@ -262,13 +276,7 @@ func (s *Store) restore(pending map[bucketKey]*counts, limits map[[3]string]Limi
 	defer s.mu.Unlock()
 	for k, c := range pending {
 		if n := s.pending[k]; n != nil {
-			c.requests += n.requests
-			c.errors += n.errors
-			c.input += n.input
-			c.output += n.output
-			c.cacheRead += n.cacheRead
-			c.cacheWrite += n.cacheWrite
-			c.costMicros += n.costMicros
+			c.add(n)
 		}
 		s.pending[k] = c
 	}
