@@ -272,3 +272,29 @@ func TestStoreCrash(t *testing.T) {
 		flushedBefore += got
 	}
 }
+
+// TestStoreRunningTotals: Spent and Latest (what /metrics reads) add up
+// everything recorded since Open, flushed or not.
+func TestStoreRunningTotals(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, filepath.Join(t.TempDir(), "usage.db"), Options{FlushInterval: -1})
+	s.Record(Record{Time: t0, Provider: "anthropic", Profile: "a", Model: "claude-haiku-4-5", Status: 200, Usage: Usage{Input: 1_000_000}})
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s.Record(Record{Time: t0, Provider: "anthropic", Profile: "a", Model: "claude-haiku-4-5", Status: 429})
+	s.Record(Record{Time: t0, Provider: "openai", Profile: "b", Model: "m", Status: 200, Usage: Usage{Output: 5}})
+	s.Limits(Limits{Time: t0, Provider: "openai", Profile: "b", Status: "warning"})
+	s.Limits(Limits{Time: t0.Add(-time.Second), Provider: "openai", Profile: "b", Status: "allowed"})
+	got := s.Spent()
+	want := []Spent{
+		{Provider: "anthropic", Profile: "a", Requests: 2, Errors: 1, Usage: Usage{Input: 1_000_000}, CostMicros: 1_000_000},
+		{Provider: "openai", Profile: "b", Requests: 1, Usage: Usage{Output: 5}},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Spent\n got %+v\nwant %+v", got, want)
+	}
+	if l := s.Latest(); len(l) != 1 || l[0].Status != "warning" {
+		t.Errorf("Latest %+v", l)
+	}
+}
