@@ -173,15 +173,57 @@ func (a *app) connectSetup(agentFlag string) (connect.Setup, error) {
 		}
 	}
 	s.TokenFrom = a.tokenSource(id, &s.TokenVar)
-	for _, name := range a.providersInUse() {
+	for _, name := range a.connectProviders(id) {
 		p := providers.For(name)
 		root := s.Gateway + "/" + name
 		s.Routes = append(s.Routes, connect.Route{Provider: name, Root: root, API: root + p.APIPrefix,
 			APIs: p.APIs, Models: a.modelsOf(name)})
 	}
-	order := providers.Names()
-	slices.SortStableFunc(s.Routes, func(x, y connect.Route) int { return rank(order, x.Provider) - rank(order, y.Provider) })
 	return s, nil
+}
+
+// connectProviders lists the providers recipes may use, most wanted
+// first: those the model config names (primary, fallbacks, allowed
+// models, in that order), then those with a credential for the agent
+// (stored, environment or config) or added by the user, in the provider
+// table's order. With none of these (a fresh install) every provider the
+// config routes is listed, in table order, so each recipe still prints.
+func (a *app) connectProviders(agent string) []string {
+	var all []string // every provider the gateway routes
+	for name := range a.cfg.Providers {
+		all = append(all, name)
+	}
+	order := providers.Names()
+	slices.SortFunc(all, func(x, y string) int {
+		if d := rank(order, x) - rank(order, y); d != 0 {
+			return d
+		}
+		return strings.Compare(x, y)
+	})
+	var out []string
+	refs := append([]string{a.cfg.Agents.Defaults.Model.Primary}, a.cfg.Agents.Defaults.Model.Fallbacks...)
+	for _, ref := range append(refs, slices.Sorted(maps.Keys(a.cfg.Agents.Defaults.Models))...) {
+		if p, _, ok := strings.Cut(ref, "/"); ok && slices.Contains(all, p) && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	stored := map[string]bool{}
+	if eff, err := a.st.LoadEffective(agent); err == nil {
+		for _, c := range eff.Profiles {
+			stored[c.Provider] = true
+		}
+	}
+	for _, name := range all {
+		_, _, inEnv := a.env.Credential(name)
+		_, builtin := providers.Lookup(name)
+		if (stored[name] || inEnv || a.cfg.Providers[name].APIKey != "" || !builtin) && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	if len(out) == 0 {
+		return all
+	}
+	return out
 }
 
 // agentKnown says whether the gateway accepts requests for agent id: it

@@ -89,6 +89,33 @@ providers:
 	e.assertNoSecrets()
 }
 
+// TestConnectPrefersConfiguredProviders: the provider the model config
+// names serves a client before a built-in one without credentials, and a
+// provider nobody uses is left out.
+func TestConnectPrefersConfiguredProviders(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.writeFile("opensoul.yaml", `providers:
+  mylocal:
+    baseUrl: http://localhost:4000/v1
+agents:
+  defaults:
+    model:
+      primary: mylocal/llama-4
+`)
+	var js connectOutput
+	if err := json.Unmarshal([]byte(e.ok("", "connect", "openai-sdk", "--json")), &js); err != nil {
+		t.Fatal(err)
+	}
+	if p := js.Recipe.Parts; len(p) != 1 || p[0].Provider != "mylocal" || !strings.Contains(p[0].Code.Text, "baseURL: 'http://127.0.0.1:18789/mylocal'") ||
+		!strings.Contains(p[0].Code.Text, "model: 'llama-4'") {
+		t.Errorf("openai-sdk with a local provider: %+v", p)
+	}
+	if out := e.ok("", "connect", "claude-code"); !strings.Contains(out, "no provider in use speaks anthropic-messages") {
+		t.Errorf("claude-code without an Anthropic provider in use:\n%s", out)
+	}
+}
+
 func read(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)

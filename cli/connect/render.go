@@ -179,7 +179,7 @@ func (r Recipe) Text(w io.Writer, s Setup) {
 		}
 	}
 	for _, m := range r.Missing {
-		fmt.Fprintf(w, "\n%s: no configured provider speaks %s; add one to the config (providers.<name>).\n", m.Title, strings.Join(m.APIs, " or "))
+		fmt.Fprintf(w, "\n%s: no provider in use speaks %s; give one a credential (opensoul models auth paste-token --provider …) or add one to the config (providers.<name>).\n", m.Title, strings.Join(m.APIs, " or "))
 	}
 	if len(r.Notes) > 0 {
 		fmt.Fprintln(w, "\nNotes:")
