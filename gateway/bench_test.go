@@ -74,10 +74,11 @@ func BenchmarkBareProxy(b *testing.B) {
 // BenchmarkGatewayProfiles is BenchmarkGateway with n stored profiles and
 // the decision cached (a named session keeps its auto pin, the clock
 // stands still): the per-request cost should not grow with n. "rotate" is
-// the same without a session header: such requests rotate over the
-// profiles, their facts change with every request and cost a pass over
-// them. It reports CPU time per request beside wall time, because the
-// machine may be shared.
+// the same without a session header: the gateway rotates over the policy's
+// equal-rank candidates and the decision stays cached, but each profile's
+// first success writes its lastUsed, a new snapshot whose profile facts
+// are rebuilt (a pass over them). It reports CPU time per request beside
+// wall time, because the machine may be shared.
 func BenchmarkGatewayProfiles(b *testing.B) {
 	for _, bc := range []struct {
 		name    string
