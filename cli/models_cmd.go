@@ -227,6 +227,7 @@ func (a *app) resolver(ctx context.Context, now time.Time) (gateway.Resolver, er
 		Env:       a.env,
 		Order:     a.cfg.Auth.Order,
 		ConfigKey: func(p string) bool { return a.cfg.Providers[p].APIKey != "" },
+		APIKey:    func(p string) string { return a.cfg.Providers[p].APIKey },
 		Attrs:     a.cfg.Agents.AgentAttrs(),
 	}
 	r.Verdict = a.verdictFunc(ctx, now)
@@ -435,6 +436,7 @@ func (rep *statusReport) writeText(w io.Writer, now time.Time) {
 			}
 			tw.Flush()
 		}
+		rep.writeFallbacks(w, ps.Model)
 		rep.writeClientScopes(w, ps.Model)
 		rep.writeOtherModels(w, ps.Provider, ps.Model, now)
 	}
@@ -454,6 +456,34 @@ func (rep *statusReport) writeText(w io.Writer, now time.Time) {
 		fmt.Fprintln(w, "\nCheck:")
 		for _, p := range rep.Check.Problems {
 			fmt.Fprintf(w, "  %s\n", p)
+		}
+	}
+}
+
+// writeFallbacks lists the environment and config credentials with the
+// provider module's verdict on each (an invalid one is never used).
+func (rep *statusReport) writeFallbacks(w io.Writer, ref string) {
+	for _, m := range rep.Models {
+		if m.Ref != ref {
+			continue
+		}
+		for _, f := range m.Fallbacks {
+			line := fmt.Sprintf("  %s: %s", f.ID, f.Status)
+			if f.EnvSource != "" {
+				line = fmt.Sprintf("  %s (%s): %s", f.ID, f.EnvSource, f.Status)
+			}
+			if f.Reason != "" {
+				line += " — " + f.Reason
+			}
+			switch {
+			case f.Status == gateway.StatusInvalid || f.Status == gateway.StatusExpired:
+				line += " (not used)"
+			case f.ID == m.Serving:
+				line += " (serves: no profile can)"
+			default:
+				line += " (used when no profile can serve)"
+			}
+			fmt.Fprintln(w, line)
 		}
 	}
 }

@@ -367,6 +367,32 @@ func KnownProviderVars(configured []string) []string {
 	return out
 }
 
+// EnvCredential is one environment variable that holds a credential.
+type EnvCredential struct {
+	Var  EnvVar
+	Cred store.Credential
+}
+
+// Credentials returns every environment credential for provider, in
+// priority order (EnvVarsFor).
+func (e Env) Credentials(provider string) []EnvCredential {
+	var out []EnvCredential
+	for _, c := range EnvVarsFor(provider) {
+		v, ok := e[c.Var]
+		if !ok || v.Value == "" {
+			continue
+		}
+		cred := store.Credential{Type: c.Type, Provider: provider}
+		if c.Type == store.TypeAPIKey {
+			cred.Key = v.Value
+		} else {
+			cred.Token = v.Value
+		}
+		out = append(out, EnvCredential{v, cred})
+	}
+	return out
+}
+
 // Credential returns the first environment credential for provider.
 func (e Env) Credential(provider string) (store.Credential, EnvVar, bool) {
 	for _, c := range EnvVarsFor(provider) {

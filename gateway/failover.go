@@ -408,7 +408,8 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 		}
 	}
 	env := *s.env.Load()
-	in, dec, err := s.resolver(ctx, rs.rc, env, now).Decide(ctx, snap, Query{
+	r := s.resolver(ctx, rs.rc, env, now)
+	in, dec, err := r.Decide(ctx, snap, Query{
 		Agent: rs.agent, Session: rs.session, SessionNew: !known, Pin: pin,
 		Provider: rs.provider, Model: model, API: rs.api, Stream: rs.stream,
 		Client: rs.client, Visit: rs.visit,
@@ -431,11 +432,8 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 		}
 	}
 	if !sel.userPin {
-		if cred, ev, ok := env.Credential(rs.provider); ok {
-			sel.fallback = &candidate{id: "env:" + ev.Name, cred: cred}
-		} else if key := rs.rc.Providers[rs.provider].APIKey; key != "" {
-			sel.fallback = &candidate{id: "config:providers." + rs.provider + ".apiKey",
-				cred: store.Credential{Type: store.TypeAPIKey, Provider: rs.provider, Key: key}}
+		if id, cred, ok, _ := r.Fallback(rs.provider, now); ok {
+			sel.fallback = &candidate{id: id, cred: cred}
 		}
 	}
 	return sel, nil
@@ -449,6 +447,7 @@ func (s *Server) resolver(ctx context.Context, rc *runtimeConfig, env Env, now t
 		Env:       env,
 		Order:     rc.Order,
 		ConfigKey: func(p string) bool { return rc.Providers[p].APIKey != "" },
+		APIKey:    func(p string) string { return rc.Providers[p].APIKey },
 		Attrs:     rc.AgentAttrs,
 	}
 	if s.modules != nil {

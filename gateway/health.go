@@ -29,6 +29,10 @@ type Resolver struct {
 	Order map[string][]string
 	// ConfigKey reports whether providers.<p>.apiKey is set. Nil: never.
 	ConfigKey func(provider string) bool
+	// APIKey returns providers.<p>.apiKey, so that the provider module can
+	// check it like a stored credential. Nil: only ConfigKey is known and
+	// the key is not checked.
+	APIKey func(provider string) string
 	// Verdict refines a profile's status and kind with a provider module's
 	// check. Nil: status from shape and expiry alone.
 	Verdict func(id string, c store.Credential) Verdict
@@ -84,6 +88,10 @@ type Resolution struct {
 	// Candidates are the profiles in the order they are tried.
 	Candidates []string        `json:"candidates"`
 	Profiles   []ProfileReason `json:"profiles"`
+	// Fallbacks are the provider's environment and config credentials,
+	// in the order they would be tried when no profile can serve, each
+	// with the provider module's verdict: an invalid one is skipped.
+	Fallbacks []FallbackCheck `json:"fallbacks,omitempty"`
 	// Input and Decision are the policy's facts and answer.
 	Input    *policy.Input   `json:"-"`
 	Decision policy.Decision `json:"-"`
@@ -104,6 +112,57 @@ type ProfileReason struct {
 	// Scope names the only client the provider accepts the credential
 	// from; requests of other clients skip it.
 	Scope string `json:"scope,omitempty"`
+}
+
+// FallbackCheck is an environment or config credential and its status.
+type FallbackCheck struct {
+	ID     string `json:"id"`     // env:VARIABLE or config:providers.P.apiKey
+	Source string `json:"source"` // env | config
+	// EnvSource says where an env credential was read from.
+	EnvSource string `json:"envSource,omitempty"`
+	Status    string `json:"status"` // static | ok | expiring | invalid …, as for profiles
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Fallback is the credential used when no profile can serve (DESIGN §3):
+// the provider's environment variables in priority order, then
+// providers.<p>.apiKey, skipping any the provider module rejects (checked
+// like stored profiles, so one truth holds for them too). ok is false when
+// none can serve. checks lists every one considered, with its status.
+func (r Resolver) Fallback(provider string, now time.Time) (id string, cred store.Credential, ok bool, checks []FallbackCheck) {
+	type option struct {
+		id, source, envSource string
+		cred                  store.Credential
+	}
+	var opts []option
+	for _, ev := range r.Env.Credentials(provider) {
+		opts = append(opts, option{"env:" + ev.Var.Name, SourceEnv, ev.Var.Source, ev.Cred})
+	}
+	switch {
+	case r.APIKey != nil:
+		if key := r.APIKey(provider); key != "" {
+			opts = append(opts, option{"config:providers." + provider + ".apiKey", SourceConfig, "",
+				store.Credential{Type: store.TypeAPIKey, Provider: provider, Key: key}})
+		}
+	case r.ConfigKey != nil && r.ConfigKey(provider):
+		opts = append(opts, option{id: "config:providers." + provider + ".apiKey", source: SourceConfig})
+	}
+	for _, o := range opts {
+		fc := FallbackCheck{ID: o.id, Source: o.source, EnvSource: o.envSource, Status: StatusStatic}
+		if o.cred.Provider != "" {
+			fc.Status = ProfileStatus(o.cred, now)
+			if r.Verdict != nil {
+				if v := r.Verdict(o.id, o.cred); v.Status != "" {
+					fc.Status, fc.Reason = v.Status, v.Reason
+				}
+			}
+		}
+		checks = append(checks, fc)
+		if !ok && fc.Status != StatusInvalid && fc.Status != StatusExpired {
+			id, cred, ok = o.id, o.cred, true
+		}
+	}
+	return id, cred, ok, checks
 }
 
 // Decide builds the policy input for q over snap and evaluates the policy:
@@ -147,25 +206,20 @@ func (r Resolver) Resolve(ctx context.Context, snap *Snapshot, q Query, now time
 			res.Candidates = slices.Insert(slices.Delete(res.Candidates, i, i+1), 0, first)
 		}
 	}
+	id, _, ok, checks := r.Fallback(q.Provider, now)
+	res.Fallbacks = checks
 	if len(res.Candidates) > 0 {
 		res.Serving, res.Source = res.Candidates[0], SourceProfile
-	} else if !userPin {
-		r.fallback(res)
+	} else if !userPin && ok {
+		res.Serving = id
+		for _, c := range checks {
+			if c.ID == id {
+				res.Source, res.EnvSource = c.Source, c.EnvSource
+			}
+		}
 	}
 	res.Profiles = r.reasons(in, dec, res, q, now)
 	return res, nil
-}
-
-// fallback names the environment or config key used when no profile can
-// serve (DESIGN §3).
-func (r Resolver) fallback(res *Resolution) {
-	if _, ev, ok := r.Env.Credential(res.Provider); ok {
-		res.Serving, res.Source, res.EnvSource = "env:"+ev.Name, SourceEnv, ev.Source
-		return
-	}
-	if r.ConfigKey != nil && r.ConfigKey(res.Provider) {
-		res.Serving, res.Source = "config:providers."+res.Provider+".apiKey", SourceConfig
-	}
 }
 
 // reasons lists every profile of the provider: candidates in order, then
@@ -402,6 +456,19 @@ func (r Resolver) problems(h *Health, snap *Snapshot, now time.Time) []Problem {
 			}
 		}
 	}
+	for _, mr := range h.Models {
+		for _, fc := range mr.Fallbacks {
+			if seen[fc.ID] || (fc.Status != StatusInvalid && fc.Status != StatusExpired) {
+				continue
+			}
+			seen[fc.ID] = true
+			text := fc.Status
+			if fc.Reason != "" {
+				text += ": " + fc.Reason
+			}
+			out = append(out, Problem{Severity: NeedsPerson, Subject: fc.ID, Text: text + " (not used)", Kind: fc.Status})
+		}
+	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Subject < out[j].Subject })
 	for _, mr := range h.Models {
 		if mr.InUse && mr.Serving == "" {
@@ -455,7 +522,10 @@ func servingProblem(mr ModelResolution) Problem {
 		p.Text += "; disabled: " + strings.Join(disabled, ", ")
 		p.Kind = ProblemDisabled
 	}
-	if len(mr.Profiles) == 0 {
+	switch {
+	case len(mr.Profiles) == 0 && len(mr.Fallbacks) > 0:
+		p.Text = "no usable credential: no profile, and the provider module rejects every environment and config credential"
+	case len(mr.Profiles) == 0:
 		p.Text = "no credential (no profile, environment variable or config key)"
 	}
 	return p
