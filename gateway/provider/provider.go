@@ -2,11 +2,13 @@
 // built-in provider: the default base URL, the environment variables that
 // can hold a credential, the wire APIs it speaks, the shape of its error
 // bodies, how a credential is presented in headers, which token kinds it
-// issues (and whether it has setup-tokens), and room for its OAuth
-// endpoints and the hints that tell its clients apart.
+// issues (and whether it has setup-tokens), and the hints that tell its
+// clients apart. OAuth clients are not here: they are data a provider
+// module declares (the oauth of its info answer, wasm/ABI.md), with
+// providers.<p>.oauth in config laid over it.
 //
-// Every per-provider fact lives here, so the gateway, the CLI and (soon)
-// OAuth, connect recipes and usage parsing look a provider up instead of
+// Every per-provider fact lives here, so the gateway, the CLI, connect
+// recipes and usage parsing look a provider up instead of
 // growing one more `switch provider` per file. A provider the table does
 // not know (one the user configured) gets the generic answer from For:
 // NAME_API_KEY, an OpenAI-shaped error body, a Bearer header.
@@ -107,16 +109,6 @@ type SetupToken struct {
 	APIKeyPrefix string
 }
 
-// OAuth is room for a provider's login endpoints (issue 14). Empty for
-// every provider today: OpenSoul does not run OAuth logins yet.
-type OAuth struct {
-	AuthorizeURL string
-	TokenURL     string
-	ClientID     string
-	Scopes       []string
-	RedirectURL  string
-}
-
 // ClientHint is room for a way to recognise a client of this provider's
 // API from its request (issue 10): a header whose value starts with Prefix
 // names Client. Empty for every provider today.
@@ -172,7 +164,6 @@ type Provider struct {
 	// Onboard: `opensoul onboard` asks for this provider's API key.
 	Onboard bool
 
-	OAuth       *OAuth       // nil: no OAuth login (all today; issue 14)
 	ClientHints []ClientHint // nil: none known yet (issue 10)
 	// ClientScopes are the answers that limit a credential to one client.
 	ClientScopes []ClientScope
@@ -344,11 +335,6 @@ func (p Provider) clone() Provider {
 	if p.SetupToken != nil {
 		st := *p.SetupToken
 		p.SetupToken = &st
-	}
-	if p.OAuth != nil {
-		o := *p.OAuth
-		o.Scopes = slices.Clone(o.Scopes)
-		p.OAuth = &o
 	}
 	p.ClientHints = slices.Clone(p.ClientHints)
 	p.ClientScopes = slices.Clone(p.ClientScopes)
