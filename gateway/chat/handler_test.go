@@ -413,3 +413,62 @@ func TestStatusScope(t *testing.T) {
 		t.Errorf("Codex's /model status: anthropic:default line %q", l)
 	}
 }
+
+// TestBuiltinAliases: the provider table's aliases (sonnet, opus, haiku,
+// gpt, …) resolve where the configured models allow: without a list, to
+// the default or fallback of the family, else the table's model; with a
+// list, only to a listed model of the family; a configured alias wins.
+func TestBuiltinAliases(t *testing.T) {
+	t.Parallel()
+	open := chatConfig("https://a.example", "https://o.example")
+	open.Models = nil
+	open.DefaultModel = "anthropic/claude-sonnet-5-20261001" // a dated id of the family
+	listed := chatConfig("https://a.example", "https://o.example")
+	listed.Models = map[string]string{
+		"anthropic/claude-opus-5":  "big", // configured alias; opus still names it (the only listed opus)
+		"anthropic/claude-haiku-5": "",
+		"openai/gpt-5":             "",
+		"openai/gpt-5-mini":        "",
+	}
+	custom := chatConfig("https://a.example", "https://o.example")
+	custom.Models = map[string]string{"anthropic/claude-haiku-5": "sonnet"} // the user's alias takes the word
+	cases := []struct {
+		name      string
+		cfg       chat.Config
+		text      string
+		want      string
+		override  string
+		wantRoute bool // the model is served on another route: nothing set
+	}{
+		{"no list: the default of the family", open, "/model sonnet", "Model for session", "anthropic/claude-sonnet-5-20261001", false},
+		{"no list: the fallback of the family", open, "/model haiku", "Model for session", "anthropic/claude-haiku-5", false},
+		{"no list: the table's model", open, "/model Opus", "Model for session", "anthropic/claude-opus-5", false},
+		{"no list: another provider's alias", open, "/model gpt", "served by openai", "", true},
+		{"no list: unknown word lists the aliases", open, "/model sonet", "built-in alias (sonnet, opus, haiku", "", false},
+		{"list: the only listed opus", listed, "/model opus", "Model for session", "anthropic/claude-opus-5", false},
+		{"list: the table's model among several", listed, "/model gpt", "served by openai", "", true},
+		{"list: a family not listed is refused", listed, "/model sonnet", "accepts only the models in agents.defaults.models", "", false},
+		{"configured alias wins", custom, "/model sonnet", "Model for session", "anthropic/claude-haiku-5", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			hf := newHandler(t, tc.cfg, nil)
+			text := textOf(t, must(hf.do(anthropicReq("s", tc.text, false))))
+			if !strings.Contains(text, tc.want) {
+				t.Errorf("%q: answer lacks %q:\n%s", tc.text, tc.want, text)
+			}
+			if tc.wantRoute && !strings.Contains(text, "openai/gpt-5") {
+				t.Errorf("%q: the answer should name openai/gpt-5:\n%s", tc.text, text)
+			}
+			ss, _ := hf.st.LoadSessions("main")
+			got := ""
+			if s := ss.Sessions["s"]; s != nil {
+				got = s.ModelOverride
+			}
+			if got != tc.override {
+				t.Errorf("%q: override %q, want %q", tc.text, got, tc.override)
+			}
+		})
+	}
+}

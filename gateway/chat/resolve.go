@@ -5,13 +5,16 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	providers "github.com/opensoul/opensoul/gateway/provider"
 )
 
 // resolveModel turns what the user typed into provider/model. When
 // agents.defaults.models lists models only those are accepted — by
-// provider/model, alias or (when unambiguous) bare model id; otherwise any
-// provider/model of a configured provider is. msg, when set, is the answer
-// explaining why ref was refused.
+// provider/model, alias, (when unambiguous) bare model id, or a built-in
+// alias naming a listed model; otherwise any provider/model of a
+// configured provider is, and built-in aliases (sonnet, opus, gpt, …).
+// msg, when set, is the answer explaining why ref was refused.
 func (c *call) resolveModel(ref string) (full, alias, msg string) {
 	if len(c.cfg.Models) > 0 {
 		return c.resolveListed(ref)
@@ -21,8 +24,11 @@ func (c *call) resolveModel(ref string) (full, alias, msg string) {
 		if full := c.knownBare(ref); full != "" {
 			return full, "", ""
 		}
-		return "", "", fmt.Sprintf("Unknown model %q. Give it as provider/model, for example /model %s. "+
-			"(No aliases are configured; add them under agents.defaults.models.)", ref, c.exampleRef())
+		if full, alias, ok := c.builtinAlias(ref); ok {
+			return full, alias, ""
+		}
+		return "", "", fmt.Sprintf("Unknown model %q. Give it as provider/model, for example /model %s, or a built-in alias (%s). "+
+			"(Add your own aliases under agents.defaults.models.)", ref, c.exampleRef(), strings.Join(c.builtinAliases(), ", "))
 	}
 	if provider != c.req.Provider && strings.Contains(c.req.Model, "/") {
 		// The route's provider names models vendor/model (OpenRouter):
@@ -56,11 +62,70 @@ func (c *call) resolveListed(ref string) (full, alias, msg string) {
 	if len(bare) == 1 {
 		return bare[0], c.cfg.Models[bare[0]], ""
 	}
+	if full, alias, ok := c.builtinAlias(ref); ok {
+		return full, alias, ""
+	}
 	var allowed []string
 	for _, k := range keys {
 		allowed = append(allowed, c.refFor(k, c.cfg.Models[k]))
 	}
 	return "", "", fmt.Sprintf("Unknown model %q: this gateway accepts only the models in agents.defaults.models: %s.", ref, strings.Join(allowed, ", "))
+}
+
+// builtinAlias resolves a built-in alias (the provider table's, see
+// providers.ModelAlias) of a configured provider, the route's provider
+// first. With agents.defaults.models listing models it names a listed
+// model of the alias's family: the table's own model when it is listed,
+// else the only one of the family (none or several: no match). Without a
+// list it names the configured default or fallback of the family, else the
+// table's model.
+func (c *call) builtinAlias(ref string) (full, alias string, ok bool) {
+	names := c.providerNames()
+	if i := slices.Index(names, c.req.Provider); i > 0 {
+		names = append([]string{c.req.Provider}, slices.Delete(names, i, i+1)...)
+	}
+	for _, name := range names {
+		a, found := providers.For(name).Alias(ref)
+		if !found {
+			continue
+		}
+		if len(c.cfg.Models) > 0 {
+			var family []string
+			for _, k := range sortedKeys(c.cfg.Models) {
+				if p, m, _ := strings.Cut(k, "/"); p == name && strings.HasPrefix(m, a.Family) {
+					family = append(family, k)
+				}
+			}
+			if own := name + "/" + a.Model; slices.Contains(family, own) {
+				return own, a.Alias, true
+			}
+			if len(family) == 1 {
+				return family[0], a.Alias, true
+			}
+			continue
+		}
+		for _, k := range append([]string{c.cfg.DefaultModel}, c.cfg.Fallbacks...) {
+			if p, m, _ := strings.Cut(k, "/"); p == name && strings.HasPrefix(m, a.Family) {
+				return k, a.Alias, true
+			}
+		}
+		return name + "/" + a.Model, a.Alias, true
+	}
+	return "", "", false
+}
+
+// builtinAliases lists the built-in aliases of the configured providers.
+func (c *call) builtinAliases() []string {
+	var out []string
+	for _, name := range c.providerNames() {
+		for _, a := range providers.For(name).Aliases {
+			out = append(out, a.Alias)
+		}
+	}
+	if len(out) == 0 {
+		return []string{"none for these providers"}
+	}
+	return out
 }
 
 // knownBare resolves a bare model id against the configured default and

@@ -130,6 +130,17 @@ type ClientScope struct {
 	Hint   string // what the user sees
 }
 
+// ModelAlias is a built-in short name for a provider's model in chat
+// commands (/model sonnet). Configured aliases (agents.defaults.models)
+// come first; a built-in one names the configured model of its Family
+// when the configuration lists models (and nothing when it lists none of
+// the family), else Model.
+type ModelAlias struct {
+	Alias  string // what the user types: "sonnet"
+	Model  string // the model it names when no list is configured: "claude-sonnet-5"
+	Family string // the prefix of the model ids it stands for: "claude-sonnet-"
+}
+
 // Provider is what OpenSoul knows about one provider.
 type Provider struct {
 	Name    string
@@ -167,6 +178,18 @@ type Provider struct {
 	ClientHints []ClientHint // nil: none known yet (issue 10)
 	// ClientScopes are the answers that limit a credential to one client.
 	ClientScopes []ClientScope
+	// Aliases are the built-in short model names (/model sonnet).
+	Aliases []ModelAlias
+}
+
+// Alias returns the provider's built-in alias called name (any case).
+func (p Provider) Alias(name string) (ModelAlias, bool) {
+	for _, a := range p.Aliases {
+		if strings.EqualFold(a.Alias, name) {
+			return a, true
+		}
+	}
+	return ModelAlias{}, false
 }
 
 // ScopedTo returns the rule whose text body (an upstream error) contains,
@@ -204,6 +227,11 @@ var builtin = []Provider{
 		// A Claude subscription's setup-token, sent by another client.
 		ClientScopes: []ClientScope{{Match: "only authorized for use with claude code", Client: "claude-code",
 			Hint: "this token only works inside Claude Code; it is kept for Claude Code requests, and other clients need an Anthropic API key"}},
+		Aliases: []ModelAlias{
+			{"sonnet", "claude-sonnet-5", "claude-sonnet-"},
+			{"opus", "claude-opus-5", "claude-opus-"},
+			{"haiku", "claude-haiku-5", "claude-haiku-"},
+		},
 	},
 	{
 		Name:      "openai",
@@ -217,6 +245,10 @@ var builtin = []Provider{
 		Token:     bearer,
 		Kinds:     []string{KindAPIKey, KindOAuthAccess},
 		Onboard:   true,
+		Aliases: []ModelAlias{
+			{"gpt", "gpt-5", "gpt-"},
+			{"gpt-mini", "gpt-5-mini", "gpt-5-mini"},
+		},
 	},
 	{
 		Name:      "openrouter",
@@ -241,6 +273,7 @@ var builtin = []Provider{
 		APIKey:  Presentation{Header: "x-goog-api-key", Remove: []string{"authorization"}},
 		Token:   Presentation{Header: "x-goog-api-key", Remove: []string{"authorization"}},
 		Kinds:   []string{KindAPIKey},
+		Aliases: []ModelAlias{{"gemini", "gemini-3", "gemini-"}},
 	},
 }
 
@@ -338,6 +371,7 @@ func (p Provider) clone() Provider {
 	}
 	p.ClientHints = slices.Clone(p.ClientHints)
 	p.ClientScopes = slices.Clone(p.ClientScopes)
+	p.Aliases = slices.Clone(p.Aliases)
 	return p
 }
 
