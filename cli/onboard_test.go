@@ -94,3 +94,18 @@ func TestOnboardOAuthSignsIn(t *testing.T) {
 	}
 	e.assertNoSecrets()
 }
+
+// The status onboard ends with sees the API key it just saved to
+// <state>/.env (it showed "no credential": the config was loaded before).
+func TestOnboardStatusSeesSavedEnvKey(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	out, errs, code := e.runService(&fakeManager{}, fixAnthropicKey+"\n", "onboard", "--provider", "anthropic")
+	if code != 0 || !strings.Contains(out, "Saved ANTHROPIC_API_KEY=") {
+		t.Fatalf("onboard: %d\n%s%s", code, out, errs)
+	}
+	_, status, _ := strings.Cut(out, "opensoul models status:")
+	if !strings.Contains(status, "anthropic — env: ANTHROPIC_API_KEY") || strings.Contains(status, "no credential") {
+		t.Errorf("the closing status does not see the saved key:\n%s", status)
+	}
+}

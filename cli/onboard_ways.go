@@ -235,8 +235,29 @@ func (a *app) onboardService(ctx context.Context, install, interactive bool) err
 	return a.install(ctx, "", false)
 }
 
-// onboardStatus ends onboarding with `models status`.
+// onboardStatus ends onboarding with `models status`, on the config
+// loaded again: a key saved to <state>/.env during onboarding is in it.
+// Only warnings the first load did not print are printed.
 func (a *app) onboardStatus(ctx context.Context, agent string) error {
+	l, err := loadConfig(a.configSource())
+	if err != nil {
+		return err
+	}
+	printed := map[string]bool{}
+	if a.cur != nil {
+		for _, w := range a.cur.Warnings {
+			printed[w] = true
+		}
+	}
+	stderr := a.stderr
+	a.stderr = io.Discard
+	a.use(l)
+	a.stderr = stderr
+	for _, w := range l.Warnings {
+		if !printed[w] {
+			a.warnf("%s", w)
+		}
+	}
 	rep, err := a.buildStatus(ctx, agent, a.now())
 	if err != nil {
 		return err
