@@ -114,7 +114,7 @@ opensoul models auth order set --provider anthropic anthropic:limited anthropic:
 opensoul models auth order set --provider openai openai:limited openai:good >>"$LOG/setup.log" 2>&1
 curl -fsS -X POST "$UP/_mode?key=$AK_LIMITED&mode=limited" && curl -fsS -X POST "$UP/_mode?key=$OK_LIMITED&mode=limited"
 
-opensoul gateway >"$LOG/gateway.out" 2>"$LOG/gateway.log" &
+"${RUN_ENV[@]}" "$WORK/opensoul" gateway >"$LOG/gateway.out" 2>"$LOG/gateway.log" &  # env execs the gateway: $! is its pid
 pids+=($!)
 GW=http://127.0.0.1:$PORT
 for _ in $(seq 100); do curl -fsS "$GW/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
