@@ -141,6 +141,8 @@ type FactsRequest struct {
 	// Verdict, when set, refines a profile's status and kind with a
 	// provider module's check (status "invalid", kind "setup_token", …).
 	Verdict func(id string, c store.Credential) Verdict
+	// Limits, when set, gives profiles their input.profiles[i].limits.
+	Limits *Limits
 }
 
 // Verdict is a provider module's word on one credential: the status it
@@ -198,7 +200,8 @@ type factsKey struct {
 
 type factsEntry struct {
 	list   *policy.ProfileList
-	lo, hi int64 // valid while lo <= now (ms) < hi
+	lo, hi int64  // valid while lo <= now (ms) < hi
+	limits uint64 // the Limits generation the facts were built with
 }
 
 // profileList returns the prepared facts of the snapshot's profiles for
@@ -206,11 +209,12 @@ type factsEntry struct {
 func (snap *Snapshot) profileList(req FactsRequest, now time.Time) *policy.ProfileList {
 	key := factsKey{req.Provider, req.Verdict != nil}
 	ms := now.UnixMilli()
+	gen := req.Limits.gen()
 	if m := snap.facts; m != nil {
 		m.mu.Lock()
 		e, ok := m.m[key]
 		m.mu.Unlock()
-		if ok && e.lo <= ms && ms < e.hi {
+		if ok && e.lo <= ms && ms < e.hi && e.limits == gen {
 			return e.list
 		}
 	}
@@ -221,7 +225,7 @@ func (snap *Snapshot) profileList(req FactsRequest, now time.Time) *policy.Profi
 		if m.m == nil {
 			m.m = map[factsKey]factsEntry{}
 		}
-		m.m[key] = factsEntry{list: list, lo: lo, hi: hi}
+		m.m[key] = factsEntry{list: list, lo: lo, hi: hi, limits: gen}
 		m.mu.Unlock()
 	}
 	return list
@@ -294,6 +298,9 @@ func profileFacts(snap *Snapshot, req FactsRequest, now time.Time) (facts []poli
 		if st.Scope != "" {
 			s := st.Scope
 			pf.Scope = &s
+		}
+		if l, ok := req.Limits.of(id); ok {
+			pf.Limits = &l
 		}
 		facts = append(facts, pf)
 	}

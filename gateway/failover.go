@@ -449,6 +449,7 @@ func (s *Server) resolver(ctx context.Context, rc *runtimeConfig, env Env, now t
 		ConfigKey: func(p string) bool { return rc.Providers[p].APIKey != "" },
 		APIKey:    func(p string) string { return rc.Providers[p].APIKey },
 		Attrs:     rc.AgentAttrs,
+		Limits:    s.limits.Load(),
 	}
 	if s.modules != nil {
 		r.Verdict = func(id string, c store.Credential) Verdict {

@@ -39,6 +39,9 @@ type Resolver struct {
 	// Attrs are the agents' attributes (config agents.<id>.attrs), given
 	// to the policy as input.agent.attrs.
 	Attrs map[string]map[string]string
+	// Limits are the profiles' quotas as their providers last reported
+	// them (input.profiles[i].limits). Nil: none known.
+	Limits *Limits
 }
 
 // Query is one would-be request.
@@ -171,7 +174,7 @@ func (r Resolver) Decide(ctx context.Context, snap *Snapshot, q Query, now time.
 	in := BuildInput(snap, r.Env, r.Order, FactsRequest{
 		Agent: q.Agent, Session: q.Session, SessionNew: q.SessionNew, Pin: q.Pin,
 		Provider: q.Provider, Model: q.Model, API: q.API, Stream: q.Stream, Verdict: r.Verdict,
-		Client: q.Client, Attrs: r.Attrs[q.Agent], Visit: q.Visit,
+		Client: q.Client, Attrs: r.Attrs[q.Agent], Visit: q.Visit, Limits: r.Limits,
 	}, now)
 	dec, err := r.Selector.Decide(ctx, in)
 	return in, dec, err

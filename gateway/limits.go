@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/opensoul/opensoul/gateway/usage"
+	"github.com/opensoul/opensoul/policy"
 	"github.com/opensoul/opensoul/wasm"
 )
 
@@ -52,7 +54,7 @@ func (g *observeGate) pass(profile string, status int, now time.Time) bool {
 // observeEvery; a module failure costs the facts, never the answer (the
 // registry logs it).
 func (s *Server) observe(ctx context.Context, rs *reqState, profile, model string, resp *http.Response, now time.Time) {
-	if s.usage == nil || s.observer == nil {
+	if s.observer == nil {
 		return
 	}
 	prefixes := s.observer.ObserveHeaders(rs.provider)
@@ -64,8 +66,83 @@ func (s *Server) observe(ctx context.Context, rs *reqState, profile, model strin
 	if err != nil || !ok {
 		return
 	}
-	s.usage.Limits(usage.Limits{Time: now, Agent: rs.agent, Provider: rs.provider, Profile: profile, Model: model,
-		Status: obs.Status, ResetAt: msTime(obs.ResetAt), Windows: windows(obs.Windows)})
+	l := usage.Limits{Time: now, Agent: rs.agent, Provider: rs.provider, Profile: profile, Model: model,
+		Status: obs.Status, ResetAt: msTime(obs.ResetAt), Windows: windows(obs.Windows)}
+	s.limits.set(profile, limitFacts(l))
+	if s.usage != nil {
+		s.usage.Limits(l)
+	}
+}
+
+// limitFacts is what the policy sees of l (policy.LimitFacts): the
+// tightest window's headroom in tenths (1 when no window says), the
+// status, and the reset only while rejected, so that facts change in
+// steps and not with every answer.
+func limitFacts(l usage.Limits) policy.LimitFacts {
+	h := 1.0
+	for _, w := range l.Windows {
+		if left := w.Headroom(); left >= 0 {
+			h = min(h, left)
+		}
+	}
+	f := policy.LimitFacts{Headroom: policy.QuantizeHeadroom(h), Status: l.Status}
+	if l.Status == wasm.StatusRejected {
+		f.Headroom = 0
+		if !l.ResetAt.IsZero() {
+			f.ResetAt = l.ResetAt.UnixMilli()
+		}
+	}
+	return f
+}
+
+// Limits are the profiles' quantized limits at one moment; Gen changes
+// whenever one of them does (the facts memo rebuilds on it).
+type Limits struct {
+	Gen uint64
+	By  map[string]policy.LimitFacts // by profile id
+}
+
+func (l *Limits) gen() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.Gen
+}
+
+func (l *Limits) of(profile string) (policy.LimitFacts, bool) {
+	if l == nil {
+		return policy.LimitFacts{}, false
+	}
+	f, ok := l.By[profile]
+	return f, ok
+}
+
+// limitBook publishes Limits copy-on-write: readers Load without a lock,
+// and a new map is made only when a profile's quantized facts change,
+// which happens in tenths of its quota, not per answer.
+type limitBook struct {
+	cur atomic.Pointer[Limits]
+	mu  sync.Mutex // serialises writers
+}
+
+func (b *limitBook) Load() *Limits { return b.cur.Load() }
+
+func (b *limitBook) set(profile string, f policy.LimitFacts) {
+	if old, ok := b.cur.Load().of(profile); ok && old == f {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur := b.cur.Load()
+	if old, ok := cur.of(profile); ok && old == f {
+		return
+	}
+	next := &Limits{Gen: cur.gen() + 1, By: make(map[string]policy.LimitFacts, 1)}
+	if cur != nil {
+		maps.Copy(next.By, cur.By)
+	}
+	next.By[profile] = f
+	b.cur.Store(next)
 }
 
 // hasLimitHeaders says whether a header name starts with one of

@@ -168,6 +168,7 @@ type Server struct {
 	closed   sync.Once
 
 	observeGate observeGate // which answers are read for limits; own lock-free state
+	limits      limitBook   // the profiles' quantized limits, for the policy
 
 	// Replaced whole while serving (SetConfig, SetEnv, Drain); each request
 	// loads them once.

@@ -61,8 +61,8 @@ rotate := n if {
 	count(preferred) == 0
 	count(auto_first) == 0
 	keys := round_robin_keys
-	top := sorted_keys[0][0]
-	n := count([1 | some k in keys; k[0] == top])
+	top := sorted_keys[0]
+	n := count([1 | some k in keys; k[0] == top[0]; k[1] == top[1]])
 } else := 1 if count(candidates) > 0
 
 # ---------------------------------------------------------------------------
@@ -235,8 +235,26 @@ disabled_until := until if {
 	}
 }
 
-recovery := {id: max([object.get(cooldown_until, id, 0), object.get(disabled_until, id, 0)]) |
-	some id in {id | some id, _ in cooldown_until} | {id | some id, _ in disabled_until}
+# A provider that said "no more until T" (limits.status rejected, from its
+# rate-limit headers) makes the profile cool until T without a request
+# spent on finding out.
+default limit_until := {}
+
+limit_until := until if {
+	now := input.now
+	until := {p.id: t |
+		some p in input.profiles
+		l := p.limits
+		is_object(l)
+		l.status == "rejected"
+		t := l.resetAt
+		is_number(t)
+		t > now
+	}
+}
+
+recovery := {id: max([object.get(cooldown_until, id, 0), object.get(disabled_until, id, 0), object.get(limit_until, id, 0)]) |
+	some id in ({id | some id, _ in cooldown_until} | {id | some id, _ in disabled_until}) | {id | some id, _ in limit_until}
 	not excluded[id]
 }
 
@@ -246,12 +264,14 @@ ready := (object.keys(index) - object.keys(excluded)) - object.keys(recovery)
 # Ordering
 
 # base is the order before pins and preferences: the explicit order as
-# given, else OAuth before token before api_key, by id within a type. The
-# profiles of one type are of equal rank (see rotate): which of them goes
-# first is the gateway's round robin, least recently used first, so this
-# policy never reads lastUsed and a profile's use does not change it.
+# given, else OAuth before token before api_key, and within a type the
+# most headroom first (limits.headroom, in tenths; unknown counts as
+# full), then by id. The profiles of one type and headroom are of equal
+# rank (see rotate): which of them goes first is the gateway's round
+# robin, least recently used first, so this policy never reads lastUsed
+# and a profile's use does not change it.
 base := [id | some i, id in explicit; order_index[id] == i; ready[id]] if order_source
-else := [x[1] | some x in sorted_keys]
+else := [x[2] | some x in sorted_keys]
 
 sorted_keys := sort(round_robin_keys)
 
@@ -260,11 +280,18 @@ round_robin_keys := keys if {
 	# reference to a rule inside the loop.
 	rdy := ready
 	ranks := type_ranks
-	keys := [[ranks[p.type], p.id] |
+	keys := [[ranks[p.type], 0 - headroom(p), p.id] |
 		some p in input.profiles
 		rdy[p.id]
 	]
 }
+
+# headroom is the share of the profile's tightest window left (0..1), 1
+# when its provider has not said.
+headroom(p) := h if {
+	h := p.limits.headroom
+	is_number(h)
+} else := 1
 
 type_ranks := {"oauth": 0, "token": 1, "api_key": 2}
 
@@ -312,7 +339,7 @@ plain_reasons := {id: sprintf("candidate: position %d in %s", [i + 1, order_labe
 	i := order_index[id]
 } if order_source else := texts if {
 	rr := round_robin_text
-	texts := {id: rr[r] | some [r, id] in round_robin_keys}
+	texts := {id: rr[r] | some [r, _, id] in round_robin_keys}
 }
 
 round_robin_text := [
@@ -352,7 +379,7 @@ pinned_elsewhere(id) := sprintf("%s; the session is pinned to %s by the user", [
 
 why_not := object.union(excluded, {id: concat("; ", texts) |
 	some id, _ in recovery
-	texts := [s | some s in [object.get(cooldown_text, id, ""), object.get(disabled_text, id, "")]; s != ""]
+	texts := [s | some s in [object.get(cooldown_text, id, ""), object.get(disabled_text, id, ""), object.get(limit_text, id, "")]; s != ""]
 })
 
 cooldown_text := {id: phrase |
@@ -376,6 +403,8 @@ disabled_phrase(r, at) := sprintf("disabled until %s (%s)", [at, r]) if {
 	is_string(r)
 	r != ""
 } else := sprintf("disabled until %s", [at])
+
+limit_text := {id: sprintf("rejected by the provider's rate limit until %s", [fmt_time(t)]) | some id, t in limit_until}
 
 prefer_text := {id: "preferred by data.opensoul.rules.prefer" | some id, _ in preferred}
 

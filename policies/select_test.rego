@@ -464,3 +464,37 @@ test_a_scoped_profile_in_the_explicit_order_is_still_skipped if {
 	d.candidates == ["anthropic:key"]
 	startswith(d.reasons["anthropic:sub"], "not usable here: the provider accepts this credential from claude-code only")
 }
+
+# --- limits (rate-limit headers the provider reported) ------------------------
+
+# Within a type the profile with the most headroom goes first; equal
+# headroom is equal rank (rotate); unknown headroom counts as full.
+test_most_headroom_first if {
+	ps := [
+		patched(prof("anthropic:a", "api_key"), {"limits": {"headroom": 0.2, "status": "allowed", "resetAt": 0}}),
+		patched(prof("anthropic:b", "api_key"), {"limits": {"headroom": 0.7, "status": "allowed", "resetAt": 0}}),
+		patched(prof("anthropic:c", "api_key"), {"limits": {"headroom": 0.7, "status": "warning", "resetAt": 0}}),
+		patched(prof("anthropic:d", "api_key"), {"limits": null}),
+		prof("anthropic:tok", "token"),
+	]
+	d := select.decision with input as req(ps)
+	d.candidates == ["anthropic:tok", "anthropic:d", "anthropic:b", "anthropic:c", "anthropic:a"]
+	d.rotate == 1
+	d2 := select.decision with input as req(array.slice(ps, 0, 3))
+	d2.candidates == ["anthropic:b", "anthropic:c", "anthropic:a"]
+	d2.rotate == 2
+}
+
+# A provider's "rejected until T" cools the profile until T, no request spent.
+test_rejected_cools_until_reset if {
+	ps := [
+		patched(prof("anthropic:a", "api_key"), {"limits": {"headroom": 0, "status": "rejected", "resetAt": now + minute}}),
+		prof("anthropic:b", "api_key"),
+	]
+	d := select.decision with input as req(ps)
+	d.candidates == ["anthropic:b"]
+	d.cooling == ["anthropic:a"]
+	d.reasons["anthropic:a"] == "rejected by the provider's rate limit until 2025-11-25T01:01:00Z"
+	later := select.decision with input as object.union(req(ps), {"now": now + minute})
+	later.candidates == ["anthropic:b", "anthropic:a"]
+}

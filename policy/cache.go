@@ -150,6 +150,9 @@ func validity(in *Input) (lo, hi int64) {
 		if p.ExpiresAt != nil {
 			note(*p.ExpiresAt)
 		}
+		if p.Limits != nil {
+			note(p.Limits.ResetAt)
+		}
 	}
 	return lo, hi
 }

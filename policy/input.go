@@ -1,6 +1,9 @@
 package policy
 
-import "math/bits"
+import (
+	"math"
+	"math/bits"
+)
 
 // Input is the document the selection policy is evaluated over
 // (DESIGN §5). Times are epoch milliseconds. It never carries a secret:
@@ -108,6 +111,27 @@ type ProfileFacts struct {
 	// from ("claude-code" after Anthropic answered that a setup token is
 	// "only authorized for use with Claude Code"); nil: any client.
 	Scope *string `json:"scope"`
+	// Limits is what the profile's provider last reported about its quota
+	// (rate-limit headers read by the provider module); nil: nothing known.
+	Limits *LimitFacts `json:"limits"`
+}
+
+// LimitFacts is a profile's quota as its provider last reported it, in
+// coarse steps so that the decision cache keeps hitting while counters
+// move: Headroom is the share left of the tightest window (requests,
+// tokens, a subscription's 5-hour window), rounded down to a tenth
+// (QuantizeHeadroom). Status is "allowed", "warning", "rejected" or "";
+// ResetAt (epoch ms, 0: unknown) is when a rejected status lifts.
+type LimitFacts struct {
+	Headroom float64 `json:"headroom"`
+	Status   string  `json:"status"`
+	ResetAt  int64   `json:"resetAt"`
+}
+
+// QuantizeHeadroom rounds a share left (0..1) down to a tenth, the step
+// in which headroom reaches the policy.
+func QuantizeHeadroom(h float64) float64 {
+	return math.Floor(min(max(h, 0), 1)*10) / 10
 }
 
 // EnvFacts names an environment variable that can serve the provider.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"hash/maphash"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,9 @@ func NewProfileList(ps []ProfileFacts) *ProfileList {
 		l.times = append(l.times, p.CooldownUntil, p.DisabledUntil)
 		if p.ExpiresAt != nil {
 			l.times = append(l.times, *p.ExpiresAt)
+		}
+		if p.Limits != nil {
+			l.times = append(l.times, p.Limits.ResetAt)
 		}
 	}
 	slices.Sort(l.times)
@@ -154,6 +158,13 @@ func appendProfiles(b []byte, ps []ProfileFacts, builtin bool) []byte {
 		b = appendOptString(b, p.DisabledReason)
 		b = binary.AppendVarint(b, int64(p.ErrorCount))
 		b = appendOptString(b, p.Scope)
+		if l := p.Limits; l != nil {
+			b = binary.AppendUvarint(append(b, 1), math.Float64bits(l.Headroom))
+			b = appendString(b, l.Status)
+			b = binary.AppendVarint(b, l.ResetAt)
+		} else {
+			b = append(b, 0)
+		}
 	}
 	return b
 }

@@ -168,7 +168,7 @@ func sameFacts(a, b *ProfileFacts) bool {
 		a.LastUsed == b.LastUsed && a.CooldownUntil == b.CooldownUntil &&
 		sameOpt(a.CooldownModel, b.CooldownModel) && a.DisabledUntil == b.DisabledUntil &&
 		sameOpt(a.DisabledReason, b.DisabledReason) && a.ErrorCount == b.ErrorCount &&
-		sameOpt(a.Scope, b.Scope)
+		sameOpt(a.Scope, b.Scope) && sameOpt(a.Limits, b.Limits)
 }
 
 func sameOpt[T comparable](a, b *T) bool {
@@ -182,6 +182,7 @@ func copyFacts(p *ProfileFacts) ProfileFacts {
 	c.CooldownModel = copyOpt(p.CooldownModel)
 	c.DisabledReason = copyOpt(p.DisabledReason)
 	c.Scope = copyOpt(p.Scope)
+	c.Limits = copyOpt(p.Limits)
 	return c
 }
 
@@ -227,6 +228,18 @@ func profileTerm(p *ProfileFacts) *ast.Term {
 		item("disabledReason", optString(p.DisabledReason)),
 		item("errorCount", intTerm(int64(p.ErrorCount))),
 		item("scope", optString(p.Scope)),
+		item("limits", limitsTerm(p.Limits)),
+	)
+}
+
+func limitsTerm(l *LimitFacts) *ast.Term {
+	if l == nil {
+		return ast.NullTerm()
+	}
+	return ast.ObjectTerm(
+		item("headroom", ast.FloatNumberTerm(l.Headroom)),
+		item("status", str(l.Status)),
+		item("resetAt", intTerm(l.ResetAt)),
 	)
 }
 
