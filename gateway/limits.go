@@ -68,7 +68,7 @@ func (s *Server) observe(ctx context.Context, rs *reqState, profile, model strin
 	}
 	l := usage.Limits{Time: now, Agent: rs.agent, Provider: rs.provider, Profile: profile, Model: model,
 		Status: obs.Status, ResetAt: msTime(obs.ResetAt), Windows: windows(obs.Windows)}
-	s.limits.set(profile, limitFacts(l))
+	s.limits.set(profile, limitFacts(l, resp.StatusCode))
 	if s.usage != nil {
 		s.usage.Limits(l)
 	}
@@ -77,8 +77,10 @@ func (s *Server) observe(ctx context.Context, rs *reqState, profile, model strin
 // limitFacts is what the policy sees of l (policy.LimitFacts): the
 // tightest window's headroom in tenths (1 when no window says), the
 // status, and the reset only while rejected, so that facts change in
-// steps and not with every answer.
-func limitFacts(l usage.Limits) policy.LimitFacts {
+// steps and not with every answer. A 429's own rejection is left out:
+// the failover loop already cools the profile for that model (DESIGN §4,
+// scoped to profile and model), and these facts are the profile's.
+func limitFacts(l usage.Limits, status int) policy.LimitFacts {
 	h := 1.0
 	for _, w := range l.Windows {
 		if left := w.Headroom(); left >= 0 {
@@ -86,6 +88,10 @@ func limitFacts(l usage.Limits) policy.LimitFacts {
 		}
 	}
 	f := policy.LimitFacts{Headroom: policy.QuantizeHeadroom(h), Status: l.Status}
+	if status == http.StatusTooManyRequests {
+		f.Status = ""
+		return f
+	}
 	if l.Status == wasm.StatusRejected {
 		f.Headroom = 0
 		if !l.ResetAt.IsZero() {

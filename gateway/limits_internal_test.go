@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/opensoul/opensoul/gateway/usage"
+	"github.com/opensoul/opensoul/policy"
 )
 
 func TestObserveGate(t *testing.T) {
@@ -43,5 +46,46 @@ func TestLimitHeaders(t *testing.T) {
 	got := limitHeaders(h, prefixes)
 	if len(got) != 2 || got["anthropic-ratelimit-tokens-remaining"] != "5" || got["retry-after"] != "3" {
 		t.Errorf("limitHeaders = %v", got)
+	}
+}
+
+func TestLimitFacts(t *testing.T) {
+	t.Parallel()
+	reset := time.UnixMilli(1_800_000_060_000)
+	ws := []usage.Window{{Name: "requests", Utilization: 0.05}, {Name: "tokens", Utilization: 0.66}, {Name: "odd", Utilization: -1}}
+	for _, tc := range []struct {
+		name   string
+		l      usage.Limits
+		status int
+		want   policy.LimitFacts
+	}{
+		{"tightest window, rounded down", usage.Limits{Status: "allowed", Windows: ws}, 200, policy.LimitFacts{Headroom: 0.3, Status: "allowed"}},
+		{"no window says: full", usage.Limits{Status: "warning"}, 200, policy.LimitFacts{Headroom: 1, Status: "warning"}},
+		{"rejected keeps its reset", usage.Limits{Status: "rejected", ResetAt: reset, Windows: ws}, 200,
+			policy.LimitFacts{Headroom: 0, Status: "rejected", ResetAt: reset.UnixMilli()}},
+		{"a 429's rejection is the cooldown's", usage.Limits{Status: "rejected", ResetAt: reset, Windows: ws}, 429,
+			policy.LimitFacts{Headroom: 0.3}},
+	} {
+		if got := limitFacts(tc.l, tc.status); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestLimitBook(t *testing.T) {
+	t.Parallel()
+	var b limitBook
+	if b.Load() != nil {
+		t.Fatal("a new book has limits")
+	}
+	b.set("a", policy.LimitFacts{Headroom: 0.5})
+	first := b.Load()
+	b.set("a", policy.LimitFacts{Headroom: 0.5}) // unchanged: no new generation
+	if b.Load() != first || first.Gen != 1 {
+		t.Fatalf("gen %d", b.Load().Gen)
+	}
+	b.set("b", policy.LimitFacts{Headroom: 0.1})
+	if l := b.Load(); l.Gen != 2 || len(l.By) != 2 || len(first.By) != 1 {
+		t.Errorf("after b: %+v (first %+v)", l, first)
 	}
 }
