@@ -23,7 +23,7 @@ type quotaUpstream struct {
 	limit map[string]int
 	left  map[string]int
 	name  map[string]string // key → profile name, for the log (never the key)
-	log   []string // "<key> ok <left after>" or "<key> 429"
+	log   []string          // "<key> ok <left after>" or "<key> 429"
 	spent int
 }
 
