@@ -65,7 +65,7 @@ var tourChecks = []tourCheck{
 	{"opensoul config validate", []string{"opensoul.yaml: ok", "gateway.auth.token", "<redacted>"}},
 	{"curl -fs --retry", []string{"ready"}},
 	{"ask tour 'Hello'", []string{"X-Opensoul-Profile: anthropic:work", `"text":"hi from the fake upstream"`}},
-	{"ask tour '/model anthropic/claude-sonnet-5@anthropic:default'", []string{"X-Opensoul-Chat: command", "pinned to anthropic:default"}},
+	{"ask tour '/model sonnet@anthropic:default'", []string{"X-Opensoul-Chat: command", "anthropic/claude-sonnet-5", "pinned to anthropic:default"}},
 	{"ask tour 'Hello again'", []string{"X-Opensoul-Profile: anthropic:default", `"text":"hi from the fake upstream"`}},
 	{"ask tour '/model status'", []string{"X-Opensoul-Chat: command", "Credential: anthropic:default", "pinned by you"}},
 	{"opensoul sessions list", []string{"tour", "anthropic:default", "user"}},
