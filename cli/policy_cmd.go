@@ -179,7 +179,7 @@ Examples:
 			}
 			fmt.Fprintf(a.stdout, "\nServes %s/%s: %s\n", q.Provider, cmpOrWord(q.Model, "(any model)"), cmpOrWord(res.Serving, "nothing can serve"))
 			for _, o := range others {
-				fmt.Fprintf(a.stdout, "Serves %s: %s (a cooldown is recorded for this model; explain it with --model %s)\n", o.Ref, cmpOrWord(o.Serving, "nothing can serve"), o.Model)
+				fmt.Fprintf(a.stdout, "Serves %s: %s (a cooldown is recorded for this model, or it was requested lately; explain it with --model %s)\n", o.Ref, cmpOrWord(o.Serving, "nothing can serve"), o.Model)
 			}
 			return nil
 		},

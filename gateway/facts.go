@@ -33,7 +33,10 @@ type Snapshot struct {
 	Order    map[string][]string // the agent's effective store order
 	Stats    map[string]store.UsageStats
 	LastGood map[string]string // provider → profile id, for this agent
-	Paths    []string          // the files this snapshot was read from
+	// Recent are the provider/model refs this agent asked for lately
+	// (epoch ms of the last noted request; store.State.RecentModels).
+	Recent map[string]int64
+	Paths  []string // the files this snapshot was read from
 
 	// facts caches the policy's profile facts per provider for this
 	// snapshot (nil: not cached). A snapshot is never modified once in
@@ -79,6 +82,7 @@ func LoadSnapshot(s *store.Store, agent string) (*Snapshot, error) {
 		return nil, err
 	}
 	snap.LastGood = own.LastGood
+	snap.Recent = own.RecentModels
 	if agent != store.DefaultAgent {
 		snap.Paths = append(snap.Paths, s.ProfilesPath(store.DefaultAgent), s.StatePath(store.DefaultAgent))
 	}

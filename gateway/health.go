@@ -365,9 +365,38 @@ func (h *Health) Provider(provider string) *ModelResolution {
 	return nil
 }
 
+// RecentWindow is how long a model requested through the gateway counts as
+// recent: status commands resolve it like the models in use.
+const RecentWindow = 24 * time.Hour
+
+// recentRefresh is how stale a recent model's recorded time may get
+// before the gateway notes a request for it again (a state write).
+const recentRefresh = 10 * time.Minute
+
+// maxRecentRef bounds the provider/model refs noted as recent.
+const maxRecentRef = 256
+
+// noteRecentModel records, at most every recentRefresh per model, that the
+// agent asked for the request's model, so Models (in this and other
+// processes) resolves it.
+func (s *Server) noteRecentModel(rs *reqState, now time.Time) {
+	if rs.model == "" || rs.provider == "" {
+		return
+	}
+	ref := rs.provider + "/" + rs.model
+	if len(ref) > maxRecentRef {
+		return
+	}
+	if t, ok := rs.al.snap.Load().Recent[ref]; ok && now.UnixMilli()-t < recentRefresh.Milliseconds() {
+		return
+	}
+	s.live.record(rs.agent, stateOp{recent: ref, at: now})
+}
+
 // Models lists the model refs worth resolving for an agent: the models in
 // use (default and fallbacks) first, then every provider/model with a
-// recorded cooldown, then, for every other provider with a profile, the
+// recorded cooldown, then the models requested within RecentWindow (most
+// recent first), then, for every other provider with a profile, the
 // provider alone (model ""). Refs that are not provider/model are skipped.
 func Models(snap *Snapshot, inUse []string, now time.Time) []string {
 	var out []string
@@ -393,7 +422,17 @@ func Models(snap *Snapshot, inUse []string, now time.Time) []string {
 		}
 	}
 	sort.Strings(cooling)
-	for _, ref := range cooling {
+	recent := make([]string, 0, len(snap.Recent))
+	for ref, t := range snap.Recent {
+		if p, m, ok := strings.Cut(ref, "/"); ok && p != "" && m != "" && now.UnixMilli()-t < RecentWindow.Milliseconds() {
+			recent = append(recent, ref)
+		}
+	}
+	sort.Slice(recent, func(i, j int) bool {
+		a, b := snap.Recent[recent[i]], snap.Recent[recent[j]]
+		return a > b || (a == b && recent[i] < recent[j])
+	})
+	for _, ref := range append(cooling, recent...) {
 		add(ref)
 		p, _, _ := strings.Cut(ref, "/")
 		provs[p] = true

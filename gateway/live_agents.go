@@ -187,6 +187,12 @@ func (c *agentCache) noticeChangedCredentials(snap *Snapshot, u unwritten) {
 // applyToSnapshot applies op (for the state file of agent owner) to snap
 // in place. Only for snapshots not yet published.
 func applyToSnapshot(snap *Snapshot, owner string, op stateOp, cd Cooldowns) {
+	if op.recent != "" {
+		if snap.Agent == owner {
+			snap.Recent = store.NoteRecent(snap.Recent, op.recent, op.at.UnixMilli())
+		}
+		return
+	}
 	if op.lastGood {
 		if snap.Agent == owner {
 			snap.LastGood[op.provider] = op.profile
@@ -217,7 +223,9 @@ func (c *agentCache) apply(owner string, ops []stateOp) {
 			continue
 		}
 		snap := *old
-		snap.facts = &factsMemo{} // the facts change with the stats
+		if slices.ContainsFunc(ops, func(op stateOp) bool { return op.recent == "" }) {
+			snap.facts = &factsMemo{} // the facts change with the stats (not with recent models)
+		}
 		snap.Stats = maps.Clone(old.Stats)
 		snap.LastGood = maps.Clone(old.LastGood)
 		for _, op := range ops {
@@ -230,7 +238,10 @@ func (c *agentCache) apply(owner string, ops []stateOp) {
 // concerns says whether any of ops (for owner's state file) changes snap.
 func concerns(snap *Snapshot, owner string, ops []stateOp) bool {
 	return slices.ContainsFunc(ops, func(op stateOp) bool {
-		return (op.lastGood && snap.Agent == owner) || (!op.lastGood && snap.Owner[op.profile] == owner)
+		if op.lastGood || op.recent != "" {
+			return snap.Agent == owner
+		}
+		return snap.Owner[op.profile] == owner
 	})
 }
 

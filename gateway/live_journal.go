@@ -208,6 +208,7 @@ type stateOp struct {
 	scope      string // a credential_scope failure that scopes the profile to this client
 	at         time.Time
 	tag        string // the failing credential's store.Credential.Tag
+	recent     string // provider/model asked for: noted in the agent's RecentModels
 }
 
 func (op stateOp) applyStats(u *store.UsageStats, cd Cooldowns) {
@@ -232,6 +233,10 @@ func (op stateOp) applyStats(u *store.UsageStats, cd Cooldowns) {
 }
 
 func (op stateOp) applyState(st *store.State, cd Cooldowns) {
+	if op.recent != "" {
+		st.NoteRecentModel(op.recent, op.at.UnixMilli())
+		return
+	}
 	if op.lastGood {
 		st.LastGood[op.provider] = op.profile
 		return

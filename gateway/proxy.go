@@ -319,6 +319,7 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rs.models = modelChain(rs.provider, rs.model, rc.Fallbacks)
+	s.noteRecentModel(rs, start)
 	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqStateKey{}, rs)))
 }
 

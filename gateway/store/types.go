@@ -95,6 +95,40 @@ type State struct {
 	Version    int                    `json:"version"`
 	LastGood   map[string]string      `json:"lastGood"`
 	UsageStats map[string]*UsageStats `json:"usageStats"`
+	// RecentModels records the provider/model refs this agent's requests
+	// asked for lately (epoch ms of the last request the gateway noted),
+	// at most MaxRecentModels, so that status commands in another process
+	// can resolve them too.
+	RecentModels map[string]int64 `json:"recentModels,omitempty"`
+}
+
+// MaxRecentModels bounds State.RecentModels: the oldest is dropped.
+const MaxRecentModels = 16
+
+// NoteRecentModel records a request for ref at (epoch ms), keeping the
+// MaxRecentModels most recent refs.
+func (st *State) NoteRecentModel(ref string, at int64) {
+	st.RecentModels = NoteRecent(st.RecentModels, ref, at)
+}
+
+// NoteRecent returns m (a new map, m is not modified) with ref at the later
+// of its time and at, and only the MaxRecentModels most recent refs.
+func NoteRecent(m map[string]int64, ref string, at int64) map[string]int64 {
+	out := make(map[string]int64, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	out[ref] = max(out[ref], at)
+	for len(out) > MaxRecentModels {
+		oldest, first := "", true
+		for k, v := range out {
+			if first || v < out[oldest] || (v == out[oldest] && k < oldest) {
+				oldest, first = k, false
+			}
+		}
+		delete(out, oldest)
+	}
+	return out
 }
 
 func newState() *State {
