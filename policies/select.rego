@@ -280,18 +280,13 @@ round_robin_keys := keys if {
 	# reference to a rule inside the loop.
 	rdy := ready
 	ranks := type_ranks
-	keys := [[ranks[p.type], 0 - headroom(p), p.id] |
+	# limits.headroom: the share of the tightest window left (0..1); 1
+	# when the provider has not said (limits null).
+	keys := [[ranks[p.type], 0 - object.get(p, ["limits", "headroom"], 1), p.id] |
 		some p in input.profiles
 		rdy[p.id]
 	]
 }
-
-# headroom is the share of the profile's tightest window left (0..1), 1
-# when its provider has not said.
-headroom(p) := h if {
-	h := p.limits.headroom
-	is_number(h)
-} else := 1
 
 type_ranks := {"oauth": 0, "token": 1, "api_key": 2}
 
