@@ -41,6 +41,19 @@ func (a *app) credentialChecks(rep *statusReport, agent string, now time.Time) [
 			add("cooldown "+pr.ID, "warn", fmt.Sprintf("cooling for %s (%s); %s", cmpOrWord(pr.CooldownModel, "every model"), untilText(pr.Until, now), servedText(m.Serving)), clear)
 		}
 	}
+	for _, m := range rep.Models {
+		for _, f := range m.Fallbacks {
+			if reported[f.ID] || (f.Status != gateway.StatusInvalid && f.Status != gateway.StatusExpired) {
+				continue
+			}
+			reported[f.ID] = true
+			fix := "replace it (a cut-off paste?) or remove it"
+			if name, ok := strings.CutPrefix(f.ID, "env:"); ok && f.EnvSource != "" {
+				fix = "fix or unset " + name + " in " + f.EnvSource
+			}
+			add(f.ID, "fail", strings.TrimSpace(f.Status+": "+f.Reason)+" (the provider module rejects it: never used)", fix)
+		}
+	}
 	out = append(out, a.pinChecks(rep, agent)...)
 	out = append(out, a.envChecks(rep)...)
 	return out

@@ -31,6 +31,9 @@ func TestEnvAndConfigCredentialsChecked(t *testing.T) {
 	if code != 0 {
 		t.Errorf("models status exit %d", code)
 	}
+	if out, _, _ := e.run("", "doctor"); !strings.Contains(out, "[fail] env:ANTHROPIC_API_KEY: invalid: too short") {
+		t.Errorf("doctor does not report the rejected environment key:\n%s", out)
+	}
 	if _, _, code := e.run("", "models", "status", "--check"); code != 1 {
 		t.Errorf("models status --check with an invalid env key: exit %d, want 1", code)
 	}

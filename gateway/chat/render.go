@@ -87,18 +87,23 @@ func (f fallback) String() string { return strings.TrimSpace(f.name + " " + f.ma
 
 // envFallback returns the provider's fallback credential; name is "" when
 // there is none.
+//
+// It is the resolver's (gateway.Resolver.Fallback): a credential the
+// provider module rejects is skipped, as the gateway skips it.
 func (c *call) envFallback(provider string) fallback {
-	if v, ok := c.envVar(provider); ok {
-		name := "env " + v.Name
+	id, _, ok, _ := c.h.resolver(c.ctx, c.cfg, c.now).Fallback(provider, c.now)
+	if !ok {
+		return fallback{}
+	}
+	if name, isEnv := strings.CutPrefix(id, "env:"); isEnv {
+		v := c.h.env()[name]
+		label := "env " + v.Name
 		if v.Source != "" {
-			name += " (" + v.Source + ")"
+			label += " (" + v.Source + ")"
 		}
-		return fallback{name, gateway.Mask(v.Value)}
+		return fallback{label, gateway.Mask(v.Value)}
 	}
-	if c.cfg.Providers[provider].HasAPIKey {
-		return fallback{"config providers." + provider + ".apiKey", "(set)"}
-	}
-	return fallback{}
+	return fallback{"config providers." + provider + ".apiKey", "(set)"}
 }
 
 func (c *call) envVar(provider string) (gateway.EnvVar, bool) {
