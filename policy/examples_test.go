@@ -17,6 +17,7 @@ func TestExampleRegoTests(t *testing.T) {
 		"opus routing":  {dir + "opus_routing.rego", dir + "opus_routing_test.rego"},
 		"interactive":   {dir + "interactive_tokens.rego", dir + "interactive_tokens_test.rego"},
 		"batch":         {dir + "batch_metered.rego", dir + "batch_metered_test.rego"},
+		"subscription":  {dir + "subscription_headroom.rego", dir + "subscription_headroom_test.rego"},
 		"all together":  {dir},
 	}
 	for name, paths := range sets {
