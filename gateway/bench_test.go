@@ -15,6 +15,7 @@ import (
 
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/gateway/usage"
 )
 
 // BenchmarkGateway measures one non-streaming request through the whole
@@ -131,4 +132,43 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkGatewayUsage is BenchmarkGateway without and with the usage
+// store as the sink: every answer metered (the body scanned for usage)
+// and recorded, flushed to SQLite once a second. CPU time per request
+// is reported beside wall time.
+func BenchmarkGatewayUsage(b *testing.B) {
+	for _, withStore := range []bool{false, true} {
+		name := map[bool]string{false: "off", true: "store"}[withStore]
+		b.Run(name, func(b *testing.B) {
+			f := newFixture(b, func(_ *fixture, o *gateway.Options) {
+				o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+				if withStore {
+					st, err := usage.Open(b.TempDir()+"/usage.db", usage.Options{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { st.Close() })
+					o.Usage = st
+				}
+			})
+			f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
+			f.anthropic.set(keyA, answer{})
+			body := `{"model":"claude-sonnet-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
+			b.ReportAllocs()
+			cpu := cpuTime()
+			for b.Loop() {
+				req := httptest.NewRequest("POST", "/anthropic/v1/messages", strings.NewReader(body))
+				req.Header.Set("x-api-key", gatewayToken)
+				req.Header.Set("content-type", "application/json")
+				w := httptest.NewRecorder()
+				f.gw.ServeHTTP(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+			b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
 }
