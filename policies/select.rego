@@ -122,7 +122,8 @@ order_index := {id: i | some i, id in explicit; is_string(id)} if {
 out_of_scope := {p.id | order_source; some p in input.profiles; not order_index[p.id]}
 
 # ---------------------------------------------------------------------------
-# Hard exclusions: an unusable credential, or a user rule's deny.
+# Hard exclusions: an unusable credential, one the provider accepts from
+# another client only (scope), or a user rule's deny.
 
 # usable[type][status] holds for the credential types the gateway can use
 # and the statuses that allow it. Anything else is flagged and excluded.
