@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/opensoul/opensoul/gateway/store"
 )
@@ -276,5 +278,31 @@ func TestExhaustedStatus(t *testing.T) {
 				t.Errorf("%s: message lacks %s: %s", tc.name, a.Profile, e.Msg)
 			}
 		}
+	}
+}
+
+// TestExhaustedMessageBounded: a long fallback chain over many profiles
+// and a long upstream text still give a message of bounded length that
+// says how many attempts it left out.
+func TestExhaustedMessageBounded(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var attempts []Attempt
+	for m := range 5 {
+		for p := range 6 {
+			attempts = append(attempts, Attempt{Profile: fmt.Sprintf("p:%d", p), Model: fmt.Sprintf("m%d", m), Reason: ReasonTimeout, Status: 500, Hint: strings.Repeat("é", 1000)})
+		}
+	}
+	e := exhausted("p", "m0", attempts, nil, now, time.Minute)
+	if !strings.Contains(e.Msg, "; and 18 more") || !strings.Contains(e.Msg, "model m0: p:0: ") || !strings.Contains(e.Msg, ". model m1: p:0: ") {
+		t.Errorf("message: %s", e.Msg)
+	}
+	if n := len(e.Msg); n > maxListedAttempts*(maxHintLen+100) || !utf8.ValidString(e.Msg) {
+		t.Errorf("message of %d bytes (valid UTF-8 %v)", n, utf8.ValidString(e.Msg))
+	}
+	// One model, the one asked for: no model prefix.
+	e = exhausted("p", "m", []Attempt{{Profile: "p:a", Model: "m", Reason: ReasonAuth}}, nil, now, time.Minute)
+	if strings.Contains(e.Msg, "model m:") || !strings.Contains(e.Msg, "serve m: p:a: auth") {
+		t.Errorf("single model: %s", e.Msg)
 	}
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -167,13 +168,6 @@ const DefaultRetryWaitMax = time.Minute
 // rejected is 503. The status depends only on the reason, so a disabled
 // profile answers the same on the first request and every later one.
 func exhausted(provider, model string, attempts []Attempt, cooling []Attempt, now time.Time, waitMax time.Duration) *HTTPError {
-	var parts []string
-	for _, a := range attempts {
-		parts = append(parts, describeAttempt(a, now))
-	}
-	for _, a := range cooling {
-		parts = append(parts, describeAttempt(a, now)+" (not tried)")
-	}
 	earliest, soon := int64(0), int64(0) // any recovery; a recovery waiting fixes
 	limit := now.Add(waitMax).UnixMilli()
 	for _, a := range slices.Concat(attempts, cooling) {
@@ -214,7 +208,7 @@ func exhausted(provider, model string, attempts []Attempt, cooling []Attempt, no
 	case len(cooling) > 0:
 		final(cooling[0].Reason, 0)
 	}
-	msg := fmt.Sprintf("opensoul: no %s credential could serve %s: %s", provider, model, strings.Join(parts, "; "))
+	msg := fmt.Sprintf("opensoul: no %s credential could serve %s: %s", provider, model, describeAttempts(model, attempts, cooling, now))
 	if earliest > 0 {
 		wait := time.UnixMilli(earliest).Sub(now).Round(time.Second)
 		msg += fmt.Sprintf(". Earliest recovery in %s (%s)", wait, time.UnixMilli(earliest).UTC().Format(time.RFC3339))
@@ -238,6 +232,57 @@ const timedOutHint = "timed out"
 
 func timedOut(a Attempt) bool { return a.Status == 0 && a.Hint == timedOutHint }
 
+// Bounds on an exhausted message: a long fallback chain over many
+// profiles, or an upstream's long error text, would otherwise make a
+// message no one reads.
+const (
+	maxListedAttempts = 12
+	maxHintLen        = 200
+)
+
+// describeAttempts lists the attempts, then the cooling profiles not
+// tried. When a fallback chain tried more than one model, the entries are
+// grouped under the model they were tried on ("model m1: a: …; b: ….
+// model m2: a: …"), so a profile tried on two models reads as two named
+// entries instead of the same line twice. At most maxListedAttempts
+// entries are spelled out; the rest are counted.
+func describeAttempts(model string, attempts, cooling []Attempt, now time.Time) string {
+	type entry struct{ model, text string }
+	var entries []entry
+	for _, a := range attempts {
+		entries = append(entries, entry{cmp.Or(a.Model, model), describeAttempt(a, now)})
+	}
+	for _, a := range cooling {
+		entries = append(entries, entry{cmp.Or(a.Model, model), describeAttempt(a, now) + " (not tried)"})
+	}
+	more := 0
+	if len(entries) > maxListedAttempts {
+		more, entries = len(entries)-maxListedAttempts, entries[:maxListedAttempts]
+	}
+	var models []string // in the order first tried
+	byModel := map[string][]string{}
+	for _, e := range entries {
+		if _, ok := byModel[e.model]; !ok {
+			models = append(models, e.model)
+		}
+		byModel[e.model] = append(byModel[e.model], e.text)
+	}
+	var out string
+	if len(models) == 1 && models[0] == model {
+		out = strings.Join(byModel[model], "; ")
+	} else {
+		groups := make([]string, len(models))
+		for i, m := range models {
+			groups[i] = "model " + m + ": " + strings.Join(byModel[m], "; ")
+		}
+		out = strings.Join(groups, ". ")
+	}
+	if more > 0 {
+		out += fmt.Sprintf("; and %d more", more)
+	}
+	return out
+}
+
 func describeAttempt(a Attempt, now time.Time) string {
 	s := a.Profile + ": " + a.Reason
 	if a.Status != 0 {
@@ -252,9 +297,18 @@ func describeAttempt(a Attempt, now time.Time) string {
 		s += fmt.Sprintf(", cooling for %s", time.UnixMilli(a.Recovery).Sub(now).Round(time.Second))
 	}
 	if a.Hint != "" {
-		s += " — " + a.Hint
+		s += " — " + clipHint(a.Hint)
 	}
 	return s
+}
+
+// clipHint keeps a hint (often an upstream's error text) to maxHintLen
+// bytes, cut at a rune boundary.
+func clipHint(h string) string {
+	if len(h) <= maxHintLen {
+		return h
+	}
+	return strings.ToValidUTF8(h[:maxHintLen], "") + "…"
 }
 
 func statusForReason(reason string, upstream int) int {

@@ -284,6 +284,31 @@ func TestModelFallback(t *testing.T) {
 	}
 }
 
+// TestFallbackExhaustedMessage: when every model of a fallback chain
+// fails, the error groups the attempts under the model they were tried
+// on, so each profile reads once per model with the model named.
+func TestFallbackExhaustedMessage(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, withConfig(func(c *gateway.Config) { c.Fallbacks = []string{"anthropic/claude-haiku-5"} }))
+	twoKeys(f)
+	f.anthropic.set(keyA, answer{status: 429, body: rateLimited})
+	f.anthropic.set(keyB, answer{status: 429, body: rateLimited})
+	resp, body := f.messages("claude-sonnet-5", nil)
+	_, msg := anthropicError(t, body)
+	if resp.StatusCode != 429 {
+		t.Fatalf("%d %s", resp.StatusCode, msg)
+	}
+	sonnet, haiku := strings.Index(msg, "model claude-sonnet-5: anthropic:"), strings.Index(msg, "model claude-haiku-5: anthropic:")
+	if sonnet < 0 || haiku < sonnet {
+		t.Fatalf("attempts not grouped by model: %s", msg)
+	}
+	for _, group := range []string{msg[sonnet:haiku], msg[haiku:]} {
+		if strings.Count(group, "anthropic:a: ") != 1 || strings.Count(group, "anthropic:b: ") != 1 {
+			t.Errorf("each profile once per model, got %q in %s", group, msg)
+		}
+	}
+}
+
 func (f *fixture) Flush() { f.gw.Flush() }
 
 func TestNoCredential(t *testing.T) {
