@@ -120,6 +120,8 @@ func main() {
 	hold := flag.Duration("hold", 3*time.Second, "with -attack: how long each round holds its connections")
 	soak := flag.Duration("soak", 0, "instead: soak the gateway for this long under mixed traffic and CLI writers (see soak.go)")
 	state := flag.String("state", "", "internal: the state dir for -serve soak")
+	quota := flag.Duration("quota", 0, "instead: three keys with token quotas at 32 conns for this long (30s for the proof; see quota.go)")
+	blind := flag.Bool("blind", false, "with -quota: the upstream sends no rate-limit headers on success (the gateway cannot see headroom)")
 	flag.Parse()
 	var err error
 	switch {
@@ -133,6 +135,8 @@ func main() {
 		err = runSoak(*soak)
 	case *attack != "":
 		err = runAttack(*attack, *conns, *rounds, *hold)
+	case *quota > 0:
+		err = runQuota(*quota, *blind)
 	case *profiles > 0:
 		err = runScale(*dur, *maxReq, *profiles, *churn, *nocache, *only)
 	default:
@@ -160,6 +164,13 @@ func child(kind, upstreamURL string, profiles int, state string) error {
 		h = bareProxy(upstreamURL)
 	case "scale", "scale-nocache", "scale-churn":
 		gw, closeGW, err := newScaleGateway(context.Background(), upstreamURL, profiles, kind)
+		if err != nil {
+			return err
+		}
+		defer closeGW()
+		h = gw
+	case "quota":
+		gw, closeGW, err := newQuotaGateway(context.Background(), upstreamURL)
 		if err != nil {
 			return err
 		}
@@ -406,6 +417,13 @@ func wire(ctx context.Context, st *store.Store, popts policy.Options, modules bo
 	if err != nil {
 		return nil, err
 	}
+	return wireEngine(st, engine, modules, o)
+}
+
+// wireEngine is wire with the policy engine made by the caller (who reads
+// its Stats).
+func wireEngine(st *store.Store, engine *policy.Engine, modules bool, o gateway.Options) (*gateway.Server, error) {
+	ctx := context.Background()
 	o.Store, o.Selector = st, engine
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) // one line per request, as in production
 	if modules {

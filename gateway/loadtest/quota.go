@@ -1,0 +1,254 @@
+package main
+
+// The quota proof (issue 16): does the gateway move off a key before the
+// provider runs it dry?
+//
+//	go run ./gateway/loadtest -quota 30s          # the gateway sees the rate-limit headers
+//	go run ./gateway/loadtest -quota 30s -blind   # the same with no headers on success: round robin
+//
+// The fake upstream gives each of three keys a token bucket, as Anthropic's
+// rate limits are: a capacity, refilled continuously at capacity per
+// window (10 s). Every answer costs quotaCost tokens and carries
+// anthropic-ratelimit-tokens-limit, -remaining and -reset (the time the
+// bucket is full again), so the anthropic module's observe op turns it into
+// the profile's headroom. A key answers 429 (with retry-after) only when its
+// bucket cannot pay for a request. The keys are unequal: "small" refills
+// at 8% of the total, big1 and big2 at 46% each.
+//
+// The harness first drives the gateway for 3 s with unlimited keys to learn
+// its throughput R on this machine, then sizes the buckets so the three
+// together refill 1.5 × R × quotaCost tokens a second: enough for the
+// whole load if it is spread by headroom, while round robin sends a third
+// of the load to the small key, which refills only an eighth of that.
+// Then it drives 32 connections for the given time and reports, per key,
+// the requests served and the 429s received, the decision cache's hit rate
+// over the run (the gateway child serves the engine's Stats at
+// /loadtest/policy-stats), and the throughput against the bare proxy over
+// the same upstream (5 s before and 5 s after the run, keys not counted).
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/policy"
+)
+
+const (
+	quotaKeyPrefix = "sk-ant-api03-loadtest-quota-"
+	quotaCost      = 50               // tokens per request
+	quotaWindow    = 10 * time.Second // a bucket refills from empty in this long
+)
+
+// quotaKeys are the three keys' names and their shares of the total refill.
+var quotaKeys = []struct {
+	name  string
+	share float64
+}{{"small", 0.08}, {"big1", 0.46}, {"big2", 0.46}}
+
+func quotaKey(name string) string { return quotaKeyPrefix + name + "-000000000000000000000000" }
+
+// bucket is one key's token bucket and what it answered.
+type bucket struct {
+	capacity, rate, left float64 // tokens, tokens/s, tokens
+	last                 time.Time
+	served, rejected     int
+	low                  float64 // the fewest tokens left after an answer
+}
+
+// quotaUpstream is a fake Anthropic that counts each quota key's tokens
+// down. Other keys the loadtest knows (the bare proxy's) are served
+// without counting; unknown keys get 401.
+type quotaUpstream struct {
+	mu      sync.Mutex
+	keys    map[string]*bucket // by key
+	limited bool               // false while calibrating: serve all, no headers
+	blind   bool               // no rate-limit headers on success
+}
+
+func newQuotaUpstream(blind bool) *quotaUpstream {
+	q := &quotaUpstream{keys: map[string]*bucket{}, blind: blind}
+	for _, k := range quotaKeys {
+		q.keys[quotaKey(k.name)] = &bucket{}
+	}
+	return q
+}
+
+// size gives the buckets a total refill of perSecond tokens a second, full.
+func (q *quotaUpstream) size(perSecond float64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := time.Now()
+	for _, k := range quotaKeys {
+		b := q.keys[quotaKey(k.name)]
+		b.rate = perSecond * k.share
+		b.capacity = b.rate * quotaWindow.Seconds()
+		*b = bucket{capacity: b.capacity, rate: b.rate, left: b.capacity, low: b.capacity, last: now}
+	}
+	q.limited = true
+}
+
+func (q *quotaUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	key := r.Header.Get("x-api-key")
+	q.mu.Lock()
+	b, ok := q.keys[key]
+	if !ok || !q.limited {
+		q.mu.Unlock()
+		if ok {
+			r.Header.Set("x-api-key", keyGood) // calibrating: served like the bare proxy's key
+		}
+		upstream(w, r)
+		return
+	}
+	now := time.Now()
+	b.left = min(b.capacity, b.left+now.Sub(b.last).Seconds()*b.rate)
+	b.last = now
+	h := w.Header()
+	h.Set("content-type", "application/json")
+	if b.left < quotaCost {
+		b.rejected++
+		wait := time.Duration((quotaCost - b.left) / b.rate * float64(time.Second))
+		q.mu.Unlock()
+		h.Set("retry-after", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+		h.Set("anthropic-ratelimit-tokens-limit", strconv.Itoa(int(b.capacity)))
+		h.Set("anthropic-ratelimit-tokens-remaining", "0")
+		w.WriteHeader(429)
+		io.WriteString(w, `{"type":"error","error":{"type":"rate_limit_error","message":"out of tokens"}}`)
+		return
+	}
+	b.left -= quotaCost
+	b.served++
+	b.low = min(b.low, b.left)
+	left, capacity := b.left, b.capacity
+	full := now.Add(time.Duration((capacity - left) / b.rate * float64(time.Second)))
+	q.mu.Unlock()
+	if !q.blind {
+		h.Set("anthropic-ratelimit-tokens-limit", strconv.Itoa(int(capacity)))
+		h.Set("anthropic-ratelimit-tokens-remaining", strconv.Itoa(int(left)))
+		h.Set("anthropic-ratelimit-tokens-reset", full.UTC().Format(time.RFC3339))
+	}
+	io.WriteString(w, `{"id":"msg_01","type":"message","role":"assistant","model":"claude-sonnet-5","content":[{"type":"text","text":"Hello there, nice to meet you!"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":25,"output_tokens":25}}`)
+}
+
+// newQuotaGateway builds a gateway whose main agent holds the three quota
+// keys (no explicit order: the built-in policy picks by headroom, round
+// robin among equals) and serves the engine's Stats beside it.
+func newQuotaGateway(ctx context.Context, upstreamURL string) (http.Handler, func(), error) {
+	dir, err := os.MkdirTemp("", "opensoul-loadtest-")
+	if err != nil {
+		return nil, nil, err
+	}
+	st := store.New(dir)
+	err = st.UpdateProfiles("main", func(p *store.Profiles) error {
+		for _, k := range quotaKeys {
+			p.Profiles["anthropic:"+k.name] = store.Credential{Type: store.TypeAPIKey, Provider: "anthropic", Key: quotaKey(k.name)}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	engine, err := policy.New(ctx, policy.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	gw, err := wireEngine(st, engine, true, gateway.Options{
+		Config: gateway.Config{
+			Token:        gwToken,
+			MaxBodyBytes: 32 << 20,
+			Providers:    map[string]gateway.Upstream{"anthropic": {BaseURL: upstreamURL}},
+		},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", gw)
+	mux.HandleFunc("GET /loadtest/policy-stats", func(w http.ResponseWriter, _ *http.Request) {
+		json.NewEncoder(w).Encode(engine.Stats())
+	})
+	return mux, func() { gw.Close(); os.RemoveAll(dir) }, nil
+}
+
+func policyStats(s *server) (policy.Stats, error) {
+	var st policy.Stats
+	resp, err := http.Get(s.url + "/loadtest/policy-stats")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+func runQuota(dur time.Duration, blind bool) error {
+	q := newQuotaUpstream(blind)
+	upURL, stopUp := listen(q)
+	defer stopUp()
+	bare, err := spawn("bare", upURL)
+	if err != nil {
+		return err
+	}
+	defer bare.stop()
+	gw, err := spawn("quota", upURL)
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	const conns = 32
+	bareRun := func(d time.Duration) result {
+		return bare.measure(func() result { return drive(bare.url, keyGood, false, conns, d, math.MaxInt) })
+	}
+	gwRun := func(d time.Duration) result {
+		return gw.measure(func() result { return drive(gw.url+"/anthropic", gwToken, false, conns, d, math.MaxInt) })
+	}
+	calib := gwRun(3 * time.Second)
+	q.size(1.5 * calib.rps * quotaCost)
+	fmt.Printf("OpenSoul quota proof: %d CPUs, 3 keys, %d conns, json, %s; loopback only\n", runtime.NumCPU(), conns, dur)
+	fmt.Printf("calibration: the gateway served %.0f req/s with unlimited keys; buckets refill %.0f tokens/s in all (1.5x), %d tokens a request, window %s\n",
+		calib.rps, 1.5*calib.rps*quotaCost, quotaCost, quotaWindow)
+	if blind {
+		fmt.Println("blind: no rate-limit headers on success; the gateway sees only the 429s")
+	}
+	b1 := bareRun(dur / 6)
+	before, err := policyStats(gw)
+	if err != nil {
+		return err
+	}
+	g := gwRun(dur)
+	after, err := policyStats(gw)
+	if err != nil {
+		return err
+	}
+	b2 := bareRun(dur / 6)
+	b := merge([]result{b1, b2})
+	b.cpu = b1.cpu + b2.cpu
+
+	q.mu.Lock()
+	fmt.Printf("%-6s %8s %8s %8s %10s %s\n", "key", "refill/s", "capacity", "served", "429s", "fewest tokens left after an answer")
+	for _, k := range quotaKeys {
+		bk := q.keys[quotaKey(k.name)]
+		fmt.Printf("%-6s %8.0f %8.0f %8d %10d %.0f (%.0f%%)\n", k.name, bk.rate, bk.capacity, bk.served, bk.rejected, bk.low, 100*bk.low/bk.capacity)
+	}
+	q.mu.Unlock()
+	decisions, evals := after.Decisions-before.Decisions, after.Evaluations-before.Evaluations
+	hit := 0.0
+	if decisions > 0 {
+		hit = 100 * float64(decisions-evals) / float64(decisions)
+	}
+	fmt.Printf("clients: %d requests, %d not 200\n", g.n, g.errs)
+	fmt.Printf("decision cache: %d decisions, %d evaluated, hit rate %.2f%%\n", decisions, evals, hit)
+	fmt.Printf("throughput: gateway %.0f req/s (p50 %s, p99 %s, cpu %s/req) vs bare proxy %.0f req/s (p50 %s, cpu %s/req) = %.1f%%\n",
+		g.rps, us(g.p50), us(g.p99), us(g.cpuPer()), b.rps, us(b.p50), us(b.cpuPer()), 100*g.rps/b.rps)
+	return nil
+}
