@@ -121,6 +121,7 @@ func main() {
 	soak := flag.Duration("soak", 0, "instead: soak the gateway for this long under mixed traffic and CLI writers (see soak.go)")
 	state := flag.String("state", "", "internal: the state dir for -serve soak")
 	quota := flag.Duration("quota", 0, "instead: three keys with token quotas at 32 conns for this long (30s for the proof; see quota.go)")
+	margin := flag.Float64("margin", 1.5, "with -quota: the keys together refill this many times what the gateway served in calibration")
 	blind := flag.Bool("blind", false, "with -quota: the upstream sends no rate-limit headers on success (the gateway cannot see headroom)")
 	flag.Parse()
 	var err error
@@ -136,7 +137,7 @@ func main() {
 	case *attack != "":
 		err = runAttack(*attack, *conns, *rounds, *hold)
 	case *quota > 0:
-		err = runQuota(*quota, *blind)
+		err = runQuota(*quota, *margin, *blind)
 	case *profiles > 0:
 		err = runScale(*dur, *maxReq, *profiles, *churn, *nocache, *only)
 	default:
