@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"math"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -193,6 +195,52 @@ func BuildInput(snap *Snapshot, env Env, configOrder map[string][]string, req Fa
 type factsMemo struct {
 	mu sync.Mutex
 	m  map[factsKey]factsEntry
+
+	// prev is the memo of the snapshot this one's was copied from by a
+	// state change, and changed the profiles whose stats may differ from
+	// it: a miss here patches prev's facts for those profiles instead of
+	// rebuilding every profile's (a success changes one profile's
+	// lastUsed; rebuilding a thousand profiles for it cost more than the
+	// rest of the request). The profiles themselves are the same along
+	// the chain: a reload starts a new one.
+	prev    *factsMemo
+	changed []string
+	depth   int // memos behind this one on the chain
+}
+
+// maxFactsChain bounds how many older snapshots' facts a memo may keep
+// alive through prev (and how far a miss looks back).
+const maxFactsChain = 8
+
+// next returns the memo for a copy of the snapshot whose stats changed
+// for the changed profiles only.
+func (m *factsMemo) next(changed []string) *factsMemo {
+	if m == nil || m.depth >= maxFactsChain {
+		return &factsMemo{}
+	}
+	return &factsMemo{prev: m, changed: changed, depth: m.depth + 1}
+}
+
+// lookup returns the memo's entry for key when it holds at ms for
+// Limits generation gen.
+func (m *factsMemo) lookup(key factsKey, ms int64, gen uint64) (factsEntry, bool) {
+	m.mu.Lock()
+	e, ok := m.m[key]
+	m.mu.Unlock()
+	return e, ok && e.lo <= ms && ms < e.hi && e.limits == gen
+}
+
+// earlier finds the nearest memo behind m on its chain with an entry for
+// key that holds, and every profile changed since that memo's snapshot.
+func (m *factsMemo) earlier(key factsKey, ms int64, gen uint64) (factsEntry, []string, bool) {
+	var changed []string
+	for p := m; p.prev != nil; p = p.prev {
+		changed = append(changed, p.changed...)
+		if e, ok := p.prev.lookup(key, ms, gen); ok {
+			return e, changed, true
+		}
+	}
+	return factsEntry{}, nil, false
 }
 
 // factsKey says whose facts: module verdicts are asked for only when the
@@ -214,15 +262,23 @@ func (snap *Snapshot) profileList(req FactsRequest, now time.Time) *policy.Profi
 	key := factsKey{req.Provider, req.Verdict != nil}
 	ms := now.UnixMilli()
 	gen := req.Limits.gen()
+	var (
+		facts  []policy.ProfileFacts
+		lo, hi int64
+		stable bool
+	)
 	if m := snap.facts; m != nil {
-		m.mu.Lock()
-		e, ok := m.m[key]
-		m.mu.Unlock()
-		if ok && e.lo <= ms && ms < e.hi && e.limits == gen {
+		if e, ok := m.lookup(key, ms, gen); ok {
 			return e.list
 		}
+		if e, changed, ok := m.earlier(key, ms, gen); ok {
+			facts, stable = patchFacts(snap, e.list.Facts(), changed, req, now)
+			lo, hi = e.lo, e.hi
+		}
 	}
-	facts, lo, hi, stable := profileFacts(snap, req, now)
+	if facts == nil {
+		facts, lo, hi, stable = profileFacts(snap, req, now)
+	}
 	list := policy.NewProfileList(facts)
 	if m := snap.facts; m != nil && stable {
 		m.mu.Lock()
@@ -259,56 +315,89 @@ func profileFacts(snap *Snapshot, req FactsRequest, now time.Time) (facts []poli
 	facts = make([]policy.ProfileFacts, 0, len(ids))
 	for _, id := range ids {
 		c := snap.Profiles[id]
-		st := snap.Stats[id]
-		pf := policy.ProfileFacts{
-			ID:            id,
-			Provider:      c.Provider,
-			Type:          c.Type,
-			Status:        ProfileStatus(c, now),
-			Kind:          defaultKind(c),
-			LastUsed:      st.LastUsed,
-			CooldownUntil: st.CooldownUntil,
-			DisabledUntil: st.DisabledUntil,
-			ErrorCount:    st.ErrorCount,
-		}
-		if st.CooldownModel != "" {
-			// A rate limit is scoped to profile + model; the policy
-			// decides whether it blocks this request's model.
-			m := st.CooldownModel
-			pf.CooldownModel = &m
-		}
-		if req.Verdict != nil {
-			if v := req.Verdict(id, c); v.Status != "" {
-				pf.Status, pf.Kind = v.Status, v.Kind
-			} else {
-				stable = false
-			}
-		}
+		pf, ok := profileFact(snap, id, c, req, now)
+		stable = stable && ok
 		if c.Expires != 0 {
 			// ProfileStatus and ModuleStatus change only here.
 			boundary(c.Expires - ExpiringWithin.Milliseconds())
 			boundary(c.Expires)
-			e := c.Expires
-			pf.ExpiresAt = &e
-		}
-		if c.Email != "" {
-			e := c.Email
-			pf.Email = &e
-		}
-		if st.DisabledReason != "" {
-			r := st.DisabledReason
-			pf.DisabledReason = &r
-		}
-		if st.Scope != "" {
-			s := st.Scope
-			pf.Scope = &s
-		}
-		if l, ok := req.Limits.of(id); ok {
-			pf.Limits = &l
 		}
 		facts = append(facts, pf)
 	}
 	return facts, lo, hi, stable
+}
+
+// patchFacts returns a copy of base, the facts of an earlier snapshot with
+// the same profiles, with the changed profiles' facts built again from
+// snap. stable is as for profileFacts. The clock interval is base's: the
+// credentials, whose expiry alone sets it, are the same.
+func patchFacts(snap *Snapshot, base []policy.ProfileFacts, changed []string, req FactsRequest, now time.Time) (facts []policy.ProfileFacts, stable bool) {
+	facts, stable = slices.Clone(base), true
+	for _, id := range changed {
+		c, ok := snap.Profiles[id]
+		if !ok || c.Provider != req.Provider {
+			continue
+		}
+		i, found := slices.BinarySearchFunc(facts, id, func(f policy.ProfileFacts, id string) int { return strings.Compare(f.ID, id) })
+		if !found { // cannot happen: the profiles are the same
+			facts, _, _, stable = profileFacts(snap, req, now)
+			return facts, stable
+		}
+		pf, ok := profileFact(snap, id, c, req, now)
+		facts[i], stable = pf, stable && ok
+	}
+	return facts, stable
+}
+
+// profileFact builds one profile's facts; ok is false when req asks for
+// module verdicts and the module could not give one.
+func profileFact(snap *Snapshot, id string, c store.Credential, req FactsRequest, now time.Time) (pf policy.ProfileFacts, ok bool) {
+	ok = true
+	st := snap.Stats[id]
+	pf = policy.ProfileFacts{
+		ID:            id,
+		Provider:      c.Provider,
+		Type:          c.Type,
+		Status:        ProfileStatus(c, now),
+		Kind:          defaultKind(c),
+		LastUsed:      st.LastUsed,
+		CooldownUntil: st.CooldownUntil,
+		DisabledUntil: st.DisabledUntil,
+		ErrorCount:    st.ErrorCount,
+	}
+	if st.CooldownModel != "" {
+		// A rate limit is scoped to profile + model; the policy
+		// decides whether it blocks this request's model.
+		m := st.CooldownModel
+		pf.CooldownModel = &m
+	}
+	if req.Verdict != nil {
+		if v := req.Verdict(id, c); v.Status != "" {
+			pf.Status, pf.Kind = v.Status, v.Kind
+		} else {
+			ok = false
+		}
+	}
+	if c.Expires != 0 {
+		e := c.Expires
+		pf.ExpiresAt = &e
+	}
+	if c.Email != "" {
+		e := c.Email
+		pf.Email = &e
+	}
+	if st.DisabledReason != "" {
+		r := st.DisabledReason
+		pf.DisabledReason = &r
+	}
+	if st.Scope != "" {
+		s := st.Scope
+		pf.Scope = &s
+	}
+	if l, has := req.Limits.of(id); has {
+		pf.Limits = &l
+	}
+	return pf, ok
 }
 
 func defaultKind(c store.Credential) string {

@@ -223,16 +223,33 @@ func (c *agentCache) apply(owner string, ops []stateOp) {
 			continue
 		}
 		snap := *old
-		if slices.ContainsFunc(ops, func(op stateOp) bool { return op.recent == "" }) {
-			snap.facts = &factsMemo{} // the facts change with the stats (not with recent models)
+		// Copy only what the ops change: a success is two ops, one
+		// profile's lastUsed and the provider's lastGood, and copying
+		// every profile's stats for each cost more than the request.
+		if changed := statsChanged(old, owner, ops); changed != nil {
+			snap.Stats = maps.Clone(old.Stats)
+			snap.facts = old.facts.next(changed) // the facts change with the stats only
 		}
-		snap.Stats = maps.Clone(old.Stats)
-		snap.LastGood = maps.Clone(old.LastGood)
+		if slices.ContainsFunc(ops, func(op stateOp) bool { return op.lastGood }) {
+			snap.LastGood = maps.Clone(old.LastGood)
+		}
 		for _, op := range ops {
 			applyToSnapshot(&snap, owner, op, cd)
 		}
 		a.snap.Store(&snap)
 	}
+}
+
+// statsChanged lists the profiles whose stats ops (for owner's state
+// file) change in snap, nil when none.
+func statsChanged(snap *Snapshot, owner string, ops []stateOp) []string {
+	var ids []string
+	for _, op := range ops {
+		if !op.lastGood && op.recent == "" && snap.Owner[op.profile] == owner {
+			ids = append(ids, op.profile)
+		}
+	}
+	return ids
 }
 
 // concerns says whether any of ops (for owner's state file) changes snap.
