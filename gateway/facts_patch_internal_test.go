@@ -1,0 +1,111 @@
+package gateway
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/policy"
+)
+
+// TestPatchedFactsEqualRebuilt applies random state ops the way the
+// journal does (agentCache.apply) and checks, after each, that the
+// snapshot's profile facts, patched from earlier snapshots' for the
+// changed profiles, equal facts built from scratch for every profile.
+func TestPatchedFactsEqualRebuilt(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_800_000_000, 0)
+	providers := []string{"anthropic", "openai"}
+	snap := &Snapshot{
+		Agent: "work", Profiles: map[string]store.Credential{}, Owner: map[string]string{},
+		Stats: map[string]store.UsageStats{}, LastGood: map[string]string{},
+		facts: &factsMemo{}, scrub: &scrubMemo{},
+	}
+	for i := range 40 {
+		id := fmt.Sprintf("p%02d", i)
+		c := store.Credential{Provider: providers[i%2], Type: store.TypeAPIKey, Key: "k-" + id}
+		switch i % 5 {
+		case 1: // a token that turns expiring, then expired, during the run
+			c = store.Credential{Provider: c.Provider, Type: store.TypeToken, Token: "t-" + id,
+				Expires: t0.Add(ExpiringWithin + time.Duration(i)*time.Minute).UnixMilli(), Email: id + "@example.com"}
+		case 3:
+			c.Key = "" // missing
+		}
+		snap.Profiles[id] = c
+		snap.Owner[id] = []string{"work", store.DefaultAgent}[i%3%2]
+	}
+	a := &agentLive{}
+	a.snap.Store(snap)
+	c := &agentCache{agents: map[string]*agentLive{"work": a}, cd: func() Cooldowns { return Cooldowns{} }}
+
+	verdict := func(id string, cr store.Credential) Verdict {
+		switch id[len(id)-1] {
+		case '7':
+			return Verdict{} // no module verdict: such facts are not kept
+		case '4':
+			return Verdict{Status: StatusInvalid, Kind: "setup_token"}
+		}
+		return Verdict{Status: ProfileStatus(cr, t0), Kind: "checked"}
+	}
+	limits := []*Limits{nil, {Gen: 1, By: map[string]policy.LimitFacts{"p02": {Headroom: 0.5, Status: "ok", ResetAt: t0.Add(time.Hour).UnixMilli()}}}}
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	now := t0
+	patched := 0
+	for step := range 600 {
+		now = now.Add(time.Duration(rng.IntN(90)) * time.Second)
+		var ops []stateOp
+		for range 1 + rng.IntN(3) {
+			id := fmt.Sprintf("p%02d", rng.IntN(42)) // p40, p41: no such profile
+			op := stateOp{profile: id, at: now}
+			switch rng.IntN(8) {
+			case 0, 1, 2:
+				op.success = true
+			case 3:
+				op.reason, op.model, op.retryAfter = ReasonRateLimit, "m"+fmt.Sprint(rng.IntN(2)), time.Minute
+			case 4:
+				op.reason = ReasonAuth
+			case 5:
+				op.clear = true
+			case 6:
+				op.lastGood, op.provider = true, providers[rng.IntN(2)]
+			case 7:
+				op.recent = "openai/gpt-" + fmt.Sprint(rng.IntN(3))
+			}
+			ops = append(ops, op)
+		}
+		c.apply([]string{"work", store.DefaultAgent}[rng.IntN(2)], ops)
+		if rng.IntN(3) == 0 {
+			continue // several changes before the next request: a longer chain
+		}
+		cur := a.snap.Load()
+		req := FactsRequest{Provider: providers[rng.IntN(2)], Limits: limits[rng.IntN(2)]}
+		if rng.IntN(2) == 0 {
+			req.Verdict = verdict
+		}
+		key := factsKey{req.Provider, req.Verdict != nil}
+		if _, hit := cur.facts.lookup(key, now.UnixMilli(), req.Limits.gen()); !hit {
+			if _, _, ok := cur.facts.earlier(key, now.UnixMilli(), req.Limits.gen()); ok {
+				patched++
+			}
+		}
+		got := cur.profileList(req, now).Facts()
+		fresh := *cur
+		fresh.facts = nil
+		want, _, _, _ := profileFacts(&fresh, req, now)
+		if !reflect.DeepEqual(got, want) {
+			for i := range min(len(got), len(want)) {
+				if !reflect.DeepEqual(got[i], want[i]) {
+					t.Fatalf("step %d (%+v): patched facts differ from rebuilt ones at %s:\n got %+v\nwant %+v", step, ops, want[i].ID, got[i], want[i])
+				}
+			}
+			t.Fatalf("step %d: patched facts (%d) differ from rebuilt ones (%d)", step, len(got), len(want))
+		}
+	}
+	if patched < 100 {
+		t.Fatalf("only %d of the checks had earlier facts to patch: the test no longer exercises patching", patched)
+	}
+}
