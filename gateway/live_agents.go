@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +29,7 @@ type agentCache struct {
 	// loadMu serialises first loads and reloads, and guards seen and
 	// every agentLive's stamps.
 	loadMu sync.Mutex
-	seen   map[string]store.Credential // profile owner/id → credential last seen
+	seen   map[string]seenCred // profile owner/id → its secret last seen
 
 	mu     sync.Mutex // guards agents and stale
 	agents map[string]*agentLive
@@ -53,7 +55,7 @@ func newAgentCache(st *store.Store, log *slog.Logger, errs *ErrorOnce, now func(
 	return &agentCache{
 		st: st, log: log, errs: errs, now: now, cd: cd, journal: j,
 		agents: map[string]*agentLive{},
-		seen:   map[string]store.Credential{},
+		seen:   map[string]seenCred{},
 	}
 }
 
@@ -170,16 +172,49 @@ func (c *agentCache) noticeChangedCredentials(snap *Snapshot, u unwritten) {
 	for id, cred := range snap.Profiles {
 		key := snap.Owner[id] + "/" + id
 		prev, known := c.seen[key]
-		c.seen[key] = cred
-		if !known || prev.Secret() == cred.Secret() {
+		sum := sha256.Sum256([]byte(cred.Secret()))
+		st, ok := snap.Stats[id]
+		held := ok && (st.DisabledUntil >= DisabledUntilChanged || st.Scope != "")
+		c.seen[key] = seenCred{sum: sum, held: held}
+		if !known || prev.sum == sum {
 			continue
 		}
-		if st, ok := snap.Stats[id]; ok && (st.DisabledUntil >= DisabledUntilChanged || st.Scope != "") {
+		if held {
 			c.log.Info("credential changed; lifting its disable or client scope", "profile", id, "reason", st.DisabledReason, "scope", st.Scope)
 			op := stateOp{profile: id, clear: true, at: c.now()}
 			owner := snap.Owner[id]
 			u.add(owner, op)
 			applyToSnapshot(snap, owner, op, c.cd())
+			c.seen[key] = seenCred{sum: sum}
+		}
+	}
+	c.forgetRemoved(snap)
+}
+
+// seenCred is what the cache remembers of a profile's credential to see
+// it change: a digest of its secret (never the secret itself), and
+// whether the profile was last seen disabled until changed or scoped.
+type seenCred struct {
+	sum  [sha256.Size]byte
+	held bool
+}
+
+// forgetRemoved drops what was seen of the profiles of snap's agent that
+// its files no longer hold, so seen does not grow with every profile
+// ever added. A profile last seen disabled until changed (or scoped) is
+// remembered: re-added with a new secret, its disable is lifted as if it
+// had been replaced in place. Profiles of other owners are left to their
+// own agent's reload (an agent's snapshot hides a main profile it
+// shadows). Callers hold loadMu.
+func (c *agentCache) forgetRemoved(snap *Snapshot) {
+	prefix := snap.Agent + "/"
+	for key, s := range c.seen {
+		id, ok := strings.CutPrefix(key, prefix)
+		if !ok || s.held {
+			continue
+		}
+		if _, present := snap.Profiles[id]; !present || snap.Owner[id] != snap.Agent {
+			delete(c.seen, key)
 		}
 	}
 }
