@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/gateway/usage"
 	"github.com/opensoul/opensoul/policy"
 )
 
@@ -93,6 +95,10 @@ type profileStatus struct {
 	LastUsed int64  `json:"lastUsed"`
 	// Refreshable: an OAuth login the gateway refreshes before use.
 	Refreshable bool `json:"refreshable,omitempty"`
+	// Headroom is the tightest rate-limit window the provider last
+	// reported for the profile (the usage store's latest limits), with
+	// its reset; null when none was reported.
+	Headroom *usage.ProfileHeadroom `json:"headroom"`
 }
 
 type checkResult struct {
@@ -117,8 +123,11 @@ policy decides now (your Rego, the agent store's order or config
 auth.order, cooldowns, disables, pins), then every profile with its type,
 status (ok, static, expiring, expired, invalid, missing), role (serves,
 candidate, cooling, unused), time to expiry, cooldown (and its model),
-a masked label and the policy's reason. Models with a recorded cooldown
-are shown too, each with the credential that would serve it.
+headroom (the tightest rate-limit window the provider last reported, as
+the gateway recorded it in <state>/usage.db, e.g. "30% tokens, resets in
+12m"; "-" when none was reported), a masked label and the policy's reason.
+Models with a recorded cooldown are shown too, each with the credential
+that would serve it.
 
 --check sets the exit code (also in --json as check.exitCode):
   1  always wins: a credential is expired, invalid or missing, or a model
@@ -300,11 +309,14 @@ func (a *app) buildStatus(ctx context.Context, agentFlag string, now time.Time) 
 		}
 	}
 	sort.Strings(provs)
+	tight := usage.Tightest(a.latestLimits(ctx))
 	for _, p := range provs {
 		mr := h.Provider(p)
 		ps := providerStatus{Provider: p, InUse: a.providerInUse(p), Model: mr.Ref, Profiles: []profileStatus{}}
 		for _, pr := range mr.Profiles {
-			ps.Profiles = append(ps.Profiles, profileRow(pr, snap, now, a.verdictFunc(ctx, now)))
+			row := profileRow(pr, snap, now, a.verdictFunc(ctx, now))
+			row.Headroom = tight[pr.ID]
+			ps.Profiles = append(ps.Profiles, row)
 		}
 		ps.Effective = a.effective(mr, snap)
 		if ps.Effective.Source == "missing" && ps.InUse {
@@ -313,6 +325,31 @@ func (a *app) buildStatus(ctx context.Context, agentFlag string, now time.Time) 
 		rep.Providers = append(rep.Providers, ps)
 	}
 	return rep, nil
+}
+
+// latestLimits reads the latest limits from the usage store the gateway
+// keeps (<state>/usage.db); none when usage is off, nothing was recorded
+// yet or the store cannot be read (status still shows everything else).
+func (a *app) latestLimits(ctx context.Context) []usage.Limits {
+	path := usagePath(a.st.Dir)
+	if !a.cfg.Usage.Enabled {
+		return nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	st, err := usage.Open(path, usage.Options{FlushInterval: -1, Retention: hours(24 * a.cfg.Usage.RetentionDays), Now: a.now})
+	if err != nil {
+		fmt.Fprintf(a.stderr, "opensoul: headroom not shown: %v\n", err)
+		return nil
+	}
+	defer st.Close()
+	limits, err := st.LatestLimits(ctx)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "opensoul: headroom not shown: %v\n", err)
+		return nil
+	}
+	return limits
 }
 
 func (a *app) providerInUse(p string) bool {
@@ -430,9 +467,9 @@ func (rep *statusReport) writeText(w io.Writer, now time.Time) {
 		if len(ps.Profiles) > 0 {
 			fmt.Fprintf(w, "  roles for %s, as the gateway's policy decides now:\n", ps.Model)
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintf(tw, "  PROFILE\tTYPE\tSTATUS\tROLE\tSTATE\tLABEL\tWHY\n")
+			fmt.Fprintf(tw, "  PROFILE\tTYPE\tSTATUS\tROLE\tSTATE\tHEADROOM\tLABEL\tWHY\n")
 			for _, r := range ps.Profiles {
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Type, r.Status, r.Role, profileNote(r, now), r.Label, r.Why)
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Type, r.Status, r.Role, profileNote(r, now), r.Headroom.Text(now), r.Label, r.Why)
 			}
 			tw.Flush()
 		}

@@ -92,13 +92,7 @@ type usageRow struct {
 }
 
 // headroom is the tightest window a profile's provider last reported.
-type headroom struct {
-	Left    float64   `json:"left"` // share of the window left, 0..1
-	Window  string    `json:"window"`
-	Status  string    `json:"status,omitempty"`
-	ResetAt time.Time `json:"resetAt,omitzero"`
-	At      time.Time `json:"at"` // when the provider said so
-}
+type headroom = usage.ProfileHeadroom
 
 // limitReport is one stored limits row.
 type limitReport struct {
@@ -137,7 +131,7 @@ func (a *app) showUsage(ctx context.Context, q usage.Query, since string, asJSON
 	if err != nil {
 		return err
 	}
-	tight := tightest(limits)
+	tight := usage.Tightest(limits)
 	for _, r := range rows {
 		row := usageRow{Row: r}
 		if q.By == "profile" || q.By == "" {
@@ -155,27 +149,6 @@ func (a *app) showUsage(ctx context.Context, q usage.Query, since string, asJSON
 		return writeJSON(a.stdout, rep)
 	}
 	return writeUsageTable(a.stdout, rep, since, a.now())
-}
-
-// tightest is, per profile, the window with the least left across the
-// profile's models; a rejected status counts as nothing left.
-func tightest(limits []usage.Limits) map[string]*headroom {
-	out := map[string]*headroom{}
-	for _, l := range limits {
-		for _, w := range l.Windows {
-			left := w.Headroom()
-			if left < 0 {
-				continue
-			}
-			if cur := out[l.Profile]; cur == nil || left < cur.Left {
-				out[l.Profile] = &headroom{Left: left, Window: w.Name, Status: l.Status, ResetAt: w.ResetAt, At: l.Time}
-			}
-		}
-		if l.Status == "rejected" {
-			out[l.Profile] = &headroom{Left: 0, Window: "all", Status: l.Status, ResetAt: l.ResetAt, At: l.Time}
-		}
-	}
-	return out
 }
 
 func writeUsageTable(w io.Writer, rep usageReport, since string, now time.Time) error {
@@ -196,7 +169,7 @@ func writeUsageTable(w io.Writer, rep usageReport, since string, now time.Time) 
 	fmt.Fprintln(tw, strings.ToUpper(rep.By)+"\tREQUESTS\tERRORS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST\tHEADROOM\tTOKENS")
 	for _, r := range rep.Rows {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(r.Key), r.Requests, r.Errors, count(r.Input), count(r.Output),
-			count(r.CacheRead), count(r.CacheWrite), dollars(r.CostUSD), r.Headroom.text(now), bar(tokens(r.Row), most))
+			count(r.CacheRead), count(r.CacheWrite), dollars(r.CostUSD), r.Headroom.Text(now), bar(tokens(r.Row), most))
 	}
 	t := rep.Total
 	fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\t\n", t.Requests, t.Errors, count(t.Input), count(t.Output),
@@ -205,21 +178,6 @@ func writeUsageTable(w io.Writer, rep usageReport, since string, now time.Time) 
 }
 
 func tokens(r usage.Row) int64 { return r.Input + r.Output + r.CacheRead + r.CacheWrite }
-
-// text is "62% 5h, resets 14:05" or "-" when unknown.
-func (h *headroom) text(now time.Time) string {
-	if h == nil {
-		return "-"
-	}
-	s := fmt.Sprintf("%.0f%% %s", 100*h.Left, h.Window)
-	if h.Status == "rejected" || h.Status == "warning" {
-		s += " " + h.Status
-	}
-	if !h.ResetAt.IsZero() && h.ResetAt.After(now) {
-		s += ", resets in " + h.ResetAt.Sub(now).Round(time.Second).String()
-	}
-	return s
-}
 
 // count is a token count in short form: 950, 12.3k, 4.5M.
 func count(n int64) string {

@@ -62,20 +62,77 @@ func TestUsageCommand(t *testing.T) {
 func TestTightestHeadroom(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	got := tightest([]usage.Limits{
+	got := usage.Tightest([]usage.Limits{
 		{Profile: "a", Model: "x", Time: now, Status: "allowed", Windows: []usage.Window{
 			{Name: "requests", Utilization: 0.1}, {Name: "tokens", Utilization: 0.7, ResetAt: now.Add(90 * time.Second)}, {Name: "odd", Utilization: -1}}},
 		{Profile: "a", Model: "y", Time: now, Windows: []usage.Window{{Name: "5h", Utilization: 0.5}}},
 		{Profile: "b", Time: now, Status: "rejected", ResetAt: now.Add(time.Hour), Windows: []usage.Window{{Name: "5h", Utilization: 0.2}}},
 		{Profile: "c", Time: now, Windows: []usage.Window{{Name: "odd", Utilization: -1}}},
 	})
-	if h := got["a"]; h == nil || h.Window != "tokens" || h.text(now) != "30% tokens, resets in 1m30s" {
+	if h := got["a"]; h == nil || h.Window != "tokens" || h.Text(now) != "30% tokens, resets in 1m30s" {
 		t.Errorf("a: %+v", h)
 	}
-	if h := got["b"]; h == nil || h.Left != 0 || h.text(now) != "0% all rejected, resets in 1h0m0s" {
+	if h := got["b"]; h == nil || h.Left != 0 || h.Text(now) != "0% all rejected, resets in 1h0m0s" {
 		t.Errorf("b: %+v", h)
 	}
-	if h := got["c"]; h != nil || h.text(now) != "-" {
+	if h := got["c"]; h != nil || h.Text(now) != "-" {
 		t.Errorf("c: %+v", h)
 	}
+}
+
+// TestModelsStatusHeadroom: `models status` shows each profile's tightest
+// window from the usage store's latest limits, with its reset, in the
+// table and as JSON; a profile with no limits shows "-" and null.
+func TestModelsStatusHeadroom(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.ok(fixAnthropicKey+"\n", "models", "auth", "paste-token", "--provider", "anthropic", "--force")
+	e.ok(fixOpenAIKey+"\n", "models", "auth", "paste-token", "--provider", "openai", "--force")
+	st, err := usage.Open(usagePath(e.state), usage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reset := time.Now().Add(90 * time.Minute)
+	st.Limits(usage.Limits{Time: time.Now(), Agent: "main", Provider: "anthropic", Profile: "anthropic:manual", Model: "m", Status: "allowed",
+		Windows: []usage.Window{
+			{Name: "requests", Limit: 100, Remaining: 90, Utilization: 0.1},
+			{Name: "tokens", Limit: 1000, Remaining: 300, Utilization: 0.7, ResetAt: reset},
+		}})
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	out := e.ok("", "models", "status")
+	var anthropic, openai string
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(strings.TrimSpace(line), "anthropic:manual"):
+			anthropic = line
+		case strings.HasPrefix(strings.TrimSpace(line), "openai:manual"):
+			openai = line
+		}
+	}
+	if !strings.Contains(out, "HEADROOM") || !strings.Contains(anthropic, "30% tokens, resets in 1h") {
+		t.Errorf("models status: want the anthropic profile's tightest window (30%% tokens) and its reset:\n%s", out)
+	}
+	if openai == "" || strings.Contains(openai, "%") {
+		t.Errorf("models status: the openai profile has no limits, want no headroom:\n%s", out)
+	}
+	var rep statusReport
+	if err := json.Unmarshal([]byte(e.ok("", "models", "status", "--json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*usage.ProfileHeadroom{}
+	for _, p := range rep.Providers {
+		for _, r := range p.Profiles {
+			got[r.ID] = r.Headroom
+		}
+	}
+	if h := got["anthropic:manual"]; h == nil || h.Left < 0.299 || h.Left > 0.301 || h.Window != "tokens" || h.ResetAt.Sub(reset).Abs() > time.Second {
+		t.Errorf("models status --json: anthropic headroom %+v, want 0.3 of tokens resetting at %s", h, reset)
+	}
+	if h, ok := got["openai:manual"]; !ok || h != nil {
+		t.Errorf("models status --json: openai headroom %+v (present %v), want null", h, ok)
+	}
+	e.assertNoSecrets()
 }
