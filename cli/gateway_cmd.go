@@ -138,7 +138,7 @@ func (a *app) buildGateway(ctx context.Context) (*builtGateway, error) {
 		Modules: g.modules, Logger: g.log, Usage: usageSink(g.usage),
 		Warmup: func(ctx context.Context) { warmProviderModules(ctx, g.modules, inUse, g.log) },
 		Chat: func(srv *gateway.Server) (gateway.ChatInterceptor, error) {
-			h, err := newChatHandler(a.st, a.cfg, g.engine, g.log, srv)
+			h, err := newChatHandler(a.st, a.cfg, g.engine, g.log, srv, g.usage)
 			g.chat = h
 			return h, err
 		},
@@ -184,11 +184,15 @@ func (a *app) prepareGateway(g *builtGateway) error {
 
 // newChatHandler answers chat commands (/model, /status) with the
 // server's live view: its environment, snapshots and resolver.
-func newChatHandler(st *store.Store, c Config, engine *policy.Engine, log *slog.Logger, srv *gateway.Server) (*chat.Handler, error) {
-	return chat.New(chat.Options{
+func newChatHandler(st *store.Store, c Config, engine *policy.Engine, log *slog.Logger, srv *gateway.Server, us *usage.Store) (*chat.Handler, error) {
+	opts := chat.Options{
 		Store: st, Config: chatConfig(c), Selector: engine, Logger: log,
 		Env: srv.Env, Snapshot: srv.Snapshot, Refresh: srv.Refresh, Resolver: srv.Resolver,
-	})
+	}
+	if us != nil {
+		opts.Limits = us.Latest // what this gateway saw; /model status shows the headroom
+	}
+	return chat.New(opts)
 }
 
 // serveGateway listens, says where, applies config, policy and module

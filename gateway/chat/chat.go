@@ -25,6 +25,7 @@ import (
 
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
+	gwusage "github.com/opensoul/opensoul/gateway/usage"
 )
 
 // Config is the part of OpenSoul's configuration the commands read.
@@ -68,8 +69,12 @@ type Options struct {
 	// Refresh is called after a command changed an agent's sessions.json so
 	// the gateway applies it to the very next request (gateway.Server.Refresh).
 	Refresh func(agent string) error
-	Now     func() time.Time // nil: time.Now
-	Logger  *slog.Logger     // nil: discard
+	// Limits returns the latest rate limits the providers reported
+	// (gateway/usage Store.Latest), so /model status shows each profile's
+	// headroom and reset. Nil: no headroom shown.
+	Limits func() []gwusage.Limits
+	Now    func() time.Time // nil: time.Now
+	Logger *slog.Logger     // nil: discard
 }
 
 // Handler answers chat commands. It is safe for concurrent use.
@@ -80,6 +85,7 @@ type Handler struct {
 	resolve  func(ctx context.Context, now time.Time) gateway.Resolver
 	snapshot func(agent string) (*gateway.Snapshot, error)
 	refresh  func(agent string) error
+	limits   func() []gwusage.Limits
 	now      func() time.Time
 	log      *slog.Logger
 
@@ -95,7 +101,7 @@ func New(opts Options) (*Handler, error) {
 	}
 	h := &Handler{
 		st: opts.Store, selector: opts.Selector, env: opts.Env, resolve: opts.Resolver,
-		snapshot: opts.Snapshot, refresh: opts.Refresh, now: opts.Now, log: opts.Logger,
+		snapshot: opts.Snapshot, refresh: opts.Refresh, limits: opts.Limits, now: opts.Now, log: opts.Logger,
 	}
 	if h.env == nil {
 		h.env = func() gateway.Env { return gateway.Env{} }
@@ -158,6 +164,9 @@ type call struct {
 	session store.Session
 	known   bool // the session exists in sessions.json
 	snap    *gateway.Snapshot
+	// headroom is each profile's tightest rate-limit window (/model
+	// status only).
+	headroom map[string]*gwusage.ProfileHeadroom
 }
 
 // run executes cmd and returns the text to answer with.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
+	gwusage "github.com/opensoul/opensoul/gateway/usage"
 	"github.com/opensoul/opensoul/policy"
 )
 
@@ -289,6 +290,9 @@ func (c *call) renderList() string {
 		b.WriteString("Any provider/model is accepted (agents.defaults.models is empty). Configured models:\n")
 	}
 	current, _ := c.currentModel()
+	if c.h.limits != nil {
+		c.headroom = gwusage.Tightest(c.h.limits())
+	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	for _, p := range c.providersShown() {
 		here := ""
@@ -348,6 +352,9 @@ func (c *call) renderStatus() string {
 	if c.req.Agent != store.DefaultAgent {
 		fmt.Fprintf(&b, "Base profiles (agent main): %s\n", c.h.st.ProfilesPath(store.DefaultAgent))
 	}
+	if c.h.limits != nil {
+		c.headroom = gwusage.Tightest(c.h.limits())
+	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	for _, p := range c.providersShown() {
 		c.statusProvider(tw, p)
@@ -370,6 +377,9 @@ func (c *call) statusProvider(tw *tabwriter.Writer, p string) {
 		m := c.marks(id, model, dec)
 		if id == next {
 			m = append([]string{"next"}, m...)
+		}
+		if h := c.headroom[id]; h != nil {
+			m = append(m, "headroom "+h.Text(c.now))
 		}
 		owner := ""
 		if o := c.snap.Owner[id]; o != "" && o != c.req.Agent {
