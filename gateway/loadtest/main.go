@@ -47,6 +47,11 @@
 //
 //     go run ./gateway/loadtest -spread 4 [-d 3s]   # session-less traffic over 4 keys: each key's share
 //
+// With -quota 30s it gives three keys token quotas that the fake upstream
+// counts down and reports in Anthropic's rate-limit headers, and reports
+// per key the requests served and the 429s, the decision cache's hit rate
+// and the throughput beside the bare proxy (see quota.go).
+//
 // With -soak 10m it runs the gateway for that long under good, 429, 401
 // and 5xx keys, hostile bodies, slow clients and CLI writers, and reports
 // RSS, goroutines, open files, outcomes and lost state writes (see soak.go).
