@@ -127,6 +127,7 @@ func main() {
 	state := flag.String("state", "", "internal: the state dir for -serve soak")
 	quota := flag.Duration("quota", 0, "instead: three keys with token quotas at 32 conns for this long (30s for the proof; see quota.go)")
 	margin := flag.Float64("margin", 1.5, "with -quota: the keys together refill this many times what the gateway served in calibration")
+	window := flag.Duration("window", 10*time.Second, "with -quota: a key's bucket refills from empty in this long")
 	blind := flag.Bool("blind", false, "with -quota: the upstream sends no rate-limit headers on success (the gateway cannot see headroom)")
 	flag.Parse()
 	var err error
@@ -142,7 +143,7 @@ func main() {
 	case *attack != "":
 		err = runAttack(*attack, *conns, *rounds, *hold)
 	case *quota > 0:
-		err = runQuota(*quota, *margin, *blind)
+		err = runQuota(*quota, *margin, *window, *blind)
 	case *profiles > 0:
 		err = runScale(*dur, *maxReq, *profiles, *churn, *nocache, *only)
 	default:

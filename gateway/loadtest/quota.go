@@ -8,7 +8,7 @@ package main
 //
 // The fake upstream gives each of three keys a token bucket, as Anthropic's
 // rate limits are: a capacity, refilled continuously at capacity per
-// window (10 s). Every answer costs quotaCost tokens and carries
+// window (-window, 10 s). Every answer costs quotaCost tokens and carries
 // anthropic-ratelimit-tokens-limit, -remaining and -reset (the time the
 // bucket is full again), so the anthropic module's observe op turns it into
 // the profile's headroom. A key answers 429 (with retry-after) only when its
@@ -20,6 +20,10 @@ package main
 // together refill 1.5 × R × quotaCost tokens a second (-margin 1.5): enough for the
 // whole load if it is spread by headroom, while round robin sends a third
 // of the load to the small key, which refills only an eighth of that.
+// With a long -window (300s) and a small -margin (0.1) the buckets hardly
+// refill during the run and hold together about what it asks for: the
+// keys are drained, and the question is whether they all run low together
+// (each key its share) or one runs dry while others have plenty.
 // Then it drives 32 connections for the given time and reports, per key,
 // the requests served and the 429s received, the decision cache's hit rate
 // over the run (the gateway child serves the engine's Stats at
@@ -50,8 +54,7 @@ import (
 
 const (
 	quotaKeyPrefix = "sk-ant-api03-loadtest-quota-"
-	quotaCost      = 50               // tokens per request
-	quotaWindow    = 10 * time.Second // a bucket refills from empty in this long
+	quotaCost      = 50 // tokens per request
 )
 
 // quotaKeys are the three keys' names and their shares of the total refill.
@@ -74,14 +77,15 @@ type bucket struct {
 // down. Other keys the loadtest knows (the bare proxy's) are served
 // without counting; unknown keys get 401.
 type quotaUpstream struct {
+	window  time.Duration // a bucket refills from empty in this long
 	mu      sync.Mutex
 	keys    map[string]*bucket // by key
 	limited bool               // false while calibrating: serve all, no headers
 	blind   bool               // no rate-limit headers on success
 }
 
-func newQuotaUpstream(blind bool) *quotaUpstream {
-	q := &quotaUpstream{keys: map[string]*bucket{}, blind: blind}
+func newQuotaUpstream(window time.Duration, blind bool) *quotaUpstream {
+	q := &quotaUpstream{window: window, keys: map[string]*bucket{}, blind: blind}
 	for _, k := range quotaKeys {
 		q.keys[quotaKey(k.name)] = &bucket{}
 	}
@@ -96,7 +100,7 @@ func (q *quotaUpstream) size(perSecond float64) {
 	for _, k := range quotaKeys {
 		b := q.keys[quotaKey(k.name)]
 		b.rate = perSecond * k.share
-		b.capacity = b.rate * quotaWindow.Seconds()
+		b.capacity = b.rate * q.window.Seconds()
 		*b = bucket{capacity: b.capacity, rate: b.rate, left: b.capacity, low: b.capacity, last: now}
 	}
 	q.limited = true
@@ -195,11 +199,14 @@ func policyStats(s *server) (policy.Stats, error) {
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
-func runQuota(dur time.Duration, margin float64, blind bool) error {
+func runQuota(dur time.Duration, margin float64, window time.Duration, blind bool) error {
 	if margin <= 0 {
 		return fmt.Errorf("-margin %v: want a positive factor", margin)
 	}
-	q := newQuotaUpstream(blind)
+	if window <= 0 {
+		return fmt.Errorf("-window %v: want a positive duration", window)
+	}
+	q := newQuotaUpstream(window, blind)
 	upURL, stopUp := listen(q)
 	defer stopUp()
 	bare, err := spawn("bare", upURL)
@@ -223,7 +230,7 @@ func runQuota(dur time.Duration, margin float64, blind bool) error {
 	q.size(margin * calib.rps * quotaCost)
 	fmt.Printf("OpenSoul quota proof: %d CPUs, 3 keys, %d conns, json, %s; loopback only\n", runtime.NumCPU(), conns, dur)
 	fmt.Printf("calibration: the gateway served %.0f req/s with unlimited keys; buckets refill %.0f tokens/s in all (%.2fx), %d tokens a request, window %s\n",
-		calib.rps, margin*calib.rps*quotaCost, margin, quotaCost, quotaWindow)
+		calib.rps, margin*calib.rps*quotaCost, margin, quotaCost, window)
 	if blind {
 		fmt.Println("blind: no rate-limit headers on success; the gateway sees only the 429s")
 	}
