@@ -798,6 +798,11 @@ func runScale(dur time.Duration, maxReq, n int, churn, nocache bool, only string
 		}
 		modes = append(modes, mode{"cache off", "nocache", off, oneSession})
 	}
+	for _, name := range strings.Split(only, ",") {
+		if name != "" && !slices.ContainsFunc(modes, func(m mode) bool { return m.flag == name }) {
+			return fmt.Errorf("-only %s: no such mode in this run (churn and newsession need -churn, nocache needs -nocache)", name)
+		}
+	}
 	const conns = 32
 	fmt.Printf("OpenSoul gateway scale: %d profiles, %d CPUs, %d conns, json, %s per mode in %d alternating rounds, loopback only\n",
 		n, runtime.NumCPU(), conns, dur, rounds)
