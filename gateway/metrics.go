@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/opensoul/opensoul/gateway/usage"
+	"github.com/opensoul/opensoul/policy"
 )
 
 // metrics are the gateway's Prometheus series, on a registry of its own.
@@ -153,6 +154,24 @@ func metricsAllowed(rc *runtimeConfig, h http.Header) bool {
 		}
 	}
 	return ok
+}
+
+// StatsReporter is a Selector that counts its decisions (*policy.Engine
+// does): /metrics reports them, so the decision cache's hit rate is
+// 1 - evaluations/decisions.
+type StatsReporter interface{ Stats() policy.Stats }
+
+// decisionCounters are opensoul_policy_decisions_total and
+// opensoul_policy_evaluations_total, read from sr at scrape time.
+func decisionCounters(sr StatsReporter) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "opensoul_policy_decisions_total",
+			Help: "Credential decisions asked of the policy."},
+			func() float64 { return float64(sr.Stats().Decisions) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "opensoul_policy_evaluations_total",
+			Help: "Decisions the policy had to evaluate; the rest came from the decision cache (hit rate = 1 - evaluations/decisions)."},
+			func() float64 { return float64(sr.Stats().Evaluations) }),
+	}
 }
 
 // UsageReporter is what /metrics reads from the usage sink at scrape

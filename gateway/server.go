@@ -275,6 +275,9 @@ func New(opts Options) (*Server, error) {
 	if ur, ok := opts.Usage.(UsageReporter); ok {
 		s.metrics.reg.MustRegister(usageCollector{ur})
 	}
+	if sr, ok := opts.Selector.(StatsReporter); ok {
+		s.metrics.reg.MustRegister(decisionCounters(sr)...)
+	}
 	s.refresh = &Refresher{
 		Store: opts.Store, HTTPClient: opts.OAuthHTTPClient, Now: s.now, Log: opts.Logger,
 		Client: func(provider string) (oauth.Client, bool) {

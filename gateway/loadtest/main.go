@@ -424,13 +424,6 @@ func wire(ctx context.Context, st *store.Store, popts policy.Options, modules bo
 	if err != nil {
 		return nil, err
 	}
-	return wireEngine(st, engine, modules, o)
-}
-
-// wireEngine is wire with the policy engine made by the caller (who reads
-// its Stats).
-func wireEngine(st *store.Store, engine *policy.Engine, modules bool, o gateway.Options) (*gateway.Server, error) {
-	ctx := context.Background()
 	o.Store, o.Selector = st, engine
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) // one line per request, as in production
 	if modules {

@@ -26,8 +26,8 @@ package main
 // (each key its share) or one runs dry while others have plenty.
 // Then it drives 32 connections for the given time and reports, per key,
 // the requests served and the 429s received, the decision cache's hit rate
-// over the run (the gateway child serves the engine's Stats at
-// /loadtest/policy-stats), and the throughput against the bare proxy over
+// over the run (opensoul_policy_decisions_total and _evaluations_total in
+// the gateway's /metrics), and the throughput against the bare proxy over
 // the same upstream (a sixth of the run's time before and after it, keys
 // not counted) and against the gateway itself with nothing to observe (the
 // keys unlimited and no rate-limit headers, a sixth of the run after it).
@@ -35,8 +35,8 @@ package main
 // measure.
 
 import (
+	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -44,6 +44,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -151,7 +152,7 @@ func (q *quotaUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // newQuotaGateway builds a gateway whose main agent holds the three quota
 // keys (no explicit order: the built-in policy picks by headroom, round
-// robin among equals) and serves the engine's Stats beside it.
+// robin among equals).
 func newQuotaGateway(ctx context.Context, upstreamURL string) (http.Handler, func(), error) {
 	dir, err := os.MkdirTemp("", "opensoul-loadtest-")
 	if err != nil {
@@ -167,11 +168,7 @@ func newQuotaGateway(ctx context.Context, upstreamURL string) (http.Handler, fun
 	if err != nil {
 		return nil, nil, err
 	}
-	engine, err := policy.New(ctx, policy.Options{})
-	if err != nil {
-		return nil, nil, err
-	}
-	gw, err := wireEngine(st, engine, true, gateway.Options{
+	gw, err := wire(ctx, st, policy.Options{}, true, gateway.Options{
 		Config: gateway.Config{
 			Token:        gwToken,
 			MaxBodyBytes: 32 << 20,
@@ -181,22 +178,38 @@ func newQuotaGateway(ctx context.Context, upstreamURL string) (http.Handler, fun
 	if err != nil {
 		return nil, nil, err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/", gw)
-	mux.HandleFunc("GET /loadtest/policy-stats", func(w http.ResponseWriter, _ *http.Request) {
-		json.NewEncoder(w).Encode(engine.Stats())
-	})
-	return mux, func() { gw.Close(); os.RemoveAll(dir) }, nil
+	return gw, func() { gw.Close(); os.RemoveAll(dir) }, nil
 }
 
+// policyStats reads the policy's decision counters from the gateway's
+// /metrics (opensoul_policy_decisions_total, _evaluations_total).
 func policyStats(s *server) (policy.Stats, error) {
 	var st policy.Stats
-	resp, err := http.Get(s.url + "/loadtest/policy-stats")
+	resp, err := http.Get(s.url + "/metrics")
 	if err != nil {
 		return st, err
 	}
 	defer resp.Body.Close()
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	found := 0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, value, _ := strings.Cut(sc.Text(), " ")
+		n, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "opensoul_policy_decisions_total":
+			st.Decisions, found = uint64(n), found+1
+		case "opensoul_policy_evaluations_total":
+			st.Evaluations, found = uint64(n), found+1
+		}
+	}
+	if found != 2 {
+		return st, fmt.Errorf("%s/metrics: no opensoul_policy_decisions_total and _evaluations_total", s.url)
+	}
+	return st, sc.Err()
 }
 
 func runQuota(dur time.Duration, margin float64, window time.Duration, blind bool) error {
