@@ -265,7 +265,13 @@ func runQuota(dur time.Duration, margin float64, window time.Duration, blind boo
 	b := merge([]result{b1, b2})
 	b.cpu = b1.cpu + b2.cpu
 
-	q.mu.Lock() // (limited is false now; the buckets stopped counting)
+	q.mu.Lock()       // (limited is false now; the buckets stopped counting)
+	var could float64 // tokens the keys could pay during the run: full buckets plus their refill
+	for _, b := range q.keys {
+		could += b.capacity + b.rate*g.secs
+	}
+	fmt.Printf("the run asked for %.0f tokens; the keys could pay %.0f: load %.2f of what they hold (above 1, 429s are unavoidable)\n",
+		float64(g.n*quotaCost), could, float64(g.n*quotaCost)/could)
 	fmt.Printf("%-6s %8s %8s %8s %10s %s\n", "key", "refill/s", "capacity", "served", "429s", "fewest tokens left after an answer")
 	for _, k := range quotaKeys {
 		bk := q.keys[quotaKey(k.name)]
