@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	providers "github.com/opensoul/opensoul/gateway/provider"
@@ -203,9 +205,9 @@ type factsMemo struct {
 	// lastUsed; rebuilding a thousand profiles for it cost more than the
 	// rest of the request). The profiles themselves are the same along
 	// the chain: a reload starts a new one.
-	prev    *factsMemo
+	prev    atomic.Pointer[factsMemo] // nil once this memo's facts cover prev's
 	changed []string
-	depth   int // memos behind this one on the chain
+	depth   int // memos behind this one on the chain; set under agentCache.mu
 }
 
 // maxFactsChain bounds how many older snapshots' facts a memo may keep
@@ -213,12 +215,41 @@ type factsMemo struct {
 const maxFactsChain = 8
 
 // next returns the memo for a copy of the snapshot whose stats changed
-// for the changed profiles only.
+// for the changed profiles only. agentCache.apply calls it, holding its
+// lock.
 func (m *factsMemo) next(changed []string) *factsMemo {
-	if m == nil || m.depth >= maxFactsChain {
+	if m == nil {
 		return &factsMemo{}
 	}
-	return &factsMemo{prev: m, changed: changed, depth: m.depth + 1}
+	m.trim()
+	if m.depth >= maxFactsChain {
+		return &factsMemo{}
+	}
+	n := &factsMemo{changed: changed, depth: m.depth + 1}
+	n.prev.Store(m)
+	return n
+}
+
+// trim drops m's chain when m holds facts for every key the memos behind
+// it hold: a miss on m's successors then finds its base in m, and the
+// older snapshots' facts need not be kept. (Dropping the chain never
+// changes a result: a miss without a base rebuilds every profile.)
+func (m *factsMemo) trim() {
+	m.mu.Lock()
+	have := maps.Clone(m.m)
+	m.mu.Unlock()
+	for p := m.prev.Load(); p != nil; p = p.prev.Load() {
+		p.mu.Lock()
+		for k := range p.m {
+			if _, ok := have[k]; !ok {
+				p.mu.Unlock()
+				return
+			}
+		}
+		p.mu.Unlock()
+	}
+	m.prev.Store(nil)
+	m.depth = 0
 }
 
 // lookup returns the memo's entry for key when it holds at ms for
@@ -234,11 +265,16 @@ func (m *factsMemo) lookup(key factsKey, ms int64, gen uint64) (factsEntry, bool
 // key that holds, and every profile changed since that memo's snapshot.
 func (m *factsMemo) earlier(key factsKey, ms int64, gen uint64) (factsEntry, []string, bool) {
 	var changed []string
-	for p := m; p.prev != nil; p = p.prev {
+	for p := m; ; {
+		prev := p.prev.Load()
+		if prev == nil {
+			break
+		}
 		changed = append(changed, p.changed...)
-		if e, ok := p.prev.lookup(key, ms, gen); ok {
+		if e, ok := prev.lookup(key, ms, gen); ok {
 			return e, changed, true
 		}
+		p = prev
 	}
 	return factsEntry{}, nil, false
 }
