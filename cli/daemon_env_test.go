@@ -30,10 +30,7 @@ func TestServiceEnvironment(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "opensoul")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := opensoulBinary(t)
 	up := fakeAnthropic(t, nil)
 	state := filepath.Join(dir, "state")
 	os.MkdirAll(state, 0o700)

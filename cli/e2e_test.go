@@ -4,12 +4,53 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
+
+// The tests that run the real binary share one build per package run:
+// three concurrent `go build`s of the same tree (TestBinaryEndToEnd,
+// TestServiceEnvironment, the README tour's own) each compiled every
+// package again when the build cache was cold, and each linked a 65 MB
+// binary.
+var (
+	binOnce sync.Once
+	binDir  string // removed by TestMain
+	binPath string
+	binErr  error
+)
+
+// opensoulBinary is the opensoul binary built from this checkout, built
+// on the first call. The tests only run it, never write it.
+func opensoulBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "opensoul-test-bin-"); binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "opensoul")
+		if out, err := exec.Command("go", "build", "-o", binPath, "..").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // TestBinaryEndToEnd builds the real opensoul binary and drives it as a
 // user's shell would: pipes, exit codes, files on disk.
@@ -19,11 +60,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "opensoul")
-	build := exec.Command("go", "build", "-o", bin, "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := opensoulBinary(t)
 	state := filepath.Join(dir, "state")
 	run := func(stdin string, args ...string) (string, string, int) {
 		cmd := exec.Command(bin, args...)

@@ -52,6 +52,7 @@ func TestEmptyAgentTokenDoesNotOpenAnExposedGateway(t *testing.T) {
 // edit that deletes the token is refused and logged; the old token stays
 // in force. /metrics needs the token there too.
 func TestReloadCannotRemoveAuthentication(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	up := fakeAnthropic(t, nil)
 	base := "providers:\n  anthropic:\n    baseUrl: " + up.URL + "\n"

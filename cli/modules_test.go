@@ -69,6 +69,7 @@ func installModule(t *testing.T, fixture, path string) {
 // running gateway picks up a changed module file without a restart; a
 // broken file is refused, named in the log, and the module in force kept.
 func TestGatewayReloadsChangedModule(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	up := newHeaderRecorder(t)
 	path := filepath.Join(e.vars["HOME"], "mods", "acme.wasm")
@@ -114,6 +115,7 @@ func TestGatewayReloadsChangedModule(t *testing.T) {
 // What a gateway's breaker skips shows in providers list and doctor,
 // which run in other processes.
 func TestSkippedModuleShownInListAndDoctor(t *testing.T) {
+	t.Parallel()
 	e, _, _ := providersEnv(t)
 	loopy := moduleFixture(t, "bad/loop-headers.wasm")
 	e.writeFile("opensoul.yaml", "providers:\n  loopy:\n    baseUrl: https://loopy.example\n    module: "+loopy+"\n")

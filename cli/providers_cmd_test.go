@@ -25,8 +25,9 @@ func moduleFixture(t *testing.T, rel string) string {
 // providersCache is one module cache for these tests, across runs, and
 // shared with package wasm's tests: compiled modules are keyed by their
 // bytes, and compiling the built-ins cold takes seconds (tens under -race).
-// The two tests run one after the other so that they do not compile the
-// same module at the same time.
+// TestProvidersList and TestProvidersCheck are not parallel so that they
+// do not compile the same module at the same time; parallel tests (such as
+// TestSkippedModuleShownInListAndDoctor) only start after both.
 var providersCache = filepath.Join(os.TempDir(), "opensoul-test-cache")
 
 // providersEnv has one custom module that works and one that traps.

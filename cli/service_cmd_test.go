@@ -85,6 +85,7 @@ func (e *env) runService(f *fakeManager, stdin string, args ...string) (stdout, 
 // uninstall against a temporary HOME; then the refusal to overwrite an
 // edited unit, and --force.
 func TestGatewayServiceLifecycle(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.writeFile(".env", "OPENSOUL_GATEWAY_TOKEN="+fixGatewayToken+"\nANTHROPIC_API_KEY="+fixAnthropicKey+"\n")
 	f := &fakeManager{journal: "level=INFO msg=\"gateway listening\"\nlevel=ERROR msg=\"config change refused; keeping the config in force\" err=\"bad\"\n"}
@@ -220,6 +221,7 @@ func TestGatewayServiceElsewhere(t *testing.T) {
 // doctor compares this shell with what the installed service will have
 // and --fix copies what is missing into <state>/.env, keeping the rest.
 func TestDoctorServiceEnv(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.vars["ANTHROPIC_API_KEY"] = fixAnthropicKey
 	e.vars["OPENAI_API_KEY"] = fixOpenAIKey

@@ -101,8 +101,16 @@ func TestReadmeTour(t *testing.T) {
 	}
 	cmds := splitTour(blocks)
 
+	// The tour's `go build` runs after the shared build of the binary, so
+	// it finds every package compiled in the build cache and only links
+	// (run concurrently, both compiled the whole tree on a cold cache).
+	opensoulBinary(t)
 	up := newTourUpstream(t)
 	home := t.TempDir()
+	// The compiled provider modules, as after a user's first command:
+	// compiling them cold took the tour's first command ~4 s (and as
+	// much CPU); the binary's cold compile is TestBinaryEndToEnd's.
+	seedModuleCache(t, home)
 	for name, key := range tourKeys {
 		os.WriteFile(filepath.Join(home, name), []byte(key+"\n"), 0o600)
 	}

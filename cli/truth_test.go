@@ -29,6 +29,7 @@ import (
 // So claude-opus-5 (the default model) is served by anthropic:cool and
 // claude-sonnet-5 (the model with the recorded cooldown) by anthropic:work.
 func TestOneTruth(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	up := fakeAnthropic(t, nil)
 	now := time.Now().UnixMilli()
