@@ -70,18 +70,25 @@ func (a *app) readSecret(prompt string) (string, error) {
 	return string(b), nil
 }
 
-// parseExpiresIn accepts Go durations plus a day suffix: 90m, 12h, 365d.
-func parseExpiresIn(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.ParseFloat(n, 64)
-		if err != nil || days <= 0 {
-			return 0, fmt.Errorf("--expires-in: want a positive duration like 12h or 365d, got %q", s)
-		}
-		return time.Duration(days * 24 * float64(time.Hour)), nil
-	}
+// parseDays reads a positive Go duration plus a day suffix: 90m, 12h, 7d, 365d.
+func parseDays(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		var days float64
+		days, err = strconv.ParseFloat(n, 64)
+		d = time.Duration(days * 24 * float64(time.Hour))
+	}
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("--expires-in: want a positive duration like 12h or 365d, got %q", s)
+		return 0, fmt.Errorf("want a positive duration such as 12h or 7d, got %q", s)
+	}
+	return d, nil
+}
+
+// parseExpiresIn reads --expires-in (parseDays).
+func parseExpiresIn(s string) (time.Duration, error) {
+	d, err := parseDays(s)
+	if err != nil {
+		return 0, fmt.Errorf("--expires-in: %w", err)
 	}
 	return d, nil
 }

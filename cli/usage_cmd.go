@@ -49,29 +49,13 @@ Examples:
 			if len(args) > 0 {
 				return usageErr("usage takes no arguments, got %q", args[0])
 			}
-			d, err := parseSince(*since)
+			d, err := parseDays(*since)
 			if err != nil {
 				return usageErr("--since: %v", err)
 			}
 			return a.showUsage(ctx, usage.Query{Since: a.now().Add(-d), Agent: *agent, By: *by}, *since, *asJSON)
 		},
 	})
-}
-
-// parseSince reads a Go duration, or whole days as "7d".
-func parseSince(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.ParseFloat(n, 64)
-		if err != nil || days <= 0 {
-			return 0, fmt.Errorf("want a positive duration such as 24h or 7d, got %q", s)
-		}
-		return time.Duration(days * 24 * float64(time.Hour)), nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("want a positive duration such as 24h or 7d, got %q", s)
-	}
-	return d, nil
 }
 
 // usageReport is `opensoul usage --json`.

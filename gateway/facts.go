@@ -531,18 +531,8 @@ func (e Env) Credentials(provider string) []EnvCredential {
 
 // Credential returns the first environment credential for provider.
 func (e Env) Credential(provider string) (store.Credential, EnvVar, bool) {
-	for _, c := range EnvVarsFor(provider) {
-		v, ok := e[c.Var]
-		if !ok || v.Value == "" {
-			continue
-		}
-		cred := store.Credential{Type: c.Type, Provider: provider}
-		if c.Type == store.TypeAPIKey {
-			cred.Key = v.Value
-		} else {
-			cred.Token = v.Value
-		}
-		return cred, v, true
+	if cs := e.Credentials(provider); len(cs) > 0 {
+		return cs[0].Cred, cs[0].Var, true
 	}
 	return store.Credential{}, EnvVar{}, false
 }
