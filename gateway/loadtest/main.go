@@ -387,21 +387,28 @@ func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 // newGateway builds the gateway over a temp state dir whose anthropic
 // order is first (busy or good) then second.
 func newGateway(ctx context.Context, upstreamURL, first string) (*gateway.Server, func(), error) {
-	dir, err := os.MkdirTemp("", "opensoul-loadtest-")
-	if err != nil {
-		return nil, nil, err
-	}
-	st := store.New(dir)
-	err = st.UpdateProfiles("main", func(p *store.Profiles) error {
+	return anthropicGateway(ctx, upstreamURL, os.Getenv("LOADTEST_NO_MODULES") == "", func(p *store.Profiles) error {
 		p.Profiles["anthropic:first"] = store.Credential{Type: store.TypeAPIKey, Provider: "anthropic", Key: first}
 		p.Profiles["anthropic:second"] = store.Credential{Type: store.TypeAPIKey, Provider: "anthropic", Key: keyGood2}
 		p.Order["anthropic"] = []string{"anthropic:first", "anthropic:second"}
 		return nil
 	})
+}
+
+// anthropicGateway builds a gateway over a temp state dir whose main agent's
+// profiles fill writes, with anthropic served by upstreamURL. The returned
+// func closes the gateway and removes the dir.
+func anthropicGateway(ctx context.Context, upstreamURL string, modules bool, fill func(*store.Profiles) error) (*gateway.Server, func(), error) {
+	dir, err := os.MkdirTemp("", "opensoul-loadtest-")
 	if err != nil {
 		return nil, nil, err
 	}
-	gw, err := wire(ctx, st, policy.Options{}, os.Getenv("LOADTEST_NO_MODULES") == "", gateway.Options{
+	st := store.New(dir)
+	if err := st.UpdateProfiles("main", fill); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	gw, err := wire(ctx, st, policy.Options{}, modules, gateway.Options{
 		Config: gateway.Config{
 			Token:        gwToken,
 			MaxBodyBytes: 32 << 20,
@@ -409,6 +416,7 @@ func newGateway(ctx context.Context, upstreamURL, first string) (*gateway.Server
 		},
 	})
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, nil, err
 	}
 	return gw, func() { gw.Close(); os.RemoveAll(dir) }, nil

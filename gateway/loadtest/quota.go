@@ -41,14 +41,12 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/policy"
 )
@@ -154,12 +152,7 @@ func (q *quotaUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // keys (no explicit order: the built-in policy picks by headroom, round
 // robin among equals).
 func newQuotaGateway(ctx context.Context, upstreamURL string) (http.Handler, func(), error) {
-	dir, err := os.MkdirTemp("", "opensoul-loadtest-")
-	if err != nil {
-		return nil, nil, err
-	}
-	st := store.New(dir)
-	err = st.UpdateProfiles("main", func(p *store.Profiles) error {
+	gw, done, err := anthropicGateway(ctx, upstreamURL, true, func(p *store.Profiles) error {
 		for _, k := range quotaKeys {
 			p.Profiles["anthropic:"+k.name] = store.Credential{Type: store.TypeAPIKey, Provider: "anthropic", Key: quotaKey(k.name)}
 		}
@@ -168,17 +161,7 @@ func newQuotaGateway(ctx context.Context, upstreamURL string) (http.Handler, fun
 	if err != nil {
 		return nil, nil, err
 	}
-	gw, err := wire(ctx, st, policy.Options{}, true, gateway.Options{
-		Config: gateway.Config{
-			Token:        gwToken,
-			MaxBodyBytes: 32 << 20,
-			Providers:    map[string]gateway.Upstream{"anthropic": {BaseURL: upstreamURL}},
-		},
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return gw, func() { gw.Close(); os.RemoveAll(dir) }, nil
+	return gw, done, nil
 }
 
 // policyStats reads the policy's decision counters from the gateway's
