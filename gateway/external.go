@@ -2,14 +2,13 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
+	"github.com/opensoul/opensoul/gateway/oauth"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -59,7 +58,7 @@ func ReadExternal(source, path string) (store.Credential, error) {
 			return c, fmt.Errorf("%s holds no ChatGPT login (no tokens.access_token; an API-key-only Codex login cannot be shared, paste the key instead)", path)
 		}
 		c.Access, c.Refresh, c.AccountID = f.Tokens.AccessToken, f.Tokens.RefreshToken, f.Tokens.AccountID
-		id := claims(f.Tokens.IDToken)
+		id := oauth.Claims(f.Tokens.IDToken)
 		if s, ok := id["email"].(string); ok {
 			c.Email = s
 		}
@@ -68,7 +67,7 @@ func ReadExternal(source, path string) (store.Credential, error) {
 				c.AccountID, _ = auth["chatgpt_account_id"].(string)
 			}
 		}
-		if exp, ok := claims(c.Access)["exp"].(float64); ok {
+		if exp, ok := oauth.Claims(c.Access)["exp"].(float64); ok {
 			c.Expires = int64(exp) * 1000
 		}
 	case SourceClaude:
@@ -129,19 +128,4 @@ func WriteExternal(source, path string, c store.Credential) error {
 		return err
 	}
 	return store.WriteFileAtomic(path, buf.Bytes())
-}
-
-// claims decodes a JWT's payload without checking it (labels only).
-func claims(tok string) map[string]any {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return nil
-	}
-	var m map[string]any
-	json.Unmarshal(raw, &m)
-	return m
 }

@@ -168,8 +168,8 @@ func (c Client) Refresh(ctx context.Context, hc *http.Client, refresh string) (T
 // read turns an x/oauth2 token into a Token, reading email and account id.
 func (c Client) read(tok *oauth2.Token) Token {
 	t := Token{Access: tok.AccessToken, Refresh: tok.RefreshToken, Expires: tok.Expiry}
-	idClaims := jwtClaims(stringExtra(tok, "id_token"))
-	atClaims := jwtClaims(tok.AccessToken)
+	idClaims := Claims(stringExtra(tok, "id_token"))
+	atClaims := Claims(tok.AccessToken)
 	look := func(path []string) string {
 		if len(path) == 0 {
 			return ""
@@ -206,10 +206,11 @@ func stringExtra(tok *oauth2.Token, key string) string {
 	return s
 }
 
-// jwtClaims decodes a JWT's payload without checking its signature. The
-// claims only label a login (email, account id) that came straight from the
-// token endpoint over TLS; nothing is authorized on them.
-func jwtClaims(tok string) map[string]any {
+// Claims decodes a JWT's payload without checking its signature, or nil
+// when tok is not a JWT. The claims only label a login (email, account id,
+// expiry) that came straight from the token endpoint or the provider CLI's
+// own file; nothing is authorized on them.
+func Claims(tok string) map[string]any {
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
 		return nil
