@@ -9,13 +9,10 @@ import (
 
 const claudeCodeUA = "claude-cli/2.1.332 (external, sdk-cli)"
 
-// TestClaudeCodeOnlyScopesTheProfile: a setup-token Anthropic answers
-// "only authorized for use with Claude Code" for another client is not
-// disabled but scoped to Claude Code (kept in auth-state.json): the next
-// Claude Code request still uses it, other clients go to the API key
-// without the token being sent upstream again, with the scope as reason.
-func TestClaudeCodeOnlyScopesTheProfile(t *testing.T) {
-	t.Parallel()
+// subscriptionAndKey is a gateway whose main agent holds a setup-token that
+// Anthropic answers "only authorized for use with Claude Code" and an API
+// key that serves.
+func subscriptionAndKey(t *testing.T) *fixture {
 	f := newFixture(t)
 	f.profiles("main", map[string]store.Credential{
 		"anthropic:sub": {Type: store.TypeToken, Provider: "anthropic", Token: tokenC},
@@ -23,6 +20,17 @@ func TestClaudeCodeOnlyScopesTheProfile(t *testing.T) {
 	}, nil)
 	f.anthropic.set(tokenC, answer{status: 400, body: claudeCodeOnly})
 	f.anthropic.set(keyA, answer{})
+	return f
+}
+
+// TestClaudeCodeOnlyScopesTheProfile: a setup-token Anthropic answers
+// "only authorized for use with Claude Code" for another client is not
+// disabled but scoped to Claude Code (kept in auth-state.json): the next
+// Claude Code request still uses it, other clients go to the API key
+// without the token being sent upstream again, with the scope as reason.
+func TestClaudeCodeOnlyScopesTheProfile(t *testing.T) {
+	t.Parallel()
+	f := subscriptionAndKey(t)
 	sdk := map[string]string{"user-agent": "Anthropic/JS 0.122.0"}
 	cc := map[string]string{"user-agent": claudeCodeUA}
 
@@ -84,13 +92,7 @@ func TestClaudeCodeOnlyScopesTheProfile(t *testing.T) {
 // until it is changed, as before.
 func TestClaudeCodeRefusedIsDisabled(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	f.profiles("main", map[string]store.Credential{
-		"anthropic:sub": {Type: store.TypeToken, Provider: "anthropic", Token: tokenC},
-		"anthropic:key": anthropicKey(keyA),
-	}, nil)
-	f.anthropic.set(tokenC, answer{status: 400, body: claudeCodeOnly})
-	f.anthropic.set(keyA, answer{})
+	f := subscriptionAndKey(t)
 	resp, body := f.messages("claude-sonnet-5", map[string]string{"user-agent": claudeCodeUA})
 	if resp.StatusCode != 200 || resp.Header.Get("x-opensoul-profile") != "anthropic:key" {
 		t.Fatalf("%d via %q: %s", resp.StatusCode, resp.Header.Get("x-opensoul-profile"), body)
