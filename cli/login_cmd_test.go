@@ -80,10 +80,10 @@ func (e *env) login(id string) store.Credential {
 	return p.Profiles[id]
 }
 
-func TestLoginPastedRedirectStoresTheLogin(t *testing.T) {
-	t.Parallel()
-	e, as := loginEnv(t)
-	out, errs, code := e.interact(func(line string, stdin io.Writer) {
+// pasteApproved answers the sign-in's printed authorization URL as a user
+// would: approves it at the server and pastes the redirect it lands on.
+func pasteApproved(t *testing.T, as *oauthtest.Server) func(string, io.Writer) {
+	return func(line string, stdin io.Writer) {
 		if u := strings.TrimSpace(line); strings.HasPrefix(u, as.URL+"/auth?") {
 			loc, err := as.Approve(u)
 			if err != nil {
@@ -92,7 +92,13 @@ func TestLoginPastedRedirectStoresTheLogin(t *testing.T) {
 			}
 			io.WriteString(stdin, loc+"\n")
 		}
-	}, "models", "auth", "login", "--provider", "acme", "--no-browser")
+	}
+}
+
+func TestLoginPastedRedirectStoresTheLogin(t *testing.T) {
+	t.Parallel()
+	e, as := loginEnv(t)
+	out, errs, code := e.interact(pasteApproved(t, as), "models", "auth", "login", "--provider", "acme", "--no-browser")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,16 +75,7 @@ func TestOnboardOAuthHook(t *testing.T) {
 func TestOnboardOAuthSignsIn(t *testing.T) {
 	t.Parallel()
 	e, as := loginEnv(t)
-	out, errs, code := e.interact(func(line string, stdin io.Writer) {
-		if u := strings.TrimSpace(line); strings.HasPrefix(u, as.URL+"/auth?") {
-			loc, err := as.Approve(u)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			io.WriteString(stdin, loc+"\n")
-		}
-	}, "onboard", "--auth", "oauth", "--provider", "acme")
+	out, errs, code := e.interact(pasteApproved(t, as), "onboard", "--auth", "oauth", "--provider", "acme")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
