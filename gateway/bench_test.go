@@ -54,7 +54,7 @@ func BenchmarkBareProxy(b *testing.B) {
 	proxy := &httputil.ReverseProxy{
 		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.Out.Host = "" },
 		Transport:     &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
-		FlushInterval: -1,
+		FlushInterval: 0, // as the gateway's proxy
 	}
 	body := `{"model":"claude-sonnet-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
 	b.ReportAllocs()

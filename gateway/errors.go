@@ -78,7 +78,7 @@ func writeError(w http.ResponseWriter, provider string, e *HTTPError) {
 		h.Set("X-Should-Retry", "false")
 	}
 	var body any
-	if providers.For(provider).Errors == providers.ErrorsAnthropic {
+	if providerOf(provider).Errors == providers.ErrorsAnthropic {
 		body = map[string]any{"type": "error", "error": map[string]any{"type": anthropicType(e.Code, e.Type), "message": e.Msg}}
 	} else {
 		body = map[string]any{"error": map[string]any{"message": e.Msg, "type": openAIType(e.Code, e.Type), "code": openAICode(e.Code, e.Type)}}

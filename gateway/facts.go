@@ -184,7 +184,7 @@ func BuildInput(snap *Snapshot, env Env, configOrder map[string][]string, req Fa
 		Env: []policy.EnvFacts{},
 	}
 	in.SetProfiles(snap.profileList(req, now))
-	for _, ev := range EnvVarsFor(req.Provider) {
+	for _, ev := range envVarsOf(req.Provider) {
 		if v, ok := env[ev.Var]; ok && v.Value != "" {
 			in.Env = append(in.Env, policy.EnvFacts{Var: ev.Var, Type: ev.Type})
 		}
@@ -513,7 +513,7 @@ type EnvCredential struct {
 // priority order (EnvVarsFor).
 func (e Env) Credentials(provider string) []EnvCredential {
 	var out []EnvCredential
-	for _, c := range EnvVarsFor(provider) {
+	for _, c := range envVarsOf(provider) {
 		v, ok := e[c.Var]
 		if !ok || v.Value == "" {
 			continue

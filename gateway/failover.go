@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	providers "github.com/opensoul/opensoul/gateway/provider"
 	"io"
 	"iter"
 	"net/http"
@@ -359,7 +358,7 @@ func (s *Server) classify(ctx context.Context, provider string, resp *http.Respo
 		}
 	}
 	builtin := BuiltinClassify(resp.StatusCode, resp.Header, string(text), now)
-	if rule, ok := providers.For(provider).ScopedTo(string(text)); ok {
+	if rule, ok := providerOf(provider).ScopedTo(string(text)); ok {
 		builtin = wasm.Classification{Failover: true, Reason: ReasonCredentialScope, Hint: rule.Hint, Scope: rule.Client}
 	}
 	if s.modules == nil {

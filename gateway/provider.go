@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/policy"
 	"github.com/opensoul/opensoul/wasm"
@@ -88,7 +87,7 @@ func ModuleStatus(c store.Credential, now time.Time, valid bool) string {
 // Bearer with the OAuth beta, Google keys as x-goog-api-key, everything
 // else as a Bearer.
 func BuiltinHeaders(provider string, c store.Credential) wasm.HeadersResult {
-	pr := providers.For(provider).Presentation(c.Type)
+	pr := providerOf(provider).Presentation(c.Type)
 	set := map[string]string{pr.Header: pr.Prefix + c.Secret()}
 	for name, v := range pr.Extra {
 		set[name] = v

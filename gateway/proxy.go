@@ -99,9 +99,13 @@ func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 func (s *Server) newProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:        rewrite,
-		Transport:      failoverTransport{s},
-		FlushInterval:  -1, // every SSE event goes out as it arrives
+		Rewrite:   rewrite,
+		Transport: failoverTransport{s},
+		// ReverseProxy flushes SSE (text/event-stream) and answers of
+		// unknown length after every write whatever this says; an answer
+		// of known length goes out as its buffers fill and at its end,
+		// without a flush (a timer and a write syscall) per answer.
+		FlushInterval:  0,
 		BufferPool:     &bufferPool{},
 		ModifyResponse: s.modifyResponse,
 		ErrorHandler:   s.errorHandler,
@@ -277,15 +281,16 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, rs, herr)
 		return
 	}
-	if p := providers.For(provider); p.OutsideAPI(rest) {
-		s.reject(w, rs, wrongBaseURL(p, r, provider, rest))
+	prov := providerOf(provider)
+	if prov.OutsideAPI(rest) {
+		s.reject(w, rs, wrongBaseURL(prov.Provider, r, provider, rest))
 		return
 	}
 	if herr := s.readBody(w, r, rs); herr != nil {
 		s.reject(w, rs, herr)
 		return
 	}
-	rs.api = providers.For(provider).APIOf(rest)
+	rs.api = prov.APIOf(rest)
 	rs.model, rs.stream = bodyMeta(rs.body)
 	rs.session, rs.named = sessionOf(r.Header, rc.SessionHeaders)
 	if max := s.store.Sessions.Effective().MaxIDBytes; len(rs.session) > max {

@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -116,7 +118,7 @@ func (s *Server) buildSecrets(rs *reqState, snap *Snapshot, envp *Env) *secretSe
 		}
 	}
 	env := *envp
-	for _, c := range EnvVarsFor(rs.provider) {
+	for _, c := range envVarsOf(rs.provider) {
 		ss.add(env[c.Var].Value)
 	}
 	for _, up := range rs.rc.Providers {
@@ -257,36 +259,79 @@ func (ss *secretSet) scrubHeaders(h http.Header) {
 
 // scrubReader masks secrets in a body as it is read.
 type scrubReader struct {
-	src  io.ReadCloser
-	ss   *secretSet
-	buf  []byte // read from src, not yet returned
-	out  int    // buf[:out] is masked and may be returned
-	err  error
-	read []byte
+	src io.ReadCloser
+	ss  *secretSet
+	buf *[]byte // read from src, not yet returned; lent by scrubBufs until the body ends
+	out int     // (*buf)[:out] is masked and may be returned
+	err error
 }
 
+// scrubBufs lends scrubReaders their buffers: a fresh 32 KiB buffer per
+// answer was most of what scrubbing a small answer cost.
+var scrubBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, scrubRead)
+	return &b
+}}
+
+// scrubRead is how much a scrubReader asks its source for at once.
+const scrubRead = 32 << 10
+
 func newScrubReader(src io.ReadCloser, ss *secretSet) *scrubReader {
-	return &scrubReader{src: src, ss: ss, read: make([]byte, 32<<10)}
+	return &scrubReader{src: src, ss: ss}
 }
 
 func (r *scrubReader) Read(p []byte) (int, error) {
 	for r.out == 0 && r.err == nil {
-		n, err := r.src.Read(r.read)
-		r.buf = append(r.buf, r.read[:n]...)
+		if r.buf == nil {
+			r.buf = scrubBufs.Get().(*[]byte)
+		}
+		b := *r.buf
+		if cap(b)-len(b) < scrubRead/2 {
+			b = slices.Grow(b, scrubRead)
+		}
+		n, err := r.src.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		*r.buf = b
 		r.err = err
-		r.ss.replace(r.buf)
-		r.out = len(r.buf)
+		r.ss.replace(b)
+		r.out = len(b)
 		if err == nil {
-			r.out -= r.ss.holdBack(r.buf)
+			r.out -= r.ss.holdBack(b)
 		}
 	}
-	n := copy(p, r.buf[:r.out])
-	r.buf = r.buf[:copy(r.buf, r.buf[n:])]
+	if r.buf == nil {
+		return 0, r.err
+	}
+	b := *r.buf
+	n := copy(p, b[:r.out])
+	*r.buf = b[:copy(b, b[n:])]
 	r.out -= n
-	if r.out == 0 && len(r.buf) == 0 && r.err != nil {
+	if r.out == 0 && len(*r.buf) == 0 && r.err != nil {
+		r.release()
 		return n, r.err
 	}
 	return n, nil
 }
 
-func (r *scrubReader) Close() error { return r.src.Close() }
+// release hands the buffer back once the body is done or closed.
+func (r *scrubReader) release() {
+	if r.buf == nil {
+		return
+	}
+	if cap(*r.buf) <= 2*scrubRead {
+		*r.buf = (*r.buf)[:0]
+		scrubBufs.Put(r.buf)
+	}
+	r.buf, r.out = nil, 0
+}
+
+// Close closes the body; the proxy reads and closes it on one goroutine.
+func (r *scrubReader) Close() error {
+	r.release()
+	if r.err == nil {
+		r.err = errBodyClosed
+	}
+	return r.src.Close()
+}
+
+var errBodyClosed = errors.New("opensoul: read after the answer's body was closed")

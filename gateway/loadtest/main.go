@@ -366,7 +366,7 @@ func bareProxy(target string) http.Handler {
 	return &httputil.ReverseProxy{
 		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.Out.Host = "" },
 		Transport:     tunedTransport(),
-		FlushInterval: -1,
+		FlushInterval: 0,                             // as the gateway's proxy: SSE and unknown lengths flush at once, JSON at its end
 		BufferPool:    &bufferPool{},                 // as the gateway's proxy has, so only the gateway's own work differs
 		ErrorLog:      stdlog.New(io.Discard, "", 0), // the gateway's own proxy logs through slog, discarded here too
 	}
