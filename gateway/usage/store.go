@@ -258,15 +258,31 @@ func (s *Store) Flush() error {
 	s.mu.Lock()
 	pending, limits := s.pending, s.limits
 	s.pending, s.limits = map[bucketKey]*counts{}, map[[3]string]Limits{}
+	taken := time.Now()
 	s.mu.Unlock()
 	if len(pending) == 0 && len(limits) == 0 {
 		return nil
 	}
+	// At debug level every flush says what it takes and when it was
+	// committed: taken is the moment the batch was cut (an answer recorded
+	// before it is in this batch or an earlier one, after it in a later
+	// one), which is what the gateway crash test checks the store against.
+	s.log.Debug("usage flushing", "taken", taken.UnixMicro(), "requests", requestsIn(pending))
 	err := s.write(pending, limits)
 	if err != nil {
 		s.restore(pending, limits)
+		return err
 	}
-	return err
+	s.log.Debug("usage flushed", "taken", taken.UnixMicro())
+	return nil
+}
+
+func requestsIn(pending map[bucketKey]*counts) int64 {
+	var n int64
+	for _, c := range pending {
+		n += c.requests
+	}
+	return n
 }
 
 // restore puts counts that could not be written back in front of what
@@ -353,4 +369,17 @@ func (s *Store) Close() error {
 		err = errors.Join(s.Flush(), s.db.Close())
 	})
 	return err
+}
+
+// Check runs SQLite's integrity check over the whole file: nil when the
+// database is sound, otherwise an error quoting what SQLite found.
+func (s *Store) Check(ctx context.Context) error {
+	var res string
+	if err := s.db.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&res); err != nil {
+		return fmt.Errorf("usage store: integrity check: %w", err)
+	}
+	if res != "ok" {
+		return fmt.Errorf("usage store: integrity check: %s", res)
+	}
+	return nil
 }
