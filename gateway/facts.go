@@ -284,6 +284,7 @@ func (m *factsMemo) earlier(key factsKey, ms int64, gen uint64) (factsEntry, []s
 type factsKey struct {
 	provider string
 	verdicts bool
+	model    string // set when some profile has limits for this model alone
 }
 
 type factsEntry struct {
@@ -295,7 +296,10 @@ type factsEntry struct {
 // profileList returns the prepared facts of the snapshot's profiles for
 // req's provider at now, from the memo when they still hold.
 func (snap *Snapshot) profileList(req FactsRequest, now time.Time) *policy.ProfileList {
-	key := factsKey{req.Provider, req.Verdict != nil}
+	key := factsKey{req.Provider, req.Verdict != nil, ""}
+	if req.Limits.scoped(req.Model) {
+		key.model = req.Model // some credential's limits are this model's own
+	}
 	ms := now.UnixMilli()
 	gen := req.Limits.gen()
 	var (
@@ -430,7 +434,7 @@ func profileFact(snap *Snapshot, id string, c store.Credential, req FactsRequest
 		s := st.Scope
 		pf.Scope = &s
 	}
-	if l, has := req.Limits.of(id); has {
+	if l, has := req.Limits.of(snap.Owner[id], id, req.Model); has {
 		pf.Limits = &l
 	}
 	return pf, ok

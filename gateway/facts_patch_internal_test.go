@@ -65,7 +65,7 @@ func TestPatchedFactsEqualRebuilt(t *testing.T) {
 		}
 		return Verdict{Status: ProfileStatus(cr, t0), Kind: "checked"}
 	}
-	limits := []*Limits{nil, {Gen: 1, By: map[string]policy.LimitFacts{"p02": {Headroom: 0.5, Status: "ok", ResetAt: t0.Add(time.Hour).UnixMilli()}}}}
+	limits := []*Limits{nil, {Gen: 1, By: map[limitKey]policy.LimitFacts{{"work", "p02", ""}: {Headroom: 0.5, Status: "ok", ResetAt: t0.Add(time.Hour).UnixMilli()}}}}
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	now := t0
@@ -101,7 +101,7 @@ func TestPatchedFactsEqualRebuilt(t *testing.T) {
 		if rng.IntN(2) == 0 {
 			req.Verdict = verdict
 		}
-		key := factsKey{req.Provider, req.Verdict != nil}
+		key := factsKey{req.Provider, req.Verdict != nil, ""}
 		if _, hit := cur.facts.lookup(key, now.UnixMilli(), req.Limits.gen()); !hit {
 			if _, _, ok := cur.facts.earlier(key, now.UnixMilli(), req.Limits.gen()); ok {
 				patched++

@@ -177,7 +177,7 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 		return nil, nextProfile
 	}
 	att.Status = resp.StatusCode
-	s.observe(ctx, rs, c.id, a.model, resp, now)
+	s.observe(ctx, rs, c, a.model, resp, now)
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		return s.redirect(rs, c, att, resp)
 	}

@@ -31,14 +31,16 @@ type Observer interface {
 // (429, and anything >= 400) is always read: it is rare and it is news.
 const observeEvery = 200 * time.Millisecond
 
-// observeGate lets one answer per profile per observeEvery through,
-// without a lock: the first to swap the profile's time wins.
-type observeGate struct{ last sync.Map } // profile id → *atomic.Int64 (unix ns)
+// observeGate lets one answer per credential per observeEvery through,
+// without a lock: the first to swap the credential's time wins. (Per
+// credential, not per model: models are named by the requests, and the
+// gate's entries are never dropped.)
+type observeGate struct{ last sync.Map } // limitKey without model → *atomic.Int64 (unix ns)
 
-func (g *observeGate) pass(profile string, status int, now time.Time) bool {
-	v, ok := g.last.Load(profile)
+func (g *observeGate) pass(cred limitKey, status int, now time.Time) bool {
+	v, ok := g.last.Load(cred)
 	if !ok {
-		v, _ = g.last.LoadOrStore(profile, new(atomic.Int64))
+		v, _ = g.last.LoadOrStore(cred, new(atomic.Int64))
 	}
 	last := v.(*atomic.Int64)
 	prev, t := last.Load(), now.UnixNano()
@@ -50,15 +52,18 @@ func (g *observeGate) pass(profile string, status int, now time.Time) bool {
 
 // observe hands the limits an answer carries to the usage sink. The
 // module is called only when the answer has a header it declared (and is
-// sent only those), for a success at most once per profile per
+// sent only those), for a success at most once per credential per
 // observeEvery; a module failure costs the facts, never the answer (the
-// registry logs it).
-func (s *Server) observe(ctx context.Context, rs *reqState, profile, model string, resp *http.Response, now time.Time) {
+// registry logs it). The facts are the credential's (c.owner's profile
+// c.id), and the model's alone when the module says the provider keeps
+// them per model.
+func (s *Server) observe(ctx context.Context, rs *reqState, c candidate, model string, resp *http.Response, now time.Time) {
 	if s.observer == nil {
 		return
 	}
 	prefixes := s.observer.ObserveHeaders(rs.provider)
-	if len(prefixes) == 0 || !hasLimitHeaders(resp.Header, prefixes) || !s.observeGate.pass(profile, resp.StatusCode, now) {
+	key := limitKey{owner: c.owner, profile: c.id}
+	if len(prefixes) == 0 || !hasLimitHeaders(resp.Header, prefixes) || !s.observeGate.pass(key, resp.StatusCode, now) {
 		return
 	}
 	h := limitHeaders(resp.Header, prefixes)
@@ -66,9 +71,12 @@ func (s *Server) observe(ctx context.Context, rs *reqState, profile, model strin
 	if err != nil || !ok {
 		return
 	}
-	l := usage.Limits{Time: now, Agent: rs.agent, Provider: rs.provider, Profile: profile, Model: model,
+	l := usage.Limits{Time: now, Agent: rs.agent, Provider: rs.provider, Profile: c.id, Model: model,
 		Status: obs.Status, ResetAt: msTime(obs.ResetAt), Windows: windows(obs.Windows)}
-	s.limits.set(profile, limitFacts(l, resp.StatusCode))
+	if obs.Scope == wasm.ScopeModel {
+		key.model = model
+	}
+	s.limits.set(key, limitFacts(l, resp.StatusCode))
 	if s.usage != nil {
 		s.usage.Limits(l)
 	}
@@ -101,11 +109,26 @@ func limitFacts(l usage.Limits, status int) policy.LimitFacts {
 	return f
 }
 
-// Limits are the profiles' quantized limits at one moment; Gen changes
+// limitKey says whose limits: the agent whose store holds the credential
+// (owner; "" for a key from the environment or the config), its profile
+// id, and the model when the provider keeps the limits per model ("" when
+// they are the whole credential's). An agent's own profile and main's
+// with the same id are two credentials and never share facts; an agent
+// using main's profile shares main's, as it spends main's quota.
+type limitKey struct{ owner, profile, model string }
+
+// maxModelLimits bounds the per-model facts kept: model names come from
+// requests. Past it, a new model's limits are not kept (its requests see
+// the credential's, when known).
+const maxModelLimits = 1024
+
+// Limits are the credentials' quantized limits at one moment; Gen changes
 // whenever one of them does (the facts memo rebuilds on it).
 type Limits struct {
-	Gen uint64
-	By  map[string]policy.LimitFacts // by profile id
+	Gen       uint64
+	By        map[limitKey]policy.LimitFacts
+	models    map[string]int // model → how many keys of By name it
+	modelKeys int            // keys of By that name a model
 }
 
 func (l *Limits) gen() uint64 {
@@ -115,16 +138,65 @@ func (l *Limits) gen() uint64 {
 	return l.Gen
 }
 
-func (l *Limits) of(profile string) (policy.LimitFacts, bool) {
+func (l *Limits) get(k limitKey) (policy.LimitFacts, bool) {
 	if l == nil {
 		return policy.LimitFacts{}, false
 	}
-	f, ok := l.By[profile]
+	f, ok := l.By[k]
 	return f, ok
 }
 
+// of is the limits a request for model sees of owner's profile: the
+// model's own and the credential's, the tighter where both are known
+// (both apply).
+func (l *Limits) of(owner, profile, model string) (policy.LimitFacts, bool) {
+	cred, hasCred := l.get(limitKey{owner, profile, ""})
+	if model == "" || !l.scoped(model) {
+		return cred, hasCred
+	}
+	per, hasPer := l.get(limitKey{owner, profile, model})
+	switch {
+	case hasPer && hasCred:
+		return tighter(per, cred), true
+	case hasPer:
+		return per, true
+	}
+	return cred, hasCred
+}
+
+// scoped says whether some credential has limits of its own for model:
+// only then do a request's facts depend on its model.
+func (l *Limits) scoped(model string) bool { return l != nil && l.models[model] > 0 }
+
+// tighter combines two sets of limits that both apply: the lower
+// headroom, the graver status (rejected > warning > allowed > unknown),
+// and of two rejections the later reset.
+func tighter(a, b policy.LimitFacts) policy.LimitFacts {
+	out := a
+	out.Headroom = min(a.Headroom, b.Headroom)
+	switch ra, rb := statusRank(a.Status), statusRank(b.Status); {
+	case rb > ra:
+		out.Status, out.ResetAt = b.Status, b.ResetAt
+	case rb == ra:
+		out.ResetAt = max(a.ResetAt, b.ResetAt)
+	}
+	return out
+}
+
+func statusRank(s string) int {
+	switch s {
+	case wasm.StatusRejected:
+		return 3
+	case wasm.StatusWarning:
+		return 2
+	case wasm.StatusAllowed:
+		return 1
+	}
+	return 0
+}
+
 // limitBook publishes Limits copy-on-write: readers Load without a lock,
-// and a new map is made only when a profile's quantized facts change,
+// and a new map is made only when a credential's quantized facts change,
 // which happens in tenths of its quota, not per answer.
 type limitBook struct {
 	cur atomic.Pointer[Limits]
@@ -133,21 +205,31 @@ type limitBook struct {
 
 func (b *limitBook) Load() *Limits { return b.cur.Load() }
 
-func (b *limitBook) set(profile string, f policy.LimitFacts) {
-	if old, ok := b.cur.Load().of(profile); ok && old == f {
+func (b *limitBook) set(k limitKey, f policy.LimitFacts) {
+	if old, ok := b.cur.Load().get(k); ok && old == f {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	cur := b.cur.Load()
-	if old, ok := cur.of(profile); ok && old == f {
+	old, ok := cur.get(k)
+	if ok && old == f {
 		return
 	}
-	next := &Limits{Gen: cur.gen() + 1, By: make(map[string]policy.LimitFacts, 1)}
+	next := &Limits{Gen: cur.gen() + 1, By: make(map[limitKey]policy.LimitFacts, 1), models: map[string]int{}}
 	if cur != nil {
 		maps.Copy(next.By, cur.By)
+		maps.Copy(next.models, cur.models)
+		next.modelKeys = cur.modelKeys
 	}
-	next.By[profile] = f
+	if k.model != "" && !ok {
+		if next.modelKeys >= maxModelLimits {
+			return
+		}
+		next.models[k.model]++
+		next.modelKeys++
+	}
+	next.By[k] = f
 	b.cur.Store(next)
 }
 

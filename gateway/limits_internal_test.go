@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func TestObserveGate(t *testing.T) {
 		{"a", 200, observeEvery*3/2 + 1, true},
 	}
 	for i, s := range steps {
-		if got := g.pass(s.profile, s.status, t0.Add(s.at)); got != s.want {
+		if got := g.pass(limitKey{profile: s.profile}, s.status, t0.Add(s.at)); got != s.want {
 			t.Errorf("step %d %+v: pass = %v", i, s, got)
 		}
 	}
@@ -78,14 +79,50 @@ func TestLimitBook(t *testing.T) {
 	if b.Load() != nil {
 		t.Fatal("a new book has limits")
 	}
-	b.set("a", policy.LimitFacts{Headroom: 0.5})
+	b.set(limitKey{profile: "a"}, policy.LimitFacts{Headroom: 0.5})
 	first := b.Load()
-	b.set("a", policy.LimitFacts{Headroom: 0.5}) // unchanged: no new generation
+	b.set(limitKey{profile: "a"}, policy.LimitFacts{Headroom: 0.5}) // unchanged: no new generation
 	if b.Load() != first || first.Gen != 1 {
 		t.Fatalf("gen %d", b.Load().Gen)
 	}
-	b.set("b", policy.LimitFacts{Headroom: 0.1})
+	b.set(limitKey{profile: "b"}, policy.LimitFacts{Headroom: 0.1})
 	if l := b.Load(); l.Gen != 2 || len(l.By) != 2 || len(first.By) != 1 {
 		t.Errorf("after b: %+v (first %+v)", l, first)
+	}
+}
+
+// TestLimitsOfModel: a request sees its model's limits and the
+// credential's, the tighter of both; a model never answered sees the
+// credential's; the per-model entries are bounded.
+func TestLimitsOfModel(t *testing.T) {
+	t.Parallel()
+	var b limitBook
+	cred := limitKey{owner: "main", profile: "p"}
+	perA := limitKey{owner: "main", profile: "p", model: "a"}
+	b.set(cred, policy.LimitFacts{Headroom: 0.6, Status: "allowed"})
+	b.set(perA, policy.LimitFacts{Headroom: 0.8, Status: "warning"})
+	l := b.Load()
+	if got, _ := l.of("main", "p", "a"); got != (policy.LimitFacts{Headroom: 0.6, Status: "warning"}) {
+		t.Errorf("model a: %+v", got)
+	}
+	if got, _ := l.of("main", "p", "b"); got != (policy.LimitFacts{Headroom: 0.6, Status: "allowed"}) {
+		t.Errorf("model b: %+v", got)
+	}
+	if _, ok := l.of("work", "p", "a"); ok {
+		t.Error("another agent's profile p has main's limits")
+	}
+	if !l.scoped("a") || l.scoped("b") {
+		t.Error("scoped")
+	}
+	b.set(perA, policy.LimitFacts{Status: "rejected", ResetAt: 5})
+	b.set(cred, policy.LimitFacts{Headroom: 0.1, Status: "rejected", ResetAt: 9})
+	if got, _ := b.Load().of("main", "p", "a"); got != (policy.LimitFacts{Status: "rejected", ResetAt: 9}) {
+		t.Errorf("both rejected: %+v, want the later reset", got)
+	}
+	for i := range maxModelLimits + 10 {
+		b.set(limitKey{owner: "main", profile: "q", model: fmt.Sprint("m", i)}, policy.LimitFacts{Headroom: 0.5})
+	}
+	if l := b.Load(); l.modelKeys != maxModelLimits || len(l.By) != maxModelLimits+1 {
+		t.Errorf("%d model keys, %d in all; want at most %d per-model", l.modelKeys, len(l.By), maxModelLimits)
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// The observe op (ABI 1 revision 3, ABI.md "observe") reads the rate-limit
+// The observe op (ABI 1 revision 4, scope in revision 6; ABI.md "observe") reads the rate-limit
 // facts a provider sends on its answers. It sits on every answer, so the
 // host only calls a module that declared it, and only for an answer that
 // carries one of the header prefixes the module asked for; the module
@@ -36,7 +36,18 @@ type Observation struct {
 	Status  string   `json:"status"`  // "", allowed, warning or rejected
 	ResetAt *int64   `json:"resetAt"` // epoch ms when a rejected status lifts
 	Windows []Window `json:"windows"`
+	// Scope (revision 6) is what the limits count: ScopeModel when the
+	// provider keeps them per model (or model class), so they hold for
+	// requests for the answer's model only; "" or ScopeCredential when
+	// they are the whole credential's (every module before revision 6).
+	Scope string `json:"scope"`
 }
+
+// Observation scopes.
+const (
+	ScopeCredential = "credential"
+	ScopeModel      = "model"
+)
 
 // Window is one limit: requests or tokens per minute, a subscription's
 // 5-hour window. Every field but Name may be unknown (nil).
@@ -101,6 +112,11 @@ func validObservation(o *Observation) error {
 	case "", StatusAllowed, StatusWarning, StatusRejected:
 	default:
 		return fmt.Errorf("%w: unknown status %.20q", ErrBadResponse, o.Status)
+	}
+	switch o.Scope {
+	case "", ScopeCredential, ScopeModel:
+	default:
+		return fmt.Errorf("%w: unknown scope %.20q (want credential or model)", ErrBadResponse, o.Scope)
 	}
 	if len(o.Windows) > maxWindows {
 		return fmt.Errorf("%w: %d windows, at most %d", ErrBadResponse, len(o.Windows), maxWindows)

@@ -31,8 +31,8 @@ func TestBuiltinObserve(t *testing.T) {
 		"anthropic-ratelimit-tokens-remaining": "10000",
 		"anthropic-ratelimit-tokens-reset":     "2027-01-15T08:00:01Z",
 	}})
-	if err != nil || !ok || obs.Status != StatusAllowed || len(obs.Windows) != 1 {
-		t.Fatalf("%+v %v %v", obs, ok, err)
+	if err != nil || !ok || obs.Status != StatusAllowed || len(obs.Windows) != 1 || obs.Scope != ScopeModel {
+		t.Fatalf("%+v %v %v (an API key's limits are per model class)", obs, ok, err)
 	}
 	w := obs.Windows[0]
 	if w.Name != "tokens" || *w.Limit != 40000 || *w.Remaining != 10000 || *w.ResetAt != 1800000001000 || *w.Utilization != 0.75 {
@@ -44,14 +44,24 @@ func TestBuiltinObserve(t *testing.T) {
 		"anthropic-ratelimit-unified-reset":          "1800003600",
 		"anthropic-ratelimit-unified-5h-utilization": "1.0",
 	}})
-	if err != nil || !ok || obs.Status != StatusRejected || *obs.ResetAt != 1800003600000 || *obs.Windows[0].Utilization != 1 || obs.Windows[0].Limit != nil {
-		t.Errorf("%+v %v %v", obs, ok, err)
+	if err != nil || !ok || obs.Status != StatusRejected || *obs.ResetAt != 1800003600000 || *obs.Windows[0].Utilization != 1 || obs.Windows[0].Limit != nil || obs.Scope != "" {
+		t.Errorf("%+v %v %v (a subscription's windows are the whole login's)", obs, ok, err)
 	}
 
 	obs, ok, err = r.Observe(ctx, "openai", ObserveRequest{Status: 429, Now: now, Headers: map[string]string{
 		"retry-after-ms": "2000", "x-ratelimit-remaining-requests": "0", "x-ratelimit-limit-requests": "500"}})
-	if err != nil || !ok || obs.Status != StatusRejected || *obs.ResetAt != now+2000 || *obs.Windows[0].Utilization != 1 {
+	if err != nil || !ok || obs.Status != StatusRejected || *obs.ResetAt != now+2000 || *obs.Windows[0].Utilization != 1 || obs.Scope != ScopeModel {
 		t.Errorf("%+v %v %v", obs, ok, err)
+	}
+	obs, ok, err = r.Observe(ctx, "openai", ObserveRequest{Status: 200, Now: now, Headers: map[string]string{
+		"x-codex-primary-used-percent": "50"}})
+	if err != nil || !ok || obs.Scope != "" {
+		t.Errorf("a ChatGPT plan's windows are the login's: %+v %v %v", obs, ok, err)
+	}
+	obs, ok, err = r.Observe(ctx, "openrouter", ObserveRequest{Status: 200, Now: now, Headers: map[string]string{
+		"x-ratelimit-limit": "20", "x-ratelimit-remaining": "19"}})
+	if err != nil || !ok || obs.Scope != "" {
+		t.Errorf("an OpenRouter key's limit is the key's: %+v %v %v", obs, ok, err)
 	}
 
 	// google does not observe, and a provider without a module neither.
@@ -88,6 +98,7 @@ func TestValidObservation(t *testing.T) {
 	n := func(v int64) *int64 { return &v }
 	for _, o := range []Observation{
 		{Status: "maybe"},
+		{Scope: "per-model"},
 		{Windows: []Window{{Name: "Tokens"}}},
 		{Windows: []Window{{Name: ""}}},
 		{Windows: []Window{{Name: "t", Remaining: n(-1)}}},

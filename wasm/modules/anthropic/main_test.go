@@ -51,7 +51,7 @@ func TestObserve(t *testing.T) {
 			{Name: "input-tokens", Limit: 30000, Remaining: 27000, ResetAt: 1800000007000, Utilization: -1},
 			{Name: "requests", Limit: 50, Remaining: 49, ResetAt: 1800000001000, Utilization: -1},
 			{Name: "tokens", Limit: 38000, Remaining: -1, ResetAt: -1, Utilization: -1},
-		}}},
+		}, Scope: guest.ScopeModel}},
 		{"subscription, warning", 200, map[string]string{
 			"anthropic-ratelimit-unified-status":               "allowed_warning",
 			"anthropic-ratelimit-unified-reset":                "1800003600",
@@ -67,7 +67,7 @@ func TestObserve(t *testing.T) {
 		}}},
 		{"429", 429, map[string]string{"retry-after": "20", "anthropic-ratelimit-requests-remaining": "0"},
 			guest.Observation{Status: "rejected", ResetAt: now + 20000, Windows: []guest.Window{
-				{Name: "requests", Limit: -1, Remaining: 0, ResetAt: -1, Utilization: -1}}}},
+				{Name: "requests", Limit: -1, Remaining: 0, ResetAt: -1, Utilization: -1}}, Scope: guest.ScopeModel}},
 		{"nothing known", 200, map[string]string{"retry-after": "x"}, guest.Observation{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

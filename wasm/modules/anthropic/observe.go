@@ -14,22 +14,30 @@ const ratelimitPrefix = "anthropic-ratelimit-"
 // logins get the unified headers: a status (allowed, allowed_warning,
 // rejected) with its reset in epoch seconds, and per window (5h, 7d, …)
 // a utilization from 0 to 1, a reset and a status.
+//
+// An API key's limits are per model class (Anthropic's rate-limit page:
+// "limits are applied per model class"), so an answer with only
+// per-dimension headers is scoped to its model; the unified windows are
+// the whole subscription's.
 func observe(r guest.Request) guest.Observation {
 	var o guest.Observation
 	var ws guest.Windows
+	perModel, unified := false, false
 	for name, v := range r.Headers {
 		rest, ok := strings.CutPrefix(name, ratelimitPrefix)
 		if !ok {
 			continue
 		}
-		if unified, ok := strings.CutPrefix(rest, "unified-"); ok {
-			observeUnified(&o, &ws, unified, v)
+		if key, ok := strings.CutPrefix(rest, "unified-"); ok {
+			observeUnified(&o, &ws, key, v)
+			unified = true
 			continue
 		}
 		i := strings.LastIndexByte(rest, '-')
 		if i <= 0 {
 			continue
 		}
+		perModel = true
 		w := ws.Get(rest[:i])
 		switch rest[i+1:] {
 		case "limit":
@@ -41,6 +49,9 @@ func observe(r guest.Request) guest.Observation {
 		}
 	}
 	o.Windows = ws.List()
+	if perModel && !unified {
+		o.Scope = guest.ScopeModel
+	}
 	if r.Status == 429 {
 		o.Status = "rejected"
 		if ms := guest.RetryAfterMs(r.Headers); ms >= 0 && r.Now > 0 {

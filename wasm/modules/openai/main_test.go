@@ -64,7 +64,7 @@ func TestObserve(t *testing.T) {
 		}, guest.Observation{Status: "allowed", Windows: []guest.Window{
 			{Name: "requests", Limit: 10000, Remaining: 9999, ResetAt: now + 6, Utilization: -1},
 			{Name: "tokens", Limit: 30000000, Remaining: 29999000, ResetAt: now + 62500, Utilization: -1},
-		}}},
+		}, Scope: guest.ScopeModel}},
 		{"chatgpt plan", 200, map[string]string{
 			"x-codex-primary-used-percent":          "87.5",
 			"x-codex-primary-reset-after-seconds":   "600",
@@ -77,7 +77,7 @@ func TestObserve(t *testing.T) {
 		}}},
 		{"429", 429, map[string]string{"retry-after-ms": "1500", "x-ratelimit-remaining-tokens": "0"},
 			guest.Observation{Status: "rejected", ResetAt: now + 1500, Windows: []guest.Window{
-				{Name: "tokens", Limit: -1, Remaining: 0, ResetAt: -1, Utilization: -1}}}},
+				{Name: "tokens", Limit: -1, Remaining: 0, ResetAt: -1, Utilization: -1}}, Scope: guest.ScopeModel}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := observe(guest.Request{Op: "observe", Status: tc.status, Headers: tc.headers, Now: now})

@@ -11,15 +11,22 @@ import (
 // duration from now ("6m0s", "20ms"); for ChatGPT-plan logins (the Codex
 // backend) x-codex-{primary,secondary}-used-percent with
 // -reset-after-seconds.
+//
+// An API key's x-ratelimit-* counters are per model (OpenAI's rate-limit
+// guide: "rate limits are defined at the organization and project level
+// ... and vary by model"), so such an answer is scoped to its model; a
+// ChatGPT plan's windows are the whole login's.
 func observe(r guest.Request) guest.Observation {
 	var o guest.Observation
 	var ws guest.Windows
+	perModel, plan := false, false
 	for name, v := range r.Headers {
 		if rest, ok := strings.CutPrefix(name, "x-ratelimit-"); ok {
 			field, dim, ok := strings.Cut(rest, "-")
 			if !ok {
 				continue
 			}
+			perModel = true
 			switch w := ws.Get(dim); field {
 			case "limit":
 				w.Limit = guest.Count(v)
@@ -35,6 +42,7 @@ func observe(r guest.Request) guest.Observation {
 			if !ok || window != "primary" && window != "secondary" {
 				continue
 			}
+			plan = true
 			switch w := ws.Get(window); field {
 			case "used-percent":
 				if f := guest.Fraction(v); f >= 0 {
@@ -48,6 +56,9 @@ func observe(r guest.Request) guest.Observation {
 		}
 	}
 	o.Windows = ws.List()
+	if perModel && !plan {
+		o.Scope = guest.ScopeModel
+	}
 	switch {
 	case r.Status == 429:
 		o.Status = "rejected"

@@ -11,7 +11,14 @@ type Observation struct {
 	Status  string // "", allowed, warning or rejected
 	ResetAt int64  // epoch ms when a rejected status lifts; 0: unknown
 	Windows []Window
+	// Scope is what the limits count: ScopeModel when the provider keeps
+	// them per model (or model class), so that they hold for requests for
+	// the answer's model only; "" when they are the whole credential's.
+	Scope string
 }
+
+// ScopeModel is Observation.Scope for limits the provider keeps per model.
+const ScopeModel = "model"
 
 // Window is one limit; Limit, Remaining and ResetAt are -1 and
 // Utilization is negative when unknown.
@@ -185,6 +192,9 @@ var durationUnits = map[string]float64{"h": 3600e3, "m": 60e3, "s": 1e3, "ms": 1
 
 func encodeObservation(o Observation) []byte {
 	w := NewObject().Bool("ok", true).String("status", o.Status)
+	if o.Scope != "" {
+		w.String("scope", o.Scope) // ABI 1 revision 6; older hosts ignore it
+	}
 	if o.ResetAt > 0 {
 		w.Int("resetAt", &o.ResetAt)
 	} else {
