@@ -7,10 +7,29 @@
 # opensoul.rules: `deny` (a set of {"profile", "reason"}) and `prefer` (a
 # set of profile ids).
 #
-# Time: input.now is compared only with cooldownUntil, disabledUntil and
-# expiresAt, always as `t > input.now` (still active) or `t <= input.now`
-# (over), and reasons show absolute times only. The Go decision cache relies
-# on this: a decision stays valid until the next such boundary.
+# Two layers. The per-profile rules (exclusions, cooldowns, sort keys and
+# their reasons) decide each profile's class from that profile's facts and
+# a small request context only: input.now, input.request.model and
+# input.request.client.name, input.order, and the user rules' deny naming
+# it. `classes` collects them, one per profile. The decision then orders
+# the candidates and applies the session's pins and the preferences.
+#
+# The split is what keeps uncached decisions cheap: while only the
+# built-in policies are loaded, the engine (policy/split.go) evaluates
+# `classes` over just the profiles whose facts or context changed since it
+# last classified them, and assembles the decision from the classes in Go
+# exactly as `decision` below does (TestSplitDecides holds the two equal on
+# random inputs; TestClassKeyNoticesEveryField changes every input field
+# and fails if a class changes while the engine would keep it). With a
+# user policy loaded, every decision is this whole evaluation. So a rule that makes one profile's class depend on another
+# profile, or on another input field, belongs in the decision layer, and
+# the Go assembly must learn it too.
+#
+# Time: input.now is compared only with cooldownUntil, disabledUntil,
+# limits.resetAt and expiresAt, always as `t > input.now` (still active)
+# or `t <= input.now` (over), and reasons show absolute times only. The Go
+# caches rely on this: a decision (or a class) stays valid until the next
+# such boundary.
 #
 # Speed: this runs on every uncached request. Intermediates are complete
 # rules (evaluated once per query), built by comprehensions whose filters
@@ -64,6 +83,53 @@ rotate := n if {
 	top := sorted_keys[0]
 	n := count([1 | some k in keys; k[0] == top[0]; k[1] == top[1]])
 } else := 1 if count(candidates) > 0
+
+# ---------------------------------------------------------------------------
+# Classes: one per profile, {"state", "reason", "out"} plus "until" or "key":
+#   state  "skipped" (not usable now), "cooling" (usable from until) or
+#          "candidate" (usable now, sorted by [key, id])
+#   reason why it is skipped or cooling, or where its key puts it
+#   out    "" within the explicit order (or without one), else why unused
+#   key    [position] in the explicit order; in round robin [type rank,
+#          -headroom], and the candidates with the first one's key are of
+#          equal rank (rotate); null outside the explicit order.
+
+classes := object.union_n([skipped_classes, cooling_classes, candidate_classes])
+
+skipped_classes := cs if {
+	out := out_texts
+	cs := {id: {"state": "skipped", "reason": r, "out": object.get(out, id, "")} | some id, r in excluded}
+}
+
+cooling_classes := cs if {
+	out := out_texts
+	why := why_not
+	cs := {id: {"state": "cooling", "until": t, "reason": why[id], "out": object.get(out, id, "")} | some id, t in recovery}
+}
+
+candidate_classes := cs if {
+	out := out_texts
+	keys := candidate_keys
+	plain := plain_reasons
+	cs := {id: {"state": "candidate", "key": object.get(keys, id, null), "reason": object.get(plain, id, ""), "out": object.get(out, id, "")} | some id in ready}
+}
+
+candidate_keys := {id: [i] | some id in ready; i := order_index[id]} if order_source
+else := {id: [r, h] | some [r, h, id] in round_robin_keys}
+
+out_texts := {id: sprintf("not used: not in %s", [order_label]) | some id in out_of_scope}
+
+# texts are the decision layer's phrases (sprintf formats); the engine's Go
+# assembly reads them from here.
+texts := {
+	"user_pin": "candidate: pinned by the user for this session (strict: no failover)",
+	"pin_but": "pinned by the user (strict) but %s",
+	"pin_missing": "pinned by the user (strict) but there is no profile %s for provider %s",
+	"pinned_elsewhere_why": "%s; the session is pinned to %s by the user",
+	"pinned_elsewhere": "not used: the session is pinned to %s by the user",
+	"auto": "auto pin of session %s (last profile that succeeded)",
+	"prefer": "preferred by data.opensoul.rules.prefer",
+}
 
 # ---------------------------------------------------------------------------
 # Facts
@@ -319,7 +385,7 @@ reasons := object.union_n([
 	unchosen_reasons,
 ])
 
-candidate_reasons := {id: "candidate: pinned by the user for this session (strict: no failover)" |
+candidate_reasons := {id: texts.user_pin |
 	some id in candidates
 } if user_pin else := object.union(plain_reasons, {id: concat("; ", tags) |
 	some id in special
@@ -344,18 +410,18 @@ round_robin_text := [
 	"candidate: round robin, an api_key profile (oauth, then token, then api_key; least recently used first)",
 ]
 
-pin_reason := {id: sprintf("pinned by the user (strict) but %s", [why_not[id]]) |
+pin_reason := {id: sprintf(texts.pin_but, [why_not[id]]) |
 	id := user_pin
 	why_not[id]
 }
 
-missing_pin_reason := {id: sprintf("pinned by the user (strict) but there is no profile %s for provider %s", [id, input.request.provider]) |
+missing_pin_reason := {id: sprintf(texts.pin_missing, [id, input.request.provider]) |
 	id := user_pin
 	not index[id]
 }
 
-out_of_scope_reasons := {id: sprintf("not used: not in %s", [order_label]) |
-	some id in out_of_scope
+out_of_scope_reasons := {id: r |
+	some id, r in out_texts
 	not pinned[id]
 }
 
@@ -369,9 +435,9 @@ unchosen_reasons := {id: why_not[id] |
 	not out_of_scope[p.id]
 }
 
-pinned_elsewhere(id) := sprintf("%s; the session is pinned to %s by the user", [why_not[id], user_pin]) if {
+pinned_elsewhere(id) := sprintf(texts.pinned_elsewhere_why, [why_not[id], user_pin]) if {
 	why_not[id]
-} else := sprintf("not used: the session is pinned to %s by the user", [user_pin])
+} else := sprintf(texts.pinned_elsewhere, [user_pin])
 
 why_not := object.union(excluded, {id: concat("; ", texts) |
 	some id, _ in recovery
@@ -402,9 +468,9 @@ disabled_phrase(r, at) := sprintf("disabled until %s (%s)", [at, r]) if {
 
 limit_text := {id: sprintf("rejected by the provider's rate limit until %s", [fmt_time(t)]) | some id, t in limit_until}
 
-prefer_text := {id: "preferred by data.opensoul.rules.prefer" | some id, _ in preferred}
+prefer_text := {id: texts.prefer | some id, _ in preferred}
 
-auto_text := {id: sprintf("auto pin of session %s (last profile that succeeded)", [input.session.id]) | id := auto_pin}
+auto_text := {id: sprintf(texts.auto, [input.session.id]) | id := auto_pin}
 
 # fmt_time renders epoch ms as RFC 3339 (UTC). Times past what nanoseconds
 # in an int64 can hold (year 2262) mean "until further notice".

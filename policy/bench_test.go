@@ -60,18 +60,47 @@ func BenchmarkDecide(b *testing.B) {
 			}
 		})
 	})
+	// With the decision cache off (CacheSize -1), every Decide evaluates:
+	//   whole-N    the whole Rego evaluation (what a user policy gets)
+	//   uncached-N the split evaluation with the same input every time:
+	//              every class from the class cache, the decision assembled
+	//   churn-N    split, and on every decision one profile's cooldown
+	//              toggles (a different profile each time), the request
+	//              names a new model and a new session: one class evaluated
+	//   cold-N     split with an empty class cache: every class evaluated
 	for _, n := range []int{10, 100, 1000} {
-		b.Run(fmt.Sprintf("uncached-%d", n), func(b *testing.B) {
-			e := newEngine(b, Options{CacheSize: -1})
-			in := benchInput(n)
-			b.ReportAllocs()
-			defer reportCPU(b, cpuTime())
-			for b.Loop() {
-				if _, err := e.Decide(ctx, in); err != nil {
-					b.Fatal(err)
+		for _, mode := range []string{"whole", "uncached", "churn", "cold"} {
+			b.Run(fmt.Sprintf("%s-%d", mode, n), func(b *testing.B) {
+				e := newEngine(b, Options{CacheSize: -1})
+				e.whole = mode == "whole"
+				in := benchInput(n)
+				decide(b, e, in)
+				step := 0
+				b.ReportAllocs()
+				defer reportCPU(b, cpuTime())
+				for b.Loop() {
+					switch mode {
+					case "churn":
+						step++
+						p := &in.Profiles[step%n]
+						if p.CooldownUntil > in.Now {
+							p.CooldownUntil = 0
+						} else {
+							p.CooldownUntil = in.Now + minute
+						}
+						in.Request.Model = fmt.Sprintf("claude-%d", step)
+						in.Session.ID = fmt.Sprintf("s%d", step)
+					case "cold":
+						e.class.mu.Lock()
+						e.class.m = nil
+						e.class.mu.Unlock()
+					}
+					if _, err := e.Decide(ctx, in); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -144,17 +144,22 @@ func validity(in *Input) (lo, hi int64) {
 		}
 	}
 	for i := range in.Profiles {
-		p := &in.Profiles[i]
-		note(p.CooldownUntil)
-		note(p.DisabledUntil)
-		if p.ExpiresAt != nil {
-			note(*p.ExpiresAt)
-		}
-		if p.Limits != nil {
-			note(p.Limits.ResetAt)
-		}
+		profileTimes(&in.Profiles[i], note)
 	}
 	return lo, hi
+}
+
+// profileTimes calls note with each of p's times the built-in policy
+// compares with now (its time boundaries).
+func profileTimes(p *ProfileFacts, note func(int64)) {
+	note(p.CooldownUntil)
+	note(p.DisabledUntil)
+	if p.ExpiresAt != nil {
+		note(*p.ExpiresAt)
+	}
+	if p.Limits != nil {
+		note(p.Limits.ResetAt)
+	}
 }
 
 // appendKey appends an unambiguous encoding of every fact in in except Now.

@@ -51,6 +51,8 @@ type Engine struct {
 	evals atomic.Uint64             // policy evaluations (cache misses)
 	calls atomic.Uint64             // Decide calls
 	terms termMemo                  // the input terms of profiles, reused while their facts stay
+	class classCache                // the profiles' classes (split evaluation; see split.go)
+	whole bool                      // tests: always the whole evaluation, never the split one
 
 	meter meter                    // measures an evaluation's work: threadCPU, or a test's
 	check func(used time.Duration) // tests: told of each check of the CPU budget
@@ -70,8 +72,9 @@ type policySet struct {
 	sum      [sha256.Size]byte // fingerprint of the user files
 	query    rego.PreparedEvalQuery
 	files    []string
-	volatile []string // user files that read the clock: no caching
-	ordinal  bool     // only built-in policies: lastUsed left out of the key (see appendKey)
+	volatile []string   // user files that read the clock: no caching
+	ordinal  bool       // only built-in policies: lastUsed left out of the key (see appendKey)
+	split    *splitPrep // only built-in policies: the split evaluation (split.go)
 }
 
 // New loads the built-in policies and the files under opts.Dirs, compiles
@@ -133,6 +136,11 @@ func build(ctx context.Context, srcs []source, gen uint64) (*policySet, error) {
 	}
 	if set.query, err = prepare(ctx, compiler, caps); err != nil {
 		return nil, err
+	}
+	if set.ordinal {
+		if set.split, err = prepareSplit(ctx, compiler, caps); err != nil {
+			return nil, err
+		}
 	}
 	return set, nil
 }
@@ -231,7 +239,13 @@ func (e *Engine) eval(parent context.Context, set *policySet, in *Input) (Decisi
 	if e.pause != nil {
 		e.pause()
 	}
-	d, err := set.eval(ctx, in, &e.terms)
+	var d Decision
+	var err error
+	if set.split != nil && !e.whole {
+		d, err = set.decideSplit(ctx, in, &e.terms, &e.class)
+	} else {
+		d, err = set.eval(ctx, in, &e.terms)
+	}
 	stop()
 	release()
 	if err != nil && parent.Err() == nil {

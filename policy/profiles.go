@@ -35,14 +35,7 @@ func NewProfileList(ps []ProfileFacts) *ProfileList {
 	l.exact = profileKeys.intern(b)
 	l.rank = profileKeys.intern(appendProfiles(b[:0], ps, true))
 	for i := range ps {
-		p := &ps[i]
-		l.times = append(l.times, p.CooldownUntil, p.DisabledUntil)
-		if p.ExpiresAt != nil {
-			l.times = append(l.times, *p.ExpiresAt)
-		}
-		if p.Limits != nil {
-			l.times = append(l.times, p.Limits.ResetAt)
-		}
+		profileTimes(&ps[i], func(t int64) { l.times = append(l.times, t) })
 	}
 	slices.Sort(l.times)
 	l.times = slices.Compact(l.times)

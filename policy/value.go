@@ -13,6 +13,11 @@ import (
 // as the JSON encoding of Input would show them (except nil slices, which
 // JSON would render as null).
 func (in *Input) value(memo *termMemo) ast.Value {
+	return in.valueWith(memo.profiles(in.Profiles))
+}
+
+// valueWith is value with the given input.profiles.
+func (in *Input) valueWith(profiles *ast.Term) ast.Value {
 	return ast.NewObject(
 		item("now", intTerm(in.Now)),
 		item("agent", ast.ObjectTerm(
@@ -38,7 +43,7 @@ func (in *Input) value(memo *termMemo) ast.Value {
 			item("store", stringsTerm(in.Order.Store)),
 			item("config", stringsTerm(in.Order.Config)),
 		)),
-		item("profiles", memo.profiles(in.Profiles)),
+		item("profiles", profiles),
 		item("env", envTerm(in.Env)),
 	)
 }
