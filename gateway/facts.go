@@ -12,6 +12,7 @@ import (
 
 	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/gateway/usage"
 	"github.com/opensoul/opensoul/policy"
 )
 
@@ -151,7 +152,19 @@ type FactsRequest struct {
 	Verdict func(id string, c store.Credential) Verdict
 	// Limits, when set, gives profiles their input.profiles[i].limits.
 	Limits *Limits
+	// Usage, when set, gives profiles their input.profiles[i].usage and
+	// the agent its input.agent.usage.
+	Usage *usage.Facts
 }
+
+// gens are the generations of the request's limits and usage facts: a
+// memo's facts hold only for the ones they were built with.
+func (req *FactsRequest) gens() factsGen {
+	return factsGen{limits: req.Limits.gen(), usage: req.Usage.Generation()}
+}
+
+// factsGen is a Limits and a usage.Facts generation.
+type factsGen struct{ limits, usage uint64 }
 
 // Verdict is a provider module's word on one credential: the status it
 // implies (ModuleStatus), the token kind the module recognised, and why it
@@ -173,7 +186,7 @@ type Verdict struct {
 func BuildInput(snap *Snapshot, env Env, configOrder map[string][]string, req FactsRequest, now time.Time) *policy.Input {
 	in := &policy.Input{
 		Now:   now.UnixMilli(),
-		Agent: policy.AgentFacts{ID: req.Agent, Attrs: nonNilMap(req.Attrs)},
+		Agent: policy.AgentFacts{ID: req.Agent, Attrs: nonNilMap(req.Attrs), Usage: req.Usage.Agent(req.Agent)},
 		Session: policy.SessionFacts{ID: req.Session, New: req.SessionNew, Pin: req.Pin,
 			Client: req.Visit.Client, Started: req.Visit.Started, Requests: policy.SessionRequestsBucket(req.Visit.Requests)},
 		Request: policy.RequestFacts{Provider: req.Provider, Model: req.Model, API: req.API, Stream: req.Stream, Client: req.Client},
@@ -253,17 +266,17 @@ func (m *factsMemo) trim() {
 }
 
 // lookup returns the memo's entry for key when it holds at ms for
-// Limits generation gen.
-func (m *factsMemo) lookup(key factsKey, ms int64, gen uint64) (factsEntry, bool) {
+// the limits and usage generations gen.
+func (m *factsMemo) lookup(key factsKey, ms int64, gen factsGen) (factsEntry, bool) {
 	m.mu.Lock()
 	e, ok := m.m[key]
 	m.mu.Unlock()
-	return e, ok && e.lo <= ms && ms < e.hi && e.limits == gen
+	return e, ok && e.lo <= ms && ms < e.hi && e.gen == gen
 }
 
 // earlier finds the nearest memo behind m on its chain with an entry for
 // key that holds, and every profile changed since that memo's snapshot.
-func (m *factsMemo) earlier(key factsKey, ms int64, gen uint64) (factsEntry, []string, bool) {
+func (m *factsMemo) earlier(key factsKey, ms int64, gen factsGen) (factsEntry, []string, bool) {
 	var changed []string
 	for p := m; ; {
 		prev := p.prev.Load()
@@ -289,8 +302,8 @@ type factsKey struct {
 
 type factsEntry struct {
 	list   *policy.ProfileList
-	lo, hi int64  // valid while lo <= now (ms) < hi
-	limits uint64 // the Limits generation the facts were built with
+	lo, hi int64    // valid while lo <= now (ms) < hi
+	gen    factsGen // the limits and usage generations the facts were built with
 }
 
 // profileList returns the prepared facts of the snapshot's profiles for
@@ -301,7 +314,7 @@ func (snap *Snapshot) profileList(req FactsRequest, now time.Time) *policy.Profi
 		key.model = req.Model // some credential's limits are this model's own
 	}
 	ms := now.UnixMilli()
-	gen := req.Limits.gen()
+	gen := req.gens()
 	var (
 		facts  []policy.ProfileFacts
 		lo, hi int64
@@ -325,7 +338,7 @@ func (snap *Snapshot) profileList(req FactsRequest, now time.Time) *policy.Profi
 		if m.m == nil {
 			m.m = map[factsKey]factsEntry{}
 		}
-		m.m[key] = factsEntry{list: list, lo: lo, hi: hi, limits: gen}
+		m.m[key] = factsEntry{list: list, lo: lo, hi: hi, gen: gen}
 		m.mu.Unlock()
 	}
 	return list
@@ -437,6 +450,7 @@ func profileFact(snap *Snapshot, id string, c store.Credential, req FactsRequest
 	if l, has := req.Limits.of(snap.Owner[id], id, req.Model); has {
 		pf.Limits = &l
 	}
+	pf.Usage = req.Usage.Profile(id)
 	return pf, ok
 }
 

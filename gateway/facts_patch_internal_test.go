@@ -102,8 +102,8 @@ func TestPatchedFactsEqualRebuilt(t *testing.T) {
 			req.Verdict = verdict
 		}
 		key := factsKey{req.Provider, req.Verdict != nil, ""}
-		if _, hit := cur.facts.lookup(key, now.UnixMilli(), req.Limits.gen()); !hit {
-			if _, _, ok := cur.facts.earlier(key, now.UnixMilli(), req.Limits.gen()); ok {
+		if _, hit := cur.facts.lookup(key, now.UnixMilli(), req.gens()); !hit {
+			if _, _, ok := cur.facts.earlier(key, now.UnixMilli(), req.gens()); ok {
 				patched++
 			}
 		}

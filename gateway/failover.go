@@ -449,6 +449,7 @@ func (s *Server) resolver(ctx context.Context, rc *runtimeConfig, env Env, now t
 		APIKey:    func(p string) string { return rc.Providers[p].APIKey },
 		Attrs:     rc.AgentAttrs,
 		Limits:    s.limits.Load(),
+		Usage:     s.usageFacts(),
 	}
 	if s.modules != nil {
 		r.Verdict = func(id string, c store.Credential) Verdict {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/gateway/usage"
 	"github.com/opensoul/opensoul/policy"
 )
 
@@ -42,6 +43,9 @@ type Resolver struct {
 	// Limits are the profiles' quotas as their providers last reported
 	// them (input.profiles[i].limits). Nil: none known.
 	Limits *Limits
+	// Usage is what the profiles and agents spent (input.profiles[i].usage,
+	// input.agent.usage). Nil: no usage kept; the facts are null.
+	Usage *usage.Facts
 }
 
 // Query is one would-be request.
@@ -174,7 +178,7 @@ func (r Resolver) Decide(ctx context.Context, snap *Snapshot, q Query, now time.
 	in := BuildInput(snap, r.Env, r.Order, FactsRequest{
 		Agent: q.Agent, Session: q.Session, SessionNew: q.SessionNew, Pin: q.Pin,
 		Provider: q.Provider, Model: q.Model, API: q.API, Stream: q.Stream, Verdict: r.Verdict,
-		Client: q.Client, Attrs: r.Attrs[q.Agent], Visit: q.Visit, Limits: r.Limits,
+		Client: q.Client, Attrs: r.Attrs[q.Agent], Visit: q.Visit, Limits: r.Limits, Usage: r.Usage,
 	}, now)
 	dec, err := r.Selector.Decide(ctx, in)
 	return in, dec, err

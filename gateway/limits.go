@@ -290,3 +290,11 @@ func msTime(p *int64) time.Time {
 	}
 	return time.UnixMilli(*p)
 }
+
+// usageFacts are the usage facts now, nil when no usage is kept.
+func (s *Server) usageFacts() *usage.Facts {
+	if s.spent == nil {
+		return nil
+	}
+	return s.spent.Facts()
+}

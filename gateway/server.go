@@ -93,6 +93,13 @@ type UsageSink interface {
 	Limits(usage.Limits)
 }
 
+// UsageFacts is a UsageSink that also keeps the policy's usage facts
+// (*usage.Store does). Facts is called for every request, so it must be
+// cheap (the store's is an atomic load).
+type UsageFacts interface {
+	Facts() *usage.Facts
+}
+
 // Upstream is where a provider's requests go and its config API key.
 type Upstream struct {
 	BaseURL string
@@ -155,7 +162,8 @@ type Server struct {
 	declared declared // OAuth clients modules declare (oauthclient.go)
 	chat     ChatInterceptor
 	usage    UsageSink
-	observer Observer // Modules, when it reads rate-limit headers; else nil
+	observer Observer   // Modules, when it reads rate-limit headers; else nil
+	spent    UsageFacts // Usage, when it keeps the policy's usage facts; else nil
 	log      *slog.Logger
 	now      func() time.Time
 	live     *live // agent cache and journal; own locks and goroutines
@@ -261,6 +269,7 @@ func New(opts Options) (*Server, error) {
 		log: opts.Logger, now: opts.Now,
 	}
 	s.observer, _ = opts.Modules.(Observer)
+	s.spent, _ = opts.Usage.(UsageFacts)
 	if s.now == nil {
 		s.now = time.Now
 	}

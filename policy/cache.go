@@ -166,7 +166,7 @@ func profileTimes(p *ProfileFacts, note func(int64)) {
 //
 // With builtin set, the facts the built-in policy never reads are left out
 // (builtinUnread; TestBuiltinReadsNoUnkeyedFact holds the policy to it):
-// profiles' lastUsed (profiles of one type are of equal rank and the
+// profiles' lastUsed and usage (profiles of one type are of equal rank and the
 // gateway rotates among them, see Decision.Rotate) and the session's start
 // and request count. So using a profile, which moves its lastUsed, or a
 // session growing busier, does not cost a cache miss. The engine sets it
@@ -175,12 +175,17 @@ func profileTimes(p *ProfileFacts, note func(int64)) {
 // Profiles set with a ProfileList are encoded as the list's interned
 // number, so the key's length does not grow with the number of profiles.
 // builtinUnread names the input fields the built-in policy does not read
-// and the built-in-only cache key leaves out.
-var builtinUnread = []string{"lastUsed", "started", "requests"}
+// and the built-in-only cache key leaves out. usage (the agent's and
+// every profile's spend) is among them: its totals move with every
+// answer, and only a user policy may read them.
+var builtinUnread = []string{"lastUsed", "started", "requests", "usage"}
 
 func appendKey(b []byte, in *Input, builtin bool) []byte {
 	b = appendString(b, in.Agent.ID)
 	b = appendAttrs(b, in.Agent.Attrs)
+	if !builtin {
+		b = appendUsage(b, in.Agent.Usage)
+	}
 	b = appendString(b, in.Session.ID)
 	b = appendBool(b, in.Session.New)
 	if p := in.Session.Pin; p != nil {
@@ -263,6 +268,24 @@ func appendOptInt(b []byte, n *int64) []byte {
 		return append(b, 0)
 	}
 	return binary.AppendVarint(append(b, 1), *n)
+}
+
+// appendUsage encodes usage facts (nil apart from all zero).
+func appendUsage(b []byte, u *UsageFacts) []byte {
+	if u == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	for _, t := range [...]*UsageTotals{&u.H1, &u.H5, &u.H24, &u.D30} {
+		b = binary.AppendVarint(b, t.Requests)
+		b = binary.AppendVarint(b, t.Tokens)
+		b = binary.AppendVarint(b, t.Input)
+		b = binary.AppendVarint(b, t.Output)
+		b = binary.AppendVarint(b, t.CacheRead)
+		b = binary.AppendVarint(b, t.CacheWrite)
+		b = binary.AppendUvarint(b, math.Float64bits(t.Cost))
+	}
+	return b
 }
 
 func appendOptString(b []byte, s *string) []byte {

@@ -28,6 +28,20 @@ var notTimeFields = map[string]string{
 	"Session.Started":        "a past time: keyed by value; a policy comparing it with input.now reads the clock and is not cached (volatileRef)",
 }
 
+// Usage totals are counts (requests, tokens) over windows that end now:
+// every integer in UsageTotals, for the agent and the profiles.
+func init() {
+	for _, owner := range []string{"Agent.Usage", "Profiles[0].Usage"} {
+		for w := range reflect.TypeFor[UsageFacts]().Fields() {
+			for f := range reflect.TypeFor[UsageTotals]().Fields() {
+				if f.Type.Kind() == reflect.Int64 {
+					notTimeFields[owner+"."+w.Name+"."+f.Name] = "a usage total: a count over a window ending now"
+				}
+			}
+		}
+	}
+}
+
 // leaf is one settable value inside an Input, named by its path.
 type leaf struct {
 	path string
@@ -236,8 +250,10 @@ func withoutUnread(in *Input) *Input {
 	out := clone(in)
 	for i := range out.Profiles {
 		out.Profiles[i].LastUsed = 0
+		out.Profiles[i].Usage = nil
 	}
 	out.Session.Started, out.Session.Requests = 0, 0
+	out.Agent.Usage = nil
 	return out
 }
 

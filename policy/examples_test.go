@@ -18,6 +18,8 @@ func TestExampleRegoTests(t *testing.T) {
 		"interactive":   {dir + "interactive_tokens.rego", dir + "interactive_tokens_test.rego"},
 		"batch":         {dir + "batch_metered.rego", dir + "batch_metered_test.rego"},
 		"subscription":  {dir + "subscription_headroom.rego", dir + "subscription_headroom_test.rego"},
+		"daily cap":     {dir + "metered_daily_cap.rego", dir + "metered_daily_cap_test.rego"},
+		"token budget":  {dir + "agent_token_budget.rego", dir + "agent_token_budget_test.rego"},
 		"all together":  {dir},
 	}
 	for name, paths := range sets {

@@ -26,6 +26,9 @@ type Input struct {
 type AgentFacts struct {
 	ID    string            `json:"id"`
 	Attrs map[string]string `json:"attrs"`
+	// Usage is what the agent spent over every profile it used (see
+	// UsageFacts); nil when the gateway keeps no usage (usage.enabled off).
+	Usage *UsageFacts `json:"usage"`
 }
 
 // SessionFacts describes the caller's session and its credential pin.
@@ -114,6 +117,59 @@ type ProfileFacts struct {
 	// Limits is what the profile's provider last reported about its quota
 	// (rate-limit headers read by the provider module); nil: nothing known.
 	Limits *LimitFacts `json:"limits"`
+	// Usage is what the profile spent, for every agent (see UsageFacts);
+	// nil when the gateway keeps no usage (usage.enabled off).
+	Usage *UsageFacts `json:"usage"`
+}
+
+// UsageFacts are the totals over the last hour, 5 hours, 24 hours and 30
+// days (input.profiles[i].usage["24h"].cost). The windows move in minute
+// steps (30 days: hour steps): "1h" is the current minute and the 59
+// before it. Every total enters the input quantized, so that the
+// decision cache keeps hitting while the counters move.
+type UsageFacts struct {
+	H1  UsageTotals `json:"1h"`
+	H5  UsageTotals `json:"5h"`
+	H24 UsageTotals `json:"24h"`
+	D30 UsageTotals `json:"30d"`
+}
+
+// UsageTotals are one window's totals. Counts (requests and tokens) keep
+// two significant digits, rounded down (QuantizeCount: 0–99 exact, then
+// 100, 110, …, 990, 1000, 1100, …); Cost is in US dollars, two
+// significant digits rounded down and never finer than a cent
+// (QuantizeCost: $0.01–$0.99 in cents, $1.0–$9.9 in dimes, then whole
+// dollars, tens, …). A threshold with two significant digits ($20,
+// 1500000 tokens) is therefore crossed exactly when the true total
+// crosses it; a total reads at most 10% low. Tokens is every token of the
+// four kinds (quantized after summing).
+type UsageTotals struct {
+	Requests   int64   `json:"requests"`
+	Tokens     int64   `json:"tokens"`
+	Input      int64   `json:"inputTokens"`
+	Output     int64   `json:"outputTokens"`
+	CacheRead  int64   `json:"cacheReadTokens"`
+	CacheWrite int64   `json:"cacheWriteTokens"`
+	Cost       float64 `json:"cost"`
+}
+
+// QuantizeCount keeps n's two leading digits, rounding down: 0–99 stay,
+// 100–999 go in tens, 1000–9999 in hundreds, and so on.
+func QuantizeCount(n int64) int64 {
+	if n < 100 {
+		return max(n, 0)
+	}
+	step := int64(1)
+	for m := n; m >= 100; m /= 10 {
+		step *= 10
+	}
+	return n / step * step
+}
+
+// QuantizeCost turns micro-dollars into dollars with two significant
+// digits, rounded down, never finer than a cent.
+func QuantizeCost(micros int64) float64 {
+	return float64(QuantizeCount(micros/10_000)) / 100
 }
 
 // LimitFacts is a profile's quota as its provider last reported it, in

@@ -130,7 +130,7 @@ func (k *keyIntern) intern(enc []byte) uint64 {
 }
 
 // appendProfiles appends an unambiguous encoding of ps (see appendKey);
-// with builtin set it leaves lastUsed out.
+// with builtin set it leaves lastUsed and usage out.
 func appendProfiles(b []byte, ps []ProfileFacts, builtin bool) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ps)))
 	for i := range ps {
@@ -157,6 +157,9 @@ func appendProfiles(b []byte, ps []ProfileFacts, builtin bool) []byte {
 			b = binary.AppendVarint(b, l.ResetAt)
 		} else {
 			b = append(b, 0)
+		}
+		if !builtin {
+			b = appendUsage(b, p.Usage)
 		}
 	}
 	return b

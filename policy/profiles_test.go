@@ -133,3 +133,19 @@ func TestTermMemoFollowsFacts(t *testing.T) {
 		}
 	}
 }
+
+func TestQuantizeUsage(t *testing.T) {
+	t.Parallel()
+	for n, want := range map[int64]int64{-5: 0, 0: 0, 7: 7, 99: 99, 100: 100, 109: 100, 110: 110, 999: 990, 1000: 1000, 1099: 1000,
+		1500: 1500, 19_999: 19_000, 1_999_999: 1_900_000, 2_000_000: 2_000_000, 123_456_789: 120_000_000} {
+		if got := QuantizeCount(n); got != want {
+			t.Errorf("QuantizeCount(%d) = %d, want %d", n, got, want)
+		}
+	}
+	for micros, want := range map[int64]float64{0: 0, 9_999: 0, 10_000: 0.01, 999_999: 0.99, 1_000_000: 1, 1_099_999: 1, 1_100_000: 1.1,
+		19_990_000: 19, 19_999_999: 19, 20_000_000: 20, 20_990_000: 20, 123_000_000: 120} {
+		if got := QuantizeCost(micros); got != want {
+			t.Errorf("QuantizeCost(%d) = %v, want %v", micros, got, want)
+		}
+	}
+}

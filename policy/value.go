@@ -23,6 +23,7 @@ func (in *Input) valueWith(profiles *ast.Term) ast.Value {
 		item("agent", ast.ObjectTerm(
 			item("id", ast.StringTerm(in.Agent.ID)),
 			item("attrs", attrsTerm(in.Agent.Attrs)),
+			item("usage", usageTerm(in.Agent.Usage)),
 		)),
 		item("session", ast.ObjectTerm(
 			item("id", ast.StringTerm(in.Session.ID)),
@@ -60,7 +61,9 @@ var keyTerms = func() map[string]*ast.Term {
 		"profile", "source", "type", "status", "kind", "expiresAt", "email",
 		"lastUsed", "cooldownUntil", "cooldownModel", "disabledUntil",
 		"disabledReason", "errorCount", "var", "client", "name", "version",
-		"attrs", "started", "requests", "scope",
+		"attrs", "started", "requests", "scope", "limits", "headroom", "resetAt",
+		"usage", "1h", "5h", "24h", "30d", "tokens", "inputTokens", "outputTokens",
+		"cacheReadTokens", "cacheWriteTokens", "cost",
 	} {
 		m[k] = ast.StringTerm(k)
 	}
@@ -173,7 +176,7 @@ func sameFacts(a, b *ProfileFacts) bool {
 		a.LastUsed == b.LastUsed && a.CooldownUntil == b.CooldownUntil &&
 		sameOpt(a.CooldownModel, b.CooldownModel) && a.DisabledUntil == b.DisabledUntil &&
 		sameOpt(a.DisabledReason, b.DisabledReason) && a.ErrorCount == b.ErrorCount &&
-		sameOpt(a.Scope, b.Scope) && sameOpt(a.Limits, b.Limits)
+		sameOpt(a.Scope, b.Scope) && sameOpt(a.Limits, b.Limits) && sameOpt(a.Usage, b.Usage)
 }
 
 func sameOpt[T comparable](a, b *T) bool {
@@ -188,6 +191,7 @@ func copyFacts(p *ProfileFacts) ProfileFacts {
 	c.DisabledReason = copyOpt(p.DisabledReason)
 	c.Scope = copyOpt(p.Scope)
 	c.Limits = copyOpt(p.Limits)
+	c.Usage = copyOpt(p.Usage)
 	return c
 }
 
@@ -234,6 +238,32 @@ func profileTerm(p *ProfileFacts) *ast.Term {
 		item("errorCount", intTerm(int64(p.ErrorCount))),
 		item("scope", optString(p.Scope)),
 		item("limits", limitsTerm(p.Limits)),
+		item("usage", usageTerm(p.Usage)),
+	)
+}
+
+// usageTerm renders usage facts (null when nil).
+func usageTerm(u *UsageFacts) *ast.Term {
+	if u == nil {
+		return ast.InternedNullTerm
+	}
+	return ast.ObjectTerm(
+		item("1h", totalsTerm(&u.H1)),
+		item("5h", totalsTerm(&u.H5)),
+		item("24h", totalsTerm(&u.H24)),
+		item("30d", totalsTerm(&u.D30)),
+	)
+}
+
+func totalsTerm(t *UsageTotals) *ast.Term {
+	return ast.ObjectTerm(
+		item("requests", intTerm(t.Requests)),
+		item("tokens", intTerm(t.Tokens)),
+		item("inputTokens", intTerm(t.Input)),
+		item("outputTokens", intTerm(t.Output)),
+		item("cacheReadTokens", intTerm(t.CacheRead)),
+		item("cacheWriteTokens", intTerm(t.CacheWrite)),
+		item("cost", ast.FloatNumberTerm(t.Cost)),
 	)
 }
 

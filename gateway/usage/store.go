@@ -99,6 +99,7 @@ type Store struct {
 	limits  map[[3]string]Limits  // observed, not yet flushed
 	running map[[2]string]*counts // since start, by provider and profile (live.go)
 	latest  map[[3]string]Limits  // since start (live.go)
+	rolls   *rolls                // the policy's usage facts (rolling.go)
 	lastErr string
 
 	flushMu sync.Mutex // one flush at a time
@@ -159,6 +160,10 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("usage store %s: %w", path, err)
 	}
+	if err := s.seedRolls(context.Background()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("usage store %s: %w", path, err)
+	}
 	go s.run()
 	return s, nil
 }
@@ -180,7 +185,7 @@ func (s *Store) run() {
 			return
 		case <-tick.C:
 		}
-		s.logErr(s.Flush())
+		s.logErr(errors.Join(s.Flush(), s.tickRolls(context.Background())))
 		if now := s.opts.Now(); now.Sub(lastPrune) > time.Hour {
 			lastPrune = now
 			s.logErr(s.prune())
@@ -215,7 +220,11 @@ func (s *Store) Record(r Record) {
 		one.errors = 1
 	}
 	rk := [2]string{r.Provider, r.Profile}
+	t := totOf(&one)
 	s.mu.Lock()
+	if s.rolls.add(r.Profile, r.Agent, r.Time.Unix(), &t) {
+		s.rolls.publish()
+	}
 	s.counter(s.pending, k).add(&one)
 	run := s.running[rk]
 	if run == nil {

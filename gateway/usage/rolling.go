@@ -1,0 +1,494 @@
+package usage
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync/atomic"
+	"time"
+
+	"github.com/opensoul/opensoul/policy"
+)
+
+// The policy's usage facts (input.profiles[i].usage, input.agent.usage):
+// per profile and per agent, the totals over the last hour, 5 hours, 24
+// hours and 30 days, kept in memory so that a decision never waits for
+// SQL. Each recorded answer adds to them (Record, under the store's
+// lock: a few additions and comparisons); they are seeded from the
+// database when the store opens; and on every flush tick the store asks
+// SQLite whether another connection wrote (PRAGMA data_version), and if
+// one did, adds what the other gateways sharing the file recorded over
+// the last hour. The windows' old ends are dropped when the minute turns.
+//
+// Totals reach the policy quantized (policy.QuantizeCount, QuantizeCost)
+// and a new Facts is published only when a quantized total changes, so
+// the decision cache and the gateway's facts memo see a new generation
+// rarely, not on every answer.
+
+// series are bucket widths (seconds) and how many buckets each keeps:
+// minutes for the last hour, ten minutes for 5 and 24 hours, hours for
+// 30 days.
+var series = [3]struct{ width, keep int64 }{{60, 60}, {600, 144}, {3600, 720}}
+
+// windows are the policy's windows: which series each sums and over how
+// many of its buckets (the current one included).
+var windows = [4]struct {
+	series int
+	n      int64
+}{{0, 60}, {1, 30}, {1, 144}, {2, 720}}
+
+// tot are running totals (tokens is the sum of the four kinds).
+type tot struct {
+	requests, tokens, input, output, cacheRead, cacheWrite, costMicros int64
+}
+
+func (t *tot) add(o *tot) {
+	t.requests += o.requests
+	t.tokens += o.tokens
+	t.input += o.input
+	t.output += o.output
+	t.cacheRead += o.cacheRead
+	t.cacheWrite += o.cacheWrite
+	t.costMicros += o.costMicros
+}
+
+// minus is t - o, every field at least 0.
+func (t tot) minus(o tot) tot {
+	return tot{max(t.requests-o.requests, 0), max(t.tokens-o.tokens, 0), max(t.input-o.input, 0),
+		max(t.output-o.output, 0), max(t.cacheRead-o.cacheRead, 0), max(t.cacheWrite-o.cacheWrite, 0),
+		max(t.costMicros-o.costMicros, 0)}
+}
+
+func totOf(c *counts) tot {
+	return tot{c.requests, c.input + c.output + c.cacheRead + c.cacheWrite, c.input, c.output, c.cacheRead, c.cacheWrite, c.costMicros}
+}
+
+// reaches says whether any of t's totals is at or past the one in o.
+func (t *tot) reaches(o *tot) bool {
+	return t.requests >= o.requests || t.tokens >= o.tokens || t.input >= o.input || t.output >= o.output ||
+		t.cacheRead >= o.cacheRead || t.cacheWrite >= o.cacheWrite || t.costMicros >= o.costMicros
+}
+
+// quantized is what the policy sees of t.
+func (t *tot) quantized() policy.UsageTotals {
+	return policy.UsageTotals{Requests: policy.QuantizeCount(t.requests), Tokens: policy.QuantizeCount(t.tokens),
+		Input: policy.QuantizeCount(t.input), Output: policy.QuantizeCount(t.output),
+		CacheRead: policy.QuantizeCount(t.cacheRead), CacheWrite: policy.QuantizeCount(t.cacheWrite),
+		Cost: policy.QuantizeCost(t.costMicros)}
+}
+
+// next is the smallest totals at which t's quantized facts change: t
+// only grows between recomputes, so Record compares with it instead of
+// quantizing.
+func (t *tot) next() tot {
+	return tot{nextCount(t.requests), nextCount(t.tokens), nextCount(t.input), nextCount(t.output),
+		nextCount(t.cacheRead), nextCount(t.cacheWrite), nextCount(t.costMicros/10_000) * 10_000}
+}
+
+// nextCount is the smallest count above n whose QuantizeCount differs.
+func nextCount(n int64) int64 {
+	step := int64(1)
+	for m := n; m >= 100; m /= 10 {
+		step *= 10
+	}
+	return policy.QuantizeCount(n) + step
+}
+
+type slot struct {
+	at int64 // bucket start, unix seconds
+	t  tot
+}
+
+// roll is one profile's or agent's buckets and window totals.
+type roll struct {
+	slots [len(series)][]slot // sorted by at
+	sum   [len(windows)]tot
+	next  [len(windows)]tot // sum reaching one of these changes facts
+	facts *policy.UsageFacts
+}
+
+// Facts are the quantized usage totals at one moment, by profile id and
+// by agent id; Gen changes whenever one of them does. A Facts never
+// changes once published.
+type Facts struct {
+	Gen      uint64
+	Profiles map[string]*policy.UsageFacts
+	Agents   map[string]*policy.UsageFacts
+}
+
+// zeroUsage is the facts of a profile or agent with nothing recorded.
+var zeroUsage = &policy.UsageFacts{}
+
+// Generation is f's generation (0 for nil).
+func (f *Facts) Generation() uint64 {
+	if f == nil {
+		return 0
+	}
+	return f.Gen
+}
+
+// Profile is a profile's usage facts: nil when f is nil (no usage
+// kept), all zero when nothing was recorded for it.
+func (f *Facts) Profile(id string) *policy.UsageFacts { return f.of(f.profiles(), id) }
+
+// Agent is an agent's usage facts, like Profile.
+func (f *Facts) Agent(id string) *policy.UsageFacts { return f.of(f.agents(), id) }
+
+func (f *Facts) profiles() map[string]*policy.UsageFacts {
+	if f == nil {
+		return nil
+	}
+	return f.Profiles
+}
+
+func (f *Facts) agents() map[string]*policy.UsageFacts {
+	if f == nil {
+		return nil
+	}
+	return f.Agents
+}
+
+func (f *Facts) of(m map[string]*policy.UsageFacts, id string) *policy.UsageFacts {
+	if f == nil {
+		return nil
+	}
+	if u := m[id]; u != nil {
+		return u
+	}
+	return zeroUsage
+}
+
+// rolls are the store's rolling totals. Its maps are guarded by the
+// store's mu; pub is read without a lock.
+type rolls struct {
+	minute   int64               // the minute (unix s) starts was computed for
+	starts   [len(windows)]int64 // each window's first bucket
+	keep     [len(series)]int64  // each series' first bucket
+	profiles map[string]*roll    // by profile id
+	agents   map[string]*roll    // by agent id
+	pub      atomic.Pointer[Facts]
+	version  int64 // PRAGMA data_version when the database was last read
+}
+
+func newRolls(now time.Time) *rolls {
+	r := &rolls{profiles: map[string]*roll{}, agents: map[string]*roll{}}
+	r.setClock(now.Unix())
+	r.pub.Store(&Facts{Profiles: map[string]*policy.UsageFacts{}, Agents: map[string]*policy.UsageFacts{}})
+	return r
+}
+
+// setClock moves the windows' starts to now (unix s).
+func (r *rolls) setClock(now int64) {
+	r.minute = now - now%60
+	for i, s := range series {
+		r.keep[i] = now - now%s.width - (s.keep-1)*s.width
+	}
+	for i, w := range windows {
+		s := series[w.series]
+		r.starts[i] = now - now%s.width - (w.n-1)*s.width
+	}
+}
+
+func rollOf(m map[string]*roll, key string) *roll {
+	x := m[key]
+	if x == nil {
+		x = &roll{facts: zeroUsage}
+		for i := range x.next {
+			x.next[i] = x.sum[i].next()
+		}
+		m[key] = x
+	}
+	return x
+}
+
+// add adds t at the time at (unix s) to a profile's and an agent's
+// totals and reports whether a quantized total changed.
+func (r *rolls) add(profile, agent string, at int64, t *tot) bool {
+	changed := false
+	if profile != "" {
+		changed = r.addTo(rollOf(r.profiles, profile), at, t)
+	}
+	if agent != "" {
+		changed = r.addTo(rollOf(r.agents, agent), at, t) || changed
+	}
+	return changed
+}
+
+func (r *rolls) addTo(x *roll, at int64, t *tot) bool {
+	for i, s := range series {
+		if at >= r.keep[i] {
+			x.slots[i] = addSlot(x.slots[i], at-at%s.width, t)
+		}
+	}
+	reached := false
+	for i := range windows {
+		if at >= r.starts[i] {
+			x.sum[i].add(t)
+			reached = reached || x.sum[i].reaches(&x.next[i])
+		}
+	}
+	return reached && x.requantize()
+}
+
+// addSlot adds t to the slot for at, inserting it in order (answers
+// arrive about in time order; a long stream's comes late).
+func addSlot(ss []slot, at int64, t *tot) []slot {
+	i := len(ss)
+	for i > 0 && ss[i-1].at > at {
+		i--
+	}
+	if i > 0 && ss[i-1].at == at {
+		ss[i-1].t.add(t)
+		return ss
+	}
+	ss = append(ss, slot{})
+	copy(ss[i+1:], ss[i:])
+	ss[i] = slot{at: at, t: *t}
+	return ss
+}
+
+// requantize sets x's facts from its sums (a new pointer if they
+// differ) and the next thresholds; it reports whether the facts changed.
+func (x *roll) requantize() bool {
+	f := policy.UsageFacts{H1: x.sum[0].quantized(), H5: x.sum[1].quantized(), H24: x.sum[2].quantized(), D30: x.sum[3].quantized()}
+	for i := range x.next {
+		x.next[i] = x.sum[i].next()
+	}
+	if f == *x.facts {
+		return false
+	}
+	x.facts = &f
+	return true
+}
+
+// recompute moves the windows to now: it drops the buckets that left
+// them and sums each window again. It reports whether a quantized total
+// changed.
+func (r *rolls) recompute(now int64) bool {
+	r.setClock(now)
+	changed := false
+	for _, m := range []map[string]*roll{r.profiles, r.agents} {
+		for key, x := range m {
+			empty := true
+			for i := range series {
+				j := 0
+				for j < len(x.slots[i]) && x.slots[i][j].at < r.keep[i] {
+					j++
+				}
+				x.slots[i] = append(x.slots[i][:0], x.slots[i][j:]...)
+				empty = empty && len(x.slots[i]) == 0
+			}
+			for i, w := range windows {
+				x.sum[i] = tot{}
+				for _, s := range x.slots[w.series] {
+					if s.at >= r.starts[i] {
+						x.sum[i].add(&s.t)
+					}
+				}
+			}
+			changed = x.requantize() || changed
+			if empty {
+				delete(m, key)
+				changed = true
+			}
+		}
+	}
+	return changed
+}
+
+// publish makes the current facts visible to Facts readers.
+func (r *rolls) publish() {
+	old := r.pub.Load()
+	f := &Facts{Gen: old.Gen + 1, Profiles: make(map[string]*policy.UsageFacts, len(r.profiles)),
+		Agents: make(map[string]*policy.UsageFacts, len(r.agents))}
+	for k, x := range r.profiles {
+		f.Profiles[k] = x.facts
+	}
+	for k, x := range r.agents {
+		f.Agents[k] = x.facts
+	}
+	if maps.Equal(f.Profiles, old.Profiles) && maps.Equal(f.Agents, old.Agents) {
+		return
+	}
+	r.pub.Store(f)
+}
+
+// Facts are the quantized usage totals now (input.profiles[i].usage and
+// input.agent.usage). It never blocks and costs one atomic load.
+func (s *Store) Facts() *Facts { return s.rolls.pub.Load() }
+
+// rollRow is one grouped row of the usage table.
+type rollRow struct {
+	at             int64
+	agent, profile string
+	t              tot
+}
+
+// readRolls sums the usage table since the first bucket of the 30-day
+// window, grouped by agent, profile and a bucket as wide as the finest
+// series that still covers it (minutes in the last hour, ten minutes in
+// the last 24 hours, hours before), so the rows read are bounded by the
+// buckets kept, not by the minutes stored.
+func (s *Store) readRolls(ctx context.Context, since, tens, minutes int64) ([]rollRow, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT CASE WHEN bucket >= ?1 THEN bucket WHEN bucket >= ?2 THEN bucket - bucket % 600
+		ELSE bucket - bucket % 3600 END AS b, agent, profile,
+		sum(requests), sum(input), sum(output), sum(cache_read), sum(cache_write), sum(cost_micros)
+		FROM usage WHERE bucket >= ?3 GROUP BY b, agent, profile`, minutes, tens, since)
+	if err != nil {
+		return nil, fmt.Errorf("usage store: reading the usage facts: %w", err)
+	}
+	defer rows.Close()
+	var out []rollRow
+	for rows.Next() {
+		var w rollRow
+		var c counts
+		if err := rows.Scan(&w.at, &w.agent, &w.profile, &c.requests, &c.input, &c.output, &c.cacheRead, &c.cacheWrite, &c.costMicros); err != nil {
+			return nil, fmt.Errorf("usage store: reading the usage facts: %w", err)
+		}
+		w.t = totOf(&c)
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("usage store: reading the usage facts: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) dataVersion(ctx context.Context) (int64, error) {
+	var v int64
+	if err := s.db.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("usage store: %w", err)
+	}
+	return v, nil
+}
+
+// seedRolls fills the rolling totals from the database (Open).
+func (s *Store) seedRolls(ctx context.Context) error {
+	now := s.opts.Now()
+	r := newRolls(now)
+	v, err := s.dataVersion(ctx)
+	if err != nil {
+		return err
+	}
+	rows, err := s.readRolls(ctx, r.keep[2], r.keep[1], r.keep[0])
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		r.add(rows[i].profile, rows[i].agent, rows[i].at, &rows[i].t)
+	}
+	r.recompute(now.Unix())
+	r.publish()
+	r.version = v
+	s.rolls = r
+	return nil
+}
+
+// tickRolls runs on the flush tick, after the flush: it adds what other
+// gateways wrote to the database since it was last read (when SQLite
+// says another connection committed), and moves the windows when the
+// minute turned.
+func (s *Store) tickRolls(ctx context.Context) error {
+	s.flushMu.Lock() // the pending batch must not be half written while it is compared
+	defer s.flushMu.Unlock()
+	now := s.opts.Now().Unix()
+	v, err := s.dataVersion(ctx)
+	if err != nil {
+		return err
+	}
+	var rows []rollRow
+	s.mu.Lock()
+	read := v != s.rolls.version
+	since := s.rolls.keep[0]
+	s.mu.Unlock()
+	if read {
+		// The last hour by minute: other gateways write the current
+		// minutes (and, for a long stream, a few before).
+		if rows, err = s.readRolls(ctx, since, since, since); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rolls
+	changed := false
+	if read {
+		changed = s.mergeOthers(rows)
+		r.version = v
+	}
+	if now-now%60 != r.minute {
+		changed = r.recompute(now) || changed
+	}
+	if changed {
+		r.publish()
+	}
+	return nil
+}
+
+// mergeOthers adds to the rolling totals what the database holds beyond
+// what this store recorded: for each minute of the last hour, the
+// database's totals minus (what this store counted − what it has not
+// written yet). s.mu is held.
+func (s *Store) mergeOthers(rows []rollRow) bool {
+	r := s.rolls
+	type at struct {
+		key string
+		at  int64
+	}
+	dbP, dbA := map[at]tot{}, map[at]tot{}
+	for i := range rows {
+		w := &rows[i]
+		if w.profile != "" {
+			t := dbP[at{w.profile, w.at}]
+			t.add(&w.t)
+			dbP[at{w.profile, w.at}] = t
+		}
+		if w.agent != "" {
+			t := dbA[at{w.agent, w.at}]
+			t.add(&w.t)
+			dbA[at{w.agent, w.at}] = t
+		}
+	}
+	pendP, pendA := map[at]tot{}, map[at]tot{}
+	for k, c := range s.pending {
+		if k.bucket < r.keep[0] {
+			continue
+		}
+		t := totOf(c)
+		p, a := pendP[at{k.profile, k.bucket}], pendA[at{k.agent, k.bucket}]
+		p.add(&t)
+		a.add(&t)
+		pendP[at{k.profile, k.bucket}], pendA[at{k.agent, k.bucket}] = p, a
+	}
+	changed := false
+	merge := func(m map[string]*roll, db, pend map[at]tot) {
+		for k, dbt := range db {
+			var mine tot
+			if x := m[k.key]; x != nil {
+				mine = minuteOf(x, k.at)
+			}
+			written := mine.minus(pend[k])
+			others := dbt.minus(written)
+			if others == (tot{}) {
+				continue
+			}
+			x := rollOf(m, k.key)
+			if r.addTo(x, k.at, &others) {
+				changed = true
+			}
+		}
+	}
+	merge(r.profiles, dbP, pendP)
+	merge(r.agents, dbA, pendA)
+	return changed
+}
+
+// minuteOf is x's minute bucket at.
+func minuteOf(x *roll, at int64) tot {
+	for i := len(x.slots[0]) - 1; i >= 0; i-- {
+		if x.slots[0][i].at == at {
+			return x.slots[0][i].t
+		}
+	}
+	return tot{}
+}
