@@ -235,6 +235,7 @@ func (a *app) resolver(ctx context.Context, now time.Time) (gateway.Resolver, er
 		ConfigKey: func(p string) bool { return a.cfg.Providers[p].APIKey != "" },
 		APIKey:    func(p string) string { return a.cfg.Providers[p].APIKey },
 		Attrs:     a.cfg.Agents.AgentAttrs(),
+		Usage:     a.usageFacts(),
 	}
 	r.Verdict = a.verdictFunc(ctx, now)
 	return r, nil

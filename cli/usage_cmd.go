@@ -190,3 +190,26 @@ func bar(n, most int64) string {
 	}
 	return strings.Repeat("█", max(1, int(20*n/most)))
 }
+
+// usageFacts are the policy's usage facts (input.profiles[i].usage,
+// input.agent.usage) as the gateway would build them from <state>/usage.db,
+// so policy explain and models status decide on what was spent: nil (the
+// facts are null, as in a gateway without a store) when usage is off or
+// the store cannot be read (one stderr line); all zero when nothing was
+// recorded yet.
+func (a *app) usageFacts() *usage.Facts {
+	path := usagePath(a.st.Dir)
+	if !a.cfg.Usage.Enabled {
+		return nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		return &usage.Facts{}
+	}
+	st, err := usage.Open(path, usage.Options{FlushInterval: -1, Retention: hours(24 * a.cfg.Usage.RetentionDays), Now: a.now})
+	if err != nil {
+		fmt.Fprintf(a.stderr, "opensoul: usage facts not read: %v\n", err)
+		return nil
+	}
+	defer st.Close()
+	return st.Facts()
+}

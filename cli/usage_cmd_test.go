@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -135,4 +136,69 @@ func TestModelsStatusHeadroom(t *testing.T) {
 		t.Errorf("models status --json: openai headroom %+v (present %v), want null", h, ok)
 	}
 	e.assertNoSecrets()
+}
+
+// TestExplainUsageFacts: policy explain decides on the usage store's
+// totals as the gateway does: with the "$20 a day on a metered key"
+// example in the policy directory and $21 spent on the key today, the
+// input (--json) carries the profile's and the agent's usage and the key
+// is denied with the cap as its reason.
+func TestExplainUsageFacts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.ok(fixAnthropicKey+"\n", "models", "auth", "paste-token", "--provider", "anthropic", "--force")
+	var nothing struct {
+		Input struct {
+			Agent struct {
+				Usage map[string]map[string]float64 `json:"usage"`
+			} `json:"agent"`
+		} `json:"input"`
+	}
+	if err := json.Unmarshal([]byte(e.ok("", "policy", "explain", "--provider", "anthropic", "--json")), &nothing); err != nil {
+		t.Fatal(err)
+	}
+	if got := nothing.Input.Agent.Usage["24h"]; got == nil || got["cost"] != 0 || got["requests"] != 0 {
+		t.Errorf("before any usage, the agent's usage is %v, want zero totals", nothing.Input.Agent.Usage)
+	}
+	src, err := os.ReadFile("../policies/examples/metered_daily_cap.rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.writeFile("policies/metered_daily_cap.rego", string(src))
+	st, err := usage.Open(usagePath(e.state), usage.Options{FlushInterval: -1, Prices: usage.Prices{"m": {Output: 15}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 7 { // $3 each
+		st.Record(usage.Record{Time: time.Now(), Agent: "main", Provider: "anthropic", Profile: "anthropic:manual", Model: "m", Status: 200,
+			Usage: usage.Usage{Output: 200_000}})
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Input struct {
+			Agent struct {
+				Usage map[string]map[string]float64 `json:"usage"`
+			} `json:"agent"`
+			Profiles []struct {
+				ID    string                        `json:"id"`
+				Usage map[string]map[string]float64 `json:"usage"`
+			} `json:"profiles"`
+		} `json:"input"`
+		Decision struct {
+			Reasons map[string]string `json:"reasons"`
+		} `json:"decision"`
+	}
+	if err := json.Unmarshal([]byte(e.ok("", "policy", "explain", "--provider", "anthropic", "--json")), &got); err != nil {
+		t.Fatal(err)
+	}
+	const reason = "denied: metered key spent $21 in the last 24 hours; the cap is $20 a day"
+	if len(got.Input.Profiles) != 1 || got.Input.Profiles[0].Usage["24h"]["cost"] != 21 || got.Input.Profiles[0].Usage["24h"]["outputTokens"] != 1_400_000 ||
+		got.Input.Agent.Usage["1h"]["requests"] != 7 || got.Decision.Reasons["anthropic:manual"] != reason {
+		t.Errorf("explain --json: %+v", got)
+	}
+	if out := e.ok("", "policy", "explain", "--provider", "anthropic"); !strings.Contains(out, reason[len("denied: "):]) {
+		t.Errorf("explain does not give the cap as the reason:\n%s", out)
+	}
 }
