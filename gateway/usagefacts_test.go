@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/opensoul/opensoul/gateway"
-	"github.com/opensoul/opensoul/gateway/chat"
+	gwchat "github.com/opensoul/opensoul/gateway/chat"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/gateway/usage"
 	"github.com/opensoul/opensoul/policy"
@@ -45,9 +45,9 @@ func dailyCapGateway(t *testing.T, creds map[string]store.Credential, order []st
 		o.Usage, o.Selector = st, engine
 		o.Config.Order = map[string][]string{"anthropic": order}
 		o.Chat = func(s *gateway.Server) (gateway.ChatInterceptor, error) {
-			return chat.New(chat.Options{Store: f.st, Selector: engine, Env: s.Env, Snapshot: s.Snapshot, Resolver: s.Resolver, Now: f.clock.Now,
-				Config: chat.Config{DefaultModel: "anthropic/claude-sonnet-5", Order: o.Config.Order,
-					Providers: map[string]chat.Provider{"anthropic": {BaseURL: f.anthropic.URL}}}})
+			return gwchat.New(gwchat.Options{Store: f.st, Selector: engine, Env: s.Env, Snapshot: s.Snapshot, Resolver: s.Resolver, Now: f.clock.Now,
+				Config: gwchat.Config{DefaultModel: "anthropic/claude-sonnet-5", Order: o.Config.Order,
+					Providers: map[string]gwchat.Provider{"anthropic": {BaseURL: f.anthropic.URL}}}})
 		}
 	})
 	f.profiles("main", creds, nil)
