@@ -375,7 +375,7 @@ func (a *app) verdictFunc(ctx context.Context, now time.Time) func(id string, c 
 func profileRow(pr gateway.ProfileReason, snap *gateway.Snapshot, now time.Time, verdict func(string, store.Credential) gateway.Verdict) profileStatus {
 	id := pr.ID
 	c := snap.Profiles[id]
-	st := snap.Stats[id]
+	st := snap.Stats.Get(id)
 	row := profileStatus{
 		ID:             id,
 		Type:           c.Type,

@@ -36,8 +36,8 @@ type Snapshot struct {
 	Profiles map[string]store.Credential
 	Owner    map[string]string   // profile id → agent whose store holds it
 	Order    map[string][]string // the agent's effective store order
-	Stats    map[string]store.UsageStats
-	LastGood map[string]string // provider → profile id, for this agent
+	Stats    StatsMap            // see StatsMap: read with Get, Lookup, All
+	LastGood map[string]string   // provider → profile id, for this agent
 	// Recent are the provider/model refs this agent asked for lately
 	// (epoch ms of the last noted request; store.State.RecentModels).
 	Recent map[string]int64
@@ -64,7 +64,6 @@ func LoadSnapshot(s *store.Store, agent string) (*Snapshot, error) {
 		Profiles: eff.Profiles,
 		Owner:    eff.Owner,
 		Order:    eff.Order,
-		Stats:    map[string]store.UsageStats{},
 		LastGood: map[string]string{},
 		Paths:    []string{s.ProfilesPath(agent), s.StatePath(agent)},
 		facts:    &factsMemo{},
@@ -91,15 +90,17 @@ func LoadSnapshot(s *store.Store, agent string) (*Snapshot, error) {
 	if agent != store.DefaultAgent {
 		snap.Paths = append(snap.Paths, s.ProfilesPath(store.DefaultAgent), s.StatePath(store.DefaultAgent))
 	}
+	stats := map[string]store.UsageStats{}
 	for id, owner := range eff.Owner {
 		st, err := stateOf(owner)
 		if err != nil {
 			return nil, err
 		}
 		if u := st.UsageStats[id]; u != nil {
-			snap.Stats[id] = *u
+			stats[id] = *u
 		}
 	}
+	snap.Stats = NewStatsMap(stats)
 	return snap, nil
 }
 
@@ -406,7 +407,7 @@ func patchFacts(snap *Snapshot, base []policy.ProfileFacts, changed []string, re
 // module verdicts and the module could not give one.
 func profileFact(snap *Snapshot, id string, c store.Credential, req FactsRequest, now time.Time) (pf policy.ProfileFacts, ok bool) {
 	ok = true
-	st := snap.Stats[id]
+	st := snap.Stats.Get(id)
 	pf = policy.ProfileFacts{
 		ID:            id,
 		Provider:      c.Provider,

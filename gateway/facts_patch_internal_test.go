@@ -36,8 +36,8 @@ func TestPatchedFactsEqualRebuilt(t *testing.T) {
 	providers := []string{"anthropic", "openai"}
 	snap := &Snapshot{
 		Agent: "work", Profiles: map[string]store.Credential{}, Owner: map[string]string{},
-		Stats: map[string]store.UsageStats{}, LastGood: map[string]string{},
-		facts: &factsMemo{}, scrub: &scrubMemo{},
+		LastGood: map[string]string{},
+		facts:    &factsMemo{}, scrub: &scrubMemo{},
 	}
 	for i := range 40 {
 		id := fmt.Sprintf("p%02d", i)

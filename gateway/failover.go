@@ -297,7 +297,7 @@ func (s *Server) fail(rs *reqState, c candidate, att Attempt, retry time.Duratio
 	s.metrics.failures.WithLabelValues(rs.provider, labelID(c.id), clip(att.Reason)).Inc()
 	if c.owner != "" && recordsOnProfile(att.Reason) {
 		s.live.record(c.owner, stateOp{profile: c.id, reason: att.Reason, model: att.Model, retryAfter: retry, scope: att.Scope, at: now, tag: c.cred.Tag()})
-		att.Recovery = Recovery(rs.al.snap.Load().Stats[c.id], att.Model, now)
+		att.Recovery = Recovery(rs.al.snap.Load().Stats.Get(c.id), att.Model, now)
 	}
 	rs.attempts = append(rs.attempts, att)
 }
@@ -309,7 +309,7 @@ func (s *Server) succeed(rs *reqState, c candidate, now time.Time) {
 		return
 	}
 	snap := rs.al.snap.Load()
-	if !successIsNoop(snap.Stats[c.id], now) {
+	if !successIsNoop(snap.Stats.Get(c.id), now) {
 		s.live.record(c.owner, stateOp{profile: c.id, success: true, at: now})
 	}
 	if snap.LastGood[rs.provider] != c.id {
@@ -427,7 +427,7 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 		// recently used first: a request without a session every time, a
 		// new session once (then its auto pin ranks alone).
 		sel.rotate = func(ids []string) string {
-			return rs.al.picks.take(ids, now, func(id string) int64 { return snap.Stats[id].LastUsed })
+			return rs.al.picks.take(ids, now, func(id string) int64 { return snap.Stats.Get(id).LastUsed })
 		}
 	}
 	if !sel.userPin {
@@ -520,7 +520,7 @@ func (sel *selection) cooling() []Attempt {
 		if sel.userPin && id != sel.pin {
 			continue
 		}
-		u := sel.snap.Stats[id]
+		u := sel.snap.Stats.Get(id)
 		reason := ReasonCooldown
 		if u.DisabledUntil > sel.now.UnixMilli() {
 			reason = cmp.Or(u.DisabledReason, "disabled")

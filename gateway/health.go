@@ -208,7 +208,7 @@ func (r Resolver) Resolve(ctx context.Context, snap *Snapshot, q Query, now time
 	if eq := dec.Equal(); len(eq) > 1 && !userPin {
 		// The gateway serves the least recently used of the policy's
 		// equal-rank candidates first (see failover.go): so does this.
-		first := leastRecent(eq, func(id string) int64 { return snap.Stats[id].LastUsed })
+		first := leastRecent(eq, func(id string) int64 { return snap.Stats.Get(id).LastUsed })
 		if i := slices.Index(res.Candidates, first); i > 0 {
 			res.Candidates = slices.Insert(slices.Delete(res.Candidates, i, i+1), 0, first)
 		}
@@ -419,7 +419,7 @@ func Models(snap *Snapshot, inUse []string, now time.Time) []string {
 		}
 	}
 	var cooling []string
-	for id, u := range snap.Stats {
+	for id, u := range snap.Stats.All() {
 		c, ok := snap.Profiles[id]
 		if ok && u.CooldownModel != "" && u.CooldownUntil > now.UnixMilli() {
 			cooling = append(cooling, c.Provider+"/"+u.CooldownModel)

@@ -111,16 +111,18 @@ func TestHealthCheckEveryCombination(t *testing.T) {
 	for _, combo := range combos {
 		for _, order := range []string{"ids", "store order", "reverse store order"} {
 			snap := &gateway.Snapshot{Agent: "main", Profiles: map[string]store.Credential{}, Owner: map[string]string{},
-				Order: map[string][]string{}, Stats: map[string]store.UsageStats{}, LastGood: map[string]string{}}
+				Order: map[string][]string{}, LastGood: map[string]string{}}
+			stats := map[string]store.UsageStats{}
 			var ids []string
 			stateOf := map[string]healthState{}
 			for i, s := range combo {
 				id := fmt.Sprintf("anthropic:%c-%s", 'a'+i, s)
 				c, u := healthProfile(s, now)
-				snap.Profiles[id], snap.Stats[id], snap.Owner[id] = c, u, "main"
+				snap.Profiles[id], stats[id], snap.Owner[id] = c, u, "main"
 				ids = append(ids, id)
 				stateOf[id] = s
 			}
+			snap.Stats = gateway.NewStatsMap(stats)
 			switch order {
 			case "store order":
 				snap.Order["anthropic"] = ids
@@ -167,8 +169,8 @@ func TestHealthCooldownIsPerModel(t *testing.T) {
 		Profiles: map[string]store.Credential{"anthropic:work": work, "anthropic:home": home},
 		Owner:    map[string]string{"anthropic:work": "main", "anthropic:home": "main"},
 		Order:    map[string][]string{"anthropic": {"anthropic:work", "anthropic:home"}},
-		Stats: map[string]store.UsageStats{"anthropic:work": {
-			CooldownUntil: now.UnixMilli() + 60_000, CooldownModel: "claude-opus-5", ErrorCount: 1}},
+		Stats: gateway.NewStatsMap(map[string]store.UsageStats{"anthropic:work": {
+			CooldownUntil: now.UnixMilli() + 60_000, CooldownModel: "claude-opus-5", ErrorCount: 1}}),
 		LastGood: map[string]string{},
 	}
 	refs := gateway.Models(snap, []string{"anthropic/claude-sonnet-5"}, now)

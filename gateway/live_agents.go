@@ -173,7 +173,7 @@ func (c *agentCache) noticeChangedCredentials(snap *Snapshot, u unwritten) {
 		key := snap.Owner[id] + "/" + id
 		prev, known := c.seen[key]
 		sum := sha256.Sum256([]byte(cred.Secret()))
-		st, ok := snap.Stats[id]
+		st, ok := snap.Stats.Lookup(id)
 		held := ok && (st.DisabledUntil >= DisabledUntilChanged || st.Scope != "")
 		c.seen[key] = seenCred{sum: sum, held: held}
 		if !known || prev.sum == sum {
@@ -237,12 +237,12 @@ func applyToSnapshot(snap *Snapshot, owner string, op stateOp, cd Cooldowns) {
 	if snap.Owner[op.profile] != owner {
 		return
 	}
-	u := snap.Stats[op.profile]
+	u := snap.Stats.Get(op.profile)
 	if u.FailureCounts != nil {
 		u.FailureCounts = maps.Clone(u.FailureCounts)
 	}
 	op.applyStats(&u, cd)
-	snap.Stats[op.profile] = u
+	snap.Stats = snap.Stats.With(op.profile, u)
 }
 
 // apply applies ops (for owner's state file) to every loaded snapshot
@@ -262,7 +262,6 @@ func (c *agentCache) apply(owner string, ops []stateOp) {
 		// profile's lastUsed and the provider's lastGood, and copying
 		// every profile's stats for each cost more than the request.
 		if changed := statsChanged(old, owner, ops); changed != nil {
-			snap.Stats = maps.Clone(old.Stats)
 			snap.facts = old.facts.next(changed) // the facts change with the stats only
 		}
 		if slices.ContainsFunc(ops, func(op stateOp) bool { return op.lastGood }) {

@@ -34,7 +34,7 @@ func TestIdleAgentsAreUnloaded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return a.snap.Load().Stats["anthropic:x"].CooldownUntil
+		return a.snap.Load().Stats.Get("anthropic:x").CooldownUntil
 	}
 
 	for _, id := range []string{"x", "busy"} {

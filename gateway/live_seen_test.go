@@ -54,7 +54,7 @@ func TestSeenForgetsRemovedProfiles(t *testing.T) {
 	// p000 is disabled until changed; then all but p199 are removed.
 	l.record("x", stateOp{profile: "anthropic:p000", reason: ReasonAuth, at: now})
 	l.flush()
-	if u := reload().Stats["anthropic:p000"]; u.DisabledUntil < DisabledUntilChanged {
+	if u := reload().Stats.Get("anthropic:p000"); u.DisabledUntil < DisabledUntilChanged {
 		t.Fatalf("p000 not disabled: %+v", u)
 	}
 	update(func(p *store.Profiles) {
@@ -71,7 +71,7 @@ func TestSeenForgetsRemovedProfiles(t *testing.T) {
 	update(func(p *store.Profiles) {
 		p.Profiles["anthropic:p000"] = store.Credential{Type: store.TypeAPIKey, Provider: "anthropic", Key: "sk-seen-new"}
 	})
-	if u := reload().Stats["anthropic:p000"]; u.DisabledUntil != 0 {
+	if u := reload().Stats.Get("anthropic:p000"); u.DisabledUntil != 0 {
 		t.Errorf("re-added with a new secret, still disabled: %+v", u)
 	}
 	update(func(p *store.Profiles) { delete(p.Profiles, "anthropic:p000") })

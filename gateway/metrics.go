@@ -92,7 +92,7 @@ func (c *cooldownCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.now().UnixMilli()
 	for _, snap := range c.live.snapshots() {
 		for id := range snap.Profiles {
-			u := snap.Stats[id]
+			u := snap.Stats.Get(id)
 			left := 0.0
 			if u.CooldownUntil > now {
 				left = float64(u.CooldownUntil-now) / 1000

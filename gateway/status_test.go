@@ -57,9 +57,9 @@ func TestBuildInputLeavesModelScopeToPolicy(t *testing.T) {
 			"anthropic:a": {Type: store.TypeAPIKey, Provider: "anthropic", Key: "ka"},
 			"anthropic:b": {Type: store.TypeAPIKey, Provider: "anthropic", Key: "kb"},
 		},
-		Stats: map[string]store.UsageStats{
+		Stats: NewStatsMap(map[string]store.UsageStats{
 			"anthropic:a": {CooldownUntil: now.Add(time.Minute).UnixMilli(), CooldownModel: "claude-opus-5"},
-		},
+		}),
 	}
 	engine, err := policy.New(t.Context(), policy.Options{CacheSize: -1})
 	if err != nil {

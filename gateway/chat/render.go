@@ -116,7 +116,7 @@ func (c *call) envVar(provider string) (gateway.EnvVar, bool) {
 // expired, disabled: billing (5h), not used: <why>.
 func (c *call) marks(id, model string, dec *policy.Decision) []string {
 	cr := c.snap.Profiles[id]
-	st := c.snap.Stats[id]
+	st := c.snap.Stats.Get(id)
 	ms := c.now.UnixMilli()
 	var out []string
 	if c.snap.LastGood[cr.Provider] == id {
