@@ -120,8 +120,8 @@ func main() {
 	only := flag.String("only", "", "with -profiles: measure only these modes (comma-separated: cached, sessions, nosession, churn, newsession, nocache)")
 	spreadKeys := flag.Int("spread", 0, "instead: check that requests without a session spread over this many keys (4: each 15-35%)")
 	attack := flag.String("attack", "", "measure memory under hostile callers instead: bodies (see attack.go)")
-	conns := flag.Int("conns", 40, "with -attack: connections per round")
-	rounds := flag.Int("rounds", 4, "with -attack: rounds of declared-length bodies; with -firstreq: gateway starts")
+	conns := flag.Int("conns", 40, "with -attack: connections per round; with -crash: clients")
+	rounds := flag.Int("rounds", 4, "with -attack: rounds of declared-length bodies; with -firstreq: gateway starts; with -crash: kills")
 	hold := flag.Duration("hold", 3*time.Second, "with -attack: how long each round holds its connections")
 	soak := flag.Duration("soak", 0, "instead: soak the gateway for this long under mixed traffic and CLI writers (see soak.go)")
 	state := flag.String("state", "", "internal: the state dir for -serve soak")
@@ -129,6 +129,7 @@ func main() {
 	margin := flag.Float64("margin", 1.5, "with -quota: the keys together refill this many times what the gateway served in calibration")
 	window := flag.Duration("window", 10*time.Second, "with -quota: a key's bucket refills from empty in this long")
 	blind := flag.Bool("blind", false, "with -quota: the upstream sends no rate-limit headers on success (the gateway cannot see headroom)")
+	crash := flag.String("crash", "", "instead: SIGKILL this built opensoul binary under load -rounds times and check its usage store (see crash.go)")
 	flag.Parse()
 	var err error
 	switch {
@@ -138,6 +139,8 @@ func main() {
 		err = child(*serve, *up, *profiles, *state)
 	case *firstReq != "":
 		err = runFirstRequest(*firstReq, *rounds)
+	case *crash != "":
+		err = runCrash(*crash, *rounds, *conns, *dur)
 	case *soak > 0:
 		err = runSoak(*soak)
 	case *attack != "":
