@@ -41,7 +41,11 @@ func (a *app) gatewayCmd() *ffcli.Command {
 		LongHelp: `Serves /{provider}/... (anthropic, openai, openrouter and configured
 providers) with a credential chosen per request by the policies, failing
 over to the next credential when a provider says no. Also /healthz,
-/readyz and /metrics.
+/readyz and /metrics. /readyz answers 503 until the gateway is ready to
+serve without first-request work: the provider modules in use compiled
+(in parallel; the compiled code is cached for the next start), every
+configured agent's profiles checked and presented by their modules, and
+the policies evaluated once per model in use (agents.defaults.model).
 
 On first run it generates a gateway token, saves it to <state>/.env as
 OPENSOUL_GATEWAY_TOKEN and prints how to point the SDKs at the gateway.
@@ -136,7 +140,8 @@ func (a *app) buildGateway(ctx context.Context) (*builtGateway, error) {
 	g.srv, err = gateway.New(gateway.Options{
 		Store: a.st, Config: gatewayConfig(a.cfg, g.listen), Env: a.env, Selector: g.engine,
 		Modules: g.modules, Logger: g.log, Usage: usageSink(g.usage),
-		Warmup: func(ctx context.Context) { warmProviderModules(ctx, g.modules, inUse, g.log) },
+		Warmup:     func(ctx context.Context) { warmProviderModules(ctx, g.modules, inUse, g.log) },
+		WarmModels: a.modelsInUse(),
 		Chat: func(srv *gateway.Server) (gateway.ChatInterceptor, error) {
 			h, err := newChatHandler(a.st, a.cfg, g.engine, g.log, srv, g.usage)
 			g.chat = h

@@ -145,9 +145,16 @@ type Options struct {
 	PollInterval time.Duration
 	// Warmup, when set, runs in the background from New (compiling the
 	// provider modules in use, say); /readyz answers 503 until it has
-	// returned and the default agent's profiles have been loaded and
-	// checked, so the first request does none of that work.
+	// returned and the server has warmed every configured agent: its
+	// state loaded, its profiles checked and presented by their modules,
+	// and one policy decision made per model worth expecting (warm.go), so
+	// the first request does none of that work.
 	Warmup func(context.Context)
+	// WarmModels are the provider/model refs requests are expected for
+	// (agents.defaults.model: primary and fallbacks); the warm-up decides
+	// once for each, besides Fallbacks and the models the agents asked
+	// for lately.
+	WarmModels []string
 	// OAuthHTTPClient talks to token endpoints (nil: http.DefaultClient).
 	OAuthHTTPClient *http.Client
 }
@@ -174,6 +181,8 @@ type Server struct {
 	stop     context.CancelFunc // ends the warm-up
 	warmed   chan struct{}      // closed when Warmup has returned (at once without one)
 	closed   sync.Once
+
+	warmModels []string // Options.WarmModels
 
 	observeGate observeGate // which answers are read for limits; own lock-free state
 	limits      limitBook   // the profiles' quantized limits, for the policy
@@ -266,7 +275,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		store: opts.Store, selector: opts.Selector, modules: opts.Modules, usage: opts.Usage,
-		log: opts.Logger, now: opts.Now,
+		log: opts.Logger, now: opts.Now, warmModels: opts.WarmModels,
 	}
 	s.observer, _ = opts.Modules.(Observer)
 	s.spent, _ = opts.Usage.(UsageFacts)
@@ -317,27 +326,10 @@ func New(opts Options) (*Server, error) {
 		go func() {
 			defer close(s.warmed)
 			defer s.warming.Store(false)
-			opts.Warmup(ctx)
-			s.warmAgent(ctx, store.DefaultAgent)
+			s.warm(ctx, opts.Warmup)
 		}()
 	}
 	return s, nil
-}
-
-// warmAgent loads an agent's state and has each of its profiles checked by
-// its provider's module, as the agent's first request would.
-func (s *Server) warmAgent(ctx context.Context, agent string) {
-	a, err := s.live.agent(agent)
-	if err != nil || s.modules == nil {
-		return // the first request reports it
-	}
-	snap, now := a.snap.Load(), s.now()
-	for id, c := range snap.Profiles {
-		if ctx.Err() != nil {
-			return
-		}
-		s.verdicts.of(ctx, s.modules, id, c, now)
-	}
 }
 
 // SetConfig replaces the configuration for requests that start after it.
@@ -411,7 +403,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if s.warming.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			w.Write([]byte("starting: compiling provider modules\n"))
+			w.Write([]byte("starting: compiling provider modules, warming credentials and policies\n"))
 			return
 		}
 		w.Write([]byte("ready\n"))

@@ -81,6 +81,7 @@ type Host struct {
 	log         *slog.Logger
 	backoffs    *backoffs
 	loads       atomic.Uint64 // modules compiled (or read from the compile cache)
+	calls       atomic.Uint64 // calls into modules (opensoul_call)
 
 	mu       sync.Mutex // guards the fields below
 	reported map[string]bool
@@ -91,6 +92,11 @@ type Host struct {
 // compilation cache: a gateway that is ready does no more of it for the
 // providers it warmed.
 func (h *Host) Loads() uint64 { return h.loads.Load() }
+
+// Calls counts the calls that reached this host's modules (loading
+// and probing a module count too): a gateway that is ready asks a module
+// nothing more for the credentials it warmed.
+func (h *Host) Calls() uint64 { return h.calls.Load() }
 
 // NewHost starts a runtime. A cache directory that cannot be created is
 // logged and replaced by an in-memory cache; it is not an error.

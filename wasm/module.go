@@ -154,6 +154,7 @@ func (m *module) call(ctx context.Context, op string, req []byte) ([]byte, error
 		return nil, m.skipped()
 	}
 	m.calls.Add(1)
+	m.host.calls.Add(1)
 	cctx, cancel := ctx, context.CancelFunc(nil)
 	if m.host.callTimeout > 0 {
 		cctx, cancel = context.WithTimeout(ctx, m.host.callTimeout)

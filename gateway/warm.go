@@ -1,0 +1,125 @@
+package gateway
+
+import (
+	"context"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/policy"
+
+	providers "github.com/opensoul/opensoul/gateway/provider"
+)
+
+// warm does, before /readyz turns green, the work a first request would
+// otherwise do itself: Options.Warmup (the CLI compiles the provider
+// modules in use there, in parallel), then for every configured agent in
+// parallel (warmAgent) its state loaded, each profile checked and
+// presented by its provider's module, and one policy decision per model
+// worth expecting. Nothing is sent upstream.
+func (s *Server) warm(ctx context.Context, warmup func(context.Context)) {
+	if warmup != nil {
+		warmup(ctx)
+	}
+	var wg sync.WaitGroup
+	for _, agent := range s.warmAgents() {
+		wg.Go(func() { s.warmAgent(ctx, agent) })
+	}
+	wg.Wait()
+}
+
+// warmAgents are the agents a request can be expected for: the default
+// agent and every agent with its own gateway token.
+func (s *Server) warmAgents() []string {
+	rc := s.cfg.Load()
+	agents := []string{store.DefaultAgent}
+	if rc.DefaultAgent != "" {
+		agents = append(agents, rc.DefaultAgent)
+	}
+	for id := range rc.AgentTokens {
+		agents = append(agents, id)
+	}
+	slices.Sort(agents)
+	return slices.Compact(agents)
+}
+
+// warmAgent loads an agent's state, has each of its profiles checked and
+// presented by its provider's module (filling the modules' answer caches,
+// as the agent's first request would), and decides once per model worth
+// expecting (warmDecisions).
+func (s *Server) warmAgent(ctx context.Context, agent string) {
+	a, err := s.live.agent(agent)
+	if err != nil {
+		return // the first request reports it
+	}
+	snap, now := a.snap.Load(), s.now()
+	if s.modules != nil {
+		ids := make(chan string)
+		var wg sync.WaitGroup
+		for range min(runtime.GOMAXPROCS(0), len(snap.Profiles)) {
+			wg.Go(func() {
+				for id := range ids {
+					s.warmProfile(ctx, id, snap.Profiles[id], now)
+				}
+			})
+		}
+		for id := range snap.Profiles {
+			if ctx.Err() != nil {
+				break
+			}
+			ids <- id
+		}
+		close(ids)
+		wg.Wait()
+	}
+	s.warmDecisions(ctx, agent, a, snap)
+}
+
+// warmProfile asks the profile's module for its check verdict and, when
+// the credential can be sent as it is, for its headers: both answers are cached by
+// credential, so the first request to use it asks neither.
+func (s *Server) warmProfile(ctx context.Context, id string, c store.Credential, now time.Time) {
+	if ctx.Err() != nil {
+		return
+	}
+	switch s.verdicts.of(ctx, s.modules, id, c, now).Status {
+	case StatusInvalid, StatusMissing, StatusExpired: // not sent as it is
+		return
+	}
+	s.headers(ctx, c.Provider, candidate{id: id, cred: c})
+}
+
+// warmDecisions evaluates the policy for the agent once per model worth
+// expecting (Models: the configured defaults and fallbacks, models with a
+// cooldown, models asked for within RecentWindow, and every other
+// provider with a profile), as a request without a session from an
+// unidentified client would ask. This runs the policy's first evaluation,
+// which costs several times a later one, and fills the decision cache
+// for those inputs. A request whose input differs (another model, client,
+// wire API or a new session) is still evaluated on its first arrival.
+func (s *Server) warmDecisions(ctx context.Context, agent string, a *agentLive, snap *Snapshot) {
+	rc, env, now := s.cfg.Load(), *s.env.Load(), s.now()
+	r := s.resolver(ctx, rc, env, now)
+	_, known := (*a.sessions.Load())[DefaultSession]
+	for _, ref := range Models(snap, append(slices.Clone(s.warmModels), rc.Fallbacks...), now) {
+		if ctx.Err() != nil {
+			return
+		}
+		provider, model, _ := strings.Cut(ref, "/")
+		if _, ok := rc.bases[provider]; !ok {
+			continue // no route: no request can ask for it
+		}
+		q := Query{Agent: agent, Session: DefaultSession, SessionNew: !known, Provider: provider, Model: model,
+			Client: policy.ClientFacts{Name: ClientUnknown}}
+		if apis := providers.For(provider).APIs; len(apis) > 0 {
+			q.API = apis[0]
+		}
+		r.Decide(ctx, snap, q, now) // an error is the first request's to report
+		if id, cred, ok, _ := r.Fallback(provider, now); ok && s.modules != nil {
+			s.headers(ctx, provider, candidate{id: id, cred: cred})
+		}
+	}
+}
