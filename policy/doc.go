@@ -9,7 +9,18 @@
 // served only while the clock stays between the time boundaries the input
 // carries (cooldowns, disables, expiries), so a cached decision is never
 // served after something it depended on changed. User policies that read the
-// clock themselves turn the cache off. [Engine.Reload] re-reads the
+// clock themselves turn the cache off.
+//
+// Below the decision cache, while only the built-in policies are loaded,
+// the engine splits the evaluation (split.go): each profile's class
+// ([ClassesRule]: skipped, cooling or candidate, with its sort key and
+// reason) depends only on that profile's facts and a small request context
+// (the clock, the request's model and client, the explicit order), so it
+// is kept per profile with the clock interval of the profile's own time
+// boundaries, only changed profiles are classified (one evaluation for all
+// of them), and the decision is assembled in Go as the policy's decision
+// rule does. With a user policy loaded every decision is the whole
+// evaluation. [Engine.Reload] re-reads the
 // directories so a running gateway picks up edits; a set that does not
 // compile is refused and the previous one kept.
 //
