@@ -320,9 +320,15 @@ limit_until := until if {
 	}
 }
 
-recovery := {id: max([object.get(cooldown_until, id, 0), object.get(disabled_until, id, 0), object.get(limit_until, id, 0)]) |
-	some id in ({id | some id, _ in cooldown_until} | {id | some id, _ in disabled_until}) | {id | some id, _ in limit_until}
-	not excluded[id]
+recovery := r if {
+	cd := cooldown_until
+	dis := disabled_until
+	lim := limit_until
+	ex := excluded
+	r := {id: max([object.get(cd, id, 0), object.get(dis, id, 0), object.get(lim, id, 0)]) |
+		some id, _ in object.union_n([cd, dis, lim])
+		not ex[id]
+	}
 }
 
 ready := (object.keys(index) - object.keys(excluded)) - object.keys(recovery)

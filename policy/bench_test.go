@@ -65,8 +65,9 @@ func BenchmarkDecide(b *testing.B) {
 	//   uncached-N the split evaluation with the same input every time:
 	//              every class from the class cache, the decision assembled
 	//   churn-N    split, and on every decision one profile's cooldown
-	//              toggles (a different profile each time), the request
-	//              names a new model and a new session: one class evaluated
+	//              is set or lifted, to a time never seen before (a
+	//              different profile each time), and the request names a
+	//              new model and a new session: one class evaluated
 	//   cold-N     split with an empty class cache: every class evaluated
 	for _, n := range []int{10, 100, 1000} {
 		for _, mode := range []string{"whole", "uncached", "churn", "cold"} {
@@ -84,9 +85,9 @@ func BenchmarkDecide(b *testing.B) {
 						step++
 						p := &in.Profiles[step%n]
 						if p.CooldownUntil > in.Now {
-							p.CooldownUntil = 0
+							p.CooldownUntil = in.Now - int64(step) // over: lifted
 						} else {
-							p.CooldownUntil = in.Now + minute
+							p.CooldownUntil = in.Now + minute + int64(step)
 						}
 						in.Request.Model = fmt.Sprintf("claude-%d", step)
 						in.Session.ID = fmt.Sprintf("s%d", step)

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -52,16 +51,17 @@ type class struct {
 	out    string // "" within the explicit order, else why it is not used
 }
 
-// classCache keeps each profile's last class, keyed by the profile's id
-// and checked against the exact encoding of its facts and context.
+// classCache keeps profiles' classes by the exact encoding of what they
+// depend on (appendClassKey, which includes the profile's id). Keyed by
+// content rather than by id, two agents whose profiles share an id but not
+// their facts (an agent's own limits, say) each keep theirs.
 type classCache struct {
 	mu sync.Mutex
-	m  map[string]*classEntry
+	m  map[string]*classEntry // string(class key) → class
 }
 
 // classEntry never changes after it is stored.
 type classEntry struct {
-	key    []byte
 	lo, hi int64 // valid while lo <= now < hi
 	c      class
 }
@@ -216,8 +216,8 @@ func (s *policySet) decideSplit(ctx context.Context, in *Input, memo *termMemo, 
 	var miss []int
 	cc.mu.Lock()
 	for i := range in.Profiles {
-		e := cc.m[in.Profiles[i].ID]
-		if e != nil && e.lo <= in.Now && in.Now < e.hi && bytes.Equal(e.key, buf[offs[i]:offs[i+1]]) {
+		e := cc.m[string(buf[offs[i]:offs[i+1]])]
+		if e != nil && e.lo <= in.Now && in.Now < e.hi {
 			classes[i] = e.c
 		} else {
 			miss = append(miss, i)
@@ -235,7 +235,7 @@ func (s *policySet) decideSplit(ctx context.Context, in *Input, memo *termMemo, 
 		for _, i := range miss {
 			p := &in.Profiles[i]
 			lo, hi := profileValidity(p, in.Now)
-			cc.m[p.ID] = &classEntry{key: bytes.Clone(buf[offs[i]:offs[i+1]]), lo: lo, hi: hi, c: classes[i]}
+			cc.m[string(buf[offs[i]:offs[i+1]])] = &classEntry{lo: lo, hi: hi, c: classes[i]}
 		}
 		cc.mu.Unlock()
 	}

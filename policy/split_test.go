@@ -227,14 +227,25 @@ func TestSplitReusesClasses(t *testing.T) {
 	if n := classified(func() { in.Profiles[20].LastUsed++ }); n != 0 {
 		t.Errorf("lastUsed moved: %d profiles classified, want 0", n)
 	}
+	// Another agent whose profile of the same id has other facts (its own
+	// limits): each keeps its class, so alternating costs nothing.
+	other := clone(in)
+	other.Agent.ID = "work"
+	other.Profiles[5].Limits = &LimitFacts{Headroom: 0.2, Status: "allowed"}
+	if _, err := e.Decide(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if n := classified(func() {}); n != 0 {
+		t.Errorf("back to the first agent: %d profiles classified, want 0", n)
+	}
 }
 
 func classEntries(e *Engine) map[string]*classEntry {
 	e.class.mu.Lock()
 	defer e.class.mu.Unlock()
 	out := make(map[string]*classEntry, len(e.class.m))
-	for id, c := range e.class.m {
-		out[id] = c
+	for k, c := range e.class.m {
+		out[k] = c
 	}
 	return out
 }
