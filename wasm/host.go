@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -69,6 +70,8 @@ type Options struct {
 type Host struct {
 	rt          wazero.Runtime
 	cache       wazero.CompilationCache
+	cacheDir    string       // the compiled modules on disk; "" when in memory
+	compiling   func()       // tests: runs as each compile starts
 	verdicts    *verdictFile // nil without a disk cache
 	callTimeout time.Duration
 	maxResponse int
@@ -171,6 +174,7 @@ func (h *Host) openCache(o Options) wazero.CompilationCache {
 		return wazero.NewCompilationCache()
 	}
 	h.verdicts = &verdictFile{path: filepath.Join(dir, verdictFileName), log: h.log}
+	h.cacheDir = dir
 	return c
 }
 
@@ -265,7 +269,7 @@ func (h *Host) load(ctx context.Context, provider, file string, bin []byte) (*mo
 		return fail(ErrNotWasm)
 	}
 	h.loads.Add(1)
-	cm, err := h.rt.CompileModule(ctx, bin)
+	cm, err := h.compile(ctx, provider, file, bin)
 	if err != nil {
 		if strings.Contains(err.Error(), "over limit") {
 			return fail(fmt.Errorf("%w: %v", ErrMemoryLimit, err))
@@ -302,6 +306,51 @@ func (h *Host) load(ctx context.Context, provider, file string, bin []byte) (*mo
 	m.slots <- struct{}{}
 	m.idle <- in
 	return m, nil
+}
+
+// compile compiles bin, or reads it from the disk cache, which other
+// processes share: wazero writes each entry to a temp file, syncs and
+// renames it, so a reader sees a whole entry or none. An entry that is
+// damaged all the same (wazero checks its checksum and fails the compile)
+// is removed, with the other compiled entries, and the module compiled
+// again; an entry that cannot be written (a full disk) leaves the module
+// compiled in memory, where the second try finds it.
+func (h *Host) compile(ctx context.Context, provider, file string, bin []byte) (wazero.CompiledModule, error) {
+	if h.compiling != nil {
+		h.compiling()
+	}
+	cm, err := h.rt.CompileModule(ctx, bin)
+	if err == nil || h.cacheDir == "" {
+		return cm, err
+	}
+	var pathErr *fs.PathError
+	var linkErr *os.LinkError
+	switch {
+	case strings.HasPrefix(err.Error(), "compilationcache:"):
+		n := clearCompiled(h.cacheDir)
+		h.log.Warn("a compiled module in the module cache is damaged; the cache's compiled modules were removed and this one is compiled again",
+			"provider", provider, "module", file, "dir", h.cacheDir, "removed", n, "err", err)
+	case errors.As(err, &pathErr) || errors.As(err, &linkErr):
+		h.log.Warn("cannot use the module cache; the module is compiled in memory", "provider", provider, "module", file, "dir", h.cacheDir, "err", err)
+	default:
+		return nil, err
+	}
+	return h.rt.CompileModule(ctx, bin)
+}
+
+// clearCompiled removes the compiled modules from a cache dir (wazero
+// keeps them as <dir>/wazero-<version>-<arch>-<os>/<sha256 hex>) and
+// returns how many. Temp files other processes are writing are left
+// alone, and so are the check verdicts.
+func clearCompiled(dir string) int {
+	paths, _ := filepath.Glob(filepath.Join(dir, "wazero-*", "*"))
+	n := 0
+	for _, p := range paths {
+		if name := filepath.Base(p); len(name) == 64 && strings.Trim(name, "0123456789abcdef") == "" && os.Remove(p) == nil {
+			n++
+		}
+	}
+	return n
 }
 
 func checkExports(cm wazero.CompiledModule) error {

@@ -20,23 +20,49 @@ import (
 // it is ready: it starts the built opensoul binary with an empty state and
 // an empty module cache (XDG_CACHE_HOME in a fresh temp dir), polls
 // /readyz every 2 ms, and times the first request after it answers 200
-// against the next 99 (loopback, fake upstream, wall clock). Build first:
+// against the next 99 (loopback, fake upstream, wall clock). Each round
+// does the same with a fresh bare reverse proxy process (the loadtest's
+// own, answering /readyz itself): its first request opens the upstream
+// connection too, which is what any proxy's first request pays. Build
+// first:
 //
 //	go build -o /tmp/opensoul . && go run ./gateway/loadtest -firstreq /tmp/opensoul [-rounds 5]
 func runFirstRequest(bin string, rounds int) error {
 	upURL, stopUp := listen(http.HandlerFunc(upstream))
 	defer stopUp()
 	fmt.Printf("first request after /readyz, empty module cache, %d rounds (wall clock, loopback)\n", rounds)
-	fmt.Printf("%-5s | %-10s | %-13s | %-18s | %s\n", "round", "ready in", "first request", "next 99: median", "first / median")
+	fmt.Printf("%-5s | %-10s | %-27s | %s\n", "", "", "gateway", "bare proxy (fresh process)")
+	fmt.Printf("%-5s | %-10s | %-8s %-8s %-9s | %-8s %-8s %s\n", "round", "ready in", "first", "median", "ratio", "first", "median", "ratio")
 	for i := range rounds {
 		r, err := firstRequestRound(bin, upURL)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%-5d | %10s | %13s | %18s | %.1fx\n", i+1, r.ready.Round(time.Millisecond), r.first.Round(10*time.Microsecond),
-			r.median.Round(10*time.Microsecond), float64(r.first)/float64(r.median))
+		b, err := bareFirstRound(upURL)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-5d | %10s | %-8s %-8s %-9s | %-8s %-8s %.1fx\n", i+1, r.ready.Round(time.Millisecond),
+			us(r.first), us(r.median), fmt.Sprintf("%.1fx", float64(r.first)/float64(r.median)),
+			us(b.first), us(b.median), float64(b.first)/float64(b.median))
 	}
 	return nil
+}
+
+// bareFirstRound times a fresh bare proxy process's first request after
+// its /readyz (answered by the proxy itself, so the upstream connection is
+// not opened before it) against its next 99.
+func bareFirstRound(upURL string) (firstRound, error) {
+	srv, err := spawn("bare-first", upURL)
+	if err != nil {
+		return firstRound{}, err
+	}
+	defer srv.stop()
+	r, err := timeFirst(srv.url, keyGood, time.Now())
+	if err != nil {
+		return r, fmt.Errorf("bare proxy: %w", err)
+	}
+	return r, nil
 }
 
 type firstRound struct{ ready, first, median time.Duration }
@@ -76,7 +102,14 @@ func firstRequestRound(bin, upURL string) (firstRound, error) {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	}()
-	base := "http://" + addr
+	return timeFirst("http://"+addr, gwToken, start)
+}
+
+// timeFirst polls base's /readyz every 2 ms until it answers 200, then
+// times 100 requests on the connection the polls opened: the first, and
+// the median of the rest.
+func timeFirst(base, key string, start time.Time) (firstRound, error) {
+	var r firstRound
 	for {
 		resp, err := http.Get(base + "/readyz")
 		if err == nil {
@@ -95,7 +128,7 @@ func firstRequestRound(bin, upURL string) (firstRound, error) {
 	var rest []time.Duration
 	for i := range 100 {
 		t := time.Now()
-		if err := oneMessage(base); err != nil {
+		if err := oneMessage(base, key); err != nil {
 			return r, fmt.Errorf("request %d: %w", i+1, err)
 		}
 		if i == 0 {
@@ -109,10 +142,10 @@ func firstRequestRound(bin, upURL string) (firstRound, error) {
 	return r, nil
 }
 
-func oneMessage(base string) error {
+func oneMessage(base, key string) error {
 	req, _ := http.NewRequest("POST", base+"/anthropic/v1/messages",
 		strings.NewReader(`{"model":"claude-sonnet-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`))
-	req.Header.Set("x-api-key", gwToken)
+	req.Header.Set("x-api-key", key)
 	req.Header.Set("anthropic-version", "2023-06-01")
 	req.Header.Set("content-type", "application/json")
 	resp, err := http.DefaultClient.Do(req)

@@ -172,6 +172,11 @@ func child(kind, upstreamURL string, profiles int, state string) error {
 		h = gw
 	case "bare":
 		h = bareProxy(upstreamURL)
+	case "bare-first": // -firstreq: /readyz answered here, not sent upstream
+		mux := http.NewServeMux()
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ready\n") })
+		mux.Handle("/", bareProxy(upstreamURL))
+		h = mux
 	case "scale", "scale-nocache", "scale-churn":
 		gw, closeGW, err := newScaleGateway(context.Background(), upstreamURL, profiles, kind)
 		if err != nil {
