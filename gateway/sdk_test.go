@@ -171,14 +171,21 @@ func TestSDKFailover(t *testing.T) {
 		t.Errorf("upstream saw %d requests; the cooling key more than once? %v", len(f.openai.requests()), got != "")
 	}
 
-	resp, metrics := f.do("GET", "/metrics", "", nil)
-	for _, want := range []string{
+	// The SDK stops reading at "data: [DONE]", so the last request's handler
+	// may still be finishing (and counting) when the loop above ends.
+	wants := []string{
 		`opensoul_failovers_total{provider="openai"} 1`,
 		`opensoul_profile_failures_total{profile="openai:a",provider="openai",reason="rate_limit"} 1`,
 		`opensoul_profile_cooldown_seconds{agent="main",model="gpt-5",profile="openai:a"} 20`,
 		`opensoul_upstream_attempts_total{outcome="ok",provider="openai"} 3`,
 		`opensoul_requests_total{code="200",provider="openai"} 3`,
-	} {
+	}
+	waitFor(t, "the three requests in /metrics", func() bool {
+		resp, metrics := f.do("GET", "/metrics", "", nil)
+		return resp.StatusCode == 200 && strings.Contains(metrics, wants[len(wants)-1])
+	})
+	resp, metrics := f.do("GET", "/metrics", "", nil)
+	for _, want := range wants {
 		if resp.StatusCode != 200 || !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
