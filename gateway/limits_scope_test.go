@@ -23,6 +23,7 @@ type scopedUpstream struct {
 	*httptest.Server
 	mu        sync.Mutex
 	remaining map[string]int
+	served    []string // key+" "+model of every answered request
 }
 
 func newScopedUpstream(t *testing.T) *scopedUpstream {
@@ -38,6 +39,9 @@ func newScopedUpstream(t *testing.T) *scopedUpstream {
 		}
 		u.mu.Lock()
 		left, ok := u.remaining[key+" "+req.Model]
+		if ok {
+			u.served = append(u.served, key+" "+req.Model)
+		}
 		u.mu.Unlock()
 		if !ok {
 			writeJSON(w, 401, `{"error":{"type":"invalid_request_error","message":"no such key"}}`, nil)
@@ -171,5 +175,42 @@ func TestLimitsWithoutScope(t *testing.T) {
 	f.messages("claude-b", nil)
 	if h := headroomOf(last(), "anthropic:a"); h != "0.3" {
 		t.Errorf("claude-b sees headroom %s, want the login's 0.3 observed on claude-a", h)
+	}
+}
+
+// TestPolicyPicksPerModelHeadroom: two OpenAI keys, each nearly spent on
+// one model and fresh on the other. Once both keys were seen on both
+// models, the built-in policy sends each model to the key with headroom
+// for it. (With limits keyed by profile, the key's last answer, whatever
+// its model, decided for every model.)
+func TestPolicyPicksPerModelHeadroom(t *testing.T) {
+	t.Parallel()
+	u := newScopedUpstream(t)
+	u.set(openaiKey, "gpt-a", 1500)
+	u.set(openaiKey, "gpt-b", 8500)
+	u.set(openaiKey2, "gpt-a", 8500)
+	u.set(openaiKey2, "gpt-b", 1500)
+	f, last := scopedFixture(t, u)
+	f.profiles("main", map[string]store.Credential{
+		"openai:one": {Type: store.TypeAPIKey, Provider: "openai", Key: openaiKey},
+		"openai:two": {Type: store.TypeAPIKey, Provider: "openai", Key: openaiKey2},
+	}, nil)
+	// Nothing known yet: the keys take turns, so each is seen on each model.
+	for _, m := range []string{"gpt-a", "gpt-a", "gpt-b", "gpt-b"} {
+		chat(t, f, last, gatewayToken, m)
+	}
+	u.mu.Lock()
+	u.served = nil
+	u.mu.Unlock()
+	for range 3 {
+		chat(t, f, last, gatewayToken, "gpt-b")
+		chat(t, f, last, gatewayToken, "gpt-a")
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, s := range u.served {
+		if s != openaiKey2+" gpt-a" && s != openaiKey+" gpt-b" {
+			t.Errorf("served %s with the key nearly spent for it", s[len(s)-5:])
+		}
 	}
 }
