@@ -153,3 +153,36 @@ func BenchmarkDecideBounds(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecideUsage is BenchmarkDecide's whole-N (a user policy's
+// path: the whole Rego evaluation, cache off) without and with usage
+// facts on every profile and on the agent: what input.profiles[i].usage
+// and input.agent.usage add to an uncached decision.
+func BenchmarkDecideUsage(b *testing.B) {
+	ctx := context.Background()
+	t := UsageTotals{Requests: 120, Tokens: 1_400_000, Input: 35_000, Output: 61_000, CacheRead: 1_300_000, CacheWrite: 9_900, Cost: 4.7}
+	u := &UsageFacts{H1: t, H5: t, H24: t, D30: t}
+	for _, n := range []int{10, 100} {
+		for _, with := range []bool{false, true} {
+			b.Run(fmt.Sprintf("whole-%d/usage=%v", n, with), func(b *testing.B) {
+				e := newEngine(b, Options{CacheSize: -1})
+				e.whole = true
+				in := benchInput(n)
+				if with {
+					in.Agent.Usage = u
+					for i := range in.Profiles {
+						in.Profiles[i].Usage = u
+					}
+				}
+				decide(b, e, in)
+				b.ReportAllocs()
+				defer reportCPU(b, cpuTime())
+				for b.Loop() {
+					if _, err := e.Decide(ctx, in); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -13,17 +13,23 @@ import (
 // as the JSON encoding of Input would show them (except nil slices, which
 // JSON would render as null).
 func (in *Input) value(memo *termMemo) ast.Value {
-	return in.valueWith(memo.profiles(in.Profiles))
+	return in.valueWithUsage(memo.profiles(in.Profiles), memo.agentUsage(in.Agent.Usage))
 }
 
 // valueWith is value with the given input.profiles.
 func (in *Input) valueWith(profiles *ast.Term) ast.Value {
+	return in.valueWithUsage(profiles, usageTerm(in.Agent.Usage))
+}
+
+// valueWithUsage is value with the given input.profiles and
+// input.agent.usage.
+func (in *Input) valueWithUsage(profiles, agentUsage *ast.Term) ast.Value {
 	return ast.NewObject(
 		item("now", intTerm(in.Now)),
 		item("agent", ast.ObjectTerm(
 			item("id", ast.StringTerm(in.Agent.ID)),
 			item("attrs", attrsTerm(in.Agent.Attrs)),
-			item("usage", usageTerm(in.Agent.Usage)),
+			item("usage", agentUsage),
 		)),
 		item("session", ast.ObjectTerm(
 			item("id", ast.StringTerm(in.Session.ID)),
@@ -133,8 +139,29 @@ func stringsTerm(ss []string) *ast.Term {
 // Terms are shared between evaluations and never modified (like OPA's
 // interned terms). A nil memo converts everything.
 type termMemo struct {
-	mu sync.Mutex
-	m  map[string]memoTerm // profile id → its last facts and term
+	mu    sync.Mutex
+	m     map[string]memoTerm // profile id → its last facts and term
+	usage *memoUsage          // the last agent usage converted
+}
+
+type memoUsage struct {
+	f UsageFacts
+	t *ast.Term
+}
+
+// agentUsage is input.agent.usage's term, the last one while the facts
+// stay the same (they move in quantized steps, not per request).
+func (m *termMemo) agentUsage(u *UsageFacts) *ast.Term {
+	if m == nil || u == nil {
+		return usageTerm(u)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.usage != nil && m.usage.f == *u {
+		return m.usage.t
+	}
+	m.usage = &memoUsage{f: *u, t: usageTerm(u)}
+	return m.usage.t
 }
 
 type memoTerm struct {

@@ -30,19 +30,20 @@ func TestValueMatchesJSON(t *testing.T) {
 }
 
 // TestValueMemoNoticesEveryField: the engine's term memo reuses a
-// profile's term only while its facts are the same; changing any field
-// of a profile (every one, by reflection) after the memo has seen it still
-// yields the JSON encoding of the changed input.
+// profile's term (and the agent's usage term) only while its facts are
+// the same; changing any field of a profile or of the agent's usage
+// (every one, by reflection) after the memo has seen it still yields the
+// JSON encoding of the changed input.
 func TestValueMemoNoticesEveryField(t *testing.T) {
 	t.Parallel()
 	base := filledInput()
 	for _, l := range leaves(t) {
-		if !strings.HasPrefix(l.path, "Profiles[0].") {
+		if !strings.HasPrefix(l.path, "Profiles[0].") && !strings.HasPrefix(l.path, "Agent.Usage") {
 			continue
 		}
 		for name, change := range changes(l, base) {
 			memo := &termMemo{}
-			memo.profiles(clone(base).Profiles) // the memo has seen the old facts
+			clone(base).value(memo) // the memo has seen the old facts
 			in := clone(base)
 			change(in)
 			b, err := json.Marshal(in)
