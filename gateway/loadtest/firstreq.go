@@ -26,15 +26,19 @@ import (
 // connection too, which is what any proxy's first request pays. Build
 // first:
 //
-//	go build -o /tmp/opensoul . && go run ./gateway/loadtest -firstreq /tmp/opensoul [-rounds 5]
-func runFirstRequest(bin string, rounds int) error {
+//	go build -o /tmp/opensoul . && go run ./gateway/loadtest -firstreq /tmp/opensoul [-rounds 5] [-defaultmodel]
+//
+// The requested model is not configured, so the first request's policy
+// decision is not among those the warm-up made; with defaultModel it is
+// agents.defaults.model.primary, and the warm-up decides for it.
+func runFirstRequest(bin string, rounds int, defaultModel bool) error {
 	upURL, stopUp := listen(http.HandlerFunc(upstream))
 	defer stopUp()
-	fmt.Printf("first request after /readyz, empty module cache, %d rounds (wall clock, loopback)\n", rounds)
+	fmt.Printf("first request after /readyz, empty module cache, %d rounds (wall clock, loopback), requested model configured as the default: %v\n", rounds, defaultModel)
 	fmt.Printf("%-5s | %-10s | %-27s | %s\n", "", "", "gateway", "bare proxy (fresh process)")
 	fmt.Printf("%-5s | %-10s | %-8s %-8s %-9s | %-8s %-8s %s\n", "round", "ready in", "first", "median", "ratio", "first", "median", "ratio")
 	for i := range rounds {
-		r, err := firstRequestRound(bin, upURL)
+		r, err := firstRequestRound(bin, upURL, defaultModel)
 		if err != nil {
 			return err
 		}
@@ -67,7 +71,7 @@ func bareFirstRound(upURL string) (firstRound, error) {
 
 type firstRound struct{ ready, first, median time.Duration }
 
-func firstRequestRound(bin, upURL string) (firstRound, error) {
+func firstRequestRound(bin, upURL string, defaultModel bool) (firstRound, error) {
 	var r firstRound
 	dir, err := os.MkdirTemp("", "opensoul-firstreq-")
 	if err != nil {
@@ -88,6 +92,9 @@ func firstRequestRound(bin, upURL string) (firstRound, error) {
 		return r, err
 	}
 	cfg := fmt.Sprintf("gateway:\n  listen: %s\n  auth:\n    token: %s\nproviders:\n  anthropic: {baseUrl: %s}\n", addr, gwToken, upURL)
+	if defaultModel {
+		cfg += "agents:\n  defaults:\n    model:\n      primary: anthropic/claude-sonnet-5\n"
+	}
 	if err := os.WriteFile(filepath.Join(state, "opensoul.yaml"), []byte(cfg), 0o600); err != nil {
 		return r, err
 	}

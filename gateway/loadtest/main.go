@@ -117,6 +117,7 @@ func main() {
 	churn := flag.Bool("churn", false, "with -profiles: also measure a new session on every request (no decision cached)")
 	nocache := flag.Bool("nocache", false, "with -profiles: also measure with the decision cache off")
 	firstReq := flag.String("firstreq", "", "instead: time the first request after /readyz of this built opensoul binary, empty module cache (see firstreq.go)")
+	defModel := flag.Bool("defaultmodel", false, "with -firstreq: configure the requested model as agents.defaults.model.primary (the warm-up then decides for it)")
 	only := flag.String("only", "", "with -profiles: measure only these modes (comma-separated: cached, sessions, nosession, churn, newsession, nocache)")
 	spreadKeys := flag.Int("spread", 0, "instead: check that requests without a session spread over this many keys (4: each 15-35%)")
 	attack := flag.String("attack", "", "measure memory under hostile callers instead: bodies (see attack.go)")
@@ -138,7 +139,7 @@ func main() {
 	case *serve != "":
 		err = child(*serve, *up, *profiles, *state)
 	case *firstReq != "":
-		err = runFirstRequest(*firstReq, *rounds)
+		err = runFirstRequest(*firstReq, *rounds, *defModel)
 	case *crash != "":
 		err = runCrash(*crash, *rounds, *conns, *dur)
 	case *soak > 0:
