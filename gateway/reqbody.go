@@ -42,6 +42,10 @@ type heldBody struct {
 }
 
 func (h *heldBody) take(ctx context.Context, n int64, wait time.Duration) bool {
+	if h.b.sem.TryAcquire(n) { // the usual case, without a timer per body
+		h.held += n
+		return true
+	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	if h.b.sem.Acquire(ctx, n) != nil {

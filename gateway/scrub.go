@@ -32,6 +32,7 @@ const minScrubLen = 12
 // then only read, by any number of answers at once.
 type secretSet struct {
 	secrets, masks [][]byte
+	strs           []string // secrets as strings, to look for in headers
 	longest        int
 	seen           map[string]bool
 
@@ -56,6 +57,7 @@ func (ss *secretSet) add(secret string) {
 	}
 	ss.seen[secret] = true
 	ss.secrets = append(ss.secrets, []byte(secret))
+	ss.strs = append(ss.strs, secret)
 	ss.masks = append(ss.masks, []byte(sameLengthMask(secret)))
 	ss.longest = max(ss.longest, len(secret))
 	ss.index, ss.heads = nil, nil // built by done
@@ -250,11 +252,36 @@ func (ss *secretSet) scrubHeaders(h http.Header) {
 	}
 	for name, vals := range h {
 		for i, v := range vals {
+			if !ss.mayHold(v) {
+				continue // most values: no copy to bytes and back
+			}
 			b := []byte(v)
 			ss.replace(b)
 			h[name][i] = string(b)
 		}
 	}
+}
+
+// mayHold says whether v may hold a secret: false only when replace
+// would leave it unchanged.
+func (ss *secretSet) mayHold(v string) bool {
+	if len(v) < minScrubLen {
+		return false
+	}
+	if ss.index != nil {
+		for i := 0; i+minScrubLen <= len(v); i++ {
+			if _, ok := ss.index[v[i:i+minScrubLen]]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	for _, sec := range ss.strs {
+		if strings.Contains(v, sec) {
+			return true
+		}
+	}
+	return false
 }
 
 // scrubReader masks secrets in a body as it is read.

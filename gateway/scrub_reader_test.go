@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"testing"
 )
 
@@ -92,5 +93,43 @@ func TestScrubReaderReadAfterClose(t *testing.T) {
 	sr.Close()
 	if n, err := sr.Read(p); n != 0 || err == nil {
 		t.Fatalf("read after close: %d bytes, %v", n, err)
+	}
+}
+
+// TestScrubHeadersMayHold: the header scrub skips only values that
+// replace would leave unchanged, with few secrets (searched) and many
+// (indexed), and still masks a secret inside a header value.
+func TestScrubHeadersMayHold(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, n := range []int{1, 40} {
+		ss := &secretSet{}
+		for i := range n {
+			ss.add(fmt.Sprintf("sk-ant-api03-%04d-%s", i, "abcdefghijklmnopqrstuvwxyz"[:r.IntN(20)]))
+		}
+		ss.done()
+		for i := range 3000 {
+			var v []byte
+			for range 1 + r.IntN(4) {
+				switch sec := ss.secrets[r.IntN(len(ss.secrets))]; r.IntN(3) {
+				case 0:
+					v = append(v, sec...)
+				case 1:
+					v = append(v, sec[:r.IntN(len(sec))]...)
+				default:
+					v = append(v, "req_01ABCDEF; charset=utf-8"[:r.IntN(27)]...)
+				}
+			}
+			masked := bytes.Clone(v)
+			ss.replace(masked)
+			if !bytes.Equal(masked, v) && !ss.mayHold(string(v)) {
+				t.Fatalf("secrets %d case %d: %q holds a secret but mayHold says no", n, i, v)
+			}
+			h := http.Header{"X-Echo": {string(v)}, "Content-Type": {"application/json"}}
+			ss.scrubHeaders(h)
+			if h.Get("X-Echo") != string(masked) || h.Get("Content-Type") != "application/json" {
+				t.Fatalf("secrets %d case %d: header %q scrubbed to %q, want %q", n, i, v, h.Get("X-Echo"), masked)
+			}
+		}
 	}
 }
