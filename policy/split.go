@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -56,8 +57,9 @@ type class struct {
 // content rather than by id, two agents whose profiles share an id but not
 // their facts (an agent's own limits, say) each keep theirs.
 type classCache struct {
-	mu sync.Mutex
-	m  map[string]*classEntry // string(class key) → class
+	mu  sync.Mutex
+	m   map[string]*classEntry // string(class key) → class
+	max int                    // bound on len(m); 0 means maxClasses
 }
 
 // classEntry never changes after it is stored.
@@ -229,8 +231,18 @@ func (s *policySet) decideSplit(ctx context.Context, in *Input, memo *termMemo, 
 			return Decision{}, err
 		}
 		cc.mu.Lock()
-		if cc.m == nil || len(cc.m)+len(miss) > maxClasses {
+		if cc.m == nil || len(cc.m)+len(miss) > cmp.Or(cc.max, maxClasses) {
+			// Full (mostly classes of facts that have since changed):
+			// start over with this decision's classes, so the profiles
+			// in use do not all miss at once.
+			old := cc.m
 			cc.m = make(map[string]*classEntry, n)
+			for i := range in.Profiles {
+				k := buf[offs[i]:offs[i+1]]
+				if e := old[string(k)]; e != nil {
+					cc.m[string(k)] = e
+				}
+			}
 		}
 		for _, i := range miss {
 			p := &in.Profiles[i]

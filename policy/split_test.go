@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -380,4 +381,81 @@ func sameClass(a, b class) bool {
 		return x == nil && y == nil || x != nil && y != nil && ast.Compare(x, y) == 0
 	}
 	return a.state == b.state && a.reason == b.reason && a.out == b.out && eq(a.until, b.until) && eq(a.key, b.key)
+}
+
+// TestSplitConcurrent: goroutines deciding different, changing inputs on
+// one engine share its class cache and each still gets the whole
+// evaluation's decision (run with -race).
+func TestSplitConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEngine(t, Options{CacheSize: -1})
+	whole := e.set.Load()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(g), 99))
+			in := benchInput(15)
+			ids := 0
+			for step := range 60 {
+				mutate(r, in, &ids)
+				want, werr := whole.eval(ctx, in, nil)
+				got, gerr := e.Decide(ctx, in)
+				if (werr != nil) != (gerr != nil) || !reflect.DeepEqual(got, want) {
+					errs <- fmt.Errorf("goroutine %d step %d: split %+v (%v), whole %+v (%v)", g, step, got, gerr, want, werr)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestClassCacheBound: the class cache stays within its bound under
+// churn, and when it starts over it keeps the classes of the profiles in
+// use, so the next decision evaluates only what changed.
+func TestClassCacheBound(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, Options{CacheSize: -1})
+	e.class.max = 100
+	in := benchInput(60)
+	decide(t, e, in)
+	restarted := false
+	for step := 0; !restarted; step++ {
+		if step > 20 {
+			t.Fatal("the class cache never started over")
+		}
+		prev := len(classEntries(e))
+		for j := range 10 {
+			in.Profiles[j].CooldownUntil = t0 + minute + int64(step) // never seen before
+		}
+		decide(t, e, in)
+		n := len(classEntries(e))
+		if n > e.class.max {
+			t.Fatalf("step %d: %d classes cached, bound %d", step, n, e.class.max)
+		}
+		restarted = n < prev
+	}
+	before := classEntries(e)
+	if len(before) != len(in.Profiles) {
+		t.Fatalf("started over with %d classes; want the %d in use", len(before), len(in.Profiles))
+	}
+	in.Profiles[59].CooldownUntil = t0 + 2*minute
+	decide(t, e, in)
+	changed := 0
+	for k, c := range classEntries(e) {
+		if before[k] != c {
+			changed++
+		}
+	}
+	if changed != 1 {
+		t.Fatalf("after the cache started over, one cooldown set: %d classes evaluated, want 1", changed)
+	}
 }
