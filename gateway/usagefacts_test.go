@@ -3,10 +3,13 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opensoul/opensoul/gateway"
 	gwchat "github.com/opensoul/opensoul/gateway/chat"
@@ -20,7 +23,7 @@ import (
 // policies/examples/metered_daily_cap.rego loaded from a policy
 // directory, chat commands, and the main agent's profiles in an explicit
 // order: the metered key first.
-func dailyCapGateway(t *testing.T, creds map[string]store.Credential, order []string) (*fixture, *usage.Store) {
+func dailyCapGateway(t testing.TB, creds map[string]store.Credential, order []string) (*fixture, *usage.Store) {
 	t.Helper()
 	src, err := os.ReadFile("../policies/examples/metered_daily_cap.rego")
 	if err != nil {
@@ -30,7 +33,7 @@ func dailyCapGateway(t *testing.T, creds map[string]store.Credential, order []st
 	if err := os.WriteFile(filepath.Join(dir, "metered_daily_cap.rego"), src, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	engine, err := policy.New(context.Background(), policy.Options{Dirs: []string{dir}, Timeout: 0})
+	engine, err := policy.New(context.Background(), policy.Options{Dirs: []string{dir}, Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +45,7 @@ func dailyCapGateway(t *testing.T, creds map[string]store.Credential, order []st
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		o.Usage, o.Selector = st, engine
+		o.Usage, o.Selector, f.engine = st, engine, engine
 		o.Config.Order = map[string][]string{"anthropic": order}
 		o.Chat = func(s *gateway.Server) (gateway.ChatInterceptor, error) {
 			return gwchat.New(gwchat.Options{Store: f.st, Selector: engine, Env: s.Env, Snapshot: s.Snapshot, Resolver: s.Resolver, Now: f.clock.Now,
@@ -146,4 +149,37 @@ func snapshot(t *testing.T, f *fixture) *gateway.Snapshot {
 		t.Fatal(err)
 	}
 	return snap
+}
+
+// BenchmarkUsagePolicyHitRate: a user policy that reads usage (the daily
+// cap) is loaded, so the usage facts are in the decision cache's key,
+// and every answer (1000 input and 500 output tokens, about a cent)
+// moves the counters. It reports the share of decisions the cache
+// answered over the run (hit-%) and CPU per request; a fresh store's
+// totals start at zero, where every answer moves a quantized count, so
+// the rate grows with the run's length (compare -benchtime 3000x and
+// 30000x).
+func BenchmarkUsagePolicyHitRate(b *testing.B) {
+	f, _ := dailyCapGateway(b, map[string]store.Credential{"anthropic:sub": {Type: store.TypeToken, Provider: "anthropic", Token: tokenC}},
+		[]string{"anthropic:sub"})
+	f.anthropic.set(tokenC, answer{status: 200, body: `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-5","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1000,"output_tokens":500}}`})
+	engine := f.engine
+	body := `{"model":"claude-sonnet-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
+	before := engine.Stats()
+	b.ReportAllocs()
+	cpu := cpuTime()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/anthropic/v1/messages", strings.NewReader(body))
+		req.Header.Set("x-api-key", gatewayToken)
+		req.Header.Set("content-type", "application/json")
+		w := httptest.NewRecorder()
+		f.gw.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+	after := engine.Stats()
+	dec, evals := after.Decisions-before.Decisions, after.Evaluations-before.Evaluations
+	b.ReportMetric(100*(1-float64(evals)/float64(dec)), "hit-%")
 }
