@@ -96,6 +96,10 @@ type profileStatus struct {
 	// reported for the profile (the usage store's latest limits), with
 	// its reset; null when none was reported.
 	Headroom *usage.ProfileHeadroom `json:"headroom"`
+	// Usage is what the profile spent over 1h, 5h, 24h and 30d, as the
+	// policy sees it (input.profiles[i].usage, quantized); null when
+	// usage is off.
+	Usage *policy.UsageFacts `json:"usage"`
 }
 
 type checkResult struct {
@@ -123,6 +127,8 @@ candidate, cooling, unused), time to expiry, cooldown (and its model),
 headroom (the tightest rate-limit window the provider last reported, as
 the gateway recorded it in <state>/usage.db, e.g. "30% tokens, resets in
 12m"; "-" when none was reported), a masked label and the policy's reason.
+--json also gives each profile's usage as the policy sees it (requests,
+tokens and cost over 1h, 5h, 24h and 30d; null when usage is off).
 Models with a recorded cooldown are shown too, each with the credential
 that would serve it.
 
@@ -308,12 +314,14 @@ func (a *app) buildStatus(ctx context.Context, agentFlag string, now time.Time) 
 	}
 	sort.Strings(provs)
 	tight := usage.Tightest(a.latestLimits(ctx))
+	spent := a.usageFacts()
 	for _, p := range provs {
 		mr := h.Provider(p)
 		ps := providerStatus{Provider: p, InUse: a.providerInUse(p), Model: mr.Ref, Profiles: []profileStatus{}}
 		for _, pr := range mr.Profiles {
 			row := profileRow(pr, snap, now, a.verdictFunc(ctx, now))
 			row.Headroom = tight[pr.ID]
+			row.Usage = spent.Profile(pr.ID)
 			ps.Profiles = append(ps.Profiles, row)
 		}
 		ps.Effective = a.effective(mr, snap)

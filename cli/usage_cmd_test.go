@@ -201,4 +201,20 @@ func TestExplainUsageFacts(t *testing.T) {
 	if out := e.ok("", "policy", "explain", "--provider", "anthropic"); !strings.Contains(out, reason[len("denied: "):]) {
 		t.Errorf("explain does not give the cap as the reason:\n%s", out)
 	}
+	var status struct {
+		Providers []struct {
+			Profiles []struct {
+				ID    string                        `json:"id"`
+				Why   string                        `json:"why"`
+				Usage map[string]map[string]float64 `json:"usage"`
+			} `json:"profiles"`
+		} `json:"providers"`
+	}
+	if err := json.Unmarshal([]byte(e.ok("", "models", "status", "--json")), &status); err != nil {
+		t.Fatal(err)
+	}
+	if len(status.Providers) != 1 || len(status.Providers[0].Profiles) != 1 || status.Providers[0].Profiles[0].Usage["24h"]["cost"] != 21 ||
+		!strings.Contains(status.Providers[0].Profiles[0].Why, "metered key spent $21") {
+		t.Errorf("models status --json: %+v", status)
+	}
 }
