@@ -11,8 +11,10 @@
 # their reasons) decide each profile's class from that profile's facts and
 # a small request context only: input.now, input.request.model and
 # input.request.client.name, input.order, and the user rules' deny naming
-# it. `classes` collects them, one per profile. The decision then orders
-# the candidates and applies the session's pins and the preferences.
+# it. `classes` collects them, one per profile. The decision layer then
+# orders the candidates and applies the session's pins and the
+# preferences; it reads the same per-profile rules directly (going through
+# `classes` would cost the whole evaluation extra passes).
 #
 # The split is what keeps uncached decisions cheap: while only the
 # built-in policies are loaded, the engine (policy/split.go) evaluates
@@ -21,9 +23,10 @@
 # exactly as `decision` below does (TestSplitDecides holds the two equal on
 # random inputs; TestClassKeyNoticesEveryField changes every input field
 # and fails if a class changes while the engine would keep it). With a
-# user policy loaded, every decision is this whole evaluation. So a rule that makes one profile's class depend on another
-# profile, or on another input field, belongs in the decision layer, and
-# the Go assembly must learn it too.
+# user policy loaded, every decision is this whole evaluation. So a rule
+# that makes one profile's class depend on another profile, or on another
+# input field, belongs in the decision layer, and the Go assembly
+# (assemble in policy/split.go) must learn it too.
 #
 # Time: input.now is compared only with cooldownUntil, disabledUntil,
 # limits.resetAt and expiresAt, always as `t > input.now` (still active)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -457,5 +459,35 @@ func TestClassCacheBound(t *testing.T) {
 	}
 	if changed != 1 {
 		t.Fatalf("after the cache started over, one cooldown set: %d classes evaluated, want 1", changed)
+	}
+}
+
+// TestUserPolicyEvaluatesWhole: with a user policy loaded the engine has
+// no split evaluation (a user rule may read any fact), and the user's rule
+// decides; after the file is removed and reloaded, the split is back.
+func TestUserPolicyEvaluatesWhole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a.rego")
+	writeFile(t, file, "package opensoul.rules\nprefer contains \"anthropic:key\"\n")
+	e := newEngine(t, Options{Dirs: []string{dir}, CacheSize: -1})
+	if e.set.Load().split != nil {
+		t.Fatal("a user policy is loaded but the engine would split the evaluation")
+	}
+	if d := decide(t, e, baseInput()); d.Candidates[0] != "anthropic:key" {
+		t.Fatalf("candidates %v: the user's prefer did not decide", d.Candidates)
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e.set.Load().split == nil {
+		t.Fatal("only built-in policies again, but no split evaluation")
+	}
+	if d := decide(t, e, baseInput()); d.Candidates[0] == "anthropic:key" {
+		t.Fatalf("candidates %v: the removed prefer still decides", d.Candidates)
 	}
 }
