@@ -41,6 +41,7 @@ type picks struct {
 	mu   sync.Mutex
 	last map[string]int64
 	seq  int64
+	rot  map[rotationKey]*rotation // long candidate lists seen before, by identity
 }
 
 // mark records that id is being tried now.
@@ -65,9 +66,111 @@ func (p *picks) markLocked(id string, now time.Time) {
 func (p *picks) take(ids []string, now time.Time, stored func(id string) int64) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	best := leastRecent(ids, func(id string) int64 { return max(p.last[id], stored(id)) })
-	p.markLocked(best, now)
-	return best
+	value := func(id string) int64 { return max(p.last[id], stored(id)) }
+	r := p.rotationFor(ids)
+	if r == nil {
+		best := leastRecent(ids, value)
+		p.markLocked(best, now)
+		return best
+	}
+	i := r.least(ids, value)
+	p.markLocked(ids[i], now)
+	r.heap[0].at = p.seq
+	r.down(0)
+	return ids[i]
+}
+
+// A cached decision hands every request the same candidate slice, so a
+// long list seen before keeps a heap of its candidates by the last use
+// take knew of (each key at most the candidate's value): a pick costs
+// O(log n) instead of a pass over every candidate, which at a thousand
+// keys of one provider was 5% of a request. The heap's keys never go back
+// in time, so a lastUsed written out of order by two concurrent requests
+// (or reset in the state file) counts as the later one for this list.
+type rotation struct {
+	heap []rotationEntry // nil until the list is seen a second time
+}
+
+type rotationEntry struct {
+	at int64 // the candidate's value as last seen (a lower bound)
+	i  int   // its index in the list
+}
+
+type rotationKey struct {
+	first *string
+	n     int
+}
+
+const (
+	rotateIndexFrom = 32 // shorter lists are searched
+	maxRotations    = 16 // lists remembered per agent (decisions are few)
+)
+
+// rotationFor returns the heap of a long list seen before, nil when the
+// list is short or new (take searches it; a decision evaluated anew each
+// time has a new list each time and never pays for a heap).
+func (p *picks) rotationFor(ids []string) *rotation {
+	if len(ids) < rotateIndexFrom {
+		return nil
+	}
+	k := rotationKey{&ids[0], len(ids)}
+	r, seen := p.rot[k]
+	if !seen {
+		if p.rot == nil || len(p.rot) >= maxRotations {
+			p.rot = map[rotationKey]*rotation{}
+		}
+		p.rot[k] = &rotation{}
+		return nil
+	}
+	return r
+}
+
+// least returns the index of the least recently used candidate, building
+// the heap on first use: the top's key is brought up to its value until
+// it holds, and then it is the least, since no other value is below its
+// key.
+func (r *rotation) least(ids []string, value func(string) int64) int {
+	if r.heap == nil {
+		r.heap = make([]rotationEntry, len(ids))
+		for i, id := range ids {
+			r.heap[i] = rotationEntry{value(id), i}
+		}
+		for i := len(r.heap)/2 - 1; i >= 0; i-- {
+			r.down(i)
+		}
+	}
+	for {
+		top := &r.heap[0]
+		v := value(ids[top.i])
+		if v <= top.at {
+			return top.i
+		}
+		top.at = v
+		r.down(0)
+	}
+}
+
+func (e rotationEntry) before(o rotationEntry) bool {
+	return e.at < o.at || e.at == o.at && e.i < o.i
+}
+
+func (r *rotation) down(i int) {
+	h := r.heap
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		m := l
+		if rr := l + 1; rr < len(h) && h[rr].before(h[l]) {
+			m = rr
+		}
+		if !h[m].before(h[i]) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
 }
 
 // leastRecent returns the id of ids with the smallest last(id), the
