@@ -313,7 +313,7 @@ func (a *app) buildStatus(ctx context.Context, agentFlag string, now time.Time) 
 		}
 	}
 	sort.Strings(provs)
-	tight := usage.Tightest(a.latestLimits(ctx))
+	tight := usage.Tightest(usage.Owned(a.latestLimits(ctx), func(id string) string { return snap.Owner[id] }))
 	spent := a.usageFacts()
 	for _, p := range provs {
 		mr := h.Provider(p)

@@ -71,7 +71,7 @@ func (s *Server) observe(ctx context.Context, rs *reqState, c candidate, model s
 	if err != nil || !ok {
 		return
 	}
-	l := usage.Limits{Time: now, Agent: rs.agent, Provider: rs.provider, Profile: c.id, Model: model,
+	l := usage.Limits{Time: now, Agent: c.owner, Provider: rs.provider, Profile: c.id, Model: model,
 		Status: obs.Status, ResetAt: msTime(obs.ResetAt), Windows: windows(obs.Windows)}
 	if obs.Scope == wasm.ScopeModel {
 		key.model = model

@@ -33,12 +33,14 @@ func TestStatusHeadroom(t *testing.T) {
 		t.Fatal(err)
 	}
 	limits := []usage.Limits{
-		{Time: now, Provider: "anthropic", Profile: "anthropic:default", Model: "claude-sonnet-5", Status: "allowed", Windows: []usage.Window{
+		{Time: now, Agent: "main", Provider: "anthropic", Profile: "anthropic:default", Model: "claude-sonnet-5", Status: "allowed", Windows: []usage.Window{
 			{Name: "requests", Limit: 50, Remaining: 45, Utilization: 0.1, ResetAt: now.Add(time.Minute)},
 			{Name: "tokens", Limit: 1000, Remaining: 380, Utilization: 0.62, ResetAt: now.Add(12 * time.Minute)},
 		}},
-		{Time: now, Provider: "anthropic", Profile: "anthropic:work", Model: "claude-sonnet-5", Status: "rejected", ResetAt: now.Add(2 * time.Hour),
+		{Time: now, Agent: "main", Provider: "anthropic", Profile: "anthropic:work", Model: "claude-sonnet-5", Status: "rejected", ResetAt: now.Add(2 * time.Hour),
 			Windows: []usage.Window{{Name: "5h", Limit: -1, Remaining: -1, Utilization: 1}}},
+		// Agent ops's own anthropic:billing is another key: not main's.
+		{Time: now, Agent: "ops", Provider: "anthropic", Profile: "anthropic:billing", Model: "claude-sonnet-5", Status: "rejected", ResetAt: now.Add(time.Hour)},
 	}
 	h, err := chat.New(chat.Options{
 		Store: st, Config: chatConfig("https://api.anthropic.example", "https://o.example"), Selector: engine,

@@ -291,7 +291,7 @@ func (c *call) renderList() string {
 	}
 	current, _ := c.currentModel()
 	if c.h.limits != nil {
-		c.headroom = gwusage.Tightest(c.h.limits())
+		c.headroom = gwusage.Tightest(gwusage.Owned(c.h.limits(), func(id string) string { return c.snap.Owner[id] }))
 	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	for _, p := range c.providersShown() {
@@ -353,7 +353,7 @@ func (c *call) renderStatus() string {
 		fmt.Fprintf(&b, "Base profiles (agent main): %s\n", c.h.st.ProfilesPath(store.DefaultAgent))
 	}
 	if c.h.limits != nil {
-		c.headroom = gwusage.Tightest(c.h.limits())
+		c.headroom = gwusage.Tightest(gwusage.Owned(c.h.limits(), func(id string) string { return c.snap.Owner[id] }))
 	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	for _, p := range c.providersShown() {

@@ -15,6 +15,20 @@ type ProfileHeadroom struct {
 	At      time.Time `json:"at"` // when the provider said so
 }
 
+// Owned keeps the limits of the credentials one agent uses: owner says,
+// for a profile id, which agent's store holds the credential that agent
+// uses under that id ("" for a key from the environment or the config).
+// Another agent's own profile with the same id is another credential.
+func Owned(limits []Limits, owner func(profile string) string) []Limits {
+	out := limits[:0:0]
+	for _, l := range limits {
+		if l.Agent == owner(l.Profile) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // Tightest is, per profile, the window with the least left across the
 // profile's models; a rejected status counts as nothing left (window
 // "all", reset when the rejection lifts). Profiles whose limits name no

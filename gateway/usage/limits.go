@@ -7,7 +7,11 @@ import "time"
 // reads them from the headers (the observe op); the gateway hands them
 // on with who was served.
 type Limits struct {
-	Time     time.Time // when the answer came
+	Time time.Time // when the answer came
+	// Agent is the agent whose store holds the credential ("" for a key
+	// from the environment or the config): two agents' profiles with the
+	// same id are two credentials, an agent using main's profile spends
+	// main's.
 	Agent    string
 	Provider string
 	Profile  string

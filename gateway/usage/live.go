@@ -32,20 +32,20 @@ func (s *Store) Spent() []Spent {
 	return out
 }
 
-// Latest lists the latest limits this process saw per provider, profile
-// and model.
+// Latest lists the latest limits this process saw per provider, agent
+// (the credential's owner), profile and model.
 func (s *Store) Latest() []Limits {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Limits, 0, len(s.latest))
-	for _, k := range slices.SortedFunc(maps.Keys(s.latest), cmpKey3) {
+	for _, k := range slices.SortedFunc(maps.Keys(s.latest), cmpKey4) {
 		out = append(out, s.latest[k])
 	}
 	return out
 }
 
 func cmpKey2(a, b [2]string) int { return slices.Compare(a[:], b[:]) }
-func cmpKey3(a, b [3]string) int { return slices.Compare(a[:], b[:]) }
+func cmpKey4(a, b [4]string) int { return slices.Compare(a[:], b[:]) }
 
 // add adds c's counters to d.
 func (d *counts) add(c *counts) {

@@ -81,11 +81,11 @@ func (s *Store) Totals(ctx context.Context, q Query) ([]Row, error) {
 	return out, nil
 }
 
-// LatestLimits is the latest limits stored per provider, profile and
+// LatestLimits is the latest limits stored per provider, profile, agent and
 // model.
 func (s *Store) LatestLimits(ctx context.Context) ([]Limits, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT provider, profile, model, agent, at, status, reset_at, windows
-		FROM limits ORDER BY provider, profile, model`)
+		FROM limits ORDER BY provider, profile, agent, model`)
 	if err != nil {
 		return nil, fmt.Errorf("usage store: %w", err)
 	}

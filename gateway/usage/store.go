@@ -66,12 +66,12 @@ CREATE TABLE IF NOT EXISTS limits (
 	provider TEXT NOT NULL,
 	profile  TEXT NOT NULL,
 	model    TEXT NOT NULL,
-	agent    TEXT NOT NULL,
+	agent    TEXT NOT NULL,    -- whose store holds the credential ("": environment or config)
 	at       INTEGER NOT NULL, -- unix ms of the answer
 	status   TEXT NOT NULL,
 	reset_at INTEGER NOT NULL, -- unix ms, 0: unknown
 	windows  TEXT NOT NULL,    -- JSON array of Window
-	PRIMARY KEY (provider, profile, model)
+	PRIMARY KEY (provider, agent, profile, model)
 ) WITHOUT ROWID;
 `
 
@@ -96,9 +96,9 @@ type Store struct {
 
 	mu      sync.Mutex            // guards the maps below and lastErr
 	pending map[bucketKey]*counts // recorded, not yet flushed
-	limits  map[[3]string]Limits  // observed, not yet flushed
+	limits  map[[4]string]Limits  // observed, not yet flushed, by provider, agent, profile, model
 	running map[[2]string]*counts // since start, by provider and profile (live.go)
-	latest  map[[3]string]Limits  // since start (live.go)
+	latest  map[[4]string]Limits  // since start (live.go)
 	rolls   *rolls                // the policy's usage facts (rolling.go)
 	lastErr string
 
@@ -125,6 +125,10 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("usage store %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // the flusher and the readers take turns; SQLite has one writer anyway
+	if err := migrate(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("usage store %s: %w", path, err)
+	}
 	if _, err := db.Exec(schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("usage store %s: %w", path, err)
@@ -139,8 +143,8 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 	}
 	s := &Store{db: db, opts: opts, prices: opts.Prices, log: opts.Logger,
-		pending: map[bucketKey]*counts{}, limits: map[[3]string]Limits{},
-		running: map[[2]string]*counts{}, latest: map[[3]string]Limits{}, stop: make(chan struct{}), done: make(chan struct{})}
+		pending: map[bucketKey]*counts{}, limits: map[[4]string]Limits{},
+		running: map[[2]string]*counts{}, latest: map[[4]string]Limits{}, stop: make(chan struct{}), done: make(chan struct{})}
 	if s.prices == nil {
 		s.prices = DefaultPrices
 	}
@@ -166,6 +170,21 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	go s.run()
 	return s, nil
+}
+
+// migrate drops a limits table keyed without the agent (before the
+// credentials of two agents with the same profile id were told apart):
+// it holds only the latest answer per key, which the next answers write
+// again, so nothing of the history is lost.
+func migrate(db *sql.DB) error {
+	var old int
+	err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'limits'
+		AND NOT EXISTS (SELECT 1 FROM pragma_table_info('limits') WHERE name = 'agent' AND pk > 0)`).Scan(&old)
+	if err != nil || old == 0 {
+		return err
+	}
+	_, err = db.Exec(`DROP TABLE IF EXISTS limits`)
+	return err
 }
 
 // run flushes every interval, and prunes old buckets once an hour, until
@@ -248,7 +267,7 @@ func (s *Store) counter(m map[bucketKey]*counts, k bucketKey) *counts {
 // Limits keeps the latest limits a provider reported for a profile and
 // model (gateway.UsageSink).
 func (s *Store) Limits(l Limits) {
-	k := [3]string{l.Provider, l.Profile, l.Model}
+	k := [4]string{l.Provider, l.Agent, l.Profile, l.Model}
 	s.mu.Lock()
 	if old, ok := s.limits[k]; !ok || !l.Time.Before(old.Time) {
 		s.limits[k] = l
@@ -266,7 +285,7 @@ func (s *Store) Flush() error {
 	defer s.flushMu.Unlock()
 	s.mu.Lock()
 	pending, limits := s.pending, s.limits
-	s.pending, s.limits = map[bucketKey]*counts{}, map[[3]string]Limits{}
+	s.pending, s.limits = map[bucketKey]*counts{}, map[[4]string]Limits{}
 	taken := time.Now()
 	s.mu.Unlock()
 	if len(pending) == 0 && len(limits) == 0 {
@@ -296,7 +315,7 @@ func requestsIn(pending map[bucketKey]*counts) int64 {
 
 // restore puts counts that could not be written back in front of what
 // was recorded meanwhile.
-func (s *Store) restore(pending map[bucketKey]*counts, limits map[[3]string]Limits) {
+func (s *Store) restore(pending map[bucketKey]*counts, limits map[[4]string]Limits) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, c := range pending {
@@ -312,7 +331,7 @@ func (s *Store) restore(pending map[bucketKey]*counts, limits map[[3]string]Limi
 	}
 }
 
-func (s *Store) write(pending map[bucketKey]*counts, limits map[[3]string]Limits) error {
+func (s *Store) write(pending map[bucketKey]*counts, limits map[[4]string]Limits) error {
 	ctx := context.Background()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {

@@ -3,6 +3,7 @@ package usage
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"fmt"
 	"math"
 	"os"
@@ -143,6 +144,52 @@ func TestStoreLimits(t *testing.T) {
 	}
 	if b := got[1]; b.Status != "rejected" || !b.ResetAt.Equal(t0.Add(time.Hour)) {
 		t.Errorf("openai:b %+v", b)
+	}
+}
+
+// TestStoreLimitsPerOwner: two agents' own profiles with one id are two
+// credentials, each with its latest limits; a store written before the
+// limits were kept per owner opens with that table dropped (a snapshot
+// the next answers write again) and the usage history kept.
+func TestStoreLimitsPerOwner(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "usage.db")
+	old, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldSchema := strings.Replace(schema, "PRIMARY KEY (provider, agent, profile, model)", "PRIMARY KEY (provider, profile, model)", 1)
+	if oldSchema == schema {
+		t.Fatal("the limits table's key changed: update this test")
+	}
+	for _, q := range []string{oldSchema,
+		`INSERT INTO limits VALUES ('openai', 'openai:k', 'm', 'work', 1, 'allowed', 0, '[]')`,
+		`INSERT INTO usage (bucket, agent, provider, profile, model, client, requests) VALUES (0, 'main', 'openai', 'openai:k', 'm', '', 7)`} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+
+	s := openStore(t, path, Options{FlushInterval: -1, Retention: 1 << 62})
+	if got := total(t, s, Query{}).Requests; got != 7 {
+		t.Errorf("usage after the migration: %d requests, want 7", got)
+	}
+	s.Limits(Limits{Time: t0, Agent: "main", Provider: "openai", Profile: "openai:k", Model: "m", Status: "allowed"})
+	s.Limits(Limits{Time: t0, Agent: "work", Provider: "openai", Profile: "openai:k", Model: "m", Status: "rejected"})
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LatestLimits(context.Background())
+	if err != nil || len(got) != 2 || got[0].Agent != "main" || got[0].Status != "allowed" || got[1].Agent != "work" || got[1].Status != "rejected" {
+		t.Fatalf("%+v %v", got, err)
+	}
+	mine := Owned(got, func(string) string { return "main" })
+	if len(mine) != 1 || mine[0].Status != "allowed" {
+		t.Errorf("main's view: %+v", mine)
+	}
+	if h := Tightest(mine)["openai:k"]; h != nil && h.Status == "rejected" {
+		t.Errorf("main's headroom took work's rejection: %+v", h)
 	}
 }
 
