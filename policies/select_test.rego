@@ -498,3 +498,38 @@ test_rejected_cools_until_reset if {
 	later := select.decision with input as object.union(req(ps), {"now": now + minute})
 	later.candidates == ["anthropic:b", "anthropic:a"]
 }
+
+# --- classes (one per profile; the engine caches them per profile) ----------
+
+test_classes_round_robin if {
+	ps := [
+		prof("anthropic:key", "api_key"),
+		patched(prof("anthropic:tok", "token"), {"cooldownUntil": now + minute}),
+		patched(prof("anthropic:bad", "oauth"), {"status": "invalid"}),
+		patched(prof("anthropic:me@x", "oauth"), {"limits": {"headroom": 0.5, "status": "allowed", "resetAt": 0}}),
+	]
+	c := select.classes with input as req(ps)
+	c["anthropic:key"] == {"state": "candidate", "key": [2, -1], "out": "", "reason": "candidate: round robin, an api_key profile (oauth, then token, then api_key; least recently used first)"}
+	c["anthropic:me@x"].key == [0, -0.5]
+	c["anthropic:tok"] == {"state": "cooling", "until": now + minute, "out": "", "reason": "in cooldown until 2025-11-25T01:01:00Z"}
+	c["anthropic:bad"] == {"state": "skipped", "out": "", "reason": "not usable: the credential is invalid (status invalid)"}
+}
+
+test_classes_explicit_order if {
+	inp := with_order(req(three), "config", ["anthropic:tok", "anthropic:key"])
+	c := select.classes with input as inp
+	c["anthropic:tok"].key == [0]
+	c["anthropic:key"] == {"state": "candidate", "key": [1], "out": "", "reason": "candidate: position 2 in the config's auth.order"}
+	c["anthropic:me@x"] == {"state": "candidate", "key": null, "out": "not used: not in the config's auth.order", "reason": ""}
+}
+
+# A profile's class does not depend on the other profiles or the session:
+# classifying it alone, or with a pin elsewhere, gives the same class.
+test_classes_are_per_profile if {
+	together := select.classes with input as with_pin(req(three), "anthropic:key", "user")
+	count(together) == 3
+	every p in three {
+		alone := select.classes with input as req([p])
+		alone[p.id] == together[p.id]
+	}
+}
