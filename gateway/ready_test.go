@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/opensoul/opensoul/gateway"
@@ -110,6 +111,9 @@ func TestReadyMeansDecided(t *testing.T) {
 	}
 	if n := len(f.anthropic.requests()); n != 0 {
 		t.Fatalf("the warmup sent %d requests upstream", n)
+	}
+	if logs := f.logs.String(); !strings.Contains(logs, `"msg":"ready: agents warmed","agents":["main","work"],"profiles":3`) {
+		t.Errorf("no log line saying what was warmed:\n%s", logs)
 	}
 	for _, token := range []string{gatewayToken, workToken} {
 		if resp, body := f.messages("claude-sonnet-5", map[string]string{"x-api-key": token}); resp.StatusCode != 200 {

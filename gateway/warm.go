@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opensoul/opensoul/gateway/store"
@@ -24,12 +25,21 @@ func (s *Server) warm(ctx context.Context, warmup func(context.Context)) {
 	if warmup != nil {
 		warmup(ctx)
 	}
+	start, agents := time.Now(), s.warmAgents()
+	var n warmed
 	var wg sync.WaitGroup
-	for _, agent := range s.warmAgents() {
-		wg.Go(func() { s.warmAgent(ctx, agent) })
+	for _, agent := range agents {
+		wg.Go(func() { s.warmAgent(ctx, agent, &n) })
 	}
 	wg.Wait()
+	if ctx.Err() == nil {
+		s.log.Info("ready: agents warmed", "agents", agents, "profiles", n.profiles.Load(), "decisions", n.decisions.Load(),
+			"took", time.Since(start).Round(time.Millisecond))
+	}
 }
+
+// warmed counts what the warm-up did, for its log line.
+type warmed struct{ profiles, decisions atomic.Int64 }
 
 // warmAgents are the agents a request can be expected for: the default
 // agent and every agent with its own gateway token.
@@ -50,7 +60,7 @@ func (s *Server) warmAgents() []string {
 // presented by its provider's module (filling the modules' answer caches,
 // as the agent's first request would), and decides once per model worth
 // expecting (warmDecisions).
-func (s *Server) warmAgent(ctx context.Context, agent string) {
+func (s *Server) warmAgent(ctx context.Context, agent string, n *warmed) {
 	a, err := s.live.agent(agent)
 	if err != nil {
 		return // the first request reports it
@@ -63,6 +73,7 @@ func (s *Server) warmAgent(ctx context.Context, agent string) {
 			wg.Go(func() {
 				for id := range ids {
 					s.warmProfile(ctx, id, snap.Profiles[id], now)
+					n.profiles.Add(1)
 				}
 			})
 		}
@@ -75,7 +86,7 @@ func (s *Server) warmAgent(ctx context.Context, agent string) {
 		close(ids)
 		wg.Wait()
 	}
-	s.warmDecisions(ctx, agent, a, snap)
+	s.warmDecisions(ctx, agent, a, snap, n)
 }
 
 // warmProfile asks the profile's module for its check verdict and, when
@@ -100,7 +111,7 @@ func (s *Server) warmProfile(ctx context.Context, id string, c store.Credential,
 // which costs several times a later one, and fills the decision cache
 // for those inputs. A request whose input differs (another model, client,
 // wire API or a new session) is still evaluated on its first arrival.
-func (s *Server) warmDecisions(ctx context.Context, agent string, a *agentLive, snap *Snapshot) {
+func (s *Server) warmDecisions(ctx context.Context, agent string, a *agentLive, snap *Snapshot, n *warmed) {
 	rc, env, now := s.cfg.Load(), *s.env.Load(), s.now()
 	r := s.resolver(ctx, rc, env, now)
 	_, known := (*a.sessions.Load())[DefaultSession]
@@ -118,6 +129,7 @@ func (s *Server) warmDecisions(ctx context.Context, agent string, a *agentLive, 
 			q.API = apis[0]
 		}
 		r.Decide(ctx, snap, q, now) // an error is the first request's to report
+		n.decisions.Add(1)
 		if id, cred, ok, _ := r.Fallback(provider, now); ok && s.modules != nil {
 			s.headers(ctx, provider, candidate{id: id, cred: cred})
 		}
