@@ -31,14 +31,17 @@ import (
 // The requested model is not configured, so the first request's policy
 // decision is not among those the warm-up made; with defaultModel it is
 // agents.defaults.model.primary, and the warm-up decides for it.
-func runFirstRequest(bin string, rounds int, defaultModel bool) error {
+//
+// With profiles > 1 the main agent holds that many keys: the warm-up
+// checks and presents each, so readiness takes longer.
+func runFirstRequest(bin string, rounds int, defaultModel bool, profiles int) error {
 	upURL, stopUp := listen(http.HandlerFunc(upstream))
 	defer stopUp()
-	fmt.Printf("first request after /readyz, empty module cache, %d rounds (wall clock, loopback), requested model configured as the default: %v\n", rounds, defaultModel)
+	fmt.Printf("first request after /readyz, empty module cache, %d rounds (wall clock, loopback), requested model configured as the default: %v, profiles: %d\n", rounds, defaultModel, max(profiles, 1))
 	fmt.Printf("%-5s | %-10s | %-27s | %s\n", "", "", "gateway", "bare proxy (fresh process)")
 	fmt.Printf("%-5s | %-10s | %-8s %-8s %-9s | %-8s %-8s %s\n", "round", "ready in", "first", "median", "ratio", "first", "median", "ratio")
 	for i := range rounds {
-		r, err := firstRequestRound(bin, upURL, defaultModel)
+		r, err := firstRequestRound(bin, upURL, defaultModel, profiles)
 		if err != nil {
 			return err
 		}
@@ -71,7 +74,7 @@ func bareFirstRound(upURL string) (firstRound, error) {
 
 type firstRound struct{ ready, first, median time.Duration }
 
-func firstRequestRound(bin, upURL string, defaultModel bool) (firstRound, error) {
+func firstRequestRound(bin, upURL string, defaultModel bool, profiles int) (firstRound, error) {
 	var r firstRound
 	dir, err := os.MkdirTemp("", "opensoul-firstreq-")
 	if err != nil {
@@ -82,6 +85,10 @@ func firstRequestRound(bin, upURL string, defaultModel bool) (firstRound, error)
 	st := store.New(state)
 	err = st.UpdateProfiles("main", func(p *store.Profiles) error {
 		p.Profiles["anthropic:a"] = store.Credential{Type: store.TypeAPIKey, Provider: "anthropic", Key: keyGood}
+		for i := 1; i < profiles; i++ {
+			key := fmt.Sprintf("%s%06d-00000000000000000000000000", scaleKeyPrefix, i)
+			p.Profiles[fmt.Sprintf("anthropic:p%06d", i)] = store.Credential{Type: store.TypeAPIKey, Provider: "anthropic", Key: key}
+		}
 		return nil
 	})
 	if err != nil {

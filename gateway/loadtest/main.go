@@ -113,7 +113,7 @@ func main() {
 	maxReq := flag.Int("max", 300_000, "at most this many requests per cell")
 	serve := flag.String("serve", "", "internal: run one server (bare, gateway, gateway429) in this child process")
 	up := flag.String("upstream", "", "internal: the upstream URL for -serve")
-	profiles := flag.Int("profiles", 0, "measure scale: the gateway holds this many profiles (see the package doc)")
+	profiles := flag.Int("profiles", 0, "measure scale: the gateway holds this many profiles (see the package doc); with -firstreq: the main agent holds this many keys")
 	churn := flag.Bool("churn", false, "with -profiles: also measure a new session on every request (no decision cached)")
 	nocache := flag.Bool("nocache", false, "with -profiles: also measure with the decision cache off")
 	firstReq := flag.String("firstreq", "", "instead: time the first request after /readyz of this built opensoul binary, empty module cache (see firstreq.go)")
@@ -139,7 +139,7 @@ func main() {
 	case *serve != "":
 		err = child(*serve, *up, *profiles, *state)
 	case *firstReq != "":
-		err = runFirstRequest(*firstReq, *rounds, *defModel)
+		err = runFirstRequest(*firstReq, *rounds, *defModel, *profiles)
 	case *crash != "":
 		err = runCrash(*crash, *rounds, *conns, *dur)
 	case *soak > 0:
