@@ -13,6 +13,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/usage"
 )
 
@@ -80,13 +81,16 @@ type headroom = usage.ProfileHeadroom
 
 // limitReport is one stored limits row.
 type limitReport struct {
-	Provider string         `json:"provider"`
-	Profile  string         `json:"profile"`
-	Model    string         `json:"model,omitempty"`
-	At       time.Time      `json:"at"`
-	Status   string         `json:"status,omitempty"`
-	ResetAt  time.Time      `json:"resetAt,omitzero"`
-	Windows  []usage.Window `json:"windows"`
+	Provider string `json:"provider"`
+	Profile  string `json:"profile"`
+	// Agent is whose store holds the credential ("" for a key from the
+	// environment or the config).
+	Agent   string         `json:"agent,omitempty"`
+	Model   string         `json:"model,omitempty"`
+	At      time.Time      `json:"at"`
+	Status  string         `json:"status,omitempty"`
+	ResetAt time.Time      `json:"resetAt,omitzero"`
+	Windows []usage.Window `json:"windows"`
 }
 
 func (a *app) showUsage(ctx context.Context, q usage.Query, since string, asJSON bool) error {
@@ -115,6 +119,15 @@ func (a *app) showUsage(ctx context.Context, q usage.Query, since string, asJSON
 	if err != nil {
 		return err
 	}
+	if q.Agent != "" {
+		// The agent's credentials: its own profiles and the main ones it
+		// uses, not another agent's with the same id.
+		snap, err := gateway.LoadSnapshot(a.st, q.Agent)
+		if err != nil {
+			return err
+		}
+		limits = usage.Owned(limits, func(id string) string { return snap.Owner[id] })
+	}
 	tight := usage.Tightest(limits)
 	for _, r := range rows {
 		row := usageRow{Row: r}
@@ -126,7 +139,7 @@ func (a *app) showUsage(ctx context.Context, q usage.Query, since string, asJSON
 	}
 	rep.Total.Key = "total"
 	for _, l := range limits {
-		rep.Limits = append(rep.Limits, limitReport{Provider: l.Provider, Profile: l.Profile, Model: l.Model, At: l.Time.UTC(),
+		rep.Limits = append(rep.Limits, limitReport{Provider: l.Provider, Profile: l.Profile, Agent: l.Agent, Model: l.Model, At: l.Time.UTC(),
 			Status: l.Status, ResetAt: l.ResetAt, Windows: l.Windows})
 	}
 	if asJSON {

@@ -99,8 +99,27 @@ func TestModelsStatusHeadroom(t *testing.T) {
 			{Name: "requests", Limit: 100, Remaining: 90, Utilization: 0.1},
 			{Name: "tokens", Limit: 1000, Remaining: 300, Utilization: 0.7, ResetAt: reset},
 		}})
+	// Agent ops's own openai:manual would be another key: its limits are
+	// not main's.
+	st.Limits(usage.Limits{Time: time.Now(), Agent: "ops", Provider: "openai", Profile: "openai:manual", Model: "m", Status: "rejected"})
+	st.Record(usage.Record{Time: time.Now(), Agent: "ops", Provider: "openai", Profile: "openai:manual", Model: "m", Status: 200})
+	st.Record(usage.Record{Time: time.Now(), Agent: "ops", Provider: "anthropic", Profile: "anthropic:manual", Model: "m", Status: 200})
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
+	}
+
+	// ops has no profiles of its own: it uses main's, and their limits.
+	var ur usageReport
+	if err := json.Unmarshal([]byte(e.ok("", "usage", "--agent", "ops", "--json")), &ur); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ur.Rows {
+		if h := r.Headroom; (r.Key == "openai:manual") != (h == nil) || h != nil && h.Window != "tokens" {
+			t.Errorf("usage --agent ops: %s headroom %+v (openai: none; anthropic: main's)", r.Key, h)
+		}
+	}
+	if len(ur.Rows) != 2 {
+		t.Errorf("usage --agent ops: %+v", ur.Rows)
 	}
 
 	out := e.ok("", "models", "status")
