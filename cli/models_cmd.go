@@ -241,7 +241,9 @@ func (a *app) resolver(ctx context.Context, now time.Time) (gateway.Resolver, er
 		ConfigKey: func(p string) bool { return a.cfg.Providers[p].APIKey != "" },
 		APIKey:    func(p string) string { return a.cfg.Providers[p].APIKey },
 		Attrs:     a.cfg.Agents.AgentAttrs(),
-		Usage:     a.usageFacts(),
+	}
+	if engine.ReadsUsage() { // as the gateway: only a user policy may read them
+		r.Usage = a.usageFacts()
 	}
 	r.Verdict = a.verdictFunc(ctx, now)
 	return r, nil

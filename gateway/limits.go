@@ -291,9 +291,22 @@ func msTime(p *int64) time.Time {
 	return time.UnixMilli(*p)
 }
 
-// usageFacts are the usage facts now, nil when no usage is kept.
+// UsageReader is a Selector that says whether its policies may read the
+// usage facts (*policy.Engine: only once a user policy is loaded).
+type UsageReader interface {
+	ReadsUsage() bool
+}
+
+// usageFacts are the usage facts now: nil when no usage is kept, or when
+// the policy says it does not read them. Every change of a quantized
+// total is a new generation, on which each agent's profile facts are
+// built again (a pass over its profiles), so they are given only to a
+// policy that may read them.
 func (s *Server) usageFacts() *usage.Facts {
 	if s.spent == nil {
+		return nil
+	}
+	if r, ok := s.selector.(UsageReader); ok && !r.ReadsUsage() {
 		return nil
 	}
 	return s.spent.Facts()

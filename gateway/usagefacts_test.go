@@ -3,6 +3,9 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -182,4 +185,95 @@ func BenchmarkUsagePolicyHitRate(b *testing.B) {
 	after := engine.Stats()
 	dec, evals := after.Decisions-before.Decisions, after.Evaluations-before.Evaluations
 	b.ReportMetric(100*(1-float64(evals)/float64(dec)), "hit-%")
+}
+
+// BenchmarkUsageFactsProfiles is BenchmarkGatewayProfiles' 1000-profile
+// cases without and with the usage store (its clock the gateway's, so
+// every answer lands in every window), built-in policy only: what keeping
+// usage costs a request when an agent has many profiles. (Each quantized
+// change of a total is a new usage generation, on which an agent's
+// profile facts are built again — a pass over 1000 profiles — so the
+// gateway gives usage facts only to a policy that may read them; before
+// that rule session-1000 went from 75 to 300-430 cpu-µs per request.)
+func BenchmarkUsageFactsProfiles(b *testing.B) {
+	for _, session := range []string{"bench", ""} {
+		for _, withStore := range []bool{false, true} {
+			name := map[string]string{"bench": "session-1000", "": "rotate-1000"}[session] + map[bool]string{false: "/off", true: "/store"}[withStore]
+			b.Run(name, func(b *testing.B) {
+				const n = 1000
+				f := newFixture(b, func(f *fixture, o *gateway.Options) {
+					o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+					if withStore {
+						st, err := usage.Open(filepath.Join(b.TempDir(), "usage.db"), usage.Options{Now: f.clock.Now})
+						if err != nil {
+							b.Fatal(err)
+						}
+						b.Cleanup(func() { st.Close() })
+						o.Usage = st
+					}
+				})
+				creds := make(map[string]store.Credential, n)
+				for i := range n {
+					key := fmt.Sprintf("sk-ant-api03-BENCHKEY%04d-aaaaaaaaaaaaaaaaaaaa", i)
+					creds[fmt.Sprintf("anthropic:p%04d", i)] = anthropicKey(key)
+					f.anthropic.set(key, answer{})
+				}
+				f.profiles("main", creds, nil)
+				body := `{"model":"claude-sonnet-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
+				send := func() {
+					req := httptest.NewRequest("POST", "/anthropic/v1/messages", strings.NewReader(body))
+					req.Header.Set("x-api-key", gatewayToken)
+					req.Header.Set("content-type", "application/json")
+					if session != "" {
+						req.Header.Set("x-opensoul-session", session)
+					}
+					w := httptest.NewRecorder()
+					f.gw.ServeHTTP(w, req)
+					if w.Code != http.StatusOK {
+						b.Fatalf("status %d: %s", w.Code, w.Body)
+					}
+				}
+				send()
+				send()
+				b.ReportAllocs()
+				start := cpuTime()
+				for b.Loop() {
+					send()
+				}
+				b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+			})
+		}
+	}
+}
+
+// TestBuiltinPolicyGetsNoUsage: while only the built-in policy (which
+// never reads usage) decides, the gateway leaves the usage facts out of
+// the input, so the counters moving never rebuilds an agent's facts.
+func TestBuiltinPolicyGetsNoUsage(t *testing.T) {
+	t.Parallel()
+	var st *usage.Store
+	f := newFixture(t, func(f *fixture, o *gateway.Options) {
+		var err error
+		st, err = usage.Open(filepath.Join(t.TempDir(), "usage.db"), usage.Options{FlushInterval: -1, Now: f.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		o.Usage = st
+	})
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
+	f.anthropic.set(keyA, answer{})
+	if status, _, body := served(t, f, st, 1); status != 200 {
+		t.Fatalf("%d %s", status, body)
+	}
+	if st.Facts().Profile("anthropic:a").H1.Requests != 1 {
+		t.Fatal("the usage store did not count the answer")
+	}
+	res, err := f.gw.Resolver(context.Background(), f.clock.Now()).Resolve(context.Background(), snapshot(t, f), gateway.Query{Agent: "main", Provider: "anthropic", Model: "claude-sonnet-5"}, f.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Input.Agent.Usage != nil || res.Input.Profiles[0].Usage != nil {
+		t.Errorf("the built-in policy alone got usage facts: agent %+v, profile %+v", res.Input.Agent.Usage, res.Input.Profiles[0].Usage)
+	}
 }

@@ -180,6 +180,13 @@ func profileTimes(p *ProfileFacts, note func(int64)) {
 // answer, and only a user policy may read them.
 var builtinUnread = []string{"lastUsed", "started", "requests", "usage"}
 
+// ReadsUsage says whether a policy in force may read the usage facts
+// (input.agent.usage, input.profiles[i].usage): true once a user policy
+// is loaded. The built-in policy never reads them (builtinUnread), so a
+// caller may leave them out (nil) while it alone decides, and spare the
+// work of keeping them current.
+func (e *Engine) ReadsUsage() bool { return !e.set.Load().ordinal }
+
 func appendKey(b []byte, in *Input, builtin bool) []byte {
 	b = appendString(b, in.Agent.ID)
 	b = appendAttrs(b, in.Agent.Attrs)

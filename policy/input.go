@@ -27,7 +27,8 @@ type AgentFacts struct {
 	ID    string            `json:"id"`
 	Attrs map[string]string `json:"attrs"`
 	// Usage is what the agent spent over every profile it used (see
-	// UsageFacts); nil when the gateway keeps no usage (usage.enabled off).
+	// UsageFacts); nil when the gateway keeps no usage (usage.enabled off)
+	// or no loaded policy may read it (Engine.ReadsUsage).
 	Usage *UsageFacts `json:"usage"`
 }
 
@@ -118,7 +119,8 @@ type ProfileFacts struct {
 	// (rate-limit headers read by the provider module); nil: nothing known.
 	Limits *LimitFacts `json:"limits"`
 	// Usage is what the profile spent, for every agent (see UsageFacts);
-	// nil when the gateway keeps no usage (usage.enabled off).
+	// nil when the gateway keeps no usage (usage.enabled off) or no loaded
+	// policy may read it (Engine.ReadsUsage).
 	Usage *UsageFacts `json:"usage"`
 }
 
