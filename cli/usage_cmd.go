@@ -36,7 +36,10 @@ list prices (usage.prices adds or overrides a model's price; a
 subscription login's cost is what the same tokens would cost on a key).
 It also keeps the latest rate limits each provider reported. HEADROOM
 is the share left of the tightest window (requests, tokens, a
-subscription's 5-hour window), with its reset time.
+subscription's 5-hour window), with its reset time, across the models
+the provider counts separately. With --agent it is that agent's
+credentials' (its own profiles and the main ones it uses); without, a
+profile id another agent also has shows the tightest of them.
 
 The counts live in <state>/usage.db for usage.retentionDays (35); a
 running gateway writes them once a second.
