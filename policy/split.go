@@ -204,13 +204,13 @@ func (s *policySet) decideSplit(ctx context.Context, in *Input, memo *termMemo, 
 	cx := newClassContext(in)
 	buf := make([]byte, 0, 96*n)
 	offs := make([]int, n+1)
-	ids := make(map[string]struct{}, n)
+	at := make(map[string]int, n) // id → index in in.Profiles
 	for i := range in.Profiles {
 		p := &in.Profiles[i]
-		if _, dup := ids[p.ID]; dup {
+		if _, dup := at[p.ID]; dup {
 			return s.eval(ctx, in, memo) // the policy reports the conflict
 		}
-		ids[p.ID] = struct{}{}
+		at[p.ID] = i
 		buf = appendClassKey(buf, p, cx)
 		offs[i+1] = len(buf)
 	}
@@ -251,7 +251,7 @@ func (s *policySet) decideSplit(ctx context.Context, in *Input, memo *termMemo, 
 		}
 		cc.mu.Unlock()
 	}
-	return assemble(in, classes, &s.split.texts), nil
+	return assemble(in, at, classes, &s.split.texts), nil
 }
 
 // classify evaluates ClassesRule over the profiles at idx (the rest of the
@@ -337,14 +337,11 @@ func parseClass(v ast.Value) (class, error) {
 }
 
 // assemble makes the decision from the classes of in.Profiles (classes[i]
-// is in.Profiles[i]'s) exactly as select.rego's decision layer does with
-// no user rules (no deny, no prefer).
-func assemble(in *Input, classes []class, tx *decisionTexts) Decision {
+// is in.Profiles[i]'s; at maps each id to its index) exactly as
+// select.rego's decision layer does with no user rules (no deny, no
+// prefer).
+func assemble(in *Input, at map[string]int, classes []class, tx *decisionTexts) Decision {
 	n := len(in.Profiles)
-	at := make(map[string]int, n)
-	for i := range in.Profiles {
-		at[in.Profiles[i].ID] = i
-	}
 	var userPin, autoPin string
 	var hasUser, hasAuto bool
 	if p := in.Session.Pin; p != nil {
