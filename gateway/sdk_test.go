@@ -205,12 +205,23 @@ func TestSDKFailover(t *testing.T) {
 
 // TestStreamFlushesEachEvent: the upstream sends one event and waits until
 // the client has it before sending the next, so a gateway that buffered
-// would deadlock (the test would give up after its bound).
+// would deadlock (the test would give up after its bound). Both an SSE
+// stream and a chunked answer of unknown length (NDJSON) go out as they
+// arrive; only answers of known length wait for their end.
 func TestStreamFlushesEachEvent(t *testing.T) {
 	t.Parallel()
+	for _, ct := range []string{"text/event-stream", "application/x-ndjson"} {
+		t.Run(ct, func(t *testing.T) {
+			t.Parallel()
+			streamFlushes(t, ct)
+		})
+	}
+}
+
+func streamFlushes(t *testing.T, contentType string) {
 	got := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Content-Type", contentType)
 		io.WriteString(w, "event: ping\ndata: {\"type\":\"ping\"}\n\n")
 		w.(http.Flusher).Flush()
 		select {
