@@ -108,6 +108,15 @@ func headroomOf(in *policy.Input, id string) string {
 	return "absent"
 }
 
+// sees sends one request for model as token's agent and checks the
+// headroom its policy input showed for profile id.
+func sees(t *testing.T, f *fixture, last func() *policy.Input, token, model, id, want string) {
+	t.Helper()
+	if h := headroomOf(chat(t, f, last, token, model), id); h != want {
+		t.Errorf("a request for %s sees %s's headroom %s, want %s", model, id, h, want)
+	}
+}
+
 // TestLimitsPerModel: OpenAI keeps an API key's limits per model, and the
 // openai module says so; two models on one key with different remaining
 // each show the policy their own headroom. (Keyed by profile alone, the
@@ -120,17 +129,11 @@ func TestLimitsPerModel(t *testing.T) {
 	f, last := scopedFixture(t, u)
 	f.profiles("main", map[string]store.Credential{"openai:k": {Type: store.TypeAPIKey, Provider: "openai", Key: openaiKey}}, nil)
 
-	if h := headroomOf(chat(t, f, last, gatewayToken, "gpt-big"), "openai:k"); h != "unknown" {
-		t.Errorf("before any answer: headroom %s", h)
-	}
-	chat(t, f, last, gatewayToken, "gpt-small") // observed: small 0.2, big 0.9
+	sees(t, f, last, gatewayToken, "gpt-big", "openai:k", "unknown") // before any answer
+	chat(t, f, last, gatewayToken, "gpt-small")                      // observed: small 0.2, big 0.9
 	for range 2 {
-		if h := headroomOf(chat(t, f, last, gatewayToken, "gpt-big"), "openai:k"); h != "0.9" {
-			t.Errorf("gpt-big sees headroom %s, want its own 0.9", h)
-		}
-		if h := headroomOf(chat(t, f, last, gatewayToken, "gpt-small"), "openai:k"); h != "0.2" {
-			t.Errorf("gpt-small sees headroom %s, want its own 0.2", h)
-		}
+		sees(t, f, last, gatewayToken, "gpt-big", "openai:k", "0.9")
+		sees(t, f, last, gatewayToken, "gpt-small", "openai:k", "0.2")
 	}
 }
 
@@ -148,12 +151,8 @@ func TestLimitsPerAgent(t *testing.T) {
 	chat(t, f, last, gatewayToken, "gpt-5")
 	chat(t, f, last, workToken, "gpt-5")
 	for range 2 {
-		if h := headroomOf(chat(t, f, last, gatewayToken, "gpt-5"), "openai:default"); h != "0.1" {
-			t.Errorf("main sees headroom %s, want its key's 0.1", h)
-		}
-		if h := headroomOf(chat(t, f, last, workToken, "gpt-5"), "openai:default"); h != "0.8" {
-			t.Errorf("work sees headroom %s, want its key's 0.8", h)
-		}
+		sees(t, f, last, gatewayToken, "gpt-5", "openai:default", "0.1") // main's key
+		sees(t, f, last, workToken, "gpt-5", "openai:default", "0.8")    // work's
 	}
 }
 
