@@ -83,8 +83,8 @@ func TestGatewayCrash(t *testing.T) {
 		if err := crashtest.StateFiles(e.state, keys); err != nil {
 			t.Errorf("round %d: after the kill: %v", round, err)
 		}
-		t.Logf("round %d: %d answered, %d stored in %d batches, lost %d (all after the last cut, %v before the kill; flush interval %v)",
-			round, r.Answered, r.Stored, r.Batches, r.Lost(), r.CutAgo.Round(time.Millisecond), usage.DefaultFlushInterval)
+		t.Logf("round %d: %d answered, %d stored in %d batches, lost %d (all after the last cut, %v before the kill; %d answered in the last flush interval, %v)",
+			round, r.Answered, r.Stored, r.Batches, r.Lost(), r.CutAgo.Round(time.Millisecond), r.LastInterval, usage.DefaultFlushInterval)
 		before = after
 	}
 

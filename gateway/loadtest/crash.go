@@ -20,7 +20,9 @@ import (
 // a random point of its flush cycle, rounds times on one state dir; after
 // each kill the usage store must open, pass SQLite's integrity check and
 // hold exactly what was answered before its last committed cut
-// (crashtest.Check), and the state files must load. A last start stops
+// (crashtest.Check), and the state files must load. "last interval" is
+// the answers of the last flush interval before the kill: what the issue
+// allows to be lost. A last start stops
 // cleanly and must store every answer. Build first:
 //
 //	go build -o /tmp/opensoul . && go run ./gateway/loadtest -crash /tmp/opensoul [-rounds 5] [-conns 32] [-d 3s]
@@ -60,7 +62,8 @@ func runCrash(bin string, rounds, conns int, d time.Duration) error {
 	}
 	fmt.Printf("SIGKILL under load: %d clients, %d rounds of %v + a random part of the %v flush interval (wall clock, loopback)\n",
 		conns, rounds, d, usage.DefaultFlushInterval)
-	fmt.Printf("%-5s | %8s | %8s | %7s | %8s | %6s | %15s | %s\n", "round", "answered", "req/s", "batches", "stored", "lost", "cut before kill", "check")
+	fmt.Printf("%-5s | %8s | %8s | %7s | %8s | %6s | %13s | %15s | %s\n", "round", "answered", "req/s", "batches", "stored", "lost",
+		"last interval", "cut before kill", "check")
 	before, err := crashtest.Stored(db)
 	if err != nil {
 		return err
@@ -88,8 +91,8 @@ func runCrash(bin string, rounds, conns int, d time.Duration) error {
 		if err != nil {
 			check, failed = err.Error(), errors.Join(failed, fmt.Errorf("round %d: %w", round, err))
 		}
-		fmt.Printf("%-5d | %8d | %8.0f | %7d | %8d | %6d | %15v | %s\n", round, r.Answered, float64(r.Answered)/killed.Sub(serving).Seconds(),
-			r.Batches, r.Stored, r.Lost(), r.CutAgo.Round(time.Millisecond), check)
+		fmt.Printf("%-5d | %8d | %8.0f | %7d | %8d | %6d | %13d | %15v | %s\n", round, r.Answered, float64(r.Answered)/killed.Sub(serving).Seconds(),
+			r.Batches, r.Stored, r.Lost(), r.LastInterval, r.CutAgo.Round(time.Millisecond), check)
 		before = after
 	}
 	return errors.Join(failed, cleanStop("last start", bin, env, db, up, before))

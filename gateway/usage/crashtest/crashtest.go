@@ -348,6 +348,11 @@ type Round struct {
 	Stored    int64         // requests the store holds of this run
 	Batches   int           // batches committed
 	CutAgo    time.Duration // the last committed cut, before the kill
+	// LastInterval is the answers the upstream finished in the last flush
+	// interval before the kill: what "short by at most the last batch
+	// interval" allows. Lost stays within it while the flusher keeps its
+	// beat (a starved machine can delay a flush; not asserted).
+	LastInterval int64
 }
 
 // Lost is what the kill cost: answers finished but not stored.
@@ -392,6 +397,9 @@ func Check(flushes []Flush, stored map[string]usage.Row, clients Clients, upstre
 	}
 	T := time.UnixMicro(cut)
 	r.CutAgo = killed.Sub(T)
+	for _, m := range Models {
+		r.LastInterval += int64(len(upstream[m])) - countBefore(upstream[m], killed.Add(-usage.DefaultFlushInterval))
+	}
 	for _, m := range Models {
 		lo, hi := countBefore(clients.Answers[m], T), countBefore(upstream[m], T)
 		if got := stored[m].Requests; got < lo || got > hi {
