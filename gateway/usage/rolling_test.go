@@ -192,3 +192,34 @@ func BenchmarkUsageRecord(b *testing.B) {
 		s.Record(r)
 	}
 }
+
+// TestUsageFactsFromOldStore: a store written before usage_hours existed
+// (the minutes only) gets its hours filled when opened, so the 30-day
+// totals count what was recorded before the upgrade, once.
+func TestUsageFactsFromOldStore(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "usage.db")
+	c := &clock{t: t0}
+	s, err := Open(path, Options{FlushInterval: -1, Now: c.now, Prices: testPrices})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Record(rec(t0.Add(-3*24*time.Hour), "main", "p", 100, 0))
+	s.Record(rec(t0.Add(-2*time.Hour), "main", "p", 10, 0))
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.Exec(`DROP TABLE usage_hours`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second open must not fill the hours again
+		s = openStore(t, path, Options{FlushInterval: -1, Now: c.now, Prices: testPrices})
+		if got := s.Facts().Profile("p"); got.D30.Requests != 2 || got.D30.Input != 110 || got.H24.Input != 10 {
+			t.Errorf("after the upgrade: %+v", got)
+		}
+		s.Close()
+	}
+}

@@ -160,7 +160,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if s.opts.FlushInterval == 0 {
 		s.opts.FlushInterval = DefaultFlushInterval
 	}
-	if err := s.prune(); err != nil {
+	if err := errors.Join(s.ensureHours(context.Background()), s.prune()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("usage store %s: %w", path, err)
 	}
@@ -356,6 +356,9 @@ func (s *Store) write(pending map[bucketKey]*counts, limits map[[4]string]Limits
 				return fmt.Errorf("usage store: %w", err)
 			}
 		}
+		if err := writeHours(tx, pending); err != nil { // rolling.go
+			return err
+		}
 	}
 	for _, l := range limits {
 		ws, _ := json.Marshal(l.Windows)
@@ -384,7 +387,7 @@ func (s *Store) prune() error {
 	if _, err := s.db.Exec(`DELETE FROM usage WHERE bucket < ?`, cut); err != nil {
 		return fmt.Errorf("usage store: pruning: %w", err)
 	}
-	return nil
+	return s.pruneHours(cut)
 }
 
 // Close writes what is pending and closes the database. It is safe to
