@@ -51,7 +51,8 @@ On first run it generates a gateway token, saves it to <state>/.env as
 OPENSOUL_GATEWAY_TOKEN and prints how to point the SDKs at the gateway.
 A listen address other than loopback needs a configured token. Config,
 .env, policy and provider module (.wasm) edits apply without a restart (a
-broken edit is refused and the old one kept). A provider module whose
+broken edit is refused and the old one kept), and the agents are warmed
+again for them as at start. A provider module whose
 calls keep hitting the deadline or trapping is skipped for a while (its
 provider gets the built-in behaviour; see providers list and doctor).
 SIGINT/SIGTERM drain in-flight requests for at most gateway.timeouts.drainMs.

@@ -206,13 +206,18 @@ func TestGatewayReloadsAndDrains(t *testing.T) {
 	waitUntil(t, "the broken policy to be refused", func() bool { return strings.Contains(g.stderr.String(), "policy change refused") })
 	os.Remove(filepath.Join(e.state, "policies", "broken.rego"))
 
-	// A new policy.dirs applies too: its rule denies the only profile.
+	// A new policy.dirs applies too: its rule denies the only profile. The
+	// agents are warmed again for the policies now in force.
+	warms := strings.Count(g.stderr.String(), `msg="agents warmed"`)
 	other := e.writeFile("team-policies/deny.rego", "package opensoul.rules\n\ndeny contains {\"profile\": \"anthropic:manual\", \"reason\": \"moved to the team key\"} if true\n")
 	e.writeFile("opensoul.yaml", "providers:\n  anthropic:\n    baseUrl: "+fast.URL+"\npolicy:\n  dirs: ["+filepath.Dir(other)+"]\n")
 	waitUntil(t, "the new policy.dirs", func() bool { return strings.Contains(g.stderr.String(), "policy.dirs changed") })
 	waitUntil(t, "the team policy to deny the profile", func() bool {
 		resp, body := g.post(t, "/anthropic/v1/messages", fixGatewayToken, body)
 		return resp.StatusCode == 503 && strings.Contains(body, "moved to the team key")
+	})
+	waitUntil(t, "the agents warmed for the new policies", func() bool {
+		return strings.Count(g.stderr.String(), `msg="agents warmed"`) > warms
 	})
 
 	// log.level applies live: at warn, a served request writes no line.

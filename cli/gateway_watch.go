@@ -38,12 +38,16 @@ func (w *gatewayWatcher) stamp() []store.Stamp {
 	return store.StampsOf(w.a.cfgFile, filepath.Join(w.a.st.Dir, ".env"), ".env")
 }
 
+// check applies what changed; after a change it warms the agents again
+// (gateway.Server.Warm), so the next first requests do not evaluate the
+// new policies or ask the new module themselves.
 func (w *gatewayWatcher) check(ctx context.Context) {
+	warm := false
 	if s := w.stamp(); !slices.Equal(s, w.stamps) {
 		w.stamps = s
-		w.reloadConfig()
+		warm = w.reloadConfig()
 	}
-	w.reloadModules(ctx)
+	warm = w.reloadModules(ctx) || warm
 	changed, err := w.g.engine.Reload(ctx)
 	switch {
 	case err != nil:
@@ -53,16 +57,21 @@ func (w *gatewayWatcher) check(ctx context.Context) {
 	case changed:
 		w.errs.Clear("policies")
 		w.log.Info("policies reloaded", "files", len(w.g.engine.Files()))
+		warm = true
+	}
+	if warm {
+		w.g.srv.Warm(ctx)
 	}
 }
 
 // reloadModules applies module files that changed on disk, or moved in
 // config, like policies: a module that fails to load is refused, its file
-// named in the log once, and the module in force kept.
-func (w *gatewayWatcher) reloadModules(ctx context.Context) {
-	changed, errs := w.g.modules.Update(ctx, w.a.modulePaths())
-	if len(changed) > 0 {
-		w.log.Info("provider modules reloaded", "providers", changed)
+// named in the log once, and the module in force kept. It reports whether
+// a module was replaced.
+func (w *gatewayWatcher) reloadModules(ctx context.Context) bool {
+	updated, errs := w.g.modules.Update(ctx, w.a.modulePaths())
+	if len(updated) > 0 {
+		w.log.Info("provider modules reloaded", "providers", updated)
 	}
 	msg := errors.Join(errs...)
 	switch {
@@ -73,9 +82,12 @@ func (w *gatewayWatcher) reloadModules(ctx context.Context) {
 			w.log.Error("provider module change refused; keeping the module in force", "err", err)
 		}
 	}
+	return len(updated) > 0
 }
 
-func (w *gatewayWatcher) reloadConfig() {
+// reloadConfig puts an edited config in force, or refuses it; it reports
+// whether it did.
+func (w *gatewayWatcher) reloadConfig() bool {
 	l, err := loadConfig(w.a.configSource())
 	if err == nil {
 		err = w.g.srv.SetConfig(gatewayConfig(l.Cfg, w.g.listen))
@@ -84,7 +96,7 @@ func (w *gatewayWatcher) reloadConfig() {
 		if w.errs.Changed("config", err) {
 			w.log.Error("config change refused; keeping the config in force", "err", err)
 		}
-		return
+		return false
 	}
 	w.errs.Clear("config")
 	oldDirs := w.a.policyDirs()
@@ -99,4 +111,5 @@ func (w *gatewayWatcher) reloadConfig() {
 	w.g.chat.SetConfig(chatConfig(l.Cfg))
 	w.noteRestart()
 	w.log.Info("config reloaded", "file", l.File)
+	return true
 }

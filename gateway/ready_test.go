@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/policy"
 	"github.com/opensoul/opensoul/wasm"
 )
 
@@ -112,7 +114,7 @@ func TestReadyMeansDecided(t *testing.T) {
 	if n := len(f.anthropic.requests()); n != 0 {
 		t.Fatalf("the warmup sent %d requests upstream", n)
 	}
-	if logs := f.logs.String(); !strings.Contains(logs, `"msg":"ready: agents warmed","agents":["main","work"],"profiles":3`) {
+	if logs := f.logs.String(); !strings.Contains(logs, `"msg":"agents warmed","agents":["main","work"],"profiles":3`) {
 		t.Errorf("no log line saying what was warmed:\n%s", logs)
 	}
 	for _, token := range []string{gatewayToken, workToken} {
@@ -125,5 +127,48 @@ func TestReadyMeansDecided(t *testing.T) {
 	}
 	if got := f.engine.Stats(); got.Evaluations != st.Evaluations {
 		t.Errorf("the first requests after readyz evaluated the policy %d times (decisions not warmed)", got.Evaluations-st.Evaluations)
+	}
+}
+
+// TestWarmAfterPolicyReload: Warm (which the CLI's watcher calls after a
+// reload) evaluates the policies now in force, so the first request after
+// a policy change is answered from the decision cache again.
+func TestWarmAfterPolicyReload(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	engine, err := policy.New(ctx, policy.Options{Dirs: []string{dir}, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(_ *fixture, o *gateway.Options) {
+		o.Selector = engine
+		o.WarmModels = []string{"anthropic/claude-sonnet-5"}
+	})
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA), "anthropic:b": anthropicKey(keyB)}, nil)
+	f.anthropic.set(keyA, answer{})
+	f.anthropic.set(keyB, answer{})
+	if resp, body := f.messages("claude-sonnet-5", nil); resp.StatusCode != 200 {
+		t.Fatalf("before the reload: %d %s", resp.StatusCode, body)
+	}
+	rule := "package opensoul.rules\n\ndeny contains {\"profile\": \"anthropic:a\", \"reason\": \"kept for the batch jobs\"} if true\n"
+	if err := os.WriteFile(filepath.Join(dir, "deny.rego"), []byte(rule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := engine.Reload(ctx); err != nil || !changed {
+		t.Fatalf("reload: %v %v", changed, err)
+	}
+	before := engine.Stats()
+	f.gw.Warm(ctx)
+	warmed := engine.Stats()
+	if warmed.Evaluations == before.Evaluations {
+		t.Fatal("Warm evaluated nothing after the policy reload")
+	}
+	resp, body := f.messages("claude-sonnet-5", nil)
+	if resp.StatusCode != 200 || resp.Header.Get("X-Opensoul-Profile") != "anthropic:b" {
+		t.Fatalf("after the reload: %d %q %s", resp.StatusCode, resp.Header.Get("X-Opensoul-Profile"), body)
+	}
+	if got := engine.Stats(); got.Evaluations != warmed.Evaluations {
+		t.Errorf("the first request after the reload and Warm evaluated the policy %d times", got.Evaluations-warmed.Evaluations)
 	}
 }

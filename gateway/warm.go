@@ -25,6 +25,15 @@ func (s *Server) warm(ctx context.Context, warmup func(context.Context)) {
 	if warmup != nil {
 		warmup(ctx)
 	}
+	s.Warm(ctx)
+}
+
+// Warm warms every configured agent (warmAgent) and returns when done. New
+// does it before /readyz turns green; the CLI's watcher calls it again
+// after a config, policy or module reload, whose first requests would
+// otherwise evaluate the new policies and ask the new module. It does not
+// change /readyz.
+func (s *Server) Warm(ctx context.Context) {
 	start, agents := time.Now(), s.warmAgents()
 	var n warmed
 	var wg sync.WaitGroup
@@ -33,7 +42,7 @@ func (s *Server) warm(ctx context.Context, warmup func(context.Context)) {
 	}
 	wg.Wait()
 	if ctx.Err() == nil {
-		s.log.Info("ready: agents warmed", "agents", agents, "profiles", n.profiles.Load(), "decisions", n.decisions.Load(),
+		s.log.Info("agents warmed", "agents", agents, "profiles", n.profiles.Load(), "decisions", n.decisions.Load(),
 			"took", time.Since(start).Round(time.Millisecond))
 	}
 }
