@@ -167,19 +167,11 @@ func BenchmarkUsagePolicyHitRate(b *testing.B) {
 		[]string{"anthropic:sub"})
 	f.anthropic.set(tokenC, answer{status: 200, body: `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-5","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1000,"output_tokens":500}}`})
 	engine := f.engine
-	body := `{"model":"claude-sonnet-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
 	before := engine.Stats()
 	b.ReportAllocs()
 	cpu := cpuTime()
 	for b.Loop() {
-		req := httptest.NewRequest("POST", "/anthropic/v1/messages", strings.NewReader(body))
-		req.Header.Set("x-api-key", gatewayToken)
-		req.Header.Set("content-type", "application/json")
-		w := httptest.NewRecorder()
-		f.gw.ServeHTTP(w, req)
-		if w.Code != http.StatusOK {
-			b.Fatalf("status %d: %s", w.Code, w.Body)
-		}
+		benchSend(b, f, "")
 	}
 	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 	after := engine.Stats()
@@ -219,26 +211,12 @@ func BenchmarkUsageFactsProfiles(b *testing.B) {
 					f.anthropic.set(key, answer{})
 				}
 				f.profiles("main", creds, nil)
-				body := `{"model":"claude-sonnet-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
-				send := func() {
-					req := httptest.NewRequest("POST", "/anthropic/v1/messages", strings.NewReader(body))
-					req.Header.Set("x-api-key", gatewayToken)
-					req.Header.Set("content-type", "application/json")
-					if session != "" {
-						req.Header.Set("x-opensoul-session", session)
-					}
-					w := httptest.NewRecorder()
-					f.gw.ServeHTTP(w, req)
-					if w.Code != http.StatusOK {
-						b.Fatalf("status %d: %s", w.Code, w.Body)
-					}
-				}
-				send()
-				send()
+				benchSend(b, f, session)
+				benchSend(b, f, session)
 				b.ReportAllocs()
 				start := cpuTime()
 				for b.Loop() {
-					send()
+					benchSend(b, f, session)
 				}
 				b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/op")
 			})
@@ -275,5 +253,22 @@ func TestBuiltinPolicyGetsNoUsage(t *testing.T) {
 	}
 	if res.Input.Agent.Usage != nil || res.Input.Profiles[0].Usage != nil {
 		t.Errorf("the built-in policy alone got usage facts: agent %+v, profile %+v", res.Input.Agent.Usage, res.Input.Profiles[0].Usage)
+	}
+}
+
+// benchSend sends one Messages request straight to the gateway's handler
+// (in session when it is not "") and fails b unless it is served.
+func benchSend(b *testing.B, f *fixture, session string) {
+	req := httptest.NewRequest("POST", "/anthropic/v1/messages",
+		strings.NewReader(`{"model":"claude-sonnet-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("x-api-key", gatewayToken)
+	req.Header.Set("content-type", "application/json")
+	if session != "" {
+		req.Header.Set("x-opensoul-session", session)
+	}
+	w := httptest.NewRecorder()
+	f.gw.ServeHTTP(w, req)
+	if w.Code != http.StatusOK {
+		b.Fatalf("status %d: %s", w.Code, w.Body)
 	}
 }

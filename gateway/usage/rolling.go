@@ -335,6 +335,12 @@ func (s *Store) readRolls(ctx context.Context, since, tens, minutes int64) ([]ro
 		ELSE bucket - bucket % 3600 END AS b, agent, profile,
 		sum(requests), sum(input), sum(output), sum(cache_read), sum(cache_write), sum(cost_micros)
 		FROM usage WHERE bucket >= ?3 GROUP BY b, agent, profile`, minutes, tens, since)
+	return scanRolls(rows, err)
+}
+
+// scanRolls reads rows of (bucket, agent, profile, requests, input,
+// output, cache_read, cache_write, cost_micros).
+func scanRolls(rows *sql.Rows, err error) ([]rollRow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("usage store: reading the usage facts: %w", err)
 	}
@@ -448,24 +454,7 @@ func (s *Store) pruneHours(cut int64) error {
 func (s *Store) readHours(ctx context.Context, from, to int64) ([]rollRow, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT hour, agent, profile, requests, input, output, cache_read, cache_write, cost_micros
 		FROM usage_hours WHERE hour >= ? AND hour < ?`, from, to)
-	if err != nil {
-		return nil, fmt.Errorf("usage store: reading the usage facts: %w", err)
-	}
-	defer rows.Close()
-	var out []rollRow
-	for rows.Next() {
-		var w rollRow
-		var c counts
-		if err := rows.Scan(&w.at, &w.agent, &w.profile, &c.requests, &c.input, &c.output, &c.cacheRead, &c.cacheWrite, &c.costMicros); err != nil {
-			return nil, fmt.Errorf("usage store: reading the usage facts: %w", err)
-		}
-		w.t = totOf(&c)
-		out = append(out, w)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("usage store: reading the usage facts: %w", err)
-	}
-	return out, nil
+	return scanRolls(rows, err)
 }
 
 // seedRolls fills the rolling totals from the database (Open): the
