@@ -320,20 +320,31 @@ func (snap *Snapshot) profileList(req FactsRequest, now time.Time) *policy.Profi
 		facts  []policy.ProfileFacts
 		lo, hi int64
 		stable bool
+		base   *policy.ProfileList // the earlier list facts patch
+		at     []int               // the indices patched
 	)
 	if m := snap.facts; m != nil {
 		if e, ok := m.lookup(key, ms, gen); ok {
 			return e.list
 		}
 		if e, changed, ok := m.earlier(key, ms, gen); ok {
-			facts, stable = patchFacts(snap, e.list.Facts(), changed, req, now)
+			facts, at, stable = patchFacts(snap, e.list.Facts(), changed, req, now)
+			if at != nil {
+				base = e.list
+			}
 			lo, hi = e.lo, e.hi
 		}
 	}
-	if facts == nil {
+	var list *policy.ProfileList
+	switch {
+	case base != nil:
+		list = base.Patch(facts, at)
+	case facts == nil:
 		facts, lo, hi, stable = profileFacts(snap, req, now)
+		fallthrough
+	default:
+		list = policy.NewProfileList(facts)
 	}
-	list := policy.NewProfileList(facts)
 	if m := snap.facts; m != nil && stable {
 		m.mu.Lock()
 		if m.m == nil {
@@ -383,10 +394,12 @@ func profileFacts(snap *Snapshot, req FactsRequest, now time.Time) (facts []poli
 
 // patchFacts returns a copy of base, the facts of an earlier snapshot with
 // the same profiles, with the changed profiles' facts built again from
-// snap. stable is as for profileFacts. The clock interval is base's: the
-// credentials, whose expiry alone sets it, are the same.
-func patchFacts(snap *Snapshot, base []policy.ProfileFacts, changed []string, req FactsRequest, now time.Time) (facts []policy.ProfileFacts, stable bool) {
-	facts, stable = slices.Clone(base), true
+// snap, and the indices of the facts it built again (non-nil; nil when it
+// had to rebuild them all). stable is as for profileFacts. The clock
+// interval is base's: the credentials, whose expiry alone sets it, are
+// the same.
+func patchFacts(snap *Snapshot, base []policy.ProfileFacts, changed []string, req FactsRequest, now time.Time) (facts []policy.ProfileFacts, at []int, stable bool) {
+	facts, at, stable = slices.Clone(base), make([]int, 0, len(changed)), true
 	for _, id := range changed {
 		c, ok := snap.Profiles[id]
 		if !ok || c.Provider != req.Provider {
@@ -395,12 +408,13 @@ func patchFacts(snap *Snapshot, base []policy.ProfileFacts, changed []string, re
 		i, found := slices.BinarySearchFunc(facts, id, func(f policy.ProfileFacts, id string) int { return strings.Compare(f.ID, id) })
 		if !found { // cannot happen: the profiles are the same
 			facts, _, _, stable = profileFacts(snap, req, now)
-			return facts, stable
+			return facts, nil, stable
 		}
 		pf, ok := profileFact(snap, id, c, req, now)
 		facts[i], stable = pf, stable && ok
+		at = append(at, i)
 	}
-	return facts, stable
+	return facts, at, stable
 }
 
 // profileFact builds one profile's facts; ok is false when req asks for

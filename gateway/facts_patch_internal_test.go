@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -103,8 +104,9 @@ func TestPatchedFactsEqualRebuilt(t *testing.T) {
 		}
 		key := factsKey{req.Provider, req.Verdict != nil, ""}
 		if _, hit := cur.facts.lookup(key, now.UnixMilli(), req.gens()); !hit {
-			if _, _, ok := cur.facts.earlier(key, now.UnixMilli(), req.gens()); ok {
+			if e, changed, ok := cur.facts.earlier(key, now.UnixMilli(), req.gens()); ok {
 				patched++
+				checkPatchedAt(t, step, cur, e.list.Facts(), changed, req, now)
 			}
 		}
 		got := cur.profileList(req, now).Facts()
@@ -122,5 +124,21 @@ func TestPatchedFactsEqualRebuilt(t *testing.T) {
 	}
 	if patched < 100 {
 		t.Fatalf("only %d of the checks had earlier facts to patch: the test no longer exercises patching", patched)
+	}
+}
+
+// checkPatchedAt: patchFacts names every fact it changed (the indices
+// policy.ProfileList.Patch re-encodes; a fact changed but not named would
+// keep the earlier list's cache key).
+func checkPatchedAt(t *testing.T, step int, snap *Snapshot, base []policy.ProfileFacts, changed []string, req FactsRequest, now time.Time) {
+	t.Helper()
+	facts, at, _ := patchFacts(snap, base, changed, req, now)
+	if at == nil {
+		t.Fatalf("step %d: patchFacts rebuilt every fact for the same profiles", step)
+	}
+	for i := range facts {
+		if !reflect.DeepEqual(facts[i], base[i]) && !slices.Contains(at, i) {
+			t.Fatalf("step %d: patchFacts changed %s (index %d) but names only %v", step, facts[i].ID, i, at)
+		}
 	}
 }

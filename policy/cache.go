@@ -222,7 +222,7 @@ func appendKey(b []byte, in *Input, builtin bool) []byte {
 	case builtin:
 		b = binary.AppendUvarint(append(b, 1), l.rank)
 	default:
-		b = binary.AppendUvarint(append(b, 2), l.exact)
+		b = binary.AppendUvarint(append(b, 2), l.exactID())
 	}
 	b = binary.AppendUvarint(b, uint64(len(in.Env)))
 	for _, e := range in.Env {

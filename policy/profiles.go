@@ -21,9 +21,14 @@ import (
 // modified.
 type ProfileList struct {
 	facts []ProfileFacts
-	exact uint64  // interned id of the exact encoding
-	rank  uint64  // interned id of the encoding without lastUsed (built-in policy only)
-	times []int64 // sorted, distinct time boundaries (see validity)
+	rank  uint64  // interned id of the encoding without lastUsed and usage (built-in policy only)
+	times []int64 // sorted, distinct time boundaries (see validity); shared by patched lists
+
+	// exact is the interned id of the exact encoding, made on first use:
+	// only a cache key for a user policy needs it, and while the built-in
+	// policy alone decides no list pays for it.
+	exactOnce sync.Once
+	exact     uint64
 }
 
 // NewProfileList prepares ps, which it takes over: the caller must not
@@ -31,15 +36,45 @@ type ProfileList struct {
 // it is meant to be paid once per list, not per decision).
 func NewProfileList(ps []ProfileFacts) *ProfileList {
 	l := &ProfileList{facts: ps}
-	b := appendProfiles(nil, ps, false)
-	l.exact = profileKeys.intern(b)
-	l.rank = profileKeys.intern(appendProfiles(b[:0], ps, true))
+	l.rank = profileKeys.intern(appendProfiles(nil, ps, true))
 	for i := range ps {
 		profileTimes(&ps[i], func(t int64) { l.times = append(l.times, t) })
 	}
 	slices.Sort(l.times)
 	l.times = slices.Compact(l.times)
 	return l
+}
+
+// Patch prepares ps, which it takes over like NewProfileList, where ps is
+// l's facts with at most the profiles at the indices changed replaced (same
+// length, every other element equal to l's). When the changed profiles
+// differ from l's only in facts the built-in policy does not read
+// (lastUsed, usage: see builtinUnread), the new list shares l's built-in
+// key and time boundaries, and its cost is that of the changed profiles
+// alone: a success moves one profile's lastUsed, and a thousand-profile
+// list is not encoded again for it. Otherwise it is NewProfileList(ps).
+func (l *ProfileList) Patch(ps []ProfileFacts, changed []int) *ProfileList {
+	if len(ps) != len(l.facts) {
+		return NewProfileList(ps)
+	}
+	var was, now []byte
+	for _, i := range changed {
+		if i < 0 || i >= len(ps) {
+			return NewProfileList(ps)
+		}
+		was = appendProfile(was[:0], &l.facts[i], true)
+		now = appendProfile(now[:0], &ps[i], true)
+		if !bytes.Equal(was, now) {
+			return NewProfileList(ps)
+		}
+	}
+	return &ProfileList{facts: ps, rank: l.rank, times: l.times}
+}
+
+// exactID returns the interned id of the list's exact encoding.
+func (l *ProfileList) exactID() uint64 {
+	l.exactOnce.Do(func() { l.exact = profileKeys.intern(appendProfiles(nil, l.facts, false)) })
+	return l.exact
 }
 
 // Facts returns the list's profiles (read-only).
@@ -134,33 +169,38 @@ func (k *keyIntern) intern(enc []byte) uint64 {
 func appendProfiles(b []byte, ps []ProfileFacts, builtin bool) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ps)))
 	for i := range ps {
-		p := &ps[i]
-		b = appendString(b, p.ID)
-		b = appendString(b, p.Provider)
-		b = appendString(b, p.Type)
-		b = appendString(b, p.Status)
-		b = appendString(b, p.Kind)
-		b = appendOptInt(b, p.ExpiresAt)
-		b = appendOptString(b, p.Email)
-		if !builtin {
-			b = binary.AppendVarint(b, p.LastUsed)
-		}
-		b = binary.AppendVarint(b, p.CooldownUntil)
-		b = appendOptString(b, p.CooldownModel)
-		b = binary.AppendVarint(b, p.DisabledUntil)
-		b = appendOptString(b, p.DisabledReason)
-		b = binary.AppendVarint(b, int64(p.ErrorCount))
-		b = appendOptString(b, p.Scope)
-		if l := p.Limits; l != nil {
-			b = binary.AppendUvarint(append(b, 1), math.Float64bits(l.Headroom))
-			b = appendString(b, l.Status)
-			b = binary.AppendVarint(b, l.ResetAt)
-		} else {
-			b = append(b, 0)
-		}
-		if !builtin {
-			b = appendUsage(b, p.Usage)
-		}
+		b = appendProfile(b, &ps[i], builtin)
+	}
+	return b
+}
+
+// appendProfile appends p's encoding for appendProfiles.
+func appendProfile(b []byte, p *ProfileFacts, builtin bool) []byte {
+	b = appendString(b, p.ID)
+	b = appendString(b, p.Provider)
+	b = appendString(b, p.Type)
+	b = appendString(b, p.Status)
+	b = appendString(b, p.Kind)
+	b = appendOptInt(b, p.ExpiresAt)
+	b = appendOptString(b, p.Email)
+	if !builtin {
+		b = binary.AppendVarint(b, p.LastUsed)
+	}
+	b = binary.AppendVarint(b, p.CooldownUntil)
+	b = appendOptString(b, p.CooldownModel)
+	b = binary.AppendVarint(b, p.DisabledUntil)
+	b = appendOptString(b, p.DisabledReason)
+	b = binary.AppendVarint(b, int64(p.ErrorCount))
+	b = appendOptString(b, p.Scope)
+	if l := p.Limits; l != nil {
+		b = binary.AppendUvarint(append(b, 1), math.Float64bits(l.Headroom))
+		b = appendString(b, l.Status)
+		b = binary.AppendVarint(b, l.ResetAt)
+	} else {
+		b = append(b, 0)
+	}
+	if !builtin {
+		b = appendUsage(b, p.Usage)
 	}
 	return b
 }
