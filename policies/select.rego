@@ -264,18 +264,18 @@ client_name := object.get(input, ["request", "client", "name"], "")
 client_text := client_name if client_name != ""
 else := "an unidentified client"
 
-denied := {id: sprintf("denied: %s", [concat("; ", sort(rs))]) |
-	some id, rs in deny_reasons
-	not bad_status[id]
-	not token_expired[id]
-}
-
-denies := [d | some d in data.opensoul.rules.deny]
-
-deny_reasons := {id: {deny_reason(d) | some d in denies; deny_id(d) == id} |
-	some d0 in denies
-	id := deny_id(d0)
-	index[id] >= 0
+# (One rule rather than three: every classification evaluates it, and
+# without user rules there is nothing to deny.)
+denied := ds if {
+	denies := [d | some d in data.opensoul.rules.deny]
+	ds := {id: sprintf("denied: %s", [concat("; ", sort(rs))]) |
+		some d0 in denies
+		id := deny_id(d0)
+		index[id] >= 0
+		not bad_status[id]
+		not token_expired[id]
+		rs := {deny_reason(d) | some d in denies; deny_id(d) == id}
+	}
 }
 
 deny_id(d) := d.profile if is_object(d)
@@ -462,12 +462,18 @@ pinned_elsewhere(id) := sprintf(texts.pinned_elsewhere_why, [why_not[id], user_p
 
 why_not := object.union(excluded, cooling_reasons)
 
-cooling_reasons := {id: concat("; ", texts) |
-	some id, _ in recovery
-	texts := [s | some s in [object.get(cooldown_text, id, ""), object.get(disabled_text, id, ""), object.get(limit_text, id, "")]; s != ""]
+# The phrase maps hold one-element arrays, so that joining a profile's
+# phrases needs no comprehension.
+cooling_reasons := rs if {
+	cd := cooldown_text
+	dis := disabled_text
+	lim := limit_text
+	rs := {id: concat("; ", array.concat(array.concat(object.get(cd, id, []), object.get(dis, id, [])), object.get(lim, id, []))) |
+		some id, _ in recovery
+	}
 }
 
-cooldown_text := {id: phrase |
+cooldown_text := {id: [phrase] |
 	some id, t in cooldown_until
 	m := object.get(input.profiles[index[id]], "cooldownModel", null)
 	phrase := cooldown_phrase(m, fmt_time(t))
@@ -478,7 +484,7 @@ cooldown_phrase(m, at) := sprintf("in cooldown for model %s until %s", [m, at]) 
 	m != ""
 } else := sprintf("in cooldown until %s", [at])
 
-disabled_text := {id: phrase |
+disabled_text := {id: [phrase] |
 	some id, t in disabled_until
 	r := object.get(input.profiles[index[id]], "disabledReason", null)
 	phrase := disabled_phrase(r, fmt_time(t))
@@ -489,7 +495,7 @@ disabled_phrase(r, at) := sprintf("disabled until %s (%s)", [at, r]) if {
 	r != ""
 } else := sprintf("disabled until %s", [at])
 
-limit_text := {id: sprintf("rejected by the provider's rate limit until %s", [fmt_time(t)]) | some id, t in limit_until}
+limit_text := {id: [sprintf("rejected by the provider's rate limit until %s", [fmt_time(t)])] | some id, t in limit_until}
 
 prefer_text := {id: texts.prefer | some id, _ in preferred}
 
