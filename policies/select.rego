@@ -97,17 +97,11 @@ rotate := n if {
 #          -headroom], and the candidates with the first one's key are of
 #          equal rank (rotate); null outside the explicit order.
 
-classes := object.union_n([skipped_classes, cooling_classes, candidate_classes])
-
-skipped_classes := cs if {
+classes := object.union_n([skipped, cooling, candidate_classes]) if {
 	out := out_texts
-	cs := {id: {"state": "skipped", "reason": r, "out": object.get(out, id, "")} | some id, r in excluded}
-}
-
-cooling_classes := cs if {
-	out := out_texts
+	skipped := {id: {"state": "skipped", "reason": r, "out": object.get(out, id, "")} | some id, r in excluded}
 	why := cooling_reasons
-	cs := {id: {"state": "cooling", "until": t, "reason": why[id], "out": object.get(out, id, "")} | some id, t in recovery}
+	cooling := {id: {"state": "cooling", "until": t, "reason": why[id], "out": object.get(out, id, "")} | some id, t in recovery}
 }
 
 # The candidates' classes, built straight from what orders them (the
@@ -128,8 +122,16 @@ candidate_classes := object.union(in_order, outside) if {
 		not pos[id]
 	}
 } else := cs if {
+	# round_robin_keys' keys, computed here from the profiles (not
+	# through round_robin_keys) for fewer steps.
+	rdy := ready
+	ranks := type_ranks
 	rr := round_robin_text
-	cs := {id: {"state": "candidate", "key": [r, h], "reason": rr[r], "out": ""} | some [r, h, id] in round_robin_keys}
+	cs := {p.id: {"state": "candidate", "key": [r, 0 - object.get(p, ["limits", "headroom"], 1)], "reason": rr[r], "out": ""} |
+		some p in input.profiles
+		rdy[p.id]
+		r := ranks[p.type]
+	}
 }
 
 out_texts := {id: sprintf("not used: not in %s", [order_label]) | some id in out_of_scope}
@@ -220,14 +222,43 @@ status_text := {
 	"missing": "the credential is missing",
 }
 
-excluded := object.union_n([bad_status, token_expired, client_scoped, denied])
+excluded := object.union_n([bad, expired, scoped, denied]) if {
+	[bad, expired, scoped] := exclusions
+}
 
-# The profiles whose type and status do not allow use (a profile missing
-# either field is not usable). The test fails for the common, usable
-# profile, which is cheaper than a positive test plus a set difference.
-bad_status := bad if {
+# exclusions are [bad_status, token_expired, client_scoped]: one rule, as
+# every classification evaluates all three.
+#
+# bad_status: the profiles whose type and status do not allow use (a
+# profile missing either field is not usable). The test fails for the
+# common, usable profile, which is cheaper than a positive test plus a set
+# difference.
+#
+# token_expired: a setup token cannot be refreshed; an OAuth access token
+# can, so only the status (set by whoever knows whether a refresh is
+# possible) excludes it.
+#
+# client_scoped: a credential the provider accepts from one client only
+# (its scope, learned from the provider's answer) serves that client's
+# requests only.
+exclusions := [bad_status, token_expired, client_scoped] if {
 	u := usable
-	bad := {p.id: unusable_text(p) | some p in input.profiles; not u[object.get(p, "type", null)][object.get(p, "status", null)]}
+	bad_status := {p.id: unusable_text(p) | some p in input.profiles; not u[object.get(p, "type", null)][object.get(p, "status", null)]}
+	token_expired := {p.id: sprintf("not usable: the token expired at %s", [fmt_time(p.expiresAt)]) |
+		some p in input.profiles
+		p.type == "token"
+		p.expiresAt <= input.now
+		is_number(p.expiresAt)
+		not bad_status[p.id]
+	}
+	client_scoped := {p.id: sprintf("not usable here: the provider accepts this credential from %s only, and this request is from %s", [p.scope, client_text]) |
+		some p in input.profiles
+		is_string(p.scope)
+		p.scope != client_name
+		p.scope != ""
+		not bad_status[p.id]
+		not token_expired[p.id]
+	}
 }
 
 unusable_text(p) := sprintf("not usable: unknown credential type %v", [t]) if {
@@ -237,27 +268,6 @@ unusable_text(p) := sprintf("not usable: unknown credential type %v", [t]) if {
 	s := object.get(p, "status", null)
 	status_text[s]
 } else := sprintf("not usable: unknown status %v", [object.get(p, "status", null)])
-
-# A setup token cannot be refreshed; an OAuth access token can, so only the
-# status (set by whoever knows whether a refresh is possible) excludes it.
-token_expired := {p.id: sprintf("not usable: the token expired at %s", [fmt_time(p.expiresAt)]) |
-	some p in input.profiles
-	p.type == "token"
-	p.expiresAt <= input.now
-	is_number(p.expiresAt)
-	not bad_status[p.id]
-}
-
-# A credential the provider accepts from one client only (its scope,
-# learned from the provider's answer) serves that client's requests only.
-client_scoped := {p.id: sprintf("not usable here: the provider accepts this credential from %s only, and this request is from %s", [p.scope, client_text]) |
-	some p in input.profiles
-	is_string(p.scope)
-	p.scope != client_name
-	p.scope != ""
-	not bad_status[p.id]
-	not token_expired[p.id]
-}
 
 client_name := object.get(input, ["request", "client", "name"], "")
 
@@ -272,8 +282,8 @@ denied := ds if {
 		some d0 in denies
 		id := deny_id(d0)
 		index[id] >= 0
-		not bad_status[id]
-		not token_expired[id]
+		not exclusions[0][id]
+		not exclusions[1][id]
 		rs := {deny_reason(d) | some d in denies; deny_id(d) == id}
 	}
 }
@@ -290,41 +300,34 @@ deny_reason(d) := d.reason if {
 # ---------------------------------------------------------------------------
 # Cooldowns: recovery[id] is when a cooling profile can be used again.
 
-# A cooldown scoped to a model only blocks requests for that model. (The
-# clock is bound once: a local is cheaper than input.now in the loop.)
-default cooldown_until := {}
+# clocks are [cooldown_until, disabled_until, limit_until], each mapping the
+# profiles it makes cool to when that ends; one rule, as every
+# classification evaluates all three. (The clock and the request's model
+# are bound once: a local is cheaper than an input reference in the loop.)
+#
+# A cooldown scoped to a model only blocks requests for that model. A
+# provider that said "no more until T" (limits.status rejected, from its
+# rate-limit headers) makes the profile cool until T without a request
+# spent on finding out.
+default clocks := [{}, {}, {}]
 
-cooldown_until := until if {
+clocks := [cooldown_until, disabled_until, limit_until] if {
 	now := input.now
-	until := {p.id: t |
+	models := {null, "", input.request.model}
+	cooldown_until := {p.id: t |
 		some p in input.profiles
 		p.cooldownUntil > now
 		t := p.cooldownUntil
 		is_number(t)
-		object.get(p, "cooldownModel", null) in {null, "", input.request.model}
+		object.get(p, "cooldownModel", null) in models
 	}
-}
-
-default disabled_until := {}
-
-disabled_until := until if {
-	now := input.now
-	until := {p.id: t |
+	disabled_until := {p.id: t |
 		some p in input.profiles
 		p.disabledUntil > now
 		t := p.disabledUntil
 		is_number(t)
 	}
-}
-
-# A provider that said "no more until T" (limits.status rejected, from its
-# rate-limit headers) makes the profile cool until T without a request
-# spent on finding out.
-default limit_until := {}
-
-limit_until := until if {
-	now := input.now
-	until := {p.id: t |
+	limit_until := {p.id: t |
 		some p in input.profiles
 		l := p.limits
 		is_object(l)
@@ -336,9 +339,7 @@ limit_until := until if {
 }
 
 recovery := r if {
-	cd := cooldown_until
-	dis := disabled_until
-	lim := limit_until
+	[cd, dis, lim] := clocks
 	ex := excluded
 	r := {id: max([object.get(cd, id, 0), object.get(dis, id, 0), object.get(lim, id, 0)]) |
 		some id, _ in object.union_n([cd, dis, lim])
@@ -463,8 +464,12 @@ pinned_elsewhere(id) := sprintf(texts.pinned_elsewhere_why, [why_not[id], user_p
 why_not := object.union(excluded, cooling_reasons)
 
 # The phrase maps hold one-element arrays, so that joining a profile's
-# phrases needs no comprehension.
+# phrases needs no comprehension. Without cooling profiles (the common
+# case) the phrase rules are not evaluated at all.
+default cooling_reasons := {}
+
 cooling_reasons := rs if {
+	count(recovery) > 0
 	cd := cooldown_text
 	dis := disabled_text
 	lim := limit_text
@@ -474,7 +479,7 @@ cooling_reasons := rs if {
 }
 
 cooldown_text := {id: [phrase] |
-	some id, t in cooldown_until
+	some id, t in clocks[0]
 	m := object.get(input.profiles[index[id]], "cooldownModel", null)
 	phrase := cooldown_phrase(m, fmt_time(t))
 }
@@ -485,7 +490,7 @@ cooldown_phrase(m, at) := sprintf("in cooldown for model %s until %s", [m, at]) 
 } else := sprintf("in cooldown until %s", [at])
 
 disabled_text := {id: [phrase] |
-	some id, t in disabled_until
+	some id, t in clocks[1]
 	r := object.get(input.profiles[index[id]], "disabledReason", null)
 	phrase := disabled_phrase(r, fmt_time(t))
 }
@@ -495,7 +500,7 @@ disabled_phrase(r, at) := sprintf("disabled until %s (%s)", [at, r]) if {
 	r != ""
 } else := sprintf("disabled until %s", [at])
 
-limit_text := {id: [sprintf("rejected by the provider's rate limit until %s", [fmt_time(t)])] | some id, t in limit_until}
+limit_text := {id: [sprintf("rejected by the provider's rate limit until %s", [fmt_time(t)])] | some id, t in clocks[2]}
 
 prefer_text := {id: texts.prefer | some id, _ in preferred}
 
