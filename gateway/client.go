@@ -11,6 +11,17 @@ import (
 // own session header.
 const HeaderSession = "x-opensoul-session"
 
+var headerSessionKey = http.CanonicalHeaderKey(HeaderSession)
+
+// canonicalKeys is names in the form http.Header keeps them.
+func canonicalKeys(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = http.CanonicalHeaderKey(n)
+	}
+	return out
+}
+
 // DefaultSessionHeaders are the session headers real clients send, read
 // when a request has no x-opensoul-session (checked against captures in
 // testdata/clients): Claude Code's, and Codex's session id.
@@ -19,8 +30,11 @@ var DefaultSessionHeaders = []string{"x-claude-code-session-id", "session-id"}
 // sessionOf names the request's session: x-opensoul-session, else the
 // first of the client session headers present. ok is false when the
 // request names none.
+//
+// The names are looked up as given: pass them in canonical form
+// (canonicalKeys), or each lookup canonicalises into a new string.
 func sessionOf(h http.Header, clientHeaders []string) (id string, ok bool) {
-	if id = h.Get(HeaderSession); id != "" {
+	if id = h.Get(headerSessionKey); id != "" {
 		return id, true
 	}
 	for _, name := range clientHeaders {

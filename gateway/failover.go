@@ -184,7 +184,7 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 	if resp.StatusCode < 400 {
 		rs.attempts = append(rs.attempts, att)
 		rs.profile = c.id
-		s.metrics.attempts.WithLabelValues(rs.provider, "ok").Inc()
+		s.metrics.attempt(rs.provider, "ok")
 		s.succeed(rs, c, now)
 		return resp, nextProfile
 	}
@@ -201,7 +201,7 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 		resp.Body = readCloser{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
 		rs.attempts = append(rs.attempts, att)
 		rs.profile = c.id
-		s.metrics.attempts.WithLabelValues(rs.provider, cmp.Or(cl.Reason, "other")).Inc()
+		s.metrics.attempt(rs.provider, cmp.Or(cl.Reason, "other"))
 		return resp
 	}
 	switch {
@@ -211,7 +211,7 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 		}
 		resp.Body.Close()
 		rs.attempts = append(rs.attempts, att)
-		s.metrics.attempts.WithLabelValues(rs.provider, cl.Reason).Inc()
+		s.metrics.attempt(rs.provider, cl.Reason)
 		return nil, nextModel
 	case !cl.Failover:
 		return restore(), nextProfile // the caller's own mistake: pass it on
@@ -247,7 +247,7 @@ func (s *Server) redirect(rs *reqState, c candidate, att Attempt, resp *http.Res
 	att.Reason = "redirect"
 	rs.attempts = append(rs.attempts, att)
 	rs.profile = c.id
-	s.metrics.attempts.WithLabelValues(rs.provider, "redirect").Inc()
+	s.metrics.attempt(rs.provider, "redirect")
 	loc, err := resp.Location()
 	if err == http.ErrNoLocation {
 		return resp, nextProfile // a 304 or a 300 without a target
@@ -293,7 +293,7 @@ type readCloser struct {
 // fail records a failed attempt: on the request, in metrics and (for a
 // stored profile) in the usage state with the cooldown math.
 func (s *Server) fail(rs *reqState, c candidate, att Attempt, retry time.Duration, now time.Time) {
-	s.metrics.attempts.WithLabelValues(rs.provider, att.Reason).Inc()
+	s.metrics.attempt(rs.provider, att.Reason)
 	s.metrics.failures.WithLabelValues(rs.provider, labelID(c.id), clip(att.Reason)).Inc()
 	if c.owner != "" && recordsOnProfile(att.Reason) {
 		s.live.record(c.owner, stateOp{profile: c.id, reason: att.Reason, model: att.Model, retryAfter: retry, scope: att.Scope, at: now, tag: c.cred.Tag()})
@@ -445,8 +445,8 @@ func (s *Server) resolver(ctx context.Context, rc *runtimeConfig, env Env, now t
 		Selector:  s.selector,
 		Env:       env,
 		Order:     rc.Order,
-		ConfigKey: func(p string) bool { return rc.Providers[p].APIKey != "" },
-		APIKey:    func(p string) string { return rc.Providers[p].APIKey },
+		ConfigKey: rc.configKey,
+		APIKey:    rc.apiKey,
 		Attrs:     rc.AgentAttrs,
 		Limits:    s.limits.Load(),
 		Usage:     s.usageFacts(),

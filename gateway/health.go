@@ -387,14 +387,15 @@ func (s *Server) noteRecentModel(rs *reqState, now time.Time) {
 	if rs.model == "" || rs.provider == "" {
 		return
 	}
-	ref := rs.provider + "/" + rs.model
-	if len(ref) > maxRecentRef {
+	if len(rs.provider)+1+len(rs.model) > maxRecentRef {
 		return
 	}
-	if t, ok := rs.al.snap.Load().Recent[ref]; ok && now.UnixMilli()-t < recentRefresh.Milliseconds() {
+	var buf [maxRecentRef]byte // looked up without building the string
+	ref := append(append(append(buf[:0], rs.provider...), '/'), rs.model...)
+	if t, ok := rs.al.snap.Load().Recent[string(ref)]; ok && now.UnixMilli()-t < recentRefresh.Milliseconds() {
 		return
 	}
-	s.live.record(rs.agent, stateOp{recent: ref, at: now})
+	s.live.record(rs.agent, stateOp{recent: string(ref), at: now})
 }
 
 // Models lists the model refs worth resolving for an agent: the models in

@@ -4,9 +4,12 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +34,55 @@ type metrics struct {
 	latency   *prometheus.HistogramVec
 	refreshes *prometheus.CounterVec
 	handler   http.Handler
+
+	// The series the request path touches, resolved once per label
+	// values instead of hashing the labels on every request.
+	requestsBy seriesMemo[requestLabels, prometheus.Counter]
+	latencyBy  seriesMemo[string, prometheus.Observer]
+	attemptsBy seriesMemo[[2]string, prometheus.Counter]
+}
+
+type requestLabels struct {
+	provider string
+	code     int
+}
+
+// seriesMemo maps label values to the series a vector gave for them.
+// Reads take no lock (a copy-on-write map); it holds no more entries than
+// the vector has series.
+type seriesMemo[K comparable, V any] struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[K]V]
+}
+
+func (c *seriesMemo[K, V]) get(k K, resolve func(K) V) V {
+	if m := c.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var old map[K]V
+	if m := c.m.Load(); m != nil {
+		old = *m
+	}
+	if v, ok := old[k]; ok {
+		return v
+	}
+	v := resolve(k)
+	next := make(map[K]V, len(old)+1)
+	maps.Copy(next, old)
+	next[k] = v
+	c.m.Store(&next)
+	return v
+}
+
+// attempt counts one upstream attempt of provider with outcome.
+func (m *metrics) attempt(provider, outcome string) {
+	m.attemptsBy.get([2]string{provider, outcome}, func(k [2]string) prometheus.Counter {
+		return m.attempts.WithLabelValues(k[0], k[1])
+	}).Inc()
 }
 
 func newMetrics(l *live, now func() time.Time) *metrics {
@@ -65,8 +117,12 @@ func newMetrics(l *live, now func() time.Time) *metrics {
 }
 
 func (m *metrics) observe(provider string, code int, d time.Duration) {
-	m.requests.WithLabelValues(provider, strconv.Itoa(code)).Inc()
-	m.latency.WithLabelValues(provider).Observe(d.Seconds())
+	m.requestsBy.get(requestLabels{provider, code}, func(k requestLabels) prometheus.Counter {
+		return m.requests.WithLabelValues(k.provider, strconv.Itoa(k.code))
+	}).Inc()
+	m.latencyBy.get(provider, func(p string) prometheus.Observer {
+		return m.latency.WithLabelValues(p)
+	}).Observe(d.Seconds())
 }
 
 // cooldownCollector reports each known profile's cooldown and disable

@@ -146,7 +146,7 @@ func BuiltinClassify(status int, h http.Header, body string, now time.Time) wasm
 // RetryAfter reads retry-after-ms, then Retry-After (seconds or an HTTP
 // date). Values over a day are clamped.
 func RetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	if v := h.Get("retry-after-ms"); v != "" {
+	if v := h.Get("Retry-After-Ms"); v != "" {
 		if n, err := strconv.ParseFloat(v, 64); err == nil && n > 0 {
 			return clampRetry(n / 1000), true
 		}
@@ -194,7 +194,7 @@ func clampRetryMs(ms *int64) *int64 {
 // retry-after-ms that ask for more than a day, so the client is told the
 // wait the gateway applies.
 func clampRetryHeaders(h http.Header, now time.Time) {
-	for _, name := range []string{"retry-after-ms", "Retry-After"} {
+	for _, name := range []string{"Retry-After-Ms", "Retry-After"} {
 		v := h.Get(name)
 		if v == "" {
 			continue

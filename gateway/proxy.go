@@ -292,7 +292,7 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 	}
 	rs.api = prov.APIOf(rest)
 	rs.model, rs.stream = bodyMeta(rs.body)
-	rs.session, rs.named = sessionOf(r.Header, rc.SessionHeaders)
+	rs.session, rs.named = sessionOf(r.Header, rc.sessionKeys)
 	if max := s.store.Sessions.Effective().MaxIDBytes; len(rs.session) > max {
 		rs.session = ""
 		s.reject(w, rs, &HTTPError{Code: http.StatusBadRequest,
@@ -401,15 +401,6 @@ func (s *Server) finish(ctx context.Context, rs *reqState) {
 	rs.held.release()
 	d := s.now().Sub(rs.start)
 	s.metrics.observe(rs.provider, rs.status, d)
-	var reasons strings.Builder
-	for i, a := range rs.attempts {
-		if i > 0 {
-			reasons.WriteByte(' ')
-		}
-		reasons.WriteString(a.Profile)
-		reasons.WriteByte('=')
-		reasons.WriteString(cmp.Or(a.Reason, "ok"))
-	}
 	level := slog.LevelInfo
 	if rs.status >= 500 {
 		level = slog.LevelWarn
@@ -424,12 +415,29 @@ func (s *Server) finish(ctx context.Context, rs *reqState) {
 		slog.String("provider", rs.provider), slog.String("model", rs.model),
 		slog.String("profile", rs.profile), slog.Int("attempts", len(rs.attempts)),
 		slog.Int("status", rs.status), slog.Duration("latency", d),
-		slog.String("reasons", reasons.String()),
+		slog.String("reasons", reasonsText(rs.attempts)),
 	}
 	if rs.cause != nil {
 		attrs = append(attrs, slog.String("err", rs.cause.Error()))
 	}
 	s.log.LogAttrs(ctx, level, "request", attrs...)
+}
+
+// reasonsText is the log's "reasons": "anthropic:a=rate_limit anthropic:b=ok".
+func reasonsText(attempts []Attempt) string {
+	if len(attempts) == 1 { // the usual request: one string, not a builder's growth
+		return attempts[0].Profile + "=" + cmp.Or(attempts[0].Reason, "ok")
+	}
+	var b strings.Builder
+	for i, a := range attempts {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(a.Profile)
+		b.WriteByte('=')
+		b.WriteString(cmp.Or(a.Reason, "ok"))
+	}
+	return b.String()
 }
 
 // clientLabel is how the log names a client: "claude-code/2.1.332".

@@ -203,6 +203,12 @@ type runtimeConfig struct {
 	agentSums map[string][32]byte
 	bases     map[string]*url.URL
 	budget    *bodyBudget
+	// configKey and apiKey read Providers for a Resolver, built once
+	// here rather than as two closures per request.
+	configKey func(provider string) bool
+	apiKey    func(provider string) string
+	// sessionKeys is SessionHeaders in canonical form (see sessionOf).
+	sessionKeys []string
 }
 
 // ErrNoToken refuses a config that would leave a listener beyond loopback
@@ -242,6 +248,9 @@ func prepare(c Config) (*runtimeConfig, error) {
 	rc.BodyBudgetWait = cmp.Or(max(rc.BodyBudgetWait, 0), defaultBudgetWait)
 	rc.BodyReadTimeout = cmp.Or(max(rc.BodyReadTimeout, 0), defaultBodyRead)
 	rc.budget = newBodyBudget(rc.BodyBudgetBytes)
+	rc.sessionKeys = canonicalKeys(rc.SessionHeaders)
+	rc.configKey = func(p string) bool { return rc.Providers[p].APIKey != "" }
+	rc.apiKey = func(p string) string { return rc.Providers[p].APIKey }
 	if c.Token != "" {
 		rc.tokenSum = sha256.Sum256([]byte(c.Token))
 	}
@@ -425,8 +434,11 @@ func unsafePathRune(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }
 // which upstream servers read in ways of their own.
 func splitRoute(escaped string) (provider, rest string, ok bool) {
 	p := strings.TrimPrefix(escaped, "/")
-	provider, rest, _ = strings.Cut(p, "/")
-	rest = "/" + rest
+	provider, _, found := strings.Cut(p, "/")
+	rest = "/"
+	if found {
+		rest = p[len(provider):] // "/…", a slice of the path, not a new string
+	}
 	plain, err := url.PathUnescape(rest)
 	whole, err2 := url.PathUnescape(p)
 	if err != nil || err2 != nil || provider == "" || strings.ContainsFunc(whole, unsafePathRune) {
@@ -447,7 +459,7 @@ var callerKeyHeaders = []string{"X-Api-Key", "X-Goog-Api-Key"}
 // presentedToken is the caller's gateway token from x-opensoul-token,
 // x-api-key (x-goog-api-key) or Authorization: Bearer.
 func presentedToken(h http.Header) string {
-	if v := h.Get("x-opensoul-token"); v != "" {
+	if v := h.Get("X-Opensoul-Token"); v != "" {
 		return v
 	}
 	for _, name := range callerKeyHeaders {
@@ -464,7 +476,7 @@ func presentedToken(h http.Header) string {
 // authenticate checks the caller's token in constant time and returns the
 // agent the request is for.
 func authenticate(rc *runtimeConfig, h http.Header) (string, *HTTPError) {
-	asked := h.Get("x-opensoul-agent")
+	asked := h.Get("X-Opensoul-Agent")
 	if asked != "" {
 		if err := store.ValidAgentID(asked); err != nil {
 			return "", &HTTPError{Code: http.StatusBadRequest, Msg: "opensoul: x-opensoul-agent: " + err.Error()}
@@ -473,7 +485,8 @@ func authenticate(rc *runtimeConfig, h http.Header) (string, *HTTPError) {
 	if !rc.hasToken() {
 		return cmp.Or(asked, rc.DefaultAgent), nil
 	}
-	sum := sha256.Sum256([]byte(presentedToken(h)))
+	var buf [256]byte // a token up to this long is hashed without a heap copy
+	sum := sha256.Sum256(append(buf[:0], presentedToken(h)...))
 	if rc.Token != "" && subtle.ConstantTimeCompare(sum[:], rc.tokenSum[:]) == 1 {
 		return cmp.Or(asked, rc.DefaultAgent), nil
 	}
