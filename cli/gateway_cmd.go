@@ -141,8 +141,7 @@ func (a *app) buildGateway(ctx context.Context) (*builtGateway, error) {
 	g.srv, err = gateway.New(gateway.Options{
 		Store: a.st, Config: gatewayConfig(a.cfg, g.listen), Env: a.env, Selector: g.engine,
 		Modules: g.modules, Logger: g.log, Usage: usageSink(g.usage),
-		Warmup:     func(ctx context.Context) { warmProviderModules(ctx, g.modules, inUse, g.log) },
-		WarmModels: a.modelsInUse(),
+		Warmup: func(ctx context.Context) { warmProviderModules(ctx, g.modules, inUse, g.log) },
 		Chat: func(srv *gateway.Server) (gateway.ChatInterceptor, error) {
 			h, err := newChatHandler(a.st, a.cfg, g.engine, g.log, srv, g.usage)
 			g.chat = h
@@ -478,6 +477,7 @@ func gatewayConfig(c Config, listen string) gateway.Config {
 			BillingBackoff: hours(c.Auth.Cooldowns.BillingBackoffHours),
 			BillingMax:     hours(c.Auth.Cooldowns.BillingMaxHours),
 		},
+		Primary:        c.Agents.Defaults.Model.Primary,
 		Fallbacks:      c.Agents.Defaults.Model.Fallbacks,
 		SessionHeaders: c.Gateway.SessionHeaders,
 		AgentAttrs:     c.Agents.AgentAttrs(),

@@ -84,7 +84,7 @@ func TestReadyMeansDecided(t *testing.T) {
 	release := make(chan struct{})
 	f := newFixture(t, func(_ *fixture, o *gateway.Options) {
 		o.Modules = reg
-		o.WarmModels = []string{"anthropic/claude-sonnet-5"}
+		o.Config.Primary = "anthropic/claude-sonnet-5"
 		o.Warmup = func(ctx context.Context) {
 			<-release
 			if errs := reg.Load(ctx, "anthropic"); len(errs) > 0 {
@@ -143,7 +143,7 @@ func TestWarmAfterPolicyReload(t *testing.T) {
 	}
 	f := newFixture(t, func(_ *fixture, o *gateway.Options) {
 		o.Selector = engine
-		o.WarmModels = []string{"anthropic/claude-sonnet-5"}
+		o.Config.Primary = "anthropic/claude-sonnet-5"
 	})
 	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA), "anthropic:b": anthropicKey(keyB)}, nil)
 	f.anthropic.set(keyA, answer{})

@@ -61,6 +61,9 @@ type Config struct {
 	// Fallbacks are agents.defaults.model.fallbacks as provider/model refs;
 	// those of a request's provider are tried when it is exhausted.
 	Fallbacks []string
+	// Primary is agents.defaults.model.primary (provider/model): with
+	// Fallbacks, the models the warm-up decides for (warm.go).
+	Primary string
 	// RetryWaitMax is the longest recovery the gateway asks clients to wait
 	// for (429 + Retry-After); beyond it, or with every candidate disabled,
 	// the answer is final (x-should-retry: false). 0: DefaultRetryWaitMax.
@@ -150,11 +153,6 @@ type Options struct {
 	// and one policy decision made per model worth expecting (warm.go), so
 	// the first request does none of that work.
 	Warmup func(context.Context)
-	// WarmModels are the provider/model refs requests are expected for
-	// (agents.defaults.model: primary and fallbacks); the warm-up decides
-	// once for each, besides Fallbacks and the models the agents asked
-	// for lately.
-	WarmModels []string
 	// OAuthHTTPClient talks to token endpoints (nil: http.DefaultClient).
 	OAuthHTTPClient *http.Client
 }
@@ -181,8 +179,6 @@ type Server struct {
 	stop     context.CancelFunc // ends the warm-up
 	warmed   chan struct{}      // closed when Warmup has returned (at once without one)
 	closed   sync.Once
-
-	warmModels []string // Options.WarmModels
 
 	observeGate observeGate // which answers are read for limits; own lock-free state
 	limits      limitBook   // the profiles' quantized limits, for the policy
@@ -284,7 +280,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		store: opts.Store, selector: opts.Selector, modules: opts.Modules, usage: opts.Usage,
-		log: opts.Logger, now: opts.Now, warmModels: opts.WarmModels,
+		log: opts.Logger, now: opts.Now,
 	}
 	s.observer, _ = opts.Modules.(Observer)
 	s.spent, _ = opts.Usage.(UsageFacts)

@@ -124,7 +124,7 @@ func (s *Server) warmDecisions(ctx context.Context, agent string, a *agentLive, 
 	rc, env, now := s.cfg.Load(), *s.env.Load(), s.now()
 	r := s.resolver(ctx, rc, env, now)
 	_, known := (*a.sessions.Load())[DefaultSession]
-	for _, ref := range Models(snap, append(slices.Clone(s.warmModels), rc.Fallbacks...), now) {
+	for _, ref := range Models(snap, append([]string{rc.Primary}, rc.Fallbacks...), now) {
 		if ctx.Err() != nil {
 			return
 		}
