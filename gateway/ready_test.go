@@ -14,11 +14,11 @@ import (
 	"github.com/opensoul/opensoul/wasm"
 )
 
-// TestReadyMeansWarm: /readyz stays 503 while the warmup compiles the
-// provider modules, turns 200 when it is done, and the first request after
-// that compiles nothing.
-func TestReadyMeansWarm(t *testing.T) {
-	t.Parallel()
+// freshModules is a module host and registry of the built-in modules
+// with nothing loaded yet (compiled code comes from the tests' cache), so
+// a test sees every load and call a gateway makes.
+func freshModules(t *testing.T) (*wasm.Host, *wasm.Registry) {
+	t.Helper()
 	ctx := context.Background()
 	host, err := wasm.NewHost(ctx, wasm.Options{CacheDir: filepath.Join(os.TempDir(), "opensoul-gateway-test-wazero")})
 	if err != nil {
@@ -29,6 +29,15 @@ func TestReadyMeansWarm(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatal(errs[0])
 	}
+	return host, reg
+}
+
+// TestReadyMeansWarm: /readyz stays 503 while the warmup compiles the
+// provider modules, turns 200 when it is done, and the first request after
+// that compiles nothing.
+func TestReadyMeansWarm(t *testing.T) {
+	t.Parallel()
+	host, reg := freshModules(t)
 	release := make(chan struct{})
 	f := newFixture(t, func(_ *fixture, o *gateway.Options) {
 		o.Modules = reg
@@ -71,16 +80,7 @@ func TestReadyMeansWarm(t *testing.T) {
 // answered from the decision cache.
 func TestReadyMeansDecided(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	host, err := wasm.NewHost(ctx, wasm.Options{CacheDir: filepath.Join(os.TempDir(), "opensoul-gateway-test-wazero")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { host.Close(ctx) })
-	reg, errs := wasm.NewRegistry(ctx, host, nil)
-	if len(errs) > 0 {
-		t.Fatal(errs[0])
-	}
+	host, reg := freshModules(t)
 	release := make(chan struct{})
 	f := newFixture(t, func(_ *fixture, o *gateway.Options) {
 		o.Modules = reg
