@@ -37,8 +37,9 @@ func bodyMeta(body []byte) (model string, stream bool) {
 		val := body[start:s.i]
 		switch string(key) {
 		case "model":
-			var m string
-			if json.Unmarshal(val, &m) == nil {
+			if m, ok := plainJSONString(val); ok {
+				model = m
+			} else if json.Unmarshal(val, &m) == nil {
 				model = m
 			}
 		case "stream":
@@ -53,6 +54,22 @@ func bodyMeta(body []byte) (model string, stream bool) {
 		}
 		return "", false
 	}
+}
+
+// plainJSONString reads a JSON string of printable ASCII without escapes
+// (every model name seen) as encoding/json would, without its reflection;
+// anything else is left to encoding/json.
+func plainJSONString(val []byte) (string, bool) {
+	if len(val) < 2 || val[0] != '"' || val[len(val)-1] != '"' {
+		return "", false
+	}
+	inner := val[1 : len(val)-1]
+	for _, c := range inner {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(inner), true
 }
 
 // rewriteModel returns a copy of body with its top-level "model" set to

@@ -34,6 +34,36 @@ func TestBodyMeta(t *testing.T) {
 	}
 }
 
+// TestPlainJSONStringAsEncodingJSON: where the fast path answers, it is
+// encoding/json's answer; escapes, control characters, non-ASCII and
+// anything not one string are left to encoding/json.
+func TestPlainJSONStringAsEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		val   string
+		plain bool
+	}{
+		{`"claude-sonnet-5"`, true}, {`"gpt-5.1 (preview)/x:y"`, true}, {`""`, true},
+		{`"a\"b"`, false}, {`"a\u00e9"`, false}, {`"é"`, false}, {"\"a\x01b\"", false}, {"\"a\xffb\"", false},
+		{"\"a\x7fb\"", false}, {`"a"b"`, false}, {`"a`, false}, {`a"`, false}, {`"`, false}, {`1`, false}, {`null`, false},
+	} {
+		got, ok := plainJSONString([]byte(tc.val))
+		if ok != tc.plain {
+			t.Errorf("plainJSONString(%q) ok = %v, want %v", tc.val, ok, tc.plain)
+			continue
+		}
+		var want string
+		if ok && (json.Unmarshal([]byte(tc.val), &want) != nil || got != want) {
+			t.Errorf("plainJSONString(%q) = %q, encoding/json says %q", tc.val, got, want)
+		}
+		var m string
+		json.Unmarshal([]byte(tc.val), &m)
+		if bm, _ := bodyMeta([]byte(`{"model":` + tc.val + `}`)); bm != m && json.Valid([]byte(tc.val)) {
+			t.Errorf("bodyMeta with model %s = %q, encoding/json says %q", tc.val, bm, m)
+		}
+	}
+}
+
 // FuzzBodyMeta checks the scanner against encoding/json on valid objects.
 func FuzzBodyMeta(f *testing.F) {
 	for _, s := range []string{`{"model":"m","stream":true}`, `{"a":[1,{"b":"}"}],"model":"x"}`, `{"model":"\"q\""}`, `{"stream":true,"n":-1.5e3,"z":null}`} {

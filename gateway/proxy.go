@@ -55,9 +55,27 @@ type reqState struct {
 	failovers int
 	cause     error      // logged, never sent
 	abort     *HTTPError // the answer when the loop stops early (a foreign redirect)
+
+	// Held with the state rather than allocated beside it per request.
+	heldv heldBody
+	ctx   stateCtx
 }
 
 type reqStateKey struct{}
+
+// stateCtx is the request's context carrying its reqState (what
+// context.WithValue would be, without another allocation).
+type stateCtx struct {
+	context.Context
+	rs *reqState
+}
+
+func (c *stateCtx) Value(key any) any {
+	if _, ok := key.(reqStateKey); ok {
+		return c.rs
+	}
+	return c.Context.Value(key)
+}
 
 func stateOf(ctx context.Context) *reqState {
 	rs, _ := ctx.Value(reqStateKey{}).(*reqState)
@@ -325,7 +343,8 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 	}
 	rs.models = modelChain(rs.provider, rs.model, rc.Fallbacks)
 	s.noteRecentModel(rs, start)
-	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqStateKey{}, rs)))
+	rs.ctx = stateCtx{Context: r.Context(), rs: rs}
+	s.proxy.ServeHTTP(w, r.WithContext(&rs.ctx))
 }
 
 // isWebSocket: the request asks to upgrade the connection to a WebSocket.

@@ -80,7 +80,8 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, rs *reqState) 
 	if ctl.SetReadDeadline(time.Now().Add(rc.BodyReadTimeout)) == nil {
 		defer ctl.SetReadDeadline(time.Time{})
 	}
-	rs.held = &heldBody{b: rc.budget}
+	rs.heldv = heldBody{b: rc.budget}
+	rs.held = &rs.heldv
 	body, herr := readGrowing(r, rs.held, limit, rc.BodyBudgetWait)
 	if herr != nil {
 		rs.held.release()
