@@ -9,6 +9,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // cpuTime is the CPU time this process has used. The benchmarks report it
@@ -182,6 +186,57 @@ func BenchmarkDecideUsage(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+			})
+		}
+	}
+}
+
+// stepCounter counts OPA's evaluation steps (trace events: enter, eval,
+// unify, redo, exit, fail, index): a measure of an evaluation's work that
+// does not move with the machine's load.
+type stepCounter struct{ n int }
+
+func (c *stepCounter) Enabled() bool               { return true }
+func (c *stepCounter) TraceEvent(topdown.Event)    { c.n++ }
+func (c *stepCounter) Config() topdown.TraceConfig { return topdown.TraceConfig{} }
+
+// BenchmarkDecideSteps reports the evaluation steps (steps/op) of the
+// split evaluation's classes query and of the whole decision over the
+// same profiles: "cooling-1" and "candidate-1" are what one changed
+// profile costs (BenchmarkDecide's churn), N the cost of N new classes
+// (cold). The time it reports includes the tracing; read the steps.
+func BenchmarkDecideSteps(b *testing.B) {
+	ctx := context.Background()
+	set := newEngine(b, Options{CacheSize: -1}).set.Load()
+	in := benchInput(1000)
+	cool := in.Profiles[0]
+	cool.CooldownUntil = in.Now + 5*minute
+	for _, c := range []struct {
+		name string
+		ps   []ProfileFacts
+	}{
+		{"cooling-1", []ProfileFacts{cool}},
+		{"candidate-1", in.Profiles[1:2]},
+		{"10", in.Profiles[:10]},
+		{"100", in.Profiles[:100]},
+		{"1000", in.Profiles},
+	} {
+		val := classInput(in, new(termMemo).profiles(c.ps))
+		whole := in.valueWith(new(termMemo).profiles(c.ps))
+		for _, q := range []struct {
+			name  string
+			query rego.PreparedEvalQuery
+			input ast.Value
+		}{{"classes", set.split.query, val}, {"decision", set.query, whole}} {
+			b.Run(q.name+"-"+c.name, func(b *testing.B) {
+				var sc stepCounter
+				for b.Loop() {
+					sc.n = 0
+					if _, err := q.query.Eval(ctx, rego.EvalParsedInput(q.input), rego.EvalQueryTracer(&sc)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(sc.n), "steps/op")
 			})
 		}
 	}
