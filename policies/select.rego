@@ -37,7 +37,13 @@
 # Speed: this runs on every uncached request. Intermediates are complete
 # rules (evaluated once per query), built by comprehensions whose filters
 # fail fast for the common profile (usable, not cooling, not denied);
-# whole profile objects are never copied into new collections.
+# whole profile objects are never copied into new collections. Every rule
+# entered costs evaluation steps even when its comprehension finds
+# nothing, which is most of what classifying one changed profile costs:
+# so the per-profile passes that every classification needs are grouped
+# into few rules (exclusions, clocks), and rules only cooling profiles
+# need are skipped when none cools. `go test -bench DecideSteps ./policy/`
+# counts the steps.
 package opensoul.select
 
 # ---------------------------------------------------------------------------
