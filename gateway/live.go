@@ -30,7 +30,12 @@ import (
 // (the next request sees a new cooldown) and queued in the journal. A
 // reload applies again the operations not yet written and those being
 // written; one that lands while a write is under way may count those
-// twice, so every agent is reloaded once more after each write. The
+// twice, so every agent is reloaded once more after such a write. After
+// a write no reload overlapped, the cache takes the state files the
+// journal wrote as read (their new stamps), when what the journal read
+// was what the cache had loaded: the snapshots hold the written ops
+// already, and an outside write before or after still shows as a stamp
+// the cache has not seen (agentCache.written). The
 // journal's lock orders recording against publishing a reloaded snapshot
 // (see journal.publish); it is taken before the cache's.
 type live struct {
@@ -42,7 +47,7 @@ func newLive(st *store.Store, log *slog.Logger, now func() time.Time, cd func() 
 	errs := &ErrorOnce{}
 	j := newJournal(st, log, errs, cd)
 	c := newAgentCache(st, log, errs, now, cd, j)
-	j.written = c.markStale
+	j.writing, j.written = c.loads.Load, c.written
 	return &live{agentCache: c, journal: j}
 }
 

@@ -30,6 +30,7 @@ type agentCache struct {
 	// every agentLive's stamps.
 	loadMu sync.Mutex
 	seen   map[string]seenCred // profile owner/id → its secret last seen
+	loads  atomic.Uint64       // reloads finished (see written); added to under loadMu
 
 	mu     sync.Mutex // guards agents and stale
 	agents map[string]*agentLive
@@ -161,7 +162,37 @@ func (c *agentCache) reload(id string, a *agentLive) error {
 		a.sessions.Store(&sessions)
 	})
 	a.stamps = stamps
+	c.loads.Add(1)
 	return nil
+}
+
+// written runs after the journal wrote state files (wrote, by owner);
+// loads is c.loads before the write. When a reload ran meanwhile it may
+// have counted the written ops twice, and every agent is reloaded at the
+// next poll. Otherwise each loaded agent takes a written file as read
+// when its stamp is the one the write read (w.Before): the snapshot held
+// that file and has the written ops applied already, which is what the
+// file now holds. A file written by anyone else has a stamp no agent
+// took, so the poll still reloads it.
+func (c *agentCache) written(loads uint64, wrote map[string]store.Written) {
+	c.loadMu.Lock()
+	defer c.loadMu.Unlock()
+	if c.loads.Load() != loads {
+		c.markStale()
+		return
+	}
+	c.mu.Lock()
+	agents := maps.Clone(c.agents)
+	c.mu.Unlock()
+	for id, a := range agents {
+		for i, p := range c.paths(id) {
+			for owner, w := range wrote {
+				if w.OK && p == c.st.StatePath(owner) && a.stamps[i] == w.Before {
+					a.stamps[i] = w.After
+				}
+			}
+		}
+	}
 }
 
 // noticeChangedCredentials lifts an until-changed disable (auth,

@@ -20,9 +20,14 @@ type journal struct {
 	log  *slog.Logger
 	errs *ErrorOnce
 	cd   func() Cooldowns
-	// written runs after each write (the agent cache marks every agent
-	// stale: a reload during the write may have counted its ops twice).
-	written func()
+	// writing runs before each write and returns a token that written,
+	// run after it with what each owner's state write wrote, gets back:
+	// the agent cache counts its loads, so that it can tell whether one
+	// ran during the write (it may have counted the write's ops twice:
+	// every agent is reloaded), and else takes the files it wrote as
+	// its own (see agentCache.written).
+	writing func() uint64
+	written func(token uint64, state map[string]store.Written)
 	bg      background
 
 	flushMu sync.Mutex // serialises flushes: one returning means all is written
@@ -39,7 +44,9 @@ type journal struct {
 
 func newJournal(st *store.Store, log *slog.Logger, errs *ErrorOnce, cd func() Cooldowns) *journal {
 	return &journal{
-		st: st, log: log, errs: errs, cd: cd, written: func() {},
+		st: st, log: log, errs: errs, cd: cd,
+		writing: func() uint64 { return 0 },
+		written: func(uint64, map[string]store.Written) {},
 		pending: map[string][]stateOp{},
 		sessOps: map[string][]sessionOp{},
 	}
@@ -107,8 +114,10 @@ func (j *journal) flush() {
 	if len(state) == 0 && len(sess) == 0 {
 		return
 	}
-	j.requeue(j.writeState(state), j.writeSessions(sess))
-	j.written()
+	token := j.writing()
+	failed, wrote := j.writeState(state)
+	j.requeue(failed, j.writeSessions(sess))
+	j.written(token, wrote)
 }
 
 // take moves the queued operations to in flight and returns them.
@@ -139,12 +148,12 @@ func (j *journal) requeue(state map[string][]stateOp, sess map[string][]sessionO
 }
 
 // writeState applies each owner's operations to its state file and
-// returns those that could not be written.
-func (j *journal) writeState(byOwner map[string][]stateOp) map[string][]stateOp {
+// returns those that could not be written, and what was written.
+func (j *journal) writeState(byOwner map[string][]stateOp) (failed map[string][]stateOp, wrote map[string]store.Written) {
 	cd := j.cd()
-	failed := map[string][]stateOp{}
+	failed, wrote = map[string][]stateOp{}, map[string]store.Written{}
 	for owner, ops := range byOwner {
-		err := j.st.UpdateState(owner, func(st *store.State) error {
+		w, err := j.st.UpdateStateStamped(owner, func(st *store.State) error {
 			for _, op := range ops {
 				op.applyState(st, cd)
 			}
@@ -153,9 +162,11 @@ func (j *journal) writeState(byOwner map[string][]stateOp) map[string][]stateOp 
 		if err != nil {
 			logStateError(j.log, j.errs, j.st.StatePath(owner), "cannot write what the gateway learned", err)
 			failed[owner] = ops
+			continue
 		}
+		wrote[owner] = w
 	}
-	return failed
+	return failed, wrote
 }
 
 // writeSessions applies each agent's session pins to its sessions file

@@ -12,8 +12,9 @@ import (
 
 // TestJournalCloseWritesWhatWasLearned: the journal's Close stops its
 // goroutine and waits for a last flush, so a cooldown learned just before
-// shutdown is on disk when Close returns; a second Close is harmless, and
-// the agent cache is told to reload after the write.
+// shutdown is on disk when Close returns; a second Close is harmless; and
+// a reload that ran during a write makes every agent reload once more (it
+// may have counted the write's ops twice).
 func TestJournalCloseWritesWhatWasLearned(t *testing.T) {
 	t.Parallel()
 	st := store.New(t.TempDir())
@@ -34,8 +35,19 @@ func TestJournalCloseWritesWhatWasLearned(t *testing.T) {
 	l.agentCache.mu.Lock()
 	stale := l.stale
 	l.agentCache.mu.Unlock()
+	if stale {
+		t.Error("a write no reload overlapped marked the agents stale")
+	}
+	token := l.loads.Load()
+	if _, err := l.agent("main"); err != nil { // a load during the write
+		t.Fatal(err)
+	}
+	l.agentCache.written(token, nil)
+	l.agentCache.mu.Lock()
+	stale = l.stale
+	l.agentCache.mu.Unlock()
 	if !stale {
-		t.Error("the write did not mark the agents stale")
+		t.Error("a reload during the write did not mark the agents stale")
 	}
 }
 

@@ -80,13 +80,21 @@ func withLock(path string, fn func() error) error {
 // same dir, fsync, rename, fsync the dir. The file is 0600 and its dir 0700.
 // Callers that read-modify-write must hold the file's lock (see update).
 func WriteFileAtomic(path string, data []byte) error {
+	_, err := writeFileAtomic(path, data)
+	return err
+}
+
+// writeFileAtomic is WriteFileAtomic, returning the Stamp of the file it
+// wrote, taken before the rename (which keeps size, mtime and inode): a
+// stat after it could see another writer's file.
+func writeFileAtomic(path string, data []byte) (Stamp, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+		return Stamp{}, err
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return err
+		return Stamp{}, err
 	}
 	tmpName := tmp.Name()
 	ok := false
@@ -97,36 +105,59 @@ func WriteFileAtomic(path string, data []byte) error {
 		}
 	}()
 	if err := tmp.Chmod(0o600); err != nil {
-		return err
+		return Stamp{}, err
 	}
 	if _, err := tmp.Write(data); err != nil {
-		return err
+		return Stamp{}, err
 	}
 	if err := tmp.Sync(); err != nil {
-		return err
+		return Stamp{}, err
+	}
+	fi, err := tmp.Stat()
+	if err != nil {
+		return Stamp{}, err
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		return Stamp{}, err
 	}
 	if err := os.Rename(tmpName, path); err != nil {
-		return err
+		return Stamp{}, err
 	}
 	ok = true
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return nil
+	return stampOfInfo(fi), nil
 }
 
 // update re-reads path under its lock into a fresh value, applies fn and
 // writes the result atomically. fn returning errNoChange skips the write.
 func update[T any](path string, fresh func() *T, fn func(*T) error) error {
-	return withLock(path, func() error {
+	_, err := updateStamped(path, fresh, fn)
+	return err
+}
+
+// Written tells a watcher of a file its own write from others' (see
+// Store.UpdateStateStamped): the file the update read and the file it
+// wrote in its place. OK is false when it wrote nothing (NoChange) or
+// the file changed while it was being read (a writer that does not take
+// the lock): then Before says nothing.
+type Written struct {
+	Before, After Stamp
+	OK            bool
+}
+
+// updateStamped is update, returning what it wrote (see Written).
+func updateStamped[T any](path string, fresh func() *T, fn func(*T) error) (Written, error) {
+	var w Written
+	err := withLock(path, func() error {
+		before := StampOf(path)
 		v := fresh()
 		if _, err := readJSON(path, v); err != nil {
 			return err
 		}
+		steady := StampOf(path) == before
 		if err := fn(v); err != nil {
 			if errors.Is(err, errNoChange) {
 				return nil
@@ -137,8 +168,14 @@ func update[T any](path string, fresh func() *T, fn func(*T) error) error {
 		if err != nil {
 			return err
 		}
-		return WriteFileAtomic(path, append(data, '\n'))
+		after, err := writeFileAtomic(path, append(data, '\n'))
+		if err != nil {
+			return err
+		}
+		w = Written{Before: before, After: after, OK: steady}
+		return nil
 	})
+	return w, err
 }
 
 // errNoChange lets an update function say there is nothing to write.

@@ -22,6 +22,10 @@ func StampOf(path string) Stamp {
 	if err != nil {
 		return Stamp{}
 	}
+	return stampOfInfo(fi)
+}
+
+func stampOfInfo(fi os.FileInfo) Stamp {
 	s := Stamp{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		s.ino = st.Ino

@@ -101,7 +101,17 @@ func (s *Store) LoadState(agent string) (*State, error) {
 
 // UpdateState applies fn to the agent's usage state under the lock.
 func (s *Store) UpdateState(agent string, fn func(*State) error) error {
-	return update(s.StatePath(agent), newState, func(st *State) error {
+	_, err := s.UpdateStateStamped(agent, fn)
+	return err
+}
+
+// UpdateStateStamped is UpdateState, returning what it wrote: a watcher
+// whose copy of the file was read at w.Before (and who applied fn's
+// changes to its copy itself) may take w.After as its own and skip
+// reading the file again. Any other write, before or after, leaves a
+// Stamp it has not seen.
+func (s *Store) UpdateStateStamped(agent string, fn func(*State) error) (Written, error) {
+	return updateStamped(s.StatePath(agent), newState, func(st *State) error {
 		st.normalize()
 		return fn(st)
 	})
