@@ -264,18 +264,66 @@ var clientRules = []clientRule{
 // IdentifyClient names the calling client and its version from the user
 // agent (and Codex's originator header).
 func IdentifyClient(h http.Header) (name, version string) {
-	tokens := productTokens(h.Get("User-Agent"))
-	for _, rule := range clientRules {
-		for _, t := range tokens {
-			if strings.EqualFold(t.name, rule.product) {
-				return rule.client, t.version
-			}
-		}
+	if id := clientOfUA(h.Get("User-Agent")); id.ok {
+		return id.name, id.version
 	}
 	if o := strings.ToLower(h.Get("Originator")); strings.HasPrefix(o, "codex") {
 		return ClientCodex, ""
 	}
 	return ClientUnknown, ""
+}
+
+// uaClient is what a user agent alone says of the client (ok: a rule matched).
+type uaClient struct {
+	name, version string
+	ok            bool
+}
+
+// uaMemo keeps clientOfUA's answers: a client sends the same user agent
+// on every request. Only user agents up to maxMemoUA bytes are kept, and
+// the memo starts over at maxUAMemo entries, so a caller sending a new
+// user agent each time costs at most maxUAMemo × maxMemoUA bytes.
+var uaMemo struct {
+	mu sync.RWMutex
+	m  map[string]uaClient
+}
+
+const (
+	maxUAMemo = 512
+	maxMemoUA = 256
+)
+
+func clientOfUA(ua string) uaClient {
+	if len(ua) > maxMemoUA {
+		return matchUA(ua)
+	}
+	uaMemo.mu.RLock()
+	id, hit := uaMemo.m[ua]
+	uaMemo.mu.RUnlock()
+	if hit {
+		return id
+	}
+	id = matchUA(ua)
+	uaMemo.mu.Lock()
+	defer uaMemo.mu.Unlock()
+	if uaMemo.m == nil || len(uaMemo.m) >= maxUAMemo {
+		uaMemo.m = make(map[string]uaClient)
+	}
+	uaMemo.m[strings.Clone(ua)] = id // not a slice of the request's header block
+	return id
+}
+
+// matchUA tries clientRules against ua's product tokens.
+func matchUA(ua string) uaClient {
+	tokens := productTokens(ua)
+	for _, rule := range clientRules {
+		for _, t := range tokens {
+			if strings.EqualFold(t.name, rule.product) {
+				return uaClient{rule.client, t.version, true}
+			}
+		}
+	}
+	return uaClient{}
 }
 
 type productToken struct{ name, version string }
