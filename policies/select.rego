@@ -41,7 +41,7 @@
 # entered costs evaluation steps even when its comprehension finds
 # nothing, which is most of what classifying one changed profile costs:
 # so the per-profile passes that every classification needs are grouped
-# into few rules (exclusions, clocks), and rules only cooling profiles
+# into few rules (excluded, clocks), and rules only cooling profiles
 # need are skipped when none cools. `go test -bench DecideSteps ./policy/`
 # counts the steps.
 package opensoul.select
@@ -228,12 +228,9 @@ status_text := {
 	"missing": "the credential is missing",
 }
 
-excluded := object.union_n([bad, expired, scoped, denied]) if {
-	[bad, expired, scoped] := exclusions
-}
-
-# exclusions are [bad_status, token_expired, client_scoped]: one rule, as
-# every classification evaluates all three.
+# excluded is one rule holding the four kinds of exclusion below (later
+# ones win where two apply), as every classification evaluates all four
+# and each rule entered costs evaluation steps.
 #
 # bad_status: the profiles whose type and status do not allow use (a
 # profile missing either field is not usable). The test fails for the
@@ -247,7 +244,7 @@ excluded := object.union_n([bad, expired, scoped, denied]) if {
 # client_scoped: a credential the provider accepts from one client only
 # (its scope, learned from the provider's answer) serves that client's
 # requests only.
-exclusions := [bad_status, token_expired, client_scoped] if {
+excluded := object.union_n([bad_status, token_expired, client_scoped, denied]) if {
 	u := usable
 	bad_status := {p.id: unusable_text(p) | some p in input.profiles; not u[object.get(p, "type", null)][object.get(p, "status", null)]}
 	token_expired := {p.id: sprintf("not usable: the token expired at %s", [fmt_time(p.expiresAt)]) |
@@ -265,6 +262,17 @@ exclusions := [bad_status, token_expired, client_scoped] if {
 		not bad_status[p.id]
 		not token_expired[p.id]
 	}
+
+	# denied: a user rule's deny (nothing without user rules).
+	denies := [d | some d in data.opensoul.rules.deny]
+	denied := {id: sprintf("denied: %s", [concat("; ", sort(rs))]) |
+		some d0 in denies
+		id := deny_id(d0)
+		index[id] >= 0
+		not bad_status[id]
+		not token_expired[id]
+		rs := {deny_reason(d) | some d in denies; deny_id(d) == id}
+	}
 }
 
 unusable_text(p) := sprintf("not usable: unknown credential type %v", [t]) if {
@@ -279,20 +287,6 @@ client_name := object.get(input, ["request", "client", "name"], "")
 
 client_text := client_name if client_name != ""
 else := "an unidentified client"
-
-# (One rule rather than three: every classification evaluates it, and
-# without user rules there is nothing to deny.)
-denied := ds if {
-	denies := [d | some d in data.opensoul.rules.deny]
-	ds := {id: sprintf("denied: %s", [concat("; ", sort(rs))]) |
-		some d0 in denies
-		id := deny_id(d0)
-		index[id] >= 0
-		not exclusions[0][id]
-		not exclusions[1][id]
-		rs := {deny_reason(d) | some d in denies; deny_id(d) == id}
-	}
-}
 
 deny_id(d) := d.profile if is_object(d)
 
@@ -469,25 +463,28 @@ pinned_elsewhere(id) := sprintf(texts.pinned_elsewhere_why, [why_not[id], user_p
 
 why_not := object.union(excluded, cooling_reasons)
 
-# The phrase maps hold one-element arrays, so that joining a profile's
-# phrases needs no comprehension. Without cooling profiles (the common
+# cooling_reasons says why each cooling profile cools: the phrases of its
+# clocks, in one rule. The phrase maps hold one-element arrays, so that
+# joining a profile's phrases needs no comprehension. Without cooling profiles (the common
 # case) the phrase rules are not evaluated at all.
 default cooling_reasons := {}
 
 cooling_reasons := rs if {
 	count(recovery) > 0
-	cd := cooldown_text
-	dis := disabled_text
-	lim := limit_text
+	[cd_until, dis_until, lim_until] := clocks
+	idx := index
+	cd := {id: [cooldown_phrase(m, fmt_time(t))] |
+		some id, t in cd_until
+		m := object.get(input.profiles[idx[id]], "cooldownModel", null)
+	}
+	dis := {id: [disabled_phrase(r, fmt_time(t))] |
+		some id, t in dis_until
+		r := object.get(input.profiles[idx[id]], "disabledReason", null)
+	}
+	lim := {id: [sprintf("rejected by the provider's rate limit until %s", [fmt_time(t)])] | some id, t in lim_until}
 	rs := {id: concat("; ", array.concat(array.concat(object.get(cd, id, []), object.get(dis, id, [])), object.get(lim, id, []))) |
 		some id, _ in recovery
 	}
-}
-
-cooldown_text := {id: [phrase] |
-	some id, t in clocks[0]
-	m := object.get(input.profiles[index[id]], "cooldownModel", null)
-	phrase := cooldown_phrase(m, fmt_time(t))
 }
 
 cooldown_phrase(m, at) := sprintf("in cooldown for model %s until %s", [m, at]) if {
@@ -495,18 +492,10 @@ cooldown_phrase(m, at) := sprintf("in cooldown for model %s until %s", [m, at]) 
 	m != ""
 } else := sprintf("in cooldown until %s", [at])
 
-disabled_text := {id: [phrase] |
-	some id, t in clocks[1]
-	r := object.get(input.profiles[index[id]], "disabledReason", null)
-	phrase := disabled_phrase(r, fmt_time(t))
-}
-
 disabled_phrase(r, at) := sprintf("disabled until %s (%s)", [at, r]) if {
 	is_string(r)
 	r != ""
 } else := sprintf("disabled until %s", [at])
-
-limit_text := {id: [sprintf("rejected by the provider's rate limit until %s", [fmt_time(t)])] | some id, t in clocks[2]}
 
 prefer_text := {id: texts.prefer | some id, _ in preferred}
 
