@@ -427,7 +427,11 @@ func (s *Server) finish(ctx context.Context, rs *reqState) {
 	if !s.log.Enabled(ctx, level) {
 		return
 	}
-	attrs := []slog.Attr{
+	// The record goes to the handler directly: Logger.LogAttrs would also
+	// walk the stack for a source position (runtime.Callers) on every
+	// request, and no handler here reports one.
+	r := slog.NewRecord(time.Now(), level, "request", 0)
+	r.AddAttrs(
 		slog.String("method", rs.method), slog.String("path", rs.path),
 		slog.String("client", clientLabel(rs.client)),
 		slog.String("agent", rs.agent), slog.String("session", rs.session),
@@ -435,11 +439,11 @@ func (s *Server) finish(ctx context.Context, rs *reqState) {
 		slog.String("profile", rs.profile), slog.Int("attempts", len(rs.attempts)),
 		slog.Int("status", rs.status), slog.Duration("latency", d),
 		slog.String("reasons", reasonsText(rs.attempts)),
-	}
+	)
 	if rs.cause != nil {
-		attrs = append(attrs, slog.String("err", rs.cause.Error()))
+		r.AddAttrs(slog.String("err", rs.cause.Error()))
 	}
-	s.log.LogAttrs(ctx, level, "request", attrs...)
+	_ = s.log.Handler().Handle(ctx, r) // as Logger.LogAttrs: a handler's error is dropped
 }
 
 // reasonsText is the log's "reasons": "anthropic:a=rate_limit anthropic:b=ok".
