@@ -73,12 +73,15 @@ type bucket struct {
 }
 
 // quotaUpstream is a fake Anthropic that counts each quota key's tokens
-// down. Other keys the loadtest knows (the bare proxy's) are served
-// without counting; unknown keys get 401.
+// down. While limited, the bare proxy's key is answered the same way (same
+// lock, same rate-limit headers) from a bucket that never runs dry, so the
+// bare proxy forwards the same answers the gateway observes. Other keys
+// the loadtest knows are served without counting; unknown keys get 401.
 type quotaUpstream struct {
 	window  time.Duration // a bucket refills from empty in this long
 	mu      sync.Mutex
 	keys    map[string]*bucket // by key
+	bare    *bucket            // keyGood's while limited
 	limited bool               // false while calibrating: serve all, no headers
 	blind   bool               // no rate-limit headers on success
 }
@@ -102,6 +105,8 @@ func (q *quotaUpstream) size(perSecond float64) {
 		b.capacity = b.rate * q.window.Seconds()
 		*b = bucket{capacity: b.capacity, rate: b.rate, left: b.capacity, low: b.capacity, last: now}
 	}
+	const endless = 1e15
+	q.bare = &bucket{capacity: endless, rate: endless, left: endless, low: endless, last: now}
 	q.limited = true
 }
 
@@ -110,6 +115,9 @@ func (q *quotaUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := r.Header.Get("x-api-key")
 	q.mu.Lock()
 	b, ok := q.keys[key]
+	if key == keyGood && q.limited {
+		b, ok = q.bare, true
+	}
 	if !ok || !q.limited {
 		q.mu.Unlock()
 		if ok {
