@@ -295,6 +295,28 @@ func (s *server) stop() {
 	s.cmd.Wait()
 }
 
+// fleet spawns servers over one upstream with the same extra flags and
+// stops them all at the end of a run.
+type fleet struct {
+	upstreamURL string
+	args        []string
+	servers     []*server
+}
+
+func (f *fleet) start(kind string) (*server, error) {
+	s, err := spawn(kind, f.upstreamURL, f.args...)
+	if err == nil {
+		f.servers = append(f.servers, s)
+	}
+	return s, err
+}
+
+func (f *fleet) stop() {
+	for _, s := range f.servers {
+		s.stop()
+	}
+}
+
 // rssMB reads a process's current and peak resident memory.
 func (s *server) rssMB() (cur, peak float64) {
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
@@ -598,28 +620,17 @@ func (s *server) cpu() time.Duration {
 func run(dur time.Duration, max int) error {
 	upURL, stopUp := listen(http.HandlerFunc(upstream))
 	defer stopUp()
-	var servers []*server
-	defer func() {
-		for _, s := range servers {
-			s.stop()
-		}
-	}()
-	start := func(kind string) (*server, error) {
-		s, err := spawn(kind, upURL)
-		if err == nil {
-			servers = append(servers, s)
-		}
-		return s, err
-	}
-	bare, err := start("bare")
+	f := &fleet{upstreamURL: upURL}
+	defer f.stop()
+	bare, err := f.start("bare")
 	if err != nil {
 		return err
 	}
-	gw, err := start("gateway")
+	gw, err := f.start("gateway")
 	if err != nil {
 		return err
 	}
-	busy, err := start("gateway429")
+	busy, err := f.start("gateway429")
 	if err != nil {
 		return err
 	}

@@ -71,24 +71,13 @@ func newScaleGateway(ctx context.Context, upstreamURL string, n int, kind string
 func runScale(dur time.Duration, maxReq, n int, churn, nocache bool, only string) error {
 	upURL, stopUp := listen(http.HandlerFunc(upstream))
 	defer stopUp()
-	var servers []*server
-	defer func() {
-		for _, s := range servers {
-			s.stop()
-		}
-	}()
-	start := func(kind string) (*server, error) {
-		s, err := spawn(kind, upURL, "-profiles", fmt.Sprint(n))
-		if err == nil {
-			servers = append(servers, s)
-		}
-		return s, err
-	}
-	bare, err := start("bare")
+	f := &fleet{upstreamURL: upURL, args: []string{"-profiles", fmt.Sprint(n)}}
+	defer f.stop()
+	bare, err := f.start("bare")
 	if err != nil {
 		return err
 	}
-	gw, err := start("scale")
+	gw, err := f.start("scale")
 	if err != nil {
 		return err
 	}
@@ -100,14 +89,14 @@ func runScale(dur time.Duration, maxReq, n int, churn, nocache bool, only string
 	}
 	modes := []mode{{"cached", "cached", gw, oneSession}, {"32 sessions", "sessions", gw, sessionPerConn}, {"no session", "nosession", gw, noSession}}
 	if churn {
-		ch, err := start("scale-churn")
+		ch, err := f.start("scale-churn")
 		if err != nil {
 			return err
 		}
 		modes = append(modes, mode{"churn", "churn", ch, sessionPerConn}, mode{"new session", "newsession", gw, sessionPerReq})
 	}
 	if nocache {
-		off, err := start("scale-nocache")
+		off, err := f.start("scale-nocache")
 		if err != nil {
 			return err
 		}
