@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -39,6 +40,28 @@ var newSessions atomic.Int64
 
 // driveWith is drive with the given session headers (x-opensoul-session).
 func driveWith(url, key string, stream bool, sessions, conns int, dur time.Duration, max int) result {
+	return driveTimed(url, key, stream, sessions, conns, dur, max, nil)
+}
+
+// driveOn is drive against s measuring s's CPU time over the timed part
+// only: the warm-up's requests (new connections, not counted in n) are
+// left out of the CPU per request.
+func (s *server) driveOn(url, key string, conns int, dur time.Duration) result {
+	var before time.Duration
+	r := driveTimed(url, key, false, noSession, conns, dur, math.MaxInt, func(start bool) {
+		if start {
+			before = s.cpu()
+		} else {
+			before = s.cpu() - before
+		}
+	})
+	r.cpu = before
+	return r
+}
+
+// driveTimed is driveWith calling timed(true) after the warm-up, just
+// before the timed load starts, and timed(false) just after it ends.
+func driveTimed(url, key string, stream bool, sessions, conns int, dur time.Duration, max int, timed func(start bool)) result {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns * 2, DisableCompression: true}}
 	defer client.CloseIdleConnections()
 	body := reqBody
@@ -85,6 +108,9 @@ func driveWith(url, key string, stream bool, sessions, conns int, dur time.Durat
 	}
 	var count, errs atomic.Int64
 	lats := make([][]time.Duration, conns)
+	if timed != nil {
+		timed(true)
+	}
 	deadline := time.Now().Add(dur)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -101,6 +127,9 @@ func driveWith(url, key string, stream bool, sessions, conns int, dur time.Durat
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	if timed != nil {
+		timed(false)
+	}
 	all := slices.Concat(lats...)
 	slices.Sort(all)
 	r := result{n: len(all), errs: int(errs.Load()), secs: elapsed.Seconds(), lats: all}
@@ -138,6 +167,7 @@ func merge(rs []result) result {
 		secs += r.secs
 		m.lats = append(m.lats, r.lats...)
 	}
+	m.secs = secs
 	slices.Sort(m.lats)
 	if len(m.lats) > 0 {
 		m.rps = float64(m.n) / secs

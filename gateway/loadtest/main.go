@@ -50,7 +50,9 @@
 // With -quota 30s it gives three keys token quotas that the fake upstream
 // counts down and reports in Anthropic's rate-limit headers, and reports
 // per key the requests served and the 429s, the decision cache's hit rate
-// and the throughput beside the bare proxy (see quota.go).
+// and the throughput beside the bare proxy, in alternating rounds of equal
+// length (-round, 3s) with the ratio of each round and their median (see
+// quota.go).
 //
 // With -soak 10m it runs the gateway for that long under good, 429, 401
 // and 5xx keys, hostile bodies, slow clients and CLI writers, and reports
@@ -113,6 +115,7 @@ func main() {
 	quota := flag.Duration("quota", 0, "instead: three keys with token quotas at 32 conns for this long (30s for the proof; see quota.go)")
 	margin := flag.Float64("margin", 1.5, "with -quota: the keys together refill this many times what the gateway served in calibration")
 	window := flag.Duration("window", 10*time.Second, "with -quota: a key's bucket refills from empty in this long")
+	round := flag.Duration("round", 3*time.Second, "with -quota: the length of each round; gateway and bare proxy rounds alternate (see quota.go)")
 	blind := flag.Bool("blind", false, "with -quota: the upstream sends no rate-limit headers on success (the gateway cannot see headroom)")
 	crash := flag.String("crash", "", "instead: SIGKILL this built opensoul binary under load -rounds times and check its usage store (see crash.go)")
 	flag.Parse()
@@ -131,7 +134,7 @@ func main() {
 	case *attack != "":
 		err = runAttack(*attack, *conns, *rounds, *hold)
 	case *quota > 0:
-		err = runQuota(*quota, *margin, *window, *blind)
+		err = runQuota(*quota, *margin, *window, *round, *blind)
 	case *profiles > 0:
 		err = runScale(*dur, *maxReq, *profiles, *churn, *nocache, *only)
 	default:

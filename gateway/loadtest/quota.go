@@ -24,16 +24,24 @@ package main
 // refill during the run and hold together about what it asks for: the
 // keys are drained, and the question is whether they all run low together
 // (each key its share) or one runs dry while others have plenty.
-// Then it drives 32 connections for the given time and reports, per key,
-// the requests served and the 429s received, the decision cache's hit rate
-// over the run (opensoul_policy_decisions_total and _evaluations_total in
-// the gateway's /metrics), and the throughput against the bare proxy over
-// the same upstream (a sixth of the run's time before and after it, its
-// key answered like the quota keys from a bucket that never runs dry) and
-// against the gateway itself with nothing to observe (the keys unlimited
-// and no rate-limit headers, a sixth of the run after that).
-// Numbers from a shared machine are noisy; CPU per request is the steadier
-// measure.
+// Then it drives 32 connections through the gateway for the given time, in
+// rounds of -round (3s), each paired with a round of the same length
+// through the bare proxy over the same upstream (its key answered like the
+// quota keys, same lock and rate-limit headers, from a bucket that never
+// runs dry), bare first in every other pair so that a machine speeding up
+// or slowing down favours neither. The quota keys' clock stands still
+// during the bare rounds, so over the gateway's rounds they refill as in
+// one continuous run. It reports, per key, the requests served and the
+// 429s received over all the gateway's rounds, the decision cache's hit
+// rate over them (opensoul_policy_decisions_total and _evaluations_total
+// in the gateway's /metrics), and each pair's gateway/bare ratio of
+// requests/s and of CPU per request (each server's CPU time over the timed
+// part of its round, warm-up left out) with their medians. Then a fifth as
+// many pairs with nothing to observe (keys unlimited, no rate-limit headers
+// for either). This machine's speed drifts within minutes; the median of
+// the pairs' ratios is the number to read, CPU per request the steadier one.
+//
+//	go run ./gateway/loadtest -quota 30s -round 3s
 
 import (
 	"bufio"
@@ -43,6 +51,7 @@ import (
 	"math"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,6 +94,33 @@ type quotaUpstream struct {
 	bare    *bucket            // keyGood's while limited
 	limited bool               // false while calibrating: serve all, no headers
 	blind   bool               // no rate-limit headers on success
+
+	// The buckets' clock: wall time less the time it stood still. It
+	// stands still while the bare proxy is driven, so the keys refill only
+	// during the gateway's rounds, as much as in one continuous run.
+	offset   time.Duration // time the clock stood still so far
+	pausedAt time.Time     // zero while running
+}
+
+// clock is the buckets' time now (q.mu held).
+func (q *quotaUpstream) clock() time.Time {
+	if !q.pausedAt.IsZero() {
+		return q.pausedAt.Add(-q.offset)
+	}
+	return time.Now().Add(-q.offset)
+}
+
+// run starts (true) or stops (false) the buckets' clock.
+func (q *quotaUpstream) run(on bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch {
+	case on && !q.pausedAt.IsZero():
+		q.offset += time.Since(q.pausedAt)
+		q.pausedAt = time.Time{}
+	case !on && q.pausedAt.IsZero():
+		q.pausedAt = time.Now()
+	}
 }
 
 func newQuotaUpstream(window time.Duration, blind bool) *quotaUpstream {
@@ -99,7 +135,7 @@ func newQuotaUpstream(window time.Duration, blind bool) *quotaUpstream {
 func (q *quotaUpstream) size(perSecond float64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	now := time.Now()
+	now := q.clock()
 	for _, k := range quotaKeys {
 		b := q.keys[quotaKey(k.name)]
 		b.rate = perSecond * k.share
@@ -127,7 +163,7 @@ func (q *quotaUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		upstream(w, r)
 		return
 	}
-	now := time.Now()
+	now := q.clock()
 	b.left = min(b.capacity, b.left+now.Sub(b.last).Seconds()*b.rate)
 	b.last = now
 	h := w.Header()
@@ -147,7 +183,7 @@ func (q *quotaUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.served++
 	b.low = min(b.low, b.left)
 	left, capacity := b.left, b.capacity
-	full := now.Add(time.Duration((capacity - left) / b.rate * float64(time.Second)))
+	full := time.Now().Add(time.Duration((capacity - left) / b.rate * float64(time.Second)))
 	q.mu.Unlock()
 	if !q.blind {
 		h.Set("anthropic-ratelimit-tokens-limit", strconv.Itoa(int(capacity)))
@@ -204,12 +240,76 @@ func policyStats(s *server) (policy.Stats, error) {
 	return st, sc.Err()
 }
 
-func runQuota(dur time.Duration, margin float64, window time.Duration, blind bool) error {
+// pairResult is one round of the throughput comparison: the gateway and
+// the bare proxy each driven for the same time, one right after the other.
+type pairResult struct {
+	g, b      result
+	bareFirst bool
+	rps, cpu  float64 // gateway ÷ bare: req/s, CPU per request
+}
+
+func newPair(g, b result, bareFirst bool) pairResult {
+	p := pairResult{g: g, b: b, bareFirst: bareFirst}
+	if b.rps > 0 {
+		p.rps = g.rps / b.rps
+	}
+	if b.cpuPer() > 0 {
+		p.cpu = float64(g.cpuPer()) / float64(b.cpuPer())
+	}
+	return p
+}
+
+// median of xs (xs is sorted in place).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	if n := len(xs); n%2 == 0 {
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+	return xs[len(xs)/2]
+}
+
+// pairSummary prints each round and the medians of the ratios.
+func pairSummary(label string, ps []pairResult) (rpsMedian float64) {
+	fmt.Printf("%-5s %-13s | %-22s | %-22s | %s\n", "round", "order", "gateway req/s  cpu/req", "bare    req/s  cpu/req", "gateway/bare req/s, cpu/req")
+	var rps, cpu []float64
+	var gs, bs []result
+	for i, p := range ps {
+		order := "gateway, bare"
+		if p.bareFirst {
+			order = "bare, gateway"
+		}
+		fmt.Printf("%5d %-13s | %13.0f %8s | %13.0f %8s | %.2fx, %.2fx\n", i+1, order, p.g.rps, us(p.g.cpuPer()), p.b.rps, us(p.b.cpuPer()), p.rps, p.cpu)
+		rps, cpu = append(rps, p.rps), append(cpu, p.cpu)
+		gs, bs = append(gs, p.g), append(bs, p.b)
+	}
+	lo, hi := slices.Min(rps), slices.Max(rps)
+	g, b := merge(gs), merge(bs)
+	rpsMedian = median(rps)
+	fmt.Printf("%s: median gateway/bare %.2fx req/s (rounds %.2f–%.2f), median %.2fx cpu/req; all rounds: gateway %.0f req/s, p50 %s, p99 %s, cpu %s/req vs bare %.0f req/s, p50 %s, p99 %s, cpu %s/req\n",
+		label, rpsMedian, lo, hi, median(cpu), g.rps, us(g.p50), us(g.p99), us(g.cpuPer()), b.rps, us(b.p50), us(b.p99), us(b.cpuPer()))
+	return rpsMedian
+}
+
+// runQuota is the proof run. The gateway's time (dur) is split in equal
+// rounds (-round each), and every gateway round is paired with a bare
+// proxy round of the same length at the same 32 connections, right before
+// or after it (the order alternates, so a machine speeding up or slowing
+// down during a pair favours neither). The quota keys' clock stands still
+// during the bare rounds: over the gateway's rounds the keys refill as in
+// one continuous run of dur. The 429s per key, the decision cache's hit
+// rate and the load are over all the gateway's rounds together.
+func runQuota(dur time.Duration, margin float64, window, round time.Duration, blind bool) error {
 	if margin <= 0 {
 		return fmt.Errorf("-margin %v: want a positive factor", margin)
 	}
 	if window <= 0 {
 		return fmt.Errorf("-window %v: want a positive duration", window)
+	}
+	if round <= 0 {
+		return fmt.Errorf("-round %v: want a positive duration", round)
 	}
 	q := newQuotaUpstream(window, blind)
 	upURL, stopUp := listen(q)
@@ -225,42 +325,59 @@ func runQuota(dur time.Duration, margin float64, window time.Duration, blind boo
 	}
 	defer gw.stop()
 	const conns = 32
-	bareRun := func(d time.Duration) result {
-		return bare.measure(func() result { return drive(bare.url, keyGood, false, conns, d, math.MaxInt) })
-	}
-	gwRun := func(d time.Duration) result {
-		return gw.measure(func() result { return drive(gw.url+"/anthropic", gwToken, false, conns, d, math.MaxInt) })
-	}
+	bareRun := func(d time.Duration) result { return bare.driveOn(bare.url, keyGood, conns, d) }
+	gwRun := func(d time.Duration) result { return gw.driveOn(gw.url+"/anthropic", gwToken, conns, d) }
+	n := max(1, int((dur+round/2)/round))
+	per := dur / time.Duration(n)
+
 	calib := gwRun(3 * time.Second)
 	q.size(margin * calib.rps * quotaCost)
-	fmt.Printf("OpenSoul quota proof: %d CPUs, 3 keys, %d conns, json, %s; loopback only\n", runtime.NumCPU(), conns, dur)
-	fmt.Printf("calibration: the gateway served %.0f req/s with unlimited keys; buckets refill %.0f tokens/s in all (%.2fx), %d tokens a request, window %s\n",
+	q.run(false)
+	fmt.Printf("OpenSoul quota proof: %d CPUs, 3 keys, %d conns, json, %s through the gateway in %d rounds of %s, each paired with a bare proxy round; loopback only\n",
+		runtime.NumCPU(), conns, dur, n, per)
+	fmt.Printf("calibration: the gateway served %.0f req/s with unlimited keys; buckets refill %.0f tokens/s in all (%.2fx), %d tokens a request, window %s (the buckets' clock stands still during the bare rounds)\n",
 		calib.rps, margin*calib.rps*quotaCost, margin, quotaCost, window)
 	if blind {
 		fmt.Println("blind: no rate-limit headers on success; the gateway sees only the 429s")
 	}
-	b1 := bareRun(dur / 6)
 	before, err := policyStats(gw)
 	if err != nil {
 		return err
 	}
-	g := gwRun(dur)
+	var observed []pairResult
+	var gs []result
+	start := time.Now()
+	for i := range n {
+		gRound := func() result {
+			q.run(true)
+			defer q.run(false)
+			return gwRun(per)
+		}
+		var g, b result
+		bareFirst := i%2 == 1
+		if bareFirst {
+			b = bareRun(per)
+			g = gRound()
+		} else {
+			g = gRound()
+			b = bareRun(per)
+		}
+		observed = append(observed, newPair(g, b, bareFirst))
+		gs = append(gs, g)
+	}
+	wall := time.Since(start)
 	after, err := policyStats(gw)
 	if err != nil {
 		return err
 	}
-	b2 := bareRun(dur / 6)
+	g := merge(gs)
+
 	q.mu.Lock()
 	q.limited = false // the keys unlimited, no headers: nothing to observe
-	q.mu.Unlock()
-	off := gwRun(dur / 6)
-	b := merge([]result{b1, b2})
-	b.cpu = b1.cpu + b2.cpu
-
-	q.mu.Lock()       // (limited is false now; the buckets stopped counting)
+	running := wall - q.offset
 	var could float64 // tokens the keys could pay during the run: full buckets plus their refill
 	for _, b := range q.keys {
-		could += b.capacity + b.rate*g.secs
+		could += b.capacity + b.rate*running.Seconds()
 	}
 	fmt.Printf("the run asked for %.0f tokens; the keys could pay %.0f: load %.2f of what they hold (above 1, 429s are unavoidable)\n",
 		float64(g.n*quotaCost), could, float64(g.n*quotaCost)/could)
@@ -275,11 +392,25 @@ func runQuota(dur time.Duration, margin float64, window time.Duration, blind boo
 	if decisions > 0 {
 		hit = 100 * float64(decisions-evals) / float64(decisions)
 	}
-	fmt.Printf("clients: %d requests, %d not 200\n", g.n, g.errs)
+	fmt.Printf("clients: %d requests through the gateway over %d rounds (%.1fs), %d not 200\n", g.n, n, g.secs, g.errs)
 	fmt.Printf("decision cache: %d decisions, %d evaluated, hit rate %.2f%%\n", decisions, evals, hit)
-	fmt.Printf("throughput: gateway %.0f req/s (p50 %s, p99 %s, cpu %s/req) vs bare proxy %.0f req/s (p50 %s, cpu %s/req) = %.1f%%\n",
-		g.rps, us(g.p50), us(g.p99), us(g.cpuPer()), b.rps, us(b.p50), us(b.cpuPer()), 100*g.rps/b.rps)
-	fmt.Printf("            the gateway with nothing to observe (no rate-limit headers, %s after the run): %.0f req/s, cpu %s/req\n",
-		dur/6, off.rps, us(off.cpuPer()))
+	fmt.Printf("\nthroughput with observation on (the bare proxy forwards the same rate-limit-carrying answers):\n")
+	pairSummary("observing", observed)
+
+	// Nothing to observe: no rate-limit headers on any answer, for either.
+	offRounds := max(1, n/5)
+	var off []pairResult
+	for i := range offRounds {
+		var g, b result
+		bareFirst := i%2 == 1
+		if bareFirst {
+			b, g = bareRun(per), gwRun(per)
+		} else {
+			g, b = gwRun(per), bareRun(per)
+		}
+		off = append(off, newPair(g, b, bareFirst))
+	}
+	fmt.Printf("\nthe same with nothing to observe (keys unlimited, no rate-limit headers on any answer):\n")
+	pairSummary("nothing to observe", off)
 	return nil
 }
