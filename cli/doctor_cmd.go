@@ -2,26 +2,17 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
-	"github.com/opensoul/opensoul/policy"
-	"github.com/opensoul/opensoul/wasm"
+	"github.com/opensoul/opensoul/cli/doctor"
+	"github.com/opensoul/opensoul/cli/service"
+	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/oauth"
 )
-
-// doctorCheck is one finding of `opensoul doctor`.
-type doctorCheck struct {
-	Name   string `json:"name"`
-	Status string `json:"status"` // ok | warn | fail
-	Detail string `json:"detail"`
-	Fix    string `json:"fix,omitempty"`
-}
 
 func (a *app) doctorCmd() *ffcli.Command {
 	fs := a.flagSet("doctor")
@@ -71,12 +62,13 @@ Examples:
 				if err != nil {
 					return err
 				}
-				if err := a.runFix(a.stdout, ag, *yes); err != nil {
+				s, err := a.doctorSetup()
+				if err != nil {
 					return err
 				}
-				return a.fixServiceEnv(ctx, *yes)
+				return s.Fix(ctx, ag, *yes)
 			}
-			checks := a.runDoctor(ctx, *agent)
+			checks := doctor.Run(ctx, a.doctorHost(), *agent)
 			failed := false
 			for _, c := range checks {
 				failed = failed || c.Status == "fail"
@@ -101,92 +93,94 @@ Examples:
 	})
 }
 
-func (a *app) runDoctor(ctx context.Context, agentFlag string) []doctorCheck {
-	var checks []doctorCheck
-	add := func(name, status, detail, fix string) {
-		checks = append(checks, doctorCheck{name, status, detail, fix})
-	}
-	stateDir, err := a.statePath()
-	if err != nil {
-		add("state dir", "fail", err.Error(), "set OPENSOUL_STATE_DIR")
-		return checks
-	}
-	switch fi, err := os.Stat(stateDir); {
-	case errors.Is(err, fs.ErrNotExist):
-		add("state dir", "warn", stateDir+" does not exist yet", "opensoul onboard")
-	case err != nil:
-		add("state dir", "fail", err.Error(), "")
-	case fi.Mode().Perm()&0o077 != 0:
-		add("state dir", "fail", fmt.Sprintf("%s is mode %o; others can read your credentials", stateDir, fi.Mode().Perm()), "chmod 700 "+stateDir)
-	default:
-		add("state dir", "ok", stateDir, "")
-	}
-	envFile := filepath.Join(stateDir, ".env")
-	if fi, err := os.Stat(envFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		add(".env", "fail", fmt.Sprintf("%s is mode %o", envFile, fi.Mode().Perm()), "chmod 600 "+envFile)
-	}
-	if err := a.load(); err != nil {
-		add("config", "fail", err.Error(), "edit the file named above, then: opensoul config validate")
-		return checks
-	}
-	if _, err := os.Stat(a.cfgFile); err != nil {
-		add("config", "warn", a.cfgFile+" not found; using built-in defaults", "opensoul onboard")
-	} else {
-		add("config", "ok", a.cfgFile, "")
-	}
-	for _, w := range a.tokenWarnings {
-		add("client token", "warn", w, "unset it where the gateway runs; clients take the token as ANTHROPIC_AUTH_TOKEN")
-	}
-	ag, err := a.agentID(agentFlag)
-	if err != nil {
-		add("agent", "fail", err.Error(), "")
-		return checks
-	}
-	for _, p := range []string{a.st.ProfilesPath(ag), a.st.StatePath(ag)} {
-		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			add("store", "fail", fmt.Sprintf("%s is mode %o", p, fi.Mode().Perm()), "chmod 600 "+p)
-		}
-	}
-	rep, err := a.buildStatus(ctx, ag, time.Now())
-	if err != nil {
-		add("store", "fail", err.Error(), "")
-		return checks
-	}
-	add("store", "ok", rep.StorePath, "")
-	for _, c := range a.credentialChecks(rep, ag, time.Now()) {
-		add(c.Name, c.Status, c.Detail, c.Fix)
-	}
-	a.staleStateChecks(ag, add) // doctor_fix_state.go
-	if files, err := policy.Check(ctx, a.policyDirs()); err != nil {
-		add("policies", "fail", err.Error(), "fix the Rego named above, then: opensoul policy check")
-	} else {
-		add("policies", "ok", fmt.Sprintf("%d file(s) compile", len(files)), "")
-	}
-	if reg, errs, err := a.registry(ctx); err != nil {
-		add("provider modules", "fail", err.Error(), "")
-	} else {
-		errs = append(errs, reg.Load(ctx)...)
-		for _, e := range errs {
-			add("provider modules", "fail", e.Error(), "fix or remove the module file named above")
-		}
-		if len(errs) == 0 {
-			add("provider modules", "ok", "every module loads", "")
-		}
-	}
-	a.moduleBackoffChecks(add)
-	a.serviceEnvChecks(ctx, add)
-	return checks
+// doctorHost wires `opensoul doctor` to this app: its state dir and its
+// config, loaded once (cli/doctor never imports cli).
+func (a *app) doctorHost() doctor.Host {
+	return doctor.Host{StatePath: a.statePath, Load: a.doctorSetup}
 }
 
-// moduleBackoffChecks warns about provider modules the running gateway is
-// skipping because their calls kept hitting the deadline or trapping.
-func (a *app) moduleBackoffChecks(add func(name, status, detail, fix string)) {
-	skipped, err := wasm.ReadBackoffs(a.backoffFile())
-	if err != nil {
-		add("provider module backoff", "warn", err.Error(), "delete the file; a running gateway rewrites it")
+// doctorSetup loads the config and hands doctor what it reads of the app.
+func (a *app) doctorSetup() (*doctor.Setup, error) {
+	if err := a.load(); err != nil {
+		return nil, err
 	}
-	for _, b := range skipped {
-		add("provider module "+b.Provider, "warn", backoffText(b),
-			"fix or replace "+b.Module+" (the gateway loads a changed file without a restart), or remove providers."+b.Provider+".module")
+	_, tty := isTerminal(a.stdin)
+	s := &doctor.Setup{
+		Stdin: a.stdin, Stdout: a.stdout, Interactive: tty, Environ: a.environ, Now: a.now,
+		ConfigFile: a.cfgFile, TokenWarnings: a.tokenWarnings, Store: a.st, Env: a.env,
+		Agent: a.agentID, Status: a.doctorStatus, Until: untilText,
+		PolicyDirs: a.policyDirs(), Registry: a.registry,
+		BackoffFile: a.backoffFile(), BackoffText: backoffText,
+		Service: a.service, ServiceEnv: a.daemonEnvSources,
+		ServiceVars: append(gateway.KnownProviderVars(a.providerNames()), envGatewayToken),
+		SaveEnv:     upsertDotEnv,
+		RefreshSkew: ms(a.cfg.Auth.RefreshSkewMs), Refresher: a.loginRefresher,
+	}
+	if len(a.cfg.Agents.Defaults.Models) > 0 {
+		s.AllowsProvider = a.allowsProvider
+	}
+	return s, nil
+}
+
+// doctorStatus is models status's report as doctor judges it.
+func (a *app) doctorStatus(ctx context.Context, agent string, now time.Time) (*doctor.Status, error) {
+	rep, err := a.buildStatus(ctx, agent, now)
+	if err != nil {
+		return nil, err
+	}
+	out := &doctor.Status{StorePath: rep.StorePath, Models: rep.Models}
+	for _, ps := range rep.Providers {
+		p := doctor.Provider{Provider: ps.Provider, InUse: ps.InUse, Model: ps.Model,
+			Effective: doctor.Effective{Source: ps.Effective.Source, Serving: ps.Effective.Serving, Detail: ps.Effective.Detail}}
+		for _, r := range ps.Profiles {
+			p.Profiles = append(p.Profiles, doctor.Profile{ID: r.ID, Status: r.Status, Reason: r.Reason, Role: r.Role, Why: r.Why,
+				Scope: r.Scope, DisabledUntil: r.DisabledUntil, DisabledReason: r.DisabledReason, Note: profileNote(r, now)})
+		}
+		out.Providers = append(out.Providers, p)
+	}
+	return out, nil
+}
+
+func (a *app) allowsProvider(p string) bool {
+	for ref := range a.cfg.Agents.Defaults.Models {
+		if q, _, ok := SplitModelRef(ref); ok && q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// daemonEnvSources are the service's environment sources in the order
+// the gateway reads them.
+func (a *app) daemonEnvSources(ctx context.Context, svc *service.Service) ([]map[string]string, error) {
+	managed, err := svc.Environ(ctx)
+	if err != nil {
+		// No user manager to ask (no session bus): the unit adds nothing.
+		managed = map[string]string{}
+	}
+	dotState, err := readDotEnvFile(filepath.Join(a.st.Dir, ".env"))
+	if err != nil {
+		return nil, err
+	}
+	sources := []map[string]string{managed, dotState, a.cfg.Env.Vars}
+	if a.cfg.Env.ShellEnv.Enabled {
+		vars, err := loginShellEnv(a.environ, a.cfg.Env.ShellEnv.TimeoutMs, gateway.KnownProviderVars(a.providerNames()))
+		if err == nil {
+			sources = append(sources, vars)
+		}
+	}
+	return sources, nil
+}
+
+// loginRefresher refreshes logins as the gateway does, with the OAuth
+// clients modules declare and config overrides.
+func (a *app) loginRefresher(ctx context.Context) *gateway.Refresher {
+	reg, _, _ := a.registry(ctx)
+	return &gateway.Refresher{
+		Store: a.st, Skew: ms(a.cfg.Auth.RefreshSkewMs), Now: a.now,
+		Client: func(provider string) (oauth.Client, bool) {
+			c, ok := a.cfg.OAuthClients(a.moduleOAuth(ctx, reg, provider))[provider]
+			return c, ok
+		},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opensoul/opensoul/cli/doctor"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -66,7 +67,7 @@ func TestDoctorFixExpiredSessionsAndStaleCooldowns(t *testing.T) {
 	warned := func() (sessions, cooldowns string) {
 		t.Helper()
 		out, _, _ := e.run("", "doctor", "--json")
-		var doc struct{ Checks []doctorCheck }
+		var doc struct{ Checks []doctor.Check }
 		if err := json.Unmarshal([]byte(out), &doc); err != nil {
 			t.Fatalf("doctor --json: %v\n%s", err, out)
 		}
@@ -117,7 +118,7 @@ func TestDoctorFixExpiredSessionsAndStaleCooldowns(t *testing.T) {
 	if ss.Sessions["idle"] != nil || ss.Sessions["recent"] == nil || ss.Sessions["stuck"] == nil || ss.Sessions["stuck"].AuthProfileOverride != "" {
 		t.Errorf("sessions after --fix: %v", ss.Sessions)
 	}
-	if a, b := s.UsageStats["anthropic:a"], s.UsageStats["anthropic:b"]; a == nil || hasSomethingToClear(*a) || a.LastUsed != ago(time.Hour) || a.SecretTag != "" || b == nil || b.CooldownUntil == 0 {
+	if a, b := s.UsageStats["anthropic:a"], s.UsageStats["anthropic:b"]; a == nil || doctor.HasSomethingToClear(*a) || a.LastUsed != ago(time.Hour) || a.SecretTag != "" || b == nil || b.CooldownUntil == 0 {
 		t.Errorf("stats after --fix: a %+v, b %+v (want a reset but for lastUsed, b kept)", a, b)
 	}
 	if data, _ := os.ReadFile(profiles); string(data) != before[profiles] {

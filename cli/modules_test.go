@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opensoul/opensoul/cli/doctor"
 	"github.com/opensoul/opensoul/wasm"
 )
 
@@ -159,7 +160,7 @@ func TestSkippedModuleShownInListAndDoctor(t *testing.T) {
 		}
 	}
 	out, _, _ := e.run("", "doctor", "--json")
-	var doc struct{ Checks []doctorCheck }
+	var doc struct{ Checks []doctor.Check }
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/opensoul/opensoul/cli/doctor"
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
 )
@@ -237,11 +238,6 @@ func (a *app) orderClearCmd() *ffcli.Command {
 	})
 }
 
-// hasSomethingToClear: a cooldown, disable, error count or failure record.
-func hasSomethingToClear(u store.UsageStats) bool {
-	return u.CooldownUntil != 0 || u.DisabledUntil != 0 || u.ErrorCount != 0 || len(u.FailureCounts) != 0 || u.LastFailureAt != 0 || u.CooldownModel != "" || u.DisabledReason != "" || u.Scope != ""
-}
-
 func listOrNone(ids []string) string {
 	if len(ids) == 0 {
 		return "none"
@@ -402,7 +398,7 @@ Examples:
 			for owner, ids := range byOwner {
 				if err := a.st.UpdateState(owner, func(st *store.State) error {
 					for _, id := range ids {
-						if u := st.UsageStats[id]; u != nil && hasSomethingToClear(*u) {
+						if u := st.UsageStats[id]; u != nil && doctor.HasSomethingToClear(*u) {
 							st.UsageStats[id] = &store.UsageStats{LastUsed: u.LastUsed}
 							cleared = append(cleared, id)
 						}

@@ -170,3 +170,10 @@ func profileNote(r profileStatus, now time.Time) string {
 	}
 	return strings.Join(notes, ", ")
 }
+
+func cmpOrWord(s, word string) string {
+	if s == "" {
+		return word
+	}
+	return s
+}

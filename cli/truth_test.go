@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opensoul/opensoul/cli/doctor"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -121,7 +122,7 @@ auth:
 		t.Errorf("policy explain without --model:\n%s", out)
 	}
 	// doctor: the credential that serves, the cooldown with its model, the disable.
-	var doc struct{ Checks []doctorCheck }
+	var doc struct{ Checks []doctor.Check }
 	out, _, _ := e.run("", "doctor", "--json")
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("%v\n%s", err, out)

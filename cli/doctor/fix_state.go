@@ -1,4 +1,4 @@
-package cli
+package doctor
 
 import (
 	"encoding/json"
@@ -16,24 +16,24 @@ import (
 // the id or model limits, or beyond maxPerAgent, least recently used
 // first. Until something writes the file they stay in it, and in every
 // command that reads it.
-func (a *app) expiredSessionsRepair(agent string, now time.Time) ([]repair, error) {
-	ss, err := a.st.LoadSessions(agent)
+func (s *Setup) expiredSessionsRepair(agent string, now time.Time) ([]repair, error) {
+	ss, err := s.Store.LoadSessions(agent)
 	if err != nil {
 		return nil, err
 	}
 	before, _ := json.MarshalIndent(ss, "", "  ")
 	n := len(ss.Sessions)
-	if !a.st.Sessions.Tidy(ss, now) {
+	if !s.Store.Sessions.Tidy(ss, now) {
 		return nil, nil
 	}
 	after, _ := json.MarshalIndent(ss, "", "  ")
-	lim := a.st.Sessions.Effective()
+	lim := s.Store.Sessions.Effective()
 	what := fmt.Sprintf("drop %d expired session(s) of agent %s (unused for %s, or over the gateway.sessions limits)",
 		n-len(ss.Sessions), agent, days(lim.Idle))
-	return []repair{{What: what, Path: a.st.SessionsPath(agent), Diff: lineDiff(string(before), string(after)),
+	return []repair{{What: what, Path: s.Store.SessionsPath(agent), Diff: lineDiff(string(before), string(after)),
 		apply: func() error {
 			// The store applies the limits on every write.
-			return a.st.UpdateSessions(agent, func(*store.Sessions) error { return store.NoChange })
+			return s.Store.UpdateSessions(agent, func(*store.Sessions) error { return store.NoChange })
 		}}}, nil
 }
 
@@ -48,10 +48,10 @@ func days(d time.Duration) string {
 // learned about the old one, keeps them otherwise. Like pasting a new
 // secret, the repair keeps only lastUsed. Failures recorded without a tag
 // (before tags existed, or OAuth logins) are left alone.
-func (a *app) staleCooldownRepairs(agent string) ([]repair, error) {
+func (s *Setup) staleCooldownRepairs(agent string) ([]repair, error) {
 	var out []repair
 	for _, owner := range slices.Compact([]string{store.DefaultAgent, agent}) {
-		r, err := a.staleCooldownRepair(owner)
+		r, err := s.staleCooldownRepair(owner)
 		if err != nil {
 			return nil, err
 		}
@@ -60,12 +60,12 @@ func (a *app) staleCooldownRepairs(agent string) ([]repair, error) {
 	return out, nil
 }
 
-func (a *app) staleCooldownRepair(owner string) ([]repair, error) {
-	p, err := a.st.LoadProfiles(owner)
+func (s *Setup) staleCooldownRepair(owner string) ([]repair, error) {
+	p, err := s.Store.LoadProfiles(owner)
 	if err != nil {
 		return nil, err
 	}
-	st, err := a.st.LoadState(owner)
+	st, err := s.Store.LoadState(owner)
 	if err != nil {
 		return nil, err
 	}
@@ -76,13 +76,13 @@ func (a *app) staleCooldownRepair(owner string) ([]repair, error) {
 	}
 	after, _ := json.MarshalIndent(st, "", "  ")
 	what := fmt.Sprintf("lift cooldowns recorded for a replaced secret: %s (agent %s)", strings.Join(ids, ", "), owner)
-	return []repair{{What: what, Path: a.st.StatePath(owner), Diff: lineDiff(string(before), string(after)),
+	return []repair{{What: what, Path: s.Store.StatePath(owner), Diff: lineDiff(string(before), string(after)),
 		apply: func() error {
-			p, err := a.st.LoadProfiles(owner)
+			p, err := s.Store.LoadProfiles(owner)
 			if err != nil {
 				return err
 			}
-			return a.st.UpdateState(owner, func(st *store.State) error {
+			return s.Store.UpdateState(owner, func(st *store.State) error {
 				if len(liftStaleCooldowns(st, p)) == 0 {
 					return store.NoChange
 				}
@@ -98,7 +98,7 @@ func liftStaleCooldowns(st *store.State, p *store.Profiles) []string {
 	for _, id := range slices.Sorted(maps.Keys(st.UsageStats)) {
 		u := st.UsageStats[id]
 		c, ok := p.Profiles[id]
-		if u == nil || !ok || u.SecretTag == "" || c.Tag() == "" || c.Tag() == u.SecretTag || !hasSomethingToClear(*u) {
+		if u == nil || !ok || u.SecretTag == "" || c.Tag() == "" || c.Tag() == u.SecretTag || !HasSomethingToClear(*u) {
 			continue
 		}
 		st.UsageStats[id] = &store.UsageStats{LastUsed: u.LastUsed}
@@ -111,13 +111,18 @@ func liftStaleCooldowns(st *store.State, p *store.Profiles) []string {
 // staleCooldownRepairs would change, so that doctor without --fix says
 // so: expired sessions still in sessions.json, and cooldowns recorded for
 // a secret the profile no longer has.
-func (a *app) staleStateChecks(agent string, add func(name, status, detail, fix string)) {
-	if r, err := a.expiredSessionsRepair(agent, time.Now()); err == nil && len(r) > 0 {
+func (s *Setup) staleStateChecks(agent string, add func(name, status, detail, fix string)) {
+	if r, err := s.expiredSessionsRepair(agent, time.Now()); err == nil && len(r) > 0 {
 		add("sessions", "warn", r[0].What+" in "+r[0].Path, "opensoul doctor --fix"+agentSuffix(agent))
 	}
-	if rs, err := a.staleCooldownRepairs(agent); err == nil {
+	if rs, err := s.staleCooldownRepairs(agent); err == nil {
 		for _, r := range rs {
 			add("cooldowns", "warn", r.What+": they were about the old secret", "opensoul doctor --fix"+agentSuffix(agent))
 		}
 	}
+}
+
+// HasSomethingToClear: a cooldown, disable, error count or failure record.
+func HasSomethingToClear(u store.UsageStats) bool {
+	return u.CooldownUntil != 0 || u.DisabledUntil != 0 || u.ErrorCount != 0 || len(u.FailureCounts) != 0 || u.LastFailureAt != 0 || u.CooldownModel != "" || u.DisabledReason != "" || u.Scope != ""
 }

@@ -1,4 +1,4 @@
-package cli
+package doctor
 
 import (
 	"bufio"
@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/opensoul/opensoul/cli/service"
-	"github.com/opensoul/opensoul/gateway"
 )
 
 // serviceEnvGap is a variable this shell has that the installed service
@@ -24,21 +23,20 @@ type serviceEnvGap struct {
 // with what the service will have: the manager's environment, <state>/.env,
 // env.vars and, with env.shellEnv, the login shell. installed is false
 // when no service is installed (then nothing is compared).
-func (a *app) serviceEnvGaps(ctx context.Context) (gaps []serviceEnvGap, installed bool, err error) {
-	svc, err := a.service()
+func (s *Setup) serviceEnvGaps(ctx context.Context) (gaps []serviceEnvGap, installed bool, err error) {
+	svc, err := s.Service()
 	if err != nil {
 		return nil, false, err
 	}
 	if _, err := svc.Installed(); errors.Is(err, service.ErrNotInstalled) {
 		return nil, false, nil
 	}
-	sources, err := a.daemonEnvSources(ctx, svc)
+	sources, err := s.ServiceEnv(ctx, svc)
 	if err != nil {
 		return nil, true, err
 	}
-	names := append(gateway.KnownProviderVars(a.providerNames()), envGatewayToken)
-	for _, name := range names {
-		v := a.environ[name]
+	for _, name := range s.ServiceVars {
+		v := s.Environ[name]
 		if v == "" {
 			continue
 		}
@@ -58,31 +56,9 @@ func (a *app) serviceEnvGaps(ctx context.Context) (gaps []serviceEnvGap, install
 	return gaps, true, nil
 }
 
-// daemonEnvSources are the service's environment sources in the order
-// the gateway reads them.
-func (a *app) daemonEnvSources(ctx context.Context, svc *service.Service) ([]map[string]string, error) {
-	managed, err := svc.Environ(ctx)
-	if err != nil {
-		// No user manager to ask (no session bus): the unit adds nothing.
-		managed = map[string]string{}
-	}
-	dotState, err := readDotEnvFile(filepath.Join(a.st.Dir, ".env"))
-	if err != nil {
-		return nil, err
-	}
-	sources := []map[string]string{managed, dotState, a.cfg.Env.Vars}
-	if a.cfg.Env.ShellEnv.Enabled {
-		vars, err := loginShellEnv(a.environ, a.cfg.Env.ShellEnv.TimeoutMs, gateway.KnownProviderVars(a.providerNames()))
-		if err == nil {
-			sources = append(sources, vars)
-		}
-	}
-	return sources, nil
-}
-
 // serviceEnvChecks is doctor's "service env" finding, one per gap.
-func (a *app) serviceEnvChecks(ctx context.Context, add func(name, status, detail, fix string)) {
-	gaps, installed, err := a.serviceEnvGaps(ctx)
+func (s *Setup) serviceEnvChecks(ctx context.Context, add func(name, status, detail, fix string)) {
+	gaps, installed, err := s.serviceEnvGaps(ctx)
 	switch {
 	case errors.Is(err, service.ErrUnsupported):
 		return
@@ -92,7 +68,7 @@ func (a *app) serviceEnvChecks(ctx context.Context, add func(name, status, detai
 	case !installed:
 		return
 	}
-	envFile := filepath.Join(a.st.Dir, ".env")
+	envFile := filepath.Join(s.Store.Dir, ".env")
 	for _, g := range gaps {
 		what := "is set in this shell but the gateway service will not have it"
 		if g.Differs {
@@ -109,44 +85,44 @@ func (a *app) serviceEnvChecks(ctx context.Context, add func(name, status, detai
 // one the user says yes to on a terminal, none otherwise (a dry run that
 // names them, like the rest of --fix). The rest of the file is kept; it
 // stays 0600.
-func (a *app) fixServiceEnv(ctx context.Context, yes bool) error {
-	gaps, installed, err := a.serviceEnvGaps(ctx)
+func (s *Setup) fixServiceEnv(ctx context.Context, yes bool) error {
+	gaps, installed, err := s.serviceEnvGaps(ctx)
 	if errors.Is(err, service.ErrUnsupported) {
 		return nil
 	}
 	if err != nil || !installed || len(gaps) == 0 {
 		return err
 	}
-	envFile := filepath.Join(a.st.Dir, ".env")
-	if _, tty := isTerminal(a.stdin); !yes && !tty {
+	envFile := filepath.Join(s.Store.Dir, ".env")
+	if !yes && !s.Interactive {
 		var names []string
 		for _, g := range gaps {
 			names = append(names, g.Name)
 		}
-		fmt.Fprintf(a.stdout, "Would copy %s from this shell into %s for the gateway service (--fix --yes does).\n", strings.Join(names, ", "), envFile)
+		fmt.Fprintf(s.Stdout, "Would copy %s from this shell into %s for the gateway service (--fix --yes does).\n", strings.Join(names, ", "), envFile)
 		return nil
 	}
-	if err := a.st.EnsureDir(); err != nil {
+	if err := s.Store.EnsureDir(); err != nil {
 		return err
 	}
-	in := bufio.NewReader(a.stdin)
+	in := bufio.NewReader(s.Stdin)
 	var copied []string
 	for _, g := range gaps {
 		if !yes {
-			fmt.Fprintf(a.stdout, "Copy %s from this shell into %s for the gateway service? [y/N] ", g.Name, envFile)
+			fmt.Fprintf(s.Stdout, "Copy %s from this shell into %s for the gateway service? [y/N] ", g.Name, envFile)
 			line, _ := in.ReadString('\n')
 			if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
 				continue
 			}
 		}
-		if err := upsertDotEnv(envFile, g.Name, a.environ[g.Name]); err != nil {
+		if err := s.SaveEnv(envFile, g.Name, s.Environ[g.Name]); err != nil {
 			return fmt.Errorf("%s: %w", envFile, err)
 		}
 		copied = append(copied, g.Name)
 	}
 	if len(copied) > 0 {
 		slices.Sort(copied)
-		fmt.Fprintf(a.stdout, "Copied %s into %s. The gateway reloads .env by itself; `opensoul gateway restart` is not needed.\n", strings.Join(copied, ", "), envFile)
+		fmt.Fprintf(s.Stdout, "Copied %s into %s. The gateway reloads .env by itself; `opensoul gateway restart` is not needed.\n", strings.Join(copied, ", "), envFile)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
-package cli
+package doctor
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,37 +31,37 @@ type repair struct {
 // recorded for a replaced secret, and logins to refresh. Repairs of one
 // file come in the order they apply, each diff starting where the
 // previous one ended.
-func (a *app) repairs(agent string) ([]repair, error) {
+func (s *Setup) repairs(agent string) ([]repair, error) {
 	var out []repair
-	out = append(out, a.modeRepairs(agent)...)
-	expired, err := a.expiredSessionsRepair(agent, time.Now()) // doctor_fix_state.go
+	out = append(out, s.modeRepairs(agent)...)
+	expired, err := s.expiredSessionsRepair(agent, time.Now()) // doctor_fix_state.go
 	if err != nil {
 		return nil, err
 	}
 	out = append(out, expired...)
-	pins, err := a.pinRepair(agent)
+	pins, err := s.pinRepair(agent)
 	if err != nil {
 		return nil, err
 	}
 	out = append(out, pins...)
-	order, err := a.orderRepair(agent)
+	order, err := s.orderRepair(agent)
 	if err != nil {
 		return nil, err
 	}
 	out = append(out, order...)
-	stale, err := a.staleCooldownRepairs(agent) // doctor_fix_state.go
+	stale, err := s.staleCooldownRepairs(agent) // doctor_fix_state.go
 	if err != nil {
 		return nil, err
 	}
 	out = append(out, stale...)
-	logins, err := a.loginRepairs(agent) // doctor_login.go
+	logins, err := s.loginRepairs(agent) // doctor_login.go
 	if err != nil {
 		return nil, err
 	}
 	return append(out, logins...), nil
 }
 
-func (a *app) modeRepairs(agent string) []repair {
+func (s *Setup) modeRepairs(agent string) []repair {
 	var out []repair
 	want := func(path string, mode os.FileMode) {
 		fi, err := os.Stat(path)
@@ -70,11 +71,11 @@ func (a *app) modeRepairs(agent string) []repair {
 		out = append(out, repair{What: fmt.Sprintf("chmod %o %s (was %o: others could read it)", mode, path, fi.Mode().Perm()), Path: path, Mode: mode,
 			apply: func() error { return os.Chmod(path, mode) }})
 	}
-	want(a.st.Dir, 0o700)
-	want(filepath.Join(a.st.Dir, ".env"), 0o600)
+	want(s.Store.Dir, 0o700)
+	want(filepath.Join(s.Store.Dir, ".env"), 0o600)
 	for _, ag := range slices.Compact([]string{store.DefaultAgent, agent}) {
-		want(filepath.Dir(a.st.ProfilesPath(ag)), 0o700)
-		for _, p := range []string{a.st.ProfilesPath(ag), a.st.StatePath(ag), a.st.SessionsPath(ag)} {
+		want(filepath.Dir(s.Store.ProfilesPath(ag)), 0o700)
+		for _, p := range []string{s.Store.ProfilesPath(ag), s.Store.StatePath(ag), s.Store.SessionsPath(ag)} {
 			want(p, 0o600)
 		}
 	}
@@ -83,16 +84,16 @@ func (a *app) modeRepairs(agent string) []repair {
 
 // pinRepair clears user pins (/model …@profile) to profiles the agent no
 // longer has: such a pin is strict, so every request of the session fails.
-func (a *app) pinRepair(agent string) ([]repair, error) {
-	eff, err := a.st.LoadEffective(agent)
+func (s *Setup) pinRepair(agent string) ([]repair, error) {
+	eff, err := s.Store.LoadEffective(agent)
 	if err != nil {
 		return nil, err
 	}
-	sessions, err := a.st.LoadSessions(agent)
+	sessions, err := s.Store.LoadSessions(agent)
 	if err != nil {
 		return nil, err
 	}
-	a.st.Sessions.Tidy(sessions, time.Now()) // what expiredSessionsRepair drops first
+	s.Store.Sessions.Tidy(sessions, time.Now()) // what expiredSessionsRepair drops first
 	fix := func(ss *store.Sessions) bool {
 		changed := false
 		for _, s := range ss.Sessions {
@@ -110,10 +111,10 @@ func (a *app) pinRepair(agent string) ([]repair, error) {
 		return nil, nil
 	}
 	after, _ := json.MarshalIndent(sessions, "", "  ")
-	path := a.st.SessionsPath(agent)
+	path := s.Store.SessionsPath(agent)
 	return []repair{{What: "clear user pins to profiles that no longer exist (like /model default)", Path: path, Diff: lineDiff(string(before), string(after)),
 		apply: func() error {
-			return a.st.UpdateSessions(agent, func(ss *store.Sessions) error {
+			return s.Store.UpdateSessions(agent, func(ss *store.Sessions) error {
 				if !fix(ss) {
 					return store.NoChange
 				}
@@ -124,8 +125,8 @@ func (a *app) pinRepair(agent string) ([]repair, error) {
 
 // orderRepair appends to the agent store's explicit order the profiles of
 // its provider it leaves out (a pasted profile never serves otherwise).
-func (a *app) orderRepair(agent string) ([]repair, error) {
-	p, err := a.st.LoadProfiles(agent)
+func (s *Setup) orderRepair(agent string) ([]repair, error) {
+	p, err := s.Store.LoadProfiles(agent)
 	if err != nil {
 		return nil, err
 	}
@@ -145,10 +146,10 @@ func (a *app) orderRepair(agent string) ([]repair, error) {
 		return nil, nil
 	}
 	after, _ := json.MarshalIndent(p.Order, "", "  ")
-	return []repair{{What: "add profiles missing from the agent store's order (at its end)", Path: a.st.ProfilesPath(agent),
+	return []repair{{What: "add profiles missing from the agent store's order (at its end)", Path: s.Store.ProfilesPath(agent),
 		Diff: lineDiff(string(before), string(after)),
 		apply: func() error {
-			return a.st.UpdateProfiles(agent, func(p *store.Profiles) error {
+			return s.Store.UpdateProfiles(agent, func(p *store.Profiles) error {
 				if !fix(p) {
 					return store.NoChange
 				}
@@ -157,10 +158,19 @@ func (a *app) orderRepair(agent string) ([]repair, error) {
 		}}}, nil
 }
 
+// Fix is `doctor --fix` for the agent: it shows every repair, then the
+// service environment gaps; with yes it applies them.
+func (s *Setup) Fix(ctx context.Context, agent string, yes bool) error {
+	if err := s.runFix(s.Stdout, agent, yes); err != nil {
+		return err
+	}
+	return s.fixServiceEnv(ctx, yes)
+}
+
 // runFix shows every repair; with yes it backs up each file whose content
 // changes (<file>.bak-<time>, same mode) and applies the repairs.
-func (a *app) runFix(w io.Writer, agent string, yes bool) error {
-	reps, err := a.repairs(agent)
+func (s *Setup) runFix(w io.Writer, agent string, yes bool) error {
+	reps, err := s.repairs(agent)
 	if err != nil {
 		return err
 	}

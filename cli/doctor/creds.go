@@ -1,6 +1,7 @@
-package cli
+package doctor
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,18 +12,58 @@ import (
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
+// Status is what doctor judges of `models status` (cli's statusReport):
+// the resolver's decisions for the agent, the same the gateway makes.
+type Status struct {
+	StorePath string
+	Providers []Provider
+	// Models are the decisions for the models in use, every model with
+	// a recorded cooldown, and each other provider with a profile.
+	Models []gateway.ModelResolution
+}
+
+// Provider is one provider's row: the credential tried first for its
+// model and every profile's role.
+type Provider struct {
+	Provider  string
+	InUse     bool
+	Model     string // the provider/model ref the roles are for
+	Effective Effective
+	Profiles  []Profile
+}
+
+// Effective is where the provider's credential comes from.
+type Effective struct {
+	Source  string // profile | env | config | missing
+	Serving string // the credential tried first, "" when none
+	Detail  string
+}
+
+// Profile is one profile as models status shows it.
+type Profile struct {
+	ID             string
+	Status         string
+	Reason         string
+	Role           string // serves | candidate | cooling | unused
+	Why            string // the policy's reason for Role
+	Scope          string // the only client the provider accepts it from; "" any
+	DisabledUntil  int64
+	DisabledReason string
+	Note           string // models status's note (expiry, disable, cooldown, reason)
+}
+
 // credentialChecks are doctor's findings about credentials, all read from
 // the resolver's decisions in rep (the same the gateway makes): which
 // credential serves each provider, what cools or is disabled for which
 // model, profiles the order in force leaves out, user pins to profiles
 // that cannot serve, and environment keys that are never reached.
-func (a *app) credentialChecks(rep *statusReport, agent string, now time.Time) []doctorCheck {
-	var out []doctorCheck
+func (s *Setup) credentialChecks(rep *Status, agent string, now time.Time) []Check {
+	var out []Check
 	add := func(name, status, detail, fix string) {
-		out = append(out, doctorCheck{name, status, detail, fix})
+		out = append(out, Check{name, status, detail, fix})
 	}
 	for _, ps := range rep.Providers {
-		a.providerChecks(ps, add)
+		s.providerChecks(ps, add)
 	}
 	reported := map[string]bool{}
 	for _, m := range rep.Models {
@@ -34,11 +75,11 @@ func (a *app) credentialChecks(rep *statusReport, agent string, now time.Time) [
 			reported[key] = true
 			clear := "opensoul models auth clear-cooldown " + pr.ID + agentSuffix(agent)
 			if pr.DisabledReason != "" {
-				add("disabled "+pr.ID, "warn", fmt.Sprintf("disabled for every model: %s (%s)", pr.DisabledReason, untilText(pr.Until, now)),
+				add("disabled "+pr.ID, "warn", fmt.Sprintf("disabled for every model: %s (%s)", pr.DisabledReason, s.Until(pr.Until, now)),
 					"fix the account ("+pr.DisabledReason+"), then: "+clear)
 				continue
 			}
-			add("cooldown "+pr.ID, "warn", fmt.Sprintf("cooling for %s (%s); %s", cmpOrWord(pr.CooldownModel, "every model"), untilText(pr.Until, now), servedText(m.Serving)), clear)
+			add("cooldown "+pr.ID, "warn", fmt.Sprintf("cooling for %s (%s); %s", cmp.Or(pr.CooldownModel, "every model"), s.Until(pr.Until, now), servedText(m.Serving)), clear)
 		}
 	}
 	for _, m := range rep.Models {
@@ -54,12 +95,12 @@ func (a *app) credentialChecks(rep *statusReport, agent string, now time.Time) [
 			add(f.ID, "fail", strings.TrimSpace(f.Status+": "+f.Reason)+" (the provider module rejects it: never used)", fix)
 		}
 	}
-	out = append(out, a.pinChecks(rep, agent)...)
-	out = append(out, a.envChecks(rep)...)
+	out = append(out, s.pinChecks(rep, agent)...)
+	out = append(out, s.envChecks(rep)...)
 	return out
 }
 
-func (a *app) providerChecks(ps providerStatus, add func(name, status, detail, fix string)) {
+func (s *Setup) providerChecks(ps Provider, add func(name, status, detail, fix string)) {
 	status, fix := "ok", ""
 	if ps.Effective.Source == "missing" {
 		status = "warn"
@@ -81,7 +122,7 @@ func (a *app) providerChecks(ps providerStatus, add func(name, status, detail, f
 		case gateway.StatusExpired, gateway.StatusInvalid, gateway.StatusMissing:
 			add("profile "+r.ID, "fail", strings.TrimSpace(r.Status+" "+r.Reason), "opensoul models auth paste-token --provider "+ps.Provider+" --profile-id "+r.ID)
 		case gateway.StatusExpiring:
-			add("profile "+r.ID, "warn", profileNote(r, time.Now()), "renew the token (claude setup-token), then paste it again")
+			add("profile "+r.ID, "warn", r.Note, "renew the token (claude setup-token), then paste it again")
 		}
 		if r.Scope != "" {
 			add("scope "+r.ID, "ok", fmt.Sprintf("serves %s requests only (the provider accepts it from %s only); other clients use the next credential", r.Scope, r.Scope),
@@ -96,12 +137,12 @@ func (a *app) providerChecks(ps providerStatus, add func(name, status, detail, f
 
 // pinChecks: sessions pinned by the user (/model …@profile) to a profile
 // that is gone or cannot serve; such a pin is strict, so requests fail.
-func (a *app) pinChecks(rep *statusReport, agent string) []doctorCheck {
-	sessions, err := a.st.LoadSessions(agent)
+func (s *Setup) pinChecks(rep *Status, agent string) []Check {
+	sessions, err := s.Store.LoadSessions(agent)
 	if err != nil {
-		return []doctorCheck{{"sessions", "fail", err.Error(), ""}}
+		return []Check{{"sessions", "fail", err.Error(), ""}}
 	}
-	var out []doctorCheck
+	var out []Check
 	for _, id := range slices.Sorted(maps.Keys(sessions.Sessions)) {
 		s := sessions.Sessions[id]
 		if s.AuthProfileOverrideSource != store.PinUser || s.AuthProfileOverride == "" {
@@ -112,14 +153,14 @@ func (a *app) pinChecks(rep *statusReport, agent string) []doctorCheck {
 		if why == "" {
 			continue
 		}
-		out = append(out, doctorCheck{"pin " + id, "fail",
+		out = append(out, Check{"pin " + id, "fail",
 			fmt.Sprintf("session %s is pinned by /model …@%s, which %s; the pin is strict, so its requests fail", id, pin, why),
 			"send /model default in that session, or: opensoul sessions reset " + id + agentSuffix(agent) + " (or doctor --fix)"})
 	}
 	return out
 }
 
-func pinProblem(rep *statusReport, pin string) string {
+func pinProblem(rep *Status, pin string) string {
 	for _, ps := range rep.Providers {
 		for _, r := range ps.Profiles {
 			if r.ID != pin {
@@ -139,32 +180,23 @@ func pinProblem(rep *statusReport, pin string) string {
 
 // envChecks: an environment key for a provider no model uses, or one
 // never reached because profiles serve every model of its provider.
-func (a *app) envChecks(rep *statusReport) []doctorCheck {
-	var out []doctorCheck
+func (s *Setup) envChecks(rep *Status) []Check {
+	var out []Check
 	for _, ps := range rep.Providers {
-		_, ev, ok := a.env.Credential(ps.Provider)
+		_, ev, ok := s.Env.Credential(ps.Provider)
 		if !ok {
 			continue
 		}
 		name := "env " + ev.Name
-		if !ps.InUse && len(a.cfg.Agents.Defaults.Models) > 0 && !a.allowsProvider(ps.Provider) {
-			out = append(out, doctorCheck{name, "warn", fmt.Sprintf("set (from %s) but no configured model uses provider %s", ev.Source, ps.Provider), "remove it, or add a " + ps.Provider + " model to agents.defaults.models"})
+		if !ps.InUse && s.AllowsProvider != nil && !s.AllowsProvider(ps.Provider) {
+			out = append(out, Check{name, "warn", fmt.Sprintf("set (from %s) but no configured model uses provider %s", ev.Source, ps.Provider), "remove it, or add a " + ps.Provider + " model to agents.defaults.models"})
 			continue
 		}
 		if ps.Effective.Source == "profile" {
-			out = append(out, doctorCheck{name, "ok", fmt.Sprintf("set (from %s); not reached while a profile can serve %s (it is the fallback)", ev.Source, ps.Provider), ""})
+			out = append(out, Check{name, "ok", fmt.Sprintf("set (from %s); not reached while a profile can serve %s (it is the fallback)", ev.Source, ps.Provider), ""})
 		}
 	}
 	return out
-}
-
-func (a *app) allowsProvider(p string) bool {
-	for ref := range a.cfg.Agents.Defaults.Models {
-		if q, _, ok := SplitModelRef(ref); ok && q == p {
-			return true
-		}
-	}
-	return false
 }
 
 func servedText(serving string) string {
@@ -172,13 +204,6 @@ func servedText(serving string) string {
 		return "nothing else can serve it"
 	}
 	return serving + " serves it meanwhile"
-}
-
-func cmpOrWord(s, word string) string {
-	if s == "" {
-		return word
-	}
-	return s
 }
 
 func agentSuffix(agent string) string {

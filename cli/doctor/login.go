@@ -1,4 +1,4 @@
-package cli
+package doctor
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/opensoul/opensoul/gateway"
-	"github.com/opensoul/opensoul/gateway/oauth"
 )
 
 // loginRefreshWindow is how soon an OAuth login must expire for doctor
@@ -21,13 +20,13 @@ const loginRefreshWindow = 24 * time.Hour
 // profile file's lock, after re-reading it, using a refresh another
 // process already made). A login whose refresh the provider refused needs
 // a new sign-in instead, which doctor's checks say.
-func (a *app) loginRepairs(agent string) ([]repair, error) {
-	p, err := a.st.LoadProfiles(agent)
+func (s *Setup) loginRepairs(agent string) ([]repair, error) {
+	p, err := s.Store.LoadProfiles(agent)
 	if err != nil {
 		return nil, err
 	}
-	now := a.now()
-	window := max(loginRefreshWindow, ms(a.cfg.Auth.RefreshSkewMs))
+	now := s.Now()
+	window := max(loginRefreshWindow, s.RefreshSkew)
 	var out []repair
 	for _, id := range slices.Sorted(maps.Keys(p.Profiles)) {
 		c := p.Profiles[id]
@@ -43,34 +42,21 @@ func (a *app) loginRepairs(agent string) ([]repair, error) {
 			when = "expires in " + gateway.Human(left)
 		}
 		out = append(out, repair{
-			What: fmt.Sprintf("refresh the OAuth login %s (%s) with its refresh token, once, under %s's lock", id, when, a.st.ProfilesPath(agent)),
-			Path: a.st.ProfilesPath(agent),
+			What: fmt.Sprintf("refresh the OAuth login %s (%s) with its refresh token, once, under %s's lock", id, when, s.Store.ProfilesPath(agent)),
+			Path: s.Store.ProfilesPath(agent),
 			apply: func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
-				fresh, err := a.loginRefresher(ctx).Fresh(ctx, agent, id, c, true)
+				fresh, err := s.Refresher(ctx).Fresh(ctx, agent, id, c, true)
 				if err != nil {
 					return err
 				}
 				if fresh.Expires != 0 {
-					fmt.Fprintf(a.stdout, "  %s now expires %s\n", id, time.UnixMilli(fresh.Expires).UTC().Format(time.RFC3339))
+					fmt.Fprintf(s.Stdout, "  %s now expires %s\n", id, time.UnixMilli(fresh.Expires).UTC().Format(time.RFC3339))
 				}
 				return nil
 			},
 		})
 	}
 	return out, nil
-}
-
-// loginRefresher refreshes logins as the gateway does, with the OAuth
-// clients modules declare and config overrides.
-func (a *app) loginRefresher(ctx context.Context) *gateway.Refresher {
-	reg, _, _ := a.registry(ctx)
-	return &gateway.Refresher{
-		Store: a.st, Skew: ms(a.cfg.Auth.RefreshSkewMs), Now: a.now,
-		Client: func(provider string) (oauth.Client, bool) {
-			c, ok := a.cfg.OAuthClients(a.moduleOAuth(ctx, reg, provider))[provider]
-			return c, ok
-		},
-	}
 }
