@@ -273,6 +273,7 @@ func (a *app) openUsage(log *slog.Logger) *usage.Store {
 		Retention: hours(24 * a.cfg.Usage.RetentionDays),
 		Prices:    usage.Prices(a.cfg.Usage.Prices).WithDefaults(),
 		Logger:    log,
+		Owner:     gateway.CredentialOwner(a.st), // for a store written before rows named it
 	})
 	if err != nil {
 		log.Warn("usage is not recorded", "err", err)

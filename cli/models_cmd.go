@@ -323,7 +323,7 @@ func (a *app) buildStatus(ctx context.Context, agentFlag string, now time.Time) 
 		for _, pr := range mr.Profiles {
 			row := profileRow(pr, snap, now, a.verdictFunc(ctx, now))
 			row.Headroom = tight[pr.ID]
-			row.Usage = spent.Profile(pr.ID)
+			row.Usage = spent.Profile(snap.Owner[pr.ID], pr.ID)
 			ps.Profiles = append(ps.Profiles, row)
 		}
 		ps.Effective = a.effective(mr, snap)
@@ -346,7 +346,7 @@ func (a *app) latestLimits(ctx context.Context) []usage.Limits {
 	if _, err := os.Stat(path); err != nil {
 		return nil
 	}
-	st, err := usage.Open(path, usage.Options{FlushInterval: -1, Retention: hours(24 * a.cfg.Usage.RetentionDays), Now: a.now})
+	st, err := usage.Open(path, a.usageOptions())
 	if err != nil {
 		fmt.Fprintf(a.stderr, "opensoul: headroom not shown: %v\n", err)
 		return nil

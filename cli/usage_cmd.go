@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,13 +22,13 @@ import (
 // gateway's usage store, with the headroom providers last reported.
 func (a *app) usageCmd() *ffcli.Command {
 	fs := a.flagSet("usage")
-	agent := fs.String("agent", "", "only this agent's usage (default: every agent)")
-	by := fs.String("by", "profile", "group by profile, model, client, agent or provider")
+	agent := fs.String("agent", "", "only this agent's requests (default: every agent's)")
+	by := fs.String("by", "profile", "group by profile, model, client, agent, owner or provider")
 	since := fs.String("since", "24h", "how far back: a duration such as 90m, 24h or 7d")
 	asJSON := fs.Bool("json", false, "print JSON")
 	return leaf(&ffcli.Command{
 		Name:       "usage",
-		ShortUsage: "opensoul usage [--agent ID] [--by profile|model|client|agent|provider] [--since 24h] [--json]",
+		ShortUsage: "opensoul usage [--agent ID] [--by profile|model|client|agent|owner|provider] [--since 24h] [--json]",
 		ShortHelp:  "Show what each credential spent: requests, tokens, cost and headroom.",
 		LongHelp: `The gateway counts every answer a credential served: requests, input,
 output and prompt-cache tokens as the provider reported them (streams
@@ -37,9 +38,14 @@ subscription login's cost is what the same tokens would cost on a key).
 It also keeps the latest rate limits each provider reported. HEADROOM
 is the share left of the tightest window (requests, tokens, a
 subscription's 5-hour window), with its reset time, across the models
-the provider counts separately. With --agent it is that agent's
-credentials' (its own profiles and the main ones it uses); without, a
-profile id another agent also has shows the tightest of them.
+the provider counts separately.
+
+A credential is a profile id in one agent's store: OWNER is that agent
+(main for a profile an agent uses of main's; "-" for a key from the
+environment or the config), so an agent's own "anthropic:default" and
+main's are two rows. --agent keeps that agent's requests, on whatever
+credential served them; --by agent groups by whose requests they were,
+--by owner by whose credentials served them.
 
 The counts live in <state>/usage.db for usage.retentionDays (35); a
 running gateway writes them once a second.
@@ -47,7 +53,8 @@ running gateway writes them once a second.
 Examples:
   opensoul usage
   opensoul usage --since 7d --by model
-  opensoul usage --agent cron --by client --json`,
+  opensoul usage --agent cron --by client --json
+  opensoul usage --by owner`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
@@ -68,7 +75,7 @@ type usageReport struct {
 	By     string        `json:"by"`
 	Agent  string        `json:"agent,omitempty"`
 	Path   string        `json:"path"`
-	Rows   []usageRow    `json:"rows"`
+	Rows   []usageRow    `json:"rows"` // by profile, each names its owner
 	Total  usage.Row     `json:"total"`
 	Limits []limitReport `json:"limits"`
 }
@@ -101,6 +108,7 @@ func (a *app) showUsage(ctx context.Context, q usage.Query, since string, asJSON
 		return err
 	}
 	path := usagePath(a.st.Dir)
+	q.By = cmp.Or(q.By, "profile")
 	rep := usageReport{Since: q.Since.UTC(), By: q.By, Agent: q.Agent, Path: path, Rows: []usageRow{}, Limits: []limitReport{}}
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		if asJSON {
@@ -109,7 +117,7 @@ func (a *app) showUsage(ctx context.Context, q usage.Query, since string, asJSON
 		fmt.Fprintf(a.stdout, "No usage recorded yet (%s): the gateway records it as it serves requests.\n", path)
 		return nil
 	}
-	st, err := usage.Open(path, usage.Options{FlushInterval: -1, Retention: hours(24 * a.cfg.Usage.RetentionDays), Now: a.now})
+	st, err := usage.Open(path, a.usageOptions())
 	if err != nil {
 		return err
 	}
@@ -118,10 +126,11 @@ func (a *app) showUsage(ctx context.Context, q usage.Query, since string, asJSON
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	limits, err := st.LatestLimits(ctx)
+	all, err := st.LatestLimits(ctx)
 	if err != nil {
 		return err
 	}
+	limits := all
 	if q.Agent != "" {
 		// The agent's credentials: its own profiles and the main ones it
 		// uses, not another agent's with the same id.
@@ -131,11 +140,14 @@ func (a *app) showUsage(ctx context.Context, q usage.Query, since string, asJSON
 		}
 		limits = usage.Owned(limits, func(id string) string { return snap.Owner[id] })
 	}
-	tight := usage.Tightest(limits)
+	tight := map[string]map[string]*headroom{} // a row's credential's: by owner and profile
 	for _, r := range rows {
 		row := usageRow{Row: r}
-		if q.By == "profile" || q.By == "" {
-			row.Headroom = tight[r.Key]
+		if q.By == "profile" {
+			if tight[r.Owner] == nil {
+				tight[r.Owner] = usage.Tightest(usage.Owned(all, func(string) string { return r.Owner }))
+			}
+			row.Headroom = tight[r.Owner][r.Key]
 		}
 		rep.Rows = append(rep.Rows, row)
 		rep.Total.Add(r)
@@ -166,18 +178,32 @@ func writeUsageTable(w io.Writer, rep usageReport, since string, now time.Time) 
 		most = max(most, tokens(r.Row))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.ToUpper(rep.By)+"\tREQUESTS\tERRORS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST\tHEADROOM\tTOKENS")
+	byProfile := rep.By == "profile"
+	owner := func(s string) string { // the OWNER column, grouped by profile
+		if byProfile {
+			return s + "\t"
+		}
+		return ""
+	}
+	fmt.Fprintln(tw, strings.ToUpper(rep.By)+"\t"+owner("OWNER")+"REQUESTS\tERRORS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST\tHEADROOM\tTOKENS")
 	for _, r := range rep.Rows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(r.Key), r.Requests, r.Errors, count(r.Input), count(r.Output),
-			count(r.CacheRead), count(r.CacheWrite), dollars(r.CostUSD), r.Headroom.Text(now), bar(tokens(r.Row), most))
+		fmt.Fprintf(tw, "%s\t%s%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(r.Key), owner(orDash(r.Owner)), r.Requests, r.Errors,
+			count(r.Input), count(r.Output), count(r.CacheRead), count(r.CacheWrite), dollars(r.CostUSD), r.Headroom.Text(now), bar(tokens(r.Row), most))
 	}
 	t := rep.Total
-	fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\t\n", t.Requests, t.Errors, count(t.Input), count(t.Output),
+	fmt.Fprintf(tw, "TOTAL\t%s%d\t%d\t%s\t%s\t%s\t%s\t%s\t\t\n", owner(""), t.Requests, t.Errors, count(t.Input), count(t.Output),
 		count(t.CacheRead), count(t.CacheWrite), dollars(t.CostUSD))
 	return tw.Flush()
 }
 
-func tokens(r usage.Row) int64 { return r.Input + r.Output + r.CacheRead + r.CacheWrite }
+func tokens(r usage.Row) int64 { return r.Total() }
+
+// usageOptions open <state>/usage.db for reading (the CLI never records),
+// with the owners of a store written before its rows named them.
+func (a *app) usageOptions() usage.Options {
+	return usage.Options{FlushInterval: -1, Retention: hours(24 * a.cfg.Usage.RetentionDays), Now: a.now,
+		Owner: gateway.CredentialOwner(a.st)}
+}
 
 // count is a token count in short form: 950, 12.3k, 4.5M.
 func count(n int64) string {
@@ -221,7 +247,7 @@ func (a *app) usageFacts() *usage.Facts {
 	if _, err := os.Stat(path); err != nil {
 		return &usage.Facts{}
 	}
-	st, err := usage.Open(path, usage.Options{FlushInterval: -1, Retention: hours(24 * a.cfg.Usage.RetentionDays), Now: a.now})
+	st, err := usage.Open(path, a.usageOptions())
 	if err != nil {
 		fmt.Fprintf(a.stderr, "opensoul: usage facts not read: %v\n", err)
 		return nil

@@ -102,8 +102,8 @@ func TestModelsStatusHeadroom(t *testing.T) {
 	// Agent ops's own openai:manual would be another key: its limits are
 	// not main's.
 	st.Limits(usage.Limits{Time: time.Now(), Agent: "ops", Provider: "openai", Profile: "openai:manual", Model: "m", Status: "rejected"})
-	st.Record(usage.Record{Time: time.Now(), Agent: "ops", Provider: "openai", Profile: "openai:manual", Model: "m", Status: 200})
-	st.Record(usage.Record{Time: time.Now(), Agent: "ops", Provider: "anthropic", Profile: "anthropic:manual", Model: "m", Status: 200})
+	st.Record(usage.Record{Time: time.Now(), Agent: "ops", Owner: "main", Provider: "openai", Profile: "openai:manual", Model: "m", Status: 200})
+	st.Record(usage.Record{Time: time.Now(), Agent: "ops", Owner: "main", Provider: "anthropic", Profile: "anthropic:manual", Model: "m", Status: 200})
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestExplainUsageFacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 7 { // $3 each
-		st.Record(usage.Record{Time: time.Now(), Agent: "main", Provider: "anthropic", Profile: "anthropic:manual", Model: "m", Status: 200,
+		st.Record(usage.Record{Time: time.Now(), Agent: "main", Owner: "main", Provider: "anthropic", Profile: "anthropic:manual", Model: "m", Status: 200,
 			Usage: usage.Usage{Output: 200_000}})
 	}
 	if err := st.Close(); err != nil {

@@ -465,7 +465,7 @@ func profileFact(snap *Snapshot, id string, c store.Credential, req FactsRequest
 	if l, has := req.Limits.of(snap.Owner[id], id, req.Model); has {
 		pf.Limits = &l
 	}
-	pf.Usage = req.Usage.Profile(id)
+	pf.Usage = req.Usage.Profile(snap.Owner[id], id) // the credential's: main's for one inherited, "" for an env/config key
 	return pf, ok
 }
 

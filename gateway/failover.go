@@ -183,7 +183,7 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 	}
 	if resp.StatusCode < 400 {
 		rs.attempts = append(rs.attempts, att)
-		rs.profile = c.id
+		rs.profile, rs.owner = c.id, c.owner
 		s.metrics.attempt(rs.provider, "ok")
 		s.succeed(rs, c, now)
 		return resp, nextProfile
@@ -200,7 +200,7 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 	restore := func() *http.Response {
 		resp.Body = readCloser{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
 		rs.attempts = append(rs.attempts, att)
-		rs.profile = c.id
+		rs.profile, rs.owner = c.id, c.owner
 		s.metrics.attempt(rs.provider, cmp.Or(cl.Reason, "other"))
 		return resp
 	}
@@ -246,7 +246,7 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 func (s *Server) redirect(rs *reqState, c candidate, att Attempt, resp *http.Response) (*http.Response, next) {
 	att.Reason = "redirect"
 	rs.attempts = append(rs.attempts, att)
-	rs.profile = c.id
+	rs.profile, rs.owner = c.id, c.owner
 	s.metrics.attempt(rs.provider, "redirect")
 	loc, err := resp.Location()
 	if err == http.ErrNoLocation {

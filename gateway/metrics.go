@@ -238,25 +238,28 @@ type UsageReporter interface {
 	Latest() []usage.Limits
 }
 
-// usageCollector reports tokens, cost and headroom per profile. Labels
-// are bounded: provider and profile (labelID keeps emails out), a token
-// kind of four, and a window name a module declared (at most 16 per
+// usageCollector reports tokens, cost and headroom per credential: its
+// provider, owner (the agent whose store holds it, "" for an environment
+// or config key: an agent's own profile and main's with the same id are
+// two series) and profile. Labels are bounded: owners are the agents with
+// a profile file, profile ids go through labelID (it keeps emails out), a
+// token kind of four, and a window name a module declared (at most 16 per
 // answer, validated); no model, which a request body names freely.
 type usageCollector struct{ src UsageReporter }
 
 var (
 	tokensDesc = prometheus.NewDesc("opensoul_profile_tokens_total",
 		"Tokens the profile's answers reported since the gateway started, by kind (input, output, cache_read, cache_write).",
-		[]string{"provider", "profile", "kind"}, nil)
+		[]string{"provider", "owner", "profile", "kind"}, nil)
 	costDesc = prometheus.NewDesc("opensoul_profile_cost_usd_total",
-		"What the profile's answers cost at list prices (usage.prices) since the gateway started.", []string{"provider", "profile"}, nil)
+		"What the profile's answers cost at list prices (usage.prices) since the gateway started.", []string{"provider", "owner", "profile"}, nil)
 	servedDesc = prometheus.NewDesc("opensoul_profile_requests_total",
-		"Answers the profile served since the gateway started.", []string{"provider", "profile"}, nil)
+		"Answers the profile served since the gateway started.", []string{"provider", "owner", "profile"}, nil)
 	headroomDesc = prometheus.NewDesc("opensoul_profile_headroom_ratio",
 		"Share of a rate-limit window left (0..1) as the provider last reported it, the lowest across models; 0 while rejected.",
-		[]string{"provider", "profile", "window"}, nil)
+		[]string{"provider", "owner", "profile", "window"}, nil)
 	resetDesc = prometheus.NewDesc("opensoul_profile_limit_reset_timestamp_seconds",
-		"When the window refills, as the provider last reported it.", []string{"provider", "profile", "window"}, nil)
+		"When the window refills, as the provider last reported it.", []string{"provider", "owner", "profile", "window"}, nil)
 )
 
 func (c usageCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -267,14 +270,14 @@ func (c usageCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c usageCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, sp := range c.src.Spent() {
-		p, id := clip(sp.Provider), labelID(sp.Profile)
+		p, o, id := clip(sp.Provider), clip(sp.Owner), labelID(sp.Profile)
 		for kind, n := range map[string]int64{"input": sp.Input, "output": sp.Output, "cache_read": sp.CacheRead, "cache_write": sp.CacheWrite} {
-			ch <- prometheus.MustNewConstMetric(tokensDesc, prometheus.CounterValue, float64(n), p, id, kind)
+			ch <- prometheus.MustNewConstMetric(tokensDesc, prometheus.CounterValue, float64(n), p, o, id, kind)
 		}
-		ch <- prometheus.MustNewConstMetric(costDesc, prometheus.CounterValue, float64(sp.CostMicros)/1e6, p, id)
-		ch <- prometheus.MustNewConstMetric(servedDesc, prometheus.CounterValue, float64(sp.Requests), p, id)
+		ch <- prometheus.MustNewConstMetric(costDesc, prometheus.CounterValue, float64(sp.CostMicros)/1e6, p, o, id)
+		ch <- prometheus.MustNewConstMetric(servedDesc, prometheus.CounterValue, float64(sp.Requests), p, o, id)
 	}
-	type win struct{ provider, profile, name string }
+	type win struct{ provider, owner, profile, name string }
 	left, reset := map[win]float64{}, map[win]time.Time{}
 	for _, l := range c.src.Latest() {
 		for _, w := range l.Windows {
@@ -285,16 +288,16 @@ func (c usageCollector) Collect(ch chan<- prometheus.Metric) {
 			if h < 0 {
 				continue
 			}
-			k := win{clip(l.Provider), labelID(l.Profile), w.Name}
+			k := win{clip(l.Provider), clip(l.Agent), labelID(l.Profile), w.Name}
 			if cur, ok := left[k]; !ok || h < cur {
 				left[k], reset[k] = h, w.ResetAt
 			}
 		}
 	}
 	for k, h := range left {
-		ch <- prometheus.MustNewConstMetric(headroomDesc, prometheus.GaugeValue, h, k.provider, k.profile, k.name)
+		ch <- prometheus.MustNewConstMetric(headroomDesc, prometheus.GaugeValue, h, k.provider, k.owner, k.profile, k.name)
 		if t := reset[k]; !t.IsZero() {
-			ch <- prometheus.MustNewConstMetric(resetDesc, prometheus.GaugeValue, float64(t.Unix()), k.provider, k.profile, k.name)
+			ch <- prometheus.MustNewConstMetric(resetDesc, prometheus.GaugeValue, float64(t.Unix()), k.provider, k.owner, k.profile, k.name)
 		}
 	}
 }

@@ -51,6 +51,7 @@ type reqState struct {
 
 	attempts  []Attempt
 	profile   string // the profile that served
+	owner     string // whose store holds it ("": environment or config)
 	status    int
 	failovers int
 	cause     error      // logged, never sent
@@ -203,7 +204,7 @@ func (s *Server) meter(resp *http.Response, rs *reqState) {
 	if s.usage == nil {
 		return
 	}
-	rec := usage.Record{Time: rs.start, Agent: rs.agent, Provider: rs.provider, Profile: rs.profile,
+	rec := usage.Record{Time: rs.start, Agent: rs.agent, Owner: rs.owner, Provider: rs.provider, Profile: rs.profile,
 		Client: rs.client.Name, Status: resp.StatusCode}
 	if n := len(rs.attempts); n > 0 {
 		rec.Model = rs.attempts[n-1].Model

@@ -342,10 +342,10 @@ func TestUsageMetrics(t *testing.T) {
 		return strings.Contains(body, "opensoul_profile_requests_total")
 	})
 	for _, want := range []string{
-		`opensoul_profile_tokens_total{kind="input",profile="anthropic:id-`,
-		`kind="output",profile="anthropic:id-`,
-		`opensoul_profile_cost_usd_total{profile="anthropic:id-`,
-		`opensoul_profile_headroom_ratio{profile="anthropic:id-`,
+		`opensoul_profile_tokens_total{kind="input",owner="main",profile="anthropic:id-`,
+		`kind="output",owner="main",profile="anthropic:id-`,
+		`opensoul_profile_cost_usd_total{owner="main",profile="anthropic:id-`,
+		`opensoul_profile_headroom_ratio{owner="main",profile="anthropic:id-`,
 		`window="requests"} 0.999`,
 		fmt.Sprintf("} %d\n", x.Input),
 	} {

@@ -98,7 +98,7 @@ func TestDailyCapMovesToTheOtherProfile(t *testing.T) {
 			t.Fatalf("served by %v, want %s", by, want)
 		}
 	}
-	if got := st.Facts().Profile("anthropic:metered").H24.Cost; got != 21 {
+	if got := st.Facts().Profile("main", "anthropic:metered").H24.Cost; got != 21 {
 		t.Errorf("the metered key's 24h cost is %v, want 21", got)
 	}
 	// The team key is capped too once it spends $20, but it spent $6.
@@ -244,7 +244,7 @@ func TestBuiltinPolicyGetsNoUsage(t *testing.T) {
 	if status, _, body := served(t, f, st, 1); status != 200 {
 		t.Fatalf("%d %s", status, body)
 	}
-	if st.Facts().Profile("anthropic:a").H1.Requests != 1 {
+	if st.Facts().Profile("main", "anthropic:a").H1.Requests != 1 {
 		t.Fatal("the usage store did not count the answer")
 	}
 	res, err := f.gw.Resolver(context.Background(), f.clock.Now()).Resolve(context.Background(), snapshot(t, f), gateway.Query{Agent: "main", Provider: "anthropic", Model: "claude-sonnet-5"}, f.clock.Now())

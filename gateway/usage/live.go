@@ -6,27 +6,29 @@ import (
 )
 
 // What this process has seen, for /metrics: running totals per provider
-// and profile since start (Prometheus counters may reset when a process
+// and credential (owner and profile) since start (Prometheus counters may reset when a process
 // restarts; the store keeps the durable history), and the latest limits
 // per provider, profile and model. Both are kept beside the pending
 // batch, under the same lock, by Record and Limits.
 
-// Spent is a profile's running totals since the process started.
+// Spent is a credential's running totals since the process started.
 type Spent struct {
-	Provider, Profile string
-	Requests, Errors  int64
+	Provider         string
+	Owner            string // the agent whose store holds it ("": environment or config)
+	Profile          string
+	Requests, Errors int64
 	Usage
 	CostMicros int64
 }
 
-// Spent lists the running totals, by provider and profile.
+// Spent lists the running totals, by provider, owner and profile.
 func (s *Store) Spent() []Spent {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Spent, 0, len(s.running))
-	for _, k := range slices.SortedFunc(maps.Keys(s.running), cmpKey2) {
+	for _, k := range slices.SortedFunc(maps.Keys(s.running), cmpKey3) {
 		c := s.running[k]
-		out = append(out, Spent{Provider: k[0], Profile: k[1], Requests: c.requests, Errors: c.errors, CostMicros: c.costMicros,
+		out = append(out, Spent{Provider: k[0], Owner: k[1], Profile: k[2], Requests: c.requests, Errors: c.errors, CostMicros: c.costMicros,
 			Usage: Usage{Input: c.input, Output: c.output, CacheRead: c.cacheRead, CacheWrite: c.cacheWrite}})
 	}
 	return out
@@ -44,7 +46,7 @@ func (s *Store) Latest() []Limits {
 	return out
 }
 
-func cmpKey2(a, b [2]string) int { return slices.Compare(a[:], b[:]) }
+func cmpKey3(a, b [3]string) int { return slices.Compare(a[:], b[:]) }
 func cmpKey4(a, b [4]string) int { return slices.Compare(a[:], b[:]) }
 
 // add adds c's counters to d.

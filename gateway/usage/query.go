@@ -7,38 +7,42 @@ import (
 	"time"
 )
 
-// Query selects usage: buckets from Since (inclusive) on, of one agent
-// when Agent is set, grouped by By.
+// Query selects usage: buckets from Since (inclusive) on, of the
+// requests of one agent when Agent is set, grouped by By.
 type Query struct {
 	Since time.Time
 	Agent string // "": every agent
-	By    string // "profile" (default), "model", "client", "agent" or "provider"
+	// By is "profile" (the default: a credential, its owner and id),
+	// "model", "client", "agent" (whose requests), "owner" (whose
+	// credentials) or "provider".
+	By string
 }
 
-// groupColumns are the columns Query.By may name.
-var groupColumns = map[string]string{"profile": "profile", "model": "model", "client": "client", "agent": "agent", "provider": "provider"}
+// groupColumns are the columns Query.By may name: the key, and the
+// owner reported beside it.
+var groupColumns = map[string][2]string{"profile": {"profile", "owner"}, "model": {"model", "''"}, "client": {"client", "''"},
+	"agent": {"agent", "''"}, "owner": {"owner", "''"}, "provider": {"provider", "''"}}
 
 // Row is the usage of one group.
 type Row struct {
-	Key        string  `json:"key"`
-	Provider   string  `json:"provider,omitempty"` // when grouped by profile
-	Requests   int64   `json:"requests"`
-	Errors     int64   `json:"errors"`
-	Input      int64   `json:"inputTokens"`
-	Output     int64   `json:"outputTokens"`
-	CacheRead  int64   `json:"cacheReadTokens"`
-	CacheWrite int64   `json:"cacheWriteTokens"`
-	CostUSD    float64 `json:"costUsd"`
+	Key string `json:"key"`
+	// Owner is, when grouped by profile, the agent whose store holds the
+	// credential (absent for a key from the environment or the config,
+	// whose id says so: env:…, config:…): an agent's own profile and
+	// main's with the same id are two rows.
+	Owner    string `json:"owner,omitempty"`
+	Provider string `json:"provider,omitempty"` // when grouped by profile
+	Requests int64  `json:"requests"`
+	Errors   int64  `json:"errors"`
+	Usage
+	CostUSD float64 `json:"costUsd"`
 }
 
 // Add adds o's counts to r.
 func (r *Row) Add(o Row) {
 	r.Requests += o.Requests
 	r.Errors += o.Errors
-	r.Input += o.Input
-	r.Output += o.Output
-	r.CacheRead += o.CacheRead
-	r.CacheWrite += o.CacheWrite
+	r.Usage.Add(o.Usage)
 	r.CostUSD += o.CostUSD
 }
 
@@ -49,14 +53,15 @@ func (s *Store) Totals(ctx context.Context, q Query) ([]Row, error) {
 	if by == "" {
 		by = "profile"
 	}
-	col, ok := groupColumns[by]
+	cols, ok := groupColumns[by]
 	if !ok {
-		return nil, fmt.Errorf("usage: cannot group by %q (want profile, model, client, agent or provider)", q.By)
+		return nil, fmt.Errorf("usage: cannot group by %q (want profile, model, client, agent, owner or provider)", q.By)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+col+`, min(provider), sum(requests), sum(errors), sum(input), sum(output),
+	col, owner := cols[0], cols[1]
+	rows, err := s.db.QueryContext(ctx, `SELECT `+col+`, `+owner+`, min(provider), sum(requests), sum(errors), sum(input), sum(output),
 		sum(cache_read), sum(cache_write), sum(cost_micros)
 		FROM usage WHERE bucket >= ? AND (? = '' OR agent = ?)
-		GROUP BY `+col+` ORDER BY sum(input + output + cache_read + cache_write) DESC, `+col,
+		GROUP BY `+col+`, `+owner+` ORDER BY sum(input + output + cache_read + cache_write) DESC, `+col+`, `+owner,
 		q.Since.Truncate(Bucket).Unix(), q.Agent, q.Agent)
 	if err != nil {
 		return nil, fmt.Errorf("usage store: %w", err)
@@ -66,7 +71,7 @@ func (s *Store) Totals(ctx context.Context, q Query) ([]Row, error) {
 	for rows.Next() {
 		var r Row
 		var micros int64
-		if err := rows.Scan(&r.Key, &r.Provider, &r.Requests, &r.Errors, &r.Input, &r.Output, &r.CacheRead, &r.CacheWrite, &micros); err != nil {
+		if err := rows.Scan(&r.Key, &r.Owner, &r.Provider, &r.Requests, &r.Errors, &r.Input, &r.Output, &r.CacheRead, &r.CacheWrite, &micros); err != nil {
 			return nil, fmt.Errorf("usage store: %w", err)
 		}
 		if by != "profile" {

@@ -12,7 +12,9 @@ import (
 )
 
 // The policy's usage facts (input.profiles[i].usage, input.agent.usage):
-// per profile and per agent, the totals over the last hour, 5 hours, 24
+// per credential (its owner and profile id: what every agent's requests
+// on it spent, since they spend its quota) and per agent (what its
+// requests spent, on any credential), the totals over the last hour, 5 hours, 24
 // hours and 30 days, kept in memory so that a decision never waits for
 // SQL. Each recorded answer adds to them (Record, under the store's
 // lock: a few additions and comparisons); they are seeded from the
@@ -100,7 +102,7 @@ type slot struct {
 	t  tot
 }
 
-// roll is one profile's or agent's buckets and window totals.
+// roll is one credential's or agent's buckets and window totals.
 type roll struct {
 	slots [len(series)][]slot // sorted by at
 	sum   [len(windows)]tot
@@ -108,12 +110,18 @@ type roll struct {
 	facts *policy.UsageFacts
 }
 
-// Facts are the quantized usage totals at one moment, by profile id and
+// ProfileKey names a credential: the agent whose store holds it (""
+// for a key from the environment or the config) and its profile id. An
+// agent's own profile and main's with the same id are two credentials;
+// an agent using main's profile spends main's.
+type ProfileKey struct{ Owner, Profile string }
+
+// Facts are the quantized usage totals at one moment, by credential and
 // by agent id; Gen changes whenever one of them does. A Facts never
 // changes once published.
 type Facts struct {
 	Gen      uint64
-	Profiles map[string]*policy.UsageFacts
+	Profiles map[ProfileKey]*policy.UsageFacts
 	Agents   map[string]*policy.UsageFacts
 }
 
@@ -128,53 +136,48 @@ func (f *Facts) Generation() uint64 {
 	return f.Gen
 }
 
-// Profile is a profile's usage facts: nil when f is nil (no usage
-// kept), all zero when nothing was recorded for it.
-func (f *Facts) Profile(id string) *policy.UsageFacts { return f.of(f.profiles(), id) }
-
-// Agent is an agent's usage facts, like Profile.
-func (f *Facts) Agent(id string) *policy.UsageFacts { return f.of(f.agents(), id) }
-
-func (f *Facts) profiles() map[string]*policy.UsageFacts {
+// Profile is the usage facts of owner's profile id (what every agent
+// spent on that credential): nil when f is nil (no usage kept), all zero
+// when nothing was recorded for it.
+func (f *Facts) Profile(owner, id string) *policy.UsageFacts {
 	if f == nil {
 		return nil
 	}
-	return f.Profiles
+	return orZero(f.Profiles[ProfileKey{owner, id}])
 }
 
-func (f *Facts) agents() map[string]*policy.UsageFacts {
+// Agent is the usage facts of an agent's requests, on whatever
+// credential served them, like Profile.
+func (f *Facts) Agent(id string) *policy.UsageFacts {
 	if f == nil {
 		return nil
 	}
-	return f.Agents
+	return orZero(f.Agents[id])
 }
 
-func (f *Facts) of(m map[string]*policy.UsageFacts, id string) *policy.UsageFacts {
-	if f == nil {
-		return nil
+func orZero(u *policy.UsageFacts) *policy.UsageFacts {
+	if u == nil {
+		return zeroUsage
 	}
-	if u := m[id]; u != nil {
-		return u
-	}
-	return zeroUsage
+	return u
 }
 
 // rolls are the store's rolling totals. Its maps are guarded by the
 // store's mu; pub is read without a lock.
 type rolls struct {
-	minute   int64               // the minute (unix s) starts was computed for
-	starts   [len(windows)]int64 // each window's first bucket
-	keep     [len(series)]int64  // each series' first bucket
-	profiles map[string]*roll    // by profile id
-	agents   map[string]*roll    // by agent id
+	minute   int64                // the minute (unix s) starts was computed for
+	starts   [len(windows)]int64  // each window's first bucket
+	keep     [len(series)]int64   // each series' first bucket
+	profiles map[ProfileKey]*roll // by credential
+	agents   map[string]*roll     // by agent id
 	pub      atomic.Pointer[Facts]
 	version  int64 // PRAGMA data_version when the database was last read
 }
 
 func newRolls(now time.Time) *rolls {
-	r := &rolls{profiles: map[string]*roll{}, agents: map[string]*roll{}}
+	r := &rolls{profiles: map[ProfileKey]*roll{}, agents: map[string]*roll{}}
 	r.setClock(now.Unix())
-	r.pub.Store(&Facts{Profiles: map[string]*policy.UsageFacts{}, Agents: map[string]*policy.UsageFacts{}})
+	r.pub.Store(&Facts{Profiles: map[ProfileKey]*policy.UsageFacts{}, Agents: map[string]*policy.UsageFacts{}})
 	return r
 }
 
@@ -190,7 +193,7 @@ func (r *rolls) setClock(now int64) {
 	}
 }
 
-func rollOf(m map[string]*roll, key string) *roll {
+func rollOf[K comparable](m map[K]*roll, key K) *roll {
 	x := m[key]
 	if x == nil {
 		x = &roll{facts: zeroUsage}
@@ -202,12 +205,12 @@ func rollOf(m map[string]*roll, key string) *roll {
 	return x
 }
 
-// add adds t at the time at (unix s) to a profile's and an agent's
+// add adds t at the time at (unix s) to a credential's and an agent's
 // totals and reports whether a quantized total changed.
-func (r *rolls) add(profile, agent string, at int64, t *tot) bool {
+func (r *rolls) add(cred ProfileKey, agent string, at int64, t *tot) bool {
 	changed := false
-	if profile != "" {
-		changed = r.addTo(rollOf(r.profiles, profile), at, t)
+	if cred.Profile != "" {
+		changed = r.addTo(rollOf(r.profiles, cred), at, t)
 	}
 	if agent != "" {
 		changed = r.addTo(rollOf(r.agents, agent), at, t) || changed
@@ -267,31 +270,35 @@ func (x *roll) requantize() bool {
 // changed.
 func (r *rolls) recompute(now int64) bool {
 	r.setClock(now)
+	return recomputeAll(r, r.profiles) || recomputeAll(r, r.agents)
+}
+
+// recomputeAll moves every roll of m to r's clock, dropping the ones
+// left empty; it reports whether a quantized total changed.
+func recomputeAll[K comparable](r *rolls, m map[K]*roll) bool {
 	changed := false
-	for _, m := range []map[string]*roll{r.profiles, r.agents} {
-		for key, x := range m {
-			empty := true
-			for i := range series {
-				j := 0
-				for j < len(x.slots[i]) && x.slots[i][j].at < r.keep[i] {
-					j++
-				}
-				x.slots[i] = append(x.slots[i][:0], x.slots[i][j:]...)
-				empty = empty && len(x.slots[i]) == 0
+	for key, x := range m {
+		empty := true
+		for i := range series {
+			j := 0
+			for j < len(x.slots[i]) && x.slots[i][j].at < r.keep[i] {
+				j++
 			}
-			for i, w := range windows {
-				x.sum[i] = tot{}
-				for _, s := range x.slots[w.series] {
-					if s.at >= r.starts[i] {
-						x.sum[i].add(&s.t)
-					}
+			x.slots[i] = append(x.slots[i][:0], x.slots[i][j:]...)
+			empty = empty && len(x.slots[i]) == 0
+		}
+		for i, w := range windows {
+			x.sum[i] = tot{}
+			for _, s := range x.slots[w.series] {
+				if s.at >= r.starts[i] {
+					x.sum[i].add(&s.t)
 				}
 			}
-			changed = x.requantize() || changed
-			if empty {
-				delete(m, key)
-				changed = true
-			}
+		}
+		changed = x.requantize() || changed
+		if empty {
+			delete(m, key)
+			changed = true
 		}
 	}
 	return changed
@@ -300,7 +307,7 @@ func (r *rolls) recompute(now int64) bool {
 // publish makes the current facts visible to Facts readers.
 func (r *rolls) publish() {
 	old := r.pub.Load()
-	f := &Facts{Gen: old.Gen + 1, Profiles: make(map[string]*policy.UsageFacts, len(r.profiles)),
+	f := &Facts{Gen: old.Gen + 1, Profiles: make(map[ProfileKey]*policy.UsageFacts, len(r.profiles)),
 		Agents: make(map[string]*policy.UsageFacts, len(r.agents))}
 	for k, x := range r.profiles {
 		f.Profiles[k] = x.facts
@@ -320,25 +327,25 @@ func (s *Store) Facts() *Facts { return s.rolls.pub.Load() }
 
 // rollRow is one grouped row of the usage table.
 type rollRow struct {
-	at             int64
-	agent, profile string
-	t              tot
+	at                    int64
+	agent, owner, profile string
+	t                     tot
 }
 
 // readRolls sums the usage table since the first bucket of the 30-day
-// window, grouped by agent, profile and a bucket as wide as the finest
+// window, grouped by agent, owner, profile and a bucket as wide as the finest
 // series that still covers it (minutes in the last hour, ten minutes in
 // the last 24 hours, hours before), so the rows read are bounded by the
 // buckets kept, not by the minutes stored.
 func (s *Store) readRolls(ctx context.Context, since, tens, minutes int64) ([]rollRow, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT CASE WHEN bucket >= ?1 THEN bucket WHEN bucket >= ?2 THEN bucket - bucket % 600
-		ELSE bucket - bucket % 3600 END AS b, agent, profile,
+		ELSE bucket - bucket % 3600 END AS b, agent, owner, profile,
 		sum(requests), sum(input), sum(output), sum(cache_read), sum(cache_write), sum(cost_micros)
-		FROM usage WHERE bucket >= ?3 GROUP BY b, agent, profile`, minutes, tens, since)
+		FROM usage WHERE bucket >= ?3 GROUP BY b, agent, owner, profile`, minutes, tens, since)
 	return scanRolls(rows, err)
 }
 
-// scanRolls reads rows of (bucket, agent, profile, requests, input,
+// scanRolls reads rows of (bucket, agent, owner, profile, requests, input,
 // output, cache_read, cache_write, cost_micros).
 func scanRolls(rows *sql.Rows, err error) ([]rollRow, error) {
 	if err != nil {
@@ -349,7 +356,7 @@ func scanRolls(rows *sql.Rows, err error) ([]rollRow, error) {
 	for rows.Next() {
 		var w rollRow
 		var c counts
-		if err := rows.Scan(&w.at, &w.agent, &w.profile, &c.requests, &c.input, &c.output, &c.cacheRead, &c.cacheWrite, &c.costMicros); err != nil {
+		if err := rows.Scan(&w.at, &w.agent, &w.owner, &w.profile, &c.requests, &c.input, &c.output, &c.cacheRead, &c.cacheWrite, &c.costMicros); err != nil {
 			return nil, fmt.Errorf("usage store: reading the usage facts: %w", err)
 		}
 		w.t = totOf(&c)
@@ -369,14 +376,15 @@ func (s *Store) dataVersion(ctx context.Context) (int64, error) {
 	return v, nil
 }
 
-// usage_hours rolls the usage table up by hour, agent and profile, so
-// that opening the store reads at most 720 rows per agent and profile
+// usage_hours rolls the usage table up by hour, agent, owner and
+// profile, so that opening the store reads at most 720 rows per key
 // for the 30-day window instead of every minute of it (216000 minute rows
 // took 1.3 s to group). write adds to it in the same transaction as the
 // minutes, additively like them; prune drops hours past the retention.
 const hoursSchema = `CREATE TABLE IF NOT EXISTS usage_hours (
 	hour        INTEGER NOT NULL, -- unix seconds at the start of the hour
 	agent       TEXT NOT NULL,
+	owner       TEXT NOT NULL DEFAULT '',
 	profile     TEXT NOT NULL,
 	requests    INTEGER NOT NULL DEFAULT 0,
 	input       INTEGER NOT NULL DEFAULT 0,
@@ -384,7 +392,7 @@ const hoursSchema = `CREATE TABLE IF NOT EXISTS usage_hours (
 	cache_read  INTEGER NOT NULL DEFAULT 0,
 	cache_write INTEGER NOT NULL DEFAULT 0,
 	cost_micros INTEGER NOT NULL DEFAULT 0,
-	PRIMARY KEY (hour, agent, profile)
+	PRIMARY KEY (hour, agent, owner, profile)
 ) WITHOUT ROWID`
 
 // ensureHours creates usage_hours, and fills it from the minutes when
@@ -400,9 +408,10 @@ func (s *Store) ensureHours(ctx context.Context) error {
 	if _, err := tx.ExecContext(ctx, hoursSchema); err != nil {
 		return fmt.Errorf("usage store: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO usage_hours
-		SELECT bucket - bucket % 3600, agent, profile, sum(requests), sum(input), sum(output), sum(cache_read), sum(cache_write), sum(cost_micros)
-		FROM usage WHERE NOT EXISTS (SELECT 1 FROM usage_hours) GROUP BY 1, 2, 3`); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO usage_hours (hour, agent, owner, profile,
+		requests, input, output, cache_read, cache_write, cost_micros)
+		SELECT bucket - bucket % 3600, agent, owner, profile, sum(requests), sum(input), sum(output), sum(cache_read), sum(cache_write), sum(cost_micros)
+		FROM usage WHERE NOT EXISTS (SELECT 1 FROM usage_hours) GROUP BY 1, 2, 3, 4`); err != nil {
 		return fmt.Errorf("usage store: filling usage_hours: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -414,19 +423,19 @@ func (s *Store) ensureHours(ctx context.Context) error {
 // writeHours adds pending to usage_hours (write, in its transaction).
 func writeHours(tx *sql.Tx, pending map[bucketKey]*counts) error {
 	type hk struct {
-		hour           int64
-		agent, profile string
+		hour                  int64
+		agent, owner, profile string
 	}
 	hours := map[hk]*counts{}
 	for k, c := range pending {
-		h := hk{k.bucket - k.bucket%3600, k.agent, k.profile}
+		h := hk{k.bucket - k.bucket%3600, k.agent, k.owner, k.profile}
 		if hours[h] == nil {
 			hours[h] = &counts{}
 		}
 		hours[h].add(c)
 	}
-	st, err := tx.Prepare(`INSERT INTO usage_hours (hour, agent, profile, requests, input, output, cache_read, cache_write, cost_micros)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	st, err := tx.Prepare(`INSERT INTO usage_hours (hour, agent, owner, profile, requests, input, output, cache_read, cache_write, cost_micros)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, input = input + excluded.input,
 		output = output + excluded.output, cache_read = cache_read + excluded.cache_read,
 		cache_write = cache_write + excluded.cache_write, cost_micros = cost_micros + excluded.cost_micros`)
@@ -435,7 +444,7 @@ func writeHours(tx *sql.Tx, pending map[bucketKey]*counts) error {
 	}
 	defer st.Close()
 	for h, c := range hours {
-		if _, err := st.Exec(h.hour, h.agent, h.profile, c.requests, c.input, c.output, c.cacheRead, c.cacheWrite, c.costMicros); err != nil {
+		if _, err := st.Exec(h.hour, h.agent, h.owner, h.profile, c.requests, c.input, c.output, c.cacheRead, c.cacheWrite, c.costMicros); err != nil {
 			return fmt.Errorf("usage store: %w", err)
 		}
 	}
@@ -450,9 +459,9 @@ func (s *Store) pruneHours(cut int64) error {
 	return nil
 }
 
-// readHours sums usage_hours over [from, to) by hour, agent and profile.
+// readHours sums usage_hours over [from, to) by hour, agent, owner and profile.
 func (s *Store) readHours(ctx context.Context, from, to int64) ([]rollRow, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT hour, agent, profile, requests, input, output, cache_read, cache_write, cost_micros
+	rows, err := s.db.QueryContext(ctx, `SELECT hour, agent, owner, profile, requests, input, output, cache_read, cache_write, cost_micros
 		FROM usage_hours WHERE hour >= ? AND hour < ?`, from, to)
 	return scanRolls(rows, err)
 }
@@ -478,7 +487,7 @@ func (s *Store) seedRolls(ctx context.Context) error {
 	}
 	rows = append(rows, older...)
 	for i := range rows {
-		r.add(rows[i].profile, rows[i].agent, rows[i].at, &rows[i].t)
+		r.add(ProfileKey{rows[i].owner, rows[i].profile}, rows[i].agent, rows[i].at, &rows[i].t)
 	}
 	r.recompute(now.Unix())
 	r.publish()
@@ -533,56 +542,62 @@ func (s *Store) tickRolls(ctx context.Context) error {
 // database's totals minus (what this store counted − what it has not
 // written yet). s.mu is held.
 func (s *Store) mergeOthers(rows []rollRow) bool {
-	r := s.rolls
-	type at struct {
-		key string
-		at  int64
-	}
-	dbP, dbA := map[at]tot{}, map[at]tot{}
+	dbP, dbA := minutes[ProfileKey]{}, minutes[string]{}
 	for i := range rows {
 		w := &rows[i]
 		if w.profile != "" {
-			t := dbP[at{w.profile, w.at}]
-			t.add(&w.t)
-			dbP[at{w.profile, w.at}] = t
+			dbP.add(ProfileKey{w.owner, w.profile}, w.at, &w.t)
 		}
 		if w.agent != "" {
-			t := dbA[at{w.agent, w.at}]
-			t.add(&w.t)
-			dbA[at{w.agent, w.at}] = t
+			dbA.add(w.agent, w.at, &w.t)
 		}
 	}
-	pendP, pendA := map[at]tot{}, map[at]tot{}
+	pendP, pendA := minutes[ProfileKey]{}, minutes[string]{}
 	for k, c := range s.pending {
-		if k.bucket < r.keep[0] {
+		if k.bucket < s.rolls.keep[0] {
 			continue
 		}
 		t := totOf(c)
-		p, a := pendP[at{k.profile, k.bucket}], pendA[at{k.agent, k.bucket}]
-		p.add(&t)
-		a.add(&t)
-		pendP[at{k.profile, k.bucket}], pendA[at{k.agent, k.bucket}] = p, a
+		pendP.add(ProfileKey{k.owner, k.profile}, k.bucket, &t)
+		pendA.add(k.agent, k.bucket, &t)
 	}
+	changedP := mergeInto(s.rolls, s.rolls.profiles, dbP, pendP)
+	return mergeInto(s.rolls, s.rolls.agents, dbA, pendA) || changedP
+}
+
+// minuteKey is a key's minute bucket.
+type minuteKey[K comparable] struct {
+	key K
+	at  int64
+}
+
+// minutes are totals per key and minute.
+type minutes[K comparable] map[minuteKey[K]]tot
+
+func (m minutes[K]) add(key K, at int64, t *tot) {
+	sum := m[minuteKey[K]{key, at}]
+	sum.add(t)
+	m[minuteKey[K]{key, at}] = sum
+}
+
+// mergeInto adds to m's rolls, per key and minute, what db holds beyond
+// what they counted and wrote (their minute minus pend); it reports
+// whether a quantized total changed.
+func mergeInto[K comparable](r *rolls, m map[K]*roll, db, pend minutes[K]) bool {
 	changed := false
-	merge := func(m map[string]*roll, db, pend map[at]tot) {
-		for k, dbt := range db {
-			var mine tot
-			if x := m[k.key]; x != nil {
-				mine = minuteOf(x, k.at)
-			}
-			written := mine.minus(pend[k])
-			others := dbt.minus(written)
-			if others == (tot{}) {
-				continue
-			}
-			x := rollOf(m, k.key)
-			if r.addTo(x, k.at, &others) {
-				changed = true
-			}
+	for k, dbt := range db {
+		var mine tot
+		if x := m[k.key]; x != nil {
+			mine = minuteOf(x, k.at)
+		}
+		others := dbt.minus(mine.minus(pend[k]))
+		if others == (tot{}) {
+			continue
+		}
+		if r.addTo(rollOf(m, k.key), k.at, &others) {
+			changed = true
 		}
 	}
-	merge(r.profiles, dbP, pendP)
-	merge(r.agents, dbA, pendA)
 	return changed
 }
 

@@ -23,8 +23,9 @@ func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 // tokens: 1000 output tokens cost 10000 micro-dollars, a cent.
 var testPrices = Prices{"m": {Input: 1, Output: 10}}
 
+// rec is an answer agent asked for on main's profile (cron uses main's).
 func rec(at time.Time, agent, profile string, in, out int64) Record {
-	return Record{Time: at, Agent: agent, Provider: "anthropic", Profile: profile, Model: "m", Status: 200, Usage: Usage{Input: in, Output: out}}
+	return Record{Time: at, Agent: agent, Owner: "main", Provider: "anthropic", Profile: profile, Model: "m", Status: 200, Usage: Usage{Input: in, Output: out}}
 }
 
 // TestUsageFactsWindows: answers recorded at different ages land in the
@@ -39,7 +40,7 @@ func TestUsageFactsWindows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := s.Facts(); f.Profile("p") != zeroUsage || f.Agent("main") != zeroUsage {
+	if f := s.Facts(); f.Profile("main", "p") != zeroUsage || f.Agent("main") != zeroUsage {
 		t.Fatalf("an empty store's facts are not zero: %+v", f)
 	}
 	for _, r := range []Record{
@@ -62,13 +63,13 @@ func TestUsageFactsWindows(t *testing.T) {
 	check := func(when string, s *Store) {
 		t.Helper()
 		f := s.Facts()
-		if got := *f.Profile("p"); got != want {
+		if got := *f.Profile("main", "p"); got != want {
 			t.Errorf("%s: profile p\n got %+v\nwant %+v", when, got, want)
 		}
 		if got := f.Agent("cron").H5; got.Requests != 1 || got.Input != 100 {
 			t.Errorf("%s: agent cron's 5h: %+v", when, got)
 		}
-		if got := f.Profile("q").H24.Cost; got != 20 {
+		if got := f.Profile("main", "q").H24.Cost; got != 20 {
 			t.Errorf("%s: profile q's 24h cost %v, want 20", when, got)
 		}
 		if got := f.Agent("main").H1; got.Requests != 3 || got.Output != 2_000_000 || got.Cost != 20 {
@@ -89,7 +90,7 @@ func TestUsageFactsWindows(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := s.Facts()
-	if got := f.Profile("p").H1; got.Requests != 1 || got.Input != 10 {
+	if got := f.Profile("main", "p").H1; got.Requests != 1 || got.Input != 10 {
 		t.Errorf("an hour on, p's 1h is %+v, want the one answer at t0", got)
 	}
 	if f.Gen == gen {
@@ -100,7 +101,7 @@ func TestUsageFactsWindows(t *testing.T) {
 	if err := s.tickRolls(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.Facts().Profile("p"); *got != (policy.UsageFacts{}) {
+	if got := s.Facts().Profile("main", "p"); *got != (policy.UsageFacts{}) {
 		t.Errorf("31 days on, p's facts are %+v", got)
 	}
 }
@@ -116,7 +117,7 @@ func TestUsageFactsPublishOnChange(t *testing.T) {
 		s.Record(rec(t0, "main", "p", 1, 0))
 	}
 	gen := s.Facts().Gen
-	if got := s.Facts().Profile("p").H1.Requests; got != 150 {
+	if got := s.Facts().Profile("main", "p").H1.Requests; got != 150 {
 		t.Fatalf("150 requests read %d", got)
 	}
 	for i := range 9 { // 151..159 requests: still "150"
@@ -126,8 +127,8 @@ func TestUsageFactsPublishOnChange(t *testing.T) {
 		}
 	}
 	s.Record(rec(t0, "main", "p", 0, 0)) // 160
-	if f := s.Facts(); f.Gen == gen || f.Profile("p").H1.Requests != 160 {
-		t.Errorf("the 160th request: gen %d (was %d), requests %d", f.Gen, gen, f.Profile("p").H1.Requests)
+	if f := s.Facts(); f.Gen == gen || f.Profile("main", "p").H1.Requests != 160 {
+		t.Errorf("the 160th request: gen %d (was %d), requests %d", f.Gen, gen, f.Profile("main", "p").H1.Requests)
 	}
 }
 
@@ -151,7 +152,7 @@ func TestUsageFactsTwoGateways(t *testing.T) {
 	}
 	a.Record(rec(t0, "main", "key", 0, 1_000_000)) // $10
 	b.Record(rec(t0, "cron", "key", 0, 500_000))   // $5
-	if got := b.Facts().Profile("key").H24.Cost; got != 5 {
+	if got := b.Facts().Profile("main", "key").H24.Cost; got != 5 {
 		t.Fatalf("b before a tick: %v", got)
 	}
 	for range 3 {
@@ -167,7 +168,7 @@ func TestUsageFactsTwoGateways(t *testing.T) {
 	tick(b)
 	for name, s := range map[string]*Store{"a": a, "b": b} {
 		f := s.Facts()
-		if got := f.Profile("key").H24; got.Cost != 21 || got.Requests != 3 || got.Output != 2_100_000 {
+		if got := f.Profile("main", "key").H24; got.Cost != 21 || got.Requests != 3 || got.Output != 2_100_000 {
 			t.Errorf("gateway %s sees the key's 24h as %+v, want 3 requests, $21", name, got)
 		}
 		if got := f.Agent("cron").H1.Cost; got != 11 {
@@ -217,7 +218,7 @@ func TestUsageFactsFromOldStore(t *testing.T) {
 	}
 	for range 2 { // the second open must not fill the hours again
 		s = openStore(t, path, Options{FlushInterval: -1, Now: c.now, Prices: testPrices})
-		if got := s.Facts().Profile("p"); got.D30.Requests != 2 || got.D30.Input != 110 || got.H24.Input != 10 {
+		if got := s.Facts().Profile("main", "p"); got.D30.Requests != 2 || got.D30.Input != 110 || got.H24.Input != 10 {
 			t.Errorf("after the upgrade: %+v", got)
 		}
 		s.Close()

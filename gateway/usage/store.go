@@ -16,8 +16,10 @@ import (
 )
 
 // The usage store is one SQLite database (usage.db in the state dir) in
-// WAL mode. Counters are kept in minute buckets per agent, profile,
-// model and client; the latest limits per profile and model. The gateway
+// WAL mode. Counters are kept in minute buckets per agent (who asked),
+// owner (the agent whose store holds the credential that served: two
+// agents' own profiles with one id are two credentials), profile, model
+// and client; the latest limits per owner, profile and model. The gateway
 // never writes on the request path: Record and Limits add to memory,
 // and a flusher writes what piled up once per interval in a single
 // transaction. Every write adds (INSERT … ON CONFLICT DO UPDATE SET
@@ -43,12 +45,21 @@ type Options struct {
 	Prices        Prices        // nil: DefaultPrices (use Prices.WithDefaults to add to them)
 	Logger        *slog.Logger  // nil: discard; flush failures are logged once per distinct error
 	Now           func() time.Time
+	// Owner says, for a store written before usage rows had an owner,
+	// whose credential an agent used under a profile id (see
+	// migrateUsage); nil: the agent's own.
+	Owner func(agent, profile string) string
 }
 
-const schema = `
-CREATE TABLE IF NOT EXISTS usage (
+// usageColumns are the usage table's: the owner is the agent whose store
+// holds the credential ("" for a key from the environment or the
+// config); agent is the one whose request it served. (The default only
+// keeps an older gateway's writes, which name no owner, from failing
+// while it shares a migrated file.)
+const usageColumns = `(
 	bucket      INTEGER NOT NULL, -- unix seconds at the start of the minute
 	agent       TEXT NOT NULL,
+	owner       TEXT NOT NULL DEFAULT '',
 	provider    TEXT NOT NULL,
 	profile     TEXT NOT NULL,
 	model       TEXT NOT NULL,
@@ -60,8 +71,11 @@ CREATE TABLE IF NOT EXISTS usage (
 	cache_read  INTEGER NOT NULL DEFAULT 0,
 	cache_write INTEGER NOT NULL DEFAULT 0,
 	cost_micros INTEGER NOT NULL DEFAULT 0,
-	PRIMARY KEY (bucket, agent, provider, profile, model, client)
-) WITHOUT ROWID;
+	PRIMARY KEY (bucket, agent, owner, provider, profile, model, client)
+) WITHOUT ROWID`
+
+const schema = `
+CREATE TABLE IF NOT EXISTS usage ` + usageColumns + `;
 CREATE TABLE IF NOT EXISTS limits (
 	provider TEXT NOT NULL,
 	profile  TEXT NOT NULL,
@@ -77,8 +91,8 @@ CREATE TABLE IF NOT EXISTS limits (
 
 // bucketKey is one bucket row's identity.
 type bucketKey struct {
-	bucket                                  int64
-	agent, provider, profile, model, client string
+	bucket                                         int64
+	agent, owner, provider, profile, model, client string
 }
 
 // counts are one bucket row's counters.
@@ -97,7 +111,7 @@ type Store struct {
 	mu      sync.Mutex            // guards the maps below and lastErr
 	pending map[bucketKey]*counts // recorded, not yet flushed
 	limits  map[[4]string]Limits  // observed, not yet flushed, by provider, agent, profile, model
-	running map[[2]string]*counts // since start, by provider and profile (live.go)
+	running map[[3]string]*counts // since start, by provider, owner and profile (live.go)
 	latest  map[[4]string]Limits  // since start (live.go)
 	rolls   *rolls                // the policy's usage facts (rolling.go)
 	lastErr string
@@ -125,7 +139,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("usage store %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // the flusher and the readers take turns; SQLite has one writer anyway
-	if err := migrate(db); err != nil {
+	if err := migrate(db, opts.Owner); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("usage store %s: %w", path, err)
 	}
@@ -144,7 +158,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, opts: opts, prices: opts.Prices, log: opts.Logger,
 		pending: map[bucketKey]*counts{}, limits: map[[4]string]Limits{},
-		running: map[[2]string]*counts{}, latest: map[[4]string]Limits{}, stop: make(chan struct{}), done: make(chan struct{})}
+		running: map[[3]string]*counts{}, latest: map[[4]string]Limits{}, stop: make(chan struct{}), done: make(chan struct{})}
 	if s.prices == nil {
 		s.prices = DefaultPrices
 	}
@@ -172,19 +186,94 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// migrate drops a limits table keyed without the agent (before the
-// credentials of two agents with the same profile id were told apart):
-// it holds only the latest answer per key, which the next answers write
-// again, so nothing of the history is lost.
-func migrate(db *sql.DB) error {
-	var old int
-	err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'limits'
-		AND NOT EXISTS (SELECT 1 FROM pragma_table_info('limits') WHERE name = 'agent' AND pk > 0)`).Scan(&old)
-	if err != nil || old == 0 {
+// migrate brings a store written before the credentials of two agents
+// with the same profile id were told apart to the current layout, in one
+// (immediate) transaction, so a second process opening the file at the
+// same time waits and then finds it done: a limits table keyed without
+// the agent is dropped (it holds only the latest answer per key, which
+// the next answers write again), and a usage table without the owner
+// gets it (migrateUsage) with every row kept.
+func migrate(db *sql.DB, owner func(agent, profile string) string) error {
+	tx, err := db.Begin()
+	if err != nil {
 		return err
 	}
-	_, err = db.Exec(`DROP TABLE IF EXISTS limits`)
-	return err
+	defer tx.Rollback()
+	var old int
+	err = tx.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'limits'
+		AND NOT EXISTS (SELECT 1 FROM pragma_table_info('limits') WHERE name = 'agent' AND pk > 0)`).Scan(&old)
+	if err != nil {
+		return err
+	}
+	if old > 0 {
+		if _, err := tx.Exec(`DROP TABLE IF EXISTS limits`); err != nil {
+			return err
+		}
+	}
+	if err := migrateUsage(tx, owner); err != nil {
+		return fmt.Errorf("giving usage rows their owner: %w", err)
+	}
+	return tx.Commit()
+}
+
+// migrateUsage gives a usage table written before rows had an owner its
+// owner column, keeping every row. The owner of an old row is owner(its
+// agent, its profile): the gateway passes who holds that id for the agent
+// in the profile files now (its own profile, else main's it inherits, ""
+// for an environment or config key), which is whose credential served
+// unless the files changed since; without owner, the agent's own. The
+// hourly summary is dropped and filled again from the minutes
+// (ensureHours), so it gets the same owners.
+func migrateUsage(tx *sql.Tx, owner func(agent, profile string) string) error {
+	var old int
+	if err := tx.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'usage'
+		AND NOT EXISTS (SELECT 1 FROM pragma_table_info('usage') WHERE name = 'owner')`).Scan(&old); err != nil || old == 0 {
+		return err
+	}
+	type pair struct{ agent, profile string }
+	var pairs []pair
+	rows, err := tx.Query(`SELECT DISTINCT agent, profile FROM usage`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var p pair
+		if err := rows.Scan(&p.agent, &p.profile); err != nil {
+			rows.Close()
+			return err
+		}
+		pairs = append(pairs, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, q := range []string{
+		`CREATE TABLE usage_owned ` + usageColumns,
+		`INSERT INTO usage_owned (bucket, agent, owner, provider, profile, model, client,
+			requests, errors, input, output, cache_read, cache_write, cost_micros)
+			SELECT bucket, agent, agent, provider, profile, model, client,
+			requests, errors, input, output, cache_read, cache_write, cost_micros FROM usage`,
+	} {
+		if _, err := tx.Exec(q); err != nil {
+			return err
+		}
+	}
+	if owner != nil {
+		for _, p := range pairs {
+			if o := owner(p.agent, p.profile); o != p.agent {
+				if _, err := tx.Exec(`UPDATE usage_owned SET owner = ? WHERE agent = ? AND profile = ?`, o, p.agent, p.profile); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, q := range []string{`DROP TABLE usage`, `ALTER TABLE usage_owned RENAME TO usage`, `DROP TABLE IF EXISTS usage_hours`} {
+		if _, err := tx.Exec(q); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // run flushes every interval, and prunes old buckets once an hour, until
@@ -228,7 +317,7 @@ func (s *Store) logErr(err error) {
 
 // Record counts one answer (gateway.UsageSink).
 func (s *Store) Record(r Record) {
-	k := bucketKey{bucket: r.Time.Truncate(Bucket).Unix(), agent: r.Agent, provider: r.Provider, profile: r.Profile,
+	k := bucketKey{bucket: r.Time.Truncate(Bucket).Unix(), agent: r.Agent, owner: r.Owner, provider: r.Provider, profile: r.Profile,
 		model: r.Model, client: r.Client}
 	var cost int64
 	if pr, ok := s.prices.For(r.Model); ok {
@@ -238,10 +327,10 @@ func (s *Store) Record(r Record) {
 	if r.Status >= 400 {
 		one.errors = 1
 	}
-	rk := [2]string{r.Provider, r.Profile}
+	rk := [3]string{r.Provider, r.Owner, r.Profile}
 	t := totOf(&one)
 	s.mu.Lock()
-	if s.rolls.add(r.Profile, r.Agent, r.Time.Unix(), &t) {
+	if s.rolls.add(ProfileKey{r.Owner, r.Profile}, r.Agent, r.Time.Unix(), &t) {
 		s.rolls.publish()
 	}
 	s.counter(s.pending, k).add(&one)
@@ -339,9 +428,9 @@ func (s *Store) write(pending map[bucketKey]*counts, limits map[[4]string]Limits
 	}
 	defer tx.Rollback()
 	if len(pending) > 0 {
-		st, err := tx.Prepare(`INSERT INTO usage (bucket, agent, provider, profile, model, client,
+		st, err := tx.Prepare(`INSERT INTO usage (bucket, agent, owner, provider, profile, model, client,
 			requests, errors, input, output, cache_read, cache_write, cost_micros)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, errors = errors + excluded.errors,
 			input = input + excluded.input, output = output + excluded.output,
 			cache_read = cache_read + excluded.cache_read, cache_write = cache_write + excluded.cache_write,
@@ -351,7 +440,7 @@ func (s *Store) write(pending map[bucketKey]*counts, limits map[[4]string]Limits
 		}
 		defer st.Close()
 		for k, c := range pending {
-			if _, err := st.Exec(k.bucket, k.agent, k.provider, k.profile, k.model, k.client,
+			if _, err := st.Exec(k.bucket, k.agent, k.owner, k.provider, k.profile, k.model, k.client,
 				c.requests, c.errors, c.input, c.output, c.cacheRead, c.cacheWrite, c.costMicros); err != nil {
 				return fmt.Errorf("usage store: %w", err)
 			}

@@ -162,8 +162,13 @@ func decode(obj []byte, x extractor, u *Usage) bool {
 // gateway hands one to its sink when the answer's body is finished with
 // (read to the end, or closed early by a client that went away).
 type Record struct {
-	Time     time.Time // when the request started
-	Agent    string
+	Time  time.Time // when the request started
+	Agent string    // whose request it served
+	// Owner is the agent whose store holds the credential that served
+	// ("" for a key from the environment or the config): the agent
+	// itself for its own profile, main for one it uses of main's. Two
+	// agents' own profiles with one id are two credentials.
+	Owner    string
 	Provider string
 	Profile  string
 	Model    string // the model that served (a fallback's, when one did)

@@ -425,9 +425,9 @@ func countBefore(ts []time.Time, cut time.Time) int64 {
 func WholeAnswers(model string, r usage.Row) error {
 	u := Usage[model]
 	n := r.Requests
-	want := usage.Row{Key: model, Requests: n, Input: n * u.Input, Output: n * u.Output, CacheRead: n * u.CacheRead, CacheWrite: n * u.CacheWrite}
+	want := usage.Row{Key: model, Requests: n, Usage: usage.Usage{Input: n * u.Input, Output: n * u.Output, CacheRead: n * u.CacheRead, CacheWrite: n * u.CacheWrite}}
 	got := r
-	got.Key, got.Provider, got.CostUSD = model, "", 0
+	got.Key, got.Provider, got.CostUSD, got.Seen = model, "", 0, false
 	if got != want {
 		return fmt.Errorf("%s: stored %+v, want %+v", model, got, want)
 	}
