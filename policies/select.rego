@@ -11,7 +11,10 @@
 # their reasons) decide each profile's class from that profile's facts and
 # a small request context only: input.now, input.request.model and
 # input.request.client.name, input.order, and the user rules' deny naming
-# it. `classes` collects them, one per profile. The decision layer then
+# it. `classes` collects them, one per profile. The profile's id itself
+# matters only through its position in the explicit order (and a deny):
+# no class text names it, so the engine classifies profiles of equal facts
+# once (TestClassKeyNoticesEveryField renames every profile to hold this). The decision layer then
 # orders the candidates and applies the session's pins and the
 # preferences; it reads the same per-profile rules directly (going through
 # `classes` would cost the whole evaluation extra passes).

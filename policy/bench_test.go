@@ -73,12 +73,21 @@ func BenchmarkDecide(b *testing.B) {
 	//              different profile each time), and the request names a
 	//              new model and a new session: one class evaluated
 	//   cold-N     split with an empty class cache: every class evaluated
+	//              (profiles of equal facts share one: 3 for the
+	//              profiles not cooling, one per cooling profile)
+	//   distinct-N cold, with every profile's facts its own (an
+	//              errorCount each): N classes evaluated
 	for _, n := range []int{10, 100, 1000} {
-		for _, mode := range []string{"whole", "uncached", "churn", "cold"} {
+		for _, mode := range []string{"whole", "uncached", "churn", "cold", "distinct"} {
 			b.Run(fmt.Sprintf("%s-%d", mode, n), func(b *testing.B) {
 				e := newEngine(b, Options{CacheSize: -1})
 				e.whole = mode == "whole"
 				in := benchInput(n)
+				if mode == "distinct" {
+					for i := range in.Profiles {
+						in.Profiles[i].ErrorCount = i
+					}
+				}
 				decide(b, e, in)
 				step := 0
 				b.ReportAllocs()
@@ -95,7 +104,7 @@ func BenchmarkDecide(b *testing.B) {
 						}
 						in.Request.Model = fmt.Sprintf("claude-%d", step)
 						in.Session.ID = fmt.Sprintf("s%d", step)
-					case "cold":
+					case "cold", "distinct":
 						e.class.mu.Lock()
 						e.class.m = nil
 						e.class.mu.Unlock()

@@ -18,7 +18,8 @@
 // (the clock, the request's model and client, the explicit order), so it
 // is kept per profile with the clock interval of the profile's own time
 // boundaries, only changed profiles are classified (one evaluation for all
-// of them), and the decision is assembled in Go as the policy's decision
+// of them, once for each set of equal facts: a class does not depend on
+// the profile's id), and the decision is assembled in Go as the policy's decision
 // rule does. With a user policy loaded every decision is the whole
 // evaluation. [Engine.Reload] re-reads the
 // directories so a running gateway picks up edits; a set that does not

@@ -53,9 +53,10 @@ type class struct {
 }
 
 // classCache keeps profiles' classes by the exact encoding of what they
-// depend on (appendClassKey, which includes the profile's id). Keyed by
-// content rather than by id, two agents whose profiles share an id but not
-// their facts (an agent's own limits, say) each keep theirs.
+// depend on (appendClassKey: the profile's facts but not its id, and the
+// context). Keyed by content rather than by id, two agents whose profiles
+// share an id but not their facts (an agent's own limits, say) each keep
+// theirs, and profiles of equal facts share one.
 type classCache struct {
 	mu  sync.Mutex
 	m   map[string]*classEntry // string(class key) → class
@@ -152,8 +153,15 @@ func newClassContext(in *Input) *classContext {
 // only to a profile scoped to a client: leaving them out otherwise keeps
 // a profile's class when requests for other models and clients come in
 // (TestClassKeyNoticesEveryField and TestSplitDecides check both).
+//
+// The id itself is left out (a class depends on it only through its
+// position in the explicit order, which the key holds): profiles whose
+// facts are equal share one class, classified once. TestClassKeyNoticesEveryField
+// renames every profile and fails if a class changes.
 func appendClassKey(b []byte, p *ProfileFacts, c *classContext) []byte {
-	b = appendProfiles(b, one(p), true)
+	anon := *p
+	anon.ID = ""
+	b = appendProfiles(b, one(&anon), true)
 	b = append(b, c.source)
 	if c.source != 0 {
 		pos, ok := c.position[p.ID]
@@ -215,20 +223,34 @@ func (s *policySet) decideSplit(ctx context.Context, in *Input, memo *termMemo, 
 		offs[i+1] = len(buf)
 	}
 	classes := make([]class, n)
-	var miss []int
+	var miss []int    // the first profile of each key without a class
+	var same [][2]int // [i, j]: profile i has profile j's key (j in miss)
+	var first map[string]int
 	cc.mu.Lock()
 	for i := range in.Profiles {
-		e := cc.m[string(buf[offs[i]:offs[i+1]])]
+		k := buf[offs[i]:offs[i+1]]
+		e := cc.m[string(k)]
 		if e != nil && e.lo <= in.Now && in.Now < e.hi {
 			classes[i] = e.c
-		} else {
-			miss = append(miss, i)
+			continue
 		}
+		if first == nil {
+			first = make(map[string]int)
+		}
+		if j, ok := first[string(k)]; ok {
+			same = append(same, [2]int{i, j})
+			continue
+		}
+		first[string(k)] = i
+		miss = append(miss, i)
 	}
 	cc.mu.Unlock()
 	if len(miss) > 0 {
 		if err := s.classify(ctx, in, memo, miss, classes); err != nil {
 			return Decision{}, err
+		}
+		for _, ij := range same {
+			classes[ij[0]] = classes[ij[1]]
 		}
 		cc.mu.Lock()
 		if cc.m == nil || len(cc.m)+len(miss) > cmp.Or(cc.max, maxClasses) {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -243,6 +244,46 @@ func TestSplitReusesClasses(t *testing.T) {
 	}
 }
 
+// TestSplitSharesClassesOfEqualFacts: profiles whose facts are equal but
+// for the id get one class between them (classified once), each still
+// decided as the whole evaluation decides it.
+func TestSplitSharesClassesOfEqualFacts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEngine(t, Options{CacheSize: -1})
+	in := benchInput(100) // 3 types, every 7th cooling to its own time
+	in.Order.Config = []string{"anthropic:p005", "anthropic:p002"}
+	for _, order := range []bool{false, true} {
+		if !order {
+			in.Order.Config = nil
+		}
+		e.class.mu.Lock()
+		e.class.m = nil
+		e.class.mu.Unlock()
+		got := decide(t, e, in)
+		want, err := e.set.Load().eval(ctx, in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("order %v: split %+v\nwhole %+v", order, got, want)
+		}
+		distinct := map[string]bool{}
+		for i := range in.Profiles {
+			p := in.Profiles[i]
+			p.ID, p.LastUsed = "", 0
+			if order { // the order positions are part of the class
+				p.ID = strconv.Itoa(slices.Index(in.Order.Config, in.Profiles[i].ID))
+			}
+			distinct[fmt.Sprintf("%+v", p)] = true
+		}
+		if n := len(classEntries(e)); n != len(distinct) || n >= len(in.Profiles)/2 {
+			t.Errorf("order %v: %d classes for %d profiles of %d distinct facts", order, n, len(in.Profiles), len(distinct))
+		}
+		in.Order.Config = []string{"anthropic:p005", "anthropic:p002"}
+	}
+}
+
 func classEntries(e *Engine) map[string]*classEntry {
 	e.class.mu.Lock()
 	defer e.class.mu.Unlock()
@@ -364,6 +405,35 @@ func TestClassKeyNoticesEveryField(t *testing.T) {
 	if served < 100 || reclassified < 100 {
 		t.Fatalf("%d classes served from the cache, %d reclassified: the test proves little", served, reclassified)
 	}
+	// The key leaves the id out, so profiles of equal facts share a
+	// class: renaming a profile (in the order too, so it keeps its
+	// position) must keep its key and its class.
+	renamed := 0
+	for name, base := range classBases() {
+		bk, bc := keysOf(base), classesOf(base)
+		for i := range base.Profiles {
+			in := clone(base)
+			old, id := in.Profiles[i].ID, in.Profiles[i].ID+"-renamed"
+			in.Profiles[i].ID = id
+			for _, order := range [][]string{in.Order.Store, in.Order.Config} {
+				for j := range order {
+					if order[j] == old {
+						order[j] = id
+					}
+				}
+			}
+			if keysOf(in)[id] != bk[old] {
+				t.Errorf("%s: renaming %s changed its class key", name, old)
+			}
+			if c := classesOf(in)[id]; !sameClass(c, bc[old]) {
+				t.Errorf("%s: renaming %s changed its class from %+v to %+v: a class must not depend on the profile's id (appendClassKey leaves it out)", name, old, bc[old], c)
+			}
+			renamed++
+		}
+	}
+	if renamed < 4 {
+		t.Fatalf("%d profiles renamed: the test proves little", renamed)
+	}
 }
 
 // unreadByBuiltin reports whether a leaf path (Profiles[0].Usage.X) goes
@@ -428,6 +498,9 @@ func TestClassCacheBound(t *testing.T) {
 	e := newEngine(t, Options{CacheSize: -1})
 	e.class.max = 100
 	in := benchInput(60)
+	for i := range in.Profiles {
+		in.Profiles[i].ErrorCount = i // no two of equal facts: each its own class
+	}
 	decide(t, e, in)
 	restarted := false
 	for step := 0; !restarted; step++ {
