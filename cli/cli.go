@@ -17,6 +17,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/opensoul/opensoul/cli/login"
 	"github.com/opensoul/opensoul/cli/service"
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
@@ -110,7 +111,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func newApp(stdin io.Reader, stdout, stderr io.Writer, environ []string) *app {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, environ: map[string]string{}}
 	a.oauthLogin = func(ctx context.Context, provider string) error {
-		return a.signIn(ctx, signIn{provider: provider, timeout: 10 * time.Minute})
+		return a.signIn(ctx, "", login.Request{Provider: provider, Timeout: 10 * time.Minute})
 	}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok {

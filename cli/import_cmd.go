@@ -2,14 +2,12 @@ package cli
 
 import (
 	"context"
-	"fmt"
-	"path/filepath"
-	"time"
+	"errors"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/opensoul/opensoul/cli/login"
 	"github.com/opensoul/opensoul/gateway"
-	"github.com/opensoul/opensoul/gateway/store"
 )
 
 func (a *app) importCmd() *ffcli.Command {
@@ -49,7 +47,6 @@ Examples:
 			if len(args) != 1 || (args[0] != gateway.SourceCodex && args[0] != gateway.SourceClaude) {
 				return usageErr("import takes one source: codex or claude")
 			}
-			source := args[0]
 			if err := a.load(); err != nil {
 				return err
 			}
@@ -57,67 +54,11 @@ Examples:
 			if err != nil {
 				return err
 			}
-			file := *path
-			if file == "" {
-				file = a.externalPath(source)
+			err = a.loginHost().Import(ag, login.ImportRequest{Source: args[0], Path: *path, ID: *id, WriteBack: *writeBack})
+			if ue := (*login.UsageError)(nil); errors.As(err, &ue) {
+				return usageErr("%s", ue.Msg)
 			}
-			file, err = filepath.Abs(file)
-			if err != nil {
-				return err
-			}
-			c, err := gateway.ReadExternal(source, file)
-			if err != nil {
-				return fmt.Errorf("import %s: %w", source, err)
-			}
-			provider := gateway.ExternalProvider(source)
-			pid := *id
-			if pid == "" {
-				pid = provider + ":" + source
-			}
-			if len(pid) <= len(provider)+1 || pid[:len(provider)+1] != provider+":" {
-				return usageErr("--profile-id %q must look like %s:<name>", pid, provider)
-			}
-			c.External = &store.External{Source: source, Path: file, WriteBack: *writeBack}
-			if err := a.st.UpdateProfiles(ag, func(p *store.Profiles) error {
-				p.Profiles[pid] = c
-				return nil
-			}); err != nil {
-				return err
-			}
-			a.resetUsage(ag, pid)
-			if err := upsertProfileMeta(a.cfgFile, pid, provider, store.TypeOAuth); err != nil {
-				a.warnf("imported the login, but could not record it in %s: %v", a.cfgFile, err)
-			}
-			who := c.Email
-			if who == "" {
-				who = "the CLI's account"
-			}
-			mode := "the CLI refreshes it; OpenSoul follows the file"
-			if *writeBack {
-				mode = "OpenSoul may refresh it and writes new tokens back to the file"
-			}
-			expiry := ""
-			if c.Expires != 0 {
-				expiry = ", access token expires " + time.UnixMilli(c.Expires).Local().Format(time.RFC3339)
-			}
-			fmt.Fprintf(a.stdout, "Imported %s (%s, %s%s) from %s as %s: %s.\n", source, provider, who, expiry, file, pid, mode)
-			fmt.Fprintln(a.stdout, "Check it with: opensoul models status")
-			return nil
+			return err
 		},
 	})
-}
-
-// externalPath is where a provider CLI keeps its login by default.
-func (a *app) externalPath(source string) string {
-	home := a.environ["HOME"]
-	if source == gateway.SourceClaude {
-		if d := a.environ["CLAUDE_CONFIG_DIR"]; d != "" {
-			return filepath.Join(d, ".credentials.json")
-		}
-		return filepath.Join(home, ".claude", ".credentials.json")
-	}
-	if d := a.environ["CODEX_HOME"]; d != "" {
-		return filepath.Join(d, "auth.json")
-	}
-	return filepath.Join(home, ".codex", "auth.json")
 }

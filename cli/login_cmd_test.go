@@ -215,6 +215,14 @@ func TestImportCodexAndClaude(t *testing.T) {
 	if _, errs, code := e.run("", "models", "auth", "import", "gemini"); code != 2 || !strings.Contains(errs, "codex or claude") {
 		t.Fatalf("unknown source: exit %d %s", code, errs)
 	}
+	// A profile id of another provider is a usage error (exit 2), checked
+	// after the file is read.
+	if _, errs, code := e.run("", "models", "auth", "import", "codex", "--profile-id", "anthropic:x"); code != 2 || !strings.Contains(errs, `--profile-id "anthropic:x" must look like openai:<name>`) {
+		t.Fatalf("foreign profile id: exit %d %s", code, errs)
+	}
+	if _, errs, code := e.run("", "models", "auth", "import", "codex", "--path", home+"/nowhere.json", "--profile-id", "anthropic:x"); code != 1 || !strings.Contains(errs, "import codex") {
+		t.Fatalf("missing file before a foreign profile id: exit %d %s", code, errs)
+	}
 	e.assertNoSecrets()
 }
 
