@@ -5,7 +5,6 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -228,20 +227,39 @@ type factsMemo struct {
 // alive through prev (and how far a miss looks back).
 const maxFactsChain = 8
 
+// maxSkipChanged bounds the changed profiles a memo may carry for the
+// memos it skipped (see next).
+const maxSkipChanged = 64
+
 // next returns the memo for a copy of the snapshot whose stats changed
 // for the changed profiles only. agentCache.apply calls it, holding its
-// lock.
+// lock. A memo no request has asked for facts yet is left off the new
+// one's chain, its changes carried over: under load several successes
+// land between two requests, and such memos only made the chain reach
+// maxFactsChain, after which every profile's facts were built again.
 func (m *factsMemo) next(changed []string) *factsMemo {
 	if m == nil {
 		return &factsMemo{}
 	}
 	m.trim()
+	if prev := m.prev.Load(); prev != nil && m.empty() && len(m.changed)+len(changed) <= maxSkipChanged {
+		n := &factsMemo{changed: append(slices.Clip(m.changed), changed...), depth: m.depth}
+		n.prev.Store(prev)
+		return n
+	}
 	if m.depth >= maxFactsChain {
 		return &factsMemo{}
 	}
 	n := &factsMemo{changed: changed, depth: m.depth + 1}
 	n.prev.Store(m)
 	return n
+}
+
+// empty says whether m holds no facts.
+func (m *factsMemo) empty() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.m) == 0
 }
 
 // trim drops m's chain when m holds facts for every key the memos behind
@@ -275,22 +293,40 @@ func (m *factsMemo) lookup(key factsKey, ms int64, gen factsGen) (factsEntry, bo
 	return e, ok && e.lo <= ms && ms < e.hi && e.gen == gen
 }
 
-// earlier finds the nearest memo behind m on its chain with an entry for
-// key that holds, and every profile changed since that memo's snapshot.
-func (m *factsMemo) earlier(key factsKey, ms int64, gen factsGen) (factsEntry, []string, bool) {
+// earlier finds the nearest memo on m's chain (m itself included) with
+// an entry for key that holds at ms and can be brought to gen, and every
+// profile whose facts may differ from that entry's: those whose stats
+// changed since that memo's snapshot, and those whose limits changed
+// since the entry's limits generation (since says which, or false when
+// it cannot). An entry built with other usage facts does not serve.
+func (m *factsMemo) earlier(key factsKey, ms int64, gen factsGen, since func(limitsGen uint64) ([]string, bool)) (factsEntry, []string, bool) {
 	var changed []string
-	for p := m; ; {
+	for p := m; p != nil; {
+		if e, ok := p.entry(key, ms); ok && e.gen.usage == gen.usage {
+			if e.gen.limits == gen.limits {
+				return e, changed, true
+			}
+			if more, ok := since(e.gen.limits); ok {
+				return e, append(changed, more...), true
+			}
+		}
 		prev := p.prev.Load()
 		if prev == nil {
 			break
 		}
 		changed = append(changed, p.changed...)
-		if e, ok := prev.lookup(key, ms, gen); ok {
-			return e, changed, true
-		}
 		p = prev
 	}
 	return factsEntry{}, nil, false
+}
+
+// entry returns the memo's entry for key when it holds at ms, whatever
+// its generations.
+func (m *factsMemo) entry(key factsKey, ms int64) (factsEntry, bool) {
+	m.mu.Lock()
+	e, ok := m.m[key]
+	m.mu.Unlock()
+	return e, ok && e.lo <= ms && ms < e.hi
 }
 
 // factsKey says whose facts: module verdicts are asked for only when the
@@ -299,6 +335,15 @@ type factsKey struct {
 	provider string
 	verdicts bool
 	model    string // set when some profile has limits for this model alone
+}
+
+// factsKey is the memo key of req's facts.
+func (req *FactsRequest) factsKey() factsKey {
+	key := factsKey{req.Provider, req.Verdict != nil, ""}
+	if req.Limits.scoped(req.Model) {
+		key.model = req.Model // some credential's limits are this model's own
+	}
+	return key
 }
 
 type factsEntry struct {
@@ -310,39 +355,32 @@ type factsEntry struct {
 // profileList returns the prepared facts of the snapshot's profiles for
 // req's provider at now, from the memo when they still hold.
 func (snap *Snapshot) profileList(req FactsRequest, now time.Time) *policy.ProfileList {
-	key := factsKey{req.Provider, req.Verdict != nil, ""}
-	if req.Limits.scoped(req.Model) {
-		key.model = req.Model // some credential's limits are this model's own
-	}
+	key := req.factsKey()
 	ms := now.UnixMilli()
 	gen := req.gens()
 	var (
-		facts  []policy.ProfileFacts
+		list   *policy.ProfileList
 		lo, hi int64
 		stable bool
-		base   *policy.ProfileList // the earlier list facts patch
-		at     []int               // the indices patched
 	)
 	if m := snap.facts; m != nil {
 		if e, ok := m.lookup(key, ms, gen); ok {
 			return e.list
 		}
-		if e, changed, ok := m.earlier(key, ms, gen); ok {
-			facts, at, stable = patchFacts(snap, e.list.Facts(), changed, req, now)
-			if at != nil {
-				base = e.list
+		if e, changed, ok := m.earlier(key, ms, gen, req.Limits.changedSince); ok {
+			var at []policy.IndexedFact
+			switch at, stable = patchFacts(snap, e.list, changed, req, now); {
+			case at == nil: // rebuilt below
+			case len(at) == 0:
+				list, lo, hi = e.list, e.lo, e.hi
+			default:
+				list, lo, hi = e.list.With(at), e.lo, e.hi
 			}
-			lo, hi = e.lo, e.hi
 		}
 	}
-	var list *policy.ProfileList
-	switch {
-	case base != nil:
-		list = base.Patch(facts, at)
-	case facts == nil:
+	if list == nil {
+		var facts []policy.ProfileFacts
 		facts, lo, hi, stable = profileFacts(snap, req, now)
-		fallthrough
-	default:
 		list = policy.NewProfileList(facts)
 	}
 	if m := snap.facts; m != nil && stable {
@@ -392,29 +430,27 @@ func profileFacts(snap *Snapshot, req FactsRequest, now time.Time) (facts []poli
 	return facts, lo, hi, stable
 }
 
-// patchFacts returns a copy of base, the facts of an earlier snapshot with
-// the same profiles, with the changed profiles' facts built again from
-// snap, and the indices of the facts it built again (non-nil; nil when it
-// had to rebuild them all). stable is as for profileFacts. The clock
-// interval is base's: the credentials, whose expiry alone sets it, are
-// the same.
-func patchFacts(snap *Snapshot, base []policy.ProfileFacts, changed []string, req FactsRequest, now time.Time) (facts []policy.ProfileFacts, at []int, stable bool) {
-	facts, at, stable = slices.Clone(base), make([]int, 0, len(changed)), true
+// patchFacts returns the facts of the changed profiles built again from
+// snap, at their indices in base, the prepared facts of an earlier
+// snapshot with the same profiles (non-nil; nil when some changed profile
+// is not in base: the caller rebuilds them all). stable is as for
+// profileFacts. The clock interval is base's: the credentials, whose
+// expiry alone sets it, are the same.
+func patchFacts(snap *Snapshot, base *policy.ProfileList, changed []string, req FactsRequest, now time.Time) (at []policy.IndexedFact, stable bool) {
+	at, stable = make([]policy.IndexedFact, 0, len(changed)), true
 	for _, id := range changed {
 		c, ok := snap.Profiles[id]
 		if !ok || c.Provider != req.Provider {
 			continue
 		}
-		i, found := slices.BinarySearchFunc(facts, id, func(f policy.ProfileFacts, id string) int { return strings.Compare(f.ID, id) })
+		i, found := base.Index(id)
 		if !found { // cannot happen: the profiles are the same
-			facts, _, _, stable = profileFacts(snap, req, now)
-			return facts, nil, stable
+			return nil, false
 		}
 		pf, ok := profileFact(snap, id, c, req, now)
-		facts[i], stable = pf, stable && ok
-		at = append(at, i)
+		at, stable = append(at, policy.IndexedFact{At: i, Fact: pf}), stable && ok
 	}
-	return facts, at, stable
+	return at, stable
 }
 
 // profileFact builds one profile's facts; ok is false when req asks for

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/opensoul/opensoul/gateway/store"
+	"github.com/opensoul/opensoul/gateway/usage"
 	"github.com/opensoul/opensoul/policy"
 )
 
@@ -66,12 +67,32 @@ func TestPatchedFactsEqualRebuilt(t *testing.T) {
 		}
 		return Verdict{Status: ProfileStatus(cr, t0), Kind: "checked"}
 	}
-	limits := []*Limits{nil, {Gen: 1, By: map[limitKey]policy.LimitFacts{{"work", "p02", ""}: {Headroom: 0.5, Status: "ok", ResetAt: t0.Add(time.Hour).UnixMilli()}}}}
+	// The limits move along many generations: a request sees the
+	// book's current ones (or none), so a memo entry built with an older
+	// generation is patched for the profiles changed since, or rebuilt
+	// when the book's log no longer reaches back.
+	var book limitBook
+	setLimit := func(rng *rand.Rand, now time.Time) {
+		k := limitKey{owner: []string{"work", store.DefaultAgent}[rng.IntN(2)], profile: fmt.Sprintf("p%02d", rng.IntN(42))}
+		if rng.IntN(3) == 0 {
+			k.model = "m" + fmt.Sprint(rng.IntN(2))
+		}
+		f := policy.LimitFacts{Headroom: float64(rng.IntN(11)) / 10, Status: []string{"allowed", "warning", "rejected"}[rng.IntN(3)]}
+		if f.Status == "rejected" {
+			f.ResetAt = now.Add(time.Duration(1+rng.IntN(600)) * time.Second).UnixMilli()
+		}
+		book.set(k, f)
+	}
+	// Usage facts in three generations: an entry built with other usage
+	// facts is never patched (their changes are not logged).
+	usages := []*usage.Facts{nil,
+		{Gen: 1, Profiles: map[string]*policy.UsageFacts{"p03": {H1: policy.UsageTotals{Requests: 3}}}},
+		{Gen: 2, Profiles: map[string]*policy.UsageFacts{"p03": {H1: policy.UsageTotals{Requests: 4}}, "p06": {}}}}
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	now := t0
-	patched := 0
-	for step := range 600 {
+	patched, acrossGens := 0, 0
+	for step := range 1500 {
 		now = now.Add(time.Duration(rng.IntN(90)) * time.Second)
 		var ops []stateOp
 		for range 1 + rng.IntN(3) {
@@ -94,19 +115,38 @@ func TestPatchedFactsEqualRebuilt(t *testing.T) {
 			ops = append(ops, op)
 		}
 		c.apply([]string{"work", store.DefaultAgent}[rng.IntN(2)], ops)
+		switch r := rng.IntN(40); {
+		case r < 16:
+			for range 1 + rng.IntN(4) {
+				setLimit(rng, now)
+			}
+		case r == 8: // more than the book's log reaches back
+			for range 2*limitLog + rng.IntN(limitLog) {
+				setLimit(rng, now)
+			}
+		}
 		if rng.IntN(3) == 0 {
 			continue // several changes before the next request: a longer chain
 		}
 		cur := a.snap.Load()
-		req := FactsRequest{Provider: providers[rng.IntN(2)], Limits: limits[rng.IntN(2)]}
+		req := FactsRequest{Provider: providers[rng.IntN(2)], Model: []string{"", "m0", "m1"}[rng.IntN(3)]}
+		if rng.IntN(8) != 0 {
+			req.Limits = book.Load()
+		}
+		if rng.IntN(10) == 0 {
+			req.Usage = usages[rng.IntN(len(usages))]
+		}
 		if rng.IntN(2) == 0 {
 			req.Verdict = verdict
 		}
-		key := factsKey{req.Provider, req.Verdict != nil, ""}
+		key := req.factsKey()
 		if _, hit := cur.facts.lookup(key, now.UnixMilli(), req.gens()); !hit {
-			if e, changed, ok := cur.facts.earlier(key, now.UnixMilli(), req.gens()); ok {
+			if e, changed, ok := cur.facts.earlier(key, now.UnixMilli(), req.gens(), req.Limits.changedSince); ok {
 				patched++
-				checkPatchedAt(t, step, cur, e.list.Facts(), changed, req, now)
+				if e.gen != req.gens() {
+					acrossGens++
+				}
+				checkPatchedAt(t, step, cur, e.list, changed, req, now)
 			}
 		}
 		got := cur.profileList(req, now).Facts()
@@ -122,23 +162,34 @@ func TestPatchedFactsEqualRebuilt(t *testing.T) {
 			t.Fatalf("step %d: patched facts (%d) differ from rebuilt ones (%d)", step, len(got), len(want))
 		}
 	}
-	if patched < 100 {
-		t.Fatalf("only %d of the checks had earlier facts to patch: the test no longer exercises patching", patched)
+	if patched < 200 || acrossGens < 100 {
+		t.Fatalf("only %d of the checks had earlier facts to patch, %d of another limits generation: the test no longer exercises patching", patched, acrossGens)
 	}
+	t.Logf("%d patched, %d across limits generations", patched, acrossGens)
 }
 
-// checkPatchedAt: patchFacts names every fact it changed (the indices
-// policy.ProfileList.Patch re-encodes; a fact changed but not named would
-// keep the earlier list's cache key).
-func checkPatchedAt(t *testing.T, step int, snap *Snapshot, base []policy.ProfileFacts, changed []string, req FactsRequest, now time.Time) {
+// checkPatchedAt: patchFacts names every fact that differs from base's
+// (an index it leaves out would keep base's fact, and base's cache key),
+// and the list base.With makes of them has the facts built from scratch.
+func checkPatchedAt(t *testing.T, step int, snap *Snapshot, base *policy.ProfileList, changed []string, req FactsRequest, now time.Time) {
 	t.Helper()
-	facts, at, _ := patchFacts(snap, base, changed, req, now)
+	at, _ := patchFacts(snap, base, changed, req, now)
 	if at == nil {
 		t.Fatalf("step %d: patchFacts rebuilt every fact for the same profiles", step)
 	}
-	for i := range facts {
-		if !reflect.DeepEqual(facts[i], base[i]) && !slices.Contains(at, i) {
-			t.Fatalf("step %d: patchFacts changed %s (index %d) but names only %v", step, facts[i].ID, i, at)
+	fresh := *snap
+	fresh.facts = nil
+	want, _, _, _ := profileFacts(&fresh, req, now)
+	if base.Len() != len(want) {
+		t.Fatalf("step %d: base has %d profiles, want %d", step, base.Len(), len(want))
+	}
+	for i := range want {
+		named := slices.ContainsFunc(at, func(f policy.IndexedFact) bool { return f.At == i })
+		if !named && !reflect.DeepEqual(*base.At(i), want[i]) {
+			t.Fatalf("step %d: %s (index %d) changed but patchFacts names only %v (changed ids %v)", step, want[i].ID, i, at, changed)
 		}
+	}
+	if got := base.With(at).Facts(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("step %d: the patched list's facts differ from the rebuilt ones", step)
 	}
 }

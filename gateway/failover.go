@@ -541,7 +541,7 @@ func (sel *selection) unusable() []string {
 		listed[id] = true
 	}
 	var out []string
-	for _, p := range sel.in.Profiles {
+	for _, p := range sel.in.ProfileFacts() {
 		if r := sel.dec.Reasons[p.ID]; !listed[p.ID] && r != "" {
 			out = append(out, p.ID+": "+r)
 		}

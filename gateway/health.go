@@ -193,6 +193,7 @@ func (r Resolver) Resolve(ctx context.Context, snap *Snapshot, q Query, now time
 	if err != nil {
 		return nil, err
 	}
+	in.ProfileFacts() // the Resolution shows them (explain, status)
 	userPin := q.Pin != nil && q.Pin.Source == store.PinUser
 	res := &Resolution{
 		Provider: q.Provider, Model: q.Model, Source: SourceNone,

@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"context"
+	"hash/maphash"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -123,12 +125,37 @@ type limitKey struct{ owner, profile, model string }
 const maxModelLimits = 1024
 
 // Limits are the credentials' quantized limits at one moment; Gen changes
-// whenever one of them does (the facts memo rebuilds on it).
+// whenever one of them does. Limits never change once published: a new
+// generation shares every shard of its predecessor but the one its change
+// is in (limitShards), and remembers which profile each of the last
+// generations changed (changedSince), so the facts memo rebuilds those
+// profiles' facts only.
 type Limits struct {
 	Gen       uint64
-	By        map[limitKey]policy.LimitFacts
-	models    map[string]int // model → how many keys of By name it
-	modelKeys int            // keys of By that name a model
+	shards    [limitShards]map[limitKey]policy.LimitFacts // by limitShard(key); nil: empty
+	n         int                                         // keys in all shards
+	models    map[string]int                              // model → how many keys name it
+	modelKeys int                                         // keys that name a model
+	// log holds the profile id each generation changed, the last one
+	// Gen's; it reaches back at most 2*limitLog generations.
+	log []string
+}
+
+// limitShards is how many maps a Limits' facts are spread over: a new
+// generation copies one of them, about n/limitShards keys, instead of n
+// (at a thousand profiles, copying the whole map on every change of a
+// credential's facts cost more than the change).
+const limitShards = 32
+
+// limitLog is how many generations back (at least) changedSince can say
+// what changed; a memo entry older than that is rebuilt in full.
+const limitLog = 256
+
+var limitSeed = maphash.MakeSeed()
+
+// limitShard is k's shard: by profile, so all of a profile's keys share one.
+func limitShard(k limitKey) int {
+	return int(maphash.String(limitSeed, k.profile) % limitShards)
 }
 
 func (l *Limits) gen() uint64 {
@@ -142,8 +169,31 @@ func (l *Limits) get(k limitKey) (policy.LimitFacts, bool) {
 	if l == nil {
 		return policy.LimitFacts{}, false
 	}
-	f, ok := l.By[k]
+	f, ok := l.shards[limitShard(k)][k]
 	return f, ok
+}
+
+// len is how many keys l holds.
+func (l *Limits) len() int {
+	if l == nil {
+		return 0
+	}
+	return l.n
+}
+
+// changedSince returns the ids of the profiles whose limits changed
+// after generation old up to l's (in any owner's store, for any model;
+// an id may repeat), and false when l no longer knows (old is older than
+// its log, or is not one of its predecessors').
+func (l *Limits) changedSince(old uint64) ([]string, bool) {
+	g := l.gen()
+	switch {
+	case old == g:
+		return nil, true
+	case old > g || g-old > uint64(len(l.log)):
+		return nil, false
+	}
+	return l.log[uint64(len(l.log))-(g-old):], true
 }
 
 // of is the limits a request for model sees of owner's profile: the
@@ -196,8 +246,8 @@ func statusRank(s string) int {
 }
 
 // limitBook publishes Limits copy-on-write: readers Load without a lock,
-// and a new map is made only when a credential's quantized facts change,
-// which happens in tenths of its quota, not per answer.
+// and a new generation is made only when a credential's quantized facts
+// change, which happens in tenths of its quota, not per answer.
 type limitBook struct {
 	cur atomic.Pointer[Limits]
 	mu  sync.Mutex // serialises writers
@@ -216,20 +266,37 @@ func (b *limitBook) set(k limitKey, f policy.LimitFacts) {
 	if ok && old == f {
 		return
 	}
-	next := &Limits{Gen: cur.gen() + 1, By: make(map[limitKey]policy.LimitFacts, 1), models: map[string]int{}}
+	next := &Limits{Gen: cur.gen() + 1}
 	if cur != nil {
-		maps.Copy(next.By, cur.By)
-		maps.Copy(next.models, cur.models)
-		next.modelKeys = cur.modelKeys
+		next.shards, next.n, next.models, next.modelKeys = cur.shards, cur.n, cur.models, cur.modelKeys
+		// Only the writer appends to log's array, and only past the
+		// end of the latest generation's log: earlier ones never read
+		// there.
+		next.log = cur.log
 	}
 	if k.model != "" && !ok {
 		if next.modelKeys >= maxModelLimits {
 			return
 		}
+		next.models = maps.Clone(next.models)
+		if next.models == nil {
+			next.models = map[string]int{}
+		}
 		next.models[k.model]++
 		next.modelKeys++
 	}
-	next.By[k] = f
+	if !ok {
+		next.n++
+	}
+	i := limitShard(k)
+	shard := make(map[limitKey]policy.LimitFacts, len(next.shards[i])+1)
+	maps.Copy(shard, next.shards[i])
+	shard[k] = f
+	next.shards[i] = shard
+	if len(next.log) >= 2*limitLog {
+		next.log = slices.Clone(next.log[len(next.log)-limitLog:])
+	}
+	next.log = append(next.log, k.profile)
 	b.cur.Store(next)
 }
 

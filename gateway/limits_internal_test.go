@@ -86,7 +86,7 @@ func TestLimitBook(t *testing.T) {
 		t.Fatalf("gen %d", b.Load().Gen)
 	}
 	b.set(limitKey{profile: "b"}, policy.LimitFacts{Headroom: 0.1})
-	if l := b.Load(); l.Gen != 2 || len(l.By) != 2 || len(first.By) != 1 {
+	if l := b.Load(); l.Gen != 2 || l.len() != 2 || first.len() != 1 {
 		t.Errorf("after b: %+v (first %+v)", l, first)
 	}
 }
@@ -122,7 +122,7 @@ func TestLimitsOfModel(t *testing.T) {
 	for i := range maxModelLimits + 10 {
 		b.set(limitKey{owner: "main", profile: "q", model: fmt.Sprint("m", i)}, policy.LimitFacts{Headroom: 0.5})
 	}
-	if l := b.Load(); l.modelKeys != maxModelLimits || len(l.By) != maxModelLimits+1 {
-		t.Errorf("%d model keys, %d in all; want at most %d per-model", l.modelKeys, len(l.By), maxModelLimits)
+	if l := b.Load(); l.modelKeys != maxModelLimits || l.len() != maxModelLimits+1 {
+		t.Errorf("%d model keys, %d in all; want at most %d per-model", l.modelKeys, l.len(), maxModelLimits)
 	}
 }

@@ -97,7 +97,7 @@ func chat(t *testing.T, f *fixture, last func() *policy.Input, token, model stri
 }
 
 func headroomOf(in *policy.Input, id string) string {
-	for _, p := range in.Profiles {
+	for _, p := range in.ProfileFacts() {
 		if p.ID == id {
 			if p.Limits == nil {
 				return "unknown"

@@ -70,7 +70,7 @@ func TestBuildInputLeavesModelScopeToPolicy(t *testing.T) {
 		"claude-sonnet-5": {"anthropic:a", "anthropic:b"},
 	} {
 		in := BuildInput(snap, nil, nil, FactsRequest{Agent: "main", Provider: "anthropic", Model: model}, now)
-		if m := in.Profiles[0].CooldownModel; m == nil || *m != "claude-opus-5" || in.Profiles[0].CooldownUntil == 0 {
+		if m := in.ProfileFacts()[0].CooldownModel; m == nil || *m != "claude-opus-5" || in.Profiles[0].CooldownUntil == 0 {
 			t.Fatalf("%s: anthropic:a facts %+v, want its cooldown and model", model, in.Profiles[0])
 		}
 		d, err := engine.Decide(t.Context(), in)

@@ -225,6 +225,7 @@ func (e *Engine) Stats() Stats {
 // eval evaluates set within the engine's CPU time bound (and, with user
 // policies, the wall-clock backstop; see work.go).
 func (e *Engine) eval(parent context.Context, set *policySet, in *Input) (Decision, error) {
+	in.ProfileFacts() // an overlay list's full slice: every evaluation reads it
 	budget := time.Duration(e.timeout.Load())
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)

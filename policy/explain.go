@@ -14,6 +14,7 @@ import (
 // order they will be tried, then cooling profiles, then the rest. The
 // input carries no secrets, so nothing needs masking.
 func WriteExplain(w io.Writer, in *Input, d Decision) error {
+	in.ProfileFacts()
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 

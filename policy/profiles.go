@@ -3,9 +3,11 @@ package policy
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"hash/maphash"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -17,10 +19,24 @@ import (
 // and the cache entry's clock interval on the list as a whole, so a cached
 // decision costs the same for ten profiles as for a thousand.
 //
-// A ProfileList never changes after NewProfileList; its facts must not be
+// A list made by [ProfileList.With] is an overlay: the facts of the list
+// it was made from (base) with a few profiles replaced. Its full slice is
+// made only when something reads it (Facts: an evaluation, explain), so a
+// success that moves one profile's lastUsed in a thousand-profile list
+// costs that profile, not a copy of the thousand.
+//
+// A ProfileList never changes after it is made; its facts must not be
 // modified.
 type ProfileList struct {
-	facts []ProfileFacts
+	// facts is the full slice, once made (always, for NewProfileList).
+	factsOnce sync.Once
+	facts     []ProfileFacts
+	made      atomic.Bool // facts is made (read without factsOnce)
+	// base and over are an overlay list's facts: base (a full slice,
+	// shared with the list it came from) with over's profiles put in.
+	base []ProfileFacts
+	over []IndexedFact // sorted by index, distinct
+
 	rank  uint64  // interned id of the encoding without lastUsed and usage (built-in policy only)
 	times []int64 // sorted, distinct time boundaries (see validity); shared by patched lists
 
@@ -31,11 +47,19 @@ type ProfileList struct {
 	exact     uint64
 }
 
+// IndexedFact is one profile's facts at its index in a list.
+type IndexedFact struct {
+	At   int
+	Fact ProfileFacts
+}
+
 // NewProfileList prepares ps, which it takes over: the caller must not
 // modify ps afterwards. Its cost is linear in the number of profiles (and
 // it is meant to be paid once per list, not per decision).
 func NewProfileList(ps []ProfileFacts) *ProfileList {
 	l := &ProfileList{facts: ps}
+	l.factsOnce.Do(func() {})
+	l.made.Store(true)
 	l.rank = profileKeys.intern(appendProfiles(nil, ps, true))
 	for i := range ps {
 		profileTimes(&ps[i], func(t int64) { l.times = append(l.times, t) })
@@ -45,52 +69,161 @@ func NewProfileList(ps []ProfileFacts) *ProfileList {
 	return l
 }
 
-// Patch prepares ps, which it takes over like NewProfileList, where ps is
-// l's facts with at most the profiles at the indices changed replaced (same
-// length, every other element equal to l's). When the changed profiles
-// differ from l's only in facts the built-in policy does not read
-// (lastUsed, usage: see builtinUnread), the new list shares l's built-in
-// key and time boundaries, and its cost is that of the changed profiles
-// alone: a success moves one profile's lastUsed, and a thousand-profile
-// list is not encoded again for it. Otherwise it is NewProfileList(ps).
-func (l *ProfileList) Patch(ps []ProfileFacts, changed []int) *ProfileList {
-	if len(ps) != len(l.facts) {
-		return NewProfileList(ps)
-	}
+// maxOverlay is how many replaced profiles an overlay list holds before
+// With makes its full slice: each With copies the overlay, and each full
+// slice copies every profile, so past about √n replaced profiles a copy
+// of the whole list is the cheaper of the two.
+func maxOverlay(n int) int {
+	return max(16, int(math.Sqrt(float64(n))))
+}
+
+// With returns l with the profiles at the indices of changed replaced by
+// theirs (changed may list an index more than once; the last wins). When
+// the changed profiles differ from l's only in facts the built-in policy
+// does not read (lastUsed, usage: see builtinUnread), the new list shares
+// l's built-in key and time boundaries, and its cost is that of the
+// changed profiles (and l's overlay) alone: a success moves one profile's
+// lastUsed, and a thousand-profile list is neither copied nor encoded again
+// for it. Otherwise it is NewProfileList of the patched facts. The caller
+// must not modify changed afterwards.
+func (l *ProfileList) With(changed []IndexedFact) *ProfileList {
+	n := l.Len()
 	var was, now []byte
-	for _, i := range changed {
-		if i < 0 || i >= len(ps) {
-			return NewProfileList(ps)
+	same := true
+	for i := range changed {
+		c := &changed[i]
+		if c.At < 0 || c.At >= n {
+			panic(fmt.Sprintf("policy: ProfileList.With: index %d out of range [0,%d)", c.At, n))
 		}
-		was = appendProfile(was[:0], &l.facts[i], true)
-		now = appendProfile(now[:0], &ps[i], true)
-		if !bytes.Equal(was, now) {
-			return NewProfileList(ps)
+		if same {
+			was = appendProfile(was[:0], l.At(c.At), true)
+			now = appendProfile(now[:0], &c.Fact, true)
+			same = bytes.Equal(was, now)
 		}
 	}
-	return &ProfileList{facts: ps, rank: l.rank, times: l.times}
+	base, over := l.base, l.over
+	if base == nil { // l is a full list
+		base, over = l.facts, nil
+	} else if full := l.materialized(); full != nil {
+		base, over = full, nil
+	}
+	out := &ProfileList{base: base, over: mergeOverlay(over, changed)}
+	if !same || len(out.over) > maxOverlay(n) {
+		return NewProfileList(out.Facts())
+	}
+	out.rank, out.times = l.rank, l.times
+	return out
+}
+
+// mergeOverlay is over with changed put in: sorted by index, a later
+// fact for an index replacing an earlier one. It copies; over is shared.
+func mergeOverlay(over, changed []IndexedFact) []IndexedFact {
+	out := make([]IndexedFact, 0, len(over)+len(changed))
+	out = append(out, over...)
+	for _, c := range changed {
+		i, found := slices.BinarySearchFunc(out, c.At, func(f IndexedFact, at int) int { return f.At - at })
+		if found {
+			out[i] = c
+		} else {
+			out = slices.Insert(out, i, c)
+		}
+	}
+	return out
+}
+
+// materialized returns the list's full slice if it has been made.
+func (l *ProfileList) materialized() []ProfileFacts {
+	if l.made.Load() {
+		return l.facts
+	}
+	return nil
+}
+
+// Len is the number of profiles in the list.
+func (l *ProfileList) Len() int {
+	if l.base != nil {
+		return len(l.base)
+	}
+	return len(l.facts)
+}
+
+// At returns the facts of the profile at index i (read-only).
+func (l *ProfileList) At(i int) *ProfileFacts {
+	if l.base == nil {
+		return &l.facts[i]
+	}
+	if j, found := slices.BinarySearchFunc(l.over, i, func(f IndexedFact, at int) int { return f.At - at }); found {
+		return &l.over[j].Fact
+	}
+	return &l.base[i]
+}
+
+// Index returns the index of the profile with id, when the list's
+// profiles are sorted by id (as the gateway's are).
+func (l *ProfileList) Index(id string) (int, bool) {
+	ps := l.base
+	if ps == nil {
+		ps = l.facts
+	}
+	return slices.BinarySearchFunc(ps, id, func(f ProfileFacts, id string) int { return strings.Compare(f.ID, id) })
 }
 
 // exactID returns the interned id of the list's exact encoding.
 func (l *ProfileList) exactID() uint64 {
-	l.exactOnce.Do(func() { l.exact = profileKeys.intern(appendProfiles(nil, l.facts, false)) })
+	l.exactOnce.Do(func() { l.exact = profileKeys.intern(appendProfiles(nil, l.Facts(), false)) })
 	return l.exact
 }
 
-// Facts returns the list's profiles (read-only).
-func (l *ProfileList) Facts() []ProfileFacts { return l.facts }
+// Facts returns the list's profiles (read-only). For an overlay list
+// the first call makes the full slice (a copy of the base).
+func (l *ProfileList) Facts() []ProfileFacts {
+	l.factsOnce.Do(func() {
+		ps := slices.Clone(l.base)
+		for _, c := range l.over {
+			ps[c.At] = c.Fact
+		}
+		l.facts = ps
+		l.made.Store(true)
+	})
+	return l.facts
+}
 
-// SetProfiles makes l the input's profiles.
+// SetProfiles makes l the input's profiles. For an overlay list (see
+// ProfileList) in.Profiles is left nil until something reads the input's
+// profiles as a whole: [Input.ProfileFacts] fills it, and the engine
+// does so before it evaluates. A decision answered from the cache needs
+// only the list's key, and never makes the slice.
 func (in *Input) SetProfiles(l *ProfileList) {
-	in.Profiles = l.facts
+	in.Profiles = nil
+	if l.base == nil {
+		in.Profiles = l.facts
+	}
 	in.list = l
 }
 
+// ProfileFacts returns in.Profiles, filling it first from the list set by
+// SetProfiles if that has not been done. Read an input's profiles through
+// it (or after the engine has decided on the input).
+func (in *Input) ProfileFacts() []ProfileFacts {
+	if in.Profiles == nil && in.list != nil {
+		in.Profiles = in.list.Facts()
+	}
+	return in.Profiles
+}
+
 // prepared returns the input's ProfileList when in.Profiles still is that
-// list (a caller may have replaced the slice since SetProfiles).
+// list (a caller may have replaced the slice since SetProfiles), or has
+// not been filled yet.
 func (in *Input) prepared() *ProfileList {
 	l := in.list
-	if l == nil || len(l.facts) != len(in.Profiles) || (len(l.facts) > 0 && &l.facts[0] != &in.Profiles[0]) {
+	if l == nil {
+		return nil
+	}
+	if in.Profiles == nil && l.base != nil {
+		return l // not read yet
+	}
+	ps := l.Facts()
+	if len(ps) != len(in.Profiles) || (len(ps) > 0 && &ps[0] != &in.Profiles[0]) {
 		return nil
 	}
 	return l

@@ -3,18 +3,21 @@ package policy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
 // TestPatchedListMatchesNew walks a list through random changes of a few
-// profiles at a time and checks every ProfileList.Patch against
-// NewProfileList of the same facts: the same time boundaries, the earlier
-// list's built-in key kept exactly when the built-in encoding is
-// unchanged (only lastUsed and usage moved), and the same decisions from
-// a caching engine.
+// profiles at a time and checks every ProfileList.With against
+// NewProfileList of the same facts: the same facts, the same time
+// boundaries, the earlier list's built-in key kept exactly when the
+// built-in encoding is unchanged (only lastUsed and usage moved), no full
+// slice made for such a change until the overlay outgrows maxOverlay,
+// and the same decisions from a caching engine.
 func TestPatchedListMatchesNew(t *testing.T) {
 	t.Parallel()
 	cached := newEngine(t, Options{})
@@ -40,24 +43,35 @@ func TestPatchedListMatchesNew(t *testing.T) {
 		},
 		func(p *ProfileFacts) { e := t0 + r.Int64N(30)*minute; p.ExpiresAt = &e },
 	}
-	reused, rebuilt := 0, 0
+	reused, rebuilt, lazy := 0, 0, 0
 	for step := range 400 {
 		ps := slices.Clone(cur.Facts())
-		var at []int
+		var at []IndexedFact
 		for range 1 + r.IntN(3) {
 			i := r.IntN(len(ps))
 			// Mostly the successes' lastUsed, as in the gateway.
 			k := r.IntN(len(mutate))
-			if r.IntN(2) == 0 {
+			if r.IntN(4) != 0 {
 				k = r.IntN(4)
 			}
 			mutate[k](&ps[i])
-			at = append(at, i)
+			at = append(at, IndexedFact{i, ps[i]})
 		}
-		patched := cur.Patch(ps, at)
+		if r.IntN(3) != 0 {
+			cur = cur.With(nil) // an overlay list whose full slice is not made
+		}
+		patched := cur.With(at)
+		if patched.materialized() == nil {
+			lazy++
+			for i := range ps {
+				if !reflect.DeepEqual(*patched.At(i), ps[i]) {
+					t.Fatalf("step %d: At(%d) = %+v, want %+v", step, i, *patched.At(i), ps[i])
+				}
+			}
+		}
 		fresh := NewProfileList(slices.Clone(ps))
-		if &patched.Facts()[0] != &ps[0] {
-			t.Fatalf("step %d: Patch did not take over the facts", step)
+		if !reflect.DeepEqual(patched.Facts(), ps) {
+			t.Fatalf("step %d: the patched list's facts differ from the patched slice", step)
 		}
 		if !slices.Equal(patched.times, fresh.times) {
 			t.Fatalf("step %d: time boundaries %v, want %v", step, patched.times, fresh.times)
@@ -68,6 +82,9 @@ func TestPatchedListMatchesNew(t *testing.T) {
 		}
 		if same && len(cur.times) > 0 && &patched.times[0] != &cur.times[0] {
 			t.Fatalf("step %d: only lastUsed or usage changed, but the list was prepared again", step)
+		}
+		if same && len(patched.over) == 0 && patched.base != nil {
+			t.Fatalf("step %d: an overlay list without its changes", step)
 		}
 		if same {
 			reused++
@@ -94,28 +111,53 @@ func TestPatchedListMatchesNew(t *testing.T) {
 		}
 		cur = patched
 	}
-	if reused < 50 || rebuilt < 50 {
-		t.Fatalf("reused %d, rebuilt %d built-in keys: the test no longer exercises both", reused, rebuilt)
+	if reused < 50 || rebuilt < 50 || lazy < 50 {
+		t.Fatalf("reused %d, rebuilt %d built-in keys, %d lists left lazy: the test no longer exercises all three", reused, rebuilt, lazy)
 	}
 }
 
-// TestPatchOutOfShape: a patch whose facts do not fit the list (another
-// length, an index out of range) is prepared as a new list, not indexed.
-func TestPatchOutOfShape(t *testing.T) {
+// TestPatchOutOfRange: an index outside the list is a caller's bug, and
+// With says which instead of patching another profile.
+func TestPatchOutOfRange(t *testing.T) {
 	t.Parallel()
-	in := benchInput(5)
+	l := NewProfileList(slices.Clone(benchInput(5).Profiles))
+	for _, at := range []int{5, -1} {
+		func() {
+			defer func() {
+				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), fmt.Sprintf("index %d out of range", at)) {
+					t.Errorf("With(index %d): recovered %v, want a panic naming the index", at, r)
+				}
+			}()
+			l.With([]IndexedFact{{At: at}})
+		}()
+	}
+}
+
+// TestInputProfilesLazy: an input given an overlay list has no Profiles
+// slice until something reads them (ProfileFacts, or an evaluation), and
+// then has exactly the list's facts.
+func TestInputProfilesLazy(t *testing.T) {
+	t.Parallel()
+	in := benchInput(30)
 	l := NewProfileList(slices.Clone(in.Profiles))
-	for _, c := range []struct {
-		ps []ProfileFacts
-		at []int
-	}{
-		{slices.Clone(benchInput(6).Profiles), nil},
-		{slices.Clone(in.Profiles), []int{5}},
-		{slices.Clone(in.Profiles), []int{-1}},
-	} {
-		p := l.Patch(c.ps, c.at)
-		if want := NewProfileList(slices.Clone(c.ps)); len(p.Facts()) != len(c.ps) || !slices.Equal(p.times, want.times) {
-			t.Errorf("Patch(%d profiles, %v) = %d profiles, times %v; want %d, %v", len(c.ps), c.at, len(p.Facts()), p.times, len(c.ps), want.times)
-		}
+	p := in.Profiles[3]
+	p.LastUsed++
+	o := l.With([]IndexedFact{{3, p}})
+	var got Input
+	got.SetProfiles(o)
+	if got.Profiles != nil || got.prepared() != o {
+		t.Fatalf("SetProfiles(overlay) made the slice (%d) or lost the list", len(got.Profiles))
+	}
+	want := slices.Clone(in.Profiles)
+	want[3] = p
+	if !reflect.DeepEqual(got.ProfileFacts(), want) || got.prepared() != o {
+		t.Fatal("ProfileFacts differs from the overlay's facts, or unprepared the input")
+	}
+	e := newEngine(t, Options{CacheSize: -1})
+	in2 := *in
+	in2.Profiles = nil
+	in2.SetProfiles(o.With(nil))
+	if _, err := e.Decide(context.Background(), &in2); err != nil || !reflect.DeepEqual(in2.Profiles, want) {
+		t.Fatalf("after an evaluation: err %v, %d profiles", err, len(in2.Profiles))
 	}
 }
