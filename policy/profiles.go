@@ -108,10 +108,14 @@ func (l *ProfileList) With(changed []IndexedFact) *ProfileList {
 		base, over = full, nil
 	}
 	out := &ProfileList{base: base, over: mergeOverlay(over, changed)}
-	if !same || len(out.over) > maxOverlay(n) {
+	if !same {
 		return NewProfileList(out.Facts())
 	}
 	out.rank, out.times = l.rank, l.times
+	if len(out.over) > maxOverlay(n) {
+		out.Facts() // the full slice, the next lists' base
+		out.base, out.over = nil, nil
+	}
 	return out
 }
 
