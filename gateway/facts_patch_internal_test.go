@@ -86,8 +86,8 @@ func TestPatchedFactsEqualRebuilt(t *testing.T) {
 	// Usage facts in three generations: an entry built with other usage
 	// facts is never patched (their changes are not logged).
 	usages := []*usage.Facts{nil,
-		{Gen: 1, Profiles: map[string]*policy.UsageFacts{"p03": {H1: policy.UsageTotals{Requests: 3}}}},
-		{Gen: 2, Profiles: map[string]*policy.UsageFacts{"p03": {H1: policy.UsageTotals{Requests: 4}}, "p06": {}}}}
+		{Gen: 1, Profiles: map[usage.ProfileKey]*policy.UsageFacts{{Owner: "work", Profile: "p03"}: {H1: policy.UsageTotals{Requests: 3}}}},
+		{Gen: 2, Profiles: map[usage.ProfileKey]*policy.UsageFacts{{Owner: "work", Profile: "p03"}: {H1: policy.UsageTotals{Requests: 4}}, {Owner: "work", Profile: "p06"}: {}}}}
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	now := t0
