@@ -123,15 +123,17 @@ type attempt struct {
 // request is a copy of out that carries a's credential and body, and
 // where and how to present it; or the error to answer when the
 // credential cannot be presented.
-func (s *Server) request(ctx context.Context, out *http.Request, provider string, a attempt) (*http.Request, wasm.HeadersResult, *HTTPError) {
-	h, herr := s.headers(ctx, provider, a.c)
+// Edits to its header go through the returned undo (see attemptHeader).
+func (s *Server) request(ctx context.Context, out *http.Request, rs *reqState, a attempt) (*http.Request, wasm.HeadersResult, *headerUndo, *HTTPError) {
+	h, herr := s.headers(ctx, rs.provider, a.c)
 	if herr != nil {
-		return nil, h, herr
+		return nil, h, nil, herr
 	}
 	req := new(http.Request)
 	*req = *out
-	req.Header = out.Header.Clone()
-	applyHeaders(req.Header, h)
+	var undo *headerUndo
+	req.Header, undo = rs.attemptHeader(out)
+	applyHeaders(req.Header, h, undo)
 	body := a.body
 	req.ContentLength = int64(len(body))
 	if len(body) > 0 {
@@ -140,7 +142,7 @@ func (s *Server) request(ctx context.Context, out *http.Request, provider string
 	} else {
 		req.Body, req.GetBody = nil, nil
 	}
-	return req, h, nil
+	return req, h, undo, nil
 }
 
 // try sends the request as a says. It returns the response the client
@@ -156,12 +158,12 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 		c.cred = fresh
 		a.c = c
 	}
-	req, h, herr := s.request(ctx, out, rs.provider, a)
+	req, h, undo, herr := s.request(ctx, out, rs, a)
 	if herr != nil {
 		rs.abort = herr
 		return nil, abort
 	}
-	s.loginUpstream(ctx, req, rs, c.cred, h)
+	s.loginUpstream(ctx, req, rs, c.cred, h, undo)
 	att := Attempt{Profile: c.id, Model: a.model}
 	if c.owner != "" && !rs.named {
 		rs.al.picks.mark(c.id, s.now())

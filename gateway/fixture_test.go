@@ -120,6 +120,7 @@ type seen struct {
 	model  string
 	path   string
 	header http.Header
+	body   string
 }
 
 // upstream is a fake provider speaking Anthropic's or OpenAI's wire format.
@@ -171,7 +172,7 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	json.Unmarshal(body, &req)
 	u.mu.Lock()
-	u.got = append(u.got, seen{secret: secret, model: req.Model, path: r.URL.Path, header: r.Header.Clone()})
+	u.got = append(u.got, seen{secret: secret, model: req.Model, path: r.URL.Path, header: r.Header.Clone(), body: string(body)})
 	a, known := u.answers[secret]
 	u.mu.Unlock()
 	if !known {

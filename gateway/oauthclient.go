@@ -78,8 +78,9 @@ func (s *Server) oauthClient(ctx context.Context, provider string) (oauth.Client
 // the one the module's headers answer gives for this credential (a
 // ChatGPT-plan login goes to the ChatGPT backend), else the one its
 // module's oauth declaration names; and adds the client's headers, with
-// {accountId} replaced by the login's account id.
-func (s *Server) loginUpstream(ctx context.Context, req *http.Request, rs *reqState, c store.Credential, h wasm.HeadersResult) {
+// {accountId} replaced by the login's account id, recording what they
+// replace in undo (nil: nothing recorded; see attemptHeader).
+func (s *Server) loginUpstream(ctx context.Context, req *http.Request, rs *reqState, c store.Credential, h wasm.HeadersResult, undo *headerUndo) {
 	if c.Type != store.TypeOAuth {
 		return
 	}
@@ -93,7 +94,7 @@ func (s *Server) loginUpstream(ctx context.Context, req *http.Request, rs *reqSt
 			}
 			v = strings.ReplaceAll(v, "{accountId}", c.AccountID)
 		}
-		req.Header.Set(name, v)
+		undo.set(req.Header, name, v)
 	}
 	base, strip := loginBase(declared, cfg, h)
 	if base == "" {

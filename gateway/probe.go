@@ -185,8 +185,8 @@ func (p *Prober) send(ctx context.Context, base string, res *ProbeResult, c stor
 	if res.API == providers.APIAnthropicMessages {
 		out.Header.Set("anthropic-version", "2023-06-01") // the Messages API's required version header
 	}
-	applyHeaders(out.Header, h)
-	s.loginUpstream(ctx, out, &reqState{rc: s.cfg.Load(), provider: c.Provider, rest: rest}, c, h)
+	applyHeaders(out.Header, h, nil)
+	s.loginUpstream(ctx, out, &reqState{rc: s.cfg.Load(), provider: c.Provider, rest: rest}, c, h, nil)
 	u := *out.URL
 	u.RawQuery = ""
 	res.URL = u.String()

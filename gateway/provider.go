@@ -95,11 +95,12 @@ func BuiltinHeaders(provider string, c store.Credential) wasm.HeadersResult {
 	return wasm.HeadersResult{Set: set, Remove: pr.Remove}
 }
 
-// applyHeaders sets and removes h's headers on out. anthropic-beta is
-// merged with what the caller asked for rather than replacing it.
-func applyHeaders(out http.Header, h wasm.HeadersResult) {
+// applyHeaders sets and removes h's headers on out, recording what it
+// replaces in undo (nil: nothing recorded). anthropic-beta is merged with
+// what the caller asked for rather than replacing it.
+func applyHeaders(out http.Header, h wasm.HeadersResult, undo *headerUndo) {
 	for _, name := range h.Remove {
-		out.Del(name)
+		undo.del(out, name)
 	}
 	for name, v := range h.Set {
 		if strings.EqualFold(name, "anthropic-beta") {
@@ -107,7 +108,7 @@ func applyHeaders(out http.Header, h wasm.HeadersResult) {
 				v = cur + "," + v
 			}
 		}
-		out.Set(name, v)
+		undo.set(out, name, v)
 	}
 }
 

@@ -60,6 +60,9 @@ type reqState struct {
 	// Held with the state rather than allocated beside it per request.
 	heldv heldBody
 	ctx   stateCtx
+
+	hdrLent bool       // the first attempt was lent the outgoing headers (attemptHeader)
+	hdrUndo headerUndo // what its edits replaced in them
 }
 
 type reqStateKey struct{}
@@ -153,11 +156,15 @@ func rewrite(pr *httputil.ProxyRequest) {
 		h.Del(name)
 	}
 	for name := range h {
-		if strings.HasPrefix(strings.ToLower(name), "x-opensoul-") {
+		if hasPrefixFold(name, ownHeaderPrefix) {
 			delete(h, name)
 		}
 	}
 }
+
+// ownHeaderPrefix: OpenSoul's own request headers (x-opensoul-…), matched
+// in any case without a lower-case copy of every header name.
+var ownHeaderPrefix = []string{"x-opensoul-"}
 
 // stripTokens drops query parameters whose value is a gateway token
 // (SDKs such as Google's send their key as ?key=), keeping the rest of
