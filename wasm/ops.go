@@ -119,9 +119,7 @@ func (r *Registry) Check(ctx context.Context, provider string, req CheckRequest)
 // credential it has seen. The result is shared: treat it as read-only and
 // apply it with HeadersResult.Apply.
 func (r *Registry) Headers(ctx context.Context, provider string, req HeadersRequest) (HeadersResult, error) {
-	// The account id is part of what the answer depends on; NUL cannot
-	// be in a type, so type+NUL+account is unambiguous.
-	key := cacheKey(OpHeaders, provider, req.Type+"\x00"+req.AccountID, req.Secret, nil)
+	key := r.headersSum(provider, req)
 	mk := genericKey(key)
 	if e := r.entry(provider); e != nil {
 		mk = e.memKey(key)
@@ -150,6 +148,22 @@ func (r *Registry) Headers(ctx context.Context, provider string, req HeadersRequ
 	}
 	r.headers.put(mk, res)
 	return res, nil
+}
+
+// headersKey is what a Headers answer depends on besides the module.
+type headersKey struct{ provider, typ, account, secret string }
+
+// headersSum is Headers' cacheKey for req, memoized (headerSums).
+func (r *Registry) headersSum(provider string, req HeadersRequest) [32]byte {
+	k := headersKey{provider: provider, typ: req.Type, account: req.AccountID, secret: req.Secret}
+	if sum, ok := r.headerSums.get(k); ok {
+		return sum
+	}
+	// The account id is part of what the answer depends on; NUL cannot
+	// be in a type, so type+NUL+account is unambiguous.
+	sum := cacheKey(OpHeaders, provider, req.Type+"\x00"+req.AccountID, req.Secret, nil)
+	r.headerSums.put(k, sum)
+	return sum
 }
 
 // Classify asks what an upstream answer means. It is not cached: it runs on
