@@ -24,7 +24,10 @@ type savedHeader struct {
 
 // headerUndo records what the first attempt's edits replaced. A nil
 // *headerUndo records nothing: an attempt editing its own copy.
-type headerUndo struct{ saved []savedHeader }
+type headerUndo struct {
+	saved []savedHeader
+	buf   [4]savedHeader // saved's first array: a credential edits two or three names
+}
 
 // save records h's values of name before an edit (only the first edit
 // of a name counts) and returns name's canonical key.
@@ -72,6 +75,7 @@ func (u *headerUndo) restored(h http.Header) http.Header {
 func (rs *reqState) attemptHeader(out *http.Request) (http.Header, *headerUndo) {
 	if !rs.hdrLent {
 		rs.hdrLent = true
+		rs.hdrUndo.saved = rs.hdrUndo.buf[:0]
 		return out.Header, &rs.hdrUndo
 	}
 	return rs.hdrUndo.restored(out.Header), nil
