@@ -12,7 +12,9 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/opensoul/opensoul/cli/monitor"
 	"github.com/opensoul/opensoul/cli/service"
+	"github.com/opensoul/opensoul/gateway"
 )
 
 // listFlag is a flag that may be given more than once.
@@ -83,7 +85,11 @@ func (a *app) monitor(ctx context.Context, m monitorFlags, format string) error 
 		return &exitError{code: 2, err: fmt.Errorf("--format: want text, simple or json, got %q", format)}
 	}
 	now := a.now()
-	problems, err := a.allProblems(ctx, now)
+	if err := a.load(); err != nil {
+		return err
+	}
+	h := a.monitorHost()
+	problems, err := h.Problems(ctx, now)
 	if err != nil {
 		return err
 	}
@@ -92,11 +98,11 @@ func (a *app) monitor(ctx context.Context, m monitorFlags, format string) error 
 		return err
 	}
 	if len(ns) > 0 {
-		if err := a.runAlerts(ctx, ns, problems, now); err != nil {
+		if err := h.RunAlerts(ctx, ns, problems, now); err != nil {
 			return fmt.Errorf("monitor: %w", err)
 		}
 	}
-	code := exitCode(problems)
+	code := monitor.ExitCode(problems)
 	a.writeMonitor(format, problems, code, now)
 	if code != 0 {
 		return &exitError{code: code}
@@ -104,17 +110,17 @@ func (a *app) monitor(ctx context.Context, m monitorFlags, format string) error 
 	return nil
 }
 
-func (a *app) writeMonitor(format string, problems []problem, code int, now time.Time) {
+func (a *app) writeMonitor(format string, problems []monitor.Problem, code int, now time.Time) {
 	def := a.cfg.Agents.Default
 	switch format {
 	case "json":
-		writeJSON(a.stdout, map[string]any{"status": []string{"ok", "problem", "expiring"}[code], "exitCode": code, "problems": append([]problem{}, problems...)})
+		writeJSON(a.stdout, map[string]any{"status": []string{"ok", "problem", "expiring"}[code], "exitCode": code, "problems": append([]monitor.Problem{}, problems...)})
 	case "simple":
 		if len(problems) == 0 {
 			fmt.Fprintln(a.stdout, "OK")
 		}
 		for _, p := range problems {
-			fmt.Fprintln(a.stdout, p.simple(def, now))
+			fmt.Fprintln(a.stdout, p.Simple(def, now))
 		}
 	default:
 		if len(problems) == 0 {
@@ -127,32 +133,32 @@ func (a *app) writeMonitor(format string, problems []problem, code int, now time
 }
 
 // notifiers builds the chosen notifiers.
-func (a *app) notifiers(m monitorFlags, now time.Time) ([]notifier, error) {
-	client := &http.Client{Timeout: notifyTimeout}
-	var ns []notifier
+func (a *app) notifiers(m monitorFlags, now time.Time) ([]monitor.Notifier, error) {
+	client := &http.Client{Timeout: monitor.NotifyTimeout}
+	var ns []monitor.Notifier
 	for _, u := range m.ntfy {
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 			return nil, &exitError{code: 2, err: fmt.Errorf("--ntfy: want an http(s) topic URL, got %q", u)}
 		}
-		ns = append(ns, ntfyNotifier(client, u))
+		ns = append(ns, monitor.Ntfy(client, u))
 	}
 	for _, u := range m.webhook {
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 			return nil, &exitError{code: 2, err: fmt.Errorf("--webhook: want an http(s) URL, got %q", u)}
 		}
-		ns = append(ns, webhookNotifier(client, u, now))
+		ns = append(ns, monitor.Webhook(client, u, now))
 	}
 	for _, c := range m.execs {
-		ns = append(ns, execNotifier(c))
+		ns = append(ns, monitor.Exec(c))
 	}
 	if m.desktop {
-		ns = append(ns, desktopNotifier(cmp.Or(a.goos, runtime.GOOS)))
+		ns = append(ns, monitor.Desktop(cmp.Or(a.goos, runtime.GOOS)))
 	}
 	if m.stdout {
-		ns = append(ns, stdoutNotifier(a.stdout))
+		ns = append(ns, monitor.Stdout(a.stdout))
 	}
 	for i := range ns {
-		ns[i] = withTimeout(ns[i])
+		ns[i] = monitor.WithTimeout(ns[i])
 	}
 	return ns, nil
 }
@@ -247,4 +253,20 @@ func (a *app) installMonitor(ctx context.Context, m monitorFlags, force bool) er
 	}
 	fmt.Fprintf(a.stdout, "%s %s\n  runs: %s\nTry it now: %s\n", verb, strings.Join(svc.MonitorPaths(), " and "), strings.Join(ms.Argv(), " "), strings.Join(append([]string{"opensoul", "monitor"}, m.args()...), " "))
 	return nil
+}
+
+// monitorHost wires the monitor to this app (cli/monitor never imports
+// cli). The config must be loaded.
+func (a *app) monitorHost() *monitor.Host {
+	return &monitor.Host{
+		Store: a.st, Agent: a.agentID, Warnf: a.warnf,
+		Health: func(ctx context.Context, agent string, now time.Time) (string, *gateway.Health, error) {
+			ag, snap, err := a.agentSnapshot(agent)
+			if err != nil {
+				return "", nil, err
+			}
+			h, err := a.health(ctx, snap, now)
+			return ag, h, err
+		},
+	}
 }

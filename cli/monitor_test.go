@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/cli/monitor"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -80,8 +80,8 @@ func TestMonitorSimple(t *testing.T) {
 			}
 			out, _, _ = e.runAt(tc.at, "monitor", "--format", "json")
 			var rep struct {
-				ExitCode int       `json:"exitCode"`
-				Problems []problem `json:"problems"`
+				ExitCode int               `json:"exitCode"`
+				Problems []monitor.Problem `json:"problems"`
 			}
 			if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.ExitCode != tc.code {
 				t.Errorf("json: %v %s", err, out)
@@ -195,7 +195,7 @@ func TestMonitorAlerts(t *testing.T) {
 	if want := "problem expiring anthropic:work\nproblem expiring anthropic:work\nproblem expired anthropic:work\nproblem no-credential anthropic/claude-sonnet-5\nresolved expiring anthropic:work\nresolved expired anthropic:work\nresolved no-credential anthropic/claude-sonnet-5\n"; string(data) != want {
 		t.Errorf("--exec saw:\n%s\nwant:\n%s", data, want)
 	}
-	fi, err := os.Stat(monitorStatePath(e.state))
+	fi, err := os.Stat(monitor.StatePath(e.state))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("monitor-state.json: %v %v", fi, err)
 	}
@@ -213,40 +213,6 @@ func TestMonitorAlerts(t *testing.T) {
 	}
 	e.assertNoSecrets()
 	e2.assertNoSecrets()
-}
-
-func TestPlanAlertsPure(t *testing.T) {
-	t.Parallel()
-	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	p := problem{Kind: gateway.ProblemExpired, Agent: "main", Subject: "anthropic:a", Severity: gateway.NeedsPerson}
-	al, st := planAlerts(nil, []problem{p}, t0)
-	if len(al) != 1 || st[p.key()].LastAlert != t0 {
-		t.Fatalf("%v %v", al, st)
-	}
-	if al, _ := planAlerts(st, []problem{p}, t0.Add(59*time.Minute)); len(al) != 0 {
-		t.Fatalf("again within the hour: %v", al)
-	}
-	if al, _ := planAlerts(st, []problem{p}, t0.Add(time.Hour)); len(al) != 1 {
-		t.Fatalf("not again after the hour: %v", al)
-	}
-	al, st = planAlerts(st, nil, t0.Add(2*time.Hour))
-	if len(al) != 1 || al[0].Event != "resolved" || len(st) != 0 {
-		t.Fatalf("resolved: %v %v", al, st)
-	}
-}
-
-func TestDesktopCommand(t *testing.T) {
-	t.Parallel()
-	name, args, _ := desktopCommand("darwin", `a "quoted" \ text`)
-	if name != "osascript" || args[1] != `display notification "a \"quoted\" \\ text" with title "OpenSoul credentials"` {
-		t.Errorf("%s %q", name, args)
-	}
-	if name, _, _ := desktopCommand("linux", "x"); name != "notify-send" {
-		t.Error(name)
-	}
-	if _, _, err := desktopCommand("plan9", "x"); err == nil {
-		t.Error("plan9 accepted")
-	}
 }
 
 func TestMonitorInstall(t *testing.T) {

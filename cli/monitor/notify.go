@@ -1,4 +1,4 @@
-package cli
+package monitor
 
 import (
 	"bytes"
@@ -15,17 +15,17 @@ import (
 	"github.com/opensoul/opensoul/gateway"
 )
 
-// notifyTimeout bounds one notifier's delivery.
-const notifyTimeout = 10 * time.Second
+// NotifyTimeout bounds one notifier's delivery.
+const NotifyTimeout = 10 * time.Second
 
-// notifier delivers one alert somewhere.
-type notifier struct {
-	name string
-	send func(ctx context.Context, al alert) error
+// Notifier delivers one alert somewhere.
+type Notifier struct {
+	Name string
+	Send func(ctx context.Context, al Alert) error
 }
 
 // alertText is an alert's human message: what, and how to fix it.
-func alertText(al alert) string {
+func alertText(al Alert) string {
 	if al.Event == "resolved" {
 		return "Resolved: " + al.Problem.Message
 	}
@@ -35,11 +35,11 @@ func alertText(al alert) string {
 	return al.Problem.Message
 }
 
-// ntfyNotifier POSTs the text to an ntfy-style topic URL
+// Ntfy POSTs the text to an ntfy-style topic URL
 // (https://ntfy.sh/<topic> or a self-hosted one), with a title, a
 // priority and tags as ntfy reads them from headers.
-func ntfyNotifier(client *http.Client, url string) notifier {
-	return notifier{name: "ntfy " + url, send: func(ctx context.Context, al alert) error {
+func Ntfy(client *http.Client, url string) Notifier {
+	return Notifier{Name: "ntfy " + url, Send: func(ctx context.Context, al Alert) error {
 		req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(alertText(al)))
 		if err != nil {
 			return err
@@ -56,10 +56,10 @@ func ntfyNotifier(client *http.Client, url string) notifier {
 	}}
 }
 
-// webhookNotifier POSTs the alert as JSON: event, the problem's fields,
+// Webhook POSTs the alert as JSON: event, the problem's fields,
 // a text and the time.
-func webhookNotifier(client *http.Client, url string, now time.Time) notifier {
-	return notifier{name: "webhook " + url, send: func(ctx context.Context, al alert) error {
+func Webhook(client *http.Client, url string, now time.Time) Notifier {
+	return Notifier{Name: "webhook " + url, Send: func(ctx context.Context, al Alert) error {
 		body, err := json.Marshal(map[string]any{"event": al.Event, "problem": al.Problem, "text": alertText(al), "at": now.UTC().Format(time.RFC3339)})
 		if err != nil {
 			return err
@@ -86,10 +86,10 @@ func post(client *http.Client, req *http.Request) error {
 	return nil
 }
 
-// execNotifier runs a shell command per alert, the text on stdin and the
+// Exec runs a shell command per alert, the text on stdin and the
 // fields in OPENSOUL_ALERT_* variables.
-func execNotifier(command string) notifier {
-	return notifier{name: "exec " + command, send: func(ctx context.Context, al alert) error {
+func Exec(command string) Notifier {
+	return Notifier{Name: "exec " + command, Send: func(ctx context.Context, al Alert) error {
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
 		cmd.Stdin = strings.NewReader(alertText(al) + "\n")
 		cmd.Env = append(os.Environ(),
@@ -119,8 +119,8 @@ func desktopCommand(goos, text string) (name string, args []string, err error) {
 	return "", nil, fmt.Errorf("--desktop knows notify-send (Linux) and osascript (macOS), not %s", goos)
 }
 
-func desktopNotifier(goos string) notifier {
-	return notifier{name: "desktop", send: func(ctx context.Context, al alert) error {
+func Desktop(goos string) Notifier {
+	return Notifier{Name: "desktop", Send: func(ctx context.Context, al Alert) error {
 		name, args, err := desktopCommand(goos, alertText(al))
 		if err != nil {
 			return err
@@ -132,18 +132,18 @@ func desktopNotifier(goos string) notifier {
 	}}
 }
 
-func stdoutNotifier(w io.Writer) notifier {
-	return notifier{name: "stdout", send: func(_ context.Context, al alert) error {
+func Stdout(w io.Writer) Notifier {
+	return Notifier{Name: "stdout", Send: func(_ context.Context, al Alert) error {
 		_, err := fmt.Fprintf(w, "ALERT %s: %s\n", strings.ToUpper(al.Event), alertText(al))
 		return err
 	}}
 }
 
-// withTimeout bounds each delivery of n.
-func withTimeout(n notifier) notifier {
-	send := n.send
-	n.send = func(ctx context.Context, al alert) error {
-		ctx, cancel := context.WithTimeout(ctx, notifyTimeout)
+// WithTimeout bounds each delivery of n.
+func WithTimeout(n Notifier) Notifier {
+	send := n.Send
+	n.Send = func(ctx context.Context, al Alert) error {
+		ctx, cancel := context.WithTimeout(ctx, NotifyTimeout)
 		defer cancel()
 		return send(ctx, al)
 	}

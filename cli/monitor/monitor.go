@@ -1,4 +1,13 @@
-package cli
+// Package monitor is `opensoul monitor`: every agent's credential
+// problems (gateway.Health, the answer `models status --check` and doctor
+// give), each with its fix, and alerts on a change: a new problem at
+// once, a standing one again after an hour, one "resolved" when it is
+// gone, remembered between runs in <state>/monitor-state.json under its
+// lock. Notifiers (ntfy, webhook, exec, desktop, stdout) each deliver one
+// alert; one failing never stops the others. It receives what it needs
+// from the CLI through Host and never imports cli; the commands (flags,
+// --help, exit codes, output formats, install) are cli/monitor_cmd.go.
+package monitor
 
 import (
 	"cmp"
@@ -21,10 +30,10 @@ import (
 // alertEvery is how often one unchanged problem is alerted again.
 const alertEvery = time.Hour
 
-// problem is one thing about credentials that needs the user: a
+// Problem is one thing about credentials that needs the user: a
 // gateway.Problem of one agent, with a fix. It holds ids and times, never
 // a secret.
-type problem struct {
+type Problem struct {
 	Agent     string `json:"agent"`
 	Kind      string `json:"kind"`     // gateway.Problem* kinds
 	Severity  int    `json:"severity"` // gateway.NeedsPerson or NeedsSoon
@@ -36,7 +45,7 @@ type problem struct {
 
 // key names a problem across runs: the same kind for the same subject is
 // the same problem however its expiry time moves.
-func (p problem) key() string { return p.Kind + " " + p.Agent + " " + p.Subject }
+func (p Problem) key() string { return p.Kind + " " + p.Agent + " " + p.Subject }
 
 // simpleWords are the simple form's first words per kind.
 var simpleWords = map[string]string{
@@ -45,11 +54,11 @@ var simpleWords = map[string]string{
 	gateway.ProblemNoCredential: "MISSING",
 }
 
-// simple is the one-line form for widgets: EXPIRED <profile>,
+// Simple is the one-line form for widgets: EXPIRED <profile>,
 // EXPIRING <profile> <time left>, MISSING <profile or provider/model>,
 // INVALID <profile>, COOLING|DISABLED <provider/model>. A subject of an
 // agent other than the default one is written <agent>/<subject>.
-func (p problem) simple(defaultAgent string, now time.Time) string {
+func (p Problem) Simple(defaultAgent string, now time.Time) string {
 	what := p.Subject
 	if p.Agent != defaultAgent {
 		what = p.Agent + "/" + what
@@ -61,9 +70,9 @@ func (p problem) simple(defaultAgent string, now time.Time) string {
 	return line
 }
 
-// exitCode is `models status --check`'s: 1 when something needs a
+// ExitCode is `models status --check`'s: 1 when something needs a
 // person, else 2 when something needs attention soon, else 0.
-func exitCode(ps []problem) int {
+func ExitCode(ps []Problem) int {
 	h := gateway.Health{}
 	for _, p := range ps {
 		h.Problems = append(h.Problems, gateway.Problem{Severity: p.Severity})
@@ -71,20 +80,27 @@ func exitCode(ps []problem) int {
 	return h.ExitCode()
 }
 
+// Host is what the monitor needs from the CLI, with the config loaded.
+type Host struct {
+	Store *store.Store
+	// Agent resolves an agent id ("": the configured default).
+	Agent func(flag string) (string, error)
+	// Health is the gateway's answer for one agent's credentials at now
+	// (gateway/health.go), with the agent id it resolved.
+	Health func(ctx context.Context, agent string, now time.Time) (string, *gateway.Health, error)
+	Warnf  func(format string, args ...any) // the CLI's "opensoul: warning: …"
+}
+
 // agentProblems is one agent's gateway.Health problems (the same answer
 // `models status --check` and doctor give), each with a fix.
-func (a *app) agentProblems(ctx context.Context, agent string, now time.Time) ([]problem, error) {
-	ag, snap, err := a.agentSnapshot(agent)
+func (h *Host) agentProblems(ctx context.Context, agent string, now time.Time) ([]Problem, error) {
+	ag, health, err := h.Health(ctx, agent, now)
 	if err != nil {
 		return nil, err
 	}
-	h, err := a.health(ctx, snap, now)
-	if err != nil {
-		return nil, err
-	}
-	var out []problem
-	for _, gp := range h.Problems {
-		out = append(out, problem{Agent: ag, Kind: gp.Kind, Severity: gp.Severity, Subject: gp.Subject,
+	var out []Problem
+	for _, gp := range health.Problems {
+		out = append(out, Problem{Agent: ag, Kind: gp.Kind, Severity: gp.Severity, Subject: gp.Subject,
 			ExpiresAt: gp.ExpiresAt, Message: gp.String(), Fix: problemFix(gp)})
 	}
 	return out, nil
@@ -107,41 +123,38 @@ func problemFix(p gateway.Problem) string {
 	return "opensoul models auth paste-token --provider " + provider + " --profile-id " + p.Subject
 }
 
-// monitorAgents are the default agent and every agent with a store.
-func (a *app) monitorAgents() ([]string, error) {
-	def, err := a.agentID("")
+// agents are the default agent and every agent with a store.
+func (h *Host) agents() ([]string, error) {
+	def, err := h.Agent("")
 	if err != nil {
 		return nil, err
 	}
 	agents := []string{def}
-	entries, err := os.ReadDir(filepath.Join(a.st.Dir, "agents"))
+	entries, err := os.ReadDir(filepath.Join(h.Store.Dir, "agents"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
 	for _, e := range entries {
-		if _, err := os.Stat(a.st.ProfilesPath(e.Name())); e.IsDir() && err == nil && !slices.Contains(agents, e.Name()) {
+		if _, err := os.Stat(h.Store.ProfilesPath(e.Name())); e.IsDir() && err == nil && !slices.Contains(agents, e.Name()) {
 			agents = append(agents, e.Name())
 		}
 	}
 	return agents, nil
 }
 
-// allProblems checks every agent, worst kinds first.
-func (a *app) allProblems(ctx context.Context, now time.Time) ([]problem, error) {
-	if err := a.load(); err != nil {
-		return nil, err
-	}
-	agents, err := a.monitorAgents()
+// Problems checks every agent, worst kinds first.
+func (h *Host) Problems(ctx context.Context, now time.Time) ([]Problem, error) {
+	agents, err := h.agents()
 	if err != nil {
 		return nil, err
 	}
 	// An agent sees the main agent's profiles too: a profile's problem is
 	// reported once, for the first agent (the default one) that has it;
 	// severity 1 (needs a person) before 2 (soon).
-	var all []problem
+	var all []Problem
 	seen := map[string]bool{}
 	for _, ag := range agents {
-		ps, err := a.agentProblems(ctx, ag, now)
+		ps, err := h.agentProblems(ctx, ag, now)
 		if err != nil {
 			return nil, fmt.Errorf("agent %s: %w", ag, err)
 		}
@@ -154,28 +167,28 @@ func (a *app) allProblems(ctx context.Context, now time.Time) ([]problem, error)
 			all = append(all, p)
 		}
 	}
-	slices.SortStableFunc(all, func(x, y problem) int { return cmp.Compare(x.Severity, y.Severity) })
+	slices.SortStableFunc(all, func(x, y Problem) int { return cmp.Compare(x.Severity, y.Severity) })
 	return all, nil
 }
 
 // alertRecord is what the monitor remembers about a problem between runs.
 type alertRecord struct {
-	Problem   problem   `json:"problem"`
+	Problem   Problem   `json:"problem"`
 	FirstSeen time.Time `json:"firstSeen"`
 	LastAlert time.Time `json:"lastAlert"` // zero: not alerted yet (every notifier failed)
 }
 
-// alert is one message to send.
-type alert struct {
+// Alert is one message to send.
+type Alert struct {
 	Event   string  `json:"event"` // "problem" or "resolved"
-	Problem problem `json:"problem"`
+	Problem Problem `json:"problem"`
 }
 
 // planAlerts decides, from what was known and what is wrong now, which
 // alerts to send: a new problem at once, a standing one again after
 // alertEvery, and one "resolved" for each problem gone. next is the state
 // to keep if every alert gets through.
-func planAlerts(prev map[string]alertRecord, current []problem, now time.Time) (alerts []alert, next map[string]alertRecord) {
+func planAlerts(prev map[string]alertRecord, current []Problem, now time.Time) (alerts []Alert, next map[string]alertRecord) {
 	next = map[string]alertRecord{}
 	for _, p := range current {
 		k := p.key()
@@ -185,27 +198,28 @@ func planAlerts(prev map[string]alertRecord, current []problem, now time.Time) (
 		}
 		r.Problem = p
 		if r.LastAlert.IsZero() || now.Sub(r.LastAlert) >= alertEvery {
-			alerts = append(alerts, alert{Event: "problem", Problem: p})
+			alerts = append(alerts, Alert{Event: "problem", Problem: p})
 			r.LastAlert = now
 		}
 		next[k] = r
 	}
 	for _, k := range slices.Sorted(maps.Keys(prev)) {
 		if _, still := next[k]; !still {
-			alerts = append(alerts, alert{Event: "resolved", Problem: prev[k].Problem})
+			alerts = append(alerts, Alert{Event: "resolved", Problem: prev[k].Problem})
 		}
 	}
 	return alerts, next
 }
 
-func monitorStatePath(stateDir string) string { return filepath.Join(stateDir, "monitor-state.json") }
+// StatePath is the file that remembers problems and alerts between runs.
+func StatePath(stateDir string) string { return filepath.Join(stateDir, "monitor-state.json") }
 
-// runAlerts loads the state, sends what planAlerts says, and saves the
+// RunAlerts loads the state, sends what planAlerts says, and saves the
 // state under its lock. An alert no notifier delivered is retried next
 // run: a problem keeps its old LastAlert, a resolved one stays in the state.
-func (a *app) runAlerts(ctx context.Context, ns []notifier, current []problem, now time.Time) error {
-	path := monitorStatePath(a.st.Dir)
-	if err := a.st.EnsureDir(); err != nil {
+func (h *Host) RunAlerts(ctx context.Context, ns []Notifier, current []Problem, now time.Time) error {
+	path := StatePath(h.Store.Dir)
+	if err := h.Store.EnsureDir(); err != nil {
 		return err
 	}
 	return store.WithLock(path, func() error {
@@ -217,13 +231,13 @@ func (a *app) runAlerts(ctx context.Context, ns []notifier, current []problem, n
 			return err
 		default:
 			if err := json.Unmarshal(data, &prev); err != nil {
-				a.warnf("%s: %v; starting afresh", path, err)
+				h.Warnf("%s: %v; starting afresh", path, err)
 				prev = map[string]alertRecord{}
 			}
 		}
 		alerts, next := planAlerts(prev, current, now)
 		for _, al := range alerts {
-			if a.deliver(ctx, ns, al) {
+			if h.deliver(ctx, ns, al) {
 				continue
 			}
 			k := al.Problem.key()
@@ -245,11 +259,11 @@ func (a *app) runAlerts(ctx context.Context, ns []notifier, current []problem, n
 
 // deliver sends one alert to every notifier; true if any got it. A
 // failing notifier is reported and does not stop the others.
-func (a *app) deliver(ctx context.Context, ns []notifier, al alert) bool {
+func (h *Host) deliver(ctx context.Context, ns []Notifier, al Alert) bool {
 	ok := false
 	for _, n := range ns {
-		if err := n.send(ctx, al); err != nil {
-			a.warnf("monitor: %s: %v", n.name, err)
+		if err := n.Send(ctx, al); err != nil {
+			h.Warnf("monitor: %s: %v", n.Name, err)
 			continue
 		}
 		ok = true
