@@ -97,6 +97,22 @@ func TestUsagePerOwner(t *testing.T) {
 		}
 	}
 
+	// /model status in a chat, as each agent: the cap shows only where
+	// the agent uses main's key.
+	for _, c := range []struct {
+		header map[string]string
+		capped bool
+	}{{work, false}, {map[string]string{"x-opensoul-agent": "ops"}, true}, {nil, true}} {
+		h := map[string]string{"x-api-key": gatewayToken, "anthropic-version": "2023-06-01"}
+		for k, v := range c.header {
+			h[k] = v
+		}
+		_, body := f.do("POST", "/anthropic/v1/messages", `{"model":"claude-sonnet-5","max_tokens":10,"messages":[{"role":"user","content":"/model status"}]}`, h)
+		if strings.Contains(body, "metered key spent $21") != c.capped || !strings.Contains(body, id) {
+			t.Errorf("/model status as %v: capped %v wanted, got:\n%s", c.header, c.capped, body)
+		}
+	}
+
 	if err := st.Flush(); err != nil {
 		t.Fatal(err)
 	}
