@@ -44,6 +44,10 @@ type GatewayConfig struct {
 	// (429 + Retry-After); beyond it, or with every credential disabled,
 	// the answer is final (x-should-retry: false). 0: 60000.
 	RetryWaitMaxMs int `koanf:"retryWaitMaxMs"`
+	// Preconnect opens a connection to each upstream the agents'
+	// credentials go to before /readyz turns green (gateway.Config's
+	// NoPreconnect is its opposite). Default true.
+	Preconnect bool `koanf:"preconnect"`
 	// SessionHeaders name the session when a request has no
 	// x-opensoul-session (first present wins); nil: the built-in list.
 	SessionHeaders []string `koanf:"sessionHeaders"`
@@ -199,6 +203,7 @@ func DefaultConfig() Config {
 			MaxBodyBytes:     32 << 20,
 			BodyBudgetBytes:  128 << 20,
 			BodyBudgetWaitMs: 2000,
+			Preconnect:       true,
 			Timeouts:         TimeoutsConfig{ConnectMs: 10_000, ResponseHeaderMs: 120_000, IdleConnMs: 90_000, DrainMs: 30_000, BodyReadMs: 60_000},
 			Sessions:         SessionsConfig{MaxPerAgent: 1000, IdleDays: 28, MaxIDBytes: 256, MaxModelBytes: 256},
 			Modules:          defaultModulesConfig(),

@@ -44,8 +44,10 @@ over to the next credential when a provider says no. Also /healthz,
 /readyz and /metrics. /readyz answers 503 until the gateway is ready to
 serve without first-request work: the provider modules in use compiled
 (in parallel; the compiled code is cached for the next start), every
-configured agent's profiles checked and presented by their modules, and
-the policies evaluated once per model in use (agents.defaults.model).
+configured agent's profiles checked and presented by their modules, the
+policies evaluated once per model in use (agents.defaults.model), and a
+connection open to each upstream those profiles are sent to (a HEAD
+without credentials, at most 2 s; gateway.preconnect: false turns it off).
 
 On first run it generates a gateway token, saves it to <state>/.env as
 OPENSOUL_GATEWAY_TOKEN and prints how to point the SDKs at the gateway.
@@ -471,6 +473,7 @@ func gatewayConfig(c Config, listen string) gateway.Config {
 		ConnectTimeout:        ms(c.Gateway.Timeouts.ConnectMs),
 		ResponseHeaderTimeout: ms(c.Gateway.Timeouts.ResponseHeaderMs),
 		IdleConnTimeout:       ms(c.Gateway.Timeouts.IdleConnMs),
+		NoPreconnect:          !c.Gateway.Preconnect,
 		Providers:             map[string]gateway.Upstream{},
 		Order:                 c.Auth.Order,
 		Cooldowns: gateway.Cooldowns{

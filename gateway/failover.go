@@ -168,7 +168,7 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 	if c.owner != "" && !rs.named {
 		rs.al.picks.mark(c.id, s.now())
 	}
-	resp, err := t.RoundTrip(req)
+	resp, err := send(t, req)
 	now := s.now()
 	if err != nil {
 		if ctx.Err() != nil {

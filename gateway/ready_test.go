@@ -111,8 +111,11 @@ func TestReadyMeansDecided(t *testing.T) {
 	if st.Evaluations < 2 {
 		t.Fatalf("ready after %d policy evaluations; want one per agent at least (main, work)", st.Evaluations)
 	}
-	if n := len(f.anthropic.requests()); n != 0 {
-		t.Fatalf("the warmup sent %d requests upstream", n)
+	for _, r := range f.anthropic.requests() {
+		// The preconnect's HEAD / (TestPreconnect) and nothing else.
+		if r.secret != "" || r.path != "/" {
+			t.Fatalf("the warmup sent a request upstream: %s with a secret: %v", r.path, r.secret != "")
+		}
 	}
 	if logs := f.logs.String(); !strings.Contains(logs, `"msg":"agents warmed","agents":["main","work"],"profiles":3`) {
 		t.Errorf("no log line saying what was warmed:\n%s", logs)

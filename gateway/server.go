@@ -54,6 +54,10 @@ type Config struct {
 	ConnectTimeout        time.Duration
 	ResponseHeaderTimeout time.Duration
 	IdleConnTimeout       time.Duration
+	// NoPreconnect (config gateway.preconnect: false) keeps the warm-up
+	// from opening a connection to each upstream its credentials are sent
+	// to before /readyz turns green (upstreamconn.go).
+	NoPreconnect bool
 
 	Providers map[string]Upstream // by provider name
 	Order     map[string][]string // auth.order from config

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net/url"
 	"runtime"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/policy"
+	"github.com/opensoul/opensoul/wasm"
 
 	providers "github.com/opensoul/opensoul/gateway/provider"
 )
@@ -35,20 +37,25 @@ func (s *Server) warm(ctx context.Context, warmup func(context.Context)) {
 // change /readyz.
 func (s *Server) Warm(ctx context.Context) {
 	start, agents := time.Now(), s.warmAgents()
-	var n warmed
+	n := warmed{conns: s.newPreconnects(ctx)}
 	var wg sync.WaitGroup
 	for _, agent := range agents {
 		wg.Go(func() { s.warmAgent(ctx, agent, &n) })
 	}
 	wg.Wait()
+	conns := n.conns.wait()
 	if ctx.Err() == nil {
 		s.log.Info("agents warmed", "agents", agents, "profiles", n.profiles.Load(), "decisions", n.decisions.Load(),
-			"took", time.Since(start).Round(time.Millisecond))
+			"connections", conns, "took", time.Since(start).Round(time.Millisecond))
 	}
 }
 
-// warmed counts what the warm-up did, for its log line.
-type warmed struct{ profiles, decisions atomic.Int64 }
+// warmed counts what the warm-up did, for its log line, and opens the
+// upstream connections its credentials will use (nil: preconnect off).
+type warmed struct {
+	profiles, decisions atomic.Int64
+	conns               *preconnects
+}
 
 // warmAgents are the agents a request can be expected for: the default
 // agent and every agent with its own gateway token.
@@ -74,14 +81,18 @@ func (s *Server) warmAgent(ctx context.Context, agent string, n *warmed) {
 	if err != nil {
 		return // the first request reports it
 	}
-	snap, now := a.snap.Load(), s.now()
-	if s.modules != nil {
+	snap, now, rc := a.snap.Load(), s.now(), s.cfg.Load()
+	if s.modules == nil {
+		for _, c := range snap.Profiles {
+			n.conns.add(s.sentTo(ctx, rc, c, wasm.HeadersResult{}))
+		}
+	} else {
 		ids := make(chan string)
 		var wg sync.WaitGroup
 		for range min(runtime.GOMAXPROCS(0), len(snap.Profiles)) {
 			wg.Go(func() {
 				for id := range ids {
-					s.warmProfile(ctx, id, snap.Profiles[id], now)
+					s.warmProfile(ctx, rc, id, snap.Profiles[id], now, n.conns)
 					n.profiles.Add(1)
 				}
 			})
@@ -100,8 +111,9 @@ func (s *Server) warmAgent(ctx context.Context, agent string, n *warmed) {
 
 // warmProfile asks the profile's module for its check verdict and, when
 // the credential can be sent as it is, for its headers: both answers are cached by
-// credential, so the first request to use it asks neither.
-func (s *Server) warmProfile(ctx context.Context, id string, c store.Credential, now time.Time) {
+// credential, so the first request to use it asks neither. It has a
+// connection opened to where the credential is sent (conns).
+func (s *Server) warmProfile(ctx context.Context, rc *runtimeConfig, id string, c store.Credential, now time.Time, conns *preconnects) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -109,7 +121,23 @@ func (s *Server) warmProfile(ctx context.Context, id string, c store.Credential,
 	case StatusInvalid, StatusMissing, StatusExpired: // not sent as it is
 		return
 	}
-	s.headers(ctx, c.Provider, candidate{id: id, cred: c})
+	h, _ := s.headers(ctx, c.Provider, candidate{id: id, cred: c})
+	conns.add(s.sentTo(ctx, rc, c, h))
+}
+
+// sentTo is where c's requests go: a login's own base URL when it has one
+// (loginUpstream), else its provider's (nil when neither is known).
+func (s *Server) sentTo(ctx context.Context, rc *runtimeConfig, c store.Credential, h wasm.HeadersResult) *url.URL {
+	if c.Type == store.TypeOAuth {
+		declared, _ := s.moduleOAuth(ctx, c.Provider)
+		if base, _ := loginBase(declared, rc.OAuth[c.Provider], h); base != "" {
+			if u, err := url.Parse(base); err == nil {
+				return u
+			}
+			return nil
+		}
+	}
+	return rc.bases[c.Provider]
 }
 
 // warmDecisions evaluates the policy for the agent once per model worth
@@ -139,8 +167,11 @@ func (s *Server) warmDecisions(ctx context.Context, agent string, a *agentLive, 
 		}
 		r.Decide(ctx, snap, q, now) // an error is the first request's to report
 		n.decisions.Add(1)
-		if id, cred, ok, _ := r.Fallback(provider, now); ok && s.modules != nil {
-			s.headers(ctx, provider, candidate{id: id, cred: cred})
+		if id, cred, ok, _ := r.Fallback(provider, now); ok {
+			if s.modules != nil {
+				s.headers(ctx, provider, candidate{id: id, cred: cred})
+			}
+			n.conns.add(rc.bases[provider])
 		}
 	}
 }
