@@ -101,6 +101,12 @@ func (f *fakeUpstream) seen() []string {
 func fakeAnthropic(t *testing.T, release <-chan struct{}) *fakeUpstream {
 	f := &fakeUpstream{}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead && r.URL.Path == "/" && r.Header.Get("x-api-key") == "" && r.Header.Get("authorization") == "" {
+			// The gateway's preconnect (gateway.preconnect), which carries
+			// no credential (one that did is recorded below): not a request.
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
 		f.mu.Lock()
 		f.keys = append(f.keys, r.Header.Get("x-api-key"))
 		f.mu.Unlock()

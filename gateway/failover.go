@@ -121,16 +121,15 @@ type attempt struct {
 }
 
 // request is a copy of out that carries a's credential and body, and
-// where and how to present it; or the error to answer when the
-// credential cannot be presented.
+// where and how to present it, in the context send traces (rs.conn); or
+// the error to answer when the credential cannot be presented.
 // Edits to its header go through the returned undo (see attemptHeader).
 func (s *Server) request(ctx context.Context, out *http.Request, rs *reqState, a attempt) (*http.Request, wasm.HeadersResult, *headerUndo, *HTTPError) {
 	h, herr := s.headers(ctx, rs.provider, a.c)
 	if herr != nil {
 		return nil, h, nil, herr
 	}
-	req := new(http.Request)
-	*req = *out
+	req := out.WithContext(rs.conn.on(out.Context()))
 	var undo *headerUndo
 	req.Header, undo = rs.attemptHeader(out)
 	applyHeaders(req.Header, h, undo)
@@ -168,7 +167,7 @@ func (s *Server) try(ctx context.Context, t http.RoundTripper, out *http.Request
 	if c.owner != "" && !rs.named {
 		rs.al.picks.mark(c.id, s.now())
 	}
-	resp, err := send(t, req)
+	resp, err := send(t, req, &rs.conn)
 	now := s.now()
 	if err != nil {
 		if ctx.Err() != nil {

@@ -63,6 +63,7 @@ type reqState struct {
 
 	hdrLent bool       // the first attempt was lent the outgoing headers (attemptHeader)
 	hdrUndo headerUndo // what its edits replaced in them
+	conn    connTrace  // how the current attempt was sent (send)
 }
 
 type reqStateKey struct{}

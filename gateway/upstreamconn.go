@@ -93,23 +93,23 @@ func (p *preconnects) wait() int64 {
 	return p.opened.Load()
 }
 
-// send sends req through t. When it fails on a connection that had been
-// idle in the pool, before any byte of an answer came back (the upstream
-// closed the idle connection as the request went out, its keep-alive
-// timer), it is sent once more: Go's transport resends by itself only
-// what it had not written yet or may replay (GET, HEAD, …), not a POST it
-// had written, and the failover loop would count the error against the
-// credential. The preconnected connection is such a pooled one, and so is
-// every connection after its first request. A failure on a new
-// connection, a timeout or a cancelled request is not resent.
-func send(t http.RoundTripper, req *http.Request) (*http.Response, error) {
-	var c connTrace
-	resp, err := t.RoundTrip(c.on(req))
+// send sends req through t; req carries c's trace (c.on). When it fails
+// on a connection that had been idle in the pool, before any byte of an
+// answer came back (the upstream closed the idle connection as the
+// request went out, its keep-alive timer), it is sent once more: Go's
+// transport resends by itself only what it had not written yet or may
+// replay (GET, HEAD, …), not a POST it had written, and the failover loop
+// would count the error against the credential. The preconnected
+// connection is such a pooled one, and so is every connection after its
+// first request. A failure on a new connection, a timeout or a cancelled
+// request is not resent.
+func send(t http.RoundTripper, req *http.Request, c *connTrace) (*http.Response, error) {
+	resp, err := t.RoundTrip(req)
 	if err == nil || !c.reused || c.answered || req.Context().Err() != nil || isTimeout(err) {
 		return resp, err
 	}
-	var c2 connTrace
-	again := c2.on(req)
+	again := new(http.Request)
+	*again = *req
 	if req.GetBody != nil {
 		body, gerr := req.GetBody()
 		if gerr != nil {
@@ -123,17 +123,23 @@ func send(t http.RoundTripper, req *http.Request) (*http.Response, error) {
 }
 
 // connTrace records whether a send went out on a pooled connection and
-// whether any of an answer came back.
+// whether any of an answer came back. A request's attempts share one
+// (reqState.conn): each is traced by on, after the previous one's send
+// has returned.
 type connTrace struct {
 	trace    httptrace.ClientTrace
 	reused   bool
 	answered bool
 }
 
-func (c *connTrace) on(req *http.Request) *http.Request {
-	c.trace.GotConn = func(i httptrace.GotConnInfo) { c.reused = i.Reused }
-	c.trace.GotFirstResponseByte = func() { c.answered = true }
-	return req.WithContext(httptrace.WithClientTrace(req.Context(), &c.trace))
+// on is ctx with c tracing the next send made with it.
+func (c *connTrace) on(ctx context.Context) context.Context {
+	c.reused, c.answered = false, false
+	if c.trace.GotConn == nil {
+		c.trace.GotConn = func(i httptrace.GotConnInfo) { c.reused = i.Reused }
+		c.trace.GotFirstResponseByte = func() { c.answered = true }
+	}
+	return httptrace.WithClientTrace(ctx, &c.trace)
 }
 
 func isTimeout(err error) bool {
