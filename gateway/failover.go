@@ -432,9 +432,8 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 		}
 	}
 	if !sel.userPin {
-		if id, cred, ok, _ := r.Fallback(rs.provider, now); ok {
-			sel.fallback = &candidate{id: id, cred: cred}
-		}
+		// The fallback is looked up only when no profile can serve.
+		sel.res, sel.fallback = r, true
 	}
 	return sel, nil
 }
@@ -475,7 +474,8 @@ type selection struct {
 	userPin  bool
 	pin      string // the user's pin, when userPin
 	strict   bool
-	fallback *candidate // the environment or config key, tried when no profile can be
+	fallback bool     // try the environment or config key (res.Fallback) when no profile can be
+	res      Resolver // the request's, for the fallback
 	// rotate, when set, picks which of the policy's equal-rank leading
 	// candidates goes first (see policy.Decision.Rotate).
 	rotate func(equal []string) string
@@ -508,8 +508,10 @@ func (sel *selection) all() iter.Seq[candidate] {
 				return
 			}
 		}
-		if !found && sel.fallback != nil {
-			yield(*sel.fallback)
+		if !found && sel.fallback {
+			if id, cred, ok, _ := sel.res.Fallback(sel.provider, sel.now); ok {
+				yield(candidate{id: id, cred: cred})
+			}
 		}
 	}
 }
