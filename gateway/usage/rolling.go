@@ -270,7 +270,9 @@ func (x *roll) requantize() bool {
 // changed.
 func (r *rolls) recompute(now int64) bool {
 	r.setClock(now)
-	return recomputeAll(r, r.profiles) || recomputeAll(r, r.agents)
+	profiles := recomputeAll(r, r.profiles)
+	agents := recomputeAll(r, r.agents) // both move, whatever the first says
+	return profiles || agents
 }
 
 // recomputeAll moves every roll of m to r's clock, dropping the ones

@@ -93,6 +93,9 @@ func TestUsageFactsWindows(t *testing.T) {
 	if got := f.Profile("main", "p").H1; got.Requests != 1 || got.Input != 10 {
 		t.Errorf("an hour on, p's 1h is %+v, want the one answer at t0", got)
 	}
+	if got := f.Agent("main").H1; got.Requests != 2 || got.Input != 10 {
+		t.Errorf("an hour on, agent main's 1h is %+v, want the answers at t0", got)
+	}
 	if f.Gen == gen {
 		t.Error("facts changed without a new generation")
 	}
