@@ -6,10 +6,11 @@ import (
 )
 
 // What this process has seen, for /metrics: running totals per provider
-// and credential (owner and profile) since start (Prometheus counters may reset when a process
-// restarts; the store keeps the durable history), and the latest limits
-// per provider, profile and model. Both are kept beside the pending
-// batch, under the same lock, by Record and Limits.
+// and credential (owner and profile) since start (Prometheus counters may
+// reset when a process restarts; the store keeps the durable history),
+// and the latest limits per provider, owner, profile and model. Both are
+// kept beside the pending batch, under the same lock, by Record and
+// Limits.
 
 // Spent is a credential's running totals since the process started.
 type Spent struct {

@@ -14,10 +14,10 @@ import (
 // The policy's usage facts (input.profiles[i].usage, input.agent.usage):
 // per credential (its owner and profile id: what every agent's requests
 // on it spent, since they spend its quota) and per agent (what its
-// requests spent, on any credential), the totals over the last hour, 5 hours, 24
-// hours and 30 days, kept in memory so that a decision never waits for
-// SQL. Each recorded answer adds to them (Record, under the store's
-// lock: a few additions and comparisons); they are seeded from the
+// requests spent, on any credential), the totals over the last hour, 5
+// hours, 24 hours and 30 days, kept in memory so that a decision never
+// waits for SQL. Each recorded answer adds to them (Record, under the
+// store's lock: a few additions and comparisons); they are seeded from the
 // database when the store opens; and on every flush tick the store asks
 // SQLite whether another connection wrote (PRAGMA data_version), and if
 // one did, adds what the other gateways sharing the file recorded over
