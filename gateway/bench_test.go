@@ -9,9 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
@@ -126,13 +124,7 @@ func BenchmarkGatewayProfiles(b *testing.B) {
 }
 
 // cpuTime is the CPU time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+var cpuTime = gateway.CPUTime
 
 // BenchmarkGatewayUsage is BenchmarkGateway without and with the usage
 // store as the sink: every answer metered (the body scanned for usage)

@@ -36,9 +36,18 @@ type ProfileList struct {
 	// shared with the list it came from) with over's profiles put in.
 	base []ProfileFacts
 	over []IndexedFact // sorted by index, distinct
+	root *ProfileList  // an overlay list's: the list whose facts are base
 
-	rank  uint64  // interned id of the encoding without lastUsed and usage (built-in policy only)
+	// rank is the interned id of the encoding without lastUsed and usage
+	// (built-in policy only): of the whole list, or for an overlay list
+	// whose built-in facts changed, of root's rank and the overlay
+	// (appendOverlay). Either names the built-in facts exactly.
+	rank  uint64
 	times []int64 // sorted, distinct time boundaries (see validity); shared by patched lists
+	// extra are more time boundaries (sorted, distinct): those of facts an
+	// overlay brought in. A boundary left over from a replaced fact only
+	// narrows validity, which is safe.
+	extra []int64
 
 	// exact is the interned id of the exact encoding, made on first use:
 	// only a cache key for a user policy needs it, and while the built-in
@@ -60,7 +69,7 @@ func NewProfileList(ps []ProfileFacts) *ProfileList {
 	l := &ProfileList{facts: ps}
 	l.factsOnce.Do(func() {})
 	l.made.Store(true)
-	l.rank = profileKeys.intern(appendProfiles(nil, ps, true))
+	l.rank = profileKeys.intern(appendProfiles([]byte{kindFull}, ps, true))
 	for i := range ps {
 		profileTimes(&ps[i], func(t int64) { l.times = append(l.times, t) })
 	}
@@ -78,14 +87,15 @@ func maxOverlay(n int) int {
 }
 
 // With returns l with the profiles at the indices of changed replaced by
-// theirs (changed may list an index more than once; the last wins). When
-// the changed profiles differ from l's only in facts the built-in policy
-// does not read (lastUsed, usage: see builtinUnread), the new list shares
-// l's built-in key and time boundaries, and its cost is that of the
-// changed profiles (and l's overlay) alone: a success moves one profile's
-// lastUsed, and a thousand-profile list is neither copied nor encoded again
-// for it. Otherwise it is NewProfileList of the patched facts. The caller
-// must not modify changed afterwards.
+// theirs (changed may list an index more than once; the last wins). Its
+// cost is that of the changed profiles and l's overlay, not of the whole
+// list: the new list is an overlay on l's facts (see ProfileList), with
+// l's built-in key when the changed profiles differ from l's only in facts
+// the built-in policy does not read (lastUsed, usage: see builtinUnread),
+// and otherwise a key made from l's root's and the overlay's (a limit or
+// cooldown moved: the decision must be made again, but the list is not
+// encoded again for it). Past maxOverlay replaced profiles it makes its
+// full slice instead. The caller must not modify changed afterwards.
 func (l *ProfileList) With(changed []IndexedFact) *ProfileList {
 	n := l.Len()
 	var was, now []byte
@@ -101,22 +111,75 @@ func (l *ProfileList) With(changed []IndexedFact) *ProfileList {
 			same = bytes.Equal(was, now)
 		}
 	}
-	base, over := l.base, l.over
-	if base == nil { // l is a full list
-		base, over = l.facts, nil
-	} else if full := l.materialized(); full != nil {
-		base, over = full, nil
+	root, base, over := l.root, l.base, l.over
+	if base == nil || l.materialized() != nil { // l's full slice is the base
+		root, base, over = l, l.Facts(), nil
 	}
-	out := &ProfileList{base: base, over: mergeOverlay(over, changed)}
-	if !same {
+	out := &ProfileList{root: root, base: base, over: mergeOverlay(over, changed), times: l.times, extra: l.extra}
+	overflow := len(out.over) > maxOverlay(n)
+	switch {
+	case same:
+		out.rank = l.rank
+	case overflow:
 		return NewProfileList(out.Facts())
+	default:
+		out.rank = profileKeys.intern(appendOverlay([]byte{kindOverlayRank}, root.rank, out.over, true))
+		out.extra = addTimes(out.extra, changed)
 	}
-	out.rank, out.times = l.rank, l.times
-	if len(out.over) > maxOverlay(n) {
+	if overflow || len(out.extra) > maxExtra {
+		out.times, out.extra = mergeTimes(out.times, out.extra), nil
+	}
+	if overflow {
 		out.Facts() // the full slice, the next lists' base
-		out.base, out.over = nil, nil
+		out.root, out.base, out.over = nil, nil, nil
 	}
 	return out
+}
+
+// The kinds of encoding the intern table holds (the first byte).
+const (
+	kindFull         = 0 // appendProfiles
+	kindOverlayRank  = 1 // appendOverlay, built-in
+	kindOverlayExact = 2 // appendOverlay, exact
+)
+
+// appendOverlay appends an encoding of an overlay list: the interned id
+// of its root's encoding and each overlay profile's index and encoding.
+// Two lists with equal encodings have equal facts (with builtin, equal
+// built-in facts).
+func appendOverlay(b []byte, root uint64, over []IndexedFact, builtin bool) []byte {
+	b = binary.AppendUvarint(b, root)
+	b = binary.AppendUvarint(b, uint64(len(over)))
+	for i := range over {
+		b = binary.AppendUvarint(b, uint64(over[i].At))
+		b = appendProfile(b, &over[i].Fact, builtin)
+	}
+	return b
+}
+
+// maxExtra bounds a list's extra time boundaries; past it they are merged
+// into its times.
+const maxExtra = 64
+
+// addTimes is extra with the time boundaries of changed added.
+func addTimes(extra []int64, changed []IndexedFact) []int64 {
+	out := slices.Clone(extra)
+	for i := range changed {
+		profileTimes(&changed[i].Fact, func(t int64) { out = append(out, t) })
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// mergeTimes is the sorted, distinct union of a and b (a new slice unless
+// b is empty).
+func mergeTimes(a, b []int64) []int64 {
+	if len(b) == 0 {
+		return a
+	}
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // mergeOverlay is over with changed put in: sorted by index, a later
@@ -174,7 +237,13 @@ func (l *ProfileList) Index(id string) (int, bool) {
 
 // exactID returns the interned id of the list's exact encoding.
 func (l *ProfileList) exactID() uint64 {
-	l.exactOnce.Do(func() { l.exact = profileKeys.intern(appendProfiles(nil, l.Facts(), false)) })
+	l.exactOnce.Do(func() {
+		if l.root != nil && l.materialized() == nil {
+			l.exact = profileKeys.intern(appendOverlay([]byte{kindOverlayExact}, l.root.exactID(), l.over, false))
+			return
+		}
+		l.exact = profileKeys.intern(appendProfiles([]byte{kindFull}, l.Facts(), false))
+	})
 	return l.exact
 }
 
@@ -236,16 +305,27 @@ func (in *Input) prepared() *ProfileList {
 // validity returns the clock interval [lo, hi) around now over which none
 // of the list's time boundaries is crossed.
 func (l *ProfileList) validity(now int64) (lo, hi int64) {
+	lo, hi = around(l.times, now)
+	if len(l.extra) > 0 {
+		xlo, xhi := around(l.extra, now)
+		lo, hi = max(lo, xlo), min(hi, xhi)
+	}
+	return lo, hi
+}
+
+// around returns the interval [lo, hi) around now that no time of ts
+// (sorted) falls strictly inside.
+func around(ts []int64, now int64) (lo, hi int64) {
 	lo, hi = minTime, maxTime
-	i, found := slices.BinarySearch(l.times, now)
+	i, found := slices.BinarySearch(ts, now)
 	if found {
 		lo = now
 		i++
 	} else if i > 0 {
-		lo = l.times[i-1]
+		lo = ts[i-1]
 	}
-	if i < len(l.times) {
-		hi = l.times[i]
+	if i < len(ts) {
+		hi = ts[i]
 	}
 	return lo, hi
 }

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -44,6 +43,7 @@ func TestPatchedListMatchesNew(t *testing.T) {
 		func(p *ProfileFacts) { e := t0 + r.Int64N(30)*minute; p.ExpiresAt = &e },
 	}
 	reused, rebuilt, lazy := 0, 0, 0
+	rankEnc, exactEncs := map[uint64]string{}, map[uint64]string{}
 	for step := range 400 {
 		ps := slices.Clone(cur.Facts())
 		var at []IndexedFact
@@ -61,6 +61,9 @@ func TestPatchedListMatchesNew(t *testing.T) {
 			cur = cur.With(nil) // an overlay list whose full slice is not made
 		}
 		patched := cur.With(at)
+		if r.IntN(4) == 0 { // a later list's exact key is made from this one's
+			cur.exactID()
+		}
 		if patched.materialized() == nil {
 			lazy++
 			for i := range ps {
@@ -73,13 +76,28 @@ func TestPatchedListMatchesNew(t *testing.T) {
 		if !reflect.DeepEqual(patched.Facts(), ps) {
 			t.Fatalf("step %d: the patched list's facts differ from the patched slice", step)
 		}
-		if !slices.Equal(patched.times, fresh.times) {
-			t.Fatalf("step %d: time boundaries %v, want %v", step, patched.times, fresh.times)
+		all := mergeTimes(patched.times, patched.extra)
+		for _, ti := range fresh.times {
+			if _, found := slices.BinarySearch(all, ti); !found {
+				t.Fatalf("step %d: time boundaries %v lack %d (want at least %v)", step, all, ti, fresh.times)
+			}
 		}
-		same := bytes.Equal(appendProfiles(nil, cur.Facts(), true), appendProfiles(nil, ps, true))
+		builtinEnc := string(appendProfiles(nil, ps, true))
+		same := builtinEnc == string(appendProfiles(nil, cur.Facts(), true))
 		if (patched.rank == cur.rank) != same {
 			t.Fatalf("step %d: built-in key kept %v, but the built-in encoding unchanged is %v", step, patched.rank == cur.rank, same)
 		}
+		// A key names one encoding: two lists with one key have equal
+		// facts (for the built-in key, equal built-in facts).
+		if enc, ok := rankEnc[patched.rank]; ok && enc != builtinEnc {
+			t.Fatalf("step %d: built-in key %d names two different lists", step, patched.rank)
+		}
+		rankEnc[patched.rank] = builtinEnc
+		exactEnc := string(appendProfiles(nil, ps, false))
+		if enc, ok := exactEncs[patched.exactID()]; ok && enc != exactEnc {
+			t.Fatalf("step %d: exact key %d names two different lists", step, patched.exactID())
+		}
+		exactEncs[patched.exactID()] = exactEnc
 		if same && len(cur.times) > 0 && &patched.times[0] != &cur.times[0] {
 			t.Fatalf("step %d: only lastUsed or usage changed, but the list was prepared again", step)
 		}
@@ -159,5 +177,38 @@ func TestInputProfilesLazy(t *testing.T) {
 	in2.SetProfiles(o.With(nil))
 	if _, err := e.Decide(context.Background(), &in2); err != nil || !reflect.DeepEqual(in2.Profiles, want) {
 		t.Fatalf("after an evaluation: err %v, %d profiles", err, len(in2.Profiles))
+	}
+}
+
+// TestOverlayKeysAreExact: the keys of overlay lists whose built-in facts
+// changed name their facts exactly: the same change on two different
+// roots, or at two indices, gives two keys; two changes that differ only
+// in lastUsed share the built-in key and not the exact one; and equal
+// facts reached the same way share both.
+func TestOverlayKeysAreExact(t *testing.T) {
+	t.Parallel()
+	in := benchInput(40)
+	a := NewProfileList(slices.Clone(in.Profiles))
+	bps := slices.Clone(in.Profiles)
+	bps[0].CooldownUntil = t0 + 7*minute
+	b := NewProfileList(bps)
+	cool := func(i int, lastUsed int64) []IndexedFact {
+		f := in.Profiles[i]
+		f.CooldownUntil, f.LastUsed = t0+3*minute, lastUsed
+		return []IndexedFact{{i, f}}
+	}
+	if x, y := a.With(cool(5, 0)), b.With(cool(5, 0)); x.rank == y.rank || x.exactID() == y.exactID() {
+		t.Error("one change on two different lists: one key")
+	}
+	if x, y := a.With(cool(3, 0)), a.With(cool(4, 0)); x.rank == y.rank || x.exactID() == y.exactID() {
+		t.Error("one change at two indices: one key")
+	}
+	x, y := a.With(cool(3, t0)), a.With(cool(3, t0+minute))
+	if x.rank != y.rank || x.exactID() == y.exactID() {
+		t.Errorf("changes differing in lastUsed alone: built-in keys equal %v (want true), exact keys equal %v (want false)",
+			x.rank == y.rank, x.exactID() == y.exactID())
+	}
+	if z := a.With(cool(3, t0)); z.rank != x.rank || z.exactID() != x.exactID() {
+		t.Error("equal facts reached the same way: other keys")
 	}
 }
