@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/opensoul/opensoul/cli/login"
+	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/oauth"
 	"github.com/opensoul/opensoul/wasm"
 )
@@ -91,7 +93,43 @@ func (a *app) loginHost() *login.Host {
 			return a.cfg.OAuthClients(a.moduleOAuth(ctx, reg, providers...))
 		},
 		Modules: func() []string { return append(wasm.BuiltinNames(), slices.Collect(maps.Keys(a.modulePaths()))...) },
+		Prober:  a.prober,
 	}
+}
+
+// runProbes is `models status --probe` over the profiles rep shows (of
+// provider only, when set); the results go in rep.Probes.
+func (a *app) runProbes(ctx context.Context, rep *statusReport, provider string, timeout time.Duration) error {
+	var targets []login.ProbeTarget
+	for _, ps := range rep.Providers {
+		t := login.ProbeTarget{Provider: ps.Provider}
+		if _, model, ok := SplitModelRef(ps.Model); ok {
+			t.Model = model
+		}
+		for _, pr := range ps.Profiles {
+			t.Profiles = append(t.Profiles, pr.ID)
+		}
+		targets = append(targets, t)
+	}
+	probes, err := a.loginHost().Probe(ctx, rep.Agent, targets, provider, timeout)
+	if ue := (*login.UsageError)(nil); errors.As(err, &ue) {
+		return usageErr("%s", ue.Msg)
+	}
+	if err != nil {
+		return err
+	}
+	rep.Probes = probes
+	return nil
+}
+
+// prober presents credentials the way `opensoul gateway` would with this
+// config: the same base URLs, provider modules and OAuth clients.
+func (a *app) prober(ctx context.Context) (*gateway.Prober, error) {
+	o := gateway.ProberOptions{Store: a.st, Config: gatewayConfig(a.cfg, "127.0.0.1:0"), Now: a.now}
+	if reg, _, err := a.registry(ctx); err == nil && reg != nil {
+		o.Modules = reg
+	}
+	return gateway.NewProber(o)
 }
 
 // resetUsage drops the cooldowns and disables recorded for a profile's

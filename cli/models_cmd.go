@@ -11,6 +11,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/opensoul/opensoul/cli/login"
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/gateway/usage"
@@ -47,7 +48,7 @@ type statusReport struct {
 	Models   []gateway.ModelResolution `json:"models"`
 	Problems []gateway.Problem         `json:"problems"`
 	Check    *checkResult              `json:"check,omitempty"`
-	// Probes: --probe's results (cli/probe.go).
+	// Probes: --probe's results (cli/login/probe.go).
 	Probes []gateway.ProbeResult `json:"probes,omitempty"`
 
 	health *gateway.Health
@@ -172,7 +173,7 @@ Examples:
 			}
 			if *check {
 				rep.Check = rep.evaluateCheck()
-				if failed := rep.probesFailed(); len(failed) > 0 {
+				if failed := login.ProbesFailed(rep.Probes); len(failed) > 0 {
 					rep.Check.ExitCode, rep.Check.Problems = 1, append(rep.Check.Problems, failed...)
 				}
 			}
@@ -182,7 +183,7 @@ Examples:
 				}
 			} else {
 				rep.writeText(a.stdout, a.now())
-				rep.writeProbes(a.stdout)
+				login.WriteProbes(a.stdout, rep.Probes)
 			}
 			if rep.Check != nil && rep.Check.ExitCode != 0 {
 				return &exitError{code: rep.Check.ExitCode}

@@ -1,10 +1,12 @@
-// Package login brings credentials in by signing in: `models auth login`
-// (OAuth in a browser, by a pasted redirect or a device code) and
-// `models auth import` (a provider CLI's login shared as an externally
-// managed profile). It stores each login under the store's lock and
-// clears what was recorded about the old secret. It receives what it
-// needs from the CLI through Host and never imports cli; the commands
-// (flags, --help) are cli/login_cmd.go and cli/import_cmd.go, as
+// Package login brings credentials in by signing in and tries them:
+// `models auth login` (OAuth in a browser, by a pasted redirect or a
+// device code), `models auth import` (a provider CLI's login shared as an
+// externally managed profile) and `models status --probe` (one real,
+// smallest request per profile, presented as the gateway presents it).
+// It stores each login under the store's lock and clears what was
+// recorded about the old secret. It receives what it needs from the CLI
+// through Host and never imports cli; the commands (flags, --help) are
+// cli/login_cmd.go, cli/import_cmd.go and cli/models_cmd.go, as
 // cli/connect_cmd.go is for cli/connect.
 package login
 
@@ -18,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/oauth"
 	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/gateway/store"
@@ -40,6 +43,9 @@ type Host struct {
 	// Modules are the providers with a module, built in or configured:
 	// those whose modules may declare an OAuth client.
 	Modules func() []string
+	// Prober presents credentials the way `opensoul gateway` would with
+	// this config (Probe).
+	Prober func(ctx context.Context) (*gateway.Prober, error)
 }
 
 // Request is one OAuth login: what `models auth login` and onboard's

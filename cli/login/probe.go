@@ -1,4 +1,4 @@
-package cli
+package login
 
 import (
 	"context"
@@ -15,44 +15,51 @@ import (
 // probeParallel is how many probes run at once.
 const probeParallel = 4
 
-// runProbes is `models status --probe`: one real, smallest request per
-// profile shown in rep (of provider only, when set), each presented as the
-// gateway presents it, at most timeout each. Progress goes to stderr when
-// there is more than one.
-func (a *app) runProbes(ctx context.Context, rep *statusReport, provider string, timeout time.Duration) error {
-	snap, err := gateway.LoadSnapshot(a.st, rep.Agent)
+// ProbeTarget is one provider's profiles as models status lists them,
+// with the model a probe asks.
+type ProbeTarget struct {
+	Provider string
+	Model    string // "": the provider has no model to ask (agents.defaults.model)
+	Profiles []string
+}
+
+// Probe is `models status --probe`: one real, smallest request per stored
+// profile of targets (of provider only, when set), each presented as the
+// gateway presents it, at most timeout each. Progress goes to Stderr when
+// there is more than one. A profile without a model to ask gets an error
+// result, after the others.
+func (h *Host) Probe(ctx context.Context, agent string, targets []ProbeTarget, provider string, timeout time.Duration) ([]gateway.ProbeResult, error) {
+	snap, err := gateway.LoadSnapshot(h.Store, agent)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p, err := a.prober(ctx)
+	p, err := h.Prober(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var jobs []gateway.ProbeRequest
 	var noModel []gateway.ProbeResult
-	for _, ps := range rep.Providers {
+	for _, ps := range targets {
 		if provider != "" && ps.Provider != provider {
 			continue
 		}
-		_, model, ok := SplitModelRef(ps.Model)
-		for _, pr := range ps.Profiles {
-			c, stored := snap.Profiles[pr.ID]
+		for _, id := range ps.Profiles {
+			c, stored := snap.Profiles[id]
 			switch {
 			case !stored:
 				continue // an environment or config key: not a profile
-			case !ok:
-				noModel = append(noModel, gateway.ProbeResult{Profile: pr.ID, Provider: ps.Provider,
+			case ps.Model == "":
+				noModel = append(noModel, gateway.ProbeResult{Profile: id, Provider: ps.Provider,
 					Error: fmt.Sprintf("no model of %s to ask (agents.defaults.model)", ps.Provider)})
 				continue
 			}
-			jobs = append(jobs, gateway.ProbeRequest{Agent: rep.Agent, Profile: pr.ID, Cred: c, Model: model, Timeout: timeout})
+			jobs = append(jobs, gateway.ProbeRequest{Agent: agent, Profile: id, Cred: c, Model: ps.Model, Timeout: timeout})
 		}
 	}
 	if provider != "" && len(jobs)+len(noModel) == 0 {
-		return usageErr("no profile of provider %s to probe", provider)
+		return nil, &UsageError{fmt.Sprintf("no profile of provider %s to probe", provider)}
 	}
-	rep.Probes = append(probeAll(ctx, p, jobs, a.stderr), noModel...)
-	return nil
+	return append(probeAll(ctx, p, jobs, h.Stderr), noModel...), nil
 }
 
 // probeAll runs the probes probeParallel at a time, in order of jobs in
@@ -86,16 +93,6 @@ func probeAll(ctx context.Context, p *gateway.Prober, jobs []gateway.ProbeReques
 	return out
 }
 
-// prober presents credentials the way `opensoul gateway` would with this
-// config: the same base URLs, provider modules and OAuth clients.
-func (a *app) prober(ctx context.Context) (*gateway.Prober, error) {
-	o := gateway.ProberOptions{Store: a.st, Config: gatewayConfig(a.cfg, "127.0.0.1:0"), Now: a.now}
-	if reg, _, err := a.registry(ctx); err == nil && reg != nil {
-		o.Modules = reg
-	}
-	return gateway.NewProber(o)
-}
-
 // probeOutcome is one probe in a few words: ok, or the provider's error.
 func probeOutcome(r gateway.ProbeResult) string {
 	lat := fmt.Sprintf("%dms", r.LatencyMs)
@@ -125,10 +122,10 @@ func probeOutcome(r gateway.ProbeResult) string {
 	return s + " after " + lat
 }
 
-// probesFailed lists the probes that did not answer ok, for --check.
-func (rep *statusReport) probesFailed() []string {
+// ProbesFailed lists the probes that did not answer ok, for --check.
+func ProbesFailed(probes []gateway.ProbeResult) []string {
 	var out []string
-	for _, r := range rep.Probes {
+	for _, r := range probes {
 		if !r.OK {
 			out = append(out, fmt.Sprintf("probe %s: %s", r.Profile, probeOutcome(r)))
 		}
@@ -136,19 +133,19 @@ func (rep *statusReport) probesFailed() []string {
 	return out
 }
 
-// writeProbes shows the probes after the status.
-func (rep *statusReport) writeProbes(w io.Writer) {
-	if rep.Probes == nil {
+// WriteProbes shows the probes after the status; nil: no --probe.
+func WriteProbes(w io.Writer, probes []gateway.ProbeResult) {
+	if probes == nil {
 		return
 	}
 	fmt.Fprintln(w, "\nProbes (one real request each):")
-	if len(rep.Probes) == 0 {
+	if len(probes) == 0 {
 		fmt.Fprintln(w, "  no stored profile to probe")
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  PROFILE\tMODEL\tRESULT\tSENT TO\n")
-	for _, r := range rep.Probes {
+	for _, r := range probes {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.Profile, r.Model, probeOutcome(r), r.URL)
 	}
 	tw.Flush()
