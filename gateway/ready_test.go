@@ -120,6 +120,10 @@ func TestReadyMeansDecided(t *testing.T) {
 	if logs := f.logs.String(); !strings.Contains(logs, `"msg":"agents warmed","agents":["main","work"],"profiles":3`) {
 		t.Errorf("no log line saying what was warmed:\n%s", logs)
 	}
+	sets := map[string]int{"main": gateway.ScrubSets(f.gw, "main"), "work": gateway.ScrubSets(f.gw, "work")}
+	if sets["main"] == 0 || sets["work"] == 0 {
+		t.Errorf("ready before the secret sets answers are scrubbed of were built: %v", sets)
+	}
 	for _, token := range []string{gatewayToken, workToken} {
 		if resp, body := f.messages("claude-sonnet-5", map[string]string{"x-api-key": token}); resp.StatusCode != 200 {
 			t.Fatalf("first request: %d %s", resp.StatusCode, body)
@@ -130,6 +134,11 @@ func TestReadyMeansDecided(t *testing.T) {
 	}
 	if got := f.engine.Stats(); got.Evaluations != st.Evaluations {
 		t.Errorf("the first requests after readyz evaluated the policy %d times (decisions not warmed)", got.Evaluations-st.Evaluations)
+	}
+	for agent, n := range sets {
+		if got := gateway.ScrubSets(f.gw, agent); got != n {
+			t.Errorf("the first request of %s built a secret set (%d, was %d)", agent, got, n)
+		}
 	}
 }
 

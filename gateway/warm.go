@@ -146,7 +146,9 @@ func (s *Server) sentTo(ctx context.Context, rc *runtimeConfig, c store.Credenti
 // provider with a profile), as a request without a session from an
 // unidentified client would ask. This runs the policy's first evaluation,
 // which costs several times a later one, and fills the decision cache
-// for those inputs. A request whose input differs (another model, client,
+// for those inputs; it also builds the set of secrets the provider's
+// answers are scrubbed of, and has a connection opened for a fallback
+// key (env or config). A request whose input differs (another model, client,
 // wire API or a new session) is still evaluated on its first arrival.
 func (s *Server) warmDecisions(ctx context.Context, agent string, a *agentLive, snap *Snapshot, n *warmed) {
 	rc, env, now := s.cfg.Load(), *s.env.Load(), s.now()
@@ -167,6 +169,9 @@ func (s *Server) warmDecisions(ctx context.Context, agent string, a *agentLive, 
 		}
 		r.Decide(ctx, snap, q, now) // an error is the first request's to report
 		n.decisions.Add(1)
+		// The set of secrets its answers are scrubbed of, kept with the
+		// snapshot (at 1000 profiles, building it is most of a request).
+		s.secretsFor(&reqState{rc: rc, al: a, provider: provider})
 		if id, cred, ok, _ := r.Fallback(provider, now); ok {
 			if s.modules != nil {
 				s.headers(ctx, provider, candidate{id: id, cred: cred})
