@@ -341,7 +341,18 @@ clocks := [cooldown_until, disabled_until, limit_until] if {
 	}
 }
 
-recovery := r if {
+# recovery is each clock's end where a profile cools by one clock only
+# (the common case): then the clock maps are joined and the excluded
+# profiles removed by builtins, with no evaluation step per cooling
+# profile, which is most of a cooling profile's classification. A profile
+# that cools by two or three clocks recovers at the latest end.
+recovery := {} if {
+	clocks == [{}, {}, {}]
+} else := object.remove(joined, object.keys(excluded)) if {
+	[cd, dis, lim] := clocks
+	joined := object.union_n([cd, dis, lim])
+	count(joined) == (count(cd) + count(dis)) + count(lim)
+} else := r if {
 	[cd, dis, lim] := clocks
 	ex := excluded
 	r := {id: max([object.get(cd, id, 0), object.get(dis, id, 0), object.get(lim, id, 0)]) |
