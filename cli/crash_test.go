@@ -120,3 +120,38 @@ func TestGatewayCrash(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestGatewayStopWhileCompiling: a gateway stopped before its provider
+// modules are compiled (SIGINT right after its banner, with an empty
+// module cache so the compile takes seconds) stops cleanly and logs no
+// error: an unfinished compile says nothing about the module. It used to
+// log "provider module unusable … context canceled" at ERROR.
+func TestGatewayStopWhileCompiling(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	t.Parallel()
+	bin := opensoulBinary(t)
+	e := newEnv(t)
+	up := crashtest.NewUpstream()
+	t.Cleanup(up.Close)
+	e.writeFile("opensoul.yaml", crashtest.Config(up.URL))
+	e.writeFile(".env", "OPENSOUL_GATEWAY_TOKEN="+fixGatewayToken+"\n")
+	e.ok(fixAnthropicKey+"\n", "models", "auth", "paste-token", "--provider", "anthropic", "--profile-id", "anthropic:a")
+	env := []string{"HOME=" + e.vars["HOME"], "PATH=" + os.Getenv("PATH"), "OPENSOUL_STATE_DIR=" + e.state,
+		"XDG_CACHE_HOME=" + t.TempDir()}
+	g, err := crashtest.Start(bin, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Kill)
+	g.Cmd.Process.Signal(syscall.SIGINT)
+	if err := g.Cmd.Wait(); err != nil {
+		t.Fatalf("stopping during the compile: %v\n%s", err, g.Log())
+	}
+	for _, bad := range []string{`"level":"WARN"`, `"level":"ERROR"`} {
+		if strings.Contains(g.Log(), bad) {
+			t.Errorf("a gateway stopped while compiling logged a problem:\n%s", g.Log())
+		}
+	}
+}

@@ -423,7 +423,14 @@ func (a *app) providerModules(ctx context.Context, log *slog.Logger) (*wasm.Regi
 // share it safely.
 func warmProviderModules(ctx context.Context, reg *wasm.Registry, providers []string, log *slog.Logger) {
 	start := time.Now()
-	for _, err := range reg.Load(ctx, providers...) {
+	errs := reg.Load(ctx, providers...)
+	if ctx.Err() != nil {
+		// Stopped while compiling: the gateway is going away, so an
+		// unfinished compile says nothing about the module.
+		log.Info("provider modules not loaded: the gateway is stopping", "providers", providers)
+		return
+	}
+	for _, err := range errs {
 		log.Error("provider module unusable; its provider uses the generic behaviour", "err", err)
 	}
 	debug.FreeOSMemory() // compilation garbage goes back to the OS
