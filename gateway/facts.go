@@ -160,11 +160,43 @@ type FactsRequest struct {
 // gens are the generations of the request's limits and usage facts: a
 // memo's facts hold only for the ones they were built with.
 func (req *FactsRequest) gens() factsGen {
-	return factsGen{limits: req.Limits.gen(), usage: req.Usage.Generation()}
+	return factsGen{limits: req.Limits.gen(), usage: usageGen(req.Usage)}
+}
+
+// usageGen is 0 for no usage facts (nil: the profiles' usage is nil) and
+// f's generation + 1 otherwise: a usage store's first facts are of
+// generation 0, and all zero, not nil.
+func usageGen(f *usage.Facts) uint64 {
+	if f == nil {
+		return 0
+	}
+	return f.Gen + 1
 }
 
 // factsGen is a Limits and a usage.Facts generation.
 type factsGen struct{ limits, usage uint64 }
+
+// changedSince returns the profiles whose limits or usage facts changed
+// since the generations old, and false when the request's limits or
+// usage facts cannot say.
+func (req *FactsRequest) changedSince(old factsGen) ([]string, bool) {
+	l, ok := req.Limits.changedSince(old.limits)
+	if !ok {
+		return nil, false
+	}
+	var u []string
+	switch {
+	case req.Usage == nil || old.usage == 0:
+		if req.Usage != nil || old.usage != 0 {
+			return nil, false // from no usage facts to some, or back
+		}
+	default:
+		if u, ok = req.Usage.ChangedSince(old.usage - 1); !ok {
+			return nil, false
+		}
+	}
+	return append(slices.Clip(l), u...), true
+}
 
 // Verdict is a provider module's word on one credential: the status it
 // implies (ModuleStatus), the token kind the module recognised, and why it
@@ -296,17 +328,17 @@ func (m *factsMemo) lookup(key factsKey, ms int64, gen factsGen) (factsEntry, bo
 // earlier finds the nearest memo on m's chain (m itself included) with
 // an entry for key that holds at ms and can be brought to gen, and every
 // profile whose facts may differ from that entry's: those whose stats
-// changed since that memo's snapshot, and those whose limits changed
-// since the entry's limits generation (since says which, or false when
-// it cannot). An entry built with other usage facts does not serve.
-func (m *factsMemo) earlier(key factsKey, ms int64, gen factsGen, since func(limitsGen uint64) ([]string, bool)) (factsEntry, []string, bool) {
+// changed since that memo's snapshot, and those whose limits or usage
+// changed since the entry's generations (since says which, or false when
+// it cannot).
+func (m *factsMemo) earlier(key factsKey, ms int64, gen factsGen, since func(factsGen) ([]string, bool)) (factsEntry, []string, bool) {
 	var changed []string
 	for p := m; p != nil; {
-		if e, ok := p.entry(key, ms); ok && e.gen.usage == gen.usage {
-			if e.gen.limits == gen.limits {
+		if e, ok := p.entry(key, ms); ok {
+			if e.gen == gen {
 				return e, changed, true
 			}
-			if more, ok := since(e.gen.limits); ok {
+			if more, ok := since(e.gen); ok {
 				return e, append(changed, more...), true
 			}
 		}
@@ -367,7 +399,7 @@ func (snap *Snapshot) profileList(req FactsRequest, now time.Time) *policy.Profi
 		if e, ok := m.lookup(key, ms, gen); ok {
 			return e.list
 		}
-		if e, changed, ok := m.earlier(key, ms, gen, req.Limits.changedSince); ok {
+		if e, changed, ok := m.earlier(key, ms, gen, req.changedSince); ok {
 			var at []policy.IndexedFact
 			switch at, stable = patchFacts(snap, e.list, changed, req, now); {
 			case at == nil: // rebuilt below

@@ -5,8 +5,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,17 +85,34 @@ func TestPatchedFactsEqualRebuilt(t *testing.T) {
 		}
 		book.set(k, f)
 	}
-	// Usage facts in three generations: an entry built with other usage
-	// facts is never patched (their changes are not logged).
-	usages := []*usage.Facts{nil,
+	// Usage facts from a real usage store, moving as answers are
+	// recorded (a user policy's requests carry them), and two facts made
+	// by hand, whose generations log nothing: an entry built with other
+	// usage facts is patched for the profiles the store says changed, or
+	// rebuilt when the facts cannot say.
+	var clock atomic.Int64
+	clock.Store(t0.UnixNano())
+	us, err := usage.Open(filepath.Join(t.TempDir(), "usage.db"), usage.Options{FlushInterval: -1,
+		Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer us.Close()
+	stale := []*usage.Facts{
 		{Gen: 1, Profiles: map[usage.ProfileKey]*policy.UsageFacts{{Owner: "work", Profile: "p03"}: {H1: policy.UsageTotals{Requests: 3}}}},
 		{Gen: 2, Profiles: map[usage.ProfileKey]*policy.UsageFacts{{Owner: "work", Profile: "p03"}: {H1: policy.UsageTotals{Requests: 4}}, {Owner: "work", Profile: "p06"}: {}}}}
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	now := t0
-	patched, acrossGens := 0, 0
-	for step := range 1500 {
+	patched, acrossGens, acrossUsage := 0, 0, 0
+	for step := range 2500 {
 		now = now.Add(time.Duration(rng.IntN(90)) * time.Second)
+		clock.Store(now.UnixNano())
+		for range rng.IntN(3) {
+			id := fmt.Sprintf("p%02d", rng.IntN(42))
+			us.Record(usage.Record{Time: now, Agent: "work", Owner: snap.Owner[id], Provider: "anthropic", Profile: id,
+				Model: "m", Status: 200, Usage: usage.Usage{Input: rng.Int64N(300), Output: rng.Int64N(50)}})
+		}
 		var ops []stateOp
 		for range 1 + rng.IntN(3) {
 			id := fmt.Sprintf("p%02d", rng.IntN(42)) // p40, p41: no such profile
@@ -133,18 +152,24 @@ func TestPatchedFactsEqualRebuilt(t *testing.T) {
 		if rng.IntN(8) != 0 {
 			req.Limits = book.Load()
 		}
-		if rng.IntN(10) == 0 {
-			req.Usage = usages[rng.IntN(len(usages))]
+		switch rng.IntN(12) {
+		case 0, 1, 2, 3, 4:
+			req.Usage = us.Facts()
+		case 5:
+			req.Usage = stale[rng.IntN(len(stale))]
 		}
 		if rng.IntN(2) == 0 {
 			req.Verdict = verdict
 		}
 		key := req.factsKey()
 		if _, hit := cur.facts.lookup(key, now.UnixMilli(), req.gens()); !hit {
-			if e, changed, ok := cur.facts.earlier(key, now.UnixMilli(), req.gens(), req.Limits.changedSince); ok {
+			if e, changed, ok := cur.facts.earlier(key, now.UnixMilli(), req.gens(), req.changedSince); ok {
 				patched++
-				if e.gen != req.gens() {
+				if e.gen.limits != req.gens().limits {
 					acrossGens++
+				}
+				if e.gen.usage != req.gens().usage {
+					acrossUsage++
 				}
 				checkPatchedAt(t, step, cur, e.list, changed, req, now)
 			}
@@ -162,10 +187,11 @@ func TestPatchedFactsEqualRebuilt(t *testing.T) {
 			t.Fatalf("step %d: patched facts (%d) differ from rebuilt ones (%d)", step, len(got), len(want))
 		}
 	}
-	if patched < 200 || acrossGens < 100 {
-		t.Fatalf("only %d of the checks had earlier facts to patch, %d of another limits generation: the test no longer exercises patching", patched, acrossGens)
+	if patched < 200 || acrossGens < 100 || acrossUsage < 50 {
+		t.Fatalf("only %d of the checks had earlier facts to patch, %d of another limits generation, %d of other usage facts: the test no longer exercises patching",
+			patched, acrossGens, acrossUsage)
 	}
-	t.Logf("%d patched, %d across limits generations", patched, acrossGens)
+	t.Logf("%d patched, %d across limits generations, %d across usage generations", patched, acrossGens, acrossUsage)
 }
 
 // checkPatchedAt: patchFacts names every fact that differs from base's

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -123,6 +124,41 @@ type Facts struct {
 	Gen      uint64
 	Profiles map[ProfileKey]*policy.UsageFacts
 	Agents   map[string]*policy.UsageFacts
+	// log says which profiles each of the last generations changed
+	// (oldest first, the last Gen's): see ChangedSince.
+	log []factsChange
+}
+
+// factsChange is the profile ids whose facts a generation changed (in
+// any owner's store).
+type factsChange struct {
+	gen uint64
+	ids []string
+}
+
+// factsLog is how many generations back ChangedSince can answer.
+const factsLog = 64
+
+// ChangedSince returns the ids of the profiles whose facts changed after
+// generation old up to f's (an id may repeat; the owner is left out, so
+// it may name another agent's profile of that id too), and false when f
+// cannot say (old is beyond its log, or not one of its predecessors').
+// The gateway's facts memo rebuilds just those profiles' facts.
+func (f *Facts) ChangedSince(old uint64) ([]string, bool) {
+	g := f.Generation()
+	switch {
+	case old == g:
+		return nil, true
+	case old > g || len(f.log) == 0 || f.log[0].gen > old+1:
+		return nil, false
+	}
+	var ids []string
+	for _, c := range f.log {
+		if c.gen > old {
+			ids = append(ids, c.ids...)
+		}
+	}
+	return ids, true
 }
 
 // zeroUsage is the facts of a profile or agent with nothing recorded.
@@ -320,6 +356,18 @@ func (r *rolls) publish() {
 	if maps.Equal(f.Profiles, old.Profiles) && maps.Equal(f.Agents, old.Agents) {
 		return
 	}
+	var ids []string
+	for k, u := range f.Profiles {
+		if old.Profiles[k] != u {
+			ids = append(ids, k.Profile)
+		}
+	}
+	for k := range old.Profiles {
+		if _, ok := f.Profiles[k]; !ok {
+			ids = append(ids, k.Profile)
+		}
+	}
+	f.log = append(slices.Clip(old.log[max(0, len(old.log)-factsLog+1):]), factsChange{f.Gen, ids})
 	r.pub.Store(f)
 }
 
