@@ -9,11 +9,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
 type result struct {
 	cpu      time.Duration // the server's CPU time for these requests
+	self     time.Duration // this process's (load driver and fake upstream) CPU time for them, when driveOn measured it
 	n        int
 	errs     int
 	secs     float64
@@ -47,16 +49,25 @@ func driveWith(url, key string, stream bool, sessions, conns int, dur time.Durat
 // only: the warm-up's requests (new connections, not counted in n) are
 // left out of the CPU per request.
 func (s *server) driveOn(url, key string, conns int, dur time.Duration) result {
-	var before time.Duration
+	var cpu, self time.Duration
 	r := driveTimed(url, key, false, noSession, conns, dur, math.MaxInt, func(start bool) {
 		if start {
-			before = s.cpu()
+			cpu, self = s.cpu(), selfCPU()
 		} else {
-			before = s.cpu() - before
+			cpu, self = s.cpu()-cpu, selfCPU()-self
 		}
 	})
-	r.cpu = before
+	r.cpu, r.self = cpu, self
 	return r
+}
+
+// selfCPU is this process's user+system time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // driveTimed is driveWith calling timed(true) after the warm-up, just
@@ -164,6 +175,7 @@ func merge(rs []result) result {
 		m.n += r.n
 		m.errs += r.errs
 		m.cpu += r.cpu
+		m.self += r.self
 		secs += r.secs
 		m.lats = append(m.lats, r.lats...)
 	}
@@ -182,6 +194,15 @@ func (r result) cpuPer() time.Duration {
 		return 0
 	}
 	return r.cpu / time.Duration(r.n)
+}
+
+// allPer is the CPU time per request of the server and this process (the
+// load driver and the fake upstream) together.
+func (r result) allPer() time.Duration {
+	if r.n == 0 {
+		return 0
+	}
+	return (r.cpu + r.self) / time.Duration(r.n)
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%dµs", d.Microseconds()) }

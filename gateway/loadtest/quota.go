@@ -245,7 +245,11 @@ func policyStats(s *server) (policy.Stats, error) {
 type pairResult struct {
 	g, b      result
 	bareFirst bool
-	rps, cpu  float64 // gateway ÷ bare: req/s, CPU per request
+	rps, cpu  float64 // gateway ÷ bare: req/s, the server's CPU per request
+	// bare ÷ gateway CPU per request of the server, the load driver and
+	// the fake upstream together: the req/s ratio the CPU costs imply on a
+	// machine whose cores do nothing else (every request here is CPU bound).
+	implied float64
 }
 
 func newPair(g, b result, bareFirst bool) pairResult {
@@ -255,6 +259,9 @@ func newPair(g, b result, bareFirst bool) pairResult {
 	}
 	if b.cpuPer() > 0 {
 		p.cpu = float64(g.cpuPer()) / float64(b.cpuPer())
+	}
+	if g.allPer() > 0 {
+		p.implied = float64(b.allPer()) / float64(g.allPer())
 	}
 	return p
 }
@@ -273,16 +280,16 @@ func median(xs []float64) float64 {
 
 // pairSummary prints each round and the medians of the ratios.
 func pairSummary(label string, ps []pairResult) (rpsMedian float64) {
-	fmt.Printf("%-5s %-13s | %-22s | %-22s | %s\n", "round", "order", "gateway req/s  cpu/req", "bare    req/s  cpu/req", "gateway/bare req/s, cpu/req")
-	var rps, cpu []float64
+	fmt.Printf("%-5s %-13s | %-22s | %-22s | %s\n", "round", "order", "gateway req/s  cpu/req", "bare    req/s  cpu/req", "gateway/bare req/s, cpu/req; req/s the CPU implies")
+	var rps, cpu, implied []float64
 	var gs, bs []result
 	for i, p := range ps {
 		order := "gateway, bare"
 		if p.bareFirst {
 			order = "bare, gateway"
 		}
-		fmt.Printf("%5d %-13s | %13.0f %8s | %13.0f %8s | %.2fx, %.2fx\n", i+1, order, p.g.rps, us(p.g.cpuPer()), p.b.rps, us(p.b.cpuPer()), p.rps, p.cpu)
-		rps, cpu = append(rps, p.rps), append(cpu, p.cpu)
+		fmt.Printf("%5d %-13s | %13.0f %8s | %13.0f %8s | %.2fx, %.2fx; %.2fx\n", i+1, order, p.g.rps, us(p.g.cpuPer()), p.b.rps, us(p.b.cpuPer()), p.rps, p.cpu, p.implied)
+		rps, cpu, implied = append(rps, p.rps), append(cpu, p.cpu), append(implied, p.implied)
 		gs, bs = append(gs, p.g), append(bs, p.b)
 	}
 	lo, hi := slices.Min(rps), slices.Max(rps)
@@ -290,6 +297,8 @@ func pairSummary(label string, ps []pairResult) (rpsMedian float64) {
 	rpsMedian = median(rps)
 	fmt.Printf("%s: median gateway/bare %.2fx req/s (rounds %.2f–%.2f), median %.2fx cpu/req; all rounds: gateway %.0f req/s, p50 %s, p99 %s, cpu %s/req vs bare %.0f req/s, p50 %s, p99 %s, cpu %s/req\n",
 		label, rpsMedian, lo, hi, median(cpu), g.rps, us(g.p50), us(g.p99), us(g.cpuPer()), b.rps, us(b.p50), us(b.p99), us(b.cpuPer()))
+	fmt.Printf("%s: counting the load driver and fake upstream too (this process: %s/req beside the gateway, %s beside bare), the CPU per request implies gateway/bare %.2fx req/s on cores that do nothing else (median of rounds)\n",
+		label, us(g.self/time.Duration(max(1, g.n))), us(b.self/time.Duration(max(1, b.n))), median(implied))
 	return rpsMedian
 }
 
