@@ -74,3 +74,19 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkLimitBookSet is one credential's limits changing in a book of
+// 1000 credentials' (a new generation each time).
+func BenchmarkLimitBookSet(b *testing.B) {
+	var book limitBook
+	keys := make([]limitKey, 1000)
+	for i := range keys {
+		keys[i] = limitKey{owner: store.DefaultAgent, profile: fmt.Sprintf("anthropic:p%06d", i)}
+		book.set(keys[i], policy.LimitFacts{Headroom: 0.5, Status: "allowed"})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		book.set(keys[i%len(keys)], policy.LimitFacts{Status: "rejected", ResetAt: int64(i)})
+	}
+}
