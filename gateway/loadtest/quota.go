@@ -24,22 +24,26 @@ package main
 // refill during the run and hold together about what it asks for: the
 // keys are drained, and the question is whether they all run low together
 // (each key its share) or one runs dry while others have plenty.
-// Then it drives 32 connections through the gateway for the given time, in
-// rounds of -round (3s), each paired with a round of the same length
-// through the bare proxy over the same upstream (its key answered like the
-// quota keys, same lock and rate-limit headers, from a bucket that never
-// runs dry), bare first in every other pair so that a machine speeding up
-// or slowing down favours neither. The quota keys' clock stands still
-// during the bare rounds, so over the gateway's rounds they refill as in
-// one continuous run. It reports, per key, the requests served and the
-// 429s received over all the gateway's rounds, the decision cache's hit
-// rate over them (opensoul_policy_decisions_total and _evaluations_total
-// in the gateway's /metrics), and each pair's gateway/bare ratio of
-// requests/s and of CPU per request (each server's CPU time over the timed
-// part of its round, warm-up left out) with their medians. Then a fifth as
-// many pairs with nothing to observe (keys unlimited, no rate-limit headers
-// for either). This machine's speed drifts within minutes; the median of
-// the pairs' ratios is the number to read, CPU per request the steadier one.
+// Then it drives 32 connections through the gateway alone for the given
+// time and reports, per key, the requests served and the 429s received,
+// and the decision cache's hit rate over the run
+// (opensoul_policy_decisions_total and _evaluations_total in the gateway's
+// /metrics). Then the throughput: rounds of -round (3s), as many as fit in
+// the given time, each through the gateway and right before or after it
+// through the bare proxy over the same upstream, at the same 32
+// connections, bare first in every other pair so that a machine speeding
+// up or slowing down favours neither. In those rounds every key, the
+// gateway's and the bare proxy's, is answered from one bucket that never
+// runs dry with the same rate-limit headers, so both forward the same
+// answers and the gateway observes them as in the proof run. It reports
+// each pair's gateway/bare ratio of requests/s and of CPU per request
+// (each server's CPU time over the timed part of its round, warm-up left
+// out) with their medians, and the ratio the CPU per request of server,
+// load driver and fake upstream together implies on idle cores. Then a
+// fifth as many pairs with nothing to observe (keys unlimited, no
+// rate-limit headers for either). This machine's speed drifts within
+// minutes; the median of the pairs' ratios is the number to read, CPU per
+// request the steadier one.
 //
 //	go run ./gateway/loadtest -quota 30s -round 3s
 
@@ -94,33 +98,7 @@ type quotaUpstream struct {
 	bare    *bucket            // keyGood's while limited
 	limited bool               // false while calibrating: serve all, no headers
 	blind   bool               // no rate-limit headers on success
-
-	// The buckets' clock: wall time less the time it stood still. It
-	// stands still while the bare proxy is driven, so the keys refill only
-	// during the gateway's rounds, as much as in one continuous run.
-	offset   time.Duration // time the clock stood still so far
-	pausedAt time.Time     // zero while running
-}
-
-// clock is the buckets' time now (q.mu held).
-func (q *quotaUpstream) clock() time.Time {
-	if !q.pausedAt.IsZero() {
-		return q.pausedAt.Add(-q.offset)
-	}
-	return time.Now().Add(-q.offset)
-}
-
-// run starts (true) or stops (false) the buckets' clock.
-func (q *quotaUpstream) run(on bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	switch {
-	case on && !q.pausedAt.IsZero():
-		q.offset += time.Since(q.pausedAt)
-		q.pausedAt = time.Time{}
-	case !on && q.pausedAt.IsZero():
-		q.pausedAt = time.Now()
-	}
+	endless bool               // the quota keys answered like the bare key, from its bucket (the throughput rounds)
 }
 
 func newQuotaUpstream(window time.Duration, blind bool) *quotaUpstream {
@@ -135,7 +113,7 @@ func newQuotaUpstream(window time.Duration, blind bool) *quotaUpstream {
 func (q *quotaUpstream) size(perSecond float64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	now := q.clock()
+	now := time.Now()
 	for _, k := range quotaKeys {
 		b := q.keys[quotaKey(k.name)]
 		b.rate = perSecond * k.share
@@ -152,7 +130,7 @@ func (q *quotaUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := r.Header.Get("x-api-key")
 	q.mu.Lock()
 	b, ok := q.keys[key]
-	if key == keyGood && q.limited {
+	if (key == keyGood || ok && q.endless) && q.limited {
 		b, ok = q.bare, true
 	}
 	if !ok || !q.limited {
@@ -163,7 +141,7 @@ func (q *quotaUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		upstream(w, r)
 		return
 	}
-	now := q.clock()
+	now := time.Now()
 	b.left = min(b.capacity, b.left+now.Sub(b.last).Seconds()*b.rate)
 	b.last = now
 	h := w.Header()
@@ -183,7 +161,7 @@ func (q *quotaUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.served++
 	b.low = min(b.low, b.left)
 	left, capacity := b.left, b.capacity
-	full := time.Now().Add(time.Duration((capacity - left) / b.rate * float64(time.Second)))
+	full := now.Add(time.Duration((capacity - left) / b.rate * float64(time.Second)))
 	q.mu.Unlock()
 	if !q.blind {
 		h.Set("anthropic-ratelimit-tokens-limit", strconv.Itoa(int(capacity)))
@@ -302,14 +280,16 @@ func pairSummary(label string, ps []pairResult) (rpsMedian float64) {
 	return rpsMedian
 }
 
-// runQuota is the proof run. The gateway's time (dur) is split in equal
-// rounds (-round each), and every gateway round is paired with a bare
-// proxy round of the same length at the same 32 connections, right before
-// or after it (the order alternates, so a machine speeding up or slowing
-// down during a pair favours neither). The quota keys' clock stands still
-// during the bare rounds: over the gateway's rounds the keys refill as in
-// one continuous run of dur. The 429s per key, the decision cache's hit
-// rate and the load are over all the gateway's rounds together.
+// runQuota is the proof run: first the gateway alone for dur, continuously
+// (the 429s per key, the decision cache's hit rate, the load), then the
+// throughput comparison: rounds of -round through the gateway, each paired
+// with a round of the same length through the bare proxy at the same 32
+// connections, right before or after it (the order alternates, so a
+// machine speeding up or slowing down during a pair favours neither). In
+// those rounds every key is answered from one bucket that never runs dry,
+// with the same rate-limit headers, so both forward the same answers and
+// the gateway observes every one as in the proof run; the proof run's
+// counts are not touched by them.
 func runQuota(dur time.Duration, margin float64, window, round time.Duration, blind bool) error {
 	if margin <= 0 {
 		return fmt.Errorf("-margin %v: want a positive factor", margin)
@@ -338,13 +318,26 @@ func runQuota(dur time.Duration, margin float64, window, round time.Duration, bl
 	gwRun := func(d time.Duration) result { return gw.driveOn(gw.url+"/anthropic", gwToken, conns, d) }
 	n := max(1, int((dur+round/2)/round))
 	per := dur / time.Duration(n)
+	pairs := func(n int) []pairResult {
+		var ps []pairResult
+		for i := range n {
+			var g, b result
+			bareFirst := i%2 == 1
+			if bareFirst {
+				b, g = bareRun(per), gwRun(per)
+			} else {
+				g, b = gwRun(per), bareRun(per)
+			}
+			ps = append(ps, newPair(g, b, bareFirst))
+		}
+		return ps
+	}
 
 	calib := gwRun(3 * time.Second)
 	q.size(margin * calib.rps * quotaCost)
-	q.run(false)
-	fmt.Printf("OpenSoul quota proof: %d CPUs, 3 keys, %d conns, json, %s through the gateway in %d rounds of %s, each paired with a bare proxy round; loopback only\n",
+	fmt.Printf("OpenSoul quota proof: %d CPUs, 3 keys, %d conns, json, %s through the gateway; then %d rounds of %s each through the gateway and the bare proxy, alternating; loopback only\n",
 		runtime.NumCPU(), conns, dur, n, per)
-	fmt.Printf("calibration: the gateway served %.0f req/s with unlimited keys; buckets refill %.0f tokens/s in all (%.2fx), %d tokens a request, window %s (the buckets' clock stands still during the bare rounds)\n",
+	fmt.Printf("calibration: the gateway served %.0f req/s with unlimited keys; buckets refill %.0f tokens/s in all (%.2fx), %d tokens a request, window %s\n",
 		calib.rps, margin*calib.rps*quotaCost, margin, quotaCost, window)
 	if blind {
 		fmt.Println("blind: no rate-limit headers on success; the gateway sees only the 429s")
@@ -353,40 +346,15 @@ func runQuota(dur time.Duration, margin float64, window, round time.Duration, bl
 	if err != nil {
 		return err
 	}
-	var observed []pairResult
-	var gs []result
-	start := time.Now()
-	for i := range n {
-		gRound := func() result {
-			q.run(true)
-			defer q.run(false)
-			return gwRun(per)
-		}
-		var g, b result
-		bareFirst := i%2 == 1
-		if bareFirst {
-			b = bareRun(per)
-			g = gRound()
-		} else {
-			g = gRound()
-			b = bareRun(per)
-		}
-		observed = append(observed, newPair(g, b, bareFirst))
-		gs = append(gs, g)
-	}
-	wall := time.Since(start)
+	g := gwRun(dur)
 	after, err := policyStats(gw)
 	if err != nil {
 		return err
 	}
-	g := merge(gs)
-
 	q.mu.Lock()
-	q.limited = false // the keys unlimited, no headers: nothing to observe
-	running := wall - q.offset
 	var could float64 // tokens the keys could pay during the run: full buckets plus their refill
 	for _, b := range q.keys {
-		could += b.capacity + b.rate*running.Seconds()
+		could += b.capacity + b.rate*g.secs
 	}
 	fmt.Printf("the run asked for %.0f tokens; the keys could pay %.0f: load %.2f of what they hold (above 1, 429s are unavoidable)\n",
 		float64(g.n*quotaCost), could, float64(g.n*quotaCost)/could)
@@ -395,31 +363,23 @@ func runQuota(dur time.Duration, margin float64, window, round time.Duration, bl
 		bk := q.keys[quotaKey(k.name)]
 		fmt.Printf("%-6s %8.0f %8.0f %8d %10d %.0f (%.0f%%)\n", k.name, bk.rate, bk.capacity, bk.served, bk.rejected, bk.low, 100*bk.low/bk.capacity)
 	}
+	q.endless = true // the throughput rounds: every key answered like the bare proxy's
 	q.mu.Unlock()
 	decisions, evals := after.Decisions-before.Decisions, after.Evaluations-before.Evaluations
 	hit := 0.0
 	if decisions > 0 {
 		hit = 100 * float64(decisions-evals) / float64(decisions)
 	}
-	fmt.Printf("clients: %d requests through the gateway over %d rounds (%.1fs), %d not 200\n", g.n, n, g.secs, g.errs)
+	fmt.Printf("clients: %d requests, %d not 200 (%.0f req/s, cpu %s/req)\n", g.n, g.errs, g.rps, us(g.cpuPer()))
 	fmt.Printf("decision cache: %d decisions, %d evaluated, hit rate %.2f%%\n", decisions, evals, hit)
-	fmt.Printf("\nthroughput with observation on (the bare proxy forwards the same rate-limit-carrying answers):\n")
-	pairSummary("observing", observed)
+	fmt.Printf("\nthroughput with observation on (every key answered from a bucket that never runs dry, with the same rate-limit headers for both):\n")
+	pairSummary("observing", pairs(n))
 
 	// Nothing to observe: no rate-limit headers on any answer, for either.
-	offRounds := max(1, n/5)
-	var off []pairResult
-	for i := range offRounds {
-		var g, b result
-		bareFirst := i%2 == 1
-		if bareFirst {
-			b, g = bareRun(per), gwRun(per)
-		} else {
-			g, b = gwRun(per), bareRun(per)
-		}
-		off = append(off, newPair(g, b, bareFirst))
-	}
+	q.mu.Lock()
+	q.limited = false
+	q.mu.Unlock()
 	fmt.Printf("\nthe same with nothing to observe (keys unlimited, no rate-limit headers on any answer):\n")
-	pairSummary("nothing to observe", off)
+	pairSummary("nothing to observe", pairs(max(1, n/5)))
 	return nil
 }
