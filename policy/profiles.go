@@ -112,8 +112,11 @@ func (l *ProfileList) With(changed []IndexedFact) *ProfileList {
 		}
 	}
 	root, base, over := l.root, l.base, l.over
-	if base == nil || l.materialized() != nil { // l's full slice is the base
-		root, base, over = l, l.Facts(), nil
+	switch full := l.materialized(); {
+	case base == nil: // l is a full list
+		root, base, over = l, l.facts, nil
+	case full != nil: // l's full slice is made: the base, under a root that does not keep l's base alive
+		root, base, over = fullList(full, l.rank), full, nil
 	}
 	out := &ProfileList{root: root, base: base, over: mergeOverlay(over, changed), times: l.times, extra: l.extra}
 	overflow := len(out.over) > maxOverlay(n)
@@ -134,6 +137,15 @@ func (l *ProfileList) With(changed []IndexedFact) *ProfileList {
 		out.root, out.base, out.over = nil, nil, nil
 	}
 	return out
+}
+
+// fullList is a full list of ps with the built-in key rank, as a root for
+// overlay lists (they read only its facts and keys).
+func fullList(ps []ProfileFacts, rank uint64) *ProfileList {
+	l := &ProfileList{facts: ps, rank: rank}
+	l.factsOnce.Do(func() {})
+	l.made.Store(true)
+	return l
 }
 
 // The kinds of encoding the intern table holds (the first byte).

@@ -212,3 +212,26 @@ func TestOverlayKeysAreExact(t *testing.T) {
 		t.Error("equal facts reached the same way: other keys")
 	}
 }
+
+// TestOverlayRootsDoNotChain: a list made from an overlay list whose full
+// slice was made keeps that slice as its base, but not the older bases
+// behind it (each a copy of every profile's facts).
+func TestOverlayRootsDoNotChain(t *testing.T) {
+	t.Parallel()
+	in := benchInput(50)
+	l := NewProfileList(slices.Clone(in.Profiles))
+	for i := range 200 {
+		p := *l.At(i % 50)
+		p.LastUsed++
+		if i%3 == 0 {
+			p.CooldownUntil = t0 + int64(i)*minute
+		}
+		l = l.With([]IndexedFact{{i % 50, p}})
+		if i%2 == 0 {
+			l.Facts() // an evaluation read it
+		}
+		if r := l.root; r != nil && (r.root != nil || r.base != nil) {
+			t.Fatalf("step %d: the root is an overlay list too: its bases chain", i)
+		}
+	}
+}
