@@ -30,6 +30,7 @@ func TestLeavesStayLeaves(t *testing.T) {
 		{"wasm", []string{"wasm"}, true},                          // wazero
 		{"gateway/provider", []string{"gateway/provider"}, false}, // the provider table: standard library only
 		{"gateway/store", []string{"gateway/store"}, true},
+		{"gateway/keep", []string{"gateway/keep", "gateway/oauth", "gateway/store"}, true}, // logins kept fresh: no gateway, no wasm
 	} {
 		t.Run(leaf.pkg, func(t *testing.T) {
 			t.Parallel()

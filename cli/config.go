@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/keep"
 	"github.com/opensoul/opensoul/gateway/oauth"
 	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/gateway/store"
@@ -214,7 +214,7 @@ func DefaultConfig() Config {
 		},
 		Auth: AuthConfig{
 			Cooldowns:     CooldownConfig{FailureWindowHours: 24, BillingBackoffHours: 5, BillingMaxHours: 24},
-			RefreshSkewMs: int(gateway.DefaultRefreshSkew / time.Millisecond),
+			RefreshSkewMs: int(keep.DefaultRefreshSkew / time.Millisecond),
 		},
 		Providers: upstreams,
 		Policy:    PolicyConfig{TimeoutMs: 500},

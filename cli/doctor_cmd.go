@@ -11,6 +11,7 @@ import (
 	"github.com/opensoul/opensoul/cli/doctor"
 	"github.com/opensoul/opensoul/cli/service"
 	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/keep"
 	"github.com/opensoul/opensoul/gateway/oauth"
 )
 
@@ -174,9 +175,9 @@ func (a *app) daemonEnvSources(ctx context.Context, svc *service.Service) ([]map
 
 // loginRefresher refreshes logins as the gateway does, with the OAuth
 // clients modules declare and config overrides.
-func (a *app) loginRefresher(ctx context.Context) *gateway.Refresher {
+func (a *app) loginRefresher(ctx context.Context) *keep.Refresher {
 	reg, _, _ := a.registry(ctx)
-	return &gateway.Refresher{
+	return &keep.Refresher{
 		Store: a.st, Skew: ms(a.cfg.Auth.RefreshSkewMs), Now: a.now,
 		Client: func(provider string) (oauth.Client, bool) {
 			c, ok := a.cfg.OAuthClients(a.moduleOAuth(ctx, reg, provider))[provider]

@@ -7,7 +7,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/opensoul/opensoul/cli/login"
-	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/keep"
 )
 
 func (a *app) importCmd() *ffcli.Command {
@@ -44,7 +44,7 @@ Examples:
   opensoul models auth import claude --path /mnt/other/.credentials.json`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			if len(args) != 1 || (args[0] != gateway.SourceCodex && args[0] != gateway.SourceClaude) {
+			if len(args) != 1 || (args[0] != keep.SourceCodex && args[0] != keep.SourceClaude) {
 				return usageErr("import takes one source: codex or claude")
 			}
 			if err := a.load(); err != nil {

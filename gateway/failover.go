@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opensoul/opensoul/gateway/keep"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/policy"
 	"github.com/opensoul/opensoul/wasm"
@@ -328,7 +329,7 @@ func (s *Server) succeed(rs *reqState, c candidate, now time.Time) {
 // usableDespite reports whether a login whose refresh failed transiently
 // may still be used: its access token has not expired yet.
 func usableDespite(err error, c store.Credential, now time.Time) bool {
-	var re *RefreshError
+	var re *keep.RefreshError
 	return errors.As(err, &re) && !re.Dead && c.Access != "" && (c.Expires == 0 || c.Expires > now.UnixMilli())
 }
 

@@ -1,65 +1,26 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 
+	"github.com/opensoul/opensoul/gateway/keep"
 	"github.com/opensoul/opensoul/gateway/oauth"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/wasm"
 )
 
-// OAuthDeclarer is implemented by Modules that can say which OAuth client
-// a provider's module declares in its info answer (wasm.Registry.OAuth):
-// the raw JSON of wasm/ABI.md's info "oauth" object, nil when none.
-type OAuthDeclarer interface {
-	OAuth(ctx context.Context, provider string) json.RawMessage
-}
-
-// declared caches each provider's module-declared client, decoded once
-// per declaration (a module file that changes may declare another).
-type declared struct {
-	mu sync.Mutex
-	m  map[string]declaredClient
-}
-
-type declaredClient struct {
-	raw    json.RawMessage
-	client oauth.Client
-}
-
 // moduleOAuth is the OAuth client provider's module declares, loading the
 // module if needed; false when it declares none (or cannot be read, which
 // is logged once per declaration).
 func (s *Server) moduleOAuth(ctx context.Context, provider string) (oauth.Client, bool) {
-	d, ok := s.modules.(OAuthDeclarer)
+	d, ok := s.modules.(keep.Declarer)
 	if !ok || d == nil {
 		return oauth.Client{}, false
 	}
-	raw := d.OAuth(ctx, provider)
-	if len(raw) == 0 {
-		return oauth.Client{}, false
-	}
-	s.declared.mu.Lock()
-	defer s.declared.mu.Unlock()
-	if c, ok := s.declared.m[provider]; ok && bytes.Equal(c.raw, raw) {
-		return c.client, !c.client.IsZero()
-	}
-	var c oauth.Client
-	if err := json.Unmarshal(raw, &c); err != nil {
-		s.log.Warn("provider module's oauth declaration is not an OAuth client; ignored", "provider", provider, "err", err)
-		c = oauth.Client{}
-	}
-	if s.declared.m == nil {
-		s.declared.m = map[string]declaredClient{}
-	}
-	s.declared.m[provider] = declaredClient{raw: bytes.Clone(raw), client: c}
-	return c, !c.IsZero()
+	return s.declared.Client(ctx, d, provider, s.log)
 }
 
 // oauthClient is provider's OAuth client: what its module declares, with

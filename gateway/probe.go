@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opensoul/opensoul/gateway/keep"
 	"github.com/opensoul/opensoul/gateway/oauth"
 	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/gateway/store"
@@ -57,7 +58,7 @@ func NewProber(o ProberOptions) (*Prober, error) {
 		s.now = time.Now
 	}
 	s.cfg.Store(rc)
-	s.refresh = &Refresher{
+	s.refresh = &keep.Refresher{
 		Store: o.Store, HTTPClient: o.OAuthHTTPClient, Now: s.now, Log: s.log,
 		Client: func(provider string) (oauth.Client, bool) { return s.oauthClient(context.Background(), provider) },
 		SkewOf: func() time.Duration { return rc.RefreshSkew },

@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/opensoul/opensoul/gateway/keep"
 	"github.com/opensoul/opensoul/gateway/oauth"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/gateway/usage"
@@ -86,7 +87,7 @@ type Config struct {
 	// with their headers.
 	OAuth map[string]oauth.Client
 	// RefreshSkew is how long before expiry logins are refreshed
-	// (DefaultRefreshSkew when zero).
+	// (keep.DefaultRefreshSkew when zero).
 	RefreshSkew time.Duration
 }
 
@@ -168,7 +169,7 @@ type Server struct {
 	store    *store.Store
 	selector Selector
 	modules  Modules
-	declared declared // OAuth clients modules declare (oauthclient.go)
+	declared keep.Declared // OAuth clients modules declare (oauthclient.go)
 	chat     ChatInterceptor
 	usage    UsageSink
 	observer Observer   // Modules, when it reads rate-limit headers; else nil
@@ -177,7 +178,7 @@ type Server struct {
 	now      func() time.Time
 	live     *live // agent cache and journal; own locks and goroutines
 	verdicts verdicts
-	refresh  *Refresher
+	refresh  *keep.Refresher
 	metrics  *metrics
 	proxy    http.Handler
 	stop     context.CancelFunc // ends the warm-up
@@ -305,7 +306,7 @@ func New(opts Options) (*Server, error) {
 	if sr, ok := opts.Selector.(StatsReporter); ok {
 		s.metrics.reg.MustRegister(decisionCounters(sr)...)
 	}
-	s.refresh = &Refresher{
+	s.refresh = &keep.Refresher{
 		Store: opts.Store, HTTPClient: opts.OAuthHTTPClient, Now: s.now, Log: opts.Logger,
 		Client: func(provider string) (oauth.Client, bool) {
 			return s.oauthClient(context.Background(), provider)

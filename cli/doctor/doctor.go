@@ -20,6 +20,7 @@ import (
 
 	"github.com/opensoul/opensoul/cli/service"
 	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/keep"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/policy"
 	"github.com/opensoul/opensoul/wasm"
@@ -81,7 +82,7 @@ type Setup struct {
 	// RefreshSkew is auth.refreshSkewMs; Refresher refreshes logins as the
 	// gateway does (its OAuth clients, its lock).
 	RefreshSkew time.Duration
-	Refresher   func(ctx context.Context) *gateway.Refresher
+	Refresher   func(ctx context.Context) *keep.Refresher
 }
 
 // Run runs every check for the agent named by agentFlag ("" is the

@@ -16,7 +16,7 @@ const loginRefreshWindow = 24 * time.Hour
 
 // loginRepairs offers to refresh the agent's OAuth logins that expire
 // within the refresh skew or 24 h (or already have) and can be refreshed:
-// through the gateway's refresh-once path (gateway.Refresher: under the
+// through the gateway's refresh-once path (keep.Refresher: under the
 // profile file's lock, after re-reading it, using a refresh another
 // process already made). A login whose refresh the provider refused needs
 // a new sign-in instead, which doctor's checks say.

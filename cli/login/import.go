@@ -5,14 +5,14 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/keep"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
 // ImportRequest is one `models auth import`: which CLI's login, read
 // from where, stored as which profile.
 type ImportRequest struct {
-	Source    string // gateway.SourceCodex or gateway.SourceClaude
+	Source    string // keep.SourceCodex or keep.SourceClaude
 	Path      string // "": the CLI's own file (externalPath)
 	ID        string // "": <provider>:<source>
 	WriteBack bool   // OpenSoul may refresh it and write the tokens back
@@ -36,11 +36,11 @@ func (h *Host) Import(agent string, r ImportRequest) error {
 	if err != nil {
 		return err
 	}
-	c, err := gateway.ReadExternal(source, file)
+	c, err := keep.ReadExternal(source, file)
 	if err != nil {
 		return fmt.Errorf("import %s: %w", source, err)
 	}
-	provider := gateway.ExternalProvider(source)
+	provider := keep.ExternalProvider(source)
 	pid := r.ID
 	if pid == "" {
 		pid = provider + ":" + source
@@ -79,7 +79,7 @@ func (h *Host) Import(agent string, r ImportRequest) error {
 // externalPath is where a provider CLI keeps its login by default.
 func (h *Host) externalPath(source string) string {
 	home := h.Environ["HOME"]
-	if source == gateway.SourceClaude {
+	if source == keep.SourceClaude {
 		if d := h.Environ["CLAUDE_CONFIG_DIR"]; d != "" {
 			return filepath.Join(d, ".credentials.json")
 		}

@@ -1,4 +1,14 @@
-package gateway
+// Package keep keeps the OAuth logins OpenSoul stores usable, for every
+// process on the host: it refreshes a login before it expires, spending
+// each refresh token once under the lock of the file that stores it
+// (Refresher); it reads and writes back the logins shared with a
+// provider's own CLI (ReadExternal, WriteExternal); and it caches the
+// OAuth client each provider's module declares (Declared).
+//
+// It sits between gateway/oauth (the wire protocol: sign-in flows and
+// token endpoints, no state) and gateway/store (the state files): the
+// gateway and the CLI's commands both keep logins through it.
+package keep
 
 import (
 	"context"
