@@ -14,6 +14,9 @@ type Input struct {
 	Session  SessionFacts   `json:"session"`
 	Request  RequestFacts   `json:"request"`
 	Order    OrderFacts     `json:"order"`
+	// Profiles are the provider's profiles. After SetProfiles with an
+	// overlay list it is nil until read through ProfileFacts (the engine
+	// fills it before it evaluates): read it with ProfileFacts.
 	Profiles []ProfileFacts `json:"profiles"`
 	Env      []EnvFacts     `json:"env"`
 
