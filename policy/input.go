@@ -9,11 +9,11 @@ import (
 // (DESIGN §5). Times are epoch milliseconds. It never carries a secret:
 // profiles are described by metadata only.
 type Input struct {
-	Now      int64          `json:"now"`
-	Agent    AgentFacts     `json:"agent"`
-	Session  SessionFacts   `json:"session"`
-	Request  RequestFacts   `json:"request"`
-	Order    OrderFacts     `json:"order"`
+	Now     int64        `json:"now"`
+	Agent   AgentFacts   `json:"agent"`
+	Session SessionFacts `json:"session"`
+	Request RequestFacts `json:"request"`
+	Order   OrderFacts   `json:"order"`
 	// Profiles are the provider's profiles. After SetProfiles with an
 	// overlay list it is nil until read through ProfileFacts (the engine
 	// fills it before it evaluates): read it with ProfileFacts.
