@@ -16,6 +16,7 @@ import (
 
 	"github.com/opensoul/opensoul/gateway"
 	providers "github.com/opensoul/opensoul/gateway/provider"
+	"github.com/opensoul/opensoul/gateway/scrub"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -153,7 +154,7 @@ func (a *app) saveCredential(ctx context.Context, o saveOptions) error {
 	if err := upsertProfileMeta(a.cfgFile, o.id, o.provider, o.typ); err != nil {
 		a.warnf("saved the credential, but could not record it in %s: %v", a.cfgFile, err)
 	}
-	fmt.Fprintf(a.stdout, "Saved %s (%s %s) to %s\n", o.id, o.typ, gateway.Mask(o.secret), a.st.ProfilesPath(o.agent))
+	fmt.Fprintf(a.stdout, "Saved %s (%s %s) to %s\n", o.id, o.typ, scrub.Mask(o.secret), a.st.ProfilesPath(o.agent))
 	fmt.Fprintf(a.stdout, "Recorded auth.profiles.%s in %s\n", o.id, a.cfgFile)
 	if !o.noOrder {
 		if err := a.putFirstInOrder(o.agent, o.provider, o.id); err != nil {
@@ -341,7 +342,7 @@ Example:
 				pid = pr.Name + ":default"
 			}
 			if !*yes {
-				ok, err := a.confirm(fmt.Sprintf("Save %s as %s? [y/N] ", gateway.Mask(secret), pid))
+				ok, err := a.confirm(fmt.Sprintf("Save %s as %s? [y/N] ", scrub.Mask(secret), pid))
 				if err != nil || !ok {
 					return errors.New("nothing saved")
 				}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/opensoul/opensoul/cli/login"
 	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/scrub"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/gateway/usage"
 	"github.com/opensoul/opensoul/policy"
@@ -399,7 +400,7 @@ func profileRow(pr gateway.ProfileReason, snap *gateway.Snapshot, now time.Time,
 		DisabledUntil:  st.DisabledUntil,
 		DisabledReason: st.DisabledReason,
 		Scope:          st.Scope,
-		Label:          gateway.Mask(c.Secret()),
+		Label:          scrub.Mask(c.Secret()),
 		Email:          c.Email,
 		LastUsed:       st.LastUsed,
 	}

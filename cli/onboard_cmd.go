@@ -12,8 +12,8 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
-	"github.com/opensoul/opensoul/gateway"
 	providers "github.com/opensoul/opensoul/gateway/provider"
+	"github.com/opensoul/opensoul/gateway/scrub"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -146,6 +146,6 @@ func (a *app) storeEnvKey(envFile, provider, raw string) error {
 	if err := upsertDotEnv(envFile, name, secret); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "Saved %s=%s in %s\n", name, gateway.Mask(secret), envFile)
+	fmt.Fprintf(a.stdout, "Saved %s=%s in %s\n", name, scrub.Mask(secret), envFile)
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/opensoul/opensoul/cli/doctor"
 	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/scrub"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -278,7 +279,7 @@ func (a *app) authListCmd() *ffcli.Command {
 			items := []profileListItem{}
 			for _, id := range ids {
 				c := snap.Profiles[id]
-				items = append(items, profileListItem{ID: id, Provider: c.Provider, Type: c.Type, Label: gateway.Mask(c.Secret()), Email: c.Email, Agent: snap.Owner[id], Status: gateway.ProfileStatus(c, time.Now())})
+				items = append(items, profileListItem{ID: id, Provider: c.Provider, Type: c.Type, Label: scrub.Mask(c.Secret()), Email: c.Email, Agent: snap.Owner[id], Status: gateway.ProfileStatus(c, time.Now())})
 			}
 			if *asJSON {
 				return writeJSON(a.stdout, map[string]any{"agent": ag, "storePath": a.st.ProfilesPath(ag), "profiles": items})

@@ -12,6 +12,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/scrub"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -162,7 +163,7 @@ func (a *app) showSession(agent, id string, s *store.Session, asJSON bool) error
 		if s.AuthProfileOverride != "" {
 			p := map[string]any{"id": s.AuthProfileOverride, "exists": known}
 			if known {
-				p["provider"], p["type"], p["label"] = cred.Provider, cred.Type, gateway.Mask(cred.Secret())
+				p["provider"], p["type"], p["label"] = cred.Provider, cred.Type, scrub.Mask(cred.Secret())
 			}
 			out["profile"] = p
 		}
@@ -180,7 +181,7 @@ func (a *app) showSession(agent, id string, s *store.Session, asJSON bool) error
 		fmt.Fprintf(tw, "Credential pin:\t%s (%s) — no such profile any more; the pin is ignored\n", s.AuthProfileOverride, pinSourceText(s.AuthProfileOverrideSource))
 	default:
 		fmt.Fprintf(tw, "Credential pin:\t%s (%s) — %s %s %s\n", s.AuthProfileOverride, pinSourceText(s.AuthProfileOverrideSource),
-			cred.Provider, cred.Type, gateway.Mask(cred.Secret()))
+			cred.Provider, cred.Type, scrub.Mask(cred.Secret()))
 	}
 	fmt.Fprintf(tw, "Created:\t%s\n", stamp(s.CreatedAt, now))
 	fmt.Fprintf(tw, "Updated:\t%s\n", stamp(s.UpdatedAt, now))

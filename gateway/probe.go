@@ -17,6 +17,7 @@ import (
 	"github.com/opensoul/opensoul/gateway/keep"
 	"github.com/opensoul/opensoul/gateway/oauth"
 	providers "github.com/opensoul/opensoul/gateway/provider"
+	"github.com/opensoul/opensoul/gateway/scrub"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -133,17 +134,17 @@ func (p *Prober) Probe(ctx context.Context, pr ProbeRequest) ProbeResult {
 			before := c.Access
 			fresh, err := s.refresh.Fresh(ctx, pr.Agent, pr.Profile, c, retried)
 			if err != nil && !usableDespite(err, fresh, s.now()) {
-				res.Error = ss.mask(err.Error())
+				res.Error = ss.Mask(err.Error())
 				return res
 			}
 			c = fresh
 			res.Refreshed = res.Refreshed || c.Access != before
-			ss.add(c.Access)
-			ss.add(c.Refresh)
+			ss.Add(c.Access)
+			ss.Add(c.Refresh)
 		}
 		resp, body, err := p.send(ctx, base.String(), &res, c, pr.Model)
 		if err != nil {
-			res.Error = ss.mask(upstreamErrText(err))
+			res.Error = ss.Mask(upstreamErrText(err))
 			if ctx.Err() != nil {
 				res.Error = fmt.Sprintf("no answer within %s", cmp.Or(pr.Timeout, DefaultProbeTimeout))
 			}
@@ -159,7 +160,7 @@ func (p *Prober) Probe(ctx context.Context, pr ProbeRequest) ProbeResult {
 		}
 		res.Reason = s.classify(ctx, c.Provider, resp, body, s.now()).Reason
 		res.ErrorType, res.ErrorCode, res.Message = providerError(body)
-		res.ErrorType, res.ErrorCode, res.Message = ss.mask(res.ErrorType), ss.mask(res.ErrorCode), ss.mask(res.Message)
+		res.ErrorType, res.ErrorCode, res.Message = ss.Mask(res.ErrorType), ss.Mask(res.ErrorCode), ss.Mask(res.Message)
 		return res
 	}
 }
@@ -277,20 +278,13 @@ func short(s string) string {
 
 // secrets is what a probe's report must not show: the credential, its
 // refresh token, and the gateway's and config's own secrets.
-func (p *Prober) secrets(rc *runtimeConfig, c store.Credential) *secretSet {
-	ss := &secretSet{}
-	ss.add(c.Secret())
-	ss.add(c.Refresh)
+func (p *Prober) secrets(rc *runtimeConfig, c store.Credential) *scrub.Set {
+	ss := &scrub.Set{}
+	ss.Add(c.Secret())
+	ss.Add(c.Refresh)
 	for _, up := range rc.Providers {
-		ss.add(up.APIKey)
+		ss.Add(up.APIKey)
 	}
-	ss.add(rc.Token)
-	return ss.done()
-}
-
-// mask replaces every secret in s with its mask.
-func (ss *secretSet) mask(s string) string {
-	b := []byte(s)
-	ss.replace(b)
-	return string(b)
+	ss.Add(rc.Token)
+	return ss.Done()
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	providers "github.com/opensoul/opensoul/gateway/provider"
+	"github.com/opensoul/opensoul/gateway/scrub"
 	"github.com/opensoul/opensoul/gateway/store"
 	"github.com/opensoul/opensoul/gateway/usage"
 	"github.com/opensoul/opensoul/policy"
@@ -150,7 +151,7 @@ func rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = ""
 	h := pr.Out.Header
 	// Answers come back uncompressed so that the secret scrub can read
-	// them (see scrub.go), at the cost of bandwidth on the upstream leg.
+	// them (see gateway/scrub), at the cost of bandwidth on the upstream leg.
 	h.Del("Accept-Encoding")
 	h.Del("Authorization")
 	for _, name := range callerKeyHeaders {
@@ -198,9 +199,9 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 	clampRetryHeaders(resp.Header, s.now())
 	s.meter(resp, rs)
 	ss := s.secretsFor(rs)
-	ss.scrubHeaders(resp.Header)
-	if resp.Body != nil && resp.Body != http.NoBody && len(ss.secrets) > 0 {
-		resp.Body = newScrubReader(resp.Body, ss)
+	ss.Headers(resp.Header)
+	if resp.Body != nil && resp.Body != http.NoBody && ss.Len() > 0 {
+		resp.Body = scrub.NewReader(resp.Body, ss)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/scrub"
 	"github.com/opensoul/opensoul/gateway/store"
 	gwusage "github.com/opensoul/opensoul/gateway/usage"
 	"github.com/opensoul/opensoul/policy"
@@ -102,7 +103,7 @@ func (c *call) envFallback(provider string) fallback {
 		if v.Source != "" {
 			label += " (" + v.Source + ")"
 		}
-		return fallback{label, gateway.Mask(v.Value)}
+		return fallback{label, scrub.Mask(v.Value)}
 	}
 	return fallback{"config providers." + provider + ".apiKey", "(set)"}
 }

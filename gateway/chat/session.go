@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/opensoul/opensoul/gateway"
+	"github.com/opensoul/opensoul/gateway/scrub"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -236,7 +236,7 @@ func pinWord(source string) string {
 
 // label is a credential as answers show it: type and masked secret.
 func label(cr store.Credential) string {
-	m := gateway.Mask(cr.Secret())
+	m := scrub.Mask(cr.Secret())
 	if m == "" {
 		m = "no secret"
 	}

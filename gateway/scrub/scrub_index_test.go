@@ -1,4 +1,4 @@
-package gateway
+package scrub
 
 import (
 	"bytes"
@@ -14,16 +14,16 @@ import (
 func TestScrubIndexMatchesSearch(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(5, 6))
-	indexed := &secretSet{}
+	indexed := &Set{}
 	for i := range 40 {
-		indexed.add(fmt.Sprintf("sk-ant-api03-%04d-%s", i, "abcdefghijklmnopqrstuvwxyz"[:r.IntN(20)]))
+		indexed.Add(fmt.Sprintf("sk-ant-api03-%04d-%s", i, "abcdefghijklmnopqrstuvwxyz"[:r.IntN(20)]))
 	}
-	indexed.add("sk-ant-api03-0001-") // a prefix of others
-	indexed.done()
+	indexed.Add("sk-ant-api03-0001-") // a prefix of others
+	indexed.Done()
 	if indexed.index == nil {
 		t.Fatal("40 secrets are not indexed; the test proves nothing")
 	}
-	plain := &secretSet{secrets: indexed.secrets, masks: indexed.masks, longest: indexed.longest}
+	plain := &Set{secrets: indexed.secrets, masks: indexed.masks, longest: indexed.longest}
 	for i := range 2000 {
 		var b []byte
 		for range 1 + r.IntN(5) {
@@ -39,8 +39,8 @@ func TestScrubIndexMatchesSearch(t *testing.T) {
 			}
 		}
 		got, want := bytes.Clone(b), bytes.Clone(b)
-		indexed.replace(got)
-		plain.replace(want)
+		indexed.Replace(got)
+		plain.Replace(want)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("case %d: %q\nindexed %q\nsearch  %q", i, b, got, want)
 		}

@@ -1,4 +1,7 @@
-package gateway
+// Package scrub keeps the secrets the gateway holds out of what an
+// upstream sends back (a Set of secrets, masked in headers and, as it
+// streams, in the body), and masks a secret for display (Mask).
+package scrub
 
 import (
 	"bytes"
@@ -27,10 +30,11 @@ var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "X-Api-
 // would mask ordinary text.
 const minScrubLen = 12
 
-// secretSet is the secrets to hide from one answer and their masks.
-// A set is built once per state of what it hides (see secretsFor) and
-// then only read, by any number of answers at once.
-type secretSet struct {
+// Set is the secrets to hide from one answer and their masks.
+// A set is built (Add, then Done) once per state of what it hides (the
+// gateway keeps its sets with its snapshots) and then only read, by any
+// number of answers at once.
+type Set struct {
 	secrets, masks [][]byte
 	strs           []string // secrets as strings, to look for in headers
 	longest        int
@@ -48,7 +52,8 @@ type secretSet struct {
 // indexFrom is the number of secrets from which a set searches by index.
 const indexFrom = 16
 
-func (ss *secretSet) add(secret string) {
+// Add adds a secret to hide (one shorter than minScrubLen is skipped).
+func (ss *Set) Add(secret string) {
 	if len(secret) < minScrubLen || ss.seen[secret] {
 		return
 	}
@@ -63,8 +68,11 @@ func (ss *secretSet) add(secret string) {
 	ss.index, ss.heads = nil, nil // built by done
 }
 
-// done indexes a set of many secrets; call it once all are added.
-func (ss *secretSet) done() *secretSet {
+// Len is the number of secrets in the set.
+func (ss *Set) Len() int { return len(ss.secrets) }
+
+// Done indexes a set of many secrets; call it once all are added.
+func (ss *Set) Done() *Set {
 	if len(ss.secrets) < indexFrom {
 		return ss
 	}
@@ -91,84 +99,8 @@ func sameLengthMask(secret string) string {
 	return prefix + strings.Repeat("*", len(secret)-len(prefix))
 }
 
-// secretsFor collects what the gateway could leak in rs's answer: every
-// stored credential the agent sees, the environment and config keys of
-// the provider, and the gateway tokens. The set is built once per
-// snapshot of the agent's profiles (kept while only usage state changes),
-// environment, config and provider, not once per answer.
-func (s *Server) secretsFor(rs *reqState) *secretSet {
-	envp := s.env.Load()
-	if rs.al == nil {
-		return s.buildSecrets(rs, nil, envp)
-	}
-	snap := rs.al.snap.Load()
-	key := scrubKey{env: envp, rc: rs.rc, provider: rs.provider}
-	if ss := snap.scrub.get(key); ss != nil {
-		return ss
-	}
-	ss := s.buildSecrets(rs, snap, envp)
-	snap.scrub.put(key, ss)
-	return ss
-}
-
-func (s *Server) buildSecrets(rs *reqState, snap *Snapshot, envp *Env) *secretSet {
-	ss := &secretSet{}
-	if snap != nil {
-		for _, c := range snap.Profiles {
-			ss.add(c.Secret())
-			ss.add(c.Refresh)
-		}
-	}
-	env := *envp
-	for _, c := range envVarsOf(rs.provider) {
-		ss.add(env[c.Var].Value)
-	}
-	for _, up := range rs.rc.Providers {
-		ss.add(up.APIKey)
-	}
-	ss.add(rs.rc.Token)
-	for _, tok := range rs.rc.AgentTokens {
-		ss.add(tok)
-	}
-	return ss.done()
-}
-
-// scrubMemo keeps a snapshot's secret sets. Snapshots that differ only in
-// usage state share it (they share the profiles).
-type scrubMemo struct {
-	mu sync.Mutex
-	m  map[scrubKey]*secretSet
-}
-
-type scrubKey struct {
-	env      *Env
-	rc       *runtimeConfig
-	provider string
-}
-
-func (m *scrubMemo) get(k scrubKey) *secretSet {
-	if m == nil {
-		return nil
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.m[k]
-}
-
-func (m *scrubMemo) put(k scrubKey, ss *secretSet) {
-	if m == nil {
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.m == nil || len(m.m) >= 64 {
-		m.m = map[scrubKey]*secretSet{} // configs and environments replaced many times
-	}
-	m.m[k] = ss
-}
-
-// replace masks every secret in b in place.
-func (ss *secretSet) replace(b []byte) {
+// Replace masks every secret in b in place.
+func (ss *Set) Replace(b []byte) {
 	if ss.index != nil {
 		ss.replaceIndexed(b)
 		return
@@ -185,10 +117,10 @@ func (ss *secretSet) replace(b []byte) {
 	}
 }
 
-// replaceIndexed is replace by index: at each offset, the secrets that
+// replaceIndexed is Replace by index: at each offset, the secrets that
 // begin with the next minScrubLen bytes are the only ones to compare (the
 // longest that matches is masked).
-func (ss *secretSet) replaceIndexed(b []byte) {
+func (ss *Set) replaceIndexed(b []byte) {
 	for i := 0; i+minScrubLen <= len(b); {
 		best := -1
 		for _, j := range ss.index[string(b[i:i+minScrubLen])] {
@@ -205,8 +137,15 @@ func (ss *secretSet) replaceIndexed(b []byte) {
 	}
 }
 
+// Mask returns s with every secret in it masked.
+func (ss *Set) Mask(s string) string {
+	b := []byte(s)
+	ss.Replace(b)
+	return string(b)
+}
+
 // holdBack is how many bytes at the end of b could begin a secret.
-func (ss *secretSet) holdBack(b []byte) int {
+func (ss *Set) holdBack(b []byte) int {
 	if ss.index != nil {
 		return ss.holdBackIndexed(b)
 	}
@@ -224,7 +163,7 @@ func (ss *secretSet) holdBack(b []byte) int {
 
 // holdBackIndexed is holdBack by index: the longest tail of b that some
 // secret (longer than it) begins with.
-func (ss *secretSet) holdBackIndexed(b []byte) int {
+func (ss *Set) holdBackIndexed(b []byte) int {
 	for n := min(ss.longest-1, len(b)); n > 0; n-- {
 		tail := b[len(b)-n:]
 		if n < minScrubLen {
@@ -242,8 +181,8 @@ func (ss *secretSet) holdBackIndexed(b []byte) int {
 	return 0
 }
 
-// scrubHeaders drops credential headers and masks secrets in the others.
-func (ss *secretSet) scrubHeaders(h http.Header) {
+// Headers drops credential headers and masks secrets in the others.
+func (ss *Set) Headers(h http.Header) {
 	for _, name := range credentialHeaders {
 		h.Del(name)
 	}
@@ -256,15 +195,15 @@ func (ss *secretSet) scrubHeaders(h http.Header) {
 				continue // most values: no copy to bytes and back
 			}
 			b := []byte(v)
-			ss.replace(b)
+			ss.Replace(b)
 			h[name][i] = string(b)
 		}
 	}
 }
 
-// mayHold says whether v may hold a secret: false only when replace
+// mayHold says whether v may hold a secret: false only when Replace
 // would leave it unchanged.
-func (ss *secretSet) mayHold(v string) bool {
+func (ss *Set) mayHold(v string) bool {
 	if len(v) < minScrubLen {
 		return false
 	}
@@ -284,10 +223,10 @@ func (ss *secretSet) mayHold(v string) bool {
 	return false
 }
 
-// scrubReader masks secrets in a body as it is read.
-type scrubReader struct {
+// Reader masks secrets in a body as it is read.
+type Reader struct {
 	src io.ReadCloser
-	ss  *secretSet
+	ss  *Set
 	buf *[]byte // read from src, not yet returned; lent by scrubBufs until the body ends
 	out int     // (*buf)[:out] is masked and may be returned
 	err error
@@ -300,14 +239,15 @@ var scrubBufs = sync.Pool{New: func() any {
 	return &b
 }}
 
-// scrubRead is how much a scrubReader asks its source for at once.
+// scrubRead is how much a Reader asks its source for at once.
 const scrubRead = 32 << 10
 
-func newScrubReader(src io.ReadCloser, ss *secretSet) *scrubReader {
-	return &scrubReader{src: src, ss: ss}
+// NewReader masks ss's secrets in src as it is read.
+func NewReader(src io.ReadCloser, ss *Set) *Reader {
+	return &Reader{src: src, ss: ss}
 }
 
-func (r *scrubReader) Read(p []byte) (int, error) {
+func (r *Reader) Read(p []byte) (int, error) {
 	for r.out == 0 && r.err == nil {
 		if r.buf == nil {
 			r.buf = scrubBufs.Get().(*[]byte)
@@ -320,7 +260,7 @@ func (r *scrubReader) Read(p []byte) (int, error) {
 		b = b[:len(b)+n]
 		*r.buf = b
 		r.err = err
-		r.ss.replace(b)
+		r.ss.Replace(b)
 		r.out = len(b)
 		if err == nil {
 			r.out -= r.ss.holdBack(b)
@@ -341,7 +281,7 @@ func (r *scrubReader) Read(p []byte) (int, error) {
 }
 
 // release hands the buffer back once the body is done or closed.
-func (r *scrubReader) release() {
+func (r *Reader) release() {
 	if r.buf == nil {
 		return
 	}
@@ -353,7 +293,7 @@ func (r *scrubReader) release() {
 }
 
 // Close closes the body; the proxy reads and closes it on one goroutine.
-func (r *scrubReader) Close() error {
+func (r *Reader) Close() error {
 	r.release()
 	if r.err == nil {
 		r.err = errBodyClosed

@@ -1,4 +1,4 @@
-package gateway
+package scrub
 
 import (
 	"bytes"
@@ -39,12 +39,12 @@ func FuzzScrubReader(f *testing.F) {
 	f.Add([]byte("data: "+s2+s1+"\n\n"+s1[:10]), []byte{1})
 	f.Add([]byte("sk-ant-sk-ant-api03-FUZZ"+s1), []byte{5, 2})
 	f.Fuzz(func(t *testing.T, body, sizes []byte) {
-		ss := &secretSet{}
-		ss.add(s1)
-		ss.add(s2)
+		ss := &Set{}
+		ss.Add(s1)
+		ss.Add(s2)
 		want := bytes.Clone(body)
-		ss.replace(want)
-		got, err := io.ReadAll(newScrubReader(&chunked{data: bytes.Clone(body), sizes: sizes}, ss))
+		ss.Replace(want)
+		got, err := io.ReadAll(NewReader(&chunked{data: bytes.Clone(body), sizes: sizes}, ss))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package gateway
+package scrub
 
 import (
 	"bytes"
@@ -36,11 +36,11 @@ func TestScrubReaderMatchesWhole(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, n := range []int{2, 40} {
-		ss := &secretSet{}
+		ss := &Set{}
 		for i := range n {
-			ss.add(fmt.Sprintf("sk-ant-api03-%04d-%s", i, "abcdefghijklmnopqrstuvwxyz"[:r.IntN(20)]))
+			ss.Add(fmt.Sprintf("sk-ant-api03-%04d-%s", i, "abcdefghijklmnopqrstuvwxyz"[:r.IntN(20)]))
 		}
-		ss.done()
+		ss.Done()
 		for i := range 500 {
 			var body []byte
 			for range r.IntN(8) {
@@ -54,9 +54,9 @@ func TestScrubReaderMatchesWhole(t *testing.T) {
 				}
 			}
 			want := bytes.Clone(body)
-			ss.replace(want)
+			ss.Replace(want)
 			src := &chunky{r: r, data: bytes.Clone(body)}
-			sr := newScrubReader(src, ss)
+			sr := NewReader(src, ss)
 			var got []byte
 			for {
 				p := make([]byte, 1+r.IntN(100))
@@ -82,10 +82,10 @@ func TestScrubReaderMatchesWhole(t *testing.T) {
 // TestScrubReaderReadAfterClose: a body read after Close answers an
 // error, not a buffer handed back to the pool.
 func TestScrubReaderReadAfterClose(t *testing.T) {
-	ss := (&secretSet{}).done()
-	ss.add("sk-ant-api03-closed-secret")
+	ss := (&Set{}).Done()
+	ss.Add("sk-ant-api03-closed-secret")
 	src := &chunky{r: rand.New(rand.NewPCG(1, 2)), data: []byte("hello sk-ant-api03-closed-secret and more")}
-	sr := newScrubReader(src, ss)
+	sr := NewReader(src, ss)
 	p := make([]byte, 4)
 	if _, err := sr.Read(p); err != nil {
 		t.Fatal(err)
@@ -103,11 +103,11 @@ func TestScrubHeadersMayHold(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(9, 10))
 	for _, n := range []int{1, 40} {
-		ss := &secretSet{}
+		ss := &Set{}
 		for i := range n {
-			ss.add(fmt.Sprintf("sk-ant-api03-%04d-%s", i, "abcdefghijklmnopqrstuvwxyz"[:r.IntN(20)]))
+			ss.Add(fmt.Sprintf("sk-ant-api03-%04d-%s", i, "abcdefghijklmnopqrstuvwxyz"[:r.IntN(20)]))
 		}
-		ss.done()
+		ss.Done()
 		for i := range 3000 {
 			var v []byte
 			for range 1 + r.IntN(4) {
@@ -121,12 +121,12 @@ func TestScrubHeadersMayHold(t *testing.T) {
 				}
 			}
 			masked := bytes.Clone(v)
-			ss.replace(masked)
+			ss.Replace(masked)
 			if !bytes.Equal(masked, v) && !ss.mayHold(string(v)) {
 				t.Fatalf("secrets %d case %d: %q holds a secret but mayHold says no", n, i, v)
 			}
 			h := http.Header{"X-Echo": {string(v)}, "Content-Type": {"application/json"}}
-			ss.scrubHeaders(h)
+			ss.Headers(h)
 			if h.Get("X-Echo") != string(masked) || h.Get("Content-Type") != "application/json" {
 				t.Fatalf("secrets %d case %d: header %q scrubbed to %q, want %q", n, i, v, h.Get("X-Echo"), masked)
 			}
