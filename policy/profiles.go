@@ -41,7 +41,9 @@ type ProfileList struct {
 	// rank is the interned id of the encoding without lastUsed and usage
 	// (built-in policy only): of the whole list, or for an overlay list
 	// whose built-in facts changed, of root's rank and the overlay
-	// (appendOverlay). Either names the built-in facts exactly.
+	// (appendOverlay). Either names the built-in facts exactly (equal
+	// facts reached along other overlays may get another id: a cache
+	// miss, never a wrong hit).
 	rank  uint64
 	times []int64 // sorted, distinct time boundaries (see validity); shared by patched lists
 	// extra are more time boundaries (sorted, distinct): those of facts an
@@ -87,8 +89,8 @@ func maxOverlay(n int) int {
 }
 
 // With returns l with the profiles at the indices of changed replaced by
-// theirs (changed may list an index more than once; the last wins). Its
-// cost is that of the changed profiles and l's overlay, not of the whole
+// theirs (changed may list an index more than once; the last wins), or l
+// itself when every changed profile's facts encode as l's do. Its cost is that of the changed profiles and l's overlay, not of the whole
 // list: the new list is an overlay on l's facts (see ProfileList), with
 // l's built-in key when the changed profiles differ from l's only in facts
 // the built-in policy does not read (lastUsed, usage: see builtinUnread),
@@ -99,17 +101,27 @@ func maxOverlay(n int) int {
 func (l *ProfileList) With(changed []IndexedFact) *ProfileList {
 	n := l.Len()
 	var was, now []byte
-	same := true
+	same, equal := true, true // the built-in encodings, the exact ones
 	for i := range changed {
 		c := &changed[i]
 		if c.At < 0 || c.At >= n {
 			panic(fmt.Sprintf("policy: ProfileList.With: index %d out of range [0,%d)", c.At, n))
 		}
-		if same {
+		if equal {
+			was = appendProfile(was[:0], l.At(c.At), false)
+			now = appendProfile(now[:0], &c.Fact, false)
+			equal = bytes.Equal(was, now)
+		}
+		if !equal && same {
 			was = appendProfile(was[:0], l.At(c.At), true)
 			now = appendProfile(now[:0], &c.Fact, true)
 			same = bytes.Equal(was, now)
 		}
+	}
+	if equal {
+		// Nothing a policy reads changed: l itself, whose keys (the
+		// exact one too) a decision already cached may be under.
+		return l
 	}
 	root, base, over := l.root, l.base, l.over
 	switch full := l.materialized(); {
@@ -150,9 +162,8 @@ func fullList(ps []ProfileFacts, rank uint64) *ProfileList {
 
 // The kinds of encoding the intern table holds (the first byte).
 const (
-	kindFull         = 0 // appendProfiles
-	kindOverlayRank  = 1 // appendOverlay, built-in
-	kindOverlayExact = 2 // appendOverlay, exact
+	kindFull        = 0 // appendProfiles
+	kindOverlayRank = 1 // appendOverlay, built-in
 )
 
 // appendOverlay appends an encoding of an overlay list: the interned id
@@ -249,13 +260,11 @@ func (l *ProfileList) Index(id string) (int, bool) {
 
 // exactID returns the interned id of the list's exact encoding.
 func (l *ProfileList) exactID() uint64 {
-	l.exactOnce.Do(func() {
-		if l.root != nil && l.materialized() == nil {
-			l.exact = profileKeys.intern(appendOverlay([]byte{kindOverlayExact}, l.root.exactID(), l.over, false))
-			return
-		}
-		l.exact = profileKeys.intern(appendProfiles([]byte{kindFull}, l.Facts(), false))
-	})
+	// Always of the whole list, unlike rank: two lists with equal facts
+	// built along different chains of overlays must share it, or a
+	// decision a user policy made (the warm-up's, say) is missed for the
+	// same facts. A user policy's miss costs a whole evaluation anyway.
+	l.exactOnce.Do(func() { l.exact = profileKeys.intern(appendProfiles([]byte{kindFull}, l.Facts(), false)) })
 	return l.exact
 }
 
