@@ -320,7 +320,7 @@ func (s *Server) succeed(rs *reqState, c candidate, now time.Time) {
 	if !rs.named {
 		return // a request without a session rotates: no auto pin
 	}
-	sess := (*rs.al.sessions.Load())[rs.session]
+	sess, _ := rs.al.sessions.get(rs.session)
 	if sess.AuthProfileOverrideSource != store.PinUser && sess.AuthProfileOverride != c.id {
 		s.live.pinSession(rs.agent, rs.al, sessionOp{session: rs.session, profile: c.id, at: now})
 	}
@@ -390,7 +390,7 @@ func (s *Server) classify(ctx context.Context, provider string, resp *http.Respo
 // environment and config keys as the fallback when no profile can
 // (DESIGN §3).
 func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, model string, now time.Time) (*selection, *HTTPError) {
-	sess, known := (*rs.al.sessions.Load())[rs.session]
+	sess, known := rs.al.sessions.get(rs.session)
 	var pin *policy.Pin
 	if id := sess.AuthProfileOverride; id != "" && (rs.named || sess.AuthProfileOverrideSource == store.PinUser) {
 		// A request without a session keeps the default session's user

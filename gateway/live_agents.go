@@ -39,7 +39,7 @@ type agentCache struct {
 
 type agentLive struct {
 	snap     atomic.Pointer[Snapshot]
-	sessions atomic.Pointer[map[string]store.Session]
+	sessions sessionTable
 	stamps   []store.Stamp // of paths(agent), guarded by agentCache.loadMu
 	used     atomic.Int64  // unix ns of the last request for the agent
 	picks    picks         // when each profile was last handed a request
@@ -159,7 +159,7 @@ func (c *agentCache) reload(id string, a *agentLive) error {
 			}
 		}
 		a.snap.Store(snap)
-		a.sessions.Store(&sessions)
+		a.sessions.replace(sessions)
 	})
 	a.stamps = stamps
 	c.loads.Add(1)
@@ -331,14 +331,48 @@ func concerns(snap *Snapshot, owner string, ops []stateOp) bool {
 // readers never see a change, and says whether it changed anything. The
 // journal calls it from addSession, holding its lock.
 func (a *agentLive) pin(op sessionOp) bool {
-	old := *a.sessions.Load()
-	s := old[op.session]
-	if !op.apply(&s) {
+	return a.sessions.update(op.session, op.apply)
+}
+
+// sessionTable is an agent's sessions in memory, read by every request
+// in a session and changed by pins. Changed in place under its lock: a
+// copy per pin made each new session cost a copy of every session the
+// agent had (up to gateway.sessions.maxPerAgent, and more between
+// reloads), which was most of the gateway's CPU when every request
+// started a session.
+type sessionTable struct {
+	mu sync.RWMutex
+	m  map[string]store.Session
+}
+
+// get is the session named id, and whether it is known.
+func (t *sessionTable) get(id string) (store.Session, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	s, ok := t.m[id]
+	return s, ok
+}
+
+// replace installs m (a reload's sessions); the table owns it from now.
+func (t *sessionTable) replace(m map[string]store.Session) {
+	t.mu.Lock()
+	t.m = m
+	t.mu.Unlock()
+}
+
+// update applies fn to the session named id (the zero session when it is
+// unknown) and keeps the result when fn reports a change.
+func (t *sessionTable) update(id string, fn func(*store.Session) bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.m[id]
+	if !fn(&s) {
 		return false
 	}
-	m := maps.Clone(old)
-	m[op.session] = s
-	a.sessions.Store(&m)
+	if t.m == nil {
+		t.m = map[string]store.Session{}
+	}
+	t.m[id] = s
 	return true
 }
 

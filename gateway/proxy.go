@@ -345,7 +345,8 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 	rs.al = al
 	if rs.named {
 		rs.visit = al.seen.visit(rs.session, rs.client, start.UnixMilli())
-		rs.visit.Started = earliest((*al.sessions.Load())[rs.session].CreatedAt, rs.visit.Started)
+		sess, _ := al.sessions.get(rs.session)
+		rs.visit.Started = earliest(sess.CreatedAt, rs.visit.Started)
 	}
 	if herr := s.applyModelOverride(rs); herr != nil {
 		s.reject(w, rs, herr)
@@ -387,7 +388,7 @@ func (s *Server) reject(w http.ResponseWriter, rs *reqState, he *HTTPError) {
 // applyModelOverride rewrites the model to the session's override
 // (/model), when it is for this request's provider.
 func (s *Server) applyModelOverride(rs *reqState) *HTTPError {
-	sess, ok := (*rs.al.sessions.Load())[rs.session]
+	sess, ok := rs.al.sessions.get(rs.session)
 	if !ok || sess.ModelOverride == "" || rs.model == "" {
 		return nil
 	}

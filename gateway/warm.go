@@ -153,7 +153,7 @@ func (s *Server) sentTo(ctx context.Context, rc *runtimeConfig, c store.Credenti
 func (s *Server) warmDecisions(ctx context.Context, agent string, a *agentLive, snap *Snapshot, n *warmed) {
 	rc, env, now := s.cfg.Load(), *s.env.Load(), s.now()
 	r := s.resolver(ctx, rc, env, now)
-	_, known := (*a.sessions.Load())[DefaultSession]
+	_, known := a.sessions.get(DefaultSession)
 	for _, ref := range Models(snap, append([]string{rc.Primary}, rc.Fallbacks...), now) {
 		if ctx.Err() != nil {
 			return
