@@ -187,14 +187,26 @@ var builtinUnread = []string{"lastUsed", "started", "requests", "usage"}
 // work of keeping them current.
 func (e *Engine) ReadsUsage() bool { return !e.set.Load().ordinal }
 
+// sessionRead says whether the built-in policy reads the session's id
+// and newness for in: only to follow an auto pin (not in a new session)
+// and to say so in its reason. Without one, a request that starts a
+// session decides as a sessionless one, so the built-in-only key leaves
+// both out and a new session's first request hits the cache
+// (TestBuiltinSessionKey holds the policy to it).
+func sessionRead(in *Input) bool {
+	return in.Session.Pin != nil && in.Session.Pin.Source == "auto"
+}
+
 func appendKey(b []byte, in *Input, builtin bool) []byte {
 	b = appendString(b, in.Agent.ID)
 	b = appendAttrs(b, in.Agent.Attrs)
 	if !builtin {
 		b = appendUsage(b, in.Agent.Usage)
 	}
-	b = appendString(b, in.Session.ID)
-	b = appendBool(b, in.Session.New)
+	if !builtin || sessionRead(in) {
+		b = appendString(b, in.Session.ID)
+		b = appendBool(b, in.Session.New)
+	}
 	if p := in.Session.Pin; p != nil {
 		b = append(b, 1)
 		b = appendString(b, p.Profile)

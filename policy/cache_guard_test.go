@@ -253,6 +253,9 @@ func withoutUnread(in *Input) *Input {
 		out.Profiles[i].Usage = nil
 	}
 	out.Session.Started, out.Session.Requests = 0, 0
+	if !sessionRead(out) {
+		out.Session.ID, out.Session.New = "", false
+	}
 	out.Agent.Usage = nil
 	return out
 }

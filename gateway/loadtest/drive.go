@@ -35,7 +35,7 @@ const (
 	noSession      = iota
 	oneSession     // every request names the same session
 	sessionPerConn // each connection names a session of its own
-	sessionPerReq  // every request names a new session: the decision's key is new every time
+	sessionPerReq  // every request names a new session (a new decision key only with a user policy)
 )
 
 var newSessions atomic.Int64

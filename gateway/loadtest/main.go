@@ -35,11 +35,14 @@
 //     clock moves a second per reading, so every success records a new
 //     lastUsed. (The built-in policy no longer reads lastUsed — the gateway
 //     rotates among equal-rank candidates itself — so these decisions stay
-//     cached now; "new session" is the uncached case.)
+//     cached now; cache off is the uncached case.)
 //
 //   - new session (with -churn): every request names a session never seen
-//     before, so the decision's cache key is new every time: every request
-//     is an uncached decision over all N profiles;
+//     before. With the built-in policy alone a session without an auto pin
+//     decides as a sessionless request (the key leaves its id out, see
+//     sessionRead in policy/cache.go), so this measures starting sessions:
+//     the pin each first answer records and the session bookkeeping; with
+//     a user policy loaded every such request is an uncached decision;
 //
 //   - cache off (-nocache): the decision cache turned off.
 //
