@@ -30,17 +30,8 @@ func TestGatewayCrash(t *testing.T) {
 		t.Skip("builds the binary and kills it under load")
 	}
 	t.Parallel()
-	bin := opensoulBinary(t)
-	e := newEnv(t)
-	up := crashtest.NewUpstream()
-	t.Cleanup(up.Close)
-	e.writeFile("opensoul.yaml", crashtest.Config(up.URL))
-	e.writeFile(".env", "OPENSOUL_GATEWAY_TOKEN="+fixGatewayToken+"\n")
 	keys := map[string]string{"anthropic:a": fixAnthropicKey, "anthropic:b": crashKeyB}
-	for id, key := range keys {
-		e.ok(key+"\n", "models", "auth", "paste-token", "--provider", "anthropic", "--profile-id", id)
-	}
-	env := []string{"HOME=" + e.vars["HOME"], "PATH=" + os.Getenv("PATH"), "OPENSOUL_STATE_DIR=" + e.state}
+	bin, e, up, env := crashSetup(t, keys)
 	start := func() *crashtest.Gateway {
 		g, err := crashtest.Start(bin, env)
 		if err != nil {
@@ -131,16 +122,8 @@ func TestGatewayStopWhileCompiling(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	t.Parallel()
-	bin := opensoulBinary(t)
-	e := newEnv(t)
-	up := crashtest.NewUpstream()
-	t.Cleanup(up.Close)
-	e.writeFile("opensoul.yaml", crashtest.Config(up.URL))
-	e.writeFile(".env", "OPENSOUL_GATEWAY_TOKEN="+fixGatewayToken+"\n")
-	e.ok(fixAnthropicKey+"\n", "models", "auth", "paste-token", "--provider", "anthropic", "--profile-id", "anthropic:a")
-	env := []string{"HOME=" + e.vars["HOME"], "PATH=" + os.Getenv("PATH"), "OPENSOUL_STATE_DIR=" + e.state,
-		"XDG_CACHE_HOME=" + t.TempDir()}
-	g, err := crashtest.Start(bin, env)
+	bin, _, _, env := crashSetup(t, map[string]string{"anthropic:a": fixAnthropicKey})
+	g, err := crashtest.Start(bin, append(env, "XDG_CACHE_HOME="+t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,4 +137,22 @@ func TestGatewayStopWhileCompiling(t *testing.T) {
 			t.Errorf("a gateway stopped while compiling logged a problem:\n%s", g.Log())
 		}
 	}
+}
+
+// crashSetup builds the binary and a state dir whose gateway serves keys
+// (profile id → key) from the crash test's upstream, and gives the
+// environment to start it with.
+func crashSetup(t *testing.T, keys map[string]string) (bin string, e *env, up *crashtest.Upstream, environ []string) {
+	t.Helper()
+	bin = opensoulBinary(t)
+	e = newEnv(t)
+	up = crashtest.NewUpstream()
+	t.Cleanup(up.Close)
+	e.writeFile("opensoul.yaml", crashtest.Config(up.URL))
+	e.writeFile(".env", "OPENSOUL_GATEWAY_TOKEN="+fixGatewayToken+"\n")
+	for id, key := range keys {
+		e.ok(key+"\n", "models", "auth", "paste-token", "--provider", "anthropic", "--profile-id", id)
+	}
+	environ = []string{"HOME=" + e.vars["HOME"], "PATH=" + os.Getenv("PATH"), "OPENSOUL_STATE_DIR=" + e.state}
+	return bin, e, up, environ
 }
