@@ -103,7 +103,7 @@ func main() {
 	serve := flag.String("serve", "", "internal: run one server (bare, gateway, gateway429) in this child process")
 	up := flag.String("upstream", "", "internal: the upstream URL for -serve")
 	profiles := flag.Int("profiles", 0, "measure scale: the gateway holds this many profiles (see the package doc); with -firstreq: the main agent holds this many keys")
-	churn := flag.Bool("churn", false, "with -profiles: also measure a new session on every request (no decision cached)")
+	churn := flag.Bool("churn", false, "with -profiles: also measure facts that change on every request and a session started by every request")
 	nocache := flag.Bool("nocache", false, "with -profiles: also measure with the decision cache off")
 	firstReq := flag.String("firstreq", "", "instead: time the first request after /readyz of this built opensoul binary, empty module cache (see firstreq.go)")
 	defModel := flag.Bool("defaultmodel", false, "with -firstreq: configure the requested model as agents.defaults.model.primary (the warm-up then decides for it)")
