@@ -109,6 +109,11 @@ func newTransport(c Config) *http.Transport {
 	}
 }
 
+// NewBufferPool returns a pool of the 32 KiB copy buffers the gateway's
+// proxy uses, for another proxy that should copy as it does (the load
+// harness's bare proxy).
+func NewBufferPool() httputil.BufferPool { return &bufferPool{} }
+
 // bufferPool lends ReverseProxy its copy buffers.
 type bufferPool struct{ p sync.Pool }
 

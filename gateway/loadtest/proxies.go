@@ -12,7 +12,6 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/opensoul/opensoul/gateway"
@@ -77,22 +76,10 @@ func bareProxy(target string) http.Handler {
 		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.Out.Host = "" },
 		Transport:     tunedTransport(),
 		FlushInterval: 0,                             // as the gateway's proxy: SSE and unknown lengths flush at once, JSON at its end
-		BufferPool:    &bufferPool{},                 // as the gateway's proxy has, so only the gateway's own work differs
+		BufferPool:    gateway.NewBufferPool(),       // as the gateway's proxy has, so only the gateway's own work differs
 		ErrorLog:      stdlog.New(io.Discard, "", 0), // the gateway's own proxy logs through slog, discarded here too
 	}
 }
-
-// bufferPool recycles the proxy's 32 KiB copy buffers.
-type bufferPool struct{ p sync.Pool }
-
-func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
-	}
-	return make([]byte, 32<<10)
-}
-
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // newGateway builds the gateway over a temp state dir whose anthropic
 // order is first (busy or good) then second.
