@@ -137,12 +137,7 @@ func BenchmarkGatewayUsage(b *testing.B) {
 			f := newFixture(b, func(_ *fixture, o *gateway.Options) {
 				o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 				if withStore {
-					st, err := usage.Open(b.TempDir()+"/usage.db", usage.Options{})
-					if err != nil {
-						b.Fatal(err)
-					}
-					b.Cleanup(func() { st.Close() })
-					o.Usage = st
+					o.Usage = openUsage(b, usage.Options{})
 				}
 			})
 			f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)

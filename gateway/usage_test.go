@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -321,11 +322,7 @@ func TestLimitsOnFailure(t *testing.T) {
 func TestUsageMetrics(t *testing.T) {
 	t.Parallel()
 	up := newCountingUpstream(t)
-	st, err := usage.Open(t.TempDir()+"/usage.db", usage.Options{FlushInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openUsage(t, usage.Options{FlushInterval: -1})
 	f := newFixture(t,
 		withConfig(func(c *gateway.Config) { c.Providers["anthropic"] = gateway.Upstream{BaseURL: up.URL} }),
 		func(_ *fixture, o *gateway.Options) { o.Usage = st })
@@ -356,4 +353,16 @@ func TestUsageMetrics(t *testing.T) {
 	if strings.Contains(body, "example.com") || strings.Contains(body, `model="claude`) {
 		t.Error("/metrics shows an email or a model label")
 	}
+}
+
+// openUsage opens a usage store with opts in a temp dir, closed when the
+// test ends.
+func openUsage(tb testing.TB, opts usage.Options) *usage.Store {
+	tb.Helper()
+	st, err := usage.Open(filepath.Join(tb.TempDir(), "usage.db"), opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	return st
 }

@@ -42,12 +42,8 @@ func dailyCapGateway(t testing.TB, creds map[string]store.Credential, order []st
 	}
 	var st *usage.Store
 	f := newFixture(t, func(f *fixture, o *gateway.Options) {
-		st, err = usage.Open(filepath.Join(t.TempDir(), "usage.db"), usage.Options{FlushInterval: -1, Now: f.clock.Now,
+		st = openUsage(t, usage.Options{FlushInterval: -1, Now: f.clock.Now,
 			Prices: usage.Prices{"claude-sonnet-5": {Input: 3, Output: 15}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
 		o.Usage, o.Selector, f.engine = st, engine, engine
 		o.Config.Order = map[string][]string{"anthropic": order}
 		o.Chat = func(s *gateway.Server) (gateway.ChatInterceptor, error) {
@@ -196,12 +192,7 @@ func BenchmarkUsageFactsProfiles(b *testing.B) {
 				f := newFixture(b, func(f *fixture, o *gateway.Options) {
 					o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 					if withStore {
-						st, err := usage.Open(filepath.Join(b.TempDir(), "usage.db"), usage.Options{Now: f.clock.Now})
-						if err != nil {
-							b.Fatal(err)
-						}
-						b.Cleanup(func() { st.Close() })
-						o.Usage = st
+						o.Usage = openUsage(b, usage.Options{Now: f.clock.Now})
 					}
 				})
 				creds := make(map[string]store.Credential, n)
@@ -231,12 +222,7 @@ func TestBuiltinPolicyGetsNoUsage(t *testing.T) {
 	t.Parallel()
 	var st *usage.Store
 	f := newFixture(t, func(f *fixture, o *gateway.Options) {
-		var err error
-		st, err = usage.Open(filepath.Join(t.TempDir(), "usage.db"), usage.Options{FlushInterval: -1, Now: f.clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
+		st = openUsage(t, usage.Options{FlushInterval: -1, Now: f.clock.Now})
 		o.Usage = st
 	})
 	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA)}, nil)
