@@ -148,8 +148,9 @@ func (s *Server) sentTo(ctx context.Context, rc *runtimeConfig, c store.Credenti
 // which costs several times a later one, and fills the decision cache
 // for those inputs; it also builds the set of secrets the provider's
 // answers are scrubbed of, and has a connection opened for a fallback
-// key (env or config). A request whose input differs (another model, client,
-// wire API or a new session) is still evaluated on its first arrival.
+// key (env or config). A request whose input differs (another model, client
+// or wire API, or with a user policy loaded a new session) is still
+// evaluated on its first arrival.
 func (s *Server) warmDecisions(ctx context.Context, agent string, a *agentLive, snap *Snapshot, n *warmed) {
 	rc, env, now := s.cfg.Load(), *s.env.Load(), s.now()
 	r := s.resolver(ctx, rc, env, now)
