@@ -62,7 +62,7 @@
 // RSS, goroutines, open files, outcomes and lost state writes (see soak.go).
 // With LOADTEST_CPUPROFILE=FILE set, each gateway child writes its CPU
 // profile to FILE (the -profiles children to FILE.scale, FILE.scale-churn,
-// …; -only picks the modes to measure, e.g. -only cached).
+// …, the bare proxy's child to FILE.bare; -only picks the modes to measure, e.g. -only cached).
 // With LOADTEST_HEAPPROFILE=FILE set, the gateway's child process writes
 // its heap profile to FILE every 30 s and when it stops.
 //
@@ -196,9 +196,9 @@ func child(kind, upstreamURL string, profiles int, state string) error {
 	default:
 		return fmt.Errorf("unknown -serve %q", kind)
 	}
-	if path := os.Getenv("LOADTEST_CPUPROFILE"); path != "" && kind != "bare" && kind != "soak" {
+	if path := os.Getenv("LOADTEST_CPUPROFILE"); path != "" && kind != "soak" {
 		if kind != "gateway" {
-			path += "." + kind // one file per gateway child
+			path += "." + kind // one file per child (the bare proxy's too, to compare)
 		}
 		f, err := os.Create(path)
 		if err != nil {
