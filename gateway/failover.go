@@ -130,7 +130,8 @@ func (s *Server) request(ctx context.Context, out *http.Request, rs *reqState, a
 	if herr != nil {
 		return nil, h, nil, herr
 	}
-	req := out.WithContext(rs.conn.on(out.Context()))
+	rs.conn.reset()
+	req := rs.attemptRequest(out)
 	var undo *headerUndo
 	req.Header, undo = rs.attemptHeader(out)
 	applyHeaders(req.Header, h, undo)
@@ -314,7 +315,7 @@ func (s *Server) succeed(rs *reqState, c candidate, now time.Time) {
 	if !successIsNoop(snap.Stats.Get(c.id), now) {
 		s.live.record(c.owner, stateOp{profile: c.id, success: true, at: now})
 	}
-	if snap.LastGood[rs.provider] != c.id {
+	if prev := snap.LastGood[rs.provider]; prev != c.id && !rotatedFrom(snap, prev, now) {
 		s.live.record(rs.agent, stateOp{profile: c.id, provider: rs.provider, lastGood: true, at: now})
 	}
 	if !rs.named {
@@ -324,6 +325,15 @@ func (s *Server) succeed(rs *reqState, c candidate, now time.Time) {
 	if sess.AuthProfileOverrideSource != store.PinUser && sess.AuthProfileOverride != c.id {
 		s.live.pinSession(rs.agent, rs.al, sessionOp{session: rs.session, profile: c.id, at: now})
 	}
+}
+
+// rotatedFrom reports whether lastGood may stay prev although another
+// profile just served: prev is clean and served within the last second
+// too, so the two take turns (rotation without a session), and moving
+// lastGood on every request would rewrite the agent's state on each. It
+// then moves at most about once a second, as lastUsed is written.
+func rotatedFrom(snap *Snapshot, prev string, now time.Time) bool {
+	return prev != "" && successIsNoop(snap.Stats.Get(prev), now)
 }
 
 // usableDespite reports whether a login whose refresh failed transiently
@@ -418,7 +428,11 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 	if err != nil {
 		return nil, &HTTPError{Code: http.StatusInternalServerError, Msg: "opensoul: the credential policy failed; see the gateway log", Err: err}
 	}
-	sel := &selection{snap: snap, in: in, dec: dec, provider: rs.provider, model: model, now: now}
+	sel := new(selection)
+	if !rs.sel1Used { // the first model's selection is held with the request
+		sel, rs.sel1Used = &rs.sel1, true
+	}
+	*sel = selection{snap: snap, in: in, dec: dec, provider: rs.provider, model: model, now: now}
 	sel.userPin = pin != nil && pin.Source == store.PinUser
 	if sel.userPin {
 		sel.pin = pin.Profile
@@ -428,9 +442,7 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 		// The policy's equal-rank candidates are served in turn, least
 		// recently used first: a request without a session every time, a
 		// new session once (then its auto pin ranks alone).
-		sel.rotate = func(ids []string) string {
-			return rs.al.picks.take(ids, now, func(id string) int64 { return snap.Stats.Get(id).LastUsed })
-		}
+		sel.picks = &rs.al.picks
 	}
 	if !sel.userPin {
 		// The fallback is looked up only when no profile can serve.
@@ -477,9 +489,15 @@ type selection struct {
 	strict   bool
 	fallback bool     // try the environment or config key (res.Fallback) when no profile can be
 	res      Resolver // the request's, for the fallback
-	// rotate, when set, picks which of the policy's equal-rank leading
-	// candidates goes first (see policy.Decision.Rotate).
-	rotate func(equal []string) string
+	// picks, when set, picks which of the policy's equal-rank leading
+	// candidates goes first (see policy.Decision.Rotate): the least
+	// recently used.
+	picks *picks
+}
+
+// rotate is which of the equal-rank candidates goes first.
+func (sel *selection) rotate(equal []string) string {
+	return sel.picks.take(equal, sel.now, func(id string) int64 { return sel.snap.Stats.Get(id).LastUsed })
 }
 
 // all yields the candidates in order: the policy's profiles that belong to
@@ -489,7 +507,7 @@ type selection struct {
 func (sel *selection) all() iter.Seq[candidate] {
 	return func(yield func(candidate) bool) {
 		first := ""
-		if eq := sel.dec.Equal(); sel.rotate != nil && len(eq) > 1 {
+		if eq := sel.dec.Equal(); sel.picks != nil && len(eq) > 1 {
 			first = sel.rotate(eq)
 		}
 		found := false

@@ -516,3 +516,48 @@ func TestExpiryWithoutStateChange(t *testing.T) {
 		t.Errorf("after expiry: %d %s", resp.StatusCode, msg)
 	}
 }
+
+// TestLastGoodUnderRotation: without a session two clean keys take turns,
+// and lastGood stays with the one that served first rather than moving
+// (and rewriting the agent's state) on every request; it moves when the
+// one it names has not served for a second or has failed.
+func TestLastGoodUnderRotation(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA), "anthropic:b": anthropicKey(keyB)}, nil)
+	f.anthropic.set(keyA, answer{})
+	f.anthropic.set(keyB, answer{})
+	serve := func() string {
+		t.Helper()
+		resp, body := f.messages("claude-sonnet-5", nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		return resp.Header.Get("x-opensoul-profile")
+	}
+	first := serve()
+	if second := serve(); second == first {
+		t.Fatalf("both requests went to %s; want the two keys in turn", first)
+	}
+	if got := f.state("main").LastGood["anthropic"]; got != first {
+		t.Fatalf("lastGood = %q after two keys took turns in the same second; want %q, the first", got, first)
+	}
+
+	f.clock.Advance(2 * time.Second)
+	third := serve()
+	if got := f.state("main").LastGood["anthropic"]; got != third {
+		t.Fatalf("lastGood = %q; want %q, which served when the other had not for 2 s", got, third)
+	}
+
+	// The key lastGood names fails: the other serves and takes it over.
+	other := map[string]string{"anthropic:a": keyB, "anthropic:b": keyA}
+	failing := map[string]string{"anthropic:a": keyA, "anthropic:b": keyB}[third]
+	f.anthropic.set(failing, answer{status: 429, body: rateLimited})
+	for range 2 { // whichever the rotation tries first, one request lands on the other
+		serve()
+	}
+	want := map[string]string{keyA: "anthropic:a", keyB: "anthropic:b"}[other[third]]
+	if got := f.state("main").LastGood["anthropic"]; got != want {
+		t.Fatalf("lastGood = %q after %s failed; want %q", got, third, want)
+	}
+}

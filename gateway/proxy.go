@@ -47,12 +47,16 @@ type reqState struct {
 	body     []byte
 	held     *heldBody // body's share of the budget, released by finish
 	base     *url.URL
-	rest     string // escaped path below /{provider}
+	outURL   url.URL // the upstream URL (rewrite)
+	rest     string  // escaped path below /{provider}
 	models   []string
 
+	sel1      selection // the first model's candidates (candidates)
+	sel1Used  bool
 	attempts  []Attempt
-	profile   string // the profile that served
-	owner     string // whose store holds it ("": environment or config)
+	attempt1  [1]Attempt // attempts' backing for the usual one attempt
+	profile   string     // the profile that served
+	owner     string     // whose store holds it ("": environment or config)
 	status    int
 	failovers int
 	cause     error      // logged, never sent
@@ -62,9 +66,11 @@ type reqState struct {
 	heldv heldBody
 	ctx   stateCtx
 
-	hdrLent bool       // the first attempt was lent the outgoing headers (attemptHeader)
-	hdrUndo headerUndo // what its edits replaced in them
-	conn    connTrace  // how the current attempt was sent (send)
+	hdrLent bool         // the first attempt was lent the outgoing headers (attemptHeader)
+	hdrUndo headerUndo   // what its edits replaced in them
+	conn    connTrace    // how the current attempt was sent (send)
+	req1    http.Request // the first attempt's request (attemptRequest)
+	reqLent bool
 }
 
 type reqStateKey struct{}
@@ -146,21 +152,24 @@ func (s *Server) newProxy() *httputil.ReverseProxy {
 // strips the caller's gateway token and OpenSoul's own headers.
 func rewrite(pr *httputil.ProxyRequest) {
 	rs := stateOf(pr.In.Context())
-	u := *rs.base
+	u := &rs.outURL
+	*u = *rs.base
 	u.RawPath = rs.base.EscapedPath() + rs.rest
 	if p, err := url.PathUnescape(u.RawPath); err == nil {
 		u.Path = p
 	}
 	u.RawQuery = stripTokens(rs.rc, pr.In.URL.RawQuery)
-	pr.Out.URL = &u
+	pr.Out.URL = u
 	pr.Out.Host = ""
+	// The server canonicalised the caller's header names, so canonical
+	// names are deleted as they are.
 	h := pr.Out.Header
 	// Answers come back uncompressed so that the secret scrub can read
 	// them (see gateway/scrub), at the cost of bandwidth on the upstream leg.
-	h.Del("Accept-Encoding")
-	h.Del("Authorization")
+	delete(h, "Accept-Encoding")
+	delete(h, "Authorization")
 	for _, name := range callerKeyHeaders {
-		h.Del(name)
+		delete(h, name)
 	}
 	for name := range h {
 		if hasPrefixFold(name, ownHeaderPrefix) {
@@ -198,8 +207,9 @@ func stripTokens(rc *runtimeConfig, raw string) string {
 
 func (s *Server) modifyResponse(resp *http.Response) error {
 	rs := stateOf(resp.Request.Context())
-	resp.Header.Set("X-Opensoul-Profile", rs.profile)
-	resp.Header.Set("X-Opensoul-Attempts", strconv.Itoa(len(rs.attempts)))
+	// Set by canonical name without Header.Set's canonicalising.
+	resp.Header["X-Opensoul-Profile"] = []string{rs.profile}
+	resp.Header["X-Opensoul-Attempts"] = []string{strconv.Itoa(len(rs.attempts))}
 	rs.status = resp.StatusCode
 	clampRetryHeaders(resp.Header, s.now())
 	s.meter(resp, rs)
@@ -272,6 +282,7 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 	rc := s.cfg.Load()
 	provider, rest, ok := splitRoute(r.URL.EscapedPath())
 	rs := &reqState{start: start, rc: rc, provider: provider, rest: rest, method: r.Method, path: r.URL.Path}
+	rs.attempts = rs.attempt1[:0]
 	rs.client.Name, rs.client.Version = IdentifyClient(r.Header)
 	defer s.finish(r.Context(), rs)
 	if _, known := rc.bases[provider]; !known {
@@ -359,7 +370,7 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 	}
 	rs.models = modelChain(rs.provider, rs.model, rc.Fallbacks)
 	s.noteRecentModel(rs, start)
-	rs.ctx = stateCtx{Context: r.Context(), rs: rs}
+	rs.ctx = stateCtx{Context: rs.conn.traced(r.Context()), rs: rs}
 	s.proxy.ServeHTTP(w, r.WithContext(&rs.ctx))
 }
 

@@ -64,7 +64,8 @@
 // profile to FILE (the -profiles children to FILE.scale, FILE.scale-churn,
 // …, the bare proxy's child to FILE.bare; -only picks the modes to measure, e.g. -only cached).
 // With LOADTEST_HEAPPROFILE=FILE set, the gateway's child process writes
-// its heap profile to FILE every 30 s and when it stops.
+// its heap profile to FILE every 30 s and when it stops (other children
+// to FILE.KIND, as for the CPU profile).
 //
 // With -firstreq BINARY it times the first request after /readyz of the
 // built binary with an empty module cache against the next 99 (firstreq.go).
@@ -208,6 +209,9 @@ func child(kind, upstreamURL string, profiles int, state string) error {
 		defer pprof.StopCPUProfile()
 	}
 	if path := os.Getenv("LOADTEST_HEAPPROFILE"); path != "" {
+		if kind != "gateway" {
+			path += "." + kind
+		}
 		defer writeHeapProfiles(path)()
 	}
 	addr, stop := listen(h)

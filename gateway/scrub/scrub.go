@@ -181,10 +181,12 @@ func (ss *Set) holdBackIndexed(b []byte) int {
 	return 0
 }
 
-// Headers drops credential headers and masks secrets in the others.
+// Headers drops credential headers and masks secrets in the others. h
+// is an upstream answer's, whose names Go's client canonicalised, so the
+// canonical names are deleted as they are.
 func (ss *Set) Headers(h http.Header) {
 	for _, name := range credentialHeaders {
-		h.Del(name)
+		delete(h, name)
 	}
 	if len(ss.secrets) == 0 {
 		return
