@@ -99,7 +99,12 @@ type Verdict struct {
 // with the clock, so building an input does not cost a pass over every
 // profile on every request.
 func BuildInput(snap *Snapshot, env Env, configOrder map[string][]string, req FactsRequest, now time.Time) *policy.Input {
-	in := &policy.Input{
+	return buildInputInto(new(policy.Input), snap, env, configOrder, req, now)
+}
+
+// buildInputInto is BuildInput writing the input to in.
+func buildInputInto(in *policy.Input, snap *Snapshot, env Env, configOrder map[string][]string, req FactsRequest, now time.Time) *policy.Input {
+	*in = policy.Input{
 		Now:   now.UnixMilli(),
 		Agent: policy.AgentFacts{ID: req.Agent, Attrs: nonNilMap(req.Attrs), Usage: req.Usage.Agent(req.Agent)},
 		Session: policy.SessionFacts{ID: req.Session, New: req.SessionNew, Pin: req.Pin,

@@ -138,7 +138,7 @@ func (s *Server) request(ctx context.Context, out *http.Request, rs *reqState, a
 	body := a.body
 	req.ContentLength = int64(len(body))
 	if len(body) > 0 {
-		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.Body = rs.bodyReader(body)
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	} else {
 		req.Body, req.GetBody = nil, nil
@@ -423,7 +423,7 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 	in, dec, err := r.Decide(ctx, snap, Query{
 		Agent: rs.agent, Session: rs.session, SessionNew: !known, Pin: pin,
 		Provider: rs.provider, Model: model, API: rs.api, Stream: rs.stream,
-		Client: rs.client, Visit: rs.visit,
+		Client: rs.client, Visit: rs.visit, Into: rs.input1(),
 	}, now)
 	if err != nil {
 		return nil, &HTTPError{Code: http.StatusInternalServerError, Msg: "opensoul: the credential policy failed; see the gateway log", Err: err}

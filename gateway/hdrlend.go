@@ -80,17 +80,3 @@ func (rs *reqState) attemptHeader(out *http.Request) (http.Header, *headerUndo) 
 	}
 	return rs.hdrUndo.restored(out.Header), nil
 }
-
-// attemptRequest is a copy of out for the next attempt of rs to edit:
-// held in rs for the first (most requests have one), allocated for any
-// later one, so no request the transport may still be reading is reused.
-func (rs *reqState) attemptRequest(out *http.Request) *http.Request {
-	var req *http.Request
-	if rs.reqLent {
-		req = new(http.Request)
-	} else {
-		req, rs.reqLent = &rs.req1, true
-	}
-	*req = *out
-	return req
-}

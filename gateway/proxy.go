@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -51,7 +53,8 @@ type reqState struct {
 	rest     string  // escaped path below /{provider}
 	models   []string
 
-	sel1      selection // the first model's candidates (candidates)
+	sel1      selection    // the first model's candidates (candidates)
+	in1       policy.Input // and its policy input
 	sel1Used  bool
 	attempts  []Attempt
 	attempt1  [1]Attempt // attempts' backing for the usual one attempt
@@ -66,11 +69,13 @@ type reqState struct {
 	heldv heldBody
 	ctx   stateCtx
 
-	hdrLent bool         // the first attempt was lent the outgoing headers (attemptHeader)
-	hdrUndo headerUndo   // what its edits replaced in them
-	conn    connTrace    // how the current attempt was sent (send)
-	req1    http.Request // the first attempt's request (attemptRequest)
-	reqLent bool
+	hdrLent   bool         // the first attempt was lent the outgoing headers (attemptHeader)
+	hdrUndo   headerUndo   // what its edits replaced in them
+	conn      connTrace    // how the current attempt was sent (send)
+	req1      http.Request // the first attempt's request (attemptRequest)
+	reqLent   bool
+	body1     replayBody // and its body (bodyReader)
+	body1Used bool
 }
 
 type reqStateKey struct{}
@@ -92,6 +97,45 @@ func (c *stateCtx) Value(key any) any {
 func stateOf(ctx context.Context) *reqState {
 	rs, _ := ctx.Value(reqStateKey{}).(*reqState)
 	return rs
+}
+
+// attemptRequest is a copy of out for the next attempt of rs to edit:
+// held in rs for the first (most requests have one), allocated for any
+// later one, so no request the transport may still be reading is reused.
+func (rs *reqState) attemptRequest(out *http.Request) *http.Request {
+	var req *http.Request
+	if rs.reqLent {
+		req = new(http.Request)
+	} else {
+		req, rs.reqLent = &rs.req1, true
+	}
+	*req = *out
+	return req
+}
+
+// bodyReader reads body for the next attempt: the first attempt's reader
+// is held in rs, as its request is.
+func (rs *reqState) bodyReader(body []byte) io.ReadCloser {
+	if rs.body1Used {
+		return io.NopCloser(bytes.NewReader(body))
+	}
+	rs.body1Used = true
+	rs.body1.Reset(body)
+	return &rs.body1
+}
+
+// replayBody is a request body read from the buffered body.
+type replayBody struct{ bytes.Reader }
+
+func (*replayBody) Close() error { return nil }
+
+// input1 is where the first model's policy input is built (held with the
+// request, as its selection is); nil, a new one, for any later model.
+func (rs *reqState) input1() *policy.Input {
+	if rs.sel1Used {
+		return nil
+	}
+	return &rs.in1
 }
 
 func newTransport(c Config) *http.Transport {

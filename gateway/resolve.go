@@ -58,6 +58,9 @@ type Query struct {
 	// Visit is what is known of the session: its client, start and
 	// request count (see FactsRequest.Visit).
 	Visit SessionVisit
+	// Into, when set, is where the input is built instead of a new one
+	// (the failover loop holds one with the request).
+	Into *policy.Input
 }
 
 // Credential sources of a Resolution.
@@ -172,7 +175,11 @@ func (r Resolver) Fallback(provider string, now time.Time) (id string, cred stor
 // Decide builds the policy input for q over snap and evaluates the policy:
 // the failover loop's first step, and Resolve's.
 func (r Resolver) Decide(ctx context.Context, snap *Snapshot, q Query, now time.Time) (*policy.Input, policy.Decision, error) {
-	in := BuildInput(snap, r.Env, r.Order, FactsRequest{
+	in := q.Into
+	if in == nil {
+		in = new(policy.Input)
+	}
+	in = buildInputInto(in, snap, r.Env, r.Order, FactsRequest{
 		Agent: q.Agent, Session: q.Session, SessionNew: q.SessionNew, Pin: q.Pin,
 		Provider: q.Provider, Model: q.Model, API: q.API, Stream: q.Stream, Verdict: r.Verdict,
 		Client: q.Client, Attrs: r.Attrs[q.Agent], Visit: q.Visit, Limits: r.Limits, Usage: r.Usage,
