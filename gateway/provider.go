@@ -195,12 +195,12 @@ func clampRetryMs(ms *int64) *int64 {
 // retry-after-ms that ask for more than a day, so the client is told the
 // wait the gateway applies.
 func clampRetryHeaders(h http.Header, now time.Time) {
-	for _, name := range []string{"Retry-After-Ms", "Retry-After"} {
-		v := h.Get(name)
-		if v == "" {
+	for _, name := range [...]string{"Retry-After-Ms", "Retry-After"} { // canonical, as h's names are
+		vs := h[name]
+		if len(vs) == 0 || vs[0] == "" {
 			continue
 		}
-		if d, ok := RetryAfter(http.Header{http.CanonicalHeaderKey(name): {v}}, now); ok && d >= maxRetryAfter {
+		if d, ok := RetryAfter(http.Header{name: vs[:1]}, now); ok && d >= maxRetryAfter {
 			if name == "Retry-After" {
 				h.Set(name, strconv.FormatInt(int64(maxRetryAfter.Seconds()), 10))
 			} else {

@@ -49,8 +49,10 @@ type reqState struct {
 	body     []byte
 	held     *heldBody // body's share of the budget, released by finish
 	base     *url.URL
-	outURL   url.URL // the upstream URL (rewrite)
-	rest     string  // escaped path below /{provider}
+	model1   [1]string // models' first array: most requests have no fallback
+	outURL   url.URL   // the upstream URL (rewrite)
+	ownHdr   [2]string // the answer's x-opensoul-profile and -attempts values
+	rest     string    // escaped path below /{provider}
 	models   []string
 
 	sel1      selection    // the first model's candidates (candidates)
@@ -252,8 +254,9 @@ func stripTokens(rc *runtimeConfig, raw string) string {
 func (s *Server) modifyResponse(resp *http.Response) error {
 	rs := stateOf(resp.Request.Context())
 	// Set by canonical name without Header.Set's canonicalising.
-	resp.Header["X-Opensoul-Profile"] = []string{rs.profile}
-	resp.Header["X-Opensoul-Attempts"] = []string{strconv.Itoa(len(rs.attempts))}
+	rs.ownHdr = [2]string{rs.profile, strconv.Itoa(len(rs.attempts))}
+	resp.Header["X-Opensoul-Profile"] = rs.ownHdr[0:1:1]
+	resp.Header["X-Opensoul-Attempts"] = rs.ownHdr[1:2:2]
 	rs.status = resp.StatusCode
 	clampRetryHeaders(resp.Header, s.now())
 	s.meter(resp, rs)
@@ -412,7 +415,7 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, rs, herr)
 		return
 	}
-	rs.models = modelChain(rs.provider, rs.model, rc.Fallbacks)
+	rs.models = appendModelChain(rs.model1[:0], rs.provider, rs.model, rc.Fallbacks)
 	s.noteRecentModel(rs, start)
 	rs.ctx = stateCtx{Context: rs.conn.traced(r.Context()), rs: rs}
 	s.proxy.ServeHTTP(w, r.WithContext(&rs.ctx))
@@ -470,10 +473,11 @@ func (s *Server) applyModelOverride(rs *reqState) *HTTPError {
 	return nil
 }
 
-// modelChain is the model asked for, then the configured fallbacks of the
-// same provider.
-func modelChain(provider, model string, fallbacks []string) []string {
-	chain := []string{model}
+// appendModelChain appends the model asked for, then the configured
+// fallbacks of the same provider, to chain (a request's starts in its
+// reqState).
+func appendModelChain(chain []string, provider, model string, fallbacks []string) []string {
+	chain = append(chain, model)
 	if model == "" {
 		return chain
 	}
