@@ -24,9 +24,7 @@ func BenchmarkGateway(b *testing.B) {
 	f := newFixture(b, func(_ *fixture, o *gateway.Options) {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	})
-	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA), "anthropic:b": anthropicKey(keyB)}, nil)
-	f.anthropic.set(keyA, answer{})
-	f.anthropic.set(keyB, answer{})
+	rotatingKeys(f)
 	body := `{"model":"claude-sonnet-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
 	b.ReportAllocs()
 	b.ResetTimer()

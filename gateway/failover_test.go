@@ -43,6 +43,14 @@ func twoKeys(f *fixture) {
 	}, map[string][]string{"anthropic": {"anthropic:a", "anthropic:b"}})
 }
 
+// rotatingKeys gives main two anthropic keys in no order (the policy
+// serves them in turn), both answering.
+func rotatingKeys(f *fixture) {
+	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA), "anthropic:b": anthropicKey(keyB)}, nil)
+	f.anthropic.set(keyA, answer{})
+	f.anthropic.set(keyB, answer{})
+}
+
 // TestFailoverReasons: each failure of the first profile moves the request
 // to the second and leaves the first with DESIGN §4's cooldown.
 func TestFailoverReasons(t *testing.T) {
@@ -470,9 +478,7 @@ func TestLiveChanges(t *testing.T) {
 func TestAutoPinSticks(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA), "anthropic:b": anthropicKey(keyB)}, nil)
-	f.anthropic.set(keyA, answer{})
-	f.anthropic.set(keyB, answer{})
+	rotatingKeys(f)
 	first := ""
 	for i := range 4 {
 		f.clock.Advance(5 * time.Second)
@@ -524,9 +530,7 @@ func TestExpiryWithoutStateChange(t *testing.T) {
 func TestLastGoodUnderRotation(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA), "anthropic:b": anthropicKey(keyB)}, nil)
-	f.anthropic.set(keyA, answer{})
-	f.anthropic.set(keyB, answer{})
+	rotatingKeys(f)
 	serve := func() string {
 		t.Helper()
 		resp, body := f.messages("claude-sonnet-5", nil)

@@ -157,9 +157,7 @@ func TestWarmAfterPolicyReload(t *testing.T) {
 		o.Selector = engine
 		o.Config.Primary = "anthropic/claude-sonnet-5"
 	})
-	f.profiles("main", map[string]store.Credential{"anthropic:a": anthropicKey(keyA), "anthropic:b": anthropicKey(keyB)}, nil)
-	f.anthropic.set(keyA, answer{})
-	f.anthropic.set(keyB, answer{})
+	rotatingKeys(f)
 	if resp, body := f.messages("claude-sonnet-5", nil); resp.StatusCode != 200 {
 		t.Fatalf("before the reload: %d %s", resp.StatusCode, body)
 	}
