@@ -130,7 +130,6 @@ func (s *Server) request(ctx context.Context, out *http.Request, rs *reqState, a
 	if herr != nil {
 		return nil, h, nil, herr
 	}
-	rs.conn.reset()
 	req := rs.attemptRequest(out)
 	var undo *headerUndo
 	req.Header, undo = rs.attemptHeader(out)

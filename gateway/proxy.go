@@ -101,18 +101,18 @@ func stateOf(ctx context.Context) *reqState {
 	return rs
 }
 
-// attemptRequest is a copy of out for the next attempt of rs to edit:
-// held in rs for the first (most requests have one), allocated for any
-// later one, so no request the transport may still be reading is reused.
+// attemptRequest is a copy of out, traced by rs.conn, for the next
+// attempt of rs to edit: held in rs for the first (most requests have
+// one), allocated for any later one, so no request the transport may
+// still be reading is reused.
 func (rs *reqState) attemptRequest(out *http.Request) *http.Request {
-	var req *http.Request
+	ctx := rs.conn.on(out.Context())
 	if rs.reqLent {
-		req = new(http.Request)
-	} else {
-		req, rs.reqLent = &rs.req1, true
+		return out.WithContext(ctx)
 	}
-	*req = *out
-	return req
+	rs.reqLent = true
+	rs.req1 = *out.WithContext(ctx) // a copy that stays on the stack
+	return &rs.req1
 }
 
 // bodyReader reads body for the next attempt: the first attempt's reader
@@ -417,7 +417,7 @@ func (s *Server) serveProvider(w http.ResponseWriter, r *http.Request) {
 	}
 	rs.models = appendModelChain(rs.model1[:0], rs.provider, rs.model, rc.Fallbacks)
 	s.noteRecentModel(rs, start)
-	rs.ctx = stateCtx{Context: rs.conn.traced(r.Context()), rs: rs}
+	rs.ctx = stateCtx{Context: r.Context(), rs: rs}
 	s.proxy.ServeHTTP(w, r.WithContext(&rs.ctx))
 }
 

@@ -93,7 +93,7 @@ func (p *preconnects) wait() int64 {
 	return p.opened.Load()
 }
 
-// send sends req through t; req carries c's trace (c.traced). When it fails
+// send sends req through t; req carries c's trace (c.on). When it fails
 // on a connection that had been idle in the pool, before any byte of an
 // answer came back (the upstream closed the idle connection as the
 // request went out, its keep-alive timer), it is sent once more: Go's
@@ -124,23 +124,25 @@ func send(t http.RoundTripper, req *http.Request, c *connTrace) (*http.Response,
 
 // connTrace records whether a send went out on a pooled connection and
 // whether any of an answer came back. A request's attempts share one
-// (reqState.conn), in its context from the start (traced); reset clears
-// it before each attempt, after the previous one's send has returned.
+// (reqState.conn): each is traced by on, after the previous one's send
+// has returned. Only the attempt's own request carries it, not the
+// request's context: an OAuth refresh made with that context (which may
+// outlive the request) must not fire it.
 type connTrace struct {
 	trace    httptrace.ClientTrace
 	reused   bool
 	answered bool
 }
 
-// traced is ctx with c tracing every send made with it.
-func (c *connTrace) traced(ctx context.Context) context.Context {
-	c.trace.GotConn = func(i httptrace.GotConnInfo) { c.reused = i.Reused }
-	c.trace.GotFirstResponseByte = func() { c.answered = true }
+// on is ctx with c tracing the next send made with it.
+func (c *connTrace) on(ctx context.Context) context.Context {
+	c.reused, c.answered = false, false
+	if c.trace.GotConn == nil {
+		c.trace.GotConn = func(i httptrace.GotConnInfo) { c.reused = i.Reused }
+		c.trace.GotFirstResponseByte = func() { c.answered = true }
+	}
 	return httptrace.WithClientTrace(ctx, &c.trace)
 }
-
-// reset readies c for the next send.
-func (c *connTrace) reset() { c.reused, c.answered = false, false }
 
 func isTimeout(err error) bool {
 	var ne net.Error
