@@ -64,8 +64,8 @@
 // profile to FILE (the -profiles children to FILE.scale, FILE.scale-churn,
 // …, the bare proxy's child to FILE.bare; -only picks the modes to measure, e.g. -only cached).
 // With LOADTEST_HEAPPROFILE=FILE set, the gateway's child process writes
-// its heap profile to FILE every 30 s and when it stops (other children
-// to FILE.KIND, as for the CPU profile).
+// its heap profile to FILE every 30 s and when it stops (the bare proxy's
+// child to FILE.bare).
 //
 // With -firstreq BINARY it times the first request after /readyz of the
 // built binary with an empty module cache against the next 99 (firstreq.go).
@@ -85,6 +85,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -209,8 +210,8 @@ func child(kind, upstreamURL string, profiles int, state string) error {
 		defer pprof.StopCPUProfile()
 	}
 	if path := os.Getenv("LOADTEST_HEAPPROFILE"); path != "" {
-		if kind != "gateway" {
-			path += "." + kind
+		if strings.HasPrefix(kind, "bare") {
+			path += "." + kind // beside the gateway's, not over it
 		}
 		defer writeHeapProfiles(path)()
 	}
