@@ -130,14 +130,16 @@ func (s *Server) request(ctx context.Context, out *http.Request, rs *reqState, a
 	if herr != nil {
 		return nil, h, nil, herr
 	}
-	req := rs.attemptRequest(out)
+	first := !rs.lent
+	rs.lent = true
+	req := rs.attemptRequest(out, first)
 	var undo *headerUndo
-	req.Header, undo = rs.attemptHeader(out)
+	req.Header, undo = rs.attemptHeader(out, first)
 	applyHeaders(req.Header, h, undo)
 	body := a.body
 	req.ContentLength = int64(len(body))
 	if len(body) > 0 {
-		req.Body = rs.bodyReader(body)
+		req.Body = rs.bodyReader(body, first)
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	} else {
 		req.Body, req.GetBody = nil, nil
@@ -417,19 +419,21 @@ func (s *Server) candidates(ctx context.Context, rs *reqState, snap *Snapshot, m
 				rs.session, id, id, rs.agent)}
 		}
 	}
+	// The first model's selection and policy input are held with the
+	// request; a later model's are allocated.
+	sel, into := new(selection), (*policy.Input)(nil)
+	if !rs.sel1Used {
+		sel, into, rs.sel1Used = &rs.sel1, &rs.in1, true
+	}
 	env := *s.env.Load()
 	r := s.resolver(ctx, rs.rc, env, now)
 	in, dec, err := r.Decide(ctx, snap, Query{
 		Agent: rs.agent, Session: rs.session, SessionNew: !known, Pin: pin,
 		Provider: rs.provider, Model: model, API: rs.api, Stream: rs.stream,
-		Client: rs.client, Visit: rs.visit, Into: rs.input1(),
+		Client: rs.client, Visit: rs.visit, Into: into,
 	}, now)
 	if err != nil {
 		return nil, &HTTPError{Code: http.StatusInternalServerError, Msg: "opensoul: the credential policy failed; see the gateway log", Err: err}
-	}
-	sel := new(selection)
-	if !rs.sel1Used { // the first model's selection is held with the request
-		sel, rs.sel1Used = &rs.sel1, true
 	}
 	*sel = selection{snap: snap, in: in, dec: dec, provider: rs.provider, model: model, now: now}
 	sel.userPin = pin != nil && pin.Source == store.PinUser

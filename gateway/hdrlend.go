@@ -69,12 +69,11 @@ func (u *headerUndo) restored(h http.Header) http.Header {
 	return c
 }
 
-// attemptHeader is the header for the next attempt of rs on out: out's
-// own for the first, with the undo to record its edits in; a restored
-// copy (and a nil undo) for any later one.
-func (rs *reqState) attemptHeader(out *http.Request) (http.Header, *headerUndo) {
-	if !rs.hdrLent {
-		rs.hdrLent = true
+// attemptHeader is the header for an attempt of rs on out: out's own for
+// the first, with the undo to record its edits in; a restored copy (and
+// a nil undo) for any later one.
+func (rs *reqState) attemptHeader(out *http.Request, first bool) (http.Header, *headerUndo) {
+	if first {
 		rs.hdrUndo.saved = rs.hdrUndo.buf[:0]
 		return out.Header, &rs.hdrUndo
 	}

@@ -71,13 +71,13 @@ type reqState struct {
 	heldv heldBody
 	ctx   stateCtx
 
-	hdrLent   bool         // the first attempt was lent the outgoing headers (attemptHeader)
-	hdrUndo   headerUndo   // what its edits replaced in them
-	conn      connTrace    // how the current attempt was sent (send)
-	req1      http.Request // the first attempt's request (attemptRequest)
-	reqLent   bool
-	body1     replayBody // and its body (bodyReader)
-	body1Used bool
+	// The first attempt is lent the outgoing headers (attemptHeader) and
+	// the request copy and body reader held here; lent says it has been.
+	lent    bool
+	hdrUndo headerUndo   // what its header edits replaced
+	req1    http.Request // its request (attemptRequest)
+	body1   replayBody   // and body (bodyReader)
+	conn    connTrace    // how the current attempt was sent (send)
 }
 
 type reqStateKey struct{}
@@ -101,27 +101,25 @@ func stateOf(ctx context.Context) *reqState {
 	return rs
 }
 
-// attemptRequest is a copy of out, traced by rs.conn, for the next
-// attempt of rs to edit: held in rs for the first (most requests have
-// one), allocated for any later one, so no request the transport may
-// still be reading is reused.
-func (rs *reqState) attemptRequest(out *http.Request) *http.Request {
+// attemptRequest is a copy of out, traced by rs.conn, for an attempt of
+// rs to edit: held in rs for the first (most requests have one),
+// allocated for any later one, so no request the transport may still be
+// reading is reused.
+func (rs *reqState) attemptRequest(out *http.Request, first bool) *http.Request {
 	ctx := rs.conn.on(out.Context())
-	if rs.reqLent {
+	if !first {
 		return out.WithContext(ctx)
 	}
-	rs.reqLent = true
 	rs.req1 = *out.WithContext(ctx) // a copy that stays on the stack
 	return &rs.req1
 }
 
-// bodyReader reads body for the next attempt: the first attempt's reader
-// is held in rs, as its request is.
-func (rs *reqState) bodyReader(body []byte) io.ReadCloser {
-	if rs.body1Used {
+// bodyReader reads body for an attempt: the first attempt's reader is
+// held in rs, as its request is.
+func (rs *reqState) bodyReader(body []byte, first bool) io.ReadCloser {
+	if !first {
 		return io.NopCloser(bytes.NewReader(body))
 	}
-	rs.body1Used = true
 	rs.body1.Reset(body)
 	return &rs.body1
 }
@@ -130,15 +128,6 @@ func (rs *reqState) bodyReader(body []byte) io.ReadCloser {
 type replayBody struct{ bytes.Reader }
 
 func (*replayBody) Close() error { return nil }
-
-// input1 is where the first model's policy input is built (held with the
-// request, as its selection is); nil, a new one, for any later model.
-func (rs *reqState) input1() *policy.Input {
-	if rs.sel1Used {
-		return nil
-	}
-	return &rs.in1
-}
 
 func newTransport(c Config) *http.Transport {
 	connect := cmp.Or(c.ConnectTimeout, 10*time.Second)
