@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"sort"
 	"time"
 
 	"github.com/opensoul/opensoul/gateway/store"
@@ -125,12 +124,5 @@ func ProfileStatus(c store.Credential, now time.Time) string {
 
 // ProfileIDs returns the ids of the provider's profiles, sorted.
 func (s *Snapshot) ProfileIDs(provider string) []string {
-	var ids []string
-	for id, c := range s.Profiles {
-		if c.Provider == provider {
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
-	return ids
+	return store.ProviderIDs(s.Profiles, provider)
 }

@@ -217,8 +217,14 @@ func (s *Store) LoadEffective(agent string) (*Effective, error) {
 
 // ProfileIDs returns the ids of the provider's profiles, sorted.
 func (e *Effective) ProfileIDs(provider string) []string {
+	return ProviderIDs(e.Profiles, provider)
+}
+
+// ProviderIDs returns the ids of the provider's profiles among profiles,
+// sorted.
+func ProviderIDs(profiles map[string]Credential, provider string) []string {
 	var ids []string
-	for id, c := range e.Profiles {
+	for id, c := range profiles {
 		if c.Provider == provider {
 			ids = append(ids, id)
 		}
