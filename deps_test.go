@@ -32,6 +32,7 @@ func TestLeavesStayLeaves(t *testing.T) {
 		{"gateway/store", []string{"gateway/store"}, true},
 		{"gateway/keep", []string{"gateway/keep", "gateway/oauth", "gateway/store"}, true}, // logins kept fresh: no gateway, no wasm
 		{"gateway/scrub", []string{"gateway/scrub"}, false},                                // secrets out of answers: standard library only
+		{"cli/dotenv", []string{"cli/dotenv", "gateway/store"}, false},                     // .env files: the store's lock and atomic write only
 	} {
 		t.Run(leaf.pkg, func(t *testing.T) {
 			t.Parallel()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opensoul/opensoul/cli/dotenv"
 	"github.com/opensoul/opensoul/gateway"
 	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/gateway/store"
@@ -385,7 +386,7 @@ func TestOnboardNonInteractive(t *testing.T) {
 	if !strings.Contains(out, "OPENROUTER_API_KEY=sk-or-v1-…6666") {
 		t.Errorf("onboard output:\n%s", out)
 	}
-	vars, err := readDotEnvFile(filepath.Join(e.state, ".env"))
+	vars, err := dotenv.ReadFile(filepath.Join(e.state, ".env"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +400,7 @@ func TestOnboardNonInteractive(t *testing.T) {
 	// A second run keeps the token and config.
 	token := vars["OPENSOUL_GATEWAY_TOKEN"]
 	e.ok("", "onboard")
-	vars, _ = readDotEnvFile(filepath.Join(e.state, ".env"))
+	vars, _ = dotenv.ReadFile(filepath.Join(e.state, ".env"))
 	if vars["OPENSOUL_GATEWAY_TOKEN"] != token {
 		t.Error("onboard replaced an existing gateway token")
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,43 +152,6 @@ func TestExampleConfigIsValidAndComplete(t *testing.T) {
 	}
 }
 
-func TestDotEnvParse(t *testing.T) {
-	t.Parallel()
-	got, err := parseDotEnv("x.env", "# c\n\nA=1\nexport B = two words # note\nC='lit # x'\nD=\"q\\\"\\n\"\nA=dup\nE=\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"A": "1", "B": "two words", "C": "lit # x", "D": "q\"\n", "E": ""}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %q, want %q", k, got[k], v)
-		}
-	}
-	for _, bad := range []string{"NOEQUALS", "1A=x", "A='open", "A=\"open"} {
-		_, err := parseDotEnv("x.env", "OK=1\n"+bad+"\n")
-		var de *DotEnvError
-		if !errors.As(err, &de) || de.Line != 2 || de.File != "x.env" {
-			t.Errorf("%q: got %v, want an error on x.env:2", bad, err)
-		}
-	}
-}
-
-func TestUpsertDotEnvKeepsOtherLines(t *testing.T) {
-	t.Parallel()
-	p := filepath.Join(t.TempDir(), ".env")
-	os.WriteFile(p, []byte("# keys\nA=1\nexport B=2\n"), 0o600)
-	if err := upsertDotEnv(p, "B", "new value"); err != nil {
-		t.Fatal(err)
-	}
-	if err := upsertDotEnv(p, "C", "3"); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := os.ReadFile(p)
-	if string(got) != "# keys\nA=1\nB=\"new value\"\nC=3\n" {
-		t.Errorf("got %q", got)
-	}
-}
-
 func TestNormalizeSecret(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
@@ -246,27 +208,6 @@ func TestUpsertProfileText(t *testing.T) {
 			}
 		})
 	}
-}
-
-func FuzzParseDotEnv(f *testing.F) {
-	for _, s := range []string{"A=1\n", "export B='x'\n", "C=\"a\\\"b\" # c\n", "# only\n", "=x", "A='", "D=\"\\"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		vars, err := parseDotEnv("f.env", s)
-		if err != nil {
-			var de *DotEnvError
-			if !errors.As(err, &de) || de.Line < 1 {
-				t.Fatalf("error without a line: %v", err)
-			}
-			return
-		}
-		for k := range vars {
-			if !validEnvName(k) {
-				t.Fatalf("invalid name accepted: %q", k)
-			}
-		}
-	})
 }
 
 func FuzzNormalizeSecret(f *testing.F) {

@@ -13,6 +13,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/opensoul/opensoul/cli/connect"
+	"github.com/opensoul/opensoul/cli/dotenv"
 	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/gateway/store"
 )
@@ -278,9 +279,9 @@ func (a *app) tokenSource(id string, tokenVar *string) string {
 		*tokenVar = envAgentToken
 		return fmt.Sprintf("export %s='…'    # agent %s's own token: gateway.auth.agents.%s in %s", envAgentToken, id, id, where)
 	}
-	dotenv := filepath.Join(a.st.Dir, ".env")
-	if vars, err := readDotEnvFile(dotenv); err == nil && vars[envGatewayToken] != "" {
-		return fmt.Sprintf("set -a; . %s; set +a    # sets %s", dotenv, envGatewayToken)
+	envFile := filepath.Join(a.st.Dir, ".env")
+	if vars, err := dotenv.ReadFile(envFile); err == nil && vars[envGatewayToken] != "" {
+		return fmt.Sprintf("set -a; . %s; set +a    # sets %s", envFile, envGatewayToken)
 	}
 	if a.environ[envGatewayToken] != "" {
 		return fmt.Sprintf("%s is already set in this shell", envGatewayToken)
@@ -288,7 +289,7 @@ func (a *app) tokenSource(id string, tokenVar *string) string {
 	if a.cfg.Gateway.Auth.Token != "" {
 		return fmt.Sprintf("export %s='…'    # gateway.auth.token in %s", envGatewayToken, where)
 	}
-	return fmt.Sprintf("set -a; . %s; set +a    # `opensoul gateway` (or onboard) saves a generated token there", dotenv)
+	return fmt.Sprintf("set -a; . %s; set +a    # `opensoul gateway` (or onboard) saves a generated token there", envFile)
 }
 
 // modelsOf lists the models of provider named in the config

@@ -7,6 +7,7 @@ import (
 
 	"github.com/knadh/koanf/v2"
 
+	"github.com/opensoul/opensoul/cli/dotenv"
 	"github.com/opensoul/opensoul/gateway"
 )
 
@@ -17,7 +18,7 @@ import (
 // other layers merged; other variables and OPENSOUL_* settings stay. A
 // ./.env that is <state>/.env itself is already read as that.
 func cwdDotEnv(path, statePath string, k *koanf.Koanf) (vars map[string]string, dropped []string, err error) {
-	vars, err = readDotEnvFile(path)
+	vars, err = dotenv.ReadFile(path)
 	if err != nil || len(vars) == 0 {
 		return vars, nil, err
 	}

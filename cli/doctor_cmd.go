@@ -9,6 +9,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/opensoul/opensoul/cli/doctor"
+	"github.com/opensoul/opensoul/cli/dotenv"
 	"github.com/opensoul/opensoul/cli/service"
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/keep"
@@ -114,7 +115,7 @@ func (a *app) doctorSetup() (*doctor.Setup, error) {
 		BackoffFile: a.backoffFile(), BackoffText: backoffText,
 		Service: a.service, ServiceEnv: a.daemonEnvSources,
 		ServiceVars: append(gateway.KnownProviderVars(a.providerNames()), envGatewayToken),
-		SaveEnv:     upsertDotEnv,
+		SaveEnv:     dotenv.Upsert,
 		RefreshSkew: ms(a.cfg.Auth.RefreshSkewMs), Refresher: a.loginRefresher,
 	}
 	if len(a.cfg.Agents.Defaults.Models) > 0 {
@@ -159,7 +160,7 @@ func (a *app) daemonEnvSources(ctx context.Context, svc *service.Service) ([]map
 		// No user manager to ask (no session bus): the unit adds nothing.
 		managed = map[string]string{}
 	}
-	dotState, err := readDotEnvFile(filepath.Join(a.st.Dir, ".env"))
+	dotState, err := dotenv.ReadFile(filepath.Join(a.st.Dir, ".env"))
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/opensoul/opensoul/cli/dotenv"
 )
 
 type lockedBuffer struct {
@@ -135,7 +137,7 @@ func TestGatewayFirstRun(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf(".env: %v %v", fi, err)
 	}
-	vars, err := readDotEnvFile(filepath.Join(e.state, ".env"))
+	vars, err := dotenv.ReadFile(filepath.Join(e.state, ".env"))
 	token := vars[envGatewayToken]
 	if err != nil || token == "" {
 		t.Fatalf("no token saved: %v %v", vars, err)
@@ -167,7 +169,7 @@ func TestGatewayFirstRun(t *testing.T) {
 	}
 	// A second run keeps the token.
 	g2 := startGateway(t, e, "127.0.0.1:0")
-	vars2, _ := readDotEnvFile(filepath.Join(e.state, ".env"))
+	vars2, _ := dotenv.ReadFile(filepath.Join(e.state, ".env"))
 	if vars2[envGatewayToken] != token || strings.Contains(g2.stdout.String(), "Generated") {
 		t.Errorf("the token changed on the second run")
 	}

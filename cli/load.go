@@ -16,6 +16,7 @@ import (
 	"github.com/knadh/koanf/providers/structs"
 	"github.com/knadh/koanf/v2"
 
+	"github.com/opensoul/opensoul/cli/dotenv"
 	"github.com/opensoul/opensoul/gateway"
 	"github.com/opensoul/opensoul/gateway/store"
 )
@@ -134,7 +135,7 @@ func readLayers(src configSource, l *loadedConfig) (*pipeline, error) {
 		return nil, err
 	}
 	statePath := filepath.Join(l.StateDir, ".env")
-	if p.dotState, err = readDotEnvFile(statePath); err != nil {
+	if p.dotState, err = dotenv.ReadFile(statePath); err != nil {
 		return nil, err
 	}
 	dotState, err := envLayer(Source{Layer: layerDotenv, File: statePath}, p.dotState)

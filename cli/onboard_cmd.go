@@ -12,6 +12,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/opensoul/opensoul/cli/dotenv"
 	providers "github.com/opensoul/opensoul/gateway/provider"
 	"github.com/opensoul/opensoul/gateway/scrub"
 	"github.com/opensoul/opensoul/gateway/store"
@@ -45,7 +46,7 @@ func (a *app) ensureGatewayToken() (token string, created bool, err error) {
 		return "", false, err
 	}
 	token = "osk-" + base64.RawURLEncoding.EncodeToString(buf)
-	if err := upsertDotEnv(filepath.Join(a.st.Dir, ".env"), envGatewayToken, token); err != nil {
+	if err := dotenv.Upsert(filepath.Join(a.st.Dir, ".env"), envGatewayToken, token); err != nil {
 		return "", false, fmt.Errorf("save gateway token: %w", err)
 	}
 	a.cfg.Gateway.Auth.Token = token
@@ -143,7 +144,7 @@ func (a *app) storeEnvKey(envFile, provider, raw string) error {
 		return err
 	}
 	name := providers.For(provider).APIKeyVar()
-	if err := upsertDotEnv(envFile, name, secret); err != nil {
+	if err := dotenv.Upsert(envFile, name, secret); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "Saved %s=%s in %s\n", name, scrub.Mask(secret), envFile)

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/opensoul/opensoul/cli/dotenv"
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
@@ -88,7 +89,7 @@ func TestOnboardOnATerminal(t *testing.T) {
 		t.Fatalf("onboard did not finish\nstderr: %s", stderr.String())
 	}
 
-	vars, _ := readDotEnvFile(filepath.Join(e.state, ".env"))
+	vars, _ := dotenv.ReadFile(filepath.Join(e.state, ".env"))
 	if vars["OPENROUTER_API_KEY"] != fixEnvKey || !strings.HasPrefix(vars[envGatewayToken], "osk-") {
 		t.Errorf("<state>/.env lacks the key or the gateway token")
 	}

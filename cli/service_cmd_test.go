@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opensoul/opensoul/cli/dotenv"
 	"github.com/opensoul/opensoul/cli/service"
 )
 
@@ -252,7 +253,7 @@ func TestDoctorServiceEnv(t *testing.T) {
 	if !strings.Contains(out, "Would copy ANTHROPIC_API_KEY, OPENSOUL_GATEWAY_TOKEN from this shell into "+envFile) {
 		t.Fatalf("--fix (dry run):\n%s%s", out, errs)
 	}
-	if vars, _ := readDotEnvFile(envFile); vars["ANTHROPIC_API_KEY"] != "" {
+	if vars, _ := dotenv.ReadFile(envFile); vars["ANTHROPIC_API_KEY"] != "" {
 		t.Fatal("the dry run wrote")
 	}
 	out, errs, _ = e.runService(f, "", "doctor", "--fix", "--yes")
@@ -260,7 +261,7 @@ func TestDoctorServiceEnv(t *testing.T) {
 		t.Fatalf("--fix --yes:\n%s%s", out, errs)
 	}
 	data, _ := os.ReadFile(envFile)
-	vars, _ := readDotEnvFile(envFile)
+	vars, _ := dotenv.ReadFile(envFile)
 	if vars["ANTHROPIC_API_KEY"] != fixAnthropicKey || vars[envGatewayToken] != fixGatewayToken || vars["OTHER"] != "1" || !strings.HasPrefix(string(data), "# keep me\n") {
 		t.Errorf("<state>/.env after --fix --yes:\n%s", data)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 
@@ -29,7 +30,7 @@ func checkYAML(file string, raw []byte) error {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, errEOF) {
+		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		return fmt.Errorf("%s: %w", file, err)

@@ -1,33 +1,29 @@
-package cli
+// Package dotenv reads and writes .env files (~/.opensoul/.env, a
+// project's .env): KEY=value lines, parsed with the line of any error,
+// and one key set in place under the file's lock, written atomically.
+package dotenv
 
 import (
-	"bufio"
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"strings"
-	"time"
 
 	"github.com/opensoul/opensoul/gateway/store"
 )
 
-var errEOF = io.EOF
-
-// DotEnvError names the line of a .env file that could not be parsed.
-type DotEnvError struct {
+// Error names the line of a .env file that could not be parsed.
+type Error struct {
 	File string
 	Line int
 	Msg  string
 }
 
-func (e *DotEnvError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
 
-// readDotEnvFile parses a .env file; a missing file is empty.
-func readDotEnvFile(path string) (map[string]string, error) {
+// ReadFile parses a .env file; a missing file is empty.
+func ReadFile(path string) (map[string]string, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]string{}, nil
@@ -35,14 +31,14 @@ func readDotEnvFile(path string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseDotEnv(path, string(data))
+	return Parse(path, string(data))
 }
 
-// parseDotEnv reads KEY=value lines. It accepts `export KEY=value`,
+// Parse reads KEY=value lines. It accepts `export KEY=value`,
 // comments, blank lines, single quotes (literal), double quotes (with \n,
 // \t, \", \\ escapes) and a trailing " # comment" after an unquoted value.
 // The first definition of a key wins, as in the rest of the env chain.
-func parseDotEnv(file, data string) (map[string]string, error) {
+func Parse(file, data string) (map[string]string, error) {
 	out := map[string]string{}
 	for i, line := range strings.Split(strings.ReplaceAll(data, "\r\n", "\n"), "\n") {
 		n := i + 1
@@ -53,15 +49,15 @@ func parseDotEnv(file, data string) (map[string]string, error) {
 		line = strings.TrimPrefix(line, "export ")
 		key, val, ok := strings.Cut(line, "=")
 		if !ok {
-			return nil, &DotEnvError{file, n, "expected KEY=value"}
+			return nil, &Error{file, n, "expected KEY=value"}
 		}
 		key = strings.TrimSpace(key)
-		if !validEnvName(key) {
-			return nil, &DotEnvError{file, n, fmt.Sprintf("invalid variable name %q", key)}
+		if !ValidName(key) {
+			return nil, &Error{file, n, fmt.Sprintf("invalid variable name %q", key)}
 		}
-		v, err := parseDotEnvValue(strings.TrimSpace(val))
+		v, err := parseValue(strings.TrimSpace(val))
 		if err != nil {
-			return nil, &DotEnvError{file, n, fmt.Sprintf("%s: %v", key, err)}
+			return nil, &Error{file, n, fmt.Sprintf("%s: %v", key, err)}
 		}
 		if _, dup := out[key]; !dup {
 			out[key] = v
@@ -70,7 +66,9 @@ func parseDotEnv(file, data string) (map[string]string, error) {
 	return out, nil
 }
 
-func validEnvName(s string) bool {
+// ValidName says whether s may name a variable: letters, digits and _,
+// not starting with a digit.
+func ValidName(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -85,7 +83,7 @@ func validEnvName(s string) bool {
 	return true
 }
 
-func parseDotEnvValue(v string) (string, error) {
+func parseValue(v string) (string, error) {
 	if v == "" {
 		return "", nil
 	}
@@ -127,10 +125,10 @@ func parseDotEnvValue(v string) (string, error) {
 	return strings.TrimSpace(v), nil
 }
 
-// upsertDotEnv sets KEY=value in a .env file under its lock, keeping
+// Upsert sets KEY=value in a .env file under its lock, keeping
 // every other line as it was. The file is written atomically, mode 0600.
-func upsertDotEnv(path, key, value string) error {
-	if !validEnvName(key) {
+func Upsert(path, key, value string) error {
+	if !ValidName(key) {
 		return fmt.Errorf("invalid variable name %q", key)
 	}
 	if strings.ContainsAny(value, "\n\r") {
@@ -141,10 +139,10 @@ func upsertDotEnv(path, key, value string) error {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		if _, err := parseDotEnv(path, string(data)); err != nil {
+		if _, err := Parse(path, string(data)); err != nil {
 			return fmt.Errorf("refusing to rewrite %w", err)
 		}
-		line := key + "=" + quoteDotEnv(value)
+		line := key + "=" + quote(value)
 		var out []string
 		replaced := false
 		text := strings.TrimRight(string(data), "\n")
@@ -168,54 +166,9 @@ func upsertDotEnv(path, key, value string) error {
 	})
 }
 
-func quoteDotEnv(v string) string {
+func quote(v string) string {
 	if v == "" || strings.ContainsAny(v, " #'\"\\\t") {
 		return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
 	}
 	return v
-}
-
-// loginShellEnv runs the user's login shell once and returns only the
-// allowed variables it exports.
-func loginShellEnv(environ map[string]string, timeoutMs int, allowed []string) (map[string]string, error) {
-	shell := environ["SHELL"]
-	if shell == "" {
-		shell = "/bin/sh"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeoutMs)*time.Millisecond)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, shell, "-l", "-c", "env -0")
-	cmd.Stdin = nil
-	cmd.Stderr = io.Discard
-	out, err := cmd.Output()
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("%s -l timed out after %d ms (env.shellEnv.timeoutMs)", shell, timeoutMs)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s -l: %v", shell, err)
-	}
-	want := map[string]bool{}
-	for _, k := range allowed {
-		want[k] = true
-	}
-	vars := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	sc.Buffer(make([]byte, 1<<16), 1<<22)
-	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
-		for i, b := range data {
-			if b == 0 {
-				return i + 1, data[:i], nil
-			}
-		}
-		if atEOF && len(data) > 0 {
-			return len(data), data, nil
-		}
-		return 0, nil, nil
-	})
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok && want[k] {
-			vars[k] = v
-		}
-	}
-	return vars, nil
 }
